@@ -1,0 +1,120 @@
+//! Command-line arguments (clap). Parsed here, turned into engine options by each command.
+
+use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "cairn",
+    version,
+    about = "Chunk-level deduplicating store for OCI container images",
+    long_about = "cairn takes container images apart into content-defined chunks, keeps every \
+                  chunk once, and gives every image back bit for bit.\n\n\
+                  Start with `cairn demo`, or:\n  cairn init\n  cairn convert oci:DIR:v1 --name app:v1\n  \
+                  cairn convert oci:DIR:v2 --name app:v2 --dict app:v1\n  cairn images"
+)]
+pub struct Cli {
+    /// The store directory.
+    #[arg(long, global = true, env = "CAIRN_STORE", default_value = "./cairn-store")]
+    pub store: PathBuf,
+
+    /// Never draw progress bars.
+    #[arg(long, global = true)]
+    pub quiet: bool,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Create a new, empty store.
+    Init(InitArgs),
+    /// Convert an image into the store, deduplicated against a dictionary.
+    Convert(ConvertArgs),
+    /// List the images in the store.
+    Images(JsonArg),
+    /// Write one layer's uncompressed tar, byte-identical to the original.
+    ExportLayer(ExportLayerArgs),
+    /// Print one file of an image (the merged view of its layers).
+    Cat(CatArgs),
+    /// Build two versions of a small generated image, convert both and show what v1 shares with v2.
+    Demo(DemoArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct JsonArg {
+    /// Machine-readable output.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct InitArgs {
+    /// FastCDC minimum chunk size, bytes.
+    #[arg(long)]
+    pub min_chunk: Option<u32>,
+    /// FastCDC average chunk size, bytes.
+    #[arg(long)]
+    pub avg_chunk: Option<u32>,
+    /// FastCDC maximum chunk size, bytes (at most 1 MiB).
+    #[arg(long)]
+    pub max_chunk: Option<u32>,
+    /// zstd level for new chunks.
+    #[arg(long)]
+    pub level: Option<i32>,
+}
+
+#[derive(Args, Debug)]
+pub struct ConvertArgs {
+    /// oci:DIR[:REF] (OCI image layout), docker-archive:FILE (`docker save` output), or a path
+    /// to a single layer .tar, .tar.gz or .tar.zst.
+    pub source: String,
+    /// Name to record the image under.
+    #[arg(long)]
+    pub name: String,
+    /// Reuse only chunks of this image (repeatable). Default: every chunk in the store.
+    #[arg(long = "dict", value_name = "NAME")]
+    pub dict: Vec<String>,
+    /// Platform to convert from a multi-arch image (default: the only one, else the host's).
+    #[arg(long, value_name = "OS/ARCH[/VARIANT]", conflicts_with = "all_platforms")]
+    pub platform: Option<String>,
+    /// Convert every platform, each as NAME@os/arch[/variant].
+    #[arg(long)]
+    pub all_platforms: bool,
+    /// Point NAME at the new image if it already exists.
+    #[arg(long)]
+    pub replace: bool,
+    /// Machine-readable output.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct ExportLayerArgs {
+    /// Image name.
+    pub name: String,
+    /// Layer index, from 0 (the bottom layer).
+    pub index: usize,
+    /// Output file, or - for standard output.
+    #[arg(short, long)]
+    pub output: PathBuf,
+}
+
+#[derive(Args, Debug)]
+pub struct CatArgs {
+    /// Image name.
+    pub name: String,
+    /// Path inside the image.
+    pub path: String,
+}
+
+#[derive(Args, Debug)]
+pub struct DemoArgs {
+    /// Keep the generated images and store in this directory instead of a temporary one.
+    #[arg(long)]
+    pub keep: Option<PathBuf>,
+    /// Machine-readable output.
+    #[arg(long)]
+    pub json: bool,
+}

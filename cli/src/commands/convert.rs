@@ -1,0 +1,96 @@
+//! `cairn convert`: an image into the store.
+
+use crate::args::{Cli, ConvertArgs};
+use crate::output::{bytes, count, percent, table};
+use crate::progress::Bar;
+use cairn_engine::{ConvertOptions, ImageReport, Platform, PlatformChoice, SourceSpec, Store};
+
+pub fn run(cli: &Cli, args: &ConvertArgs) -> anyhow::Result<()> {
+    let platform = match (&args.platform, args.all_platforms) {
+        (_, true) => PlatformChoice::All,
+        (Some(p), false) => PlatformChoice::Exact(Platform::parse(p).map_err(anyhow::Error::msg)?),
+        (None, false) => PlatformChoice::Default,
+    };
+    let options = ConvertOptions {
+        source: SourceSpec::parse(&args.source)?,
+        name: args.name.clone(),
+        dict: args.dict.clone(),
+        platform,
+        replace: args.replace,
+    };
+    let store = Store::open(&cli.store)?;
+    let bar = Bar::bytes(cli.quiet);
+    let report = store.convert(&options, &bar)?;
+    if args.json {
+        return super::print_json(&report);
+    }
+    for image in &report.images {
+        println!("{}", render(image));
+    }
+    Ok(())
+}
+
+/// The human summary of one converted image.
+pub fn render(r: &ImageReport) -> String {
+    let t = &r.totals;
+    let mut out = format!(
+        "{} <- {}{}\n",
+        r.name,
+        r.reference,
+        r.platform.as_ref().map(|p| format!(" [{p}]")).unwrap_or_default()
+    );
+    out += &format!("  image      {}\n", &r.image_id[..16]);
+    out += &format!(
+        "  content    {} layers, {} files, {} of tar ({} compressed)\n",
+        r.layers.len(),
+        count(t.files),
+        bytes(t.tar_bytes),
+        bytes(t.compressed_bytes)
+    );
+    out += &format!(
+        "  chunks     {} ({}): new {} ({}), from dictionary [{}] {} ({}), repeated {} ({})\n",
+        count(t.chunks.chunks),
+        bytes(t.chunks.bytes),
+        count(t.new.chunks),
+        bytes(t.new.bytes),
+        r.dictionary.join(", "),
+        count(t.from_dictionary.chunks),
+        bytes(t.from_dictionary.bytes),
+        count(t.repeated.chunks),
+        bytes(t.repeated.bytes),
+    );
+    out += &format!(
+        "  reused     {} of the file bytes were already stored\n",
+        percent(t.from_dictionary.bytes + t.repeated.bytes, t.chunks.bytes)
+    );
+    out += &format!(
+        "  written    {} in {} blob(s) + {} bootstrap = {} added\n",
+        bytes(t.stored_bytes),
+        r.blobs_written,
+        bytes(r.bootstrap_bytes),
+        bytes(r.added_bytes)
+    );
+    out += &format!("  time       {:.2} s, {:.1} MB/s of tar\n", r.seconds, r.tar_mb_per_s);
+    let rows: Vec<Vec<String>> = r
+        .layers
+        .iter()
+        .enumerate()
+        .map(|(i, l)| {
+            vec![
+                format!("{i} {}", &l.digest.trim_start_matches("sha256:")[..12]),
+                bytes(l.tar_bytes),
+                count(l.files),
+                bytes(l.new.bytes),
+                bytes(l.from_dictionary.bytes),
+                bytes(l.stored_bytes),
+            ]
+        })
+        .collect();
+    let layer_table = table(&["  LAYER", "TAR", "FILES", "NEW", "FROM DICT", "WRITTEN"], &rows);
+    for line in layer_table.lines() {
+        out += "  ";
+        out += line.trim_start();
+        out += "\n";
+    }
+    out
+}

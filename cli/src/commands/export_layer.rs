@@ -1,0 +1,47 @@
+//! `cairn export-layer`: one layer's exact uncompressed tar.
+
+use crate::args::{Cli, ExportLayerArgs};
+use crate::progress::Bar;
+use anyhow::Context;
+use cairn_engine::Store;
+use std::io::{BufWriter, Write};
+
+pub fn run(cli: &Cli, args: &ExportLayerArgs) -> anyhow::Result<()> {
+    let store = Store::open_read_only(&cli.store)?;
+    let to_stdout = args.output.as_os_str() == "-";
+    let bar = Bar::bytes(cli.quiet || to_stdout);
+    let diff_id = if to_stdout {
+        let mut out = BufWriter::with_capacity(1 << 20, std::io::stdout().lock());
+        let d = store.export_layer(&args.name, args.index, &mut out, &bar)?;
+        out.flush()?;
+        d
+    } else {
+        // Written beside the target and renamed, so a failed export leaves no partial file.
+        let tmp = args.output.with_extension("cairn-partial");
+        let file = std::fs::File::create(&tmp)
+            .with_context(|| format!("create {}", tmp.display()))?;
+        let mut out = BufWriter::with_capacity(1 << 20, file);
+        let result = store
+            .export_layer(&args.name, args.index, &mut out, &bar)
+            .map_err(anyhow::Error::from)
+            .and_then(|d| {
+                out.flush()?;
+                Ok(d)
+            });
+        match result {
+            Ok(d) => {
+                std::fs::rename(&tmp, &args.output)
+                    .with_context(|| format!("rename to {}", args.output.display()))?;
+                d
+            }
+            Err(e) => {
+                let _ = std::fs::remove_file(&tmp);
+                return Err(e);
+            }
+        }
+    };
+    if !to_stdout {
+        eprintln!("wrote {} (diff_id {diff_id} verified)", args.output.display());
+    }
+    Ok(())
+}

@@ -1,0 +1,43 @@
+//! `cairn images`: list the store's images.
+
+use crate::args::{Cli, JsonArg};
+use crate::output::{bytes, count, table};
+use cairn_engine::Store;
+
+pub fn run(cli: &Cli, args: &JsonArg) -> anyhow::Result<()> {
+    let store = Store::open_read_only(&cli.store)?;
+    let images = store.images()?;
+    if args.json {
+        return super::print_json(&images);
+    }
+    if images.is_empty() {
+        println!("no images in {}", store.root().display());
+        return Ok(());
+    }
+    let rows: Vec<Vec<String>> = images
+        .iter()
+        .map(|i| {
+            let r = &i.record;
+            vec![
+                i.name.clone(),
+                r.manifest_digest
+                    .as_deref()
+                    .map(|d| d.trim_start_matches("sha256:")[..12].to_string())
+                    .unwrap_or_else(|| "-".into()),
+                r.platform.as_ref().map_or("-".into(), |p| p.to_string()),
+                r.layers.to_string(),
+                count(r.files),
+                bytes(r.logical_bytes),
+                bytes(r.added_stored_bytes + r.bootstrap_size),
+            ]
+        })
+        .collect();
+    println!(
+        "{}",
+        table(
+            &["NAME", "MANIFEST", "PLATFORM", "LAYERS", "FILES", "LOGICAL", "ADDED"],
+            &rows
+        )
+    );
+    Ok(())
+}

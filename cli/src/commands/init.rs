@@ -1,0 +1,27 @@
+//! `cairn init`: create a store.
+
+use crate::args::{Cli, InitArgs};
+use cairn_engine::{ChunkerParams, CompressionParams, InitOptions, Store};
+
+pub fn run(cli: &Cli, args: &InitArgs) -> anyhow::Result<()> {
+    let default = ChunkerParams::default();
+    let chunker = ChunkerParams::fastcdc(
+        args.min_chunk.unwrap_or(default.min_size),
+        args.avg_chunk.unwrap_or(default.avg_size),
+        args.max_chunk.unwrap_or(default.max_size),
+    )
+    .map_err(|e| anyhow::anyhow!("chunker: {e}"))?;
+    let mut compression = CompressionParams::default();
+    if let Some(level) = args.level {
+        anyhow::ensure!((1..=22).contains(&level), "--level must be 1 to 22");
+        compression.level = level;
+    }
+    let store = Store::init(&cli.store, &InitOptions { chunker, compression })?;
+    println!(
+        "created store {} (chunker {}, zstd level {})",
+        store.root().display(),
+        store.config().chunker.label(),
+        store.config().compression.level
+    );
+    Ok(())
+}

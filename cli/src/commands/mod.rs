@@ -1,0 +1,30 @@
+//! One module per command.
+
+mod cat;
+mod convert;
+mod demo;
+mod export_layer;
+mod images;
+mod init;
+
+use crate::args::{Cli, Command};
+
+pub fn run(cli: Cli) -> anyhow::Result<()> {
+    match &cli.command {
+        Command::Init(args) => init::run(&cli, args),
+        Command::Convert(args) => convert::run(&cli, args),
+        Command::Images(args) => images::run(&cli, args),
+        Command::ExportLayer(args) => export_layer::run(&cli, args),
+        Command::Cat(args) => cat::run(&cli, args),
+        Command::Demo(args) => demo::run(&cli, args),
+    }
+}
+
+/// Prints a value as pretty JSON on stdout.
+pub fn print_json<T: serde::Serialize>(value: &T) -> anyhow::Result<()> {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    serde_json::to_writer_pretty(&mut out, value)?;
+    writeln!(out)?;
+    Ok(())
+}

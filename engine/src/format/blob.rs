@@ -1,0 +1,314 @@
+//! Data blobs: immutable files of stored chunks followed by a table of contents (ToC).
+//!
+//! ```text
+//! header   "CAIRNBLB" | version u32 LE | reserved u32          (16 bytes)
+//! chunks   stored chunk bytes, back to back (zstd frames or raw)
+//! ToC      per chunk: id [32] | offset u64 | stored_len u32 | len u32 | codec u8   (49 bytes)
+//! footer   toc_offset u64 | chunk_count u64 | BLAKE3(ToC) [32] | "CAIRNEND"      (56 bytes)
+//! ```
+//! All integers little-endian. The blob id is the BLAKE3 of the whole file. The ToC lets the
+//! chunk index be rebuilt from the blobs alone. A blob is written once into `STORE/tmp/`, sealed
+//! (ToC, footer, fsync) and only then renamed into `STORE/blobs/<id>`; it is never appended to.
+
+use super::{Codec, ChunkLocation};
+use crate::error::{Error, IoContext, Result};
+use crate::{BlobId, ChunkId};
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+
+const MAGIC: &[u8; 8] = b"CAIRNBLB";
+const END_MAGIC: &[u8; 8] = b"CAIRNEND";
+pub const BLOB_VERSION: u32 = 1;
+pub const HEADER_LEN: u64 = 16;
+pub const TOC_ENTRY_LEN: u64 = 49;
+pub const FOOTER_LEN: u64 = 56;
+/// The largest uncompressed chunk any blob may hold (the chunker's hard limit).
+pub const MAX_CHUNK_LEN: u32 = 1 << 20;
+
+/// One chunk in a blob's table of contents.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TocEntry {
+    pub id: ChunkId,
+    pub offset: u64,
+    pub stored_len: u32,
+    pub len: u32,
+    pub codec: Codec,
+}
+
+/// Appends stored chunks to a new blob under `STORE/tmp/`.
+pub struct BlobWriter {
+    path: PathBuf,
+    out: BufWriter<File>,
+    hasher: blake3::Hasher,
+    offset: u64,
+    toc: Vec<TocEntry>,
+}
+
+/// A blob that is complete and fsynced, still under its temporary name.
+#[derive(Debug)]
+pub struct SealedBlob {
+    pub id: BlobId,
+    pub tmp_path: PathBuf,
+    pub size: u64,
+    pub toc: Vec<TocEntry>,
+}
+
+impl BlobWriter {
+    pub fn create(path: PathBuf) -> Result<Self> {
+        let file = File::create(&path).with_path("create blob", &path)?;
+        let mut writer = BlobWriter {
+            out: BufWriter::with_capacity(1 << 20, file),
+            path,
+            hasher: blake3::Hasher::new(),
+            offset: 0,
+            toc: Vec::new(),
+        };
+        let mut header = Vec::with_capacity(HEADER_LEN as usize);
+        header.extend_from_slice(MAGIC);
+        header.extend_from_slice(&BLOB_VERSION.to_le_bytes());
+        header.extend_from_slice(&0u32.to_le_bytes());
+        writer.write(&header)?;
+        Ok(writer)
+    }
+
+    fn write(&mut self, bytes: &[u8]) -> Result<()> {
+        self.out.write_all(bytes).with_path("write blob", &self.path)?;
+        self.hasher.update(bytes);
+        self.offset += bytes.len() as u64;
+        Ok(())
+    }
+
+    /// Bytes written so far (the size the blob would have without its ToC and footer).
+    pub fn len(&self) -> u64 {
+        self.offset
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.toc.is_empty()
+    }
+
+    /// Appends one stored chunk; returns its offset in the blob.
+    pub fn append(&mut self, id: ChunkId, len: u32, codec: Codec, stored: &[u8]) -> Result<u64> {
+        let offset = self.offset;
+        self.write(stored)?;
+        self.toc.push(TocEntry {
+            id,
+            offset,
+            stored_len: stored.len() as u32,
+            len,
+            codec,
+        });
+        Ok(offset)
+    }
+
+    /// Writes the ToC and footer and fsyncs. The blob id is known only now.
+    pub fn seal(mut self) -> Result<SealedBlob> {
+        let toc_offset = self.offset;
+        let toc_bytes = encode_toc(&self.toc);
+        self.write(&toc_bytes)?;
+        let mut footer = Vec::with_capacity(FOOTER_LEN as usize);
+        footer.extend_from_slice(&toc_offset.to_le_bytes());
+        footer.extend_from_slice(&(self.toc.len() as u64).to_le_bytes());
+        footer.extend_from_slice(blake3::hash(&toc_bytes).as_bytes());
+        footer.extend_from_slice(END_MAGIC);
+        self.write(&footer)?;
+        let file = self
+            .out
+            .into_inner()
+            .map_err(|e| Error::io("write blob", &self.path, e.into_error()))?;
+        file.sync_all().with_path("fsync blob", &self.path)?;
+        Ok(SealedBlob {
+            id: BlobId(*self.hasher.finalize().as_bytes()),
+            tmp_path: self.path,
+            size: self.offset,
+            toc: self.toc,
+        })
+    }
+}
+
+impl SealedBlob {
+    pub fn location(&self, entry: &TocEntry) -> ChunkLocation {
+        ChunkLocation {
+            blob: self.id,
+            offset: entry.offset,
+            stored_len: entry.stored_len,
+            len: entry.len,
+            codec: entry.codec,
+        }
+    }
+}
+
+fn encode_toc(toc: &[TocEntry]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(toc.len() * TOC_ENTRY_LEN as usize);
+    for entry in toc {
+        out.extend_from_slice(&entry.id.0);
+        out.extend_from_slice(&entry.offset.to_le_bytes());
+        out.extend_from_slice(&entry.stored_len.to_le_bytes());
+        out.extend_from_slice(&entry.len.to_le_bytes());
+        out.push(entry.codec as u8);
+    }
+    out
+}
+
+fn le_u64(bytes: &[u8]) -> u64 {
+    u64::from_le_bytes(bytes.try_into().expect("8 bytes"))
+}
+
+fn le_u32(bytes: &[u8]) -> u32 {
+    u32::from_le_bytes(bytes.try_into().expect("4 bytes"))
+}
+
+/// Checks a whole blob's header and footer and decodes its ToC. `object` names the blob in
+/// errors. Does not read the chunk data (see `verify` callers for that).
+pub fn decode_toc(bytes: &[u8], object: &str) -> Result<Vec<TocEntry>> {
+    let corrupt = |reason: String| Error::corrupt(object.to_string(), reason);
+    let len = bytes.len() as u64;
+    if len < HEADER_LEN + FOOTER_LEN {
+        return Err(corrupt(format!("{len} bytes is too short for a blob")));
+    }
+    if &bytes[..8] != MAGIC {
+        return Err(corrupt("bad magic at offset 0: not a cairn blob".into()));
+    }
+    let version = le_u32(&bytes[8..12]);
+    if version != BLOB_VERSION {
+        return Err(corrupt(format!("unsupported blob version {version} at offset 8")));
+    }
+    let footer = &bytes[(len - FOOTER_LEN) as usize..];
+    if &footer[48..56] != END_MAGIC {
+        return Err(corrupt(format!(
+            "bad footer magic at offset {}",
+            len - FOOTER_LEN + 48
+        )));
+    }
+    let toc_offset = le_u64(&footer[0..8]);
+    let count = le_u64(&footer[8..16]);
+    let toc_end = len - FOOTER_LEN;
+    let toc_len = count.checked_mul(TOC_ENTRY_LEN);
+    if toc_offset < HEADER_LEN || toc_offset > toc_end || toc_len != Some(toc_end - toc_offset) {
+        return Err(corrupt(format!(
+            "footer at offset {} names a ToC at {toc_offset} with {count} entries that does not fit",
+            len - FOOTER_LEN
+        )));
+    }
+    let toc_bytes = &bytes[toc_offset as usize..toc_end as usize];
+    if blake3::hash(toc_bytes).as_bytes() != &footer[16..48] {
+        return Err(corrupt(format!("ToC checksum mismatch (ToC at offset {toc_offset})")));
+    }
+    let mut toc = Vec::with_capacity(count as usize);
+    for (i, raw) in toc_bytes.chunks_exact(TOC_ENTRY_LEN as usize).enumerate() {
+        let entry = TocEntry {
+            id: ChunkId(raw[0..32].try_into().expect("32 bytes")),
+            offset: le_u64(&raw[32..40]),
+            stored_len: le_u32(&raw[40..44]),
+            len: le_u32(&raw[44..48]),
+            codec: Codec::from_u8(raw[48]).ok_or_else(|| {
+                corrupt(format!("ToC entry {i}: unknown codec {}", raw[48]))
+            })?,
+        };
+        let end = entry.offset.checked_add(entry.stored_len as u64);
+        if entry.offset < HEADER_LEN || end.is_none_or(|end| end > toc_offset) {
+            return Err(corrupt(format!(
+                "ToC entry {i} (chunk {}) points outside the data area: offset {} length {}",
+                entry.id, entry.offset, entry.stored_len
+            )));
+        }
+        if entry.len > MAX_CHUNK_LEN {
+            return Err(corrupt(format!(
+                "ToC entry {i} (chunk {}) claims {} bytes, over the {MAX_CHUNK_LEN} limit",
+                entry.id, entry.len
+            )));
+        }
+        toc.push(entry);
+    }
+    Ok(toc)
+}
+
+/// A sealed blob opened for reading (memory-mapped).
+pub struct BlobReader {
+    id: BlobId,
+    map: memmap2::Mmap,
+}
+
+impl BlobReader {
+    pub fn open(path: &Path, id: BlobId) -> Result<Self> {
+        let file = File::open(path).with_path("open blob", path)?;
+        // SAFETY: blobs are immutable once renamed into `blobs/`; cairn never writes to a sealed
+        // blob, and a blob is only deleted by gc under the writer lock.
+        let map = unsafe { memmap2::Mmap::map(&file) }.with_path("map blob", path)?;
+        Ok(BlobReader { id, map })
+    }
+
+    pub fn bytes(&self) -> &[u8] {
+        &self.map
+    }
+
+    /// Reads and verifies one chunk.
+    pub fn read_chunk(&self, id: &ChunkId, location: &ChunkLocation) -> Result<Vec<u8>> {
+        let object = || format!("blob {} offset {}", self.id, location.offset);
+        let start = location.offset;
+        let end = start.checked_add(location.stored_len as u64);
+        let data_end = (self.map.len() as u64).saturating_sub(FOOTER_LEN);
+        let Some(end) = end.filter(|&end| start >= HEADER_LEN && end <= data_end) else {
+            return Err(Error::corrupt(
+                object(),
+                format!(
+                    "chunk {id} of {} stored bytes lies outside the blob ({} bytes)",
+                    location.stored_len,
+                    self.map.len()
+                ),
+            ));
+        };
+        if location.len > MAX_CHUNK_LEN {
+            return Err(Error::corrupt(object(), format!("chunk {id} claims {} bytes", location.len)));
+        }
+        super::decode_chunk(
+            id,
+            &self.map[start as usize..end as usize],
+            location.len,
+            location.codec,
+            object,
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn write_seal_decode_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut writer = BlobWriter::create(dir.path().join("b")).unwrap();
+        let data = b"hello hello hello hello hello hello".to_vec();
+        let id = ChunkId::of(&data);
+        let stored = zstd::bulk::compress(&data, 3).unwrap();
+        writer.append(id, data.len() as u32, Codec::Zstd, &stored).unwrap();
+        let raw = b"raw".to_vec();
+        let raw_id = ChunkId::of(&raw);
+        writer.append(raw_id, 3, Codec::Raw, &raw).unwrap();
+        let sealed = writer.seal().unwrap();
+        let bytes = std::fs::read(&sealed.tmp_path).unwrap();
+        assert_eq!(sealed.id.0, *blake3::hash(&bytes).as_bytes());
+        let toc = decode_toc(&bytes, "b").unwrap();
+        assert_eq!(toc, sealed.toc);
+        let reader = BlobReader::open(&sealed.tmp_path, sealed.id).unwrap();
+        assert_eq!(reader.read_chunk(&id, &sealed.location(&toc[0])).unwrap(), data);
+        assert_eq!(reader.read_chunk(&raw_id, &sealed.location(&toc[1])).unwrap(), raw);
+        // A location pointing at the wrong bytes fails the id check.
+        let wrong = sealed.location(&toc[1]);
+        assert!(reader.read_chunk(&id, &wrong).is_err());
+    }
+
+    #[test]
+    fn damaged_footer_is_reported() {
+        let dir = tempfile::tempdir().unwrap();
+        let writer = BlobWriter::create(dir.path().join("b")).unwrap();
+        let sealed = writer.seal().unwrap();
+        let mut bytes = std::fs::read(&sealed.tmp_path).unwrap();
+        let n = bytes.len();
+        bytes[n - 60] ^= 1;
+        assert!(decode_toc(&bytes, "b").is_err());
+        assert!(decode_toc(&bytes[..10], "b").is_err());
+    }
+}

@@ -1,0 +1,213 @@
+//! Bootstraps: the metadata of one image (one platform manifest), enough on its own, with the
+//! blobs it names, to read every byte of the image back (no index needed).
+//!
+//! ```text
+//! "CAIRNBST" | version u32 LE | flags u32 LE (0) | payload_len u64 LE
+//! zstd( bincode-2 standard config ( Bootstrap ) )      payload_len bytes once decompressed
+//! BLAKE3 of every byte before it [32]
+//! ```
+//! The image id is the BLAKE3 of the whole file; the file lives at `STORE/bootstraps/<id>`.
+
+use super::{ChunkLocation, Codec};
+use crate::error::{Error, Result};
+use crate::layer::{Compression, EntryMeta};
+use crate::source::Platform;
+use crate::{BlobId, ChunkId, ImageId, Sha256Digest};
+use serde::{Deserialize, Serialize};
+
+const MAGIC: &[u8; 8] = b"CAIRNBST";
+pub const BOOTSTRAP_VERSION: u32 = 1;
+const HEADER_LEN: usize = 24;
+const CHECKSUM_LEN: usize = 32;
+/// Bound on a decoded bootstrap (metadata of one image).
+const MAX_PAYLOAD_LEN: u64 = 1 << 31;
+const ZSTD_LEVEL: i32 = 19;
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Bootstrap {
+    pub source: SourceRecord,
+    pub layers: Vec<LayerRecord>,
+    /// The blobs this image's chunks live in.
+    pub blobs: Vec<BlobRecord>,
+    /// Every distinct chunk of the image, in order of first use; entries refer to it by index.
+    pub chunks: Vec<ChunkRecord>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SourceRecord {
+    /// Where it was converted from (e.g. `oci:/images/py:v1`).
+    pub reference: String,
+    pub platform: Option<Platform>,
+    pub manifest: Option<StoredObject>,
+    pub config: Option<StoredObject>,
+}
+
+/// A JSON document of the source, byte for byte.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoredObject {
+    pub digest: Sha256Digest,
+    pub media_type: String,
+    pub bytes: Vec<u8>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LayerRecord {
+    /// sha256 of the layer blob as it was read (compressed).
+    pub digest: Sha256Digest,
+    /// sha256 of the uncompressed tar.
+    pub diff_id: Sha256Digest,
+    pub media_type: String,
+    pub compression: Compression,
+    pub compressed_size: u64,
+    pub size: u64,
+    pub entries: Vec<EntryRecord>,
+    /// The bytes from the end-of-archive marker to the end of the tar.
+    pub trailer: Vec<u8>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EntryRecord {
+    /// Every tar byte between the previous entry's content and this entry's content: padding,
+    /// extension entries (PAX, GNU long names) and the header block itself.
+    pub raw_header: Vec<u8>,
+    pub meta: EntryMeta,
+    /// Indexes into `Bootstrap::chunks`, in content order.
+    pub chunks: Vec<u32>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BlobRecord {
+    pub id: BlobId,
+    pub size: u64,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChunkRecord {
+    pub id: ChunkId,
+    /// Index into `Bootstrap::blobs`.
+    pub blob: u32,
+    pub offset: u64,
+    pub stored_len: u32,
+    pub len: u32,
+    pub codec: Codec,
+}
+
+impl Bootstrap {
+    pub fn encode(&self) -> Result<Vec<u8>> {
+        let payload = bincode::serde::encode_to_vec(self, bincode::config::standard())
+            .map_err(|e| Error::corrupt("bootstrap", format!("encode: {e}")))?;
+        let compressed = zstd::bulk::compress(&payload, ZSTD_LEVEL)
+            .map_err(|e| Error::corrupt("bootstrap", format!("compress: {e}")))?;
+        let mut out = Vec::with_capacity(HEADER_LEN + compressed.len() + CHECKSUM_LEN);
+        out.extend_from_slice(MAGIC);
+        out.extend_from_slice(&BOOTSTRAP_VERSION.to_le_bytes());
+        out.extend_from_slice(&0u32.to_le_bytes());
+        out.extend_from_slice(&(payload.len() as u64).to_le_bytes());
+        out.extend_from_slice(&compressed);
+        let checksum = blake3::hash(&out);
+        out.extend_from_slice(checksum.as_bytes());
+        Ok(out)
+    }
+
+    /// Decodes and checks a bootstrap file; `object` names it in errors.
+    pub fn decode(bytes: &[u8], object: &str) -> Result<Bootstrap> {
+        let corrupt = |reason: String| Error::corrupt(object.to_string(), reason);
+        if bytes.len() < HEADER_LEN + CHECKSUM_LEN {
+            return Err(corrupt(format!("{} bytes is too short for a bootstrap", bytes.len())));
+        }
+        if &bytes[..8] != MAGIC {
+            return Err(corrupt("bad magic at offset 0: not a cairn bootstrap".into()));
+        }
+        let version = u32::from_le_bytes(bytes[8..12].try_into().expect("4 bytes"));
+        if version != BOOTSTRAP_VERSION {
+            return Err(corrupt(format!("unsupported bootstrap version {version}")));
+        }
+        let body_end = bytes.len() - CHECKSUM_LEN;
+        if blake3::hash(&bytes[..body_end]).as_bytes() != &bytes[body_end..] {
+            return Err(corrupt(format!("checksum mismatch (checksum at offset {body_end})")));
+        }
+        let payload_len = u64::from_le_bytes(bytes[16..24].try_into().expect("8 bytes"));
+        if payload_len > MAX_PAYLOAD_LEN {
+            return Err(corrupt(format!("payload of {payload_len} bytes exceeds the limit")));
+        }
+        let payload = zstd::bulk::decompress(&bytes[HEADER_LEN..body_end], payload_len as usize)
+            .map_err(|e| corrupt(format!("zstd payload at offset {HEADER_LEN}: {e}")))?;
+        if payload.len() as u64 != payload_len {
+            return Err(corrupt(format!(
+                "payload decodes to {} bytes, header says {payload_len}",
+                payload.len()
+            )));
+        }
+        let config = bincode::config::standard().with_limit::<{ MAX_PAYLOAD_LEN as usize }>();
+        let (bootstrap, used): (Bootstrap, usize) = bincode::serde::decode_from_slice(&payload, config)
+            .map_err(|e| corrupt(format!("payload: {e}")))?;
+        if used != payload.len() {
+            return Err(corrupt(format!("{} trailing payload bytes", payload.len() - used)));
+        }
+        bootstrap.check_references().map_err(corrupt)?;
+        Ok(bootstrap)
+    }
+
+    /// Every index inside the bootstrap points at something that exists.
+    fn check_references(&self) -> std::result::Result<(), String> {
+        for (i, chunk) in self.chunks.iter().enumerate() {
+            if chunk.blob as usize >= self.blobs.len() {
+                return Err(format!("chunk {i} names blob {} of {}", chunk.blob, self.blobs.len()));
+            }
+            if chunk.len > crate::chunk::MAX_CHUNK_SIZE {
+                return Err(format!("chunk {i} claims {} bytes", chunk.len));
+            }
+        }
+        for (l, layer) in self.layers.iter().enumerate() {
+            for entry in &layer.entries {
+                let mut total = 0u64;
+                for &c in &entry.chunks {
+                    let Some(chunk) = self.chunks.get(c as usize) else {
+                        return Err(format!(
+                            "layer {l} entry {:?} names chunk {c} of {}",
+                            entry.meta.path_lossy(),
+                            self.chunks.len()
+                        ));
+                    };
+                    total += chunk.len as u64;
+                }
+                if total != entry.meta.size {
+                    return Err(format!(
+                        "layer {l} entry {:?}: chunks hold {total} bytes, size is {}",
+                        entry.meta.path_lossy(),
+                        entry.meta.size
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    pub fn location(&self, chunk: &ChunkRecord) -> ChunkLocation {
+        ChunkLocation {
+            blob: self.blobs[chunk.blob as usize].id,
+            offset: chunk.offset,
+            stored_len: chunk.stored_len,
+            len: chunk.len,
+            codec: chunk.codec,
+        }
+    }
+
+    pub fn file_count(&self) -> u64 {
+        self.layers
+            .iter()
+            .flat_map(|l| &l.entries)
+            .filter(|e| e.meta.kind == crate::layer::EntryKind::File)
+            .count() as u64
+    }
+
+    /// Bytes of the uncompressed layer tars.
+    pub fn logical_bytes(&self) -> u64 {
+        self.layers.iter().map(|l| l.size).sum()
+    }
+}
+
+/// The image id of an encoded bootstrap.
+pub fn image_id(encoded: &[u8]) -> ImageId {
+    ImageId(*blake3::hash(encoded).as_bytes())
+}

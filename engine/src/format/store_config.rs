@@ -1,0 +1,79 @@
+//! `STORE/store.json`: the store's format version and the parameters fixed at `init` (chunker,
+//! compression). A store written by another format version is refused, never guessed at.
+
+use crate::chunk::ChunkerParams;
+use crate::error::{Error, IoContext, Result};
+use serde::{Deserialize, Serialize};
+use std::path::Path;
+
+/// The store layout and file formats this build reads and writes.
+pub const FORMAT_VERSION: u32 = 1;
+const FORMAT_NAME: &str = "cairn-store";
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoreConfig {
+    pub format: String,
+    pub format_version: u32,
+    pub chunker: ChunkerParams,
+    pub compression: CompressionParams,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CompressionParams {
+    pub algorithm: String,
+    pub level: i32,
+}
+
+impl Default for CompressionParams {
+    fn default() -> Self {
+        CompressionParams {
+            algorithm: "zstd".into(),
+            level: 3,
+        }
+    }
+}
+
+impl StoreConfig {
+    pub fn new(chunker: ChunkerParams, compression: CompressionParams) -> Self {
+        StoreConfig {
+            format: FORMAT_NAME.into(),
+            format_version: FORMAT_VERSION,
+            chunker,
+            compression,
+        }
+    }
+
+    pub fn read(path: &Path) -> Result<Self> {
+        let bytes = std::fs::read(path).with_path("read", path)?;
+        let value: serde_json::Value = serde_json::from_slice(&bytes)
+            .map_err(|e| Error::corrupt(path.display().to_string(), e.to_string()))?;
+        if value.get("format").and_then(|f| f.as_str()) != Some(FORMAT_NAME) {
+            return Err(Error::corrupt(
+                path.display().to_string(),
+                "not a cairn store configuration",
+            ));
+        }
+        let version = value.get("format_version").and_then(|v| v.as_u64());
+        if version != Some(FORMAT_VERSION as u64) {
+            return Err(Error::Usage(format!(
+                "store {} has format version {}, this cairn reads version {FORMAT_VERSION}; \
+                 use the cairn release that wrote it",
+                path.parent().unwrap_or(path).display(),
+                version.map_or("unknown".to_string(), |v| v.to_string()),
+            )));
+        }
+        let config: StoreConfig = serde_json::from_value(value)
+            .map_err(|e| Error::corrupt(path.display().to_string(), e.to_string()))?;
+        config
+            .chunker
+            .validate()
+            .map_err(|e| Error::corrupt(path.display().to_string(), e))?;
+        Ok(config)
+    }
+
+    pub fn to_json(&self) -> Vec<u8> {
+        let mut out = serde_json::to_vec_pretty(self).expect("config serializes");
+        out.push(b'\n');
+        out
+    }
+}

@@ -1,0 +1,38 @@
+//! Durable file helpers used by every write path: files are written under `STORE/tmp/`,
+//! fsynced, then renamed into place, and the directory is fsynced so the rename survives a crash.
+
+use crate::error::{IoContext, Result};
+use std::fs::File;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+static TMP_COUNTER: AtomicU64 = AtomicU64::new(0);
+
+/// A fresh, unique path inside `tmp_dir`.
+pub fn tmp_path(tmp_dir: &Path, suffix: &str) -> PathBuf {
+    let n = TMP_COUNTER.fetch_add(1, Ordering::Relaxed);
+    tmp_dir.join(format!("{}-{n}.{suffix}", std::process::id()))
+}
+
+/// Makes a directory's entries (a rename into it) durable.
+pub fn fsync_dir(dir: &Path) -> Result<()> {
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .with_path("fsync directory", dir)
+}
+
+/// Writes `bytes` to `tmp`, fsyncs, renames to `dest` and fsyncs `dest`'s directory.
+pub fn write_durably(tmp: &Path, dest: &Path, bytes: &[u8]) -> Result<()> {
+    let mut file = File::create(tmp).with_path("create", tmp)?;
+    file.write_all(bytes).with_path("write", tmp)?;
+    file.sync_all().with_path("fsync", tmp)?;
+    drop(file);
+    rename_durably(tmp, dest)
+}
+
+/// Renames a file that is already fsynced into place and makes the rename durable.
+pub fn rename_durably(from: &Path, to: &Path) -> Result<()> {
+    std::fs::rename(from, to).with_path("rename into place", to)?;
+    fsync_dir(to.parent().unwrap_or(Path::new(".")))
+}

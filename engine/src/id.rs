@@ -1,0 +1,103 @@
+//! Typed 32-byte identifiers: BLAKE3 ids for chunks, blobs and images, and SHA-256 digests
+//! for the OCI objects cairn reads. One macro makes them all, so that a chunk id can never be
+//! passed where a blob id is expected.
+
+use std::fmt;
+
+macro_rules! id_type {
+    ($(#[$doc:meta])* $name:ident, $prefix:expr) => {
+        $(#[$doc])*
+        #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+        pub struct $name(pub [u8; 32]);
+
+        impl $name {
+            /// Lower-case hex, without any algorithm prefix.
+            pub fn to_hex(&self) -> String {
+                hex::encode(self.0)
+            }
+
+            /// Parses 64 hex digits (an optional algorithm prefix such as `sha256:` is accepted).
+            pub fn from_hex(text: &str) -> Option<Self> {
+                let text = text.strip_prefix($prefix).unwrap_or(text);
+                let mut bytes = [0u8; 32];
+                hex::decode_to_slice(text, &mut bytes).ok()?;
+                Some(Self(bytes))
+            }
+
+            /// The first 12 hex digits, for human output.
+            pub fn short(&self) -> String {
+                self.to_hex()[..12].to_string()
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                write!(f, "{}{}", $prefix, self.to_hex())
+            }
+        }
+
+        impl fmt::Debug for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                write!(f, "{}({})", stringify!($name), self.short())
+            }
+        }
+    };
+}
+
+id_type!(
+    /// BLAKE3-256 of a chunk's uncompressed bytes.
+    ChunkId,
+    ""
+);
+id_type!(
+    /// BLAKE3-256 of a whole sealed blob file.
+    BlobId,
+    ""
+);
+id_type!(
+    /// BLAKE3-256 of a whole bootstrap file; names one stored image (one platform manifest).
+    ImageId,
+    ""
+);
+id_type!(
+    /// An OCI content digest (`sha256:<hex>`).
+    Sha256Digest,
+    "sha256:"
+);
+
+impl ChunkId {
+    pub fn of(data: &[u8]) -> Self {
+        Self(*blake3::hash(data).as_bytes())
+    }
+}
+
+impl Sha256Digest {
+    pub fn of(data: &[u8]) -> Self {
+        use sha2::Digest;
+        Self(sha2::Sha256::digest(data).into())
+    }
+
+    /// Parses `sha256:<64 hex>`; other algorithms are not supported.
+    pub fn parse(text: &str) -> Option<Self> {
+        text.strip_prefix("sha256:").and_then(Self::from_hex)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hex_round_trip_and_prefix() {
+        let d = Sha256Digest::of(b"abc");
+        assert_eq!(
+            d.to_string(),
+            "sha256:ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+        assert_eq!(Sha256Digest::parse(&d.to_string()), Some(d));
+        assert_eq!(Sha256Digest::parse("md5:00"), None);
+        let c = ChunkId::of(b"abc");
+        assert_eq!(ChunkId::from_hex(&c.to_hex()), Some(c));
+        assert_eq!(ChunkId::from_hex("zz"), None);
+    }
+}

@@ -1,0 +1,209 @@
+//! The RocksDB index: `chunks` (chunk id -> location, used by convert to dedup and by gc),
+//! `images` (image id -> record) and `refs` (name -> image id). Every change of a commit goes
+//! into one synced write batch, the last step of the write order (see `ops::convert`).
+
+use crate::error::{Error, Result};
+use crate::format::{ChunkLocation, Codec};
+use crate::source::Platform;
+use crate::{BlobId, ChunkId, ImageId};
+use rocksdb::{ColumnFamilyDescriptor, IteratorMode, Options, WriteBatch, WriteOptions, DB};
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+
+const CF_CHUNKS: &str = "chunks";
+const CF_IMAGES: &str = "images";
+const CF_REFS: &str = "refs";
+const LOCATION_LEN: usize = 49;
+
+/// What the store knows about one image without opening its bootstrap.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ImageRecord {
+    pub image_id: ImageId,
+    pub bootstrap_size: u64,
+    pub reference: String,
+    pub platform: Option<Platform>,
+    pub manifest_digest: Option<String>,
+    pub layers: u64,
+    pub files: u64,
+    /// Bytes of the uncompressed layer tars.
+    pub logical_bytes: u64,
+    /// Chunks this image was the first to store, and their bytes in blobs.
+    pub new_chunks: u64,
+    pub added_stored_bytes: u64,
+    /// Seconds since the Unix epoch.
+    pub created: u64,
+}
+
+/// The changes of one commit.
+#[derive(Default)]
+pub struct IndexBatch {
+    pub chunks: Vec<(ChunkId, ChunkLocation)>,
+    pub images: Vec<ImageRecord>,
+    pub refs: Vec<(String, ImageId)>,
+}
+
+pub struct Index {
+    db: DB,
+    path: PathBuf,
+}
+
+impl Index {
+    fn options() -> Options {
+        let mut opts = Options::default();
+        opts.create_if_missing(true);
+        opts.create_missing_column_families(true);
+        opts.set_keep_log_file_num(2);
+        opts.set_max_log_file_size(1 << 20);
+        opts.set_write_buffer_size(16 << 20);
+        opts
+    }
+
+    fn descriptors() -> Vec<ColumnFamilyDescriptor> {
+        [CF_CHUNKS, CF_IMAGES, CF_REFS]
+            .iter()
+            .map(|name| {
+                let mut cf = Options::default();
+                if *name == CF_CHUNKS {
+                    let mut table = rocksdb::BlockBasedOptions::default();
+                    table.set_bloom_filter(10.0, false);
+                    cf.set_block_based_table_factory(&table);
+                }
+                ColumnFamilyDescriptor::new(*name, cf)
+            })
+            .collect()
+    }
+
+    /// Opens (creating if needed) for writing. Only the holder of the store lock may do this.
+    pub fn open(path: &Path) -> Result<Index> {
+        let db = DB::open_cf_descriptors(&Self::options(), path, Self::descriptors())
+            .map_err(|source| Error::Index {
+                path: path.to_path_buf(),
+                source,
+            })?;
+        Ok(Index {
+            db,
+            path: path.to_path_buf(),
+        })
+    }
+
+    /// Opens read-only; works while a writer holds the index.
+    pub fn open_read_only(path: &Path) -> Result<Index> {
+        let mut opts = Options::default();
+        opts.set_keep_log_file_num(2);
+        let db = DB::open_cf_for_read_only(&opts, path, [CF_CHUNKS, CF_IMAGES, CF_REFS], false)
+            .map_err(|source| Error::Index {
+                path: path.to_path_buf(),
+                source,
+            })?;
+        Ok(Index {
+            db,
+            path: path.to_path_buf(),
+        })
+    }
+
+    fn err(&self, source: rocksdb::Error) -> Error {
+        Error::Index {
+            path: self.path.clone(),
+            source,
+        }
+    }
+
+    fn cf(&self, name: &str) -> Result<&rocksdb::ColumnFamily> {
+        self.db
+            .cf_handle(name)
+            .ok_or_else(|| Error::corrupt(self.path.display().to_string(), format!("column family {name} is missing")))
+    }
+
+    pub fn get_chunk(&self, id: &ChunkId) -> Result<Option<ChunkLocation>> {
+        let value = self.db.get_cf(self.cf(CF_CHUNKS)?, id.0).map_err(|e| self.err(e))?;
+        value
+            .map(|v| {
+                decode_location(&v).ok_or_else(|| {
+                    Error::corrupt(format!("index entry for chunk {id}"), "malformed location")
+                })
+            })
+            .transpose()
+    }
+
+    pub fn get_ref(&self, name: &str) -> Result<Option<ImageId>> {
+        let value = self.db.get_cf(self.cf(CF_REFS)?, name.as_bytes()).map_err(|e| self.err(e))?;
+        value
+            .map(|v| {
+                v.as_slice()
+                    .try_into()
+                    .map(ImageId)
+                    .map_err(|_| Error::corrupt(format!("index ref {name:?}"), "malformed image id"))
+            })
+            .transpose()
+    }
+
+    pub fn get_image(&self, id: &ImageId) -> Result<Option<ImageRecord>> {
+        let value = self.db.get_cf(self.cf(CF_IMAGES)?, id.0).map_err(|e| self.err(e))?;
+        value
+            .map(|v| {
+                serde_json::from_slice(&v)
+                    .map_err(|e| Error::corrupt(format!("index record of image {id}"), e.to_string()))
+            })
+            .transpose()
+    }
+
+    /// All names, sorted.
+    pub fn refs(&self) -> Result<Vec<(String, ImageId)>> {
+        let mut out = Vec::new();
+        for item in self.db.iterator_cf(self.cf(CF_REFS)?, IteratorMode::Start) {
+            let (key, value) = item.map_err(|e| self.err(e))?;
+            let name = String::from_utf8_lossy(&key).into_owned();
+            let id = value
+                .as_ref()
+                .try_into()
+                .map(ImageId)
+                .map_err(|_| Error::corrupt(format!("index ref {name:?}"), "malformed image id"))?;
+            out.push((name, id));
+        }
+        Ok(out)
+    }
+
+    /// Writes one commit's changes atomically and durably.
+    pub fn commit(&self, batch: IndexBatch) -> Result<()> {
+        let mut wb = WriteBatch::default();
+        let chunks = self.cf(CF_CHUNKS)?;
+        for (id, location) in &batch.chunks {
+            wb.put_cf(chunks, id.0, encode_location(location));
+        }
+        let images = self.cf(CF_IMAGES)?;
+        for record in &batch.images {
+            let json = serde_json::to_vec(record).expect("image record serializes");
+            wb.put_cf(images, record.image_id.0, json);
+        }
+        let refs = self.cf(CF_REFS)?;
+        for (name, id) in &batch.refs {
+            wb.put_cf(refs, name.as_bytes(), id.0);
+        }
+        let mut opts = WriteOptions::default();
+        opts.set_sync(true);
+        self.db.write_opt(wb, &opts).map_err(|e| self.err(e))
+    }
+}
+
+fn encode_location(location: &ChunkLocation) -> [u8; LOCATION_LEN] {
+    let mut out = [0u8; LOCATION_LEN];
+    out[..32].copy_from_slice(&location.blob.0);
+    out[32..40].copy_from_slice(&location.offset.to_le_bytes());
+    out[40..44].copy_from_slice(&location.stored_len.to_le_bytes());
+    out[44..48].copy_from_slice(&location.len.to_le_bytes());
+    out[48] = location.codec as u8;
+    out
+}
+
+fn decode_location(bytes: &[u8]) -> Option<ChunkLocation> {
+    if bytes.len() != LOCATION_LEN {
+        return None;
+    }
+    Some(ChunkLocation {
+        blob: BlobId(bytes[..32].try_into().ok()?),
+        offset: u64::from_le_bytes(bytes[32..40].try_into().ok()?),
+        stored_len: u32::from_le_bytes(bytes[40..44].try_into().ok()?),
+        len: u32::from_le_bytes(bytes[44..48].try_into().ok()?),
+        codec: Codec::from_u8(bytes[48])?,
+    })
+}

@@ -1,0 +1,801 @@
+//! `convert`: an image source into the store, deduplicated against a dictionary.
+//!
+//! Per layer, a pipeline of two threads: the reader (source file -> sha256 -> decompress ->
+//! sha256 -> tar stream -> chunker) sends batches of chunks to a processor that hashes them
+//! (BLAKE3, in parallel), decides per chunk whether the dictionary or this convert already has
+//! it, compresses the new ones (in parallel) and appends them, in stream order, to the layer's
+//! blob under `tmp/`. Layers run concurrently. Memory is bounded by the batches in flight.
+//!
+//! Commit, once every layer's digest and diff_id verified (the write order that keeps the store
+//! consistent across a crash at any instant):
+//!   1. each sealed blob (already fsynced) is renamed into `blobs/`, then `blobs/` is fsynced;
+//!   2. the bootstrap is written to `tmp/`, fsynced, renamed into `bootstraps/`, dir fsynced;
+//!   3. one synced RocksDB write batch adds the new chunk locations, the image record, its name.
+//!
+//! A crash before 3 leaves only files no name reaches (gc removes them); after 3 the image is
+//! complete. Before 1, an error leaves the store exactly as it was (`tmp/` is emptied).
+
+use crate::chunk::Chunker;
+use crate::error::{Error, Result};
+use crate::format::blob::{BlobWriter, SealedBlob};
+use crate::format::bootstrap::{
+    BlobRecord, Bootstrap, ChunkRecord, EntryRecord, LayerRecord, SourceRecord, StoredObject,
+};
+use crate::format::{ChunkLocation, Codec};
+use crate::index::{ImageRecord, IndexBatch};
+use crate::layer::{Compression, DigestReader, TarStream};
+use crate::progress::Progress;
+use crate::source::{ImageSource, LayerSource, PlatformChoice, RawObject, SourceSpec};
+use crate::store::Store;
+use crate::{ChunkId, ImageId};
+use rayon::prelude::*;
+use serde::Serialize;
+use std::cell::RefCell;
+use std::collections::{HashMap, HashSet};
+use std::io::BufReader;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{mpsc, Mutex};
+use std::time::Instant;
+
+/// Chunks are handed from reader to processor in batches of about this many bytes.
+const BATCH_BYTES: usize = 8 << 20;
+/// A blob is sealed and a new one started past this size.
+const BLOB_SPLIT_BYTES: u64 = 256 << 20;
+/// Layers converted at the same time.
+const PARALLEL_LAYERS: usize = 2;
+
+#[derive(Clone, Debug)]
+pub struct ConvertOptions {
+    pub source: SourceSpec,
+    /// The name to record; with several platforms each gets `NAME@os/arch[/variant]`.
+    pub name: String,
+    /// Reuse only chunks of these images; empty: every chunk in the store.
+    pub dict: Vec<String>,
+    pub platform: PlatformChoice,
+    /// Point an existing name at the new image instead of refusing.
+    pub replace: bool,
+}
+
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct ConvertReport {
+    pub images: Vec<ImageReport>,
+}
+
+/// Chunk and byte counts.
+#[derive(Clone, Copy, Debug, Default, Serialize, PartialEq, Eq)]
+pub struct Count {
+    pub chunks: u64,
+    pub bytes: u64,
+}
+
+impl Count {
+    fn add(&mut self, bytes: u64) {
+        self.chunks += 1;
+        self.bytes += bytes;
+    }
+
+    fn merge(&mut self, other: Count) {
+        self.chunks += other.chunks;
+        self.bytes += other.bytes;
+    }
+}
+
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct LayerReport {
+    pub digest: String,
+    pub diff_id: String,
+    pub compression: String,
+    pub compressed_bytes: u64,
+    pub tar_bytes: u64,
+    pub entries: u64,
+    pub files: u64,
+    /// Chunk references of the layer's files, and their bytes.
+    pub chunks: Count,
+    /// New chunks, stored by this convert (bytes uncompressed).
+    pub new: Count,
+    /// Chunks found in the dictionary.
+    pub from_dictionary: Count,
+    /// Chunks that repeat a chunk seen earlier in this same convert.
+    pub repeated: Count,
+    /// Bytes this layer wrote into blobs (compressed chunks).
+    pub stored_bytes: u64,
+}
+
+impl LayerReport {
+    fn merge_counts(&mut self, other: &LayerReport) {
+        self.compressed_bytes += other.compressed_bytes;
+        self.tar_bytes += other.tar_bytes;
+        self.entries += other.entries;
+        self.files += other.files;
+        self.chunks.merge(other.chunks);
+        self.new.merge(other.new);
+        self.from_dictionary.merge(other.from_dictionary);
+        self.repeated.merge(other.repeated);
+        self.stored_bytes += other.stored_bytes;
+    }
+}
+
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct ImageReport {
+    pub name: String,
+    pub image_id: String,
+    pub reference: String,
+    pub platform: Option<String>,
+    pub manifest_digest: Option<String>,
+    /// `store` (every stored chunk) or the names given with `--dict`.
+    pub dictionary: Vec<String>,
+    pub layers: Vec<LayerReport>,
+    /// Sums over the layers.
+    pub totals: LayerReport,
+    pub unique_chunks: u64,
+    pub blobs_written: u64,
+    pub bootstrap_bytes: u64,
+    /// Bytes added to the store: new blobs plus the bootstrap.
+    pub added_bytes: u64,
+    pub seconds: f64,
+    /// Uncompressed tar bytes per second.
+    pub tar_mb_per_s: f64,
+}
+
+/// The chunks a convert may reuse.
+enum Dictionary<'a> {
+    /// Every chunk in the store (index lookups).
+    Store(&'a crate::index::Index),
+    /// Only the chunks of named images.
+    Images(HashMap<ChunkId, ChunkLocation>),
+}
+
+impl Dictionary<'_> {
+    fn get(&self, id: &ChunkId) -> Result<Option<ChunkLocation>> {
+        match self {
+            Dictionary::Store(index) => index.get_chunk(id),
+            Dictionary::Images(map) => Ok(map.get(id).copied()),
+        }
+    }
+}
+
+pub fn convert(store: &Store, options: &ConvertOptions, progress: &dyn Progress) -> Result<ConvertReport> {
+    if !store.is_writable() {
+        return Err(Error::Usage("internal: convert needs a store opened for writing".into()));
+    }
+    validate_name(&options.name)?;
+    let images = options.source.resolve(&options.platform)?;
+    let several = images.len() > 1;
+    let named: Vec<(String, ImageSource)> = images
+        .into_iter()
+        .map(|image| {
+            let name = match (&image.platform, several) {
+                (Some(p), true) => format!("{}@{p}", options.name),
+                _ => options.name.clone(),
+            };
+            (name, image)
+        })
+        .collect();
+    for (name, _) in &named {
+        if !options.replace && store.index().get_ref(name)?.is_some() {
+            return Err(Error::Usage(format!(
+                "an image named {name:?} already exists; choose another --name or pass --replace"
+            )));
+        }
+    }
+    let dictionary = if options.dict.is_empty() {
+        Dictionary::Store(store.index())
+    } else {
+        let mut map = HashMap::new();
+        for name in &options.dict {
+            let bootstrap = store.bootstrap(name)?;
+            for chunk in &bootstrap.chunks {
+                map.insert(chunk.id, bootstrap.location(chunk));
+            }
+        }
+        Dictionary::Images(map)
+    };
+    let total: u64 = named.iter().flat_map(|(_, i)| &i.layers).map(|l| l.bytes.len).sum();
+    progress.set_length(total);
+    let mut report = ConvertReport::default();
+    for (name, image) in &named {
+        progress.set_message(name);
+        let result = convert_image(store, &dictionary, name, image, options, progress);
+        match result {
+            Ok(image_report) => report.images.push(image_report),
+            Err(e) => {
+                // Nothing of this image was committed: drop its temporary files.
+                let _ = std::fs::remove_dir_all(store.tmp_dir());
+                let _ = std::fs::create_dir_all(store.tmp_dir());
+                return Err(e);
+            }
+        }
+    }
+    progress.finish();
+    Ok(report)
+}
+
+fn validate_name(name: &str) -> Result<()> {
+    if name.is_empty() || name.len() > 255 || name.chars().any(|c| c.is_control()) {
+        return Err(Error::Usage(format!(
+            "image name {name:?} must be 1 to 255 printable characters"
+        )));
+    }
+    Ok(())
+}
+
+/// What one layer's conversion produced, before the image-wide chunk table exists.
+struct LayerOutput {
+    record: LayerRecord,
+    /// Chunk id of each layer-local chunk number used in `record`'s entries.
+    chunk_ids: Vec<ChunkId>,
+    /// Locations of chunks that came from the dictionary.
+    reused: HashMap<ChunkId, ChunkLocation>,
+    blobs: Vec<SealedBlob>,
+    report: LayerReport,
+}
+
+/// State shared by the layers of one image.
+struct Shared<'a> {
+    store: &'a Store,
+    dictionary: &'a Dictionary<'a>,
+    /// Chunks this convert is storing (first claim wins).
+    claimed: Mutex<HashSet<ChunkId>>,
+    cancel: AtomicBool,
+    progress: &'a dyn Progress,
+}
+
+fn convert_image(
+    store: &Store,
+    dictionary: &Dictionary,
+    name: &str,
+    image: &ImageSource,
+    options: &ConvertOptions,
+    progress: &dyn Progress,
+) -> Result<ImageReport> {
+    let started = Instant::now();
+    let shared = Shared {
+        store,
+        dictionary,
+        claimed: Mutex::new(HashSet::new()),
+        cancel: AtomicBool::new(false),
+        progress,
+    };
+    let mut outputs = convert_layers(&shared, &image.layers)?;
+    let sealed: Vec<SealedBlob> = outputs
+        .iter_mut()
+        .flat_map(|o| std::mem::take(&mut o.blobs))
+        .collect();
+
+    // The image's chunk table: every distinct chunk in order of first use.
+    let mut locations: HashMap<ChunkId, ChunkLocation> = HashMap::new();
+    for blob in &sealed {
+        for entry in &blob.toc {
+            locations.insert(entry.id, blob.location(entry));
+        }
+    }
+    for output in &outputs {
+        for (id, location) in &output.reused {
+            locations.entry(*id).or_insert(*location);
+        }
+    }
+    let mut table = ChunkTable::new(store, &sealed);
+    let mut layers = Vec::new();
+    let mut totals = LayerReport::default();
+    let mut layer_reports = Vec::new();
+    for output in outputs {
+        let mut record = output.record;
+        for entry in &mut record.entries {
+            for local in entry.chunks.iter_mut() {
+                let id = output.chunk_ids[*local as usize];
+                *local = table.index_of(id, &locations)?;
+            }
+        }
+        layers.push(record);
+        totals.merge_counts(&output.report);
+        layer_reports.push(output.report);
+    }
+    let bootstrap = Bootstrap {
+        source: SourceRecord {
+            reference: image.reference.clone(),
+            platform: image.platform.clone(),
+            manifest: image.manifest.as_ref().map(stored_object),
+            config: image.config.as_ref().map(stored_object),
+        },
+        layers,
+        blobs: table.blobs,
+        chunks: table.chunks,
+    };
+    let encoded = bootstrap.encode()?;
+    let image_id = crate::format::bootstrap::image_id(&encoded);
+
+    // Commit step 1: blobs, already fsynced, renamed into place.
+    let blobs_dir = store.root().join("blobs");
+    let mut blobs_written = 0u64;
+    let mut blob_bytes = 0u64;
+    for blob in &sealed {
+        let dest = store.blob_path(&blob.id);
+        if dest.exists() {
+            // The very same bytes are already stored.
+            std::fs::remove_file(&blob.tmp_path).map_err(|e| Error::io("remove", &blob.tmp_path, e))?;
+        } else {
+            std::fs::rename(&blob.tmp_path, &dest).map_err(|e| Error::io("rename into place", &dest, e))?;
+            blobs_written += 1;
+            blob_bytes += blob.size;
+        }
+    }
+    if !sealed.is_empty() {
+        crate::fsutil::fsync_dir(&blobs_dir)?;
+    }
+    // Step 2: the bootstrap.
+    let bootstrap_path = store.bootstrap_path(&image_id);
+    if !bootstrap_path.exists() {
+        crate::fsutil::write_durably(
+            &crate::fsutil::tmp_path(&store.tmp_dir(), "bootstrap"),
+            &bootstrap_path,
+            &encoded,
+        )?;
+    }
+    // Step 3: one synced index batch.
+    let mut batch = IndexBatch::default();
+    for blob in &sealed {
+        for entry in &blob.toc {
+            if store.index().get_chunk(&entry.id)?.is_none() {
+                batch.chunks.push((entry.id, blob.location(entry)));
+            }
+        }
+    }
+    let record = ImageRecord {
+        image_id,
+        bootstrap_size: encoded.len() as u64,
+        reference: image.reference.clone(),
+        platform: image.platform.clone(),
+        manifest_digest: image.manifest.as_ref().map(|m| m.digest.to_string()),
+        layers: bootstrap.layers.len() as u64,
+        files: bootstrap.file_count(),
+        logical_bytes: bootstrap.logical_bytes(),
+        new_chunks: totals.new.chunks,
+        added_stored_bytes: blob_bytes,
+        created: std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs()),
+    };
+    batch.images.push(record);
+    batch.refs.push((name.to_string(), image_id));
+    store.index().commit(batch)?;
+
+    let seconds = started.elapsed().as_secs_f64();
+    Ok(ImageReport {
+        name: name.to_string(),
+        image_id: image_id.to_hex(),
+        reference: image.reference.clone(),
+        platform: image.platform.as_ref().map(|p| p.to_string()),
+        manifest_digest: image.manifest.as_ref().map(|m| m.digest.to_string()),
+        dictionary: if options.dict.is_empty() {
+            vec!["store".to_string()]
+        } else {
+            options.dict.clone()
+        },
+        unique_chunks: bootstrap.chunks.len() as u64,
+        blobs_written,
+        bootstrap_bytes: encoded.len() as u64,
+        added_bytes: blob_bytes + encoded.len() as u64,
+        seconds,
+        tar_mb_per_s: totals.tar_bytes as f64 / 1e6 / seconds.max(1e-9),
+        layers: layer_reports,
+        totals,
+    })
+}
+
+fn stored_object(raw: &RawObject) -> StoredObject {
+    StoredObject {
+        digest: raw.digest,
+        media_type: raw.media_type.clone(),
+        bytes: raw.bytes.clone(),
+    }
+}
+
+/// Builds a bootstrap's blob and chunk tables.
+struct ChunkTable<'a> {
+    store: &'a Store,
+    blobs: Vec<BlobRecord>,
+    blob_index: HashMap<crate::BlobId, u32>,
+    chunks: Vec<ChunkRecord>,
+    chunk_index: HashMap<ChunkId, u32>,
+}
+
+impl<'a> ChunkTable<'a> {
+    fn new(store: &'a Store, sealed: &[SealedBlob]) -> Self {
+        let mut table = ChunkTable {
+            store,
+            blobs: Vec::new(),
+            blob_index: HashMap::new(),
+            chunks: Vec::new(),
+            chunk_index: HashMap::new(),
+        };
+        for blob in sealed {
+            table.blob_index.insert(blob.id, table.blobs.len() as u32);
+            table.blobs.push(BlobRecord {
+                id: blob.id,
+                size: blob.size,
+            });
+        }
+        table
+    }
+
+    fn index_of(&mut self, id: ChunkId, locations: &HashMap<ChunkId, ChunkLocation>) -> Result<u32> {
+        if let Some(&i) = self.chunk_index.get(&id) {
+            return Ok(i);
+        }
+        let location = *locations
+            .get(&id)
+            .ok_or_else(|| Error::corrupt(format!("chunk {id}"), "internal: no location after convert"))?;
+        let blob = match self.blob_index.get(&location.blob) {
+            Some(&b) => b,
+            None => {
+                let path = self.store.blob_path(&location.blob);
+                let size = std::fs::metadata(&path)
+                    .map_err(|e| Error::io("read dictionary blob", &path, e))?
+                    .len();
+                self.blobs.push(BlobRecord {
+                    id: location.blob,
+                    size,
+                });
+                let b = (self.blobs.len() - 1) as u32;
+                self.blob_index.insert(location.blob, b);
+                b
+            }
+        };
+        self.chunks.push(ChunkRecord {
+            id,
+            blob,
+            offset: location.offset,
+            stored_len: location.stored_len,
+            len: location.len,
+            codec: location.codec,
+        });
+        let i = (self.chunks.len() - 1) as u32;
+        self.chunk_index.insert(id, i);
+        Ok(i)
+    }
+}
+
+/// Converts every layer, `PARALLEL_LAYERS` at a time; the first error stops the others.
+fn convert_layers(shared: &Shared, layers: &[LayerSource]) -> Result<Vec<LayerOutput>> {
+    let next = AtomicUsize::new(0);
+    let results: Mutex<Vec<Option<Result<LayerOutput>>>> =
+        Mutex::new((0..layers.len()).map(|_| None).collect());
+    std::thread::scope(|scope| {
+        for _ in 0..PARALLEL_LAYERS.min(layers.len()) {
+            scope.spawn(|| loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                if i >= layers.len() || shared.cancel.load(Ordering::Relaxed) {
+                    break;
+                }
+                let result = convert_layer(shared, i, &layers[i]);
+                if result.is_err() {
+                    shared.cancel.store(true, Ordering::Relaxed);
+                }
+                results.lock().expect("results lock")[i] = Some(result);
+            });
+        }
+    });
+    let mut outputs = Vec::new();
+    let mut errors = Vec::new();
+    for result in results.into_inner().expect("results lock").into_iter().flatten() {
+        match result {
+            Ok(output) => outputs.push(output),
+            Err(e) => errors.push(e),
+        }
+    }
+    // Report a layer's real error rather than another layer's "cancelled".
+    let is_cancel = |e: &Error| matches!(e, Error::Usage(m) if m == CANCELLED);
+    if let Some(i) = errors.iter().position(|e| !is_cancel(e)) {
+        return Err(errors.swap_remove(i));
+    }
+    if let Some(e) = errors.pop() {
+        return Err(e);
+    }
+    if outputs.len() != layers.len() {
+        return Err(Error::Usage(CANCELLED.into()));
+    }
+    Ok(outputs)
+}
+
+const CANCELLED: &str = "convert cancelled after an error in another layer";
+
+/// A batch of chunks from the reader: layer-local numbers start at `first`.
+struct Batch {
+    chunks: Vec<Vec<u8>>,
+}
+
+fn layer_label(index: usize, layer: &LayerSource) -> String {
+    match &layer.digest {
+        Some(d) => format!("layer {index} ({d})"),
+        None => format!("layer {index} ({})", layer.bytes.path.display()),
+    }
+}
+
+fn convert_layer(shared: &Shared, index: usize, layer: &LayerSource) -> Result<LayerOutput> {
+    let label = layer_label(index, layer);
+    let io_err = |e: std::io::Error| Error::bad_input(&label, e.to_string());
+    let mut raw = DigestReader::with_progress(
+        BufReader::with_capacity(256 * 1024, layer.bytes.open()?),
+        shared.progress,
+    );
+    let compression = match layer.compression {
+        Some(c) => c,
+        None => {
+            let mut head = [0u8; 4];
+            let n = peek(&mut raw, &mut head).map_err(io_err)?;
+            Compression::sniff(&head[..n])
+        }
+    };
+    let (sender, receiver) = mpsc::sync_channel::<Batch>(2);
+    let mut processor = Processor::new(shared, &label)?;
+    let (record_parts, processed) = std::thread::scope(|scope| {
+        let handle = scope.spawn(move || -> Result<Processor> {
+            for batch in receiver {
+                processor.process(batch)?;
+            }
+            Ok(processor)
+        });
+        let read = read_layer(shared, &label, &mut raw, compression, sender);
+        let processed = handle.join().expect("chunk processor panicked");
+        (read, processed)
+    });
+    let processor = processed?;
+    let (entries, trailer, diff_id, tar_bytes, mut report) = record_parts?;
+    let (digest, compressed_size) = raw.finish().map_err(io_err)?;
+    if let Some(expected) = &layer.digest {
+        if *expected != digest {
+            return Err(Error::DigestMismatch {
+                object: label,
+                expected: expected.to_string(),
+                actual: digest.to_string(),
+            });
+        }
+    }
+    if let Some(expected) = &layer.diff_id {
+        if *expected != diff_id {
+            return Err(Error::DigestMismatch {
+                object: format!("{label} uncompressed (diff_id)"),
+                expected: expected.to_string(),
+                actual: diff_id.to_string(),
+            });
+        }
+    }
+    let (chunk_ids, reused, blobs, counts) = processor.finish()?;
+    report.digest = digest.to_string();
+    report.diff_id = diff_id.to_string();
+    report.compression = compression.name().into();
+    report.compressed_bytes = compressed_size;
+    report.new = counts.new;
+    report.from_dictionary = counts.from_dictionary;
+    report.repeated = counts.repeated;
+    report.stored_bytes = counts.stored_bytes;
+    Ok(LayerOutput {
+        record: LayerRecord {
+            digest,
+            diff_id,
+            media_type: layer.media_type.clone(),
+            compression,
+            compressed_size,
+            size: tar_bytes,
+            entries,
+            trailer,
+        },
+        chunk_ids,
+        reused,
+        blobs,
+        report,
+    })
+}
+
+/// Fills `buf` from a buffered reader without consuming (for recognising compression).
+fn peek<R: std::io::BufRead>(reader: &mut DigestReader<R>, buf: &mut [u8]) -> std::io::Result<usize> {
+    let head = reader.inner_mut().fill_buf()?;
+    let n = head.len().min(buf.len());
+    buf[..n].copy_from_slice(&head[..n]);
+    Ok(n)
+}
+
+type ReadResult = (Vec<EntryRecord>, Vec<u8>, crate::Sha256Digest, u64, LayerReport);
+
+/// The reader half: decompress, walk the tar, cut file contents into chunks and send them on.
+fn read_layer<R: std::io::Read>(
+    shared: &Shared,
+    label: &str,
+    raw: &mut R,
+    compression: Compression,
+    sender: mpsc::SyncSender<Batch>,
+) -> Result<ReadResult> {
+    let io_err = |e: std::io::Error| Error::bad_input(label, e.to_string());
+    let decoder = compression.decoder(raw).map_err(io_err)?;
+    let mut plain = DigestReader::new(decoder);
+    let mut report = LayerReport::default();
+    let mut entries = Vec::new();
+    let mut chunker = Chunker::new(&shared.store.config().chunker)
+        .map_err(|e| Error::corrupt("store.json", e))?;
+    let mut batch = Batch { chunks: Vec::new() };
+    let mut batch_bytes = 0usize;
+    let mut next_chunk: u32 = 0;
+    let mut tar = TarStream::new(&mut plain, label);
+    let disconnected = || Error::Usage(CANCELLED.into());
+    while let Some(header) = tar.next_entry()? {
+        if shared.cancel.load(Ordering::Relaxed) {
+            return Err(disconnected());
+        }
+        let mut chunks = Vec::new();
+        let size = header.meta.size;
+        if size > 0 {
+            let read = chunker.chunk_stream(tar.content(), |chunk| -> Result<()> {
+                batch.chunks.push(chunk.to_vec());
+                batch_bytes += chunk.len();
+                chunks.push(next_chunk);
+                report.chunks.add(chunk.len() as u64);
+                next_chunk = next_chunk.checked_add(1).ok_or_else(|| {
+                    Error::bad_input(label, "more than 4 billion chunks in one layer")
+                })?;
+                if batch_bytes >= BATCH_BYTES {
+                    let full = std::mem::replace(&mut batch, Batch { chunks: Vec::new() });
+                    batch_bytes = 0;
+                    sender.send(full).map_err(|_| disconnected())?;
+                }
+                Ok(())
+            });
+            let read = read?;
+            if read != size {
+                return Err(Error::bad_input(
+                    label,
+                    format!("entry {:?}: read {read} of {size} bytes", header.meta.path_lossy()),
+                ));
+            }
+        }
+        report.entries += 1;
+        if header.meta.kind == crate::layer::EntryKind::File {
+            report.files += 1;
+        }
+        entries.push(EntryRecord {
+            raw_header: header.raw,
+            meta: header.meta,
+            chunks,
+        });
+    }
+    let trailer = tar.take_trailer();
+    let tar_bytes = tar.offset();
+    drop(tar);
+    if !batch.chunks.is_empty() {
+        sender.send(batch).map_err(|_| disconnected())?;
+    }
+    drop(sender);
+    let (diff_id, counted) = plain.finish().map_err(io_err)?;
+    debug_assert_eq!(counted, tar_bytes);
+    report.tar_bytes = counted;
+    Ok((entries, trailer, diff_id, counted, report))
+}
+
+#[derive(Default)]
+struct Counts {
+    new: Count,
+    from_dictionary: Count,
+    repeated: Count,
+    stored_bytes: u64,
+}
+
+/// The processor half: hash, look up, compress and store the chunks of one layer, in order.
+struct Processor<'a> {
+    shared: &'a Shared<'a>,
+    label: String,
+    chunk_ids: Vec<ChunkId>,
+    reused: HashMap<ChunkId, ChunkLocation>,
+    writer: Option<BlobWriter>,
+    sealed: Vec<SealedBlob>,
+    counts: Counts,
+    level: i32,
+}
+
+thread_local! {
+    static COMPRESSOR: RefCell<Option<(i32, zstd::bulk::Compressor<'static>)>> = const { RefCell::new(None) };
+}
+
+fn compress(data: &[u8], level: i32) -> std::io::Result<(Codec, Vec<u8>)> {
+    COMPRESSOR.with(|cell| {
+        let mut slot = cell.borrow_mut();
+        if slot.as_ref().is_none_or(|(l, _)| *l != level) {
+            *slot = Some((level, zstd::bulk::Compressor::new(level)?));
+        }
+        let (_, compressor) = slot.as_mut().expect("compressor just set");
+        let compressed = compressor.compress(data)?;
+        Ok(if compressed.len() < data.len() {
+            (Codec::Zstd, compressed)
+        } else {
+            (Codec::Raw, data.to_vec())
+        })
+    })
+}
+
+enum Decision {
+    New,
+    Dictionary(ChunkLocation),
+    Repeated,
+}
+
+impl<'a> Processor<'a> {
+    fn new(shared: &'a Shared<'a>, label: &str) -> Result<Self> {
+        Ok(Processor {
+            shared,
+            label: label.to_string(),
+            chunk_ids: Vec::new(),
+            reused: HashMap::new(),
+            writer: None,
+            sealed: Vec::new(),
+            counts: Counts::default(),
+            level: shared.store.config().compression.level,
+        })
+    }
+
+    fn process(&mut self, batch: Batch) -> Result<()> {
+        let ids: Vec<ChunkId> = batch.chunks.par_iter().map(|c| ChunkId::of(c)).collect();
+        let mut decisions = Vec::with_capacity(ids.len());
+        for (id, data) in ids.iter().zip(&batch.chunks) {
+            let len = data.len() as u64;
+            let decision = if let Some(location) = self.reused.get(id) {
+                Decision::Dictionary(*location)
+            } else if self.shared.claimed.lock().expect("claims lock").contains(id) {
+                Decision::Repeated
+            } else if let Some(location) = self.shared.dictionary.get(id)? {
+                Decision::Dictionary(location)
+            } else if self.shared.claimed.lock().expect("claims lock").insert(*id) {
+                Decision::New
+            } else {
+                Decision::Repeated
+            };
+            match &decision {
+                Decision::New => self.counts.new.add(len),
+                Decision::Dictionary(location) => {
+                    self.counts.from_dictionary.add(len);
+                    self.reused.insert(*id, *location);
+                }
+                Decision::Repeated => self.counts.repeated.add(len),
+            }
+            decisions.push(decision);
+        }
+        let level = self.level;
+        let stored: Vec<Option<std::io::Result<(Codec, Vec<u8>)>>> = batch
+            .chunks
+            .par_iter()
+            .zip(&decisions)
+            .map(|(data, decision)| matches!(decision, Decision::New).then(|| compress(data, level)))
+            .collect();
+        for ((id, data), stored) in ids.iter().zip(&batch.chunks).zip(stored) {
+            if let Some(result) = stored {
+                let (codec, bytes) =
+                    result.map_err(|e| Error::bad_input(&self.label, format!("zstd: {e}")))?;
+                self.append(*id, data.len() as u32, codec, &bytes)?;
+            }
+        }
+        self.chunk_ids.extend(ids);
+        Ok(())
+    }
+
+    fn append(&mut self, id: ChunkId, len: u32, codec: Codec, bytes: &[u8]) -> Result<()> {
+        if self.writer.as_ref().is_some_and(|w| w.len() >= BLOB_SPLIT_BYTES) {
+            let full = self.writer.take().expect("writer present");
+            self.sealed.push(full.seal()?);
+        }
+        if self.writer.is_none() {
+            let path = crate::fsutil::tmp_path(&self.shared.store.tmp_dir(), "blob");
+            self.writer = Some(BlobWriter::create(path)?);
+        }
+        let writer = self.writer.as_mut().expect("writer present");
+        writer.append(id, len, codec, bytes)?;
+        self.counts.stored_bytes += bytes.len() as u64;
+        Ok(())
+    }
+
+    #[allow(clippy::type_complexity)]
+    fn finish(
+        mut self,
+    ) -> Result<(Vec<ChunkId>, HashMap<ChunkId, ChunkLocation>, Vec<SealedBlob>, Counts)> {
+        if let Some(writer) = self.writer.take() {
+            self.sealed.push(writer.seal()?);
+        }
+        Ok((self.chunk_ids, self.reused, self.sealed, self.counts))
+    }
+}

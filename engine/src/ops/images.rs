@@ -1,0 +1,27 @@
+//! `images`: the named images of a store and what each added.
+
+use crate::error::Result;
+use crate::index::ImageRecord;
+use crate::store::Store;
+use serde::Serialize;
+
+#[derive(Clone, Debug, Serialize)]
+pub struct ImageSummary {
+    pub name: String,
+    #[serde(flatten)]
+    pub record: ImageRecord,
+}
+
+pub fn list(store: &Store) -> Result<Vec<ImageSummary>> {
+    store
+        .index()
+        .refs()?
+        .into_iter()
+        .map(|(name, id)| {
+            Ok(ImageSummary {
+                record: store.image_record(&id)?,
+                name,
+            })
+        })
+        .collect()
+}

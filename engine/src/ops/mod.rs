@@ -1,0 +1,5 @@
+//! One module per operation on a store. Each is reached through one `Store` method.
+
+pub mod convert;
+pub mod images;
+pub mod read;

@@ -1,0 +1,249 @@
+//! Reading images: an OCI image layout directory (`oci_layout`), a `docker save` archive
+//! (`docker_archive`) or a bare layer tar. Each source is resolved into `ImageSource`s: the
+//! manifest and config bytes (verified against their digests) and, per layer, where its bytes
+//! are and which digests they must have. Layer bytes are verified later, while they stream
+//! through the convert.
+
+mod docker_archive;
+mod oci_json;
+mod oci_layout;
+mod platform;
+
+pub use platform::{Platform, PlatformChoice};
+
+use crate::error::{Error, IoContext, Result};
+use crate::layer::Compression;
+use crate::Sha256Digest;
+use std::fs::File;
+use std::io::{Read, Seek, SeekFrom};
+use std::path::{Path, PathBuf};
+
+/// Bound on manifests, indexes and configs read whole into memory.
+pub(crate) const MAX_JSON_LEN: u64 = 64 << 20;
+
+/// What the user named as the image to convert.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SourceSpec {
+    OciLayout { dir: PathBuf, reference: Option<String> },
+    DockerArchive { file: PathBuf },
+    LayerFile { file: PathBuf },
+}
+
+impl SourceSpec {
+    /// Parses `oci:DIR[:REF]`, `docker-archive:FILE` or a path to a layer tar.
+    pub fn parse(text: &str) -> Result<SourceSpec> {
+        if let Some(rest) = text.strip_prefix("oci:") {
+            // A trailing `:REF` is taken off only if it cannot be part of a path.
+            let (dir, reference) = match rest.rsplit_once(':') {
+                Some((dir, r)) if !r.contains('/') && !dir.is_empty() => (dir, Some(r.to_string())),
+                _ => (rest, None),
+            };
+            if dir.is_empty() {
+                return Err(Error::Usage(format!("{text}: expected oci:DIR[:REF]")));
+            }
+            Ok(SourceSpec::OciLayout {
+                dir: PathBuf::from(dir),
+                reference: reference.filter(|r| !r.is_empty()),
+            })
+        } else if let Some(file) = text.strip_prefix("docker-archive:") {
+            Ok(SourceSpec::DockerArchive {
+                file: PathBuf::from(file),
+            })
+        } else if text.contains(':') && !Path::new(text).exists() {
+            Err(Error::Usage(format!(
+                "{text}: unknown source; use oci:DIR[:REF], docker-archive:FILE or a path to a layer .tar/.tar.gz/.tar.zst"
+            )))
+        } else {
+            Ok(SourceSpec::LayerFile {
+                file: PathBuf::from(text),
+            })
+        }
+    }
+
+    /// Resolves the source into the single-platform images to convert.
+    pub fn resolve(&self, choice: &PlatformChoice) -> Result<Vec<ImageSource>> {
+        match self {
+            SourceSpec::OciLayout { dir, reference } => {
+                oci_layout::resolve(dir, reference.as_deref(), choice)
+            }
+            SourceSpec::DockerArchive { file } => docker_archive::resolve(file, choice),
+            SourceSpec::LayerFile { file } => layer_file(file),
+        }
+    }
+}
+
+impl std::fmt::Display for SourceSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SourceSpec::OciLayout { dir, reference } => {
+                write!(f, "oci:{}", dir.display())?;
+                match reference {
+                    Some(r) => write!(f, ":{r}"),
+                    None => Ok(()),
+                }
+            }
+            SourceSpec::DockerArchive { file } => write!(f, "docker-archive:{}", file.display()),
+            SourceSpec::LayerFile { file } => write!(f, "{}", file.display()),
+        }
+    }
+}
+
+/// A JSON object of the source, kept byte for byte with its digest.
+#[derive(Clone, Debug)]
+pub struct RawObject {
+    pub digest: Sha256Digest,
+    pub media_type: String,
+    pub bytes: Vec<u8>,
+}
+
+/// A byte range of a file.
+#[derive(Clone, Debug)]
+pub struct ByteRange {
+    pub path: PathBuf,
+    pub offset: u64,
+    pub len: u64,
+}
+
+impl ByteRange {
+    pub fn whole_file(path: &Path) -> Result<ByteRange> {
+        let meta = std::fs::metadata(path).with_path("read", path)?;
+        if !meta.is_file() {
+            return Err(Error::bad_input(
+                path.display().to_string(),
+                "not a regular file",
+            ));
+        }
+        Ok(ByteRange {
+            path: path.to_path_buf(),
+            offset: 0,
+            len: meta.len(),
+        })
+    }
+
+    pub fn open(&self) -> Result<impl Read> {
+        let mut file = File::open(&self.path).with_path("open", &self.path)?;
+        file.seek(SeekFrom::Start(self.offset))
+            .with_path("seek in", &self.path)?;
+        Ok(file.take(self.len))
+    }
+}
+
+/// One layer to convert and the digests its bytes must have.
+#[derive(Clone, Debug)]
+pub struct LayerSource {
+    /// sha256 of the stored (compressed) blob, when the source states it.
+    pub digest: Option<Sha256Digest>,
+    pub media_type: String,
+    /// `None`: recognise from the first bytes.
+    pub compression: Option<Compression>,
+    /// sha256 of the uncompressed tar, from the image config.
+    pub diff_id: Option<Sha256Digest>,
+    pub bytes: ByteRange,
+}
+
+/// One single-platform image, ready to convert.
+#[derive(Clone, Debug)]
+pub struct ImageSource {
+    /// How the user can name this source again (e.g. `oci:/images/py:v1`).
+    pub reference: String,
+    pub platform: Option<Platform>,
+    pub manifest: Option<RawObject>,
+    pub config: Option<RawObject>,
+    pub layers: Vec<LayerSource>,
+}
+
+fn layer_file(file: &Path) -> Result<Vec<ImageSource>> {
+    let bytes = ByteRange::whole_file(file)?;
+    Ok(vec![ImageSource {
+        reference: file.display().to_string(),
+        platform: None,
+        manifest: None,
+        config: None,
+        layers: vec![LayerSource {
+            digest: None,
+            media_type: String::new(),
+            compression: None,
+            diff_id: None,
+            bytes,
+        }],
+    }])
+}
+
+/// Reads a JSON object whole (bounded) and checks its digest and size.
+pub(crate) fn read_verified(
+    range: &ByteRange,
+    expected: &Sha256Digest,
+    expected_size: Option<u64>,
+    what: &str,
+) -> Result<Vec<u8>> {
+    let object = format!("{what} {expected}");
+    if range.len > MAX_JSON_LEN {
+        return Err(Error::bad_input(
+            object,
+            format!("{} bytes is over the {MAX_JSON_LEN}-byte limit", range.len),
+        ));
+    }
+    if let Some(size) = expected_size {
+        if size != range.len {
+            return Err(Error::bad_input(
+                object,
+                format!("descriptor says {size} bytes, {} has {}", range.path.display(), range.len),
+            ));
+        }
+    }
+    let mut bytes = Vec::with_capacity(range.len as usize);
+    range
+        .open()?
+        .read_to_end(&mut bytes)
+        .with_path("read", &range.path)?;
+    let actual = Sha256Digest::of(&bytes);
+    if &actual != expected {
+        return Err(Error::DigestMismatch {
+            object: format!("{what} {}", range.path.display()),
+            expected: expected.to_string(),
+            actual: actual.to_string(),
+        });
+    }
+    Ok(bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_source_specs() {
+        assert_eq!(
+            SourceSpec::parse("oci:/a/b:v1").unwrap(),
+            SourceSpec::OciLayout {
+                dir: "/a/b".into(),
+                reference: Some("v1".into())
+            }
+        );
+        assert_eq!(
+            SourceSpec::parse("oci:dir").unwrap(),
+            SourceSpec::OciLayout {
+                dir: "dir".into(),
+                reference: None
+            }
+        );
+        assert_eq!(
+            SourceSpec::parse("docker-archive:x.tar").unwrap(),
+            SourceSpec::DockerArchive { file: "x.tar".into() }
+        );
+        assert!(SourceSpec::parse("registry:foo").is_err());
+        assert_eq!(
+            SourceSpec::parse("layer.tar.gz").unwrap(),
+            SourceSpec::LayerFile {
+                file: "layer.tar.gz".into()
+            }
+        );
+    }
+}
+
+/// For the fuzz targets: parse arbitrary bytes as each OCI document type.
+pub(crate) fn fuzz_parse_json(data: &[u8]) {
+    let _ = oci_json::parse::<oci_json::Index>(data, "fuzz");
+    let _ = oci_json::parse::<oci_json::Manifest>(data, "fuzz");
+    let _ = oci_json::parse::<oci_json::Config>(data, "fuzz");
+}

@@ -1,0 +1,5 @@
+//! Integration tests of the engine (one binary, so the suite links once).
+
+mod convert;
+mod helpers;
+mod rejects;
