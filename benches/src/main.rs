@@ -6,14 +6,20 @@
 //! the convert speed.
 
 use anyhow::{Context, Result};
-use cairn_engine::{ChunkerParams, CompressionParams, ConvertOptions, InitOptions, NoProgress, PlatformChoice, SourceSpec, Store};
+use cairn_engine::{
+    ChunkerParams, CompressionParams, ConvertOptions, InitOptions, NoProgress, PlatformChoice,
+    SourceSpec, Store,
+};
 use clap::{Parser, Subcommand};
 use serde::Serialize;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 #[derive(Parser)]
-#[command(name = "cairn-bench", about = "cairn benchmarks: chunker parameter sweep")]
+#[command(
+    name = "cairn-bench",
+    about = "cairn benchmarks: chunker parameter sweep"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -28,7 +34,10 @@ enum Command {
         #[arg(long)]
         new: String,
         /// Comma-separated MIN/AVG/MAX in KiB, e.g. 16/64/1024.
-        #[arg(long, default_value = "4/16/1024,8/32/1024,16/64/1024,32/128/1024,64/256/1024")]
+        #[arg(
+            long,
+            default_value = "4/16/1024,8/32/1024,16/64/1024,32/128/1024,64/256/1024"
+        )]
         params: String,
         /// zstd level of the stores.
         #[arg(long, default_value_t = 3)]
@@ -86,7 +95,12 @@ fn parse_params(text: &str) -> Result<Vec<ChunkerParams>> {
         .collect()
 }
 
-fn convert(store: &Store, source: &str, name: &str, dict: &[&str]) -> Result<cairn_engine::ImageReport> {
+fn convert(
+    store: &Store,
+    source: &str,
+    name: &str,
+    dict: &[&str],
+) -> Result<cairn_engine::ImageReport> {
     let report = store.convert(
         &ConvertOptions {
             source: SourceSpec::parse(source)?,
@@ -97,25 +111,61 @@ fn convert(store: &Store, source: &str, name: &str, dict: &[&str]) -> Result<cai
         },
         &NoProgress,
     )?;
-    Ok(report.images.into_iter().next().context("no image converted")?)
+    report
+        .images
+        .into_iter()
+        .next()
+        .context("no image converted")
 }
 
-fn sweep(old: &str, new: &str, params: &str, level: i32, work: Option<&Path>, json: Option<&Path>) -> Result<()> {
+fn sweep(
+    old: &str,
+    new: &str,
+    params: &str,
+    level: i32,
+    work: Option<&Path>,
+    json: Option<&Path>,
+) -> Result<()> {
     let tmp = tempfile::tempdir()?;
     let work = work.unwrap_or(tmp.path());
     let mut rows = Vec::new();
     println!(
         "{:<16} {:>12} {:>12} {:>8} {:>10} {:>8} {:>8} {:>9} {:>9}",
-        "min/avg/max", "after old", "new adds", "% old", "metadata", "shared", "chunks", "old s", "MB/s"
+        "min/avg/max",
+        "after old",
+        "new adds",
+        "% old",
+        "metadata",
+        "shared",
+        "chunks",
+        "old s",
+        "MB/s"
     );
     for chunker in parse_params(params)? {
-        let label = format!("{}K/{}K/{}K", chunker.min_size / 1024, chunker.avg_size / 1024, chunker.max_size / 1024);
-        let root = work.join(format!("sweep-{}-{}-{}", chunker.min_size, chunker.avg_size, chunker.max_size));
+        let label = format!(
+            "{}K/{}K/{}K",
+            chunker.min_size / 1024,
+            chunker.avg_size / 1024,
+            chunker.max_size / 1024
+        );
+        let root = work.join(format!(
+            "sweep-{}-{}-{}",
+            chunker.min_size, chunker.avg_size, chunker.max_size
+        ));
         if root.exists() {
             std::fs::remove_dir_all(&root)?;
         }
-        let compression = CompressionParams { level, ..CompressionParams::default() };
-        let store = Store::init(&root, &InitOptions { chunker, compression })?;
+        let compression = CompressionParams {
+            level,
+            ..CompressionParams::default()
+        };
+        let store = Store::init(
+            &root,
+            &InitOptions {
+                chunker,
+                compression,
+            },
+        )?;
         let started = Instant::now();
         let r_old = convert(&store, old, "old", &[])?;
         let old_seconds = started.elapsed().as_secs_f64();
@@ -133,7 +183,8 @@ fn sweep(old: &str, new: &str, params: &str, level: i32, work: Option<&Path>, js
             new_adds_bytes: after_new - after_old,
             new_adds_percent_of_old: (after_new - after_old) as f64 * 100.0 / after_old as f64,
             metadata_bytes: metadata,
-            new_shared_ratio_bytes: (t.from_dictionary.bytes + t.repeated.bytes) as f64 / t.chunks.bytes.max(1) as f64,
+            new_shared_ratio_bytes: (t.from_dictionary.bytes + t.repeated.bytes) as f64
+                / t.chunks.bytes.max(1) as f64,
             chunks_old: r_old.unique_chunks,
             old_seconds,
             new_seconds,
@@ -162,8 +213,13 @@ fn sweep(old: &str, new: &str, params: &str, level: i32, work: Option<&Path>, js
 
 fn main() -> Result<()> {
     match Cli::parse().command {
-        Command::Sweep { old, new, params, level, work, json } => {
-            sweep(&old, &new, &params, level, work.as_deref(), json.as_deref())
-        }
+        Command::Sweep {
+            old,
+            new,
+            params,
+            level,
+            work,
+            json,
+        } => sweep(&old, &new, &params, level, work.as_deref(), json.as_deref()),
     }
 }

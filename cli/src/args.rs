@@ -15,7 +15,12 @@ use std::path::PathBuf;
 )]
 pub struct Cli {
     /// The store directory.
-    #[arg(long, global = true, env = "CAIRN_STORE", default_value = "./cairn-store")]
+    #[arg(
+        long,
+        global = true,
+        env = "CAIRN_STORE",
+        default_value = "./cairn-store"
+    )]
     pub store: PathBuf,
 
     /// Never draw progress bars.
@@ -77,7 +82,11 @@ pub struct ConvertArgs {
     #[arg(long = "dict", value_name = "NAME")]
     pub dict: Vec<String>,
     /// Platform to convert from a multi-arch image (default: the only one, else the host's).
-    #[arg(long, value_name = "OS/ARCH[/VARIANT]", conflicts_with = "all_platforms")]
+    #[arg(
+        long,
+        value_name = "OS/ARCH[/VARIANT]",
+        conflicts_with = "all_platforms"
+    )]
     pub platform: Option<String>,
     /// Convert every platform, each as NAME@os/arch[/variant].
     #[arg(long)]

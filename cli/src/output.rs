@@ -19,7 +19,7 @@ pub fn count(n: u64) -> String {
     let digits = n.to_string();
     let mut out = String::new();
     for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(c);
@@ -77,6 +77,9 @@ mod tests {
         assert_eq!(bytes(74_300_000), "74.3 MB");
         assert_eq!(count(1234567), "1,234,567");
         assert_eq!(percent(1, 4), "25.0%");
-        assert_eq!(table(&["a", "bb"], &[vec!["x".into(), "1".into()]]), "a  bb\nx   1");
+        assert_eq!(
+            table(&["a", "bb"], &[vec!["x".into(), "1".into()]]),
+            "a  bb\nx   1"
+        );
     }
 }

@@ -27,13 +27,13 @@ mod chunk;
 mod error;
 mod format;
 mod fsutil;
+#[doc(hidden)]
+pub mod fuzzing;
 mod id;
 mod index;
 mod layer;
 mod ops;
 mod progress;
-#[doc(hidden)]
-pub mod fuzzing;
 pub mod sample;
 mod source;
 mod store;

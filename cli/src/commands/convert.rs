@@ -37,7 +37,10 @@ pub fn render(r: &ImageReport) -> String {
         "{} <- {}{}\n",
         r.name,
         r.reference,
-        r.platform.as_ref().map(|p| format!(" [{p}]")).unwrap_or_default()
+        r.platform
+            .as_ref()
+            .map(|p| format!(" [{p}]"))
+            .unwrap_or_default()
     );
     out += &format!("  image      {}\n", &r.image_id[..16]);
     out += &format!(
@@ -70,7 +73,10 @@ pub fn render(r: &ImageReport) -> String {
         bytes(r.bootstrap_bytes),
         bytes(r.added_bytes)
     );
-    out += &format!("  time       {:.2} s, {:.1} MB/s of tar\n", r.seconds, r.tar_mb_per_s);
+    out += &format!(
+        "  time       {:.2} s, {:.1} MB/s of tar\n",
+        r.seconds, r.tar_mb_per_s
+    );
     let rows: Vec<Vec<String>> = r
         .layers
         .iter()
@@ -86,7 +92,10 @@ pub fn render(r: &ImageReport) -> String {
             ]
         })
         .collect();
-    let layer_table = table(&["  LAYER", "TAR", "FILES", "NEW", "FROM DICT", "WRITTEN"], &rows);
+    let layer_table = table(
+        &["  LAYER", "TAR", "FILES", "NEW", "FROM DICT", "WRITTEN"],
+        &rows,
+    );
     for line in layer_table.lines() {
         out += "  ";
         out += line.trim_start();

@@ -39,7 +39,9 @@ pub fn run(cli: &Cli, args: &DemoArgs) -> anyhow::Result<()> {
         )
     };
     let r1 = convert(&v1, "demo:v1", vec![])?.images.remove(0);
-    let r2 = convert(&v2, "demo:v2", vec!["demo:v1".into()])?.images.remove(0);
+    let r2 = convert(&v2, "demo:v2", vec!["demo:v1".into()])?
+        .images
+        .remove(0);
 
     // Every layer must come back byte for byte (export_layer checks each diff_id).
     let mut layers_checked = 0;
@@ -66,14 +68,20 @@ pub fn run(cli: &Cli, args: &DemoArgs) -> anyhow::Result<()> {
             "oci_layer_dedup": { "after_v1": v1_gzip, "v2_adds": layer_dedup_v2 },
         }));
     }
-    println!("cairn demo: two versions of a generated image in {}\n", dir.display());
+    println!(
+        "cairn demo: two versions of a generated image in {}\n",
+        dir.display()
+    );
     println!("{}", render(&r1));
     println!("{}", render(&r2));
     let t2 = &r2.totals;
     println!("what v1 already had of v2");
     println!(
         "  {} of v2's file bytes ({} of {} chunks) were found in v1",
-        percent(t2.from_dictionary.bytes + t2.repeated.bytes, t2.chunks.bytes),
+        percent(
+            t2.from_dictionary.bytes + t2.repeated.bytes,
+            t2.chunks.bytes
+        ),
         t2.from_dictionary.chunks + t2.repeated.chunks,
         t2.chunks.chunks
     );

@@ -18,8 +18,8 @@ pub fn run(cli: &Cli, args: &ExportLayerArgs) -> anyhow::Result<()> {
     } else {
         // Written beside the target and renamed, so a failed export leaves no partial file.
         let tmp = args.output.with_extension("cairn-partial");
-        let file = std::fs::File::create(&tmp)
-            .with_context(|| format!("create {}", tmp.display()))?;
+        let file =
+            std::fs::File::create(&tmp).with_context(|| format!("create {}", tmp.display()))?;
         let mut out = BufWriter::with_capacity(1 << 20, file);
         let result = store
             .export_layer(&args.name, args.index, &mut out, &bar)
@@ -41,7 +41,10 @@ pub fn run(cli: &Cli, args: &ExportLayerArgs) -> anyhow::Result<()> {
         }
     };
     if !to_stdout {
-        eprintln!("wrote {} (diff_id {diff_id} verified)", args.output.display());
+        eprintln!(
+            "wrote {} (diff_id {diff_id} verified)",
+            args.output.display()
+        );
     }
     Ok(())
 }

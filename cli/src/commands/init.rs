@@ -16,7 +16,13 @@ pub fn run(cli: &Cli, args: &InitArgs) -> anyhow::Result<()> {
         anyhow::ensure!((1..=22).contains(&level), "--level must be 1 to 22");
         compression.level = level;
     }
-    let store = Store::init(&cli.store, &InitOptions { chunker, compression })?;
+    let store = Store::init(
+        &cli.store,
+        &InitOptions {
+            chunker,
+            compression,
+        },
+    )?;
     println!(
         "created store {} (chunker {}, zstd level {})",
         store.root().display(),

@@ -86,13 +86,12 @@ impl ChunkerParams {
                         self.crate_version
                     ));
                 }
-                if !(MINIMUM_MIN..=MINIMUM_MAX).contains(&min)
-                    || !(AVERAGE_MIN..=AVERAGE_MAX).contains(&avg)
-                    || !(min < avg && avg < max)
-                    || min % 2 != 0
-                    || avg % 2 != 0
-                    || max % 2 != 0
-                {
+                let valid = (MINIMUM_MIN..=MINIMUM_MAX).contains(&min)
+                    && (AVERAGE_MIN..=AVERAGE_MAX).contains(&avg)
+                    && min < avg
+                    && avg < max
+                    && [min, avg, max].iter().all(|n| n % 2 == 0);
+                if !valid {
                     return Err(format!(
                         "FastCDC sizes min {min} / avg {avg} / max {max} are invalid: \
                          need even sizes, min < avg < max, min in {MINIMUM_MIN}..={MINIMUM_MAX}, \
@@ -278,7 +277,10 @@ mod tests {
     #[test]
     fn fixed_and_edge_cases() {
         let fixed = ChunkerParams::fixed(1000).unwrap();
-        let lens: Vec<usize> = cuts(&fixed, &[7u8; 2500]).into_iter().map(|c| c.0).collect();
+        let lens: Vec<usize> = cuts(&fixed, &[7u8; 2500])
+            .into_iter()
+            .map(|c| c.0)
+            .collect();
         assert_eq!(lens, vec![1000, 1000, 500]);
         assert!(cuts(&ChunkerParams::default(), &[]).is_empty());
         let zeros = vec![0u8; 3 << 20];

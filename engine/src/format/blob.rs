@@ -10,7 +10,7 @@
 //! chunk index be rebuilt from the blobs alone. A blob is written once into `STORE/tmp/`, sealed
 //! (ToC, footer, fsync) and only then renamed into `STORE/blobs/<id>`; it is never appended to.
 
-use super::{Codec, ChunkLocation};
+use super::{ChunkLocation, Codec};
 use crate::error::{Error, IoContext, Result};
 use crate::{BlobId, ChunkId};
 use std::fs::File;
@@ -73,7 +73,9 @@ impl BlobWriter {
     }
 
     fn write(&mut self, bytes: &[u8]) -> Result<()> {
-        self.out.write_all(bytes).with_path("write blob", &self.path)?;
+        self.out
+            .write_all(bytes)
+            .with_path("write blob", &self.path)?;
         self.hasher.update(bytes);
         self.offset += bytes.len() as u64;
         Ok(())
@@ -82,10 +84,6 @@ impl BlobWriter {
     /// Bytes written so far (the size the blob would have without its ToC and footer).
     pub fn len(&self) -> u64 {
         self.offset
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.toc.is_empty()
     }
 
     /// Appends one stored chunk; returns its offset in the blob.
@@ -172,7 +170,9 @@ pub fn decode_toc(bytes: &[u8], object: &str) -> Result<Vec<TocEntry>> {
     }
     let version = le_u32(&bytes[8..12]);
     if version != BLOB_VERSION {
-        return Err(corrupt(format!("unsupported blob version {version} at offset 8")));
+        return Err(corrupt(format!(
+            "unsupported blob version {version} at offset 8"
+        )));
     }
     let footer = &bytes[(len - FOOTER_LEN) as usize..];
     if &footer[48..56] != END_MAGIC {
@@ -193,7 +193,9 @@ pub fn decode_toc(bytes: &[u8], object: &str) -> Result<Vec<TocEntry>> {
     }
     let toc_bytes = &bytes[toc_offset as usize..toc_end as usize];
     if blake3::hash(toc_bytes).as_bytes() != &footer[16..48] {
-        return Err(corrupt(format!("ToC checksum mismatch (ToC at offset {toc_offset})")));
+        return Err(corrupt(format!(
+            "ToC checksum mismatch (ToC at offset {toc_offset})"
+        )));
     }
     let mut toc = Vec::with_capacity(count as usize);
     for (i, raw) in toc_bytes.chunks_exact(TOC_ENTRY_LEN as usize).enumerate() {
@@ -202,9 +204,8 @@ pub fn decode_toc(bytes: &[u8], object: &str) -> Result<Vec<TocEntry>> {
             offset: le_u64(&raw[32..40]),
             stored_len: le_u32(&raw[40..44]),
             len: le_u32(&raw[44..48]),
-            codec: Codec::from_u8(raw[48]).ok_or_else(|| {
-                corrupt(format!("ToC entry {i}: unknown codec {}", raw[48]))
-            })?,
+            codec: Codec::from_u8(raw[48])
+                .ok_or_else(|| corrupt(format!("ToC entry {i}: unknown codec {}", raw[48])))?,
         };
         let end = entry.offset.checked_add(entry.stored_len as u64);
         if entry.offset < HEADER_LEN || end.is_none_or(|end| end > toc_offset) {
@@ -239,10 +240,6 @@ impl BlobReader {
         Ok(BlobReader { id, map })
     }
 
-    pub fn bytes(&self) -> &[u8] {
-        &self.map
-    }
-
     /// Reads and verifies one chunk.
     pub fn read_chunk(&self, id: &ChunkId, location: &ChunkLocation) -> Result<Vec<u8>> {
         let object = || format!("blob {} offset {}", self.id, location.offset);
@@ -260,7 +257,10 @@ impl BlobReader {
             ));
         };
         if location.len > MAX_CHUNK_LEN {
-            return Err(Error::corrupt(object(), format!("chunk {id} claims {} bytes", location.len)));
+            return Err(Error::corrupt(
+                object(),
+                format!("chunk {id} claims {} bytes", location.len),
+            ));
         }
         super::decode_chunk(
             id,
@@ -283,7 +283,9 @@ mod tests {
         let data = b"hello hello hello hello hello hello".to_vec();
         let id = ChunkId::of(&data);
         let stored = zstd::bulk::compress(&data, 3).unwrap();
-        writer.append(id, data.len() as u32, Codec::Zstd, &stored).unwrap();
+        writer
+            .append(id, data.len() as u32, Codec::Zstd, &stored)
+            .unwrap();
         let raw = b"raw".to_vec();
         let raw_id = ChunkId::of(&raw);
         writer.append(raw_id, 3, Codec::Raw, &raw).unwrap();
@@ -293,8 +295,16 @@ mod tests {
         let toc = decode_toc(&bytes, "b").unwrap();
         assert_eq!(toc, sealed.toc);
         let reader = BlobReader::open(&sealed.tmp_path, sealed.id).unwrap();
-        assert_eq!(reader.read_chunk(&id, &sealed.location(&toc[0])).unwrap(), data);
-        assert_eq!(reader.read_chunk(&raw_id, &sealed.location(&toc[1])).unwrap(), raw);
+        assert_eq!(
+            reader.read_chunk(&id, &sealed.location(&toc[0])).unwrap(),
+            data
+        );
+        assert_eq!(
+            reader
+                .read_chunk(&raw_id, &sealed.location(&toc[1]))
+                .unwrap(),
+            raw
+        );
         // A location pointing at the wrong bytes fails the id check.
         let wrong = sealed.location(&toc[1]);
         assert!(reader.read_chunk(&id, &wrong).is_err());

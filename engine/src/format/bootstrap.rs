@@ -113,10 +113,15 @@ impl Bootstrap {
     pub fn decode(bytes: &[u8], object: &str) -> Result<Bootstrap> {
         let corrupt = |reason: String| Error::corrupt(object.to_string(), reason);
         if bytes.len() < HEADER_LEN + CHECKSUM_LEN {
-            return Err(corrupt(format!("{} bytes is too short for a bootstrap", bytes.len())));
+            return Err(corrupt(format!(
+                "{} bytes is too short for a bootstrap",
+                bytes.len()
+            )));
         }
         if &bytes[..8] != MAGIC {
-            return Err(corrupt("bad magic at offset 0: not a cairn bootstrap".into()));
+            return Err(corrupt(
+                "bad magic at offset 0: not a cairn bootstrap".into(),
+            ));
         }
         let version = u32::from_le_bytes(bytes[8..12].try_into().expect("4 bytes"));
         if version != BOOTSTRAP_VERSION {
@@ -124,11 +129,15 @@ impl Bootstrap {
         }
         let body_end = bytes.len() - CHECKSUM_LEN;
         if blake3::hash(&bytes[..body_end]).as_bytes() != &bytes[body_end..] {
-            return Err(corrupt(format!("checksum mismatch (checksum at offset {body_end})")));
+            return Err(corrupt(format!(
+                "checksum mismatch (checksum at offset {body_end})"
+            )));
         }
         let payload_len = u64::from_le_bytes(bytes[16..24].try_into().expect("8 bytes"));
         if payload_len > MAX_PAYLOAD_LEN {
-            return Err(corrupt(format!("payload of {payload_len} bytes exceeds the limit")));
+            return Err(corrupt(format!(
+                "payload of {payload_len} bytes exceeds the limit"
+            )));
         }
         let payload = zstd::bulk::decompress(&bytes[HEADER_LEN..body_end], payload_len as usize)
             .map_err(|e| corrupt(format!("zstd payload at offset {HEADER_LEN}: {e}")))?;
@@ -139,10 +148,14 @@ impl Bootstrap {
             )));
         }
         let config = bincode::config::standard().with_limit::<{ MAX_PAYLOAD_LEN as usize }>();
-        let (bootstrap, used): (Bootstrap, usize) = bincode::serde::decode_from_slice(&payload, config)
-            .map_err(|e| corrupt(format!("payload: {e}")))?;
+        let (bootstrap, used): (Bootstrap, usize) =
+            bincode::serde::decode_from_slice(&payload, config)
+                .map_err(|e| corrupt(format!("payload: {e}")))?;
         if used != payload.len() {
-            return Err(corrupt(format!("{} trailing payload bytes", payload.len() - used)));
+            return Err(corrupt(format!(
+                "{} trailing payload bytes",
+                payload.len() - used
+            )));
         }
         bootstrap.check_references().map_err(corrupt)?;
         Ok(bootstrap)
@@ -152,7 +165,11 @@ impl Bootstrap {
     fn check_references(&self) -> std::result::Result<(), String> {
         for (i, chunk) in self.chunks.iter().enumerate() {
             if chunk.blob as usize >= self.blobs.len() {
-                return Err(format!("chunk {i} names blob {} of {}", chunk.blob, self.blobs.len()));
+                return Err(format!(
+                    "chunk {i} names blob {} of {}",
+                    chunk.blob,
+                    self.blobs.len()
+                ));
             }
             if chunk.len > crate::chunk::MAX_CHUNK_SIZE {
                 return Err(format!("chunk {i} claims {} bytes", chunk.len));

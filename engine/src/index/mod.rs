@@ -75,11 +75,12 @@ impl Index {
 
     /// Opens (creating if needed) for writing. Only the holder of the store lock may do this.
     pub fn open(path: &Path) -> Result<Index> {
-        let db = DB::open_cf_descriptors(&Self::options(), path, Self::descriptors())
-            .map_err(|source| Error::Index {
+        let db = DB::open_cf_descriptors(&Self::options(), path, Self::descriptors()).map_err(
+            |source| Error::Index {
                 path: path.to_path_buf(),
                 source,
-            })?;
+            },
+        )?;
         Ok(Index {
             db,
             path: path.to_path_buf(),
@@ -109,13 +110,19 @@ impl Index {
     }
 
     fn cf(&self, name: &str) -> Result<&rocksdb::ColumnFamily> {
-        self.db
-            .cf_handle(name)
-            .ok_or_else(|| Error::corrupt(self.path.display().to_string(), format!("column family {name} is missing")))
+        self.db.cf_handle(name).ok_or_else(|| {
+            Error::corrupt(
+                self.path.display().to_string(),
+                format!("column family {name} is missing"),
+            )
+        })
     }
 
     pub fn get_chunk(&self, id: &ChunkId) -> Result<Option<ChunkLocation>> {
-        let value = self.db.get_cf(self.cf(CF_CHUNKS)?, id.0).map_err(|e| self.err(e))?;
+        let value = self
+            .db
+            .get_cf(self.cf(CF_CHUNKS)?, id.0)
+            .map_err(|e| self.err(e))?;
         value
             .map(|v| {
                 decode_location(&v).ok_or_else(|| {
@@ -126,23 +133,29 @@ impl Index {
     }
 
     pub fn get_ref(&self, name: &str) -> Result<Option<ImageId>> {
-        let value = self.db.get_cf(self.cf(CF_REFS)?, name.as_bytes()).map_err(|e| self.err(e))?;
+        let value = self
+            .db
+            .get_cf(self.cf(CF_REFS)?, name.as_bytes())
+            .map_err(|e| self.err(e))?;
         value
             .map(|v| {
-                v.as_slice()
-                    .try_into()
-                    .map(ImageId)
-                    .map_err(|_| Error::corrupt(format!("index ref {name:?}"), "malformed image id"))
+                v.as_slice().try_into().map(ImageId).map_err(|_| {
+                    Error::corrupt(format!("index ref {name:?}"), "malformed image id")
+                })
             })
             .transpose()
     }
 
     pub fn get_image(&self, id: &ImageId) -> Result<Option<ImageRecord>> {
-        let value = self.db.get_cf(self.cf(CF_IMAGES)?, id.0).map_err(|e| self.err(e))?;
+        let value = self
+            .db
+            .get_cf(self.cf(CF_IMAGES)?, id.0)
+            .map_err(|e| self.err(e))?;
         value
             .map(|v| {
-                serde_json::from_slice(&v)
-                    .map_err(|e| Error::corrupt(format!("index record of image {id}"), e.to_string()))
+                serde_json::from_slice(&v).map_err(|e| {
+                    Error::corrupt(format!("index record of image {id}"), e.to_string())
+                })
             })
             .transpose()
     }
@@ -153,11 +166,10 @@ impl Index {
         for item in self.db.iterator_cf(self.cf(CF_REFS)?, IteratorMode::Start) {
             let (key, value) = item.map_err(|e| self.err(e))?;
             let name = String::from_utf8_lossy(&key).into_owned();
-            let id = value
-                .as_ref()
-                .try_into()
-                .map(ImageId)
-                .map_err(|_| Error::corrupt(format!("index ref {name:?}"), "malformed image id"))?;
+            let id =
+                value.as_ref().try_into().map(ImageId).map_err(|_| {
+                    Error::corrupt(format!("index ref {name:?}"), "malformed image id")
+                })?;
             out.push((name, id));
         }
         Ok(out)

@@ -1,7 +1,7 @@
 //! Layer compression: recognised from the OCI/Docker media type or, for bare files, from the
 //! first bytes; decoded as a stream (gzip via flate2's zlib-rs backend, zstd).
 
-use std::io::{self, BufRead, BufReader, Read};
+use std::io::{self, BufReader, Read};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Compression {
@@ -55,17 +55,10 @@ impl Compression {
         Ok(match self {
             Compression::None => Box::new(reader),
             // MultiGzDecoder: a layer may be several concatenated gzip members.
-            Compression::Gzip => Box::new(flate2::read::MultiGzDecoder::new(BufReader::with_capacity(
-                256 * 1024,
-                reader,
-            ))),
+            Compression::Gzip => Box::new(flate2::read::MultiGzDecoder::new(
+                BufReader::with_capacity(256 * 1024, reader),
+            )),
             Compression::Zstd => Box::new(zstd::stream::read::Decoder::new(reader)?),
         })
     }
-}
-
-/// Peeks at the first bytes of a buffered reader without consuming them.
-pub fn sniff_reader<R: BufRead>(reader: &mut R) -> io::Result<Compression> {
-    let head = reader.fill_buf()?;
-    Ok(Compression::sniff(head))
 }

@@ -7,4 +7,4 @@ pub mod tar_stream;
 
 pub use decompress::Compression;
 pub use digest_reader::DigestReader;
-pub use tar_stream::{EntryKind, EntryMeta, TarEntryHeader, TarStream};
+pub use tar_stream::{EntryKind, EntryMeta, TarStream};

@@ -8,6 +8,9 @@ use crate::error::{Error, Result};
 use serde::{Deserialize, Serialize};
 use std::io::{self, Read};
 
+/// PAX records (key, value) in order.
+type PaxRecords = Vec<(Vec<u8>, Vec<u8>)>;
+
 const BLOCK: usize = 512;
 /// Bound on one extension entry's data (PAX records, GNU long names).
 const MAX_EXTENSION_LEN: u64 = 16 << 20;
@@ -76,8 +79,6 @@ impl EntryMeta {
 pub struct TarEntryHeader {
     pub raw: Vec<u8>,
     pub meta: EntryMeta,
-    /// Offset of the entry's own header block in the uncompressed tar.
-    pub header_offset: u64,
 }
 
 pub struct TarStream<R> {
@@ -122,7 +123,10 @@ impl<R: Read> TarStream<R> {
 
     fn read_io_err(&self, e: io::Error) -> Error {
         // Decoder and digest errors arrive here as io errors; keep their text.
-        Error::bad_input(self.label.clone(), format!("reading at offset {}: {e}", self.offset))
+        Error::bad_input(
+            self.label.clone(),
+            format!("reading at offset {}: {e}", self.offset),
+        )
     }
 
     /// Reads up to `buf.len()` bytes; returns how many (less only at end of stream).
@@ -146,7 +150,10 @@ impl<R: Read> TarStream<R> {
         let at = self.offset;
         let got = self.read_full(&mut raw[start..])?;
         if got as u64 != len {
-            return Err(self.err(at, format!("truncated: {what} needs {len} bytes, got {got}")));
+            return Err(self.err(
+                at,
+                format!("truncated: {what} needs {len} bytes, got {got}"),
+            ));
         }
         Ok(())
     }
@@ -220,9 +227,13 @@ impl<R: Read> TarStream<R> {
                     let pad = padding(size);
                     self.read_exact_into(&mut raw, pad, "extension entry padding")?;
                     match flag {
-                        b'x' => ext.pax.extend(parse_pax(&data).map_err(|r| self.err(header_offset, r))?),
+                        b'x' => ext
+                            .pax
+                            .extend(parse_pax(&data).map_err(|r| self.err(header_offset, r))?),
                         b'g' => {
-                            for (k, v) in parse_pax(&data).map_err(|r| self.err(header_offset, r))? {
+                            for (k, v) in
+                                parse_pax(&data).map_err(|r| self.err(header_offset, r))?
+                            {
                                 self.globals.retain(|(gk, _)| gk != &k);
                                 self.globals.push((k, v));
                             }
@@ -239,18 +250,19 @@ impl<R: Read> TarStream<R> {
                     self.content_left = meta.size;
                     self.padding_due = padding(meta.size);
                     self.current_path = meta.path_lossy();
-                    return Ok(Some(TarEntryHeader {
-                        raw,
-                        meta,
-                        header_offset,
-                    }));
+                    return Ok(Some(TarEntryHeader { raw, meta }));
                 }
             }
         }
     }
 
     /// Old GNU sparse headers may be followed by extension blocks (flag byte 504 of each).
-    fn read_sparse_extensions(&mut self, raw: &mut Vec<u8>, block: &[u8; BLOCK], at: u64) -> Result<()> {
+    fn read_sparse_extensions(
+        &mut self,
+        raw: &mut Vec<u8>,
+        block: &[u8; BLOCK],
+        at: u64,
+    ) -> Result<()> {
         let mut extended = block[482] != 0;
         let mut count = 0;
         while extended {
@@ -329,8 +341,14 @@ impl<R: Read> TarStream<R> {
         };
         let (dev_major, dev_minor) = match kind {
             EntryKind::CharDevice | EntryKind::BlockDevice => (
-                header.device_major().map_err(|e| field_err("devmajor", e))?.unwrap_or(0),
-                header.device_minor().map_err(|e| field_err("devminor", e))?.unwrap_or(0),
+                header
+                    .device_major()
+                    .map_err(|e| field_err("devmajor", e))?
+                    .unwrap_or(0),
+                header
+                    .device_minor()
+                    .map_err(|e| field_err("devminor", e))?
+                    .unwrap_or(0),
             ),
             _ => (0, 0),
         };
@@ -382,11 +400,6 @@ impl<R: Read> TarStream<R> {
     pub fn offset(&self) -> u64 {
         self.offset
     }
-
-    /// Gives back the underlying reader (to finish digests after the end).
-    pub fn into_inner(self) -> R {
-        self.reader
-    }
 }
 
 /// Reads exactly one entry's content; a stream that ends early is an error naming the entry.
@@ -400,7 +413,9 @@ impl<R: Read> Read for ContentReader<'_, R> {
         if s.content_left == 0 {
             return Ok(0);
         }
-        let want = buf.len().min(s.content_left.min(usize::MAX as u64) as usize);
+        let want = buf
+            .len()
+            .min(s.content_left.min(usize::MAX as u64) as usize);
         let n = s.reader.read(&mut buf[..want])?;
         if n == 0 {
             return Err(io::Error::new(
@@ -430,14 +445,18 @@ fn trim_nuls(mut data: Vec<u8>) -> Vec<u8> {
 
 fn check_checksum(block: &[u8; BLOCK]) -> std::result::Result<(), String> {
     let field = &block[148..156];
-    let text: String = field
-        .iter()
-        .take_while(|&&b| b != 0 && b != b' ')
-        .skip_while(|&&b| b == b' ')
-        .map(|&b| b as char)
-        .collect();
-    let stored = u32::from_str_radix(text.trim(), 8)
-        .map_err(|_| format!("header checksum field {:?} is not octal: not a tar header", String::from_utf8_lossy(field)))?;
+    let text: String = field.iter().map(|&b| b as char).collect();
+    let digits = text
+        .trim_matches(|c: char| c == '\0' || c == ' ')
+        .split(['\0', ' '])
+        .next()
+        .unwrap_or("");
+    let stored = u32::from_str_radix(digits, 8).map_err(|_| {
+        format!(
+            "header checksum field {:?} is not octal: not a tar header",
+            String::from_utf8_lossy(field)
+        )
+    })?;
     let mut unsigned: u32 = 0;
     let mut signed: i32 = 0;
     for (i, &b) in block.iter().enumerate() {
@@ -448,12 +467,14 @@ fn check_checksum(block: &[u8; BLOCK]) -> std::result::Result<(), String> {
     if stored == unsigned || stored as i32 == signed {
         Ok(())
     } else {
-        Err(format!("header checksum mismatch: stored {stored}, computed {unsigned}"))
+        Err(format!(
+            "header checksum mismatch: stored {stored}, computed {unsigned}"
+        ))
     }
 }
 
 /// Parses PAX extended-header records: `LEN KEY=VALUE\n`, values may be binary.
-fn parse_pax(mut data: &[u8]) -> std::result::Result<Vec<(Vec<u8>, Vec<u8>)>, String> {
+fn parse_pax(mut data: &[u8]) -> std::result::Result<PaxRecords, String> {
     let mut out = Vec::new();
     while !data.is_empty() {
         if data.iter().all(|&b| b == 0) {
@@ -498,7 +519,8 @@ mod tests {
         let mut metas = Vec::new();
         while let Some(entry) = stream.next_entry()? {
             out.extend_from_slice(&entry.raw);
-            std::io::copy(&mut stream.content(), &mut out).map_err(|e| Error::bad_input("x", e.to_string()))?;
+            std::io::copy(&mut stream.content(), &mut out)
+                .map_err(|e| Error::bad_input("x", e.to_string()))?;
             metas.push(entry.meta);
         }
         out.extend(stream.take_trailer());
@@ -523,7 +545,9 @@ mod tests {
         let mut h = tar::Header::new_ustar();
         h.set_size(1000);
         h.set_mode(0o755);
-        builder.append_data(&mut h, "big.bin", &vec![7u8; 1000][..]).unwrap();
+        builder
+            .append_data(&mut h, "big.bin", &vec![7u8; 1000][..])
+            .unwrap();
         builder.into_inner().unwrap()
     }
 
@@ -538,7 +562,10 @@ mod tests {
         assert_eq!(metas[0].mtime, 1234);
         assert_eq!(metas[1].kind, EntryKind::Symlink);
         assert_eq!(metas[1].link_target.as_deref(), Some(&b"dir/target"[..]));
-        assert_eq!(metas[2].xattrs, vec![(b"user.a".to_vec(), b"\x00\x01bin".to_vec())]);
+        assert_eq!(
+            metas[2].xattrs,
+            vec![(b"user.a".to_vec(), b"\x00\x01bin".to_vec())]
+        );
         assert_eq!(metas[2].size, 1000);
     }
 

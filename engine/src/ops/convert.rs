@@ -27,7 +27,7 @@ use crate::layer::{Compression, DigestReader, TarStream};
 use crate::progress::Progress;
 use crate::source::{ImageSource, LayerSource, PlatformChoice, RawObject, SourceSpec};
 use crate::store::Store;
-use crate::{ChunkId, ImageId};
+use crate::ChunkId;
 use rayon::prelude::*;
 use serde::Serialize;
 use std::cell::RefCell;
@@ -154,9 +154,15 @@ impl Dictionary<'_> {
     }
 }
 
-pub fn convert(store: &Store, options: &ConvertOptions, progress: &dyn Progress) -> Result<ConvertReport> {
+pub fn convert(
+    store: &Store,
+    options: &ConvertOptions,
+    progress: &dyn Progress,
+) -> Result<ConvertReport> {
     if !store.is_writable() {
-        return Err(Error::Usage("internal: convert needs a store opened for writing".into()));
+        return Err(Error::Usage(
+            "internal: convert needs a store opened for writing".into(),
+        ));
     }
     validate_name(&options.name)?;
     let images = options.source.resolve(&options.platform)?;
@@ -190,7 +196,11 @@ pub fn convert(store: &Store, options: &ConvertOptions, progress: &dyn Progress)
         }
         Dictionary::Images(map)
     };
-    let total: u64 = named.iter().flat_map(|(_, i)| &i.layers).map(|l| l.bytes.len).sum();
+    let total: u64 = named
+        .iter()
+        .flat_map(|(_, i)| &i.layers)
+        .map(|l| l.bytes.len)
+        .sum();
     progress.set_length(total);
     let mut report = ConvertReport::default();
     for (name, image) in &named {
@@ -312,9 +322,11 @@ fn convert_image(
         let dest = store.blob_path(&blob.id);
         if dest.exists() {
             // The very same bytes are already stored.
-            std::fs::remove_file(&blob.tmp_path).map_err(|e| Error::io("remove", &blob.tmp_path, e))?;
+            std::fs::remove_file(&blob.tmp_path)
+                .map_err(|e| Error::io("remove", &blob.tmp_path, e))?;
         } else {
-            std::fs::rename(&blob.tmp_path, &dest).map_err(|e| Error::io("rename into place", &dest, e))?;
+            std::fs::rename(&blob.tmp_path, &dest)
+                .map_err(|e| Error::io("rename into place", &dest, e))?;
             blobs_written += 1;
             blob_bytes += blob.size;
         }
@@ -418,13 +430,17 @@ impl<'a> ChunkTable<'a> {
         table
     }
 
-    fn index_of(&mut self, id: ChunkId, locations: &HashMap<ChunkId, ChunkLocation>) -> Result<u32> {
+    fn index_of(
+        &mut self,
+        id: ChunkId,
+        locations: &HashMap<ChunkId, ChunkLocation>,
+    ) -> Result<u32> {
         if let Some(&i) = self.chunk_index.get(&id) {
             return Ok(i);
         }
-        let location = *locations
-            .get(&id)
-            .ok_or_else(|| Error::corrupt(format!("chunk {id}"), "internal: no location after convert"))?;
+        let location = *locations.get(&id).ok_or_else(|| {
+            Error::corrupt(format!("chunk {id}"), "internal: no location after convert")
+        })?;
         let blob = match self.blob_index.get(&location.blob) {
             Some(&b) => b,
             None => {
@@ -477,7 +493,12 @@ fn convert_layers(shared: &Shared, layers: &[LayerSource]) -> Result<Vec<LayerOu
     });
     let mut outputs = Vec::new();
     let mut errors = Vec::new();
-    for result in results.into_inner().expect("results lock").into_iter().flatten() {
+    for result in results
+        .into_inner()
+        .expect("results lock")
+        .into_iter()
+        .flatten()
+    {
         match result {
             Ok(output) => outputs.push(output),
             Err(e) => errors.push(e),
@@ -588,14 +609,23 @@ fn convert_layer(shared: &Shared, index: usize, layer: &LayerSource) -> Result<L
 }
 
 /// Fills `buf` from a buffered reader without consuming (for recognising compression).
-fn peek<R: std::io::BufRead>(reader: &mut DigestReader<R>, buf: &mut [u8]) -> std::io::Result<usize> {
+fn peek<R: std::io::BufRead>(
+    reader: &mut DigestReader<R>,
+    buf: &mut [u8],
+) -> std::io::Result<usize> {
     let head = reader.inner_mut().fill_buf()?;
     let n = head.len().min(buf.len());
     buf[..n].copy_from_slice(&head[..n]);
     Ok(n)
 }
 
-type ReadResult = (Vec<EntryRecord>, Vec<u8>, crate::Sha256Digest, u64, LayerReport);
+type ReadResult = (
+    Vec<EntryRecord>,
+    Vec<u8>,
+    crate::Sha256Digest,
+    u64,
+    LayerReport,
+);
 
 /// The reader half: decompress, walk the tar, cut file contents into chunks and send them on.
 fn read_layer<R: std::io::Read>(
@@ -643,7 +673,10 @@ fn read_layer<R: std::io::Read>(
             if read != size {
                 return Err(Error::bad_input(
                     label,
-                    format!("entry {:?}: read {read} of {size} bytes", header.meta.path_lossy()),
+                    format!(
+                        "entry {:?}: read {read} of {size} bytes",
+                        header.meta.path_lossy()
+                    ),
                 ));
             }
         }
@@ -694,7 +727,10 @@ thread_local! {
     static COMPRESSOR: RefCell<Option<(i32, zstd::bulk::Compressor<'static>)>> = const { RefCell::new(None) };
 }
 
-fn compress(data: &[u8], level: i32) -> std::io::Result<(Codec, Vec<u8>)> {
+/// A chunk as it will be stored.
+type Compressed = (Codec, Vec<u8>);
+
+fn compress(data: &[u8], level: i32) -> std::io::Result<Compressed> {
     COMPRESSOR.with(|cell| {
         let mut slot = cell.borrow_mut();
         if slot.as_ref().is_none_or(|(l, _)| *l != level) {
@@ -737,7 +773,13 @@ impl<'a> Processor<'a> {
             let len = data.len() as u64;
             let decision = if let Some(location) = self.reused.get(id) {
                 Decision::Dictionary(*location)
-            } else if self.shared.claimed.lock().expect("claims lock").contains(id) {
+            } else if self
+                .shared
+                .claimed
+                .lock()
+                .expect("claims lock")
+                .contains(id)
+            {
                 Decision::Repeated
             } else if let Some(location) = self.shared.dictionary.get(id)? {
                 Decision::Dictionary(location)
@@ -757,11 +799,13 @@ impl<'a> Processor<'a> {
             decisions.push(decision);
         }
         let level = self.level;
-        let stored: Vec<Option<std::io::Result<(Codec, Vec<u8>)>>> = batch
+        let stored: Vec<Option<std::io::Result<Compressed>>> = batch
             .chunks
             .par_iter()
             .zip(&decisions)
-            .map(|(data, decision)| matches!(decision, Decision::New).then(|| compress(data, level)))
+            .map(|(data, decision)| {
+                matches!(decision, Decision::New).then(|| compress(data, level))
+            })
             .collect();
         for ((id, data), stored) in ids.iter().zip(&batch.chunks).zip(stored) {
             if let Some(result) = stored {
@@ -775,7 +819,11 @@ impl<'a> Processor<'a> {
     }
 
     fn append(&mut self, id: ChunkId, len: u32, codec: Codec, bytes: &[u8]) -> Result<()> {
-        if self.writer.as_ref().is_some_and(|w| w.len() >= BLOB_SPLIT_BYTES) {
+        if self
+            .writer
+            .as_ref()
+            .is_some_and(|w| w.len() >= BLOB_SPLIT_BYTES)
+        {
             let full = self.writer.take().expect("writer present");
             self.sealed.push(full.seal()?);
         }
@@ -792,7 +840,12 @@ impl<'a> Processor<'a> {
     #[allow(clippy::type_complexity)]
     fn finish(
         mut self,
-    ) -> Result<(Vec<ChunkId>, HashMap<ChunkId, ChunkLocation>, Vec<SealedBlob>, Counts)> {
+    ) -> Result<(
+        Vec<ChunkId>,
+        HashMap<ChunkId, ChunkLocation>,
+        Vec<SealedBlob>,
+        Counts,
+    )> {
         if let Some(writer) = self.writer.take() {
             self.sealed.push(writer.seal()?);
         }

@@ -179,7 +179,12 @@ fn lookup_in_layer<'a>(entries: &'a [EntryRecord], path: &[u8]) -> Lookup<'a> {
 }
 
 /// Finds `path` in the merged view of `layers[..=top]`.
-fn find<'a>(bootstrap: &'a Bootstrap, top: usize, path: &[u8], depth: usize) -> Result<Option<&'a EntryRecord>> {
+fn find<'a>(
+    bootstrap: &'a Bootstrap,
+    top: usize,
+    path: &[u8],
+    depth: usize,
+) -> Result<Option<&'a EntryRecord>> {
     for layer in bootstrap.layers[..=top].iter().rev() {
         match lookup_in_layer(&layer.entries, path) {
             Lookup::Found(entry) if entry.meta.kind == EntryKind::Hardlink && depth < 16 => {

@@ -37,7 +37,9 @@ fn list_members(file: &Path) -> Result<HashMap<String, ByteRange>> {
         if !entry.header().entry_type().is_file() {
             continue;
         }
-        let path = String::from_utf8_lossy(&entry.path_bytes()).trim_start_matches("./").to_string();
+        let path = String::from_utf8_lossy(&entry.path_bytes())
+            .trim_start_matches("./")
+            .to_string();
         members.insert(
             path,
             ByteRange {
@@ -61,7 +63,10 @@ pub fn resolve(file: &Path, choice: &PlatformChoice) -> Result<Vec<ImageSource>>
     let members = list_members(file)?;
     let member = |name: &str| {
         members.get(name.trim_start_matches("./")).ok_or_else(|| {
-            Error::bad_input(&object, format!("{name} is named in manifest.json but missing from the archive"))
+            Error::bad_input(
+                &object,
+                format!("{name} is named in manifest.json but missing from the archive"),
+            )
         })
     };
     let manifest_range = members
@@ -90,7 +95,11 @@ pub fn resolve(file: &Path, choice: &PlatformChoice) -> Result<Vec<ImageSource>>
         None => {
             // Older archives may name the config freely; its digest is then what it hashes to.
             let mut bytes = Vec::new();
-            config_range.open()?.take(super::MAX_JSON_LEN).read_to_end(&mut bytes).with_path("read", file)?;
+            config_range
+                .open()?
+                .take(super::MAX_JSON_LEN)
+                .read_to_end(&mut bytes)
+                .with_path("read", file)?;
             Sha256Digest::of(&bytes)
         }
     };
@@ -99,7 +108,11 @@ pub fn resolve(file: &Path, choice: &PlatformChoice) -> Result<Vec<ImageSource>>
     let platform = config.platform();
     choose(vec![(platform.clone(), ())], choice, &object).map_err(Error::Usage)?;
 
-    let diff_ids = config.rootfs.as_ref().map(|r| r.diff_ids.as_slice()).unwrap_or(&[]);
+    let diff_ids = config
+        .rootfs
+        .as_ref()
+        .map(|r| r.diff_ids.as_slice())
+        .unwrap_or(&[]);
     if diff_ids.len() != manifest.layers.len() {
         return Err(Error::bad_input(
             &object,
@@ -116,7 +129,10 @@ pub fn resolve(file: &Path, choice: &PlatformChoice) -> Result<Vec<ImageSource>>
         .zip(diff_ids)
         .map(|(name, diff_id)| {
             let diff_id = Sha256Digest::parse(diff_id).ok_or_else(|| {
-                Error::bad_input(format!("config {config_digest}"), format!("bad diff_id {diff_id:?}"))
+                Error::bad_input(
+                    format!("config {config_digest}"),
+                    format!("bad diff_id {diff_id:?}"),
+                )
             })?;
             Ok(LayerSource {
                 digest: digest_in_name(name),

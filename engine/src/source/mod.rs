@@ -24,9 +24,16 @@ pub(crate) const MAX_JSON_LEN: u64 = 64 << 20;
 /// What the user named as the image to convert.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum SourceSpec {
-    OciLayout { dir: PathBuf, reference: Option<String> },
-    DockerArchive { file: PathBuf },
-    LayerFile { file: PathBuf },
+    OciLayout {
+        dir: PathBuf,
+        reference: Option<String>,
+    },
+    DockerArchive {
+        file: PathBuf,
+    },
+    LayerFile {
+        file: PathBuf,
+    },
 }
 
 impl SourceSpec {
@@ -187,7 +194,11 @@ pub(crate) fn read_verified(
         if size != range.len {
             return Err(Error::bad_input(
                 object,
-                format!("descriptor says {size} bytes, {} has {}", range.path.display(), range.len),
+                format!(
+                    "descriptor says {size} bytes, {} has {}",
+                    range.path.display(),
+                    range.len
+                ),
             ));
         }
     }
@@ -205,6 +216,13 @@ pub(crate) fn read_verified(
         });
     }
     Ok(bytes)
+}
+
+/// For the fuzz targets: parse arbitrary bytes as each OCI document type.
+pub(crate) fn fuzz_parse_json(data: &[u8]) {
+    let _ = oci_json::parse::<oci_json::Index>(data, "fuzz");
+    let _ = oci_json::parse::<oci_json::Manifest>(data, "fuzz");
+    let _ = oci_json::parse::<oci_json::Config>(data, "fuzz");
 }
 
 #[cfg(test)]
@@ -229,7 +247,9 @@ mod tests {
         );
         assert_eq!(
             SourceSpec::parse("docker-archive:x.tar").unwrap(),
-            SourceSpec::DockerArchive { file: "x.tar".into() }
+            SourceSpec::DockerArchive {
+                file: "x.tar".into()
+            }
         );
         assert!(SourceSpec::parse("registry:foo").is_err());
         assert_eq!(
@@ -239,11 +259,4 @@ mod tests {
             }
         );
     }
-}
-
-/// For the fuzz targets: parse arbitrary bytes as each OCI document type.
-pub(crate) fn fuzz_parse_json(data: &[u8]) {
-    let _ = oci_json::parse::<oci_json::Index>(data, "fuzz");
-    let _ = oci_json::parse::<oci_json::Manifest>(data, "fuzz");
-    let _ = oci_json::parse::<oci_json::Config>(data, "fuzz");
 }

@@ -86,5 +86,6 @@ impl Config {
 }
 
 pub fn parse<'a, T: Deserialize<'a>>(bytes: &'a [u8], object: &str) -> crate::Result<T> {
-    serde_json::from_slice(bytes).map_err(|e| crate::Error::bad_input(object, format!("invalid JSON: {e}")))
+    serde_json::from_slice(bytes)
+        .map_err(|e| crate::Error::bad_input(object, format!("invalid JSON: {e}")))
 }

@@ -21,7 +21,10 @@ impl Layout {
         if !path.is_file() {
             return Err(Error::bad_input(
                 format!("blob {digest}"),
-                format!("missing from the layout ({} does not exist)", path.display()),
+                format!(
+                    "missing from the layout ({} does not exist)",
+                    path.display()
+                ),
             ));
         }
         ByteRange::whole_file(&path)
@@ -43,7 +46,11 @@ fn parse_digest(text: &str, what: &str) -> Result<Sha256Digest> {
     })
 }
 
-pub fn resolve(dir: &Path, reference: Option<&str>, choice: &PlatformChoice) -> Result<Vec<ImageSource>> {
+pub fn resolve(
+    dir: &Path,
+    reference: Option<&str>,
+    choice: &PlatformChoice,
+) -> Result<Vec<ImageSource>> {
     let layout = Layout {
         dir: dir.to_path_buf(),
     };
@@ -56,7 +63,10 @@ pub fn resolve(dir: &Path, reference: Option<&str>, choice: &PlatformChoice) -> 
     }
     let meta = std::fs::metadata(&index_path).with_path("read", &index_path)?;
     if meta.len() > super::MAX_JSON_LEN {
-        return Err(Error::bad_input(index_path.display().to_string(), "index.json is too large"));
+        return Err(Error::bad_input(
+            index_path.display().to_string(),
+            "index.json is too large",
+        ));
     }
     let index_bytes = std::fs::read(&index_path).with_path("read", &index_path)?;
     let index: Index = oci_json::parse(&index_bytes, &index_path.display().to_string())?;
@@ -94,7 +104,10 @@ pub fn resolve(dir: &Path, reference: Option<&str>, choice: &PlatformChoice) -> 
             })
             .collect();
         // Several untagged entries that are platforms of one image are fine; several refs are not.
-        let named = top.iter().filter(|d| d.annotations.contains_key(oci_json::REF_NAME)).count();
+        let named = top
+            .iter()
+            .filter(|d| d.annotations.contains_key(oci_json::REF_NAME))
+            .count();
         if named > 1 {
             return Err(Error::Usage(format!(
                 "{} holds several images ({}); name one as oci:{}:REF",
@@ -115,7 +128,8 @@ pub fn resolve(dir: &Path, reference: Option<&str>, choice: &PlatformChoice) -> 
         let (digest, bytes) = layout.read_json(&desc, "manifest")?;
         let object = format!("manifest {digest}");
         let manifest: Manifest = oci_json::parse(&bytes, &object)?;
-        let (config_digest, config_bytes) = layout.read_json(&manifest.config, &format!("config of {object}"))?;
+        let (config_digest, config_bytes) =
+            layout.read_json(&manifest.config, &format!("config of {object}"))?;
         let config: Config = oci_json::parse(&config_bytes, &format!("config {config_digest}"))?;
         let mut platform = platform.unwrap_or_else(|| config.platform());
         if platform.os_version.is_none() {
@@ -148,7 +162,11 @@ pub fn resolve(dir: &Path, reference: Option<&str>, choice: &PlatformChoice) -> 
             ),
         ));
     }
-    let what = format!("oci:{}{}", dir.display(), reference.map(|r| format!(":{r}")).unwrap_or_default());
+    let what = format!(
+        "oci:{}{}",
+        dir.display(),
+        reference.map(|r| format!(":{r}")).unwrap_or_default()
+    );
     let chosen = choose(candidates, choice, &what).map_err(Error::Usage)?;
     chosen
         .into_iter()
@@ -206,7 +224,11 @@ fn layer_sources(
     config: &Config,
     manifest_digest: &Sha256Digest,
 ) -> Result<Vec<LayerSource>> {
-    let diff_ids = config.rootfs.as_ref().map(|r| r.diff_ids.as_slice()).unwrap_or(&[]);
+    let diff_ids = config
+        .rootfs
+        .as_ref()
+        .map(|r| r.diff_ids.as_slice())
+        .unwrap_or(&[]);
     if diff_ids.len() != manifest.layers.len() {
         return Err(Error::bad_input(
             format!("manifest {manifest_digest}"),

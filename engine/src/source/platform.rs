@@ -25,7 +25,9 @@ impl Platform {
     pub fn parse(text: &str) -> Result<Platform, String> {
         let parts: Vec<&str> = text.split('/').collect();
         if !(2..=3).contains(&parts.len()) || parts.iter().any(|p| p.is_empty()) {
-            return Err(format!("platform {text:?}: expected OS/ARCH[/VARIANT], e.g. linux/arm64/v8"));
+            return Err(format!(
+                "platform {text:?}: expected OS/ARCH[/VARIANT], e.g. linux/arm64/v8"
+            ));
         }
         Ok(Platform {
             os: parts[0].into(),
@@ -97,7 +99,10 @@ pub(crate) fn choose<T>(
         PlatformChoice::All => Ok(candidates),
         PlatformChoice::Exact(want) => {
             let offered = list(&candidates);
-            let chosen: Vec<_> = candidates.into_iter().filter(|(p, _)| want.matches(p)).collect();
+            let chosen: Vec<_> = candidates
+                .into_iter()
+                .filter(|(p, _)| want.matches(p))
+                .collect();
             match chosen.len() {
                 0 => Err(format!("{what} has no platform {want}; it has: {offered}")),
                 _ => Ok(chosen.into_iter().take(1).collect()),
@@ -109,7 +114,10 @@ pub(crate) fn choose<T>(
             }
             let host = Platform::host();
             let offered = list(&candidates);
-            let chosen: Vec<_> = candidates.into_iter().filter(|(p, _)| host.matches(p)).collect();
+            let chosen: Vec<_> = candidates
+                .into_iter()
+                .filter(|(p, _)| host.matches(p))
+                .collect();
             match chosen.len() {
                 0 => Err(format!(
                     "{what} has several platforms ({offered}) and none is the host's ({host}); \

@@ -8,13 +8,19 @@ use cairn_engine::{EntryKind, NoProgress, Platform, PlatformChoice};
 fn every_layer_comes_back_byte_for_byte() {
     let tmp = tempfile::tempdir().unwrap();
     let layers = tricky_layers();
-    for (i, compression) in [LayerCompression::Gzip, LayerCompression::Zstd, LayerCompression::None]
-        .into_iter()
-        .enumerate()
+    for (i, compression) in [
+        LayerCompression::Gzip,
+        LayerCompression::Zstd,
+        LayerCompression::None,
+    ]
+    .into_iter()
+    .enumerate()
     {
         let layout = tmp.path().join(format!("img{i}"));
         write_layout(&layout, "t", &layers, compression);
-        let store = cairn_engine::Store::init(&tmp.path().join(format!("store{i}")), &Default::default()).unwrap();
+        let store =
+            cairn_engine::Store::init(&tmp.path().join(format!("store{i}")), &Default::default())
+                .unwrap();
         let report = convert(&store, &format!("oci:{}:t", layout.display()), "t", &[]).unwrap();
         assert_eq!(report.images[0].layers.len(), 2);
         for (n, original) in layers.iter().enumerate() {
@@ -35,17 +41,39 @@ fn metadata_and_merged_view() {
     convert(&store, &format!("oci:{}", layout.display()), "t", &[]).unwrap();
     let bootstrap = store.bootstrap("t").unwrap();
     let upper = &bootstrap.layers[1];
-    let main = upper.entries.iter().find(|e| e.meta.path == b"app/main.py").unwrap();
+    let main = upper
+        .entries
+        .iter()
+        .find(|e| e.meta.path == b"app/main.py")
+        .unwrap();
     assert_eq!(main.meta.mode, 0o755);
-    assert!(main.meta.xattrs.contains(&(b"user.comment".to_vec(), b"hello".to_vec())));
-    assert!(main.meta.xattrs.iter().any(|(k, _)| k == b"security.capability"));
-    let link = upper.entries.iter().find(|e| e.meta.path == b"app/main-link.py").unwrap();
+    assert!(main
+        .meta
+        .xattrs
+        .contains(&(b"user.comment".to_vec(), b"hello".to_vec())));
+    assert!(main
+        .meta
+        .xattrs
+        .iter()
+        .any(|(k, _)| k == b"security.capability"));
+    let link = upper
+        .entries
+        .iter()
+        .find(|e| e.meta.path == b"app/main-link.py")
+        .unwrap();
     assert_eq!(link.meta.kind, EntryKind::Hardlink);
     assert_eq!(link.meta.link_target.as_deref(), Some(&b"app/main.py"[..]));
-    let sym = upper.entries.iter().find(|e| e.meta.path == b"app/current").unwrap();
+    let sym = upper
+        .entries
+        .iter()
+        .find(|e| e.meta.path == b"app/current")
+        .unwrap();
     assert_eq!(sym.meta.kind, EntryKind::Symlink);
     let base = &bootstrap.layers[0];
-    assert!(base.entries.iter().any(|e| e.meta.path == b"caf\xe9-latin1.txt"));
+    assert!(base
+        .entries
+        .iter()
+        .any(|e| e.meta.path == b"caf\xe9-latin1.txt"));
     assert!(base.entries.iter().any(|e| e.meta.path.len() > 130));
 
     let cat = |path: &str| {
@@ -54,9 +82,15 @@ fn metadata_and_merged_view() {
     };
     assert_eq!(cat("/etc/issue").unwrap(), b"cairn test\n");
     assert!(cat("etc/motd").is_err(), "whiteout must hide etc/motd");
-    assert!(cat("lib/plugins/old.so").is_err(), "opaque dir must hide old.so");
+    assert!(
+        cat("lib/plugins/old.so").is_err(),
+        "opaque dir must hide old.so"
+    );
     assert_eq!(cat("lib/plugins/new.so").unwrap(), pseudo_random(5_000, 4));
-    assert_eq!(cat("big.bin").unwrap(), pseudo_random(3 * 1024 * 1024 + 17, 2));
+    assert_eq!(
+        cat("big.bin").unwrap(),
+        pseudo_random(3 * 1024 * 1024 + 17, 2)
+    );
     assert_eq!(cat("app/main-link.py").unwrap(), b"print('hi')\n");
     assert_eq!(cat("empty").unwrap(), b"");
 }
@@ -75,7 +109,10 @@ fn identical_content_is_stored_once() {
     assert_eq!(second.totals.new.chunks, 0);
     assert_eq!(second.totals.stored_bytes, 0);
     assert_eq!(second.blobs_written, 0);
-    assert_eq!(second.totals.from_dictionary.bytes, second.totals.chunks.bytes - second.totals.repeated.bytes);
+    assert_eq!(
+        second.totals.from_dictionary.bytes,
+        second.totals.chunks.bytes - second.totals.repeated.bytes
+    );
     let images = store.images().unwrap();
     assert_eq!(images.len(), 2);
     assert_eq!(images[0].record.new_chunks, first.totals.new.chunks);
@@ -86,8 +123,14 @@ fn v2_against_v1_stores_only_what_v1_lacks() {
     let tmp = tempfile::tempdir().unwrap();
     let (v1, v2) = sample::write_demo_layouts(&tmp.path().join("demo")).unwrap();
     let store = new_store(tmp.path());
-    let r1 = convert(&store, &format!("oci:{}", v1.display()), "v1", &[]).unwrap().images.remove(0);
-    let r2 = convert(&store, &format!("oci:{}", v2.display()), "v2", &["v1"]).unwrap().images.remove(0);
+    let r1 = convert(&store, &format!("oci:{}", v1.display()), "v1", &[])
+        .unwrap()
+        .images
+        .remove(0);
+    let r2 = convert(&store, &format!("oci:{}", v2.display()), "v2", &["v1"])
+        .unwrap()
+        .images
+        .remove(0);
     assert_eq!(r2.dictionary, vec!["v1".to_string()]);
     // The re-tarred base layer and the model with 100 inserted bytes dedup almost entirely.
     assert!(
@@ -99,16 +142,29 @@ fn v2_against_v1_stores_only_what_v1_lacks() {
     assert!(r2.added_bytes * 3 < r1.added_bytes);
     for (name, report) in [("v1", &r1), ("v2", &r2)] {
         for i in 0..report.layers.len() {
-            store.export_layer(name, i, &mut std::io::sink(), &NoProgress).unwrap();
+            store
+                .export_layer(name, i, &mut std::io::sink(), &NoProgress)
+                .unwrap();
         }
     }
     // A dictionary narrowed to an image that shares nothing stores v2 anew.
     let other = tmp.path().join("other");
-    write_layout(&other, "o", &[sample::build_layer_tar(&[file("x", b"x".to_vec())], 1).unwrap()], LayerCompression::Gzip);
+    write_layout(
+        &other,
+        "o",
+        &[sample::build_layer_tar(&[file("x", b"x".to_vec())], 1).unwrap()],
+        LayerCompression::Gzip,
+    );
     convert(&store, &format!("oci:{}", other.display()), "o", &[]).unwrap();
-    let r3 = convert(&store, &format!("oci:{}", v2.display()), "v2-alone", &["o"]).unwrap().images.remove(0);
+    let r3 = convert(&store, &format!("oci:{}", v2.display()), "v2-alone", &["o"])
+        .unwrap()
+        .images
+        .remove(0);
     assert_eq!(r3.totals.from_dictionary.chunks, 0);
-    assert_eq!(r3.totals.new.bytes + r3.totals.repeated.bytes, r3.totals.chunks.bytes);
+    assert_eq!(
+        r3.totals.new.bytes + r3.totals.repeated.bytes,
+        r3.totals.chunks.bytes
+    );
 }
 
 #[test]
@@ -116,9 +172,17 @@ fn multi_arch_index_and_platform_choice() {
     let tmp = tempfile::tempdir().unwrap();
     let layout = tmp.path().join("multi");
     let mut writer = OciLayoutWriter::create(&layout).unwrap();
-    let amd = vec![(sample::build_layer_tar(&[file("arch", b"amd64".to_vec())], 1).unwrap(), LayerCompression::Gzip)];
-    let arm = vec![(sample::build_layer_tar(&[file("arch", b"arm64".to_vec())], 1).unwrap(), LayerCompression::Zstd)];
-    writer.add_multi_arch(Some("multi"), &[(amd64(), amd), (arm64(), arm)]).unwrap();
+    let amd = vec![(
+        sample::build_layer_tar(&[file("arch", b"amd64".to_vec())], 1).unwrap(),
+        LayerCompression::Gzip,
+    )];
+    let arm = vec![(
+        sample::build_layer_tar(&[file("arch", b"arm64".to_vec())], 1).unwrap(),
+        LayerCompression::Zstd,
+    )];
+    writer
+        .add_multi_arch(Some("multi"), &[(amd64(), amd), (arm64(), arm)])
+        .unwrap();
     writer.finish().unwrap();
     let store = new_store(tmp.path());
     let source = format!("oci:{}:multi", layout.display());
@@ -140,7 +204,10 @@ fn multi_arch_index_and_platform_choice() {
     let mut opts = options(&source, "none", &[]);
     opts.platform = PlatformChoice::Exact(Platform::parse("linux/s390x").unwrap());
     let err = store.convert(&opts, &NoProgress).unwrap_err().to_string();
-    assert!(err.contains("linux/s390x") && err.contains("linux/amd64"), "{err}");
+    assert!(
+        err.contains("linux/s390x") && err.contains("linux/amd64"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -150,7 +217,13 @@ fn docker_archive_and_bare_layer_files() {
     let archive = tmp.path().join("image.tar");
     sample::write_docker_archive(&archive, "app:1", &amd64(), &layers).unwrap();
     let store = new_store(tmp.path());
-    let report = convert(&store, &format!("docker-archive:{}", archive.display()), "d", &[]).unwrap();
+    let report = convert(
+        &store,
+        &format!("docker-archive:{}", archive.display()),
+        "d",
+        &[],
+    )
+    .unwrap();
     assert_eq!(report.images[0].layers.len(), 2);
     let mut out = Vec::new();
     store.export_layer("d", 1, &mut out, &NoProgress).unwrap();

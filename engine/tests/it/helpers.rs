@@ -1,7 +1,11 @@
 //! Shared fixtures: generated images and store snapshots.
 
-use cairn_engine::sample::{build_layer_tar, LayerCompression, OciLayoutWriter, SampleEntry, SamplePlatform};
-use cairn_engine::{ConvertOptions, ConvertReport, InitOptions, NoProgress, PlatformChoice, SourceSpec, Store};
+use cairn_engine::sample::{
+    build_layer_tar, LayerCompression, OciLayoutWriter, SampleEntry, SamplePlatform,
+};
+use cairn_engine::{
+    ConvertOptions, ConvertReport, InitOptions, NoProgress, PlatformChoice, SourceSpec, Store,
+};
 use std::collections::BTreeMap;
 use std::path::Path;
 
@@ -68,7 +72,10 @@ pub fn tricky_layers() -> Vec<Vec<u8>> {
             data: b"non-utf8 name".to_vec(),
             xattrs: vec![],
         },
-        file(&format!("deep/{}/name.txt", "d".repeat(120)), b"long path".to_vec()),
+        file(
+            &format!("deep/{}/name.txt", "d".repeat(120)),
+            b"long path".to_vec(),
+        ),
         dir("zeros"),
         file("zeros/z.bin", vec![0u8; 2 * 1024 * 1024]),
     ];
@@ -83,7 +90,10 @@ pub fn tricky_layers() -> Vec<Vec<u8>> {
             data: b"print('hi')\n".to_vec(),
             xattrs: vec![
                 ("user.comment".into(), b"hello".to_vec()),
-                ("security.capability".into(), vec![1, 0, 0, 2, 0, 0x20, 0, 0, 0, 0, 0, 0]),
+                (
+                    "security.capability".into(),
+                    vec![1, 0, 0, 2, 0, 0x20, 0, 0, 0, 0, 0, 0],
+                ),
             ],
         },
         SampleEntry::Hardlink {
@@ -102,13 +112,18 @@ pub fn tricky_layers() -> Vec<Vec<u8>> {
 }
 
 /// Writes one single-platform layout with the given layers (gzip) and ref.
-pub fn write_layout(dir: &Path, reference: &str, layers: &[Vec<u8>], compression: LayerCompression) -> String {
+pub fn write_layout(
+    dir: &Path,
+    reference: &str,
+    layers: &[Vec<u8>],
+    compression: LayerCompression,
+) -> String {
     let mut writer = OciLayoutWriter::create(dir).unwrap();
-    let layers: Vec<(Vec<u8>, LayerCompression)> = layers
-        .iter()
-        .map(|l| (l.clone(), compression))
-        .collect();
-    let digest = writer.add_image(Some(reference), &amd64(), &layers).unwrap();
+    let layers: Vec<(Vec<u8>, LayerCompression)> =
+        layers.iter().map(|l| (l.clone(), compression)).collect();
+    let digest = writer
+        .add_image(Some(reference), &amd64(), &layers)
+        .unwrap();
     writer.finish().unwrap();
     digest
 }
@@ -127,7 +142,12 @@ pub fn options(source: &str, name: &str, dict: &[&str]) -> ConvertOptions {
     }
 }
 
-pub fn convert(store: &Store, source: &str, name: &str, dict: &[&str]) -> cairn_engine::Result<ConvertReport> {
+pub fn convert(
+    store: &Store,
+    source: &str,
+    name: &str,
+    dict: &[&str],
+) -> cairn_engine::Result<ConvertReport> {
     store.convert(&options(source, name, dict), &NoProgress)
 }
 
@@ -138,7 +158,10 @@ pub fn snapshot(store: &Store) -> (BTreeMap<String, String>, String) {
     for sub in ["blobs", "bootstraps", "store.json"] {
         let path = store.root().join(sub);
         let paths: Vec<std::path::PathBuf> = if path.is_dir() {
-            std::fs::read_dir(&path).unwrap().map(|e| e.unwrap().path()).collect()
+            std::fs::read_dir(&path)
+                .unwrap()
+                .map(|e| e.unwrap().path())
+                .collect()
         } else {
             vec![path]
         };

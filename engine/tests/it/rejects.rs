@@ -32,11 +32,19 @@ fn corrupt_layer_digest_leaves_store_unchanged() {
     let n = bytes.len();
     bytes[n - 9] ^= 0xff; // inside the gzip trailer's CRC: decodes, but the digest is wrong
     std::fs::write(&blob, &bytes).unwrap();
-    let err = convert(&store, &format!("oci:{}", bad.display()), "bad", &[]).unwrap_err().to_string();
+    let err = convert(&store, &format!("oci:{}", bad.display()), "bad", &[])
+        .unwrap_err()
+        .to_string();
     let name = blob.file_name().unwrap().to_str().unwrap();
-    assert!(err.contains(name), "error should name the layer digest: {err}");
+    assert!(
+        err.contains(name),
+        "error should name the layer digest: {err}"
+    );
     assert_eq!(snapshot(&store), before);
-    assert_eq!(std::fs::read_dir(store.root().join("tmp")).unwrap().count(), 0);
+    assert_eq!(
+        std::fs::read_dir(store.root().join("tmp")).unwrap().count(),
+        0
+    );
 }
 
 #[test]
@@ -46,30 +54,60 @@ fn wrong_diff_id_is_refused() {
     let layout = tmp.path().join("img");
     write_layout(&layout, "t", &tricky_layers(), LayerCompression::None);
     // Rewrite the config's first diff_id, then fix up the digests that name the config.
-    let index: serde_json::Value = serde_json::from_slice(&std::fs::read(layout.join("index.json")).unwrap()).unwrap();
-    let manifest_digest = index["manifests"][0]["digest"].as_str().unwrap().trim_start_matches("sha256:").to_string();
+    let index: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(layout.join("index.json")).unwrap()).unwrap();
+    let manifest_digest = index["manifests"][0]["digest"]
+        .as_str()
+        .unwrap()
+        .trim_start_matches("sha256:")
+        .to_string();
     let manifest_path = layout.join("blobs/sha256").join(&manifest_digest);
-    let mut manifest: serde_json::Value = serde_json::from_slice(&std::fs::read(&manifest_path).unwrap()).unwrap();
-    let config_digest = manifest["config"]["digest"].as_str().unwrap().trim_start_matches("sha256:").to_string();
-    let mut config: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(layout.join("blobs/sha256").join(&config_digest)).unwrap()).unwrap();
+    let mut manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&manifest_path).unwrap()).unwrap();
+    let config_digest = manifest["config"]["digest"]
+        .as_str()
+        .unwrap()
+        .trim_start_matches("sha256:")
+        .to_string();
+    let mut config: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(layout.join("blobs/sha256").join(&config_digest)).unwrap(),
+    )
+    .unwrap();
     let wrong = sha256_hex(b"not the layer");
     config["rootfs"]["diff_ids"][0] = serde_json::Value::String(wrong.clone());
     let config_bytes = serde_json::to_vec(&config).unwrap();
     let new_config = sha256_hex(&config_bytes);
-    std::fs::write(layout.join("blobs/sha256").join(new_config.trim_start_matches("sha256:")), &config_bytes).unwrap();
+    std::fs::write(
+        layout
+            .join("blobs/sha256")
+            .join(new_config.trim_start_matches("sha256:")),
+        &config_bytes,
+    )
+    .unwrap();
     manifest["config"]["digest"] = serde_json::Value::String(new_config);
     manifest["config"]["size"] = serde_json::json!(config_bytes.len());
     let manifest_bytes = serde_json::to_vec(&manifest).unwrap();
     let new_manifest = sha256_hex(&manifest_bytes);
-    std::fs::write(layout.join("blobs/sha256").join(new_manifest.trim_start_matches("sha256:")), &manifest_bytes).unwrap();
+    std::fs::write(
+        layout
+            .join("blobs/sha256")
+            .join(new_manifest.trim_start_matches("sha256:")),
+        &manifest_bytes,
+    )
+    .unwrap();
     let mut index = index;
     index["manifests"][0]["digest"] = serde_json::Value::String(new_manifest);
     index["manifests"][0]["size"] = serde_json::json!(manifest_bytes.len());
-    std::fs::write(layout.join("index.json"), serde_json::to_vec(&index).unwrap()).unwrap();
+    std::fs::write(
+        layout.join("index.json"),
+        serde_json::to_vec(&index).unwrap(),
+    )
+    .unwrap();
 
     let before = snapshot(&store);
-    let err = convert(&store, &format!("oci:{}", layout.display()), "x", &[]).unwrap_err().to_string();
+    let err = convert(&store, &format!("oci:{}", layout.display()), "x", &[])
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("diff_id") && err.contains(&wrong), "{err}");
     assert_eq!(snapshot(&store), before);
 }
@@ -85,7 +123,9 @@ fn truncated_gzip_layer_is_refused() {
     let path = tmp.path().join("layer.tar.gz");
     std::fs::write(&path, &gz[..gz.len() / 2]).unwrap();
     let before = snapshot(&store);
-    let err = convert(&store, path.to_str().unwrap(), "x", &[]).unwrap_err().to_string();
+    let err = convert(&store, path.to_str().unwrap(), "x", &[])
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("layer 0"), "{err}");
     assert_eq!(snapshot(&store), before);
 }
@@ -99,11 +139,18 @@ fn missing_blob_bad_json_and_unknown_media_type() {
     let source = format!("oci:{}", layout.display());
 
     // Unknown ref.
-    let err = convert(&store, &format!("{source}:nope"), "x", &[]).unwrap_err().to_string();
-    assert!(err.contains("nope") && err.contains("\"t\"") || err.contains("t"), "{err}");
+    let err = convert(&store, &format!("{source}:nope"), "x", &[])
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("nope") && err.contains("\"t\"") || err.contains("t"),
+        "{err}"
+    );
 
     // Missing manifest blob.
-    let manifest = layout.join("blobs/sha256").join(digest.trim_start_matches("sha256:"));
+    let manifest = layout
+        .join("blobs/sha256")
+        .join(digest.trim_start_matches("sha256:"));
     let saved = std::fs::read(&manifest).unwrap();
     std::fs::remove_file(&manifest).unwrap();
     let err = convert(&store, &source, "x", &[]).unwrap_err().to_string();
@@ -114,13 +161,21 @@ fn missing_blob_bad_json_and_unknown_media_type() {
     let index = std::fs::read(layout.join("index.json")).unwrap();
     std::fs::write(layout.join("index.json"), b"{not json").unwrap();
     let err = convert(&store, &source, "x", &[]).unwrap_err().to_string();
-    assert!(err.contains("index.json") && err.contains("invalid JSON"), "{err}");
+    assert!(
+        err.contains("index.json") && err.contains("invalid JSON"),
+        "{err}"
+    );
     std::fs::write(layout.join("index.json"), &index).unwrap();
 
     // Not a layout at all.
-    let err = convert(&store, &format!("oci:{}", tmp.path().join("nothing").display()), "x", &[])
-        .unwrap_err()
-        .to_string();
+    let err = convert(
+        &store,
+        &format!("oci:{}", tmp.path().join("nothing").display()),
+        "x",
+        &[],
+    )
+    .unwrap_err()
+    .to_string();
     assert!(err.contains("index.json"), "{err}");
     assert!(store.images().unwrap().is_empty());
 }
@@ -135,9 +190,16 @@ fn future_format_version_and_second_writer_are_refused() {
     drop(store);
     Store::open(&root).unwrap();
     let config = std::fs::read_to_string(root.join("store.json")).unwrap();
-    std::fs::write(root.join("store.json"), config.replace("\"format_version\": 1", "\"format_version\": 99")).unwrap();
+    std::fs::write(
+        root.join("store.json"),
+        config.replace("\"format_version\": 1", "\"format_version\": 99"),
+    )
+    .unwrap();
     let err = Store::open(&root).err().unwrap().to_string();
     assert!(err.contains("format version 99"), "{err}");
-    let err = Store::open(&tmp.path().join("absent")).err().unwrap().to_string();
+    let err = Store::open(&tmp.path().join("absent"))
+        .err()
+        .unwrap()
+        .to_string();
     assert!(err.contains("cairn init"), "{err}");
 }
