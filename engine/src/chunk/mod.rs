@@ -262,17 +262,25 @@ mod tests {
         assert_eq!(ours.iter().sum::<usize>(), data.len());
     }
 
-    /// Golden vector: these boundaries and ids must never change for a store's parameters.
+    /// Golden vector: boundaries and ids for fixed parameters and input. If this changes, stores
+    /// written before would stop deduplicating against new converts.
     #[test]
-    fn golden_boundaries_default_params() {
+    fn golden_boundaries_16k_64k_1m() {
         let data = pseudo_random(300_000, 42);
-        let got = cuts(&ChunkerParams::default(), &data);
+        let params = ChunkerParams::fastcdc(16 * 1024, 64 * 1024, 1024 * 1024).unwrap();
+        let got = cuts(&params, &data);
         let expected: Vec<(usize, &str)> = GOLDEN.to_vec();
         let got_ref: Vec<(usize, &str)> = got.iter().map(|(l, h)| (*l, h.as_str())).collect();
         assert_eq!(got_ref, expected);
     }
 
-    const GOLDEN: &[(usize, &str)] = &[];
+    const GOLDEN: &[(usize, &str)] = &[
+        (34625, "aa9bde2fa068"),
+        (89372, "53e9075adfb6"),
+        (16949, "bca03240cbac"),
+        (119607, "eb369d15f133"),
+        (39447, "95e0cd5db90d"),
+    ];
 
     #[test]
     fn fixed_and_edge_cases() {

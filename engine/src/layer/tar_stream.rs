@@ -298,6 +298,17 @@ impl<R: Read> TarStream<R> {
 
     fn entry_meta(&self, header: &tar::Header, ext: Extensions, at: u64) -> Result<EntryMeta> {
         let field_err = |field: &str, e: io::Error| self.err(at, format!("bad {field} field: {e}"));
+        // An empty numeric field reads as 0, as GNU tar and Python's tarfile read it.
+        let block = header.as_bytes();
+        let numeric = |field: &str, range: std::ops::Range<usize>, value: io::Result<u64>| {
+            value.or_else(|e| {
+                if block[range].iter().all(|&b| b == 0 || b == b' ') {
+                    Ok(0)
+                } else {
+                    Err(field_err(field, e))
+                }
+            })
+        };
         let mut pax: Vec<(Vec<u8>, Vec<u8>)> = self.globals.clone();
         for (k, v) in ext.pax {
             pax.retain(|(pk, _)| pk != &k);
@@ -337,7 +348,7 @@ impl<R: Read> TarStream<R> {
         };
         let mtime = match pax_get("mtime") {
             Some(v) => parse_pax_time(&v).ok_or_else(|| self.err(at, "PAX mtime is not a time"))?,
-            None => header.mtime().map_err(|e| field_err("mtime", e))? as i64,
+            None => numeric("mtime", 136..148, header.mtime())? as i64,
         };
         let (dev_major, dev_minor) = match kind {
             EntryKind::CharDevice | EntryKind::BlockDevice => (
@@ -362,14 +373,14 @@ impl<R: Read> TarStream<R> {
         Ok(EntryMeta {
             path,
             kind,
-            mode: header.mode().map_err(|e| field_err("mode", e))?,
+            mode: numeric("mode", 100..108, header.mode().map(u64::from))? as u32,
             uid: match pax_num("uid")? {
                 Some(v) => v,
-                None => header.uid().map_err(|e| field_err("uid", e))?,
+                None => numeric("uid", 108..116, header.uid())?,
             },
             gid: match pax_num("gid")? {
                 Some(v) => v,
-                None => header.gid().map_err(|e| field_err("gid", e))?,
+                None => numeric("gid", 116..124, header.gid())?,
             },
             uname: pax_get("uname")
                 .or_else(|| header.username_bytes().map(|u| u.to_vec()))
@@ -416,7 +427,15 @@ impl<R: Read> Read for ContentReader<'_, R> {
         let want = buf
             .len()
             .min(s.content_left.min(usize::MAX as u64) as usize);
-        let n = s.reader.read(&mut buf[..want])?;
+        let n = s.reader.read(&mut buf[..want]).map_err(|e| {
+            io::Error::new(
+                e.kind(),
+                format!(
+                    "{}: reading entry {:?} at offset {}: {e}",
+                    s.label, s.current_path, s.offset
+                ),
+            )
+        })?;
         if n == 0 {
             return Err(io::Error::new(
                 io::ErrorKind::UnexpectedEof,

@@ -367,7 +367,10 @@ fn convert_image(
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_secs()),
     };
-    batch.images.push(record);
+    // The same image converted again under another name keeps the record of its first convert.
+    if store.index().get_image(&image_id)?.is_none() {
+        batch.images.push(record);
+    }
     batch.refs.push((name.to_string(), image_id));
     store.index().commit(batch)?;
 

@@ -1,0 +1,142 @@
+//! End-to-end tests of the `cairn` binary.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn cairn(store: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_cairn"))
+        .arg("--store")
+        .arg(store)
+        .args(args)
+        .output()
+        .expect("run cairn")
+}
+
+fn ok(output: Output) -> String {
+    assert!(
+        output.status.success(),
+        "cairn failed: {}\n{}",
+        String::from_utf8_lossy(&output.stderr),
+        String::from_utf8_lossy(&output.stdout)
+    );
+    String::from_utf8(output.stdout).expect("utf-8 output")
+}
+
+#[test]
+fn init_convert_images_export_cat() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = tmp.path().join("store");
+    let (v1, v2) = cairn_engine::sample::write_demo_layouts(&tmp.path().join("images")).unwrap();
+    ok(cairn(&store, &["init"]));
+
+    let out = ok(cairn(
+        &store,
+        &[
+            "convert",
+            &format!("oci:{}:v1", v1.display()),
+            "--name",
+            "app:v1",
+            "--json",
+        ],
+    ));
+    let report: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(report["images"][0]["name"], "app:v1");
+    let human = ok(cairn(
+        &store,
+        &[
+            "convert",
+            &format!("oci:{}", v2.display()),
+            "--name",
+            "app:v2",
+            "--dict",
+            "app:v1",
+        ],
+    ));
+    assert!(human.contains("from dictionary [app:v1]"), "{human}");
+
+    let images: serde_json::Value =
+        serde_json::from_str(&ok(cairn(&store, &["images", "--json"]))).unwrap();
+    let names: Vec<&str> = images
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, vec!["app:v1", "app:v2"]);
+    assert!(images[0]["manifest_digest"]
+        .as_str()
+        .unwrap()
+        .starts_with("sha256:"));
+    let table = ok(cairn(&store, &["images"]));
+    assert!(
+        table.starts_with("NAME") && table.contains("linux/amd64"),
+        "{table}"
+    );
+
+    let layers = cairn_engine::sample::demo_layers(2).unwrap();
+    let out_file = tmp.path().join("layer2.tar");
+    ok(cairn(
+        &store,
+        &[
+            "export-layer",
+            "app:v2",
+            "2",
+            "-o",
+            out_file.to_str().unwrap(),
+        ],
+    ));
+    assert_eq!(std::fs::read(&out_file).unwrap(), layers[2]);
+    let stdout_export = cairn(&store, &["export-layer", "app:v2", "0", "-o", "-"]);
+    assert!(stdout_export.status.success());
+    assert_eq!(stdout_export.stdout, layers[0]);
+
+    let model = cairn(&store, &["cat", "app:v2", "app/model.bin"]);
+    assert!(model.status.success());
+    assert_eq!(
+        model.stdout.len(),
+        cairn_engine::sample::DEMO_MODEL_LEN + cairn_engine::sample::DEMO_MODEL_INSERT_LEN
+    );
+}
+
+#[test]
+fn errors_exit_non_zero_with_a_message() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = tmp.path().join("store");
+    let out = cairn(&store, &["images"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("cairn init"));
+    ok(cairn(&store, &["init"]));
+    let out = cairn(
+        &store,
+        &["convert", "oci:/nonexistent/layout", "--name", "x"],
+    );
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.starts_with("cairn: error:") && err.contains("/nonexistent/layout"),
+        "{err}"
+    );
+    let out = cairn(&store, &["export-layer", "nope", "0", "-o", "-"]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no image named \"nope\""));
+}
+
+#[test]
+fn demo_runs_and_reports() {
+    let out = Command::new(env!("CARGO_BIN_EXE_cairn"))
+        .args(["demo", "--json"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["layers_verified"], 6);
+    let v1_added = report["v1"]["added_bytes"].as_u64().unwrap();
+    let v2_added = report["v2"]["added_bytes"].as_u64().unwrap();
+    assert!(
+        v2_added * 3 < v1_added,
+        "v2 added {v2_added}, v1 {v1_added}"
+    );
+}
