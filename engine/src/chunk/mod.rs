@@ -3,7 +3,7 @@
 //! exactly. The chunker crate is pinned to an exact version and the parameters are recorded in
 //! the store at `init`, because they decide every chunk boundary: a store never mixes two.
 //!
-//! `Chunker` streams: it keeps one reusable buffer of `max_size` bytes, so memory does not
+//! `Chunker` streams: it keeps one reusable buffer of two `max_size` windows, so memory does not
 //! depend on the file's size and no per-file allocation is made.
 
 use serde::{Deserialize, Serialize};
@@ -31,7 +31,7 @@ pub struct ChunkerParams {
 impl Default for ChunkerParams {
     /// The default was chosen by the sweep recorded in `docs/CHUNKING.md`.
     fn default() -> Self {
-        ChunkerParams::fastcdc(16 * 1024, 64 * 1024, MAX_CHUNK_SIZE).expect("valid defaults")
+        ChunkerParams::fastcdc(32 * 1024, 128 * 1024, MAX_CHUNK_SIZE).expect("valid defaults")
     }
 }
 
@@ -143,7 +143,7 @@ impl Chunker {
         Ok(Chunker {
             params: params.clone(),
             masks,
-            buf: vec![0; params.max_size as usize],
+            buf: vec![0; 2 * params.max_size as usize],
         })
     }
 
@@ -152,7 +152,7 @@ impl Chunker {
     }
 
     /// Where the next chunk of `window` ends. `window` holds at least `max_size` bytes unless
-    /// the stream ends within it.
+    /// the stream ends within it; only the first `max_size` bytes decide.
     fn cut(&self, window: &[u8]) -> usize {
         let p = &self.params;
         if p.algorithm == FIXED {
@@ -182,18 +182,21 @@ impl Chunker {
     where
         E: From<io::Error>,
     {
-        let capacity = self.buf.len();
+        // The buffer holds two maximal windows: compaction happens at most once per `max_size`
+        // bytes consumed and moves less than `max_size` bytes, so copying stays below 1x input.
+        let window = self.params.max_size as usize;
         let mut buf = std::mem::take(&mut self.buf);
         let result = (|| {
             let (mut start, mut end, mut eof, mut total) = (0usize, 0usize, false, 0u64);
             loop {
-                // Keep at least one maximal window in the buffer, so a cut is never decided on
-                // fewer bytes than the chunker would look at.
-                if !eof && end - start < capacity {
-                    buf.copy_within(start..end, 0);
-                    end -= start;
-                    start = 0;
-                    while end < capacity {
+                // A cut is never decided on fewer bytes than the chunker may look at.
+                if !eof && end - start < window {
+                    if start > 0 {
+                        buf.copy_within(start..end, 0);
+                        end -= start;
+                        start = 0;
+                    }
+                    while end < buf.len() {
                         let n = match reader.read(&mut buf[end..]) {
                             Ok(n) => n,
                             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,

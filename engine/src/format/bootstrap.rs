@@ -21,7 +21,8 @@ const HEADER_LEN: usize = 24;
 const CHECKSUM_LEN: usize = 32;
 /// Bound on a decoded bootstrap (metadata of one image).
 const MAX_PAYLOAD_LEN: u64 = 1 << 31;
-const ZSTD_LEVEL: i32 = 19;
+/// Measured on py v1 (8.2 MB payload): level 9 gives 603 KB in 0.09 s, level 19 574 KB in 2.1 s.
+const ZSTD_LEVEL: i32 = 9;
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Bootstrap {
