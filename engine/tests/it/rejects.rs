@@ -3,15 +3,16 @@
 use crate::helpers::*;
 use cairn_engine::sample::LayerCompression;
 use cairn_engine::Store;
+use serde_json::{json, Value};
+use std::path::Path;
 
-fn layer_blob_path(layout: &std::path::Path, store: &Store) -> std::path::PathBuf {
-    let _ = store;
-    let bootstrap_free: Vec<_> = std::fs::read_dir(layout.join("blobs/sha256"))
+/// The first gzip layer blob of a layout.
+fn gzip_layer_blob(layout: &Path) -> std::path::PathBuf {
+    std::fs::read_dir(layout.join("blobs/sha256"))
         .unwrap()
         .map(|e| e.unwrap().path())
-        .filter(|p| std::fs::read(p).unwrap().starts_with(&[0x1f, 0x8b]))
-        .collect();
-    bootstrap_free[0].clone()
+        .find(|p| std::fs::read(p).unwrap().starts_with(&[0x1f, 0x8b]))
+        .unwrap()
 }
 
 #[test]
@@ -27,7 +28,7 @@ fn corrupt_layer_digest_leaves_store_unchanged() {
     let mut layers = tricky_layers();
     layers[0].extend_from_slice(&[0u8; 512]); // new content, so its chunks would be new
     write_layout(&bad, "t", &layers, LayerCompression::Gzip);
-    let blob = layer_blob_path(&bad, &store);
+    let blob = gzip_layer_blob(&bad);
     let mut bytes = std::fs::read(&blob).unwrap();
     let n = bytes.len();
     bytes[n - 9] ^= 0xff; // inside the gzip trailer's CRC: decodes, but the digest is wrong
@@ -47,69 +48,75 @@ fn corrupt_layer_digest_leaves_store_unchanged() {
     );
 }
 
+/// Rewrites the single image of `layout` through `change(manifest, config)`, fixing every
+/// digest and size that names the changed documents.
+fn rewrite_image(layout: &Path, change: impl FnOnce(&mut Value, &mut Value)) {
+    let blobs = layout.join("blobs/sha256");
+    let read = |digest: &str| -> Value {
+        serde_json::from_slice(
+            &std::fs::read(blobs.join(digest.trim_start_matches("sha256:"))).unwrap(),
+        )
+        .unwrap()
+    };
+    let write = |value: &Value| -> (String, usize) {
+        let bytes = serde_json::to_vec(value).unwrap();
+        let digest = sha256_hex(&bytes);
+        std::fs::write(blobs.join(digest.trim_start_matches("sha256:")), &bytes).unwrap();
+        (digest, bytes.len())
+    };
+    let mut index: Value =
+        serde_json::from_slice(&std::fs::read(layout.join("index.json")).unwrap()).unwrap();
+    let mut manifest = read(index["manifests"][0]["digest"].as_str().unwrap());
+    let mut config = read(manifest["config"]["digest"].as_str().unwrap());
+    change(&mut manifest, &mut config);
+    let (digest, size) = write(&config);
+    manifest["config"]["digest"] = json!(digest);
+    manifest["config"]["size"] = json!(size);
+    let (digest, size) = write(&manifest);
+    index["manifests"][0]["digest"] = json!(digest);
+    index["manifests"][0]["size"] = json!(size);
+    std::fs::write(
+        layout.join("index.json"),
+        serde_json::to_vec(&index).unwrap(),
+    )
+    .unwrap();
+}
+
 #[test]
 fn wrong_diff_id_is_refused() {
     let tmp = tempfile::tempdir().unwrap();
     let store = new_store(tmp.path());
     let layout = tmp.path().join("img");
     write_layout(&layout, "t", &tricky_layers(), LayerCompression::None);
-    // Rewrite the config's first diff_id, then fix up the digests that name the config.
-    let index: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(layout.join("index.json")).unwrap()).unwrap();
-    let manifest_digest = index["manifests"][0]["digest"]
-        .as_str()
-        .unwrap()
-        .trim_start_matches("sha256:")
-        .to_string();
-    let manifest_path = layout.join("blobs/sha256").join(&manifest_digest);
-    let mut manifest: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(&manifest_path).unwrap()).unwrap();
-    let config_digest = manifest["config"]["digest"]
-        .as_str()
-        .unwrap()
-        .trim_start_matches("sha256:")
-        .to_string();
-    let mut config: serde_json::Value = serde_json::from_slice(
-        &std::fs::read(layout.join("blobs/sha256").join(&config_digest)).unwrap(),
-    )
-    .unwrap();
     let wrong = sha256_hex(b"not the layer");
-    config["rootfs"]["diff_ids"][0] = serde_json::Value::String(wrong.clone());
-    let config_bytes = serde_json::to_vec(&config).unwrap();
-    let new_config = sha256_hex(&config_bytes);
-    std::fs::write(
-        layout
-            .join("blobs/sha256")
-            .join(new_config.trim_start_matches("sha256:")),
-        &config_bytes,
-    )
-    .unwrap();
-    manifest["config"]["digest"] = serde_json::Value::String(new_config);
-    manifest["config"]["size"] = serde_json::json!(config_bytes.len());
-    let manifest_bytes = serde_json::to_vec(&manifest).unwrap();
-    let new_manifest = sha256_hex(&manifest_bytes);
-    std::fs::write(
-        layout
-            .join("blobs/sha256")
-            .join(new_manifest.trim_start_matches("sha256:")),
-        &manifest_bytes,
-    )
-    .unwrap();
-    let mut index = index;
-    index["manifests"][0]["digest"] = serde_json::Value::String(new_manifest);
-    index["manifests"][0]["size"] = serde_json::json!(manifest_bytes.len());
-    std::fs::write(
-        layout.join("index.json"),
-        serde_json::to_vec(&index).unwrap(),
-    )
-    .unwrap();
-
+    rewrite_image(&layout, |_, config| {
+        config["rootfs"]["diff_ids"][0] = json!(wrong)
+    });
     let before = snapshot(&store);
     let err = convert(&store, &format!("oci:{}", layout.display()), "x", &[])
         .unwrap_err()
         .to_string();
     assert!(err.contains("diff_id") && err.contains(&wrong), "{err}");
     assert_eq!(snapshot(&store), before);
+}
+
+#[test]
+fn unknown_layer_media_type_is_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = new_store(tmp.path());
+    let layout = tmp.path().join("img");
+    write_layout(&layout, "t", &tricky_layers(), LayerCompression::Gzip);
+    rewrite_image(&layout, |manifest, _| {
+        manifest["layers"][1]["mediaType"] = json!("application/vnd.example.layer.v1.tar+lz4")
+    });
+    let err = convert(&store, &format!("oci:{}", layout.display()), "x", &[])
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("unsupported layer media type") && err.contains("tar+lz4"),
+        "{err}"
+    );
+    assert!(store.images().unwrap().is_empty());
 }
 
 #[test]
