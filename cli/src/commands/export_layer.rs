@@ -10,14 +10,27 @@ pub fn run(cli: &Cli, args: &ExportLayerArgs) -> anyhow::Result<()> {
     let store = Store::open_read_only(&cli.store)?;
     let to_stdout = args.output.as_os_str() == "-";
     let bar = Bar::bytes(cli.quiet || to_stdout);
+    // A regular file is written beside its target and renamed, so a failed export leaves no
+    // partial file; anything else (a device such as /dev/null, a fifo) is written in place.
+    let special = std::fs::metadata(&args.output).is_ok_and(|m| !m.is_file());
     let diff_id = if to_stdout {
         let mut out = BufWriter::with_capacity(1 << 20, std::io::stdout().lock());
         let d = store.export_layer(&args.name, args.index, &mut out, &bar)?;
         out.flush()?;
         d
+    } else if special {
+        let file = std::fs::OpenOptions::new()
+            .write(true)
+            .open(&args.output)
+            .with_context(|| format!("open {}", args.output.display()))?;
+        let mut out = BufWriter::with_capacity(1 << 20, file);
+        let d = store.export_layer(&args.name, args.index, &mut out, &bar)?;
+        out.flush()?;
+        d
     } else {
-        // Written beside the target and renamed, so a failed export leaves no partial file.
-        let tmp = args.output.with_extension("cairn-partial");
+        let mut tmp_name = args.output.as_os_str().to_owned();
+        tmp_name.push(".cairn-partial");
+        let tmp = std::path::PathBuf::from(tmp_name);
         let file =
             std::fs::File::create(&tmp).with_context(|| format!("create {}", tmp.display()))?;
         let mut out = BufWriter::with_capacity(1 << 20, file);

@@ -90,6 +90,17 @@ fn init_convert_images_export_cat() {
     assert!(stdout_export.status.success());
     assert_eq!(stdout_export.stdout, layers[0]);
 
+    // A device is written in place, never replaced by a file.
+    ok(cairn(
+        &store,
+        &["export-layer", "app:v2", "1", "-o", "/dev/null"],
+    ));
+    use std::os::unix::fs::FileTypeExt;
+    assert!(std::fs::metadata("/dev/null")
+        .unwrap()
+        .file_type()
+        .is_char_device());
+
     let model = cairn(&store, &["cat", "app:v2", "app/model.bin"]);
     assert!(model.status.success());
     assert_eq!(
