@@ -247,6 +247,11 @@ impl Store {
         crate::ops::read::export_layer(self, name, layer, out, progress)
     }
 
+    /// Lists a directory of the merged view (or one entry).
+    pub fn ls(&self, name: &str, path: &str) -> Result<Vec<crate::ops::read::ListEntry>> {
+        crate::ops::read::ls(self, name, path)
+    }
+
     /// Streams the content of one file of the merged image (upper layers win; whiteouts apply).
     pub fn cat(&self, name: &str, path: &str, out: &mut dyn std::io::Write) -> Result<u64> {
         crate::ops::read::cat(self, name, path, out)

@@ -6,6 +6,7 @@ use crate::error::{Error, Result};
 use crate::format::blob::BlobReader;
 use crate::format::bootstrap::{Bootstrap, EntryRecord};
 use crate::layer::EntryKind;
+use crate::ops::tree::{normalize, EntryRef, MergedTree};
 use crate::progress::Progress;
 use crate::store::Store;
 use crate::Sha256Digest;
@@ -115,104 +116,84 @@ pub fn export_layer(
     Ok(actual)
 }
 
-/// `a/b/c` for any of `./a/b/c`, `/a/b/c/`, `a//b/c`.
-pub fn normalize(path: &[u8]) -> Vec<u8> {
-    let parts: Vec<&[u8]> = path
-        .split(|&b| b == b'/')
-        .filter(|p| !p.is_empty() && *p != b".")
-        .collect();
-    parts.join(&b'/')
-}
-
-fn parent_and_name(path: &[u8]) -> (&[u8], &[u8]) {
-    match path.iter().rposition(|&b| b == b'/') {
-        Some(i) => (&path[..i], &path[i + 1..]),
-        None => (&[], path),
-    }
-}
-
-fn join(dir: &[u8], name: &[u8]) -> Vec<u8> {
-    if dir.is_empty() {
-        name.to_vec()
-    } else {
-        [dir, b"/", name].concat()
-    }
-}
-
-/// What a layer says about a path of the merged view.
-enum Lookup<'a> {
-    Found(&'a EntryRecord),
-    /// Deleted by a whiteout, or hidden by an opaque directory: look no lower.
-    Hidden,
-    NotHere,
-}
-
-fn lookup_in_layer<'a>(entries: &'a [EntryRecord], path: &[u8]) -> Lookup<'a> {
-    // Whiteouts of the path or of any ancestor, and opaque ancestors.
-    let mut hiding = Vec::new();
-    let mut opaque = Vec::new();
-    let mut current = path;
-    loop {
-        let (dir, name) = parent_and_name(current);
-        hiding.push(join(dir, &[b".wh.", name].concat()));
-        opaque.push(join(dir, b".wh..wh..opq"));
-        if dir.is_empty() {
-            break;
-        }
-        current = dir;
-    }
-    let mut found = None;
-    let mut hidden = false;
-    for entry in entries {
-        let p = normalize(&entry.meta.path);
-        if p == path {
-            found = Some(entry);
-        } else if hiding.contains(&p) || opaque.contains(&p) {
-            hidden = true;
-        }
-    }
-    match (found, hidden) {
-        (Some(e), _) => Lookup::Found(e),
-        (None, true) => Lookup::Hidden,
-        (None, false) => Lookup::NotHere,
-    }
-}
-
-/// Finds `path` in the merged view of `layers[..=top]`.
-fn find<'a>(
-    bootstrap: &'a Bootstrap,
-    top: usize,
-    path: &[u8],
-    depth: usize,
-) -> Result<Option<&'a EntryRecord>> {
-    for layer in bootstrap.layers[..=top].iter().rev() {
-        match lookup_in_layer(&layer.entries, path) {
-            Lookup::Found(entry) if entry.meta.kind == EntryKind::Hardlink && depth < 16 => {
-                let target = normalize(entry.meta.link_target.as_deref().unwrap_or_default());
-                return find(bootstrap, top, &target, depth + 1);
-            }
-            Lookup::Found(entry) => return Ok(Some(entry)),
-            Lookup::Hidden => return Ok(None),
-            Lookup::NotHere => {}
-        }
-    }
-    Ok(None)
-}
-
 pub fn cat(store: &Store, name: &str, path: &str, out: &mut dyn Write) -> Result<u64> {
     let bootstrap = store.bootstrap(name)?;
-    let wanted = normalize(path.as_bytes());
-    if bootstrap.layers.is_empty() {
-        return Err(Error::Usage(format!("image {name:?} has no layers")));
-    }
-    let entry = find(&bootstrap, bootstrap.layers.len() - 1, &wanted, 0)?
+    let tree = MergedTree::new(&bootstrap, None);
+    let entry = tree
+        .content_entry(path.as_bytes())
         .ok_or_else(|| Error::Usage(format!("{path}: no such file in image {name:?}")))?;
     if entry.meta.kind != EntryKind::File {
         return Err(Error::Usage(format!(
-            "{path} in image {name:?} is a {:?}, not a regular file",
-            entry.meta.kind
+            "{path} in image {name:?} is a {}, not a regular file",
+            kind_name(entry.meta.kind)
         )));
     }
     let mut reader = ChunkReader::new(store, &bootstrap);
     reader.write_entry(entry, out)
+}
+
+pub fn kind_name(kind: EntryKind) -> &'static str {
+    match kind {
+        EntryKind::File => "file",
+        EntryKind::Hardlink => "hardlink",
+        EntryKind::Symlink => "symlink",
+        EntryKind::CharDevice => "character device",
+        EntryKind::BlockDevice => "block device",
+        EntryKind::Directory => "directory",
+        EntryKind::Fifo => "fifo",
+        EntryKind::Other(_) => "special entry",
+    }
+}
+
+/// One row of `ls`.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct ListEntry {
+    /// Path in the image, without a leading `/` (lossy UTF-8 for display).
+    pub path: String,
+    pub kind: &'static str,
+    pub mode: u32,
+    pub uid: u64,
+    pub gid: u64,
+    pub size: u64,
+    pub mtime: i64,
+    pub link_target: Option<String>,
+    /// The layer the entry comes from.
+    pub layer: usize,
+}
+
+/// The entries of directory `path` in the merged view (or the entry itself if not a directory).
+pub fn ls(store: &Store, name: &str, path: &str) -> Result<Vec<ListEntry>> {
+    let bootstrap = store.bootstrap(name)?;
+    let tree = MergedTree::new(&bootstrap, None);
+    let wanted = normalize(path.as_bytes());
+    let rows: Vec<(&[u8], EntryRef, &EntryRecord)> = if tree.is_dir(&wanted) {
+        tree.children(&wanted)
+    } else {
+        match tree.get(&wanted) {
+            Some((r, e)) => vec![(wanted.as_slice(), r, e)],
+            None => {
+                return Err(Error::Usage(format!(
+                    "{path}: no such file or directory in image {name:?}"
+                )))
+            }
+        }
+    };
+    Ok(rows
+        .into_iter()
+        .map(|(p, r, e)| ListEntry {
+            path: String::from_utf8_lossy(p).into_owned(),
+            kind: kind_name(e.meta.kind),
+            mode: e.meta.mode,
+            uid: e.meta.uid,
+            gid: e.meta.gid,
+            size: e.meta.size,
+            mtime: e.meta.mtime,
+            link_target: e
+                .meta
+                .link_target
+                .as_ref()
+                .map(|t| String::from_utf8_lossy(t).into_owned()),
+            layer: r.layer,
+        })
+        .collect())
 }
