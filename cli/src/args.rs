@@ -43,6 +43,8 @@ pub enum Command {
     ExportLayer(ExportLayerArgs),
     /// Print one file of an image (the merged view of its layers).
     Cat(CatArgs),
+    /// List a directory of an image (the merged view of its layers), without unpacking.
+    Ls(LsArgs),
     /// Build two versions of a small generated image, convert both and show what v1 shares with v2.
     Demo(DemoArgs),
 }
@@ -116,6 +118,21 @@ pub struct CatArgs {
     pub name: String,
     /// Path inside the image.
     pub path: String,
+}
+
+#[derive(Args, Debug)]
+pub struct LsArgs {
+    /// Image name.
+    pub name: String,
+    /// Directory (or file) inside the image.
+    #[arg(default_value = "/")]
+    pub path: String,
+    /// Mode, owner, size, modification time and link targets.
+    #[arg(short, long)]
+    pub long: bool,
+    /// Machine-readable output.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Args, Debug)]

@@ -90,6 +90,25 @@ fn init_convert_images_export_cat() {
     assert!(stdout_export.status.success());
     assert_eq!(stdout_export.stdout, layers[0]);
 
+    let listing = ok(cairn(&store, &["ls", "app:v2", "/app"]));
+    assert!(listing.lines().any(|l| l == "model.bin"), "{listing}");
+    let long = ok(cairn(&store, &["ls", "--long", "app:v2", "app/bin"]));
+    assert!(
+        long.lines()
+            .any(|l| l.starts_with("-rwx") && l.ends_with(" demo")),
+        "{long}"
+    );
+    let json: serde_json::Value =
+        serde_json::from_str(&ok(cairn(&store, &["ls", "--json", "app:v2", "etc"]))).unwrap();
+    // etc/motd was deleted by a whiteout in the app layer.
+    assert!(
+        json.as_array()
+            .unwrap()
+            .iter()
+            .all(|e| e["path"] != "etc/motd"),
+        "{json}"
+    );
+
     // A device is written in place, never replaced by a file.
     ok(cairn(
         &store,

@@ -1,0 +1,77 @@
+//! `cairn ls`: a directory of an image's merged view, from the bootstrap alone.
+
+use crate::args::{Cli, LsArgs};
+use cairn_engine::{ListEntry, Store};
+use std::io::Write;
+
+pub fn run(cli: &Cli, args: &LsArgs) -> anyhow::Result<()> {
+    let store = Store::open_read_only(&cli.store)?;
+    let entries = store.ls(&args.name, &args.path)?;
+    if args.json {
+        return super::print_json(&entries);
+    }
+    let mut out = std::io::stdout().lock();
+    for entry in &entries {
+        let name = entry.path.rsplit('/').next().unwrap_or(&entry.path);
+        if args.long {
+            writeln!(out, "{}", long_line(entry, name))?;
+        } else {
+            writeln!(out, "{name}")?;
+        }
+    }
+    Ok(())
+}
+
+fn long_line(e: &ListEntry, name: &str) -> String {
+    let type_char = match e.kind {
+        "directory" => 'd',
+        "symlink" => 'l',
+        "hardlink" => 'h',
+        "character device" => 'c',
+        "block device" => 'b',
+        "fifo" => 'p',
+        _ => '-',
+    };
+    let mut line = format!(
+        "{type_char}{} {:>5} {:>5} {:>10} {} {name}",
+        mode_string(e.mode),
+        e.uid,
+        e.gid,
+        e.size,
+        e.mtime
+    );
+    if let Some(target) = &e.link_target {
+        line += &format!(" -> {target}");
+    }
+    line
+}
+
+/// `rwxr-xr-x`, with setuid/setgid/sticky shown as `ls` does.
+fn mode_string(mode: u32) -> String {
+    let mut out = String::new();
+    for (shift, special, special_char) in [(6, 0o4000, 's'), (3, 0o2000, 's'), (0, 0o1000, 't')] {
+        let bits = (mode >> shift) & 7;
+        out.push(if bits & 4 != 0 { 'r' } else { '-' });
+        out.push(if bits & 2 != 0 { 'w' } else { '-' });
+        out.push(match (bits & 1 != 0, mode & special != 0) {
+            (true, true) => special_char,
+            (false, true) => special_char.to_ascii_uppercase(),
+            (true, false) => 'x',
+            (false, false) => '-',
+        });
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::mode_string;
+
+    #[test]
+    fn modes() {
+        assert_eq!(mode_string(0o755), "rwxr-xr-x");
+        assert_eq!(mode_string(0o4755), "rwsr-xr-x");
+        assert_eq!(mode_string(0o1777), "rwxrwxrwt");
+        assert_eq!(mode_string(0o2644), "rw-r-Sr--");
+    }
+}
