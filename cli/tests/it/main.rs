@@ -93,11 +93,12 @@ fn init_convert_images_export_cat() {
     let listing = ok(cairn(&store, &["ls", "app:v2", "/app"]));
     assert!(listing.lines().any(|l| l == "model.bin"), "{listing}");
     let long = ok(cairn(&store, &["ls", "--long", "app:v2", "app/bin"]));
-    assert!(
+    let has = |prefix: &str, suffix: &str| {
         long.lines()
-            .any(|l| l.starts_with("-rwx") && l.ends_with(" demo")),
-        "{long}"
-    );
+            .any(|l| l.starts_with(prefix) && l.ends_with(suffix))
+    };
+    assert!(has("-rwx", " demo-server"), "{long}");
+    assert!(has("h", " demo -> app/bin/demo-server"), "{long}");
     let json: serde_json::Value =
         serde_json::from_str(&ok(cairn(&store, &["ls", "--json", "app:v2", "etc"]))).unwrap();
     // etc/motd was deleted by a whiteout in the app layer.
