@@ -45,6 +45,12 @@ pub enum Command {
     Cat(CatArgs),
     /// List a directory of an image (the merged view of its layers), without unpacking.
     Ls(LsArgs),
+    /// How much of NEW is already in OLD: per layer, per file, and layer vs file vs chunk dedup.
+    Diff(DiffArgs),
+    /// The store's footprint, what each image owns or shares, and a sharing matrix.
+    Stats(StatsArgs),
+    /// One row per image, platform and layer (CSV, JSON or a table).
+    Inventory(InventoryArgs),
     /// Build two versions of a small generated image, convert both and show what v1 shares with v2.
     Demo(DemoArgs),
 }
@@ -133,6 +139,58 @@ pub struct LsArgs {
     /// Machine-readable output.
     #[arg(long)]
     pub json: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct DiffArgs {
+    /// The image compared against.
+    pub old: String,
+    /// The image whose content is looked for in OLD.
+    pub new: String,
+    /// Which breakdown to print after the totals.
+    #[arg(long, value_enum, default_value = "layer")]
+    pub by: DiffBy,
+    /// How many files to list, by bytes OLD lacks.
+    #[arg(long, default_value_t = 10)]
+    pub top: usize,
+    /// Machine-readable output (every figure, exact bytes).
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DiffBy {
+    Layer,
+    File,
+}
+
+#[derive(Args, Debug)]
+pub struct StatsArgs {
+    /// Images to detail (default: all).
+    pub names: Vec<String>,
+    /// Also print, for every pair of the images, the share of bytes in common.
+    #[arg(long)]
+    pub matrix: bool,
+    /// Machine-readable output.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct InventoryArgs {
+    /// Output format.
+    #[arg(long, value_enum, default_value = "table")]
+    pub format: InventoryFormat,
+    /// Instead of the layer rows: the N images with the most layers, per platform.
+    #[arg(long, value_name = "N")]
+    pub top_layers: Option<usize>,
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum InventoryFormat {
+    Csv,
+    Json,
+    Table,
 }
 
 #[derive(Args, Debug)]

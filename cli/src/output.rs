@@ -35,6 +35,18 @@ pub fn percent(part: u64, whole: u64) -> String {
     }
 }
 
+/// Shortens `text` to at most `max` characters by eliding its middle.
+pub fn shorten(text: &str, max: usize) -> String {
+    let chars: Vec<char> = text.chars().collect();
+    if chars.len() <= max || max < 5 {
+        return text.to_string();
+    }
+    let keep = max - 3;
+    let head: String = chars[..keep / 3].iter().collect();
+    let tail: String = chars[chars.len() - (keep - keep / 3)..].iter().collect();
+    format!("{head}...{tail}")
+}
+
 /// Left-aligns the first column, right-aligns the others.
 pub fn table(header: &[&str], rows: &[Vec<String>]) -> String {
     let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();

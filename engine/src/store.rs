@@ -247,6 +247,30 @@ impl Store {
         crate::ops::read::export_layer(self, name, layer, out, progress)
     }
 
+    /// What of image `new` image `old` already has (`top`: how many files to list).
+    pub fn diff(
+        &self,
+        old: &str,
+        new: &str,
+        top: usize,
+    ) -> Result<crate::ops::report::diff::DiffReport> {
+        crate::ops::report::diff::diff(self, old, new, top)
+    }
+
+    /// The store's footprint; `names` to detail (all when empty), `matrix` for pairwise sharing.
+    pub fn stats(
+        &self,
+        names: &[String],
+        matrix: bool,
+    ) -> Result<crate::ops::report::stats::StatsReport> {
+        crate::ops::report::stats::stats(self, names, matrix)
+    }
+
+    /// One row per image, platform and layer.
+    pub fn inventory(&self) -> Result<Vec<crate::ops::report::inventory::InventoryRow>> {
+        crate::ops::report::inventory::inventory(self)
+    }
+
     /// Lists a directory of the merged view (or one entry).
     pub fn ls(&self, name: &str, path: &str) -> Result<Vec<crate::ops::read::ListEntry>> {
         crate::ops::read::ls(self, name, path)

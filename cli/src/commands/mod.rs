@@ -3,10 +3,13 @@
 mod cat;
 mod convert;
 mod demo;
+mod diff;
 mod export_layer;
 mod images;
 mod init;
+mod inventory;
 mod ls;
+mod stats;
 
 use crate::args::{Cli, Command};
 
@@ -18,6 +21,9 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::ExportLayer(args) => export_layer::run(&cli, args),
         Command::Cat(args) => cat::run(&cli, args),
         Command::Ls(args) => ls::run(&cli, args),
+        Command::Diff(args) => diff::run(&cli, args),
+        Command::Stats(args) => stats::run(&cli, args),
+        Command::Inventory(args) => inventory::run(&cli, args),
         Command::Demo(args) => demo::run(&cli, args),
     }
 }

@@ -110,6 +110,59 @@ fn init_convert_images_export_cat() {
         "{json}"
     );
 
+    let csv_text = ok(cairn(&store, &["inventory", "--format", "csv"]));
+    let mut reader = csv::Reader::from_reader(csv_text.as_bytes());
+    let headers: Vec<String> = reader.headers().unwrap().iter().map(String::from).collect();
+    assert_eq!(
+        headers,
+        [
+            "name",
+            "manifest_digest",
+            "architecture",
+            "os",
+            "variant",
+            "os_version",
+            "layer_index",
+            "layer_digest",
+            "layer_size",
+            "diff_id",
+            "uncompressed_size",
+            "files",
+            "unique_stored_bytes"
+        ]
+    );
+    let records: Vec<csv::StringRecord> = reader.records().map(|r| r.unwrap()).collect();
+    assert_eq!(records.len(), 6);
+    assert_eq!(&records[0][0], "app:v1");
+    assert_eq!(&records[0][2], "amd64");
+    let diff: serde_json::Value =
+        serde_json::from_str(&ok(cairn(&store, &["diff", "app:v1", "app:v2", "--json"]))).unwrap();
+    for key in [
+        "old",
+        "new",
+        "new_logical_bytes",
+        "shared_bytes",
+        "shared_chunks",
+        "new_chunks",
+        "shared_ratio_bytes",
+        "shared_ratio_chunks",
+        "added_stored_bytes",
+        "layer_dedup_added_bytes",
+        "file_dedup_added_bytes",
+        "chunk_dedup_added_bytes",
+        "layers",
+        "top_files",
+    ] {
+        assert!(diff.get(key).is_some(), "diff --json lacks {key}");
+    }
+    let human = ok(cairn(&store, &["diff", "app:v1", "app:v2", "--by", "file"]));
+    assert!(human.lines().all(|l| l.chars().count() <= 80), "{human}");
+    let stats = ok(cairn(&store, &["stats", "--matrix", "app:v1", "app:v2"]));
+    assert!(
+        stats.contains("dedup ratio") && stats.contains("[1] app:v2"),
+        "{stats}"
+    );
+
     // A device is written in place, never replaced by a file.
     ok(cairn(
         &store,

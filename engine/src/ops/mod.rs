@@ -3,4 +3,5 @@
 pub mod convert;
 pub mod images;
 pub mod read;
+pub mod report;
 pub mod tree;

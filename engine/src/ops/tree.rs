@@ -116,7 +116,6 @@ impl<'a> MergedTree<'a> {
     }
 
     /// Every entry, parents before children.
-    #[allow(dead_code)] // used by unpack, which is being written on its own branch
     pub fn iter(&self) -> impl Iterator<Item = (&[u8], EntryRef, &'a EntryRecord)> + '_ {
         self.entries
             .iter()

@@ -1,0 +1,84 @@
+//! `cairn stats`: the store's footprint and sharing.
+
+use crate::args::{Cli, StatsArgs};
+use crate::output::{bytes, count, table};
+use cairn_engine::Store;
+
+pub fn run(cli: &Cli, args: &StatsArgs) -> anyhow::Result<()> {
+    let store = Store::open_read_only(&cli.store)?;
+    let r = store.stats(&args.names, args.matrix)?;
+    if args.json {
+        return super::print_json(&r);
+    }
+    println!(
+        "store {}: {} images",
+        store.root().display(),
+        count(r.images)
+    );
+    println!("  logical (layer tars)   {}", bytes(r.logical_bytes));
+    println!(
+        "  unique chunk bytes     {} in {} chunks",
+        bytes(r.unique_chunk_bytes),
+        count(r.unique_chunks)
+    );
+    println!("  stored (blobs)         {}", bytes(r.stored_bytes));
+    println!(
+        "  metadata               {} (bootstraps + index)",
+        bytes(r.metadata_bytes)
+    );
+    println!(
+        "  dedup ratio            {:.2}x (logical / stored + metadata)",
+        r.dedup_ratio
+    );
+    if !r.per_image.is_empty() {
+        let rows: Vec<Vec<String>> = r
+            .per_image
+            .iter()
+            .map(|i| {
+                vec![
+                    i.name.clone(),
+                    bytes(i.logical_bytes),
+                    bytes(i.unique_bytes),
+                    bytes(i.owned_bytes),
+                    bytes(i.owned_stored_bytes),
+                    bytes(i.shared_bytes),
+                ]
+            })
+            .collect();
+        println!();
+        println!(
+            "{}",
+            table(
+                &[
+                    "IMAGE",
+                    "LOGICAL",
+                    "UNIQUE",
+                    "OWNS ALONE",
+                    "OWNS STORED",
+                    "SHARED"
+                ],
+                &rows
+            )
+        );
+    }
+    if let Some(m) = &r.matrix {
+        println!("\nshare of the row image's bytes that the column image also has");
+        let header: Vec<String> = std::iter::once(String::new())
+            .chain((0..m.names.len()).map(|j| format!("[{j}]")))
+            .collect();
+        let header_refs: Vec<&str> = header.iter().map(String::as_str).collect();
+        let rows: Vec<Vec<String>> = m
+            .names
+            .iter()
+            .zip(&m.share)
+            .enumerate()
+            .map(|(i, (name, row))| {
+                std::iter::once(format!("[{i}] {name}"))
+                    .chain(row.iter().map(|v| format!("{:.0}%", v * 100.0)))
+                    .collect()
+            })
+            .collect();
+        println!("{}", table(&header_refs, &rows));
+    }
+    Ok(())
+}
