@@ -2,5 +2,6 @@
 
 mod convert;
 mod helpers;
+mod py_dataset;
 mod rejects;
 mod report;
