@@ -49,6 +49,7 @@ pub use layer::{Compression, EntryKind, EntryMeta};
 pub use ops::convert::{ConvertOptions, ConvertReport, Count, ImageReport, LayerReport};
 pub use ops::images::ImageSummary;
 pub use ops::read::ListEntry;
+pub use ops::unpack::{Skipped, UnpackOptions, UnpackReport, XattrFailure};
 pub use progress::{NoProgress, Progress};
 pub use source::{Platform, PlatformChoice, SourceSpec};
 pub use store::{InitOptions, Store};

@@ -4,3 +4,4 @@ pub mod convert;
 pub mod images;
 pub mod read;
 pub mod tree;
+pub mod unpack;
