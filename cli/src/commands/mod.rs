@@ -6,6 +6,7 @@ mod demo;
 mod export_layer;
 mod images;
 mod init;
+mod unpack;
 
 use crate::args::{Cli, Command};
 
@@ -16,6 +17,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Images(args) => images::run(&cli, args),
         Command::ExportLayer(args) => export_layer::run(&cli, args),
         Command::Cat(args) => cat::run(&cli, args),
+        Command::Unpack(args) => unpack::run(&cli, args),
         Command::Demo(args) => demo::run(&cli, args),
     }
 }
