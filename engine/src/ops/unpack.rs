@@ -15,7 +15,8 @@
 //!
 //! Order: every entry but hardlinks (parents before children), then hardlinks, then directory
 //! modes and mtimes, deepest first, so that a read-only directory does not block its children
-//! and writing children does not change a directory's mtime.
+//! and writing children does not change a directory's mtime. Devices are made only as root
+//! (fifos always: they need no privilege), owners are set as root or when asked.
 
 mod sys;
 
@@ -58,7 +59,7 @@ pub struct UnpackReport {
     pub hardlinks: u64,
     pub devices: u64,
     pub fifos: u64,
-    /// Entries not written (devices when not root, unsupported entry types).
+    /// Entries not written (devices when not root, unsupported entry types, links to those).
     pub skipped: Vec<Skipped>,
     /// Extended attributes that could not be set (without `strict_xattrs`).
     pub xattr_failures: Vec<XattrFailure>,
@@ -580,53 +581,69 @@ impl<'a> Writer<'a> {
 
     /// Writes `entry`'s file, directory, symlink or special file at `site`.
     fn write_entry(&mut self, site: &Site, entry: &EntryRecord) -> Result<Written> {
-        let special = match entry.meta.kind {
+        match entry.meta.kind {
             EntryKind::Directory => {
                 self.walker.dir(site.path).map_err(|e| site.walk_error(e))?;
-                return Ok(Written::Dir);
+                Ok(Written::Dir)
             }
             EntryKind::File => {
                 self.write_file(site, entry)?;
-                return Ok(Written::File);
+                Ok(Written::File)
             }
-            EntryKind::Symlink => None,
-            EntryKind::CharDevice if self.devices => Some(Special::Char),
-            EntryKind::BlockDevice if self.devices => Some(Special::Block),
+            EntryKind::Symlink => self.write_node(site, entry, None),
             // A fifo needs no privilege.
-            EntryKind::Fifo => Some(Special::Fifo),
-            EntryKind::CharDevice | EntryKind::BlockDevice => {
-                return Ok(self.skip(site, "devices are only created when running as root"))
+            EntryKind::Fifo => self.write_node(site, entry, Some(Special::Fifo)),
+            EntryKind::CharDevice | EntryKind::BlockDevice if !self.devices => {
+                Ok(self.skip(site, "devices are only created when running as root"))
             }
+            EntryKind::CharDevice => self.write_node(site, entry, Some(Special::Char)),
+            EntryKind::BlockDevice => self.write_node(site, entry, Some(Special::Block)),
             EntryKind::Other(flag) => {
                 let why = format!("unsupported tar entry type {:?}", flag as char);
-                return Ok(self.skip(site, &why));
+                Ok(self.skip(site, &why))
             }
-            EntryKind::Hardlink => {
-                return Err(site.bad("a hardlink cannot be written as a copy of a hardlink"))
-            }
-        };
+            EntryKind::Hardlink => Err(site.bad("a hardlink cannot be a copy of a hardlink")),
+        }
+    }
+
+    /// A symlink (`special` is `None`), device or fifo: made in place, its metadata set by name.
+    fn write_node(
+        &mut self,
+        site: &Site,
+        entry: &EntryRecord,
+        special: Option<Special>,
+    ) -> Result<Written> {
+        let meta = &entry.meta;
         let (dir, name) = self
             .walker
             .parent(site.path)
             .map_err(|e| site.walk_error(e))?;
         let made = match special {
             None => {
-                let target = CString::new(entry.meta.link_target.as_deref().unwrap_or_default())
+                let target = CString::new(meta.link_target.as_deref().unwrap_or_default())
                     .map_err(|_| site.bad("symlink target contains a NUL byte"))?;
                 sys::symlink_at(&target, dir, &name).map(|()| Written::Symlink)
             }
-            Some(kind) => {
-                let meta = &entry.meta;
-                sys::mknod_at(dir, &name, kind, meta.dev_major, meta.dev_minor).map(|()| match kind
-                {
-                    Special::Fifo => Written::Fifo,
-                    Special::Char | Special::Block => Written::Device,
-                })
+            Some(Special::Fifo) => {
+                sys::mknod_at(dir, &name, Special::Fifo, 0, 0).map(|()| Written::Fifo)
             }
+            Some(kind) => sys::mknod_at(dir, &name, kind, meta.dev_major, meta.dev_minor)
+                .map(|()| Written::Device),
         };
-        let made = made.with_path("create", &site.file())?;
-        self.meta.apply(Node::At(dir, &name), &entry.meta, site)?;
-        Ok(made)
+        match made {
+            Ok(written) => {
+                self.meta.apply(Node::At(dir, &name), meta, site)?;
+                Ok(written)
+            }
+            // Root in a user namespace may lack CAP_MKNOD: the device is left out, as for a user.
+            Err(e)
+                if e.kind() == std::io::ErrorKind::PermissionDenied
+                    && matches!(special, Some(Special::Char | Special::Block)) =>
+            {
+                Ok(self.skip(site, &format!("cannot create a device here: {e}")))
+            }
+            Err(e) => Err(Error::io("create", &site.file(), e)),
+        }
     }
 
     /// Rule (3) of the module doc for regular files: a new file, content streamed in chunk by
