@@ -3,3 +3,4 @@
 mod convert;
 mod helpers;
 mod rejects;
+mod unpack;
