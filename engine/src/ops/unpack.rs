@@ -70,13 +70,14 @@ pub struct UnpackReport {
 
 #[derive(Clone, Debug, Serialize)]
 pub struct Skipped {
-    /// Path in the image (lossy UTF-8).
+    /// Path in the image, normalized (lossy UTF-8).
     pub path: String,
     pub reason: String,
 }
 
 #[derive(Clone, Debug, Serialize)]
 pub struct XattrFailure {
+    /// Path in the image, normalized (lossy UTF-8).
     pub path: String,
     pub name: String,
     pub error: String,
@@ -511,7 +512,7 @@ impl MetaWriter {
             return Err(site.bad(format!("cannot set xattr {}: {error}", lossy(name))));
         }
         self.failures.push(XattrFailure {
-            path: lossy(site.raw),
+            path: lossy(site.path),
             name: lossy(name),
             error,
         });
@@ -665,7 +666,7 @@ impl<'a> Writer<'a> {
 
     fn skip(&mut self, site: &Site, reason: &str) -> Written {
         self.report.skipped.push(Skipped {
-            path: lossy(site.raw),
+            path: lossy(site.path),
             reason: reason.to_string(),
         });
         Written::Skipped
