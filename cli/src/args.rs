@@ -1,6 +1,6 @@
 //! Command-line arguments (clap). Parsed here, turned into engine options by each command.
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
 
 #[derive(Parser, Debug)]
@@ -51,6 +51,18 @@ pub enum Command {
     Stats(StatsArgs),
     /// One row per image, platform and layer (CSV, JSON or a table).
     Inventory(InventoryArgs),
+    /// Write an image's root filesystem (all its layers applied) into a directory.
+    ///
+    /// Writes the root filesystem into DIR as a container runtime would see it: every layer
+    /// applied in order, whiteouts and opaque directories resolved, hardlinks as hardlinks,
+    /// symlinks written verbatim (never followed), modes, mtimes and extended attributes set.
+    ///
+    /// Nothing is ever written outside DIR: an entry with an absolute path or a `..`
+    /// component, a path through a symlink, or a hardlink to outside the image stops the unpack
+    /// with an error naming the layer and the entry. Devices are created only when running as
+    /// root (skipped and reported otherwise); owners are set only as root or with
+    /// --same-owner.
+    Unpack(UnpackArgs),
     /// Build two versions of a small generated image, convert both and show what v1 shares with v2.
     Demo(DemoArgs),
 }
@@ -191,6 +203,35 @@ pub enum InventoryFormat {
     Csv,
     Json,
     Table,
+}
+
+#[derive(Args, Debug)]
+pub struct UnpackArgs {
+    /// Image name.
+    pub name: String,
+    /// Target directory: created if missing, must be empty if it exists.
+    pub dir: PathBuf,
+    /// Apply layers 0 to N only: the filesystem as of layer N.
+    #[arg(long, value_name = "N")]
+    pub layer: Option<usize>,
+    /// What to do when an extended attribute cannot be set: stop (strict) or report it and go
+    /// on (warn).
+    #[arg(long, value_enum, value_name = "POLICY", default_value_t = XattrPolicy::Warn)]
+    pub xattrs: XattrPolicy,
+    /// Set file owners from the image even when not running as root (as root they always are).
+    #[arg(long)]
+    pub same_owner: bool,
+    /// Machine-readable output.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum XattrPolicy {
+    /// Stop at the first extended attribute that cannot be set.
+    Strict,
+    /// Report it as a warning and go on.
+    Warn,
 }
 
 #[derive(Args, Debug)]

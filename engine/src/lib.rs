@@ -52,6 +52,7 @@ pub use ops::read::ListEntry;
 pub use ops::report::diff::{DiffReport, FileDiff, LayerDiff};
 pub use ops::report::inventory::{top_layers, InventoryRow, LayerCount};
 pub use ops::report::stats::{ImageShare, SharingMatrix, StatsReport};
+pub use ops::unpack::{Skipped, UnpackOptions, UnpackReport, XattrFailure};
 pub use progress::{NoProgress, Progress};
 pub use source::{Platform, PlatformChoice, SourceSpec};
 pub use store::{InitOptions, Store};

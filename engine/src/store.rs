@@ -280,4 +280,15 @@ impl Store {
     pub fn cat(&self, name: &str, path: &str, out: &mut dyn std::io::Write) -> Result<u64> {
         crate::ops::read::cat(self, name, path, out)
     }
+
+    /// Writes the root filesystem of image `name` (as of `options.top_layer`) into `dir`.
+    pub fn unpack(
+        &self,
+        name: &str,
+        dir: &Path,
+        options: &crate::ops::unpack::UnpackOptions,
+        progress: &dyn crate::Progress,
+    ) -> Result<crate::ops::unpack::UnpackReport> {
+        crate::ops::unpack::unpack(self, name, dir, options, progress)
+    }
 }

@@ -10,6 +10,7 @@ mod init;
 mod inventory;
 mod ls;
 mod stats;
+mod unpack;
 
 use crate::args::{Cli, Command};
 
@@ -24,6 +25,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Diff(args) => diff::run(&cli, args),
         Command::Stats(args) => stats::run(&cli, args),
         Command::Inventory(args) => inventory::run(&cli, args),
+        Command::Unpack(args) => unpack::run(&cli, args),
         Command::Demo(args) => demo::run(&cli, args),
     }
 }

@@ -224,3 +224,52 @@ fn demo_runs_and_reports() {
         "v2 added {v2_added}, v1 {v1_added}"
     );
 }
+
+#[test]
+fn unpack_writes_the_root_filesystem() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = tmp.path().join("store");
+    let (v1, _) = cairn_engine::sample::write_demo_layouts(&tmp.path().join("images")).unwrap();
+    ok(cairn(&store, &["init"]));
+    ok(cairn(
+        &store,
+        &[
+            "convert",
+            &format!("oci:{}", v1.display()),
+            "--name",
+            "app:v1",
+        ],
+    ));
+    let dir = tmp.path().join("rootfs");
+    let human = ok(cairn(&store, &["unpack", "app:v1", dir.to_str().unwrap()]));
+    assert!(
+        human.starts_with("unpacked into") && human.contains("MB/s"),
+        "{human}"
+    );
+    let config = ok(cairn(&store, &["cat", "app:v1", "app/config.toml"]));
+    assert_eq!(
+        std::fs::read_to_string(dir.join("app/config.toml")).unwrap(),
+        config
+    );
+    assert!(!dir.join("etc/motd").exists(), "whiteout applied");
+
+    let base = tmp.path().join("base");
+    let out = ok(cairn(
+        &store,
+        &[
+            "unpack",
+            "app:v1",
+            base.to_str().unwrap(),
+            "--layer",
+            "0",
+            "--json",
+        ],
+    ));
+    let report: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert!(report["files"].as_u64().unwrap() > 0, "{out}");
+    assert!(base.join("etc/motd").is_file() && !base.join("app").exists());
+
+    let again = cairn(&store, &["unpack", "app:v1", dir.to_str().unwrap()]);
+    assert!(!again.status.success());
+    assert!(String::from_utf8_lossy(&again.stderr).contains("not empty"));
+}

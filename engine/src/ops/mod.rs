@@ -5,3 +5,4 @@ pub mod images;
 pub mod read;
 pub mod report;
 pub mod tree;
+pub mod unpack;

@@ -13,7 +13,7 @@ pub const WHITEOUT_PREFIX: &[u8] = b".wh.";
 pub const OPAQUE_MARKER: &[u8] = b".wh..wh..opq";
 
 /// Where an entry of the merged view comes from.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct EntryRef {
     pub layer: usize,
     pub index: usize,

@@ -5,3 +5,4 @@ mod helpers;
 mod py_dataset;
 mod rejects;
 mod report;
+mod unpack;

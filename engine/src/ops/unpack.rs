@@ -1,0 +1,736 @@
+//! `unpack`: an image's root filesystem written into a directory, from the merged view of its
+//! layers (`ops::tree`), with file content streamed chunk by chunk (`ops::read::ChunkReader`).
+//!
+//! Safety: nothing outside the target directory is ever written, created, linked or chmod-ed,
+//! whatever the image holds. Three rules see to it. (1) Before anything is written, every entry
+//! of the layers applied is checked: a path or hardlink target that is absolute or has a `..`
+//! component is refused, naming the layer and entry. (2) Every file is reached from an fd of the
+//! target directory, one component at a time, with `openat(O_DIRECTORY | O_NOFOLLOW)`: a
+//! component that is a symlink (an image's `evil -> /etc`) or not a directory stops the unpack
+//! with an error; nothing is ever resolved by path. (3) The last component is created with
+//! `O_CREAT | O_EXCL | O_NOFOLLOW` (or `mkdirat`, `symlinkat`, `mknodat`, `linkat` without
+//! following), and its metadata is set through the new fd or with `AT_SYMLINK_NOFOLLOW`.
+//! Symlink targets are written verbatim and never followed. Hardlinks are resolved in the image,
+//! not on disk: a link is made to the file the link meant, wherever this unpack wrote it.
+//!
+//! Order: every entry but hardlinks (parents before children), then hardlinks, then directory
+//! modes and mtimes, deepest first, so that a read-only directory does not block its children
+//! and writing children does not change a directory's mtime. Devices are made only as root
+//! (fifos always: they need no privilege), owners are set as root or when asked.
+
+mod sys;
+
+use crate::error::{Error, IoContext, Result};
+use crate::format::bootstrap::{Bootstrap, EntryRecord, LayerRecord};
+use crate::layer::{EntryKind, EntryMeta};
+use crate::ops::read::{kind_name, ChunkReader};
+use crate::ops::tree::{normalize, parent_and_name, EntryRef, MergedTree};
+use crate::progress::Progress;
+use crate::store::Store;
+use serde::Serialize;
+use std::collections::HashMap;
+use std::ffi::{CString, OsStr};
+use std::io::Write;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+use sys::{Node, Special};
+
+/// How many hardlinks to hardlinks are followed before giving up (a loop, or absurd input).
+const MAX_LINK_DEPTH: usize = 16;
+
+#[derive(Clone, Debug, Default)]
+pub struct UnpackOptions {
+    /// Apply layers `0..=top_layer` only (the filesystem as of that layer); all when `None`.
+    pub top_layer: Option<usize>,
+    /// A failure to set an extended attribute stops the unpack (otherwise it is reported).
+    pub strict_xattrs: bool,
+    /// Set owners from the image even when not running as root.
+    pub same_owner: bool,
+}
+
+/// What an unpack wrote and what it left out.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct UnpackReport {
+    pub files: u64,
+    pub dirs: u64,
+    pub symlinks: u64,
+    pub hardlinks: u64,
+    pub devices: u64,
+    pub fifos: u64,
+    /// Entries not written (devices when not root, unsupported entry types, links to those).
+    pub skipped: Vec<Skipped>,
+    /// Extended attributes that could not be set (without `strict_xattrs`).
+    pub xattr_failures: Vec<XattrFailure>,
+    /// File content bytes written.
+    pub bytes: u64,
+    pub seconds: f64,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Skipped {
+    /// Path in the image, normalized (lossy UTF-8).
+    pub path: String,
+    pub reason: String,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct XattrFailure {
+    /// Path in the image, normalized (lossy UTF-8).
+    pub path: String,
+    pub name: String,
+    pub error: String,
+}
+
+pub fn unpack(
+    store: &Store,
+    name: &str,
+    dir: &Path,
+    options: &UnpackOptions,
+    progress: &dyn Progress,
+) -> Result<UnpackReport> {
+    let start = Instant::now();
+    let bootstrap = store.bootstrap(name)?;
+    let layers = applied_layers(name, &bootstrap, options.top_layer)?;
+    check_paths(name, layers)?;
+    let tree = MergedTree::new(&bootstrap, options.top_layer);
+    let links = plan_hardlinks(name, &bootstrap, &tree)?;
+    let root = prepare_dir(dir)?;
+
+    let as_root = sys::is_root();
+    let mut writer = Writer {
+        image: name,
+        out: dir,
+        walker: DirWalker::new(root),
+        chunks: ChunkReader::new(store, &bootstrap),
+        progress,
+        devices: as_root,
+        meta: MetaWriter {
+            owners: as_root || options.same_owner,
+            strict_xattrs: options.strict_xattrs,
+            failures: Vec::new(),
+        },
+        report: UnpackReport::default(),
+    };
+    progress.set_length(content_bytes(&tree, &links));
+    let dirs = writer.write_entries(&tree)?;
+    writer.write_hardlinks(&tree, &links)?;
+    writer.finish_dirs(&tree, &dirs)?;
+    progress.finish();
+
+    let mut report = writer.report;
+    report.xattr_failures = writer.meta.failures;
+    report.seconds = start.elapsed().as_secs_f64();
+    Ok(report)
+}
+
+/// The layers `top` asks for, or a usage error naming the ones there are.
+fn applied_layers<'b>(
+    name: &str,
+    bootstrap: &'b Bootstrap,
+    top: Option<usize>,
+) -> Result<&'b [LayerRecord]> {
+    let layers = &bootstrap.layers;
+    match top {
+        None => Ok(layers),
+        Some(t) if t < layers.len() => Ok(&layers[..=t]),
+        Some(t) => Err(Error::Usage(format!(
+            "image {name:?} has {} layers (0 to {}); there is no layer {t}",
+            layers.len(),
+            layers.len().saturating_sub(1)
+        ))),
+    }
+}
+
+/// How errors name an entry: `image "x" layer 2 entry "../etc/passwd"`.
+fn entry_object(image: &str, layer: usize, path: &[u8]) -> String {
+    format!(
+        "image {image:?} layer {layer} entry {:?}",
+        String::from_utf8_lossy(path)
+    )
+}
+
+fn lossy(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// Rule (1) of the module doc: no entry of the applied layers (whether or not an upper layer
+/// hides it) may name a path outside the root, nor hardlink to one.
+fn check_paths(image: &str, layers: &[LayerRecord]) -> Result<()> {
+    for (l, layer) in layers.iter().enumerate() {
+        for entry in &layer.entries {
+            let object = || entry_object(image, l, &entry.meta.path);
+            check_path(&entry.meta.path).map_err(|why| Error::bad_input(object(), why))?;
+            if entry.meta.kind == EntryKind::Hardlink {
+                let target = entry.meta.link_target.as_deref().unwrap_or_default();
+                if normalize(target).is_empty() {
+                    return Err(Error::bad_input(object(), "hardlink without a target"));
+                }
+                check_path(target).map_err(|why| {
+                    Error::bad_input(
+                        object(),
+                        format!("hardlink target {:?}: {why}", lossy(target)),
+                    )
+                })?;
+            }
+        }
+    }
+    Ok(())
+}
+
+fn check_path(path: &[u8]) -> Result<(), &'static str> {
+    if path.starts_with(b"/") {
+        return Err("absolute path; paths in a layer must be relative to its root");
+    }
+    if path.split(|&b| b == b'/').any(|c| c == b"..") {
+        return Err("path has a `..` component, which could reach outside the root");
+    }
+    Ok(())
+}
+
+/// Where a hardlink of the merged view gets its inode from.
+enum LinkSource {
+    /// A path this unpack writes before the link: the meant file itself, or an earlier copy.
+    Path(Vec<u8>),
+    /// The meant file is not in the merged view (an upper layer replaced or removed it):
+    /// write a copy of it at the link's path.
+    Copy,
+}
+
+struct PlannedLink<'t> {
+    path: &'t [u8],
+    link: EntryRef,
+    /// The entry holding the content (never a hardlink).
+    content: EntryRef,
+    source: LinkSource,
+}
+
+/// Resolves every hardlink of the view before anything is written, so that a dangling link is
+/// refused early and the progress total is known.
+fn plan_hardlinks<'t>(
+    image: &str,
+    bootstrap: &Bootstrap,
+    tree: &'t MergedTree,
+) -> Result<Vec<PlannedLink<'t>>> {
+    let mut views = HashMap::new();
+    let mut copies: HashMap<EntryRef, Vec<u8>> = HashMap::new();
+    let mut plan = Vec::new();
+    for (path, link, entry) in tree.iter() {
+        if entry.meta.kind != EntryKind::Hardlink {
+            continue;
+        }
+        let content = resolve_link(image, bootstrap, &mut views, link)?;
+        let content_meta = &tree.entry(content).meta;
+        if content_meta.kind == EntryKind::Directory {
+            return Err(Error::bad_input(
+                entry_object(image, link.layer, &entry.meta.path),
+                "hardlink to a directory",
+            ));
+        }
+        let content_path = normalize(&content_meta.path);
+        let source = if tree.get(&content_path).map(|(r, _)| r) == Some(content) {
+            LinkSource::Path(content_path)
+        } else if let Some(copy) = copies.get(&content) {
+            LinkSource::Path(copy.clone())
+        } else {
+            copies.insert(content, path.to_vec());
+            LinkSource::Copy
+        };
+        plan.push(PlannedLink {
+            path,
+            link,
+            content,
+            source,
+        });
+    }
+    Ok(plan)
+}
+
+/// The entry a hardlink means: its target path as of the link's own layer (that layer's entries
+/// win over lower ones), followed through hardlinks to hardlinks.
+fn resolve_link<'b>(
+    image: &str,
+    bootstrap: &'b Bootstrap,
+    views: &mut HashMap<usize, MergedTree<'b>>,
+    link: EntryRef,
+) -> Result<EntryRef> {
+    let link_entry = &bootstrap.layers[link.layer].entries[link.index];
+    let object = || entry_object(image, link.layer, &link_entry.meta.path);
+    let mut current = link;
+    for _ in 0..MAX_LINK_DEPTH {
+        let entry = &bootstrap.layers[current.layer].entries[current.index];
+        if entry.meta.kind != EntryKind::Hardlink {
+            return Ok(current);
+        }
+        let target = entry.meta.link_target.as_deref().unwrap_or_default();
+        let view = views
+            .entry(current.layer)
+            .or_insert_with(|| MergedTree::new(bootstrap, Some(current.layer)));
+        match view.get(target) {
+            Some((r, _)) if r != current => current = r,
+            _ => {
+                return Err(Error::bad_input(
+                    object(),
+                    format!(
+                        "hardlink target {:?} is not in the image as of layer {}",
+                        lossy(target),
+                        current.layer
+                    ),
+                ))
+            }
+        }
+    }
+    Err(Error::bad_input(
+        object(),
+        format!("hardlink chain longer than {MAX_LINK_DEPTH} links, or a loop"),
+    ))
+}
+
+/// Bytes of file content the unpack writes: every regular file, plus hardlink copies.
+fn content_bytes(tree: &MergedTree, links: &[PlannedLink]) -> u64 {
+    let files: u64 = tree
+        .iter()
+        .filter(|(_, _, e)| e.meta.kind == EntryKind::File)
+        .map(|(_, _, e)| e.meta.size)
+        .sum();
+    let copies: u64 = links
+        .iter()
+        .filter(|l| matches!(l.source, LinkSource::Copy))
+        .map(|l| tree.entry(l.content).meta.size)
+        .sum();
+    files + copies
+}
+
+/// Creates `dir` if missing; refuses one that exists and is not empty.
+fn prepare_dir(dir: &Path) -> Result<OwnedFd> {
+    match std::fs::metadata(dir) {
+        Ok(m) if !m.is_dir() => {
+            return Err(Error::Usage(format!(
+                "{} exists and is not a directory",
+                dir.display()
+            )))
+        }
+        Ok(_) => {
+            let mut entries = std::fs::read_dir(dir).with_path("read", dir)?;
+            if entries.next().is_some() {
+                return Err(Error::Usage(format!(
+                    "{} is not empty; unpack into a new or empty directory",
+                    dir.display()
+                )));
+            }
+        }
+        Err(_) => std::fs::create_dir_all(dir).with_path("create", dir)?,
+    }
+    sys::open_root(dir).with_path("open", dir)
+}
+
+/// Why a directory of the unpacked tree could not be reached.
+enum WalkError {
+    /// The component at this path is a symlink.
+    Symlink(Vec<u8>),
+    /// The component at this path exists and is not a directory.
+    NotDir(Vec<u8>),
+    /// A component contains a NUL byte.
+    BadName,
+    Io(&'static str, Vec<u8>, std::io::Error),
+}
+
+impl WalkError {
+    fn into_error(self, object: String, out: &Path) -> Error {
+        match self {
+            WalkError::Symlink(p) => Error::bad_input(
+                object,
+                format!(
+                    "{:?} is a symlink in the unpacked tree; refusing to write through it",
+                    lossy(&p)
+                ),
+            ),
+            WalkError::NotDir(p) => Error::bad_input(
+                object,
+                format!("{:?} is not a directory in the unpacked tree", lossy(&p)),
+            ),
+            WalkError::BadName => Error::bad_input(object, "path contains a NUL byte"),
+            WalkError::Io(action, p, e) => Error::io(action, &out_path(out, &p), e),
+        }
+    }
+}
+
+fn out_path(out: &Path, path: &[u8]) -> PathBuf {
+    out.join(OsStr::from_bytes(path))
+}
+
+fn c_name(name: &[u8]) -> Result<CString, WalkError> {
+    CString::new(name).map_err(|_| WalkError::BadName)
+}
+
+/// Rule (2) of the module doc: reaches directories of the unpacked tree one component at a
+/// time from the root fd, never following a symlink, creating missing ones (`mkdir -p`). The
+/// fds of the last directory reached and its ancestors stay open, so siblings cost nothing.
+struct DirWalker {
+    root: OwnedFd,
+    /// Component names and fds of the directory last reached, outermost first.
+    open: Vec<(Vec<u8>, OwnedFd)>,
+}
+
+impl DirWalker {
+    fn new(root: OwnedFd) -> Self {
+        DirWalker {
+            root,
+            open: Vec::new(),
+        }
+    }
+
+    /// The directory at normalized path `dir` ("" for the root).
+    fn dir(&mut self, dir: &[u8]) -> Result<BorrowedFd<'_>, WalkError> {
+        let comps: Vec<&[u8]> = dir
+            .split(|&b| b == b'/')
+            .filter(|c| !c.is_empty())
+            .collect();
+        let keep = self
+            .open
+            .iter()
+            .zip(&comps)
+            .take_while(|((name, _), comp)| name.as_slice() == **comp)
+            .count();
+        self.open.truncate(keep);
+        for (i, comp) in comps.iter().enumerate().skip(keep) {
+            let parent = self
+                .open
+                .last()
+                .map_or(self.root.as_fd(), |(_, fd)| fd.as_fd());
+            let fd = open_or_create_dir(parent, comp, || comps[..=i].join(&b'/'))?;
+            self.open.push((comp.to_vec(), fd));
+        }
+        Ok(self
+            .open
+            .last()
+            .map_or(self.root.as_fd(), |(_, fd)| fd.as_fd()))
+    }
+
+    /// The directory holding normalized path `path`, and the last component's name.
+    fn parent(&mut self, path: &[u8]) -> Result<(BorrowedFd<'_>, CString), WalkError> {
+        let (dir, name) = parent_and_name(path);
+        let name = c_name(name)?;
+        Ok((self.dir(dir)?, name))
+    }
+}
+
+fn open_or_create_dir(
+    parent: BorrowedFd,
+    comp: &[u8],
+    path: impl Fn() -> Vec<u8>,
+) -> Result<OwnedFd, WalkError> {
+    let name = c_name(comp)?;
+    let open_err = match sys::open_dir_at(parent, &name) {
+        Ok(fd) => return Ok(fd),
+        Err(e) => e,
+    };
+    match sys::file_type_at(parent, &name) {
+        Ok(None) => {}
+        Ok(Some(libc::S_IFLNK)) => return Err(WalkError::Symlink(path())),
+        Ok(Some(libc::S_IFDIR)) => return Err(WalkError::Io("open directory", path(), open_err)),
+        Ok(Some(_)) => return Err(WalkError::NotDir(path())),
+        Err(e) => return Err(WalkError::Io("inspect", path(), e)),
+    }
+    sys::mkdir_at(parent, &name, 0o700)
+        .map_err(|e| WalkError::Io("create directory", path(), e))?;
+    let fd =
+        sys::open_dir_at(parent, &name).map_err(|e| WalkError::Io("open directory", path(), e))?;
+    // Whatever the umask, a directory this unpack makes must let it write children; a
+    // directory with an entry of its own gets that entry's mode at the end.
+    sys::Node::Open(fd.as_fd())
+        .chmod(0o755)
+        .map_err(|e| WalkError::Io("chmod", path(), e))?;
+    Ok(fd)
+}
+
+/// An entry being written: how errors name it (image, layer, path as in the layer) and where
+/// it goes (its normalized path under the output directory).
+#[derive(Clone, Copy)]
+struct Site<'a> {
+    image: &'a str,
+    layer: usize,
+    raw: &'a [u8],
+    out: &'a Path,
+    path: &'a [u8],
+}
+
+impl Site<'_> {
+    fn object(&self) -> String {
+        entry_object(self.image, self.layer, self.raw)
+    }
+
+    fn file(&self) -> PathBuf {
+        out_path(self.out, self.path)
+    }
+
+    fn bad(&self, reason: impl Into<String>) -> Error {
+        Error::bad_input(self.object(), reason)
+    }
+
+    fn walk_error(&self, e: WalkError) -> Error {
+        e.into_error(self.object(), self.out)
+    }
+}
+
+/// Sets an entry's owner, mode, extended attributes and mtime, in that order: `chown` clears
+/// setuid bits and file capabilities, so it goes first; the mtime goes last.
+struct MetaWriter {
+    owners: bool,
+    strict_xattrs: bool,
+    failures: Vec<XattrFailure>,
+}
+
+impl MetaWriter {
+    fn apply(&mut self, node: Node, meta: &EntryMeta, site: &Site) -> Result<()> {
+        if self.owners {
+            let id = |n: u64, what: &str| {
+                u32::try_from(n).map_err(|_| site.bad(format!("{what} {n} out of range")))
+            };
+            node.chown(id(meta.uid, "uid")?, id(meta.gid, "gid")?)
+                .with_path("set owner of", &site.file())?;
+        }
+        if meta.kind != EntryKind::Symlink {
+            node.chmod(meta.mode)
+                .with_path("set mode of", &site.file())?;
+        }
+        for (name, value) in &meta.xattrs {
+            self.set_xattr(node, name, value, site)?;
+        }
+        node.set_mtime(meta.mtime)
+            .with_path("set mtime of", &site.file())
+    }
+
+    fn set_xattr(&mut self, node: Node, name: &[u8], value: &[u8], site: &Site) -> Result<()> {
+        let result = match CString::new(name) {
+            Ok(c) => node.set_xattr(&c, value).map_err(|e| e.to_string()),
+            Err(_) => Err("name contains a NUL byte".to_string()),
+        };
+        let Err(error) = result else { return Ok(()) };
+        if self.strict_xattrs {
+            return Err(site.bad(format!("cannot set xattr {}: {error}", lossy(name))));
+        }
+        self.failures.push(XattrFailure {
+            path: lossy(site.path),
+            name: lossy(name),
+            error,
+        });
+        Ok(())
+    }
+}
+
+/// What the first pass did with an entry.
+enum Written {
+    File,
+    Dir,
+    Symlink,
+    Device,
+    Fifo,
+    Skipped,
+}
+
+struct Writer<'a> {
+    image: &'a str,
+    out: &'a Path,
+    walker: DirWalker,
+    chunks: ChunkReader<'a>,
+    progress: &'a dyn Progress,
+    /// Devices are made only when running as root.
+    devices: bool,
+    meta: MetaWriter,
+    report: UnpackReport,
+}
+
+impl<'a> Writer<'a> {
+    fn site<'s>(&self, path: &'s [u8], layer: usize, raw: &'s [u8]) -> Site<'s>
+    where
+        'a: 's,
+    {
+        Site {
+            image: self.image,
+            layer,
+            raw,
+            out: self.out,
+            path,
+        }
+    }
+
+    /// First pass: everything but hardlinks, parents before children. Returns the directories,
+    /// whose metadata is set last.
+    fn write_entries<'t>(&mut self, tree: &'t MergedTree) -> Result<Vec<(&'t [u8], EntryRef)>> {
+        let mut dirs = Vec::new();
+        for (path, r, entry) in tree.iter() {
+            if entry.meta.kind == EntryKind::Hardlink {
+                continue;
+            }
+            let site = self.site(path, r.layer, &entry.meta.path);
+            match self.write_entry(&site, entry)? {
+                Written::File => self.report.files += 1,
+                Written::Dir => {
+                    self.report.dirs += 1;
+                    dirs.push((path, r));
+                }
+                Written::Symlink => self.report.symlinks += 1,
+                Written::Device => self.report.devices += 1,
+                Written::Fifo => self.report.fifos += 1,
+                Written::Skipped => {}
+            }
+        }
+        Ok(dirs)
+    }
+
+    /// Writes `entry`'s file, directory, symlink or special file at `site`.
+    fn write_entry(&mut self, site: &Site, entry: &EntryRecord) -> Result<Written> {
+        match entry.meta.kind {
+            EntryKind::Directory => {
+                self.walker.dir(site.path).map_err(|e| site.walk_error(e))?;
+                Ok(Written::Dir)
+            }
+            EntryKind::File => {
+                self.write_file(site, entry)?;
+                Ok(Written::File)
+            }
+            EntryKind::Symlink => self.write_node(site, entry, None),
+            // A fifo needs no privilege.
+            EntryKind::Fifo => self.write_node(site, entry, Some(Special::Fifo)),
+            EntryKind::CharDevice | EntryKind::BlockDevice if !self.devices => {
+                Ok(self.skip(site, "devices are only created when running as root"))
+            }
+            EntryKind::CharDevice => self.write_node(site, entry, Some(Special::Char)),
+            EntryKind::BlockDevice => self.write_node(site, entry, Some(Special::Block)),
+            EntryKind::Other(flag) => {
+                let why = format!("unsupported tar entry type {:?}", flag as char);
+                Ok(self.skip(site, &why))
+            }
+            EntryKind::Hardlink => Err(site.bad("a hardlink cannot be a copy of a hardlink")),
+        }
+    }
+
+    /// A symlink (`special` is `None`), device or fifo: made in place, its metadata set by name.
+    fn write_node(
+        &mut self,
+        site: &Site,
+        entry: &EntryRecord,
+        special: Option<Special>,
+    ) -> Result<Written> {
+        let meta = &entry.meta;
+        let (dir, name) = self
+            .walker
+            .parent(site.path)
+            .map_err(|e| site.walk_error(e))?;
+        let made = match special {
+            None => {
+                let target = CString::new(meta.link_target.as_deref().unwrap_or_default())
+                    .map_err(|_| site.bad("symlink target contains a NUL byte"))?;
+                sys::symlink_at(&target, dir, &name).map(|()| Written::Symlink)
+            }
+            Some(Special::Fifo) => {
+                sys::mknod_at(dir, &name, Special::Fifo, 0, 0).map(|()| Written::Fifo)
+            }
+            Some(kind) => sys::mknod_at(dir, &name, kind, meta.dev_major, meta.dev_minor)
+                .map(|()| Written::Device),
+        };
+        match made {
+            Ok(written) => {
+                self.meta.apply(Node::At(dir, &name), meta, site)?;
+                Ok(written)
+            }
+            // Root in a user namespace may lack CAP_MKNOD: the device is left out, as for a user.
+            Err(e)
+                if e.kind() == std::io::ErrorKind::PermissionDenied
+                    && matches!(special, Some(Special::Char | Special::Block)) =>
+            {
+                Ok(self.skip(site, &format!("cannot create a device here: {e}")))
+            }
+            Err(e) => Err(Error::io("create", &site.file(), e)),
+        }
+    }
+
+    /// Rule (3) of the module doc for regular files: a new file, content streamed in chunk by
+    /// chunk, metadata set through the fd.
+    fn write_file(&mut self, site: &Site, entry: &EntryRecord) -> Result<()> {
+        let (dir, name) = self
+            .walker
+            .parent(site.path)
+            .map_err(|e| site.walk_error(e))?;
+        let mut file = sys::create_file_at(dir, &name).with_path("create", &site.file())?;
+        for &c in &entry.chunks {
+            let data = self.chunks.read(c)?;
+            file.write_all(&data).with_path("write", &site.file())?;
+            self.report.bytes += data.len() as u64;
+            self.progress.inc(data.len() as u64);
+        }
+        self.meta.apply(Node::Open(file.as_fd()), &entry.meta, site)
+    }
+
+    fn skip(&mut self, site: &Site, reason: &str) -> Written {
+        self.report.skipped.push(Skipped {
+            path: lossy(site.path),
+            reason: reason.to_string(),
+        });
+        Written::Skipped
+    }
+
+    /// Second pass: hardlinks, to a path written before, or as a copy of the meant file.
+    fn write_hardlinks(&mut self, tree: &MergedTree, links: &[PlannedLink]) -> Result<()> {
+        for planned in links {
+            let link = tree.entry(planned.link);
+            let content = tree.entry(planned.content);
+            let site = self.site(planned.path, planned.link.layer, &link.meta.path);
+            match &planned.source {
+                LinkSource::Copy => {
+                    if !matches!(self.write_entry(&site, content)?, Written::Skipped) {
+                        self.report.hardlinks += 1;
+                    }
+                }
+                LinkSource::Path(_) if !self.writes(content.meta.kind) => {
+                    let kind = kind_name(content.meta.kind);
+                    self.skip(&site, &format!("links to a {kind} that was skipped"));
+                }
+                LinkSource::Path(source) => {
+                    self.link(&site, source)?;
+                    self.report.hardlinks += 1;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// A hard link at `site` to `source`, a normalized path this unpack wrote.
+    fn link(&mut self, site: &Site, source: &[u8]) -> Result<()> {
+        let (source_dir, source_name) =
+            self.walker.parent(source).map_err(|e| site.walk_error(e))?;
+        // The walker keeps one directory open at a time; the source's is kept aside.
+        let source_dir = source_dir
+            .try_clone_to_owned()
+            .with_path("open", &out_path(self.out, source))?;
+        let (dir, name) = self
+            .walker
+            .parent(site.path)
+            .map_err(|e| site.walk_error(e))?;
+        sys::link_at(source_dir.as_fd(), &source_name, dir, &name)
+            .with_path("hardlink", &site.file())
+    }
+
+    /// True if the first pass writes entries of this kind (rather than skipping them).
+    fn writes(&self, kind: EntryKind) -> bool {
+        match kind {
+            EntryKind::CharDevice | EntryKind::BlockDevice => self.devices,
+            EntryKind::Other(_) => false,
+            _ => true,
+        }
+    }
+
+    /// Last pass: directory metadata, deepest first (the reverse of the view's order puts every
+    /// directory after everything below it).
+    fn finish_dirs(&mut self, tree: &MergedTree, dirs: &[(&[u8], EntryRef)]) -> Result<()> {
+        for &(path, r) in dirs.iter().rev() {
+            let entry = tree.entry(r);
+            let site = self.site(path, r.layer, &entry.meta.path);
+            let fd = self.walker.dir(path).map_err(|e| site.walk_error(e))?;
+            self.meta.apply(Node::Open(fd), &entry.meta, &site)?;
+        }
+        Ok(())
+    }
+}
