@@ -247,6 +247,16 @@ impl Store {
         crate::ops::read::export_layer(self, name, layer, out, progress)
     }
 
+    /// Writes image `name` out as an OCI image layout or a docker archive.
+    pub fn export(
+        &self,
+        name: &str,
+        options: &crate::ops::export::ExportOptions,
+        progress: &dyn crate::Progress,
+    ) -> Result<crate::ops::export::ExportReport> {
+        crate::ops::export::export(self, name, options, progress)
+    }
+
     /// Lists a directory of the merged view (or one entry).
     pub fn ls(&self, name: &str, path: &str) -> Result<Vec<crate::ops::read::ListEntry>> {
         crate::ops::read::ls(self, name, path)
