@@ -1,5 +1,6 @@
 //! Integration tests of the engine (one binary, so the suite links once).
 
 mod convert;
+mod export;
 mod helpers;
 mod rejects;
