@@ -39,6 +39,8 @@ pub enum Command {
     Convert(ConvertArgs),
     /// List the images in the store.
     Images(JsonArg),
+    /// Write an image out as an OCI image layout or an archive for `docker load`.
+    Export(ExportArgs),
     /// Write one layer's uncompressed tar, byte-identical to the original.
     ExportLayer(ExportLayerArgs),
     /// Print one file of an image (the merged view of its layers).
@@ -117,6 +119,46 @@ pub struct ConvertArgs {
     /// Machine-readable output.
     #[arg(long)]
     pub json: bool,
+}
+
+#[derive(Args, Debug)]
+#[command(
+    long_about = "Write an image out as an OCI image layout or an archive for `docker load`.\n\n\
+                  Every layer is re-created from the store and checked against its diff_id; the \
+                  image config is written byte for byte as it was converted, so the image keeps \
+                  its config digest (and image id). Layers are compressed anew, so their digests, \
+                  and the manifest's, are new.\n\n\
+                  Examples:\n  cairn export app:v1 oci:out:v1\n  \
+                  cairn export app:v2 oci:out:v2 --compression zstd\n  \
+                  cairn export app:v1 docker-archive:app.tar   # then: docker load -i app.tar"
+)]
+pub struct ExportArgs {
+    /// Image name in the store.
+    pub name: String,
+    /// oci:DIR[:REF]: an OCI image layout directory, created, or added to if it is one
+    /// (an entry with the same REF is replaced; blobs are shared). docker-archive:FILE: a tar
+    /// for `docker load`, with uncompressed layers.
+    pub target: String,
+    /// Layer compression in an OCI layout [default: gzip].
+    #[arg(long, value_enum)]
+    pub compression: Option<CompressionArg>,
+    /// Compression level: gzip 0-9 (default 6), zstd 1-22 (default 3; negative: faster).
+    #[arg(long, allow_negative_numbers = true)]
+    pub level: Option<i32>,
+    /// Name of the image in the target: its ref in index.json (which oci:DIR:REF also gives),
+    /// or its repo:tag in a docker archive. Default: NAME.
+    #[arg(long = "ref", value_name = "REF")]
+    pub reference: Option<String>,
+    /// Machine-readable output.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug)]
+pub enum CompressionArg {
+    Gzip,
+    Zstd,
+    None,
 }
 
 #[derive(Args, Debug)]

@@ -34,5 +34,40 @@ pub fn write_durably(tmp: &Path, dest: &Path, bytes: &[u8]) -> Result<()> {
 /// Renames a file that is already fsynced into place and makes the rename durable.
 pub fn rename_durably(from: &Path, to: &Path) -> Result<()> {
     std::fs::rename(from, to).with_path("rename into place", to)?;
-    fsync_dir(to.parent().unwrap_or(Path::new(".")))
+    // A bare file name's parent is "", which is the current directory.
+    match to.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => fsync_dir(dir),
+        _ => fsync_dir(Path::new(".")),
+    }
+}
+
+/// A file written under a temporary name. Dropped before `keep` (an error on the way), it is
+/// removed, so a failed write leaves nothing behind.
+pub struct PartialFile {
+    path: PathBuf,
+    keep: bool,
+}
+
+impl PartialFile {
+    pub fn new(path: PathBuf) -> Self {
+        PartialFile { path, keep: false }
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The file has been renamed into place (or is wanted as is): do not remove it.
+    pub fn keep(mut self) {
+        self.keep = true;
+    }
+}
+
+impl Drop for PartialFile {
+    fn drop(&mut self) {
+        if !self.keep {
+            // Best effort: the file may never have been created.
+            let _ = std::fs::remove_file(&self.path);
+        }
+    }
 }

@@ -47,6 +47,7 @@ pub use id::{BlobId, ChunkId, ImageId, Sha256Digest};
 pub use index::ImageRecord;
 pub use layer::{Compression, EntryKind, EntryMeta};
 pub use ops::convert::{ConvertOptions, ConvertReport, Count, ImageReport, LayerReport};
+pub use ops::export::{ExportOptions, ExportReport, ExportTarget, ExportedLayer};
 pub use ops::images::ImageSummary;
 pub use ops::read::ListEntry;
 pub use ops::report::diff::{DiffReport, FileDiff, LayerDiff};

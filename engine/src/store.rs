@@ -271,6 +271,16 @@ impl Store {
         crate::ops::report::inventory::inventory(self)
     }
 
+    /// Writes image `name` out as an OCI image layout or a docker archive.
+    pub fn export(
+        &self,
+        name: &str,
+        options: &crate::ops::export::ExportOptions,
+        progress: &dyn crate::Progress,
+    ) -> Result<crate::ops::export::ExportReport> {
+        crate::ops::export::export(self, name, options, progress)
+    }
+
     /// Lists a directory of the merged view (or one entry).
     pub fn ls(&self, name: &str, path: &str) -> Result<Vec<crate::ops::read::ListEntry>> {
         crate::ops::read::ls(self, name, path)

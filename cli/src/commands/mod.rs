@@ -4,6 +4,7 @@ mod cat;
 mod convert;
 mod demo;
 mod diff;
+mod export;
 mod export_layer;
 mod images;
 mod init;
@@ -19,6 +20,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Init(args) => init::run(&cli, args),
         Command::Convert(args) => convert::run(&cli, args),
         Command::Images(args) => images::run(&cli, args),
+        Command::Export(args) => export::run(&cli, args),
         Command::ExportLayer(args) => export_layer::run(&cli, args),
         Command::Cat(args) => cat::run(&cli, args),
         Command::Ls(args) => ls::run(&cli, args),

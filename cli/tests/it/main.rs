@@ -273,3 +273,61 @@ fn unpack_writes_the_root_filesystem() {
     assert!(!again.status.success());
     assert!(String::from_utf8_lossy(&again.stderr).contains("not empty"));
 }
+
+#[test]
+fn export_writes_an_oci_layout() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = tmp.path().join("store");
+    let (v1, _) = cairn_engine::sample::write_demo_layouts(&tmp.path().join("images")).unwrap();
+    ok(cairn(&store, &["init"]));
+    ok(cairn(
+        &store,
+        &[
+            "convert",
+            &format!("oci:{}", v1.display()),
+            "--name",
+            "app:v1",
+        ],
+    ));
+    let layout = tmp.path().join("out");
+    let human = ok(cairn(
+        &store,
+        &["export", "app:v1", &format!("oci:{}:v1", layout.display())],
+    ));
+    assert!(human.contains("every diff_id verified"), "{human}");
+    let index: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(layout.join("index.json")).unwrap()).unwrap();
+    assert_eq!(
+        index["manifests"][0]["annotations"]["org.opencontainers.image.ref.name"],
+        "v1"
+    );
+    assert!(layout.join("oci-layout").is_file());
+
+    let archive = tmp.path().join("app.tar");
+    let report: serde_json::Value = serde_json::from_str(&ok(cairn(
+        &store,
+        &[
+            "export",
+            "app:v1",
+            &format!("docker-archive:{}", archive.display()),
+            "--json",
+        ],
+    )))
+    .unwrap();
+    assert_eq!(report["reference"], "app:v1");
+    assert_eq!(report["layers"].as_array().unwrap().len(), 3);
+    assert!(archive.is_file());
+
+    let out = cairn(
+        &store,
+        &[
+            "export",
+            "app:v1",
+            &format!("docker-archive:{}", archive.display()),
+            "--compression",
+            "zstd",
+        ],
+    );
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("uncompressed layers"));
+}

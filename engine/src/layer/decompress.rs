@@ -31,6 +31,16 @@ impl Compression {
         }
     }
 
+    /// The OCI layer media type for a layer compressed this way (the inverse of
+    /// `from_media_type` for the OCI types).
+    pub fn oci_layer_media_type(self) -> &'static str {
+        match self {
+            Compression::None => "application/vnd.oci.image.layer.v1.tar",
+            Compression::Gzip => "application/vnd.oci.image.layer.v1.tar+gzip",
+            Compression::Zstd => "application/vnd.oci.image.layer.v1.tar+zstd",
+        }
+    }
+
     /// Recognises gzip and zstd by their magic numbers; anything else is taken as a plain tar.
     pub fn sniff(first_bytes: &[u8]) -> Compression {
         if first_bytes.starts_with(&[0x1f, 0x8b]) {

@@ -6,5 +6,5 @@ pub mod digest_reader;
 pub mod tar_stream;
 
 pub use decompress::Compression;
-pub use digest_reader::DigestReader;
+pub use digest_reader::{DigestReader, DigestWriter};
 pub use tar_stream::{EntryKind, EntryMeta, TarStream};

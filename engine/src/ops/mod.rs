@@ -1,6 +1,7 @@
 //! One module per operation on a store. Each is reached through one `Store` method.
 
 pub mod convert;
+pub mod export;
 pub mod images;
 pub mod read;
 pub mod report;

@@ -4,15 +4,15 @@
 
 use crate::error::{Error, Result};
 use crate::format::blob::BlobReader;
-use crate::format::bootstrap::{Bootstrap, EntryRecord};
-use crate::layer::EntryKind;
+use crate::format::bootstrap::{Bootstrap, EntryRecord, LayerRecord};
+use crate::layer::{DigestWriter, EntryKind};
 use crate::ops::tree::{normalize, EntryRef, MergedTree};
 use crate::progress::Progress;
 use crate::store::Store;
 use crate::Sha256Digest;
-use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::io::Write;
+use std::path::Path;
 
 /// Reads the chunks of one bootstrap, keeping each blob mapped once opened.
 pub struct ChunkReader<'a> {
@@ -45,35 +45,59 @@ impl<'a> ChunkReader<'a> {
 
     /// Writes one entry's content.
     pub fn write_entry(&mut self, entry: &EntryRecord, out: &mut dyn Write) -> Result<u64> {
+        self.write_chunks(entry, out, Path::new("-"))
+    }
+
+    /// Writes one entry's content; `dest` names the output in write errors.
+    fn write_chunks(
+        &mut self,
+        entry: &EntryRecord,
+        out: &mut dyn Write,
+        dest: &Path,
+    ) -> Result<u64> {
         let mut written = 0;
         for &c in &entry.chunks {
             let data = self.read(c)?;
-            out.write_all(&data).map_err(write_err)?;
+            out.write_all(&data)
+                .map_err(|e| Error::io("write output", dest, e))?;
             written += data.len() as u64;
         }
         Ok(written)
     }
 }
 
-fn write_err(e: std::io::Error) -> Error {
-    Error::io("write output", std::path::Path::new("-"), e)
-}
-
-struct HashingWriter<'a> {
-    out: &'a mut dyn Write,
-    hasher: Sha256,
-}
-
-impl Write for HashingWriter<'_> {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        let n = self.out.write(buf)?;
-        self.hasher.update(&buf[..n]);
-        Ok(n)
+/// Writes a layer's exact tar to `out` and returns its diff_id: for each entry its `raw_header`
+/// then its chunks, then the layer's `trailer` (docs/FORMAT.md, "Bootstrap"). The bytes are
+/// hashed on their way out and must come to the layer's diff_id, else the error names `label`
+/// (the image and layer); `out` has then received a wrong tar and the caller must discard it.
+/// `dest` names the output in write errors. Only `inc`s `progress`.
+pub(crate) fn write_layer_tar(
+    reader: &mut ChunkReader,
+    layer: &LayerRecord,
+    out: &mut dyn Write,
+    dest: &Path,
+    label: &str,
+    progress: &dyn Progress,
+) -> Result<Sha256Digest> {
+    let write_err = |e: std::io::Error| Error::io("write output", dest, e);
+    let mut hashing = DigestWriter::new(out);
+    for entry in &layer.entries {
+        hashing.write_all(&entry.raw_header).map_err(write_err)?;
+        let n = reader.write_chunks(entry, &mut hashing, dest)?;
+        progress.inc(entry.raw_header.len() as u64 + n);
     }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        self.out.flush()
+    hashing.write_all(&layer.trailer).map_err(write_err)?;
+    progress.inc(layer.trailer.len() as u64);
+    let (actual, _, out) = hashing.finish();
+    out.flush().map_err(write_err)?;
+    if actual != layer.diff_id {
+        return Err(Error::DigestMismatch {
+            object: format!("{label} as re-created"),
+            expected: layer.diff_id.to_string(),
+            actual: actual.to_string(),
+        });
     }
+    Ok(actual)
 }
 
 pub fn export_layer(
@@ -93,27 +117,10 @@ pub fn export_layer(
     })?;
     progress.set_length(record.size);
     let mut reader = ChunkReader::new(store, &bootstrap);
-    let mut hashing = HashingWriter {
-        out,
-        hasher: Sha256::new(),
-    };
-    for entry in &record.entries {
-        hashing.write_all(&entry.raw_header).map_err(write_err)?;
-        let n = reader.write_entry(entry, &mut hashing)?;
-        progress.inc(entry.raw_header.len() as u64 + n);
-    }
-    hashing.write_all(&record.trailer).map_err(write_err)?;
-    hashing.flush().map_err(write_err)?;
+    let label = format!("image {name:?} layer {layer}");
+    let diff_id = write_layer_tar(&mut reader, record, out, Path::new("-"), &label, progress)?;
     progress.finish();
-    let actual = Sha256Digest(hashing.hasher.finalize().into());
-    if actual != record.diff_id {
-        return Err(Error::DigestMismatch {
-            object: format!("image {name:?} layer {layer} as re-created"),
-            expected: record.diff_id.to_string(),
-            actual: actual.to_string(),
-        });
-    }
-    Ok(actual)
+    Ok(diff_id)
 }
 
 pub fn cat(store: &Store, name: &str, path: &str, out: &mut dyn Write) -> Result<u64> {

@@ -5,7 +5,7 @@
 //! through the convert.
 
 mod docker_archive;
-mod oci_json;
+pub(crate) mod oci_json;
 mod oci_layout;
 mod platform;
 
@@ -40,18 +40,8 @@ impl SourceSpec {
     /// Parses `oci:DIR[:REF]`, `docker-archive:FILE` or a path to a layer tar.
     pub fn parse(text: &str) -> Result<SourceSpec> {
         if let Some(rest) = text.strip_prefix("oci:") {
-            // A trailing `:REF` is taken off only if it cannot be part of a path.
-            let (dir, reference) = match rest.rsplit_once(':') {
-                Some((dir, r)) if !r.contains('/') && !dir.is_empty() => (dir, Some(r.to_string())),
-                _ => (rest, None),
-            };
-            if dir.is_empty() {
-                return Err(Error::Usage(format!("{text}: expected oci:DIR[:REF]")));
-            }
-            Ok(SourceSpec::OciLayout {
-                dir: PathBuf::from(dir),
-                reference: reference.filter(|r| !r.is_empty()),
-            })
+            let (dir, reference) = split_oci_reference(text, rest)?;
+            Ok(SourceSpec::OciLayout { dir, reference })
         } else if let Some(file) = text.strip_prefix("docker-archive:") {
             Ok(SourceSpec::DockerArchive {
                 file: PathBuf::from(file),
@@ -93,6 +83,19 @@ impl std::fmt::Display for SourceSpec {
             SourceSpec::LayerFile { file } => write!(f, "{}", file.display()),
         }
     }
+}
+
+/// Splits the `DIR[:REF]` of `oci:DIR[:REF]` (`text` is the whole spec, for errors). A trailing
+/// `:REF` is taken off only if it cannot be part of a path, so a REF never holds `:` or `/`.
+pub(crate) fn split_oci_reference(text: &str, rest: &str) -> Result<(PathBuf, Option<String>)> {
+    let (dir, reference) = match rest.rsplit_once(':') {
+        Some((dir, r)) if !r.contains('/') && !dir.is_empty() => (dir, Some(r.to_string())),
+        _ => (rest, None),
+    };
+    if dir.is_empty() {
+        return Err(Error::Usage(format!("{text}: expected oci:DIR[:REF]")));
+    }
+    Ok((PathBuf::from(dir), reference.filter(|r| !r.is_empty())))
 }
 
 /// A JSON object of the source, kept byte for byte with its digest.
