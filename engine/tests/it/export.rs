@@ -595,7 +595,7 @@ fn bad_targets_and_damaged_blobs_are_refused() {
 }
 
 /// The skopeo binary, if installed; else a note on stderr.
-fn skopeo() -> Option<PathBuf> {
+pub(crate) fn skopeo() -> Option<PathBuf> {
     let found = std::env::var_os("PATH").and_then(|paths| {
         std::env::split_paths(&paths)
             .map(|p| p.join("skopeo"))

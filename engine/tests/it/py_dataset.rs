@@ -125,3 +125,86 @@ fn py_v1_v2_convert_export_and_diff() {
         .sum();
     assert_eq!(d.layer_dedup_added_bytes, layer_added);
 }
+
+#[test]
+fn py_unpack_matches_gnu_tar_and_skopeo_reads_the_export() {
+    let Some(data) = py_dataset() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let store = new_store(tmp.path());
+    for v in ["v1", "v2"] {
+        let layout = data.join(v);
+        convert(&store, &format!("oci:{}:{v}", layout.display()), v, &[]).unwrap();
+    }
+    for v in ["v1", "v2"] {
+        let bootstrap = store.bootstrap(v).unwrap();
+        let out = tmp.path().join(format!("rootfs-{v}"));
+        let report = store
+            .unpack(
+                v,
+                &out,
+                &cairn_engine::UnpackOptions::default(),
+                &NoProgress,
+            )
+            .unwrap();
+        assert!(report.skipped.is_empty(), "{:?}", report.skipped);
+        if !crate::unpack::gnu_tar_available() {
+            eprintln!("note: GNU tar is not on PATH; skipping the comparison with tar -x");
+            continue;
+        }
+        let layers: Vec<Vec<u8>> = (0..bootstrap.layers.len())
+            .map(|i| {
+                let mut tar = Vec::new();
+                store.export_layer(v, i, &mut tar, &NoProgress).unwrap();
+                tar
+            })
+            .collect();
+        let reference =
+            crate::unpack::gnu_tar_reference(&layers, &tmp.path().join(format!("tar-{v}")));
+        let ours = crate::unpack::walk(&out);
+        let theirs = crate::unpack::walk(&reference);
+        let ours_keys: Vec<_> = ours.keys().collect();
+        let theirs_keys: Vec<_> = theirs.keys().collect();
+        assert_eq!(ours_keys, theirs_keys, "{v}: the same paths");
+        for (path, node) in &ours {
+            assert_eq!(node, &theirs[path], "{v}: {}", path.display());
+        }
+        std::fs::remove_dir_all(&out).unwrap();
+        std::fs::remove_dir_all(&reference).unwrap();
+    }
+
+    // Both into one OCI layout, which skopeo must read and copy.
+    let layout = tmp.path().join("export");
+    for v in ["v1", "v2"] {
+        let target =
+            cairn_engine::ExportTarget::parse(&format!("oci:{}:{v}", layout.display())).unwrap();
+        store
+            .export(v, &cairn_engine::ExportOptions::new(target), &NoProgress)
+            .unwrap();
+    }
+    let Some(skopeo) = crate::export::skopeo() else {
+        return;
+    };
+    for v in ["v1", "v2"] {
+        let inspect = Command::new(&skopeo)
+            .args(["inspect", &format!("oci:{}:{v}", layout.display())])
+            .output()
+            .unwrap();
+        assert!(
+            inspect.status.success(),
+            "{}",
+            String::from_utf8_lossy(&inspect.stderr)
+        );
+        let archive = tmp.path().join(format!("{v}.tar"));
+        let copy = Command::new(&skopeo)
+            .args(["--insecure-policy", "copy"])
+            .arg(format!("oci:{}:{v}", layout.display()))
+            .arg(format!("docker-archive:{}:py:{v}", archive.display()))
+            .output()
+            .unwrap();
+        assert!(
+            copy.status.success(),
+            "{}",
+            String::from_utf8_lossy(&copy.stderr)
+        );
+    }
+}

@@ -181,7 +181,7 @@ fn tricky_layers_round_trip() {
 
 /// One file, directory or symlink of an unpacked tree, as compared with GNU tar's.
 #[derive(Debug, PartialEq)]
-struct Node {
+pub(crate) struct Node {
     kind: &'static str,
     mode: u32,
     mtime: Option<i64>,
@@ -191,7 +191,7 @@ struct Node {
     xattrs: BTreeMap<Vec<u8>, Vec<u8>>,
 }
 
-fn walk(root: &Path) -> BTreeMap<PathBuf, Node> {
+pub(crate) fn walk(root: &Path) -> BTreeMap<PathBuf, Node> {
     let mut out = BTreeMap::new();
     let mut stack = vec![root.to_path_buf()];
     while let Some(dir) = stack.pop() {
@@ -261,7 +261,7 @@ fn tar_paths(layer: &[u8]) -> Vec<Vec<u8>> {
 /// The layers extracted one after the other by GNU tar, with whiteouts applied in between as
 /// `ops::tree::MergedTree` documents: a layer's whiteouts and opaque markers act on the lower
 /// layers before its entries are extracted, and the markers themselves are not kept.
-fn gnu_tar_reference(layers: &[Vec<u8>], work: &Path) -> PathBuf {
+pub(crate) fn gnu_tar_reference(layers: &[Vec<u8>], work: &Path) -> PathBuf {
     let reference = work.join("reference");
     std::fs::create_dir_all(&reference).unwrap();
     for (i, layer) in layers.iter().enumerate() {
@@ -305,7 +305,7 @@ fn gnu_tar_reference(layers: &[Vec<u8>], work: &Path) -> PathBuf {
     reference
 }
 
-fn gnu_tar_available() -> bool {
+pub(crate) fn gnu_tar_available() -> bool {
     std::process::Command::new("tar")
         .arg("--version")
         .output()
