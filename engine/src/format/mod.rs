@@ -36,6 +36,24 @@ pub struct ChunkLocation {
     pub codec: Codec,
 }
 
+thread_local! {
+    /// One zstd decompression context per thread, reused for every chunk.
+    static DECOMPRESSOR: std::cell::RefCell<Option<zstd::bulk::Decompressor<'static>>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+fn decompress(stored: &[u8], capacity: usize) -> std::io::Result<Vec<u8>> {
+    DECOMPRESSOR.with(|cell| {
+        let mut slot = cell.borrow_mut();
+        if slot.is_none() {
+            *slot = Some(zstd::bulk::Decompressor::new()?);
+        }
+        slot.as_mut()
+            .expect("decompressor just set")
+            .decompress(stored, capacity)
+    })
+}
+
 /// Decodes a stored chunk and checks it against its id.
 pub fn decode_chunk(
     id: &crate::ChunkId,
@@ -46,7 +64,7 @@ pub fn decode_chunk(
 ) -> crate::Result<Vec<u8>> {
     let data = match codec {
         Codec::Raw => stored.to_vec(),
-        Codec::Zstd => zstd::bulk::decompress(stored, len as usize)
+        Codec::Zstd => decompress(stored, len as usize)
             .map_err(|e| crate::Error::corrupt(object(), format!("zstd: {e}")))?,
     };
     if data.len() != len as usize {

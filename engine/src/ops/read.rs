@@ -32,15 +32,46 @@ impl<'a> ChunkReader<'a> {
 
     /// Chunk `index` of the bootstrap's chunk table, verified.
     pub fn read(&mut self, index: u32) -> Result<Vec<u8>> {
-        let chunk = &self.bootstrap.chunks[index as usize];
-        let blob = &self.bootstrap.blobs[chunk.blob as usize];
-        let reader = match self.blobs.entry(chunk.blob) {
-            std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
-            std::collections::hash_map::Entry::Vacant(e) => {
-                e.insert(BlobReader::open(&self.store.blob_path(&blob.id), blob.id)?)
+        self.open_blobs(std::iter::once(index))?;
+        self.read_opened(index)
+    }
+
+    /// Maps the blobs holding these chunks (each once).
+    fn open_blobs(&mut self, chunks: impl Iterator<Item = u32>) -> Result<()> {
+        for index in chunks {
+            let blob_index = self.bootstrap.chunks[index as usize].blob;
+            if let std::collections::hash_map::Entry::Vacant(e) = self.blobs.entry(blob_index) {
+                let blob = &self.bootstrap.blobs[blob_index as usize];
+                e.insert(BlobReader::open(&self.store.blob_path(&blob.id), blob.id)?);
             }
-        };
+        }
+        Ok(())
+    }
+
+    /// Reads a chunk whose blob `open_blobs` mapped; callable from several threads at once.
+    fn read_opened(&self, index: u32) -> Result<Vec<u8>> {
+        let chunk = &self.bootstrap.chunks[index as usize];
+        let reader = self.blobs.get(&chunk.blob).ok_or_else(|| {
+            Error::corrupt(
+                format!("chunk {index}"),
+                "internal: its blob was not opened",
+            )
+        })?;
         reader.read_chunk(&chunk.id, &self.bootstrap.location(chunk))
+    }
+
+    /// Reads the chunks of consecutive entries, in entry order; with `parallel`, on rayon's pool.
+    fn read_entries(&self, entries: &[EntryRecord], parallel: bool) -> Result<Vec<Vec<u8>>> {
+        use rayon::prelude::*;
+        let indexes: Vec<u32> = entries
+            .iter()
+            .flat_map(|e| e.chunks.iter().copied())
+            .collect();
+        if parallel {
+            indexes.par_iter().map(|&c| self.read_opened(c)).collect()
+        } else {
+            indexes.iter().map(|&c| self.read_opened(c)).collect()
+        }
     }
 
     /// Writes one entry's content.
@@ -66,6 +97,33 @@ impl<'a> ChunkReader<'a> {
     }
 }
 
+/// Content bytes decoded ahead of the writer (and held in memory) per window.
+const WINDOW_BYTES: u64 = 4 << 20;
+
+/// Splits entries into consecutive ranges of about `WINDOW_BYTES` of chunk content.
+fn windows(
+    entries: &[EntryRecord],
+    chunks: &[crate::format::bootstrap::ChunkRecord],
+) -> Vec<std::ops::Range<usize>> {
+    let mut out = Vec::new();
+    let (mut start, mut bytes) = (0, 0u64);
+    for (i, entry) in entries.iter().enumerate() {
+        bytes += entry
+            .chunks
+            .iter()
+            .map(|&c| chunks[c as usize].len as u64)
+            .sum::<u64>();
+        if bytes >= WINDOW_BYTES {
+            out.push(start..i + 1);
+            (start, bytes) = (i + 1, 0);
+        }
+    }
+    if start < entries.len() {
+        out.push(start..entries.len());
+    }
+    out
+}
+
 /// Writes a layer's exact tar to `out` and returns its diff_id: for each entry its `raw_header`
 /// then its chunks, then the layer's `trailer` (docs/FORMAT.md, "Bootstrap"). The bytes are
 /// hashed on their way out and must come to the layer's diff_id, else the error names `label`
@@ -81,10 +139,43 @@ pub(crate) fn write_layer_tar(
 ) -> Result<Sha256Digest> {
     let write_err = |e: std::io::Error| Error::io("write output", dest, e);
     let mut hashing = DigestWriter::new(out);
-    for entry in &layer.entries {
-        hashing.write_all(&entry.raw_header).map_err(write_err)?;
-        let n = reader.write_chunks(entry, &mut hashing, dest)?;
-        progress.inc(entry.raw_header.len() as u64 + n);
+    // Entries go in windows of about WINDOW_BYTES of content: while this thread hashes and
+    // writes one window, a second thread decodes (and verifies) the next one's chunks, with
+    // rayon's help unless this thread is itself one of rayon's workers (export compresses
+    // layers in parallel): a worker blocked here must not wait for pool work, or the pool
+    // could deadlock with every worker waiting.
+    let parallel = rayon::current_thread_index().is_none();
+    let windows = windows(&layer.entries, &reader.bootstrap.chunks);
+    reader.open_blobs(layer.entries.iter().flat_map(|e| e.chunks.iter().copied()))?;
+    let mut current = match windows.first() {
+        Some(w) => reader.read_entries(&layer.entries[w.clone()], parallel)?,
+        None => Vec::new(),
+    };
+    for (k, window) in windows.iter().enumerate() {
+        let shared = &*reader;
+        let next = windows.get(k + 1).map(|w| &layer.entries[w.clone()]);
+        let decoded = std::thread::scope(|scope| -> Result<Vec<Vec<u8>>> {
+            let decoding =
+                next.map(|entries| scope.spawn(move || shared.read_entries(entries, parallel)));
+            let mut chunks = current.iter();
+            for entry in &layer.entries[window.clone()] {
+                hashing.write_all(&entry.raw_header).map_err(write_err)?;
+                let mut n = 0;
+                for _ in &entry.chunks {
+                    let data = chunks.next().ok_or_else(|| {
+                        Error::corrupt(label.to_string(), "internal: chunk window out of step")
+                    })?;
+                    hashing.write_all(data).map_err(write_err)?;
+                    n += data.len() as u64;
+                }
+                progress.inc(entry.raw_header.len() as u64 + n);
+            }
+            match decoding {
+                Some(handle) => handle.join().expect("chunk decoder panicked"),
+                None => Ok(Vec::new()),
+            }
+        })?;
+        current = decoded;
     }
     hashing.write_all(&layer.trailer).map_err(write_err)?;
     progress.inc(layer.trailer.len() as u64);
