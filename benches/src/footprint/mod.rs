@@ -435,11 +435,11 @@ fn run_peers(
             layer.unpack(&inputs[i].join(format!("layer{n}")))?;
         }
     }
-    notes.push(format!(
-        "peers back up the layers unpacked by GNU tar (not measured): {}/layerN, one snapshot \
-         per image",
-        bench.work.join("unpacked").display()
-    ));
+    notes.push(
+        "the peers back up each image's layers unpacked by GNU tar (not measured) into \
+         unpacked/IMAGE/layerN of the work directory, one snapshot or archive per image"
+            .into(),
+    );
     for (peer, program) in found {
         let version = peer.version(&program);
         let repo = bench.work.join(format!("peer-{}", peer.command()));
