@@ -1,24 +1,29 @@
-//! `cairn-bench`: measurements that choose and check cairn's parameters. Prints what it measured.
+//! `cairn-bench`: measurements that choose and check cairn's parameters and show where cairn
+//! stands. Prints what it measured.
 //!
-//! `cairn-bench sweep --old oci:DIR:REF --new oci:DIR:REF [--params MIN/AVG/MAX,...]`
-//! converts OLD into a fresh store, then NEW with OLD as dictionary, once per chunker setting,
-//! and prints the store size after each, the metadata share, the dedup of NEW against OLD and
-//! the convert speed.
+//! - `cairn-bench footprint --old oci:DIR:REF --new oci:DIR:REF [--out DIR] [--peers]`: what
+//!   the pair costs to store in plain layer storage, a containerd-style node, whole-file and
+//!   fixed-chunk dedup, cairn, and (with `--peers`) restic, borg and casync; bytes, time, CPU
+//!   and peak RSS per row, written as `report.md`, `report.json` and `footprint.svg`
+//!   (`footprint/`).
+//! - `cairn-bench sweep --old ... --new ... [--params MIN/AVG/MAX,...]`: the chunk-size sweep
+//!   behind the default chunker parameters (`sweep.rs`, `docs/CHUNKING.md`).
+//!
+//! Throughput micro-benchmarks are criterion targets: `cargo bench -p cairn-bench`.
 
-use anyhow::{Context, Result};
-use cairn_engine::{
-    ChunkerParams, CompressionParams, ConvertOptions, InitOptions, NoProgress, PlatformChoice,
-    SourceSpec, Store,
-};
+mod footprint;
+mod sizes;
+mod sweep;
+
+use anyhow::Result;
+use cairn_engine::InitOptions;
 use clap::{Parser, Subcommand};
-use serde::Serialize;
-use std::path::{Path, PathBuf};
-use std::time::Instant;
+use std::path::PathBuf;
 
 #[derive(Parser)]
 #[command(
     name = "cairn-bench",
-    about = "cairn benchmarks: chunker parameter sweep"
+    about = "cairn benchmarks: storage footprint against other schemes, chunker parameter sweep"
 )]
 struct Cli {
     #[command(subcommand)]
@@ -27,6 +32,30 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Store OLD then NEW in each storage scheme; one table of bytes, time, CPU and memory.
+    Footprint {
+        /// The older image: oci:DIR:REF (or docker-archive:FILE, or a layer file).
+        #[arg(long)]
+        old: String,
+        /// The newer image.
+        #[arg(long)]
+        new: String,
+        /// Where to write report.md, report.json and footprint.svg.
+        #[arg(long, default_value = "bench-out")]
+        out: PathBuf,
+        /// Scratch directory for the rows' stores (default OUT/work; emptied first, removed after).
+        #[arg(long)]
+        work: Option<PathBuf>,
+        /// Keep the work directory.
+        #[arg(long)]
+        keep_work: bool,
+        /// Also run restic, borg and casync, those found on PATH.
+        #[arg(long)]
+        peers: bool,
+        /// The cairn binary (default: `cairn` next to cairn-bench; in-process if there is none).
+        #[arg(long)]
+        cairn: Option<PathBuf>,
+    },
     /// Convert OLD then NEW (with OLD as dictionary) once per chunker setting.
     Sweep {
         #[arg(long)]
@@ -49,170 +78,87 @@ enum Command {
         #[arg(long)]
         json: Option<PathBuf>,
     },
+    /// One step of a footprint row, run by `footprint` as a measured child process.
+    #[command(hide = true, subcommand)]
+    Internal(Internal),
 }
 
-#[derive(Serialize)]
-struct SweepRow {
-    params: String,
-    after_old_bytes: u64,
-    new_adds_bytes: u64,
-    new_adds_percent_of_old: f64,
-    metadata_bytes: u64,
-    new_shared_ratio_bytes: f64,
-    chunks_old: u64,
-    old_seconds: f64,
-    new_seconds: f64,
-    old_tar_mb_per_s: f64,
-}
-
-/// Bytes of every file under `dir` (like `du -sb`, files only).
-fn dir_bytes(dir: &Path) -> u64 {
-    let mut total = 0;
-    if let Ok(entries) = std::fs::read_dir(dir) {
-        for entry in entries.flatten() {
-            let path = entry.path();
-            match entry.metadata() {
-                Ok(m) if m.is_dir() => total += dir_bytes(&path),
-                Ok(m) => total += m.len(),
-                Err(_) => {}
-            }
-        }
-    }
-    total
-}
-
-fn parse_params(text: &str) -> Result<Vec<ChunkerParams>> {
-    text.split(',')
-        .map(|p| {
-            let kib: Vec<u32> = p
-                .split('/')
-                .map(|n| n.trim().parse::<u32>().map(|k| k * 1024))
-                .collect::<Result<_, _>>()
-                .with_context(|| format!("bad chunker setting {p:?}"))?;
-            anyhow::ensure!(kib.len() == 3, "chunker setting {p:?}: need MIN/AVG/MAX");
-            ChunkerParams::fastcdc(kib[0], kib[1], kib[2]).map_err(anyhow::Error::msg)
-        })
-        .collect()
-}
-
-fn convert(
-    store: &Store,
-    source: &str,
-    name: &str,
-    dict: &[&str],
-) -> Result<cairn_engine::ImageReport> {
-    let report = store.convert(
-        &ConvertOptions {
-            source: SourceSpec::parse(source)?,
-            name: name.into(),
-            dict: dict.iter().map(|d| d.to_string()).collect(),
-            platform: PlatformChoice::Default,
-            replace: false,
-        },
-        &NoProgress,
-    )?;
-    report
-        .images
-        .into_iter()
-        .next()
-        .context("no image converted")
-}
-
-fn sweep(
-    old: &str,
-    new: &str,
-    params: &str,
-    level: i32,
-    work: Option<&Path>,
-    json: Option<&Path>,
-) -> Result<()> {
-    let tmp = tempfile::tempdir()?;
-    let work = work.unwrap_or(tmp.path());
-    let mut rows = Vec::new();
-    println!(
-        "{:<16} {:>12} {:>12} {:>8} {:>10} {:>8} {:>8} {:>9} {:>9}",
-        "min/avg/max",
-        "after old",
-        "new adds",
-        "% old",
-        "metadata",
-        "shared",
-        "chunks",
-        "old s",
-        "MB/s"
-    );
-    for chunker in parse_params(params)? {
-        let label = format!(
-            "{}K/{}K/{}K",
-            chunker.min_size / 1024,
-            chunker.avg_size / 1024,
-            chunker.max_size / 1024
-        );
-        let root = work.join(format!(
-            "sweep-{}-{}-{}",
-            chunker.min_size, chunker.avg_size, chunker.max_size
-        ));
-        if root.exists() {
-            std::fs::remove_dir_all(&root)?;
-        }
-        let compression = CompressionParams {
-            level,
-            ..CompressionParams::default()
-        };
-        let store = Store::init(
-            &root,
-            &InitOptions {
-                chunker,
-                compression,
-            },
-        )?;
-        let started = Instant::now();
-        let r_old = convert(&store, old, "old", &[])?;
-        let old_seconds = started.elapsed().as_secs_f64();
-        let after_old = dir_bytes(&root);
-        let started = Instant::now();
-        let r_new = convert(&store, new, "new", &["old"])?;
-        let new_seconds = started.elapsed().as_secs_f64();
-        drop(store);
-        let after_new = dir_bytes(&root);
-        let metadata = dir_bytes(&root.join("index")) + dir_bytes(&root.join("bootstraps"));
-        let t = &r_new.totals;
-        let row = SweepRow {
-            params: label,
-            after_old_bytes: after_old,
-            new_adds_bytes: after_new - after_old,
-            new_adds_percent_of_old: (after_new - after_old) as f64 * 100.0 / after_old as f64,
-            metadata_bytes: metadata,
-            new_shared_ratio_bytes: (t.from_dictionary.bytes + t.repeated.bytes) as f64
-                / t.chunks.bytes.max(1) as f64,
-            chunks_old: r_old.unique_chunks,
-            old_seconds,
-            new_seconds,
-            old_tar_mb_per_s: r_old.tar_mb_per_s,
-        };
-        println!(
-            "{:<16} {:>12} {:>12} {:>7.1}% {:>10} {:>7.1}% {:>8} {:>9.2} {:>9.1}",
-            row.params,
-            row.after_old_bytes,
-            row.new_adds_bytes,
-            row.new_adds_percent_of_old,
-            row.metadata_bytes,
-            row.new_shared_ratio_bytes * 100.0,
-            row.chunks_old,
-            row.old_seconds,
-            row.old_tar_mb_per_s
-        );
-        rows.push(row);
-        std::fs::remove_dir_all(&root)?;
-    }
-    if let Some(path) = json {
-        std::fs::write(path, serde_json::to_vec_pretty(&rows)?)?;
-    }
-    Ok(())
+#[derive(Subcommand)]
+enum Internal {
+    /// Layer blobs into a registry-like directory, once per digest.
+    Registry {
+        #[arg(long)]
+        dir: PathBuf,
+        #[arg(long)]
+        source: String,
+    },
+    /// Layer blobs plus one unpacked snapshot per layer chain.
+    Containerd {
+        #[arg(long)]
+        dir: PathBuf,
+        #[arg(long)]
+        source: String,
+    },
+    /// Convert into a store of fixed 1 MiB chunks.
+    Fixed {
+        #[arg(long)]
+        store: PathBuf,
+        #[arg(long)]
+        source: String,
+        #[arg(long)]
+        name: String,
+        #[arg(long)]
+        dict: Vec<String>,
+    },
+    /// Every distinct file of image NAME in STORE, zstd-compressed alone into DIR.
+    WholeFile {
+        #[arg(long)]
+        dir: PathBuf,
+        #[arg(long)]
+        store: PathBuf,
+        #[arg(long)]
+        name: String,
+    },
+    /// What `cairn convert` does (init with the defaults first if there is no store).
+    Convert {
+        #[arg(long)]
+        store: PathBuf,
+        #[arg(long)]
+        source: String,
+        #[arg(long)]
+        name: String,
+        #[arg(long)]
+        dict: Vec<String>,
+    },
 }
 
 fn main() -> Result<()> {
     match Cli::parse().command {
+        Command::Footprint {
+            old,
+            new,
+            out,
+            work,
+            keep_work,
+            peers,
+            cairn,
+        } => {
+            let report = footprint::run(&footprint::Options {
+                old,
+                new,
+                out: out.clone(),
+                work,
+                keep_work,
+                peers,
+                cairn,
+            })?;
+            print!("{}", footprint::table(&report));
+            eprintln!(
+                "footprint: wrote report.md, report.json and footprint.svg to {}",
+                out.display()
+            );
+            Ok(())
+        }
         Command::Sweep {
             old,
             new,
@@ -220,6 +166,28 @@ fn main() -> Result<()> {
             level,
             work,
             json,
-        } => sweep(&old, &new, &params, level, work.as_deref(), json.as_deref()),
+        } => sweep::sweep(&old, &new, &params, level, work.as_deref(), json.as_deref()),
+        Command::Internal(internal) => run_internal(internal),
+    }
+}
+
+fn run_internal(internal: Internal) -> Result<()> {
+    use footprint::rows;
+    match internal {
+        Internal::Registry { dir, source } => rows::registry(&dir, &source),
+        Internal::Containerd { dir, source } => rows::containerd(&dir, &source),
+        Internal::Fixed {
+            store,
+            source,
+            name,
+            dict,
+        } => rows::convert(&store, &rows::fixed_init()?, &source, &name, &dict).map(drop),
+        Internal::WholeFile { dir, store, name } => rows::whole_file(&dir, &store, &name),
+        Internal::Convert {
+            store,
+            source,
+            name,
+            dict,
+        } => rows::convert(&store, &InitOptions::default(), &source, &name, &dict).map(drop),
     }
 }

@@ -1,0 +1,118 @@
+//! An image source's layers as the benchmark needs them: resolved by cairn's own source code
+//! (`SourceSpec`, so `oci:`, `docker-archive:` and layer files all work), each layer's stored
+//! bytes, its uncompressed tar stream (cairn's decoders), and GNU tar unpacking it into a
+//! directory.
+
+use anyhow::{bail, Context, Result};
+use cairn_engine::{Compression, PlatformChoice, Sha256Digest, SourceSpec};
+use std::fs::File;
+use std::io::{BufRead, BufReader, Read, Seek, SeekFrom};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+/// One layer blob of a source: where its stored (compressed) bytes are and what they must be.
+#[derive(Clone, Debug)]
+pub struct Layer {
+    pub path: PathBuf,
+    pub offset: u64,
+    pub len: u64,
+    /// sha256 of the stored bytes, when the source states it.
+    pub digest: Option<Sha256Digest>,
+    /// sha256 of the uncompressed tar, when the source states it.
+    pub diff_id: Option<Sha256Digest>,
+    /// `None`: recognised from the first bytes.
+    pub compression: Option<Compression>,
+}
+
+/// Resolves `source` (`oci:DIR[:REF]`, ...) to the layers of its one image (the default
+/// platform).
+pub fn layers(source: &str) -> Result<Vec<Layer>> {
+    let spec = SourceSpec::parse(source).with_context(|| format!("source {source}"))?;
+    let images = spec
+        .resolve(&PlatformChoice::Default)
+        .with_context(|| format!("resolve {source}"))?;
+    let [image] = images.as_slice() else {
+        bail!(
+            "{source} resolves to {} images; the footprint bench takes one",
+            images.len()
+        );
+    };
+    Ok(image
+        .layers
+        .iter()
+        .map(|l| Layer {
+            path: l.bytes.path.clone(),
+            offset: l.bytes.offset,
+            len: l.bytes.len,
+            digest: l.digest,
+            diff_id: l.diff_id,
+            compression: l.compression,
+        })
+        .collect())
+}
+
+impl Layer {
+    /// The stored bytes, as they are in the source.
+    pub fn open_stored(&self) -> Result<impl Read> {
+        let mut file =
+            File::open(&self.path).with_context(|| format!("open {}", self.path.display()))?;
+        file.seek(SeekFrom::Start(self.offset))
+            .with_context(|| format!("seek in {}", self.path.display()))?;
+        Ok(file.take(self.len))
+    }
+
+    /// The uncompressed tar stream.
+    pub fn open_tar(&self) -> Result<Box<dyn Read>> {
+        let mut stored = BufReader::with_capacity(256 * 1024, self.open_stored()?);
+        let compression = match self.compression {
+            Some(c) => c,
+            None => Compression::sniff(stored.fill_buf().context("read layer")?),
+        };
+        Ok(compression.decoder(stored)?)
+    }
+
+    /// Bytes of the uncompressed tar.
+    pub fn tar_bytes(&self) -> Result<u64> {
+        std::io::copy(&mut self.open_tar()?, &mut std::io::sink())
+            .with_context(|| format!("decompress layer {}", self.name()))
+    }
+
+    /// The layer's digest, or its file name when the source states none.
+    pub fn name(&self) -> String {
+        match &self.digest {
+            Some(d) => d.to_string(),
+            None => self.path.display().to_string(),
+        }
+    }
+
+    /// Unpacks the layer into `dest` (created) with GNU tar, default options: the way a
+    /// snapshotter or a backup tool's input directory would hold it.
+    pub fn unpack(&self, dest: &Path) -> Result<()> {
+        std::fs::create_dir_all(dest).with_context(|| format!("create {}", dest.display()))?;
+        let mut child = Command::new("tar")
+            .arg("-x")
+            .arg("-f")
+            .arg("-")
+            .arg("-C")
+            .arg(dest)
+            .stdin(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .context("run GNU tar")?;
+        let mut stdin = child.stdin.take().context("tar's stdin")?;
+        let copied = std::io::copy(&mut self.open_tar()?, &mut stdin);
+        drop(stdin);
+        let output = child.wait_with_output().context("wait for tar")?;
+        if !output.status.success() {
+            bail!(
+                "tar -x of layer {} into {} failed ({}): {}",
+                self.name(),
+                dest.display(),
+                output.status,
+                String::from_utf8_lossy(&output.stderr).trim()
+            );
+        }
+        copied.with_context(|| format!("feed layer {} to tar", self.name()))?;
+        Ok(())
+    }
+}

@@ -1,0 +1,554 @@
+//! `cairn-bench footprint`: what an image pair costs to store, scheme by scheme, in one table.
+//!
+//! Every row adds OLD, then NEW, to its own directory under the work directory; the directory
+//! is measured after each step. Every step is a child process run under GNU time
+//! (`measure.rs`): the `cairn` binary for the cairn rows, a peer tool (`peers.rs`), or this
+//! binary's hidden `internal` subcommand for the rows it computes (`rows.rs`). `image.rs`
+//! reads the sources; `report.rs` renders the result.
+
+mod image;
+mod measure;
+mod peers;
+mod report;
+pub mod rows;
+
+use crate::sizes::{du_sb, files_bytes};
+use anyhow::{bail, Context, Result};
+use cairn_engine::Store;
+use measure::Step;
+use report::{Machine, Peers, Report, Row, Skipped, StepReport};
+use std::path::{Path, PathBuf};
+
+/// What the `footprint` command was asked.
+pub struct Options {
+    pub old: String,
+    pub new: String,
+    pub out: PathBuf,
+    /// Scratch space for the rows' directories (default `OUT/work`).
+    pub work: Option<PathBuf>,
+    pub keep_work: bool,
+    pub peers: bool,
+    /// The `cairn` binary (default: next to this one; in-process when there is none).
+    pub cairn: Option<PathBuf>,
+}
+
+/// A file that marks a work directory as this bench's, so it may be emptied.
+const WORK_MARKER: &str = ".cairn-bench-work";
+
+/// How the cairn rows run.
+enum Cairn {
+    Binary(PathBuf),
+    /// `cairn-bench internal convert`: the same engine call, in this binary.
+    InProcess,
+}
+
+struct Bench {
+    this: PathBuf,
+    work: PathBuf,
+    sources: [String; 2],
+    tar_bytes: [u64; 2],
+}
+
+const IMAGES: [&str; 2] = ["old", "new"];
+
+impl Bench {
+    fn internal(&self) -> Step {
+        Step::new(&self.this).arg("internal")
+    }
+
+    /// Runs `step(i)` for old (i = 0) then new (i = 1), measuring `size()` after each.
+    fn two_steps(
+        &self,
+        what: &str,
+        mut step: impl FnMut(usize) -> Result<Step>,
+        mut size: impl FnMut() -> Result<u64>,
+    ) -> Result<Vec<StepReport>> {
+        (0..2)
+            .map(|i| self.one_step(what, i, &mut step, &mut size))
+            .collect()
+    }
+
+    fn one_step(
+        &self,
+        what: &str,
+        i: usize,
+        step: &mut impl FnMut(usize) -> Result<Step>,
+        size: &mut impl FnMut() -> Result<u64>,
+    ) -> Result<StepReport> {
+        eprintln!("footprint: {what}: {}", IMAGES[i]);
+        let (usage, _) = step(i)?
+            .measure(&self.work)
+            .with_context(|| format!("{what}, {} image", IMAGES[i]))?;
+        Ok(StepReport {
+            image: IMAGES[i].into(),
+            tar_bytes: self.tar_bytes[i],
+            bytes_after: size()?,
+            usage,
+        })
+    }
+}
+
+pub fn run(options: &Options) -> Result<Report> {
+    let load_average_start = load_average();
+    measure::check_gnu_time()?;
+    let tar_version = Step::new("tar").arg("--version").run().unwrap_or_default();
+    if !String::from_utf8_lossy(&tar_version).contains("GNU tar") {
+        bail!("`tar` is not GNU tar; the unpacked rows need it");
+    }
+    let sources = [options.old.clone(), options.new.clone()];
+    let mut tar_bytes = [0u64; 2];
+    let mut layer_counts = [0usize; 2];
+    for i in 0..2 {
+        let layers = image::layers(&sources[i])?;
+        layer_counts[i] = layers.len();
+        // Reading every layer once also warms the page cache for the first measured row.
+        for layer in &layers {
+            tar_bytes[i] += layer.tar_bytes()?;
+        }
+    }
+    let work = prepare_work(options.work.as_deref().unwrap_or(&options.out.join("work")))?;
+    let this = std::env::current_exe().context("locate cairn-bench")?;
+    let cairn = match &options.cairn {
+        Some(path) if path.is_file() => Cairn::Binary(path.clone()),
+        Some(path) => bail!("--cairn {}: no such file", path.display()),
+        None => {
+            let sibling = this.with_file_name("cairn");
+            if sibling.is_file() {
+                Cairn::Binary(sibling)
+            } else {
+                Cairn::InProcess
+            }
+        }
+    };
+    let bench = Bench {
+        this,
+        work: work.clone(),
+        sources,
+        tar_bytes,
+    };
+    let mut notes = Vec::new();
+    let mut rows = Vec::new();
+
+    let dir = work.join("registry");
+    let steps = bench.two_steps(
+        "registry",
+        |i| {
+            Ok(bench
+                .internal()
+                .arg("registry")
+                .arg("--dir")
+                .arg(&dir)
+                .arg("--source")
+                .arg(&bench.sources[i]))
+        },
+        || Ok(files_bytes(&dir)),
+    )?;
+    rows.push(Row::from_steps(
+        "registry",
+        "OCI layers as stored, dedup by layer digest (registry)".into(),
+        "content",
+        steps,
+        Some("the layer blobs, each once by digest, copied and sha256-checked".into()),
+    ));
+
+    let dir = work.join("containerd");
+    let steps = bench.two_steps(
+        "containerd",
+        |i| {
+            Ok(bench
+                .internal()
+                .arg("containerd")
+                .arg("--dir")
+                .arg(&dir)
+                .arg("--source")
+                .arg(&bench.sources[i]))
+        },
+        || du_sb(&dir),
+    )?;
+    rows.push(Row::from_steps(
+        "containerd",
+        "containerd-style: compressed blobs + each layer unpacked as a snapshot".into(),
+        "everything",
+        steps,
+        Some(
+            "the registry's blobs plus one directory per layer chain id, unpacked by GNU tar; \
+             `du -sb` (directories and symlinks included)"
+                .into(),
+        ),
+    ));
+
+    let fixed = work.join("fixed-1m");
+    let steps = bench.two_steps(
+        "fixed 1 MiB chunks",
+        |i| {
+            let step = bench
+                .internal()
+                .arg("fixed")
+                .arg("--store")
+                .arg(&fixed)
+                .arg("--source")
+                .arg(&bench.sources[i])
+                .arg("--name")
+                .arg(IMAGES[i]);
+            Ok(if i == 1 {
+                step.arg("--dict").arg("old")
+            } else {
+                step
+            })
+        },
+        || Ok(files_bytes(&fixed.join("blobs"))),
+    )?;
+    let fixed_row = Row::from_steps(
+        "fixed-1m",
+        "fixed 1 MiB chunks per file, zstd-3 per chunk (Nydus's scheme)".into(),
+        "content",
+        steps,
+        Some(
+            "a cairn store initialised with fixed 1 MiB chunks, new converted with --dict old; \
+             blob files only (chunk data and a 49-byte ToC entry per chunk)"
+                .into(),
+        ),
+    );
+
+    let dir = work.join("whole-file");
+    let steps = bench.two_steps(
+        "whole-file",
+        |i| {
+            Ok(bench
+                .internal()
+                .arg("whole-file")
+                .arg("--dir")
+                .arg(&dir)
+                .arg("--store")
+                .arg(&fixed)
+                .arg("--name")
+                .arg(IMAGES[i]))
+        },
+        || Ok(files_bytes(&dir)),
+    )?;
+    rows.push(Row::from_steps(
+        "whole-file",
+        "whole-file dedup, zstd-3 per file".into(),
+        "content",
+        steps,
+        Some(
+            "each distinct file content once, compressed alone; file contents are read back \
+             from the fixed-chunk store, so the time is that pass (no gzip, no tar parsing)"
+                .into(),
+        ),
+    ));
+    rows.push(fixed_row);
+
+    let (cairn_label, how) = match &cairn {
+        Cairn::Binary(path) => ("cairn", format!("the cairn binary {}", path.display())),
+        Cairn::InProcess => (
+            "cairn (in-process)",
+            "in-process (`cairn-bench internal convert`): no cairn binary next to cairn-bench; \
+             build it with `cargo build --release --bin cairn` or pass --cairn"
+                .to_string(),
+        ),
+    };
+    let convert_step = |store: &Path, i: usize, dict: bool| -> Result<Step> {
+        let step = match &cairn {
+            Cairn::Binary(path) => {
+                if !store.join("store.json").exists() {
+                    Step::new(path)
+                        .arg("--store")
+                        .arg(store)
+                        .arg("--quiet")
+                        .arg("init")
+                        .run()?;
+                }
+                Step::new(path)
+                    .arg("--store")
+                    .arg(store)
+                    .arg("--quiet")
+                    .arg("convert")
+                    .arg(&bench.sources[i])
+                    .arg("--name")
+                    .arg(IMAGES[i])
+                    .arg("--json")
+            }
+            Cairn::InProcess => bench
+                .internal()
+                .arg("convert")
+                .arg("--store")
+                .arg(store)
+                .arg("--source")
+                .arg(&bench.sources[i])
+                .arg("--name")
+                .arg(IMAGES[i]),
+        };
+        Ok(if dict {
+            step.arg("--dict").arg("old")
+        } else {
+            step
+        })
+    };
+    let store = work.join("cairn");
+    let mut blob_sizes = Vec::new();
+    let steps = bench.two_steps(
+        cairn_label,
+        |i| convert_step(&store, i, i == 1),
+        || {
+            blob_sizes.push(files_bytes(&store.join("blobs")));
+            du_sb(&store)
+        },
+    )?;
+    let chunker = Store::open_read_only(&store)?.config().chunker.label();
+    let cairn_row = Row::from_steps(
+        "cairn",
+        format!("{cairn_label}: whole store, new with --dict old"),
+        "everything",
+        steps,
+        Some(format!(
+            "{chunker}; every file of the store directory (blobs, bootstraps, index, \
+             store.json), `du -sb`"
+        )),
+    );
+    rows.push(Row::sizes_only(
+        "fastcdc-blobs",
+        format!(
+            "FastCDC per file ({}), zstd-3 per chunk",
+            chunker_sizes(&store)?
+        ),
+        "content",
+        blob_sizes[0],
+        blob_sizes[1],
+        "blob files of the cairn store (chunk data and ToC); measured in the cairn row".into(),
+    ));
+
+    let peers = if options.peers {
+        Some(run_peers(&bench, &layer_counts, &mut rows, &mut notes)?)
+    } else {
+        None
+    };
+
+    if let Some(note) = speed_against_peers(&cairn_row, &rows) {
+        notes.push(note);
+    }
+    rows.push(cairn_row);
+    let alone = work.join("cairn-new-alone");
+    let step = bench.one_step(
+        &format!("{cairn_label}, new alone"),
+        1,
+        &mut |i| convert_step(&alone, i, false),
+        &mut || du_sb(&alone),
+    )?;
+    let mut alone_row = Row::from_steps(
+        "cairn-new-alone",
+        format!("{cairn_label}: new alone, empty store, no dictionary"),
+        "everything",
+        vec![step],
+        Some("\"new adds\" is the whole store; % of old is of the cairn row's after old".into()),
+    );
+    let cairn_old = rows
+        .iter()
+        .find(|r| r.id == "cairn")
+        .and_then(|r| r.after_old_bytes);
+    alone_row.new_adds_percent_of_old =
+        cairn_old.map(|o| report::percent(alone_row.new_adds_bytes, o));
+    rows.push(alone_row);
+
+    let report = Report {
+        old: options.old.clone(),
+        new: options.new.clone(),
+        old_layers: layer_counts[0],
+        new_layers: layer_counts[1],
+        old_tar_bytes: tar_bytes[0],
+        new_tar_bytes: tar_bytes[1],
+        machine: machine(load_average_start),
+        cairn: how,
+        peers,
+        rows,
+        notes,
+    };
+    write_outputs(&options.out, &report)?;
+    if options.keep_work {
+        eprintln!("footprint: work directory kept: {}", work.display());
+    } else {
+        std::fs::remove_dir_all(&work).with_context(|| format!("remove {}", work.display()))?;
+    }
+    Ok(report)
+}
+
+/// How much faster cairn took in both images than each peer, by wall and by CPU time (the
+/// same input bytes on both sides, so time ratios are speed ratios).
+fn speed_against_peers(cairn: &Row, rows: &[Row]) -> Option<String> {
+    let (wall, cpu) = (cairn.wall_s?, cairn.cpu_s?);
+    let ratios: Vec<String> = rows
+        .iter()
+        .filter(|r| peers::ALL.iter().any(|p| p.command() == r.id))
+        .filter_map(|r| {
+            Some(format!(
+                "{} {:.2}x by wall time, {:.2}x by CPU time",
+                r.id,
+                r.wall_s? / wall,
+                r.cpu_s? / cpu
+            ))
+        })
+        .collect();
+    (!ratios.is_empty()).then(|| format!("cairn's speed against the peers: {}", ratios.join("; ")))
+}
+
+/// `min/avg/max` of the cairn store's chunker, e.g. `32K/128K/1024K`.
+fn chunker_sizes(store: &Path) -> Result<String> {
+    let config = Store::open_read_only(store)?.config().chunker.clone();
+    Ok(format!(
+        "{}K/{}K/{}K",
+        config.min_size / 1024,
+        config.avg_size / 1024,
+        config.max_size / 1024
+    ))
+}
+
+/// Unpacks both images' layers (not measured) and runs every peer found on PATH on them.
+fn run_peers(
+    bench: &Bench,
+    layer_counts: &[usize; 2],
+    rows: &mut Vec<Row>,
+    notes: &mut Vec<String>,
+) -> Result<Peers> {
+    let mut result = Peers::default();
+    let found: Vec<_> = peers::ALL
+        .iter()
+        .filter_map(|&peer| match peer.find() {
+            Some(program) => Some((peer, program)),
+            None => {
+                result.skipped.push(Skipped {
+                    tool: peer.command().into(),
+                    reason: "not found on PATH".into(),
+                });
+                None
+            }
+        })
+        .collect();
+    if found.is_empty() {
+        return Ok(result);
+    }
+    let inputs = [0, 1].map(|i| bench.work.join("unpacked").join(IMAGES[i]));
+    for i in 0..2 {
+        eprintln!("footprint: unpacking {} for the peers", IMAGES[i]);
+        let layers = image::layers(&bench.sources[i])?;
+        debug_assert_eq!(layers.len(), layer_counts[i]);
+        for (n, layer) in layers.iter().enumerate() {
+            layer.unpack(&inputs[i].join(format!("layer{n}")))?;
+        }
+    }
+    notes.push(
+        "the peers back up each image's layers unpacked by GNU tar (not measured) into \
+         unpacked/IMAGE/layerN of the work directory, one snapshot or archive per image"
+            .into(),
+    );
+    for (peer, program) in found {
+        let version = peer.version(&program);
+        let repo = bench.work.join(format!("peer-{}", peer.command()));
+        let state = bench.work.join(format!("peer-{}-state", peer.command()));
+        let outcome = (|| -> Result<Row> {
+            std::fs::create_dir_all(&state)?;
+            if let Some(init) = peer.init(&program, &repo, &state) {
+                init.run()?;
+            } else {
+                std::fs::create_dir_all(&repo)?;
+            }
+            let steps = bench.two_steps(
+                peer.command(),
+                |i| Ok(peer.backup(&program, &repo, &state, &inputs[i], IMAGES[i])),
+                || du_sb(&repo),
+            )?;
+            Ok(Row::from_steps(
+                peer.command(),
+                format!("{version} ({})", peer.settings()),
+                "everything",
+                steps,
+                Some("repository directory, `du -sb` (caches and configuration outside it)".into()),
+            ))
+        })();
+        match outcome {
+            Ok(row) => {
+                result.ran.push(version);
+                rows.push(row);
+            }
+            Err(e) => {
+                eprintln!("footprint: {} failed: {e:#}", peer.command());
+                result.skipped.push(Skipped {
+                    tool: peer.command().into(),
+                    reason: format!("failed: {e:#}"),
+                });
+            }
+        }
+    }
+    Ok(result)
+}
+
+/// Creates the work directory, emptying it first if an earlier run of this bench left it.
+fn prepare_work(dir: &Path) -> Result<PathBuf> {
+    if dir.exists() {
+        let empty = std::fs::read_dir(dir)
+            .with_context(|| format!("read {}", dir.display()))?
+            .next()
+            .is_none();
+        if !empty {
+            if !dir.join(WORK_MARKER).exists() {
+                bail!(
+                    "work directory {} is not empty and was not made by cairn-bench; \
+                     choose another with --work",
+                    dir.display()
+                );
+            }
+            std::fs::remove_dir_all(dir).with_context(|| format!("empty {}", dir.display()))?;
+        }
+    }
+    std::fs::create_dir_all(dir).with_context(|| format!("create {}", dir.display()))?;
+    std::fs::write(dir.join(WORK_MARKER), b"").context("mark the work directory")?;
+    dir.canonicalize()
+        .with_context(|| format!("resolve {}", dir.display()))
+}
+
+/// The 1-minute load average (0 when unknown).
+fn load_average() -> f64 {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|t| t.split_whitespace().next().and_then(|n| n.parse().ok()))
+        .unwrap_or(0.0)
+}
+
+fn machine(load_average_start: f64) -> Machine {
+    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
+    let field = |text: &str, key: &str| -> Option<String> {
+        text.lines()
+            .find(|l| l.starts_with(key))
+            .and_then(|l| l.split_once(':'))
+            .map(|(_, v)| v.trim().to_string())
+    };
+    Machine {
+        cpus: std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1),
+        cpu_model: field(&cpuinfo, "model name").unwrap_or_else(|| "unknown".into()),
+        memory_bytes: field(&meminfo, "MemTotal")
+            .and_then(|v| v.trim_end_matches("kB").trim().parse::<u64>().ok())
+            .map(|kib| kib * 1024)
+            .unwrap_or(0),
+        load_average_start,
+        load_average_end: load_average(),
+    }
+}
+
+fn write_outputs(out: &Path, report: &Report) -> Result<()> {
+    std::fs::create_dir_all(out).with_context(|| format!("create {}", out.display()))?;
+    let write = |name: &str, bytes: &[u8]| {
+        let path = out.join(name);
+        std::fs::write(&path, bytes).with_context(|| format!("write {}", path.display()))
+    };
+    write("report.md", report::markdown(report).as_bytes())?;
+    write("report.json", &serde_json::to_vec_pretty(report)?)?;
+    write("footprint.svg", report::svg(report).as_bytes())?;
+    Ok(())
+}
+
+/// The table, for the terminal.
+pub fn table(report: &Report) -> String {
+    report::table(report)
+}
