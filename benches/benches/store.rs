@@ -1,11 +1,14 @@
 //! End-to-end throughput on the demo image (`sample::write_demo_layouts`): convert of v1 into
 //! an empty store (gzip layers in, blobs, bootstrap and index out), and export of a layer's
-//! exact tar from the store to `io::sink`. Throughput is in uncompressed tar bytes.
+//! exact tar from the store to `io::sink`, and unpack of the image into a new directory on the
+//! temporary directory's filesystem. Throughput is in uncompressed tar bytes.
 //!
 //! `cargo bench -p cairn-bench --bench store` (add `-- --quick` for a fast pass).
 
 use cairn_engine::sample::{demo_layers, write_demo_layouts};
-use cairn_engine::{ConvertOptions, InitOptions, NoProgress, PlatformChoice, SourceSpec, Store};
+use cairn_engine::{
+    ConvertOptions, InitOptions, NoProgress, PlatformChoice, SourceSpec, Store, UnpackOptions,
+};
 use criterion::{criterion_group, criterion_main, BatchSize, BenchmarkId, Criterion, Throughput};
 use std::path::Path;
 use std::time::Duration;
@@ -75,12 +78,40 @@ fn export(c: &mut Criterion) {
     group.finish();
 }
 
+fn unpack(c: &mut Criterion) {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let source = v1_source(tmp.path());
+    let store = Store::init(&tmp.path().join("store"), &InitOptions::default()).expect("init");
+    convert_into(&store, &source, "v1");
+    let tar_bytes: usize = demo_layers(1)
+        .expect("demo layers")
+        .iter()
+        .map(Vec::len)
+        .sum();
+    let mut group = c.benchmark_group("unpack");
+    group.throughput(Throughput::Bytes(tar_bytes as u64));
+    group.bench_function("demo v1 into an empty directory", |b| {
+        b.iter_batched(
+            || tempfile::tempdir_in(tmp.path()).expect("tempdir"),
+            |dir| {
+                let target = dir.path().join("rootfs");
+                store
+                    .unpack("v1", &target, &UnpackOptions::default(), &NoProgress)
+                    .expect("unpack");
+                dir
+            },
+            BatchSize::PerIteration,
+        )
+    });
+    group.finish();
+}
+
 criterion_group! {
     name = store;
     config = Criterion::default()
         .sample_size(10)
         .warm_up_time(Duration::from_millis(300))
         .measurement_time(Duration::from_secs(2));
-    targets = convert, export
+    targets = convert, export, unpack
 }
 criterion_main!(store);
