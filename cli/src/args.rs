@@ -65,6 +65,12 @@ pub enum Command {
     /// root (skipped and reported otherwise); owners are set only as root or with
     /// --same-owner.
     Unpack(UnpackArgs),
+    /// Check every blob, bootstrap and index entry; non-zero exit status if anything is damaged.
+    Verify(VerifyArgs),
+    /// Remove images by name (their data stays until `cairn gc`).
+    Rm(RmArgs),
+    /// Delete the blobs and bootstraps no named image uses, and report the bytes freed.
+    Gc(GcArgs),
     /// Build two versions of a small generated image, convert both and show what v1 shares with v2.
     Demo(DemoArgs),
 }
@@ -274,6 +280,33 @@ pub enum XattrPolicy {
     Strict,
     /// Report it as a warning and go on.
     Warn,
+}
+
+#[derive(Args, Debug)]
+pub struct VerifyArgs {
+    /// Also hash every blob and decompress every chunk to check its BLAKE3 (reads all data).
+    #[arg(long)]
+    pub full: bool,
+    /// Machine-readable output.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct RmArgs {
+    /// Image names.
+    #[arg(required = true)]
+    pub names: Vec<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct GcArgs {
+    /// Report what would be deleted, delete nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Machine-readable output.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Args, Debug)]

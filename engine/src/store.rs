@@ -281,6 +281,25 @@ impl Store {
         crate::ops::export::export(self, name, options, progress)
     }
 
+    /// Checks blobs, bootstraps and the index; `full` also decodes every chunk.
+    pub fn verify(
+        &self,
+        full: bool,
+        progress: &dyn crate::Progress,
+    ) -> Result<crate::ops::verify::VerifyReport> {
+        crate::ops::verify::verify(self, full, progress)
+    }
+
+    /// Removes image names; their data stays until `gc`.
+    pub fn remove(&self, names: &[String]) -> Result<Vec<ImageId>> {
+        crate::ops::remove::remove(self, names)
+    }
+
+    /// Deletes the blobs and bootstraps no named image uses.
+    pub fn gc(&self, dry_run: bool) -> Result<crate::ops::gc::GcReport> {
+        crate::ops::gc::gc(self, dry_run)
+    }
+
     /// Lists a directory of the merged view (or one entry).
     pub fn ls(&self, name: &str, path: &str) -> Result<Vec<crate::ops::read::ListEntry>> {
         crate::ops::read::ls(self, name, path)

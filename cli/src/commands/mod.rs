@@ -6,12 +6,15 @@ mod demo;
 mod diff;
 mod export;
 mod export_layer;
+mod gc;
 mod images;
 mod init;
 mod inventory;
 mod ls;
+mod rm;
 mod stats;
 mod unpack;
+mod verify;
 
 use crate::args::{Cli, Command};
 
@@ -28,6 +31,9 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Stats(args) => stats::run(&cli, args),
         Command::Inventory(args) => inventory::run(&cli, args),
         Command::Unpack(args) => unpack::run(&cli, args),
+        Command::Verify(args) => verify::run(&cli, args),
+        Command::Rm(args) => rm::run(&cli, args),
+        Command::Gc(args) => gc::run(&cli, args),
         Command::Demo(args) => demo::run(&cli, args),
     }
 }

@@ -331,3 +331,44 @@ fn export_writes_an_oci_layout() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("uncompressed layers"));
 }
+
+#[test]
+fn verify_rm_gc() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = tmp.path().join("store");
+    let (v1, v2) = cairn_engine::sample::write_demo_layouts(&tmp.path().join("images")).unwrap();
+    ok(cairn(&store, &["init"]));
+    for (layout, name) in [(&v1, "a:v1"), (&v2, "a:v2")] {
+        ok(cairn(
+            &store,
+            &[
+                "convert",
+                &format!("oci:{}", layout.display()),
+                "--name",
+                name,
+            ],
+        ));
+    }
+    assert!(ok(cairn(&store, &["verify", "--full"])).contains("no problems found"));
+    ok(cairn(&store, &["rm", "a:v2"]));
+    let gc: serde_json::Value =
+        serde_json::from_str(&ok(cairn(&store, &["gc", "--json"]))).unwrap();
+    assert_eq!(gc["dead_bootstraps"], 1);
+    assert!(gc["freed_bytes"].as_u64().unwrap() > 0);
+    // One flipped byte in a blob: verify --full names it and fails.
+    let blob = std::fs::read_dir(store.join("blobs"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let mut bytes = std::fs::read(&blob).unwrap();
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0x80;
+    std::fs::write(&blob, &bytes).unwrap();
+    let out = cairn(&store, &["verify", "--full"]);
+    assert!(!out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    let name = blob.file_name().unwrap().to_str().unwrap();
+    assert!(text.contains("DAMAGED") && text.contains(name), "{text}");
+}

@@ -240,6 +240,11 @@ impl BlobReader {
         Ok(BlobReader { id, map })
     }
 
+    /// The whole file.
+    pub fn bytes(&self) -> &[u8] {
+        &self.map
+    }
+
     /// Reads and verifies one chunk.
     pub fn read_chunk(&self, id: &ChunkId, location: &ChunkLocation) -> Result<Vec<u8>> {
         let object = || format!("blob {} offset {}", self.id, location.offset);

@@ -40,6 +40,9 @@ pub struct IndexBatch {
     pub chunks: Vec<(ChunkId, ChunkLocation)>,
     pub images: Vec<ImageRecord>,
     pub refs: Vec<(String, ImageId)>,
+    pub delete_chunks: Vec<ChunkId>,
+    pub delete_images: Vec<ImageId>,
+    pub delete_refs: Vec<String>,
 }
 
 pub struct Index {
@@ -175,10 +178,56 @@ impl Index {
         Ok(out)
     }
 
+    /// Every chunk location, in chunk id order.
+    pub fn chunk_locations(&self) -> Result<Vec<(ChunkId, ChunkLocation)>> {
+        let mut out = Vec::new();
+        for item in self
+            .db
+            .iterator_cf(self.cf(CF_CHUNKS)?, IteratorMode::Start)
+        {
+            let (key, value) = item.map_err(|e| self.err(e))?;
+            let id = ChunkId(key.as_ref().try_into().map_err(|_| {
+                Error::corrupt(
+                    "index chunks",
+                    format!("malformed key of {} bytes", key.len()),
+                )
+            })?);
+            let location = decode_location(&value).ok_or_else(|| {
+                Error::corrupt(format!("index entry for chunk {id}"), "malformed location")
+            })?;
+            out.push((id, location));
+        }
+        Ok(out)
+    }
+
+    /// Every image record.
+    pub fn image_records(&self) -> Result<Vec<ImageRecord>> {
+        let mut out = Vec::new();
+        for item in self
+            .db
+            .iterator_cf(self.cf(CF_IMAGES)?, IteratorMode::Start)
+        {
+            let (key, value) = item.map_err(|e| self.err(e))?;
+            out.push(serde_json::from_slice(&value).map_err(|e| {
+                Error::corrupt(format!("index record {}", hex::encode(&key)), e.to_string())
+            })?);
+        }
+        Ok(out)
+    }
+
     /// Writes one commit's changes atomically and durably.
     pub fn commit(&self, batch: IndexBatch) -> Result<()> {
         let mut wb = WriteBatch::default();
         let chunks = self.cf(CF_CHUNKS)?;
+        for id in &batch.delete_chunks {
+            wb.delete_cf(chunks, id.0);
+        }
+        for id in &batch.delete_images {
+            wb.delete_cf(self.cf(CF_IMAGES)?, id.0);
+        }
+        for name in &batch.delete_refs {
+            wb.delete_cf(self.cf(CF_REFS)?, name.as_bytes());
+        }
         for (id, location) in &batch.chunks {
             wb.put_cf(chunks, id.0, encode_location(location));
         }

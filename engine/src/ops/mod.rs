@@ -2,8 +2,11 @@
 
 pub mod convert;
 pub mod export;
+pub mod gc;
 pub mod images;
 pub mod read;
+pub mod remove;
 pub mod report;
 pub mod tree;
 pub mod unpack;
+pub mod verify;

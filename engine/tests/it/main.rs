@@ -3,6 +3,7 @@
 mod convert;
 mod export;
 mod helpers;
+mod lifecycle;
 mod py_dataset;
 mod rejects;
 mod report;

@@ -1,0 +1,14 @@
+//! `cairn rm`: remove image names.
+
+use crate::args::{Cli, RmArgs};
+use cairn_engine::Store;
+
+pub fn run(cli: &Cli, args: &RmArgs) -> anyhow::Result<()> {
+    let store = Store::open(&cli.store)?;
+    store.remove(&args.names)?;
+    println!(
+        "removed {}; run `cairn gc` to free their data",
+        args.names.join(", ")
+    );
+    Ok(())
+}
