@@ -1,5 +1,7 @@
 //! End-to-end tests of the `cairn` binary.
 
+mod crash;
+
 use std::path::Path;
 use std::process::{Command, Output};
 
