@@ -4,6 +4,7 @@ mod convert;
 mod export;
 mod helpers;
 mod lifecycle;
+mod malformed;
 mod py_dataset;
 mod rejects;
 mod report;

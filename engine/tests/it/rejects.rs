@@ -7,7 +7,7 @@ use serde_json::{json, Value};
 use std::path::Path;
 
 /// The first gzip layer blob of a layout.
-fn gzip_layer_blob(layout: &Path) -> std::path::PathBuf {
+pub(crate) fn gzip_layer_blob(layout: &Path) -> std::path::PathBuf {
     std::fs::read_dir(layout.join("blobs/sha256"))
         .unwrap()
         .map(|e| e.unwrap().path())
@@ -50,7 +50,7 @@ fn corrupt_layer_digest_leaves_store_unchanged() {
 
 /// Rewrites the single image of `layout` through `change(manifest, config)`, fixing every
 /// digest and size that names the changed documents.
-fn rewrite_image(layout: &Path, change: impl FnOnce(&mut Value, &mut Value)) {
+pub(crate) fn rewrite_image(layout: &Path, change: impl FnOnce(&mut Value, &mut Value)) {
     let blobs = layout.join("blobs/sha256");
     let read = |digest: &str| -> Value {
         serde_json::from_slice(
