@@ -45,6 +45,7 @@ pub enum Error {
     Stream(#[from] std::io::Error),
 
     /// An error from the RocksDB index.
+    #[cfg(feature = "store")]
     #[error("chunk index {}: {source}", path.display())]
     Index {
         path: PathBuf,

@@ -23,6 +23,10 @@
 //! # }
 //! ```
 
+// Without the `store` feature only the decoders remain (for the fuzz targets); the writers and
+// readers they sit beside are then unused.
+#![cfg_attr(not(feature = "store"), allow(dead_code, unused_imports))]
+
 mod chunk;
 mod error;
 mod format;
@@ -30,12 +34,15 @@ mod fsutil;
 #[doc(hidden)]
 pub mod fuzzing;
 mod id;
+#[cfg(feature = "store")]
 mod index;
 mod layer;
+#[cfg(feature = "store")]
 mod ops;
 mod progress;
 pub mod sample;
 mod source;
+#[cfg(feature = "store")]
 mod store;
 
 pub use chunk::{Chunker, ChunkerParams, MAX_CHUNK_SIZE};
@@ -44,18 +51,30 @@ pub use format::bootstrap::{Bootstrap, ChunkRecord, EntryRecord, LayerRecord};
 pub use format::store_config::{CompressionParams, StoreConfig, FORMAT_VERSION};
 pub use format::{ChunkLocation, Codec};
 pub use id::{BlobId, ChunkId, ImageId, Sha256Digest};
+#[cfg(feature = "store")]
 pub use index::ImageRecord;
 pub use layer::{Compression, EntryKind, EntryMeta};
+#[cfg(feature = "store")]
 pub use ops::convert::{ConvertOptions, ConvertReport, Count, ImageReport, LayerReport};
+#[cfg(feature = "store")]
 pub use ops::export::{ExportOptions, ExportReport, ExportTarget, ExportedLayer};
+#[cfg(feature = "store")]
 pub use ops::gc::GcReport;
+#[cfg(feature = "store")]
 pub use ops::images::ImageSummary;
+#[cfg(feature = "store")]
 pub use ops::read::ListEntry;
+#[cfg(feature = "store")]
 pub use ops::report::diff::{DiffReport, FileDiff, LayerDiff};
+#[cfg(feature = "store")]
 pub use ops::report::inventory::{top_layers, InventoryRow, LayerCount};
+#[cfg(feature = "store")]
 pub use ops::report::stats::{ImageShare, SharingMatrix, StatsReport};
+#[cfg(feature = "store")]
 pub use ops::unpack::{Skipped, UnpackOptions, UnpackReport, XattrFailure};
+#[cfg(feature = "store")]
 pub use ops::verify::{Problem, VerifyReport};
 pub use progress::{NoProgress, Progress};
 pub use source::{Platform, PlatformChoice, SourceSpec};
+#[cfg(feature = "store")]
 pub use store::{InitOptions, Store};
