@@ -37,7 +37,7 @@ pub enum Error {
     Usage(String),
 
     /// The store is held by another writer.
-    #[error("store {} is locked by another writer ({holder}); wait for it to finish, or remove {}/LOCK if that process is gone", store.display(), store.display())]
+    #[error("store {} is in use by another writer ({holder}); try again when it has finished (the lock goes with the process, so a crashed writer never leaves it held)", store.display())]
     Locked { store: PathBuf, holder: String },
 
     /// A read error inside an input stream; its message names the layer and the entry.

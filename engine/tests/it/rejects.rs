@@ -193,7 +193,7 @@ fn future_format_version_and_second_writer_are_refused() {
     let root = tmp.path().join("store");
     let store = Store::init(&root, &Default::default()).unwrap();
     let err = Store::open(&root).err().unwrap().to_string();
-    assert!(err.contains("locked"), "{err}");
+    assert!(err.contains("in use by another writer"), "{err}");
     drop(store);
     Store::open(&root).unwrap();
     let config = std::fs::read_to_string(root.join("store.json")).unwrap();
