@@ -29,6 +29,12 @@ pub fn bootstrap(data: &[u8]) {
     let _ = crate::format::bootstrap::Bootstrap::decode(data, "fuzz");
 }
 
+/// Decodes a bootstrap payload as if its checksum had matched (reaches the bincode decoder and
+/// the reference checks, which the checksum otherwise shields from random input).
+pub fn bootstrap_payload(data: &[u8]) {
+    let _ = crate::format::bootstrap::Bootstrap::decode_payload(data, "fuzz");
+}
+
 /// Parses an OCI index, manifest and config from the same bytes.
 pub fn oci_json(data: &[u8]) {
     crate::source::fuzz_parse_json(data);

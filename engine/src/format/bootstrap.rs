@@ -148,9 +148,15 @@ impl Bootstrap {
                 payload.len()
             )));
         }
+        Self::decode_payload(&payload, object)
+    }
+
+    /// Decodes the payload (bincode) and checks every index in it; `object` names it in errors.
+    pub(crate) fn decode_payload(payload: &[u8], object: &str) -> Result<Bootstrap> {
+        let corrupt = |reason: String| Error::corrupt(object.to_string(), reason);
         let config = bincode::config::standard().with_limit::<{ MAX_PAYLOAD_LEN as usize }>();
         let (bootstrap, used): (Bootstrap, usize) =
-            bincode::serde::decode_from_slice(&payload, config)
+            bincode::serde::decode_from_slice(payload, config)
                 .map_err(|e| corrupt(format!("payload: {e}")))?;
         if used != payload.len() {
             return Err(corrupt(format!(
