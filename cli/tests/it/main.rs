@@ -24,6 +24,16 @@ fn ok(output: Output) -> String {
     String::from_utf8(output.stdout).expect("utf-8 output")
 }
 
+/// A new store in `dir/store` holding the demo image v1 as `app:v1`.
+fn store_with_demo_v1(dir: &Path) -> std::path::PathBuf {
+    let store = dir.join("store");
+    let (v1, _) = cairn_engine::sample::write_demo_layouts(&dir.join("images")).unwrap();
+    ok(cairn(&store, &["init"]));
+    let source = format!("oci:{}", v1.display());
+    ok(cairn(&store, &["convert", &source, "--name", "app:v1"]));
+    store
+}
+
 #[test]
 fn init_convert_images_export_cat() {
     let tmp = tempfile::tempdir().unwrap();
@@ -230,18 +240,7 @@ fn demo_runs_and_reports() {
 #[test]
 fn unpack_writes_the_root_filesystem() {
     let tmp = tempfile::tempdir().unwrap();
-    let store = tmp.path().join("store");
-    let (v1, _) = cairn_engine::sample::write_demo_layouts(&tmp.path().join("images")).unwrap();
-    ok(cairn(&store, &["init"]));
-    ok(cairn(
-        &store,
-        &[
-            "convert",
-            &format!("oci:{}", v1.display()),
-            "--name",
-            "app:v1",
-        ],
-    ));
+    let store = store_with_demo_v1(tmp.path());
     let dir = tmp.path().join("rootfs");
     let human = ok(cairn(&store, &["unpack", "app:v1", dir.to_str().unwrap()]));
     assert!(
@@ -279,18 +278,7 @@ fn unpack_writes_the_root_filesystem() {
 #[test]
 fn export_writes_an_oci_layout() {
     let tmp = tempfile::tempdir().unwrap();
-    let store = tmp.path().join("store");
-    let (v1, _) = cairn_engine::sample::write_demo_layouts(&tmp.path().join("images")).unwrap();
-    ok(cairn(&store, &["init"]));
-    ok(cairn(
-        &store,
-        &[
-            "convert",
-            &format!("oci:{}", v1.display()),
-            "--name",
-            "app:v1",
-        ],
-    ));
+    let store = store_with_demo_v1(tmp.path());
     let layout = tmp.path().join("out");
     let human = ok(cairn(
         &store,
