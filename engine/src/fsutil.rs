@@ -22,13 +22,17 @@ pub fn fsync_dir(dir: &Path) -> Result<()> {
         .with_path("fsync directory", dir)
 }
 
-/// Writes `bytes` to `tmp`, fsyncs, renames to `dest` and fsyncs `dest`'s directory.
+/// Writes `bytes` to `tmp`, fsyncs, renames to `dest` and fsyncs `dest`'s directory. On an
+/// error `tmp` is removed.
 pub fn write_durably(tmp: &Path, dest: &Path, bytes: &[u8]) -> Result<()> {
+    let partial = PartialFile::new(tmp.to_path_buf());
     let mut file = File::create(tmp).with_path("create", tmp)?;
     file.write_all(bytes).with_path("write", tmp)?;
     file.sync_all().with_path("fsync", tmp)?;
     drop(file);
-    rename_durably(tmp, dest)
+    rename_durably(tmp, dest)?;
+    partial.keep();
+    Ok(())
 }
 
 /// Renames a file that is already fsynced into place and makes the rename durable.
