@@ -711,7 +711,7 @@ fn blob_present(path: &Path, size: u64) -> bool {
 }
 
 /// Step 1: checks that `dir` is an OCI layout cairn can add to, or a new or empty directory;
-/// makes `blobs/sha256/` and writes `oci-layout` if missing. Returns the bytes written.
+/// writes `oci-layout` if missing, then makes `blobs/sha256/`. Returns the bytes written.
 fn prepare_layout(dir: &Path) -> Result<u64> {
     let layout_file = dir.join("oci-layout");
     let exists = layout_file.exists();
@@ -738,18 +738,22 @@ fn prepare_layout(dir: &Path) -> Result<u64> {
             )));
         }
     }
+    // `oci-layout` before `blobs/`: an export stopped in between leaves an empty directory or a
+    // layout, both of which a re-run accepts; `blobs/` without `oci-layout` would be refused.
+    let mut written = 0;
+    if !exists {
+        std::fs::create_dir_all(dir).with_path("create", dir)?;
+        let marker = format!(r#"{{"imageLayoutVersion":"{LAYOUT_VERSION}"}}"#);
+        fsutil::write_durably(
+            &fsutil::tmp_path(dir, "cairn-partial"),
+            &layout_file,
+            marker.as_bytes(),
+        )?;
+        written = marker.len() as u64;
+    }
     let blobs = dir.join("blobs/sha256");
     std::fs::create_dir_all(&blobs).with_path("create", &blobs)?;
-    if exists {
-        return Ok(0);
-    }
-    let marker = format!(r#"{{"imageLayoutVersion":"{LAYOUT_VERSION}"}}"#);
-    fsutil::write_durably(
-        &fsutil::tmp_path(dir, "cairn-partial"),
-        &layout_file,
-        marker.as_bytes(),
-    )?;
-    Ok(marker.len() as u64)
+    Ok(written)
 }
 
 fn read_bounded(path: &Path) -> Result<Vec<u8>> {
