@@ -22,21 +22,23 @@ pub fn fsync_dir(dir: &Path) -> Result<()> {
         .with_path("fsync directory", dir)
 }
 
-/// Writes `bytes` to `tmp`, fsyncs, renames to `dest` and fsyncs `dest`'s directory. On an
-/// error `tmp` is removed.
-pub fn write_durably(tmp: &Path, dest: &Path, bytes: &[u8]) -> Result<()> {
+/// Writes `bytes` to `tmp`, fsyncs, renames to `dest` and fsyncs `dest`'s directory. `fail_at`
+/// names the fail point checked before the rename. On an error `tmp` is removed.
+pub fn write_durably(tmp: &Path, dest: &Path, bytes: &[u8], fail_at: &'static str) -> Result<()> {
     let partial = PartialFile::new(tmp.to_path_buf());
     let mut file = File::create(tmp).with_path("create", tmp)?;
     file.write_all(bytes).with_path("write", tmp)?;
     file.sync_all().with_path("fsync", tmp)?;
     drop(file);
-    rename_durably(tmp, dest)?;
+    rename_durably(tmp, dest, fail_at)?;
     partial.keep();
     Ok(())
 }
 
-/// Renames a file that is already fsynced into place and makes the rename durable.
-pub fn rename_durably(from: &Path, to: &Path) -> Result<()> {
+/// Renames a file that is already fsynced into place and makes the rename durable. `fail_at`
+/// names the fail point checked before the rename.
+pub fn rename_durably(from: &Path, to: &Path, fail_at: &'static str) -> Result<()> {
+    crate::failpoint::check(fail_at)?;
     std::fs::rename(from, to).with_path("rename into place", to)?;
     // A bare file name's parent is "", which is the current directory.
     match to.parent() {

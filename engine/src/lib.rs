@@ -29,6 +29,7 @@
 
 mod chunk;
 mod error;
+pub mod failpoint;
 mod format;
 mod fsutil;
 #[doc(hidden)]

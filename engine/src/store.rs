@@ -69,6 +69,7 @@ impl Store {
             &root.join("tmp/store.json"),
             &root.join("store.json"),
             &config.to_json(),
+            "init.config.rename",
         )?;
         Ok(Store {
             root: root.to_path_buf(),

@@ -115,6 +115,7 @@ impl BlobWriter {
             .out
             .into_inner()
             .map_err(|e| Error::io("write blob", &self.path, e.into_error()))?;
+        crate::failpoint::check("convert.blob.fsync")?;
         file.sync_all().with_path("fsync blob", &self.path)?;
         Ok(SealedBlob {
             id: BlobId(*self.hasher.finalize().as_bytes()),

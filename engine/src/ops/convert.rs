@@ -325,6 +325,7 @@ fn convert_image(
             std::fs::remove_file(&blob.tmp_path)
                 .map_err(|e| Error::io("remove", &blob.tmp_path, e))?;
         } else {
+            crate::failpoint::check("convert.blob.rename")?;
             std::fs::rename(&blob.tmp_path, &dest)
                 .map_err(|e| Error::io("rename into place", &dest, e))?;
             blobs_written += 1;
@@ -332,15 +333,18 @@ fn convert_image(
         }
     }
     if !sealed.is_empty() {
+        crate::failpoint::check("convert.blobs.dir_fsync")?;
         crate::fsutil::fsync_dir(&blobs_dir)?;
     }
     // Step 2: the bootstrap.
     let bootstrap_path = store.bootstrap_path(&image_id);
     if !bootstrap_path.exists() {
+        crate::failpoint::check("convert.bootstrap.write")?;
         crate::fsutil::write_durably(
             &crate::fsutil::tmp_path(&store.tmp_dir(), "bootstrap"),
             &bootstrap_path,
             &encoded,
+            "convert.bootstrap.rename",
         )?;
     }
     // Step 3: one synced index batch.
@@ -372,6 +376,7 @@ fn convert_image(
         batch.images.push(record);
     }
     batch.refs.push((name.to_string(), image_id));
+    crate::failpoint::check("convert.index.batch")?;
     store.index().commit(batch)?;
 
     let seconds = started.elapsed().as_secs_f64();

@@ -689,7 +689,7 @@ impl Job<'_> {
         handle.sync_all().with_path("fsync", path)?;
         let bytes = handle.metadata().with_path("read", path)?.len();
         drop(handle);
-        fsutil::rename_durably(path, file)?;
+        fsutil::rename_durably(path, file, "export.archive.rename")?;
         partial.keep();
         Ok(Written {
             reference: repo_tag.map(str::to_string),
@@ -748,6 +748,7 @@ fn prepare_layout(dir: &Path) -> Result<u64> {
             &fsutil::tmp_path(dir, "cairn-partial"),
             &layout_file,
             marker.as_bytes(),
+            "export.layout.rename",
         )?;
         written = marker.len() as u64;
     }
@@ -820,7 +821,12 @@ fn update_index(dir: &Path, entry: &Descriptor, reference: &str) -> Result<u64> 
     );
     let bytes =
         serde_json::to_vec(&index).map_err(|e| Error::corrupt(&object, format!("encode: {e}")))?;
-    fsutil::write_durably(&fsutil::tmp_path(dir, "cairn-partial"), &path, &bytes)?;
+    fsutil::write_durably(
+        &fsutil::tmp_path(dir, "cairn-partial"),
+        &path,
+        &bytes,
+        "export.index.rename",
+    )?;
     Ok(bytes.len() as u64)
 }
 

@@ -127,11 +127,14 @@ pub fn gc(store: &Store, dry_run: bool) -> Result<GcReport> {
     if dry_run {
         return Ok(report);
     }
+    crate::failpoint::check("gc.index.batch")?;
     store.index().commit(batch)?;
     // Sweep step 2: the files.
     for (path, _) in dead_bootstraps.iter().chain(&dead_blobs) {
+        crate::failpoint::check("gc.delete")?;
         std::fs::remove_file(path).map_err(|e| Error::io("remove", path, e))?;
     }
+    crate::failpoint::check("gc.dir_fsync")?;
     crate::fsutil::fsync_dir(&store.root().join("bootstraps"))?;
     crate::fsutil::fsync_dir(&store.root().join("blobs"))?;
     Ok(report)

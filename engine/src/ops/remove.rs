@@ -32,6 +32,7 @@ pub fn remove(store: &Store, names: &[String]) -> Result<Vec<crate::ImageId>> {
             batch.delete_images.push(*id);
         }
     }
+    crate::failpoint::check("rm.index.batch")?;
     store.index().commit(batch)?;
     Ok(ids)
 }
