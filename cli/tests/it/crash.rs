@@ -4,24 +4,10 @@
 //!
 //! `CAIRN_CRASH_KILLS=N` sets how many kills (default 200).
 
-use super::{cairn, ok};
+use super::{cairn, export_all, ok};
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
-
-fn export_all(store: &Path, name: &str, layers: usize) -> Vec<Vec<u8>> {
-    (0..layers)
-        .map(|i| {
-            let out = cairn(store, &["export-layer", name, &i.to_string(), "-o", "-"]);
-            assert!(
-                out.status.success(),
-                "{}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-            out.stdout
-        })
-        .collect()
-}
 
 /// Starts `cairn ARGS` and kills it after `delay`; returns whether it had already finished.
 fn run_and_kill(store: &Path, args: &[&str], delay: Duration) -> bool {

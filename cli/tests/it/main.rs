@@ -1,6 +1,7 @@
 //! End-to-end tests of the `cairn` binary.
 
 mod crash;
+mod failpoint;
 
 use std::path::Path;
 use std::process::{Command, Output};
@@ -22,6 +23,21 @@ fn ok(output: Output) -> String {
         String::from_utf8_lossy(&output.stdout)
     );
     String::from_utf8(output.stdout).expect("utf-8 output")
+}
+
+/// The uncompressed tars of the first `layers` layers of image `name`, as `export-layer` gives.
+fn export_all(store: &Path, name: &str, layers: usize) -> Vec<Vec<u8>> {
+    (0..layers)
+        .map(|i| {
+            let out = cairn(store, &["export-layer", name, &i.to_string(), "-o", "-"]);
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            out.stdout
+        })
+        .collect()
 }
 
 /// A new store in `dir/store` holding the demo image v1 as `app:v1`.
