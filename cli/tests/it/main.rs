@@ -1,5 +1,6 @@
 //! End-to-end tests of the `cairn` binary.
 
+mod concurrency;
 mod crash;
 
 use std::path::Path;
