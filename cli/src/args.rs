@@ -283,10 +283,24 @@ pub enum XattrPolicy {
 }
 
 #[derive(Args, Debug)]
+#[command(
+    long_about = "Check every blob, bootstrap and index entry; non-zero exit status if anything is \
+                  damaged.\n\n\
+                  With --repair-index, first rebuild the index from the blobs and bootstraps (it \
+                  need not open, or exist): every chunk of every good blob, a record per good \
+                  bootstrap, and the old names whose image is still whole. An image no name \
+                  reaches any more gets the name recovered-<first 12 hex digits of its id>; \
+                  this brings back images removed with `cairn rm` but not yet garbage-collected \
+                  (remove them again). Damaged blobs and bootstraps are reported and left as \
+                  they are. The check then runs on the rebuilt index."
+)]
 pub struct VerifyArgs {
     /// Also hash every blob and decompress every chunk to check its BLAKE3 (reads all data).
     #[arg(long)]
     pub full: bool,
+    /// First rebuild the index from the blobs and bootstraps (takes the writer lock).
+    #[arg(long)]
+    pub repair_index: bool,
     /// Machine-readable output.
     #[arg(long)]
     pub json: bool,

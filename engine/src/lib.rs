@@ -66,6 +66,8 @@ pub use ops::images::ImageSummary;
 #[cfg(feature = "store")]
 pub use ops::read::ListEntry;
 #[cfg(feature = "store")]
+pub use ops::repair::{NamedImage, OldIndex, RepairReport, RECOVERED_PREFIX};
+#[cfg(feature = "store")]
 pub use ops::report::diff::{DiffReport, FileDiff, LayerDiff};
 #[cfg(feature = "store")]
 pub use ops::report::inventory::{top_layers, InventoryRow, LayerCount};

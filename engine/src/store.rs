@@ -5,6 +5,7 @@
 //! ```text
 //! STORE/store.json      format version, chunker and compression (fixed at init)
 //! STORE/index/          RocksDB: chunks, images, refs
+//! STORE/index.new/, index.old/  only while `verify --repair-index` swaps in a rebuilt index
 //! STORE/blobs/<hex>     sealed data blobs
 //! STORE/bootstraps/<hex> one per image
 //! STORE/tmp/            files being written; emptied whenever a writer opens the store
@@ -20,6 +21,43 @@ use crate::{BlobId, ImageId};
 use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
+
+/// The index directory inside a store.
+pub(crate) const INDEX_DIR: &str = "index";
+
+/// Reads and checks a bootstrap file: its BLAKE3 must be `id`, then it must decode.
+pub(crate) fn read_bootstrap(path: &Path, id: &ImageId) -> Result<Bootstrap> {
+    let bytes = std::fs::read(path).with_path("read bootstrap", path)?;
+    let object = format!("bootstrap {}", id.to_hex());
+    let actual = crate::format::bootstrap::image_id(&bytes);
+    if actual != *id {
+        return Err(Error::DigestMismatch {
+            object,
+            expected: id.to_hex(),
+            actual: actual.to_hex(),
+        });
+    }
+    Bootstrap::decode(&bytes, &object)
+}
+
+fn missing_index(root: &Path) -> Error {
+    Error::corrupt(
+        root.join(INDEX_DIR).display().to_string(),
+        "the index is missing; `cairn verify --repair-index` rebuilds it from the blobs and \
+         bootstraps",
+    )
+}
+
+/// An index that cannot be opened: say how to rebuild it.
+fn repair_hint(e: Error) -> Error {
+    match e {
+        Error::Index { .. } => Error::Usage(format!(
+            "{e}; if the index is damaged, `cairn verify --repair-index` rebuilds it from the \
+             blobs and bootstraps"
+        )),
+        other => other,
+    }
+}
 
 /// Parameters fixed when a store is created.
 #[derive(Clone, Debug, Default)]
@@ -63,7 +101,7 @@ impl Store {
         }
         let lock = Self::lock(root)?;
         let config = StoreConfig::new(options.chunker.clone(), options.compression.clone());
-        let index = Index::open(&root.join("index"))?;
+        let index = Index::open(&root.join(INDEX_DIR))?;
         // store.json is written last: a directory without it is not a store yet.
         crate::fsutil::write_durably(
             &root.join("tmp/store.json"),
@@ -79,7 +117,7 @@ impl Store {
         })
     }
 
-    fn read_config(root: &Path) -> Result<StoreConfig> {
+    pub(crate) fn read_config(root: &Path) -> Result<StoreConfig> {
         let path = root.join("store.json");
         if !path.exists() {
             return Err(Error::Usage(format!(
@@ -91,16 +129,24 @@ impl Store {
         StoreConfig::read(&path)
     }
 
-    /// Opens for writing: takes the writer lock and clears `tmp/` of any interrupted work.
+    /// Opens for writing: takes the writer lock, finishes or undoes an index swap that a crash
+    /// interrupted (see `ops::repair`) and clears `tmp/` of any interrupted work.
     pub fn open(root: &Path) -> Result<Store> {
         let config = Self::read_config(root)?;
         let lock = Self::lock(root)?;
+        crate::ops::repair::recover_interrupted_swap(root)?;
         let tmp = root.join("tmp");
         if tmp.exists() {
             std::fs::remove_dir_all(&tmp).with_path("clear", &tmp)?;
         }
         std::fs::create_dir_all(&tmp).with_path("create", &tmp)?;
-        let index = Index::open(&root.join("index"))?;
+        let path = root.join(INDEX_DIR);
+        // `init` creates the index before store.json, so a store without one has lost it.
+        // Opening would create an empty index, and gc would then see no image at all.
+        if !path.exists() {
+            return Err(missing_index(root));
+        }
+        let index = Index::open(&path).map_err(repair_hint)?;
         Ok(Store {
             root: root.to_path_buf(),
             config,
@@ -112,7 +158,17 @@ impl Store {
     /// Opens for reading; needs no lock and works while a writer runs.
     pub fn open_read_only(root: &Path) -> Result<Store> {
         let config = Self::read_config(root)?;
-        let index = Index::open_read_only(&root.join("index"))?;
+        let mut path = root.join(INDEX_DIR);
+        if !path.exists() {
+            // Between the two renames of an index swap (or after a crash there, until the next
+            // writer opens the store) the complete old index is `index.old`.
+            let old = root.join(crate::ops::repair::INDEX_OLD_DIR);
+            if !old.exists() {
+                return Err(missing_index(root));
+            }
+            path = old;
+        }
+        let index = Index::open_read_only(&path).map_err(repair_hint)?;
         Ok(Store {
             root: root.to_path_buf(),
             config,
@@ -121,7 +177,8 @@ impl Store {
         })
     }
 
-    fn lock(root: &Path) -> Result<File> {
+    /// Takes the writer lock of the store in `root` and writes who holds it into `LOCK`.
+    pub(crate) fn lock(root: &Path) -> Result<File> {
         let path = root.join("LOCK");
         let mut file = OpenOptions::new()
             .read(true)
@@ -200,18 +257,7 @@ impl Store {
     }
 
     pub fn bootstrap_by_id(&self, id: &ImageId) -> Result<Bootstrap> {
-        let path = self.bootstrap_path(id);
-        let bytes = std::fs::read(&path).with_path("read bootstrap", &path)?;
-        let object = format!("bootstrap {}", id.to_hex());
-        let actual = crate::format::bootstrap::image_id(&bytes);
-        if actual != *id {
-            return Err(Error::DigestMismatch {
-                object,
-                expected: id.to_hex(),
-                actual: actual.to_hex(),
-            });
-        }
-        Bootstrap::decode(&bytes, &object)
+        read_bootstrap(&self.bootstrap_path(id), id)
     }
 
     pub fn image_record(&self, id: &ImageId) -> Result<ImageRecord> {
@@ -289,6 +335,16 @@ impl Store {
         progress: &dyn crate::Progress,
     ) -> Result<crate::ops::verify::VerifyReport> {
         crate::ops::verify::verify(self, full, progress)
+    }
+
+    /// Rebuilds the index of the store in `root` from its blobs and bootstraps, keeping the
+    /// names the old index still gives (see `ops::repair`). Needs no readable index, so it is
+    /// not a method of an opened store; it takes the writer lock itself.
+    pub fn repair_index(
+        root: &Path,
+        progress: &dyn crate::Progress,
+    ) -> Result<crate::ops::repair::RepairReport> {
+        crate::ops::repair::repair_index(root, progress)
     }
 
     /// Removes image names; their data stays until `gc`.

@@ -1,15 +1,31 @@
-//! `cairn verify`: report damage per object; exit status 1 if there is any.
+//! `cairn verify`: report damage per object; exit status 1 if there is any. With
+//! `--repair-index`, first rebuild the index (without opening it: it may be missing or broken).
 
 use crate::args::{Cli, VerifyArgs};
 use crate::output::{bytes, count};
 use crate::progress::Bar;
-use cairn_engine::Store;
+use cairn_engine::{OldIndex, RepairReport, Store};
 
 pub fn run(cli: &Cli, args: &VerifyArgs) -> anyhow::Result<()> {
+    let repair = if args.repair_index {
+        let report = Store::repair_index(&cli.store, &Bar::bytes(cli.quiet))?;
+        if !args.json {
+            print_repair(&report);
+        }
+        Some(report)
+    } else {
+        None
+    };
     let store = Store::open_read_only(&cli.store)?;
     let report = store.verify(args.full, &Bar::bytes(cli.quiet))?;
     if args.json {
-        super::print_json(&report)?;
+        match &repair {
+            Some(repair) => super::print_json(&serde_json::json!({
+                "repair": repair,
+                "verify": report,
+            }))?,
+            None => super::print_json(&report)?,
+        }
     } else {
         println!(
             "checked {} blobs ({}), {} bootstraps, {} images, {} index chunk entries{}",
@@ -38,4 +54,56 @@ pub fn run(cli: &Cli, args: &VerifyArgs) -> anyhow::Result<()> {
         store.root().display()
     );
     Ok(())
+}
+
+fn print_repair(r: &RepairReport) {
+    let old = match r.old_index {
+        OldIndex::Intact => "the old index was readable",
+        OldIndex::Damaged => "the old index was partly readable",
+        OldIndex::Unreadable => "the old index could not be opened, so no name survived",
+        OldIndex::Missing => "there was no index, so no name survived",
+    };
+    println!("rebuilt the index ({old}):");
+    for p in &r.old_index_problems {
+        println!("  old index: {p}");
+    }
+    println!(
+        "  {} chunks from {} blobs ({}); {} entries fixed, {} dropped",
+        count(r.chunks),
+        count(r.blobs),
+        bytes(r.blob_bytes),
+        count(r.chunks_fixed),
+        count(r.chunks_dropped)
+    );
+    println!(
+        "  {} images ({} records kept, {} derived from their bootstraps)",
+        count(r.images),
+        count(r.records_kept),
+        count(r.images - r.records_kept)
+    );
+    println!(
+        "  {} names kept, {} dropped, {} recovered",
+        count(r.refs_kept.len() as u64),
+        count(r.refs_dropped.len() as u64),
+        count(r.recovered.len() as u64)
+    );
+    for n in &r.refs_dropped {
+        println!(
+            "  DROPPED    {} (image {} is missing or damaged)",
+            n.name, n.image_id
+        );
+    }
+    for n in &r.recovered {
+        println!("  RECOVERED  {} <- {}", n.name, n.reference);
+    }
+    if !r.recovered.is_empty() {
+        println!("  (images removed with `cairn rm` but not yet collected by `cairn gc` come");
+        println!("   back as recovered names too; `cairn rm` those again)");
+    }
+    for p in &r.incomplete_images {
+        println!("  INCOMPLETE {}: {}", p.object, p.detail);
+    }
+    for p in &r.damaged {
+        println!("  SKIPPED    {}: {}", p.object, p.detail);
+    }
 }

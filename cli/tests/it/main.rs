@@ -1,5 +1,6 @@
 //! End-to-end tests of the `cairn` binary.
 
+mod concurrency;
 mod crash;
 mod failpoint;
 
@@ -377,4 +378,48 @@ fn verify_rm_gc() {
     let text = String::from_utf8_lossy(&out.stdout);
     let name = blob.file_name().unwrap().to_str().unwrap();
     assert!(text.contains("DAMAGED") && text.contains(name), "{text}");
+}
+
+#[test]
+fn verify_repair_index_rebuilds_a_lost_index() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = store_with_demo_v1(tmp.path());
+    let config = ok(cairn(&store, &["cat", "app:v1", "app/config.toml"]));
+    std::fs::remove_dir_all(store.join("index")).unwrap();
+    let out = cairn(&store, &["verify"]);
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("--repair-index"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let human = ok(cairn(&store, &["verify", "--repair-index"]));
+    assert!(
+        human.contains("there was no index")
+            && human.contains("0 names kept, 0 dropped, 1 recovered")
+            && human.contains("RECOVERED  recovered-")
+            && human.ends_with("no problems found\n"),
+        "{human}"
+    );
+    let images: serde_json::Value =
+        serde_json::from_str(&ok(cairn(&store, &["images", "--json"]))).unwrap();
+    let name = images[0]["name"].as_str().unwrap().to_string();
+    assert!(name.starts_with("recovered-"), "{images}");
+    assert_eq!(
+        ok(cairn(&store, &["cat", &name, "app/config.toml"])),
+        config
+    );
+
+    // On a sound store it keeps every name and fixes nothing.
+    let json: serde_json::Value = serde_json::from_str(&ok(cairn(
+        &store,
+        &["verify", "--repair-index", "--full", "--json"],
+    )))
+    .unwrap();
+    assert_eq!(json["repair"]["old_index"], "intact");
+    assert_eq!(json["repair"]["refs_kept"][0]["name"], name.as_str());
+    assert_eq!(json["repair"]["chunks_fixed"], 0);
+    assert_eq!(json["verify"]["problems"].as_array().unwrap().len(), 0);
+    assert!(json["verify"]["chunks_decoded"].as_u64().unwrap() > 0);
 }

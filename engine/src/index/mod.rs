@@ -8,6 +8,7 @@ use crate::source::Platform;
 use crate::{BlobId, ChunkId, ImageId};
 use rocksdb::{ColumnFamilyDescriptor, IteratorMode, Options, WriteBatch, WriteOptions, DB};
 use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 const CF_CHUNKS: &str = "chunks";
@@ -43,6 +44,16 @@ pub struct IndexBatch {
     pub delete_chunks: Vec<ChunkId>,
     pub delete_images: Vec<ImageId>,
     pub delete_refs: Vec<String>,
+}
+
+/// What can still be read of an index that may be damaged (see `Index::salvage`).
+#[derive(Default)]
+pub struct Salvage {
+    pub refs: Vec<(String, ImageId)>,
+    pub images: HashMap<ImageId, ImageRecord>,
+    pub chunks: HashMap<ChunkId, ChunkLocation>,
+    /// One line per malformed entry skipped or column family that could not be read.
+    pub problems: Vec<String>,
 }
 
 pub struct Index {
@@ -213,6 +224,60 @@ impl Index {
             })?);
         }
         Ok(out)
+    }
+
+    /// Reads every entry it can: malformed entries are skipped and a column family that fails
+    /// to read stops there, each noted in `problems` (for `verify --repair-index`).
+    pub fn salvage(&self) -> Salvage {
+        let mut out = Salvage::default();
+        for name in [CF_REFS, CF_IMAGES, CF_CHUNKS] {
+            let cf = match self.cf(name) {
+                Ok(cf) => cf,
+                Err(e) => {
+                    out.problems.push(e.to_string());
+                    continue;
+                }
+            };
+            for item in self.db.iterator_cf(cf, IteratorMode::Start) {
+                let (key, value) = match item {
+                    Ok(kv) => kv,
+                    Err(e) => {
+                        out.problems
+                            .push(format!("column family {name}: {}", self.err(e)));
+                        break;
+                    }
+                };
+                let ok = match name {
+                    CF_REFS => value
+                        .as_ref()
+                        .try_into()
+                        .map(|id| {
+                            let name = String::from_utf8_lossy(&key).into_owned();
+                            out.refs.push((name, ImageId(id)))
+                        })
+                        .is_ok(),
+                    CF_IMAGES => serde_json::from_slice::<ImageRecord>(&value)
+                        .ok()
+                        .filter(|r| r.image_id.0[..] == key[..])
+                        .map(|r| out.images.insert(r.image_id, r))
+                        .is_some(),
+                    _ => match (key.as_ref().try_into(), decode_location(&value)) {
+                        (Ok(id), Some(location)) => {
+                            out.chunks.insert(ChunkId(id), location);
+                            true
+                        }
+                        _ => false,
+                    },
+                };
+                if !ok {
+                    out.problems.push(format!(
+                        "column family {name}: malformed entry {} skipped",
+                        hex::encode(&key[..key.len().min(32)])
+                    ));
+                }
+            }
+        }
+        out
     }
 
     /// Writes one commit's changes atomically and durably.

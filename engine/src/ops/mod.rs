@@ -6,6 +6,7 @@ pub mod gc;
 pub mod images;
 pub mod read;
 pub mod remove;
+pub mod repair;
 pub mod report;
 pub mod tree;
 pub mod unpack;

@@ -50,7 +50,7 @@ impl VerifyReport {
 /// A blob's ToC by (chunk id, offset).
 type Toc = HashMap<(ChunkId, u64), TocEntry>;
 
-fn hex_files(dir: &std::path::Path) -> Result<Vec<(String, std::path::PathBuf)>> {
+pub(crate) fn hex_files(dir: &std::path::Path) -> Result<Vec<(String, std::path::PathBuf)>> {
     let mut out = Vec::new();
     let entries = std::fs::read_dir(dir).map_err(|e| crate::Error::io("read", dir, e))?;
     for entry in entries {

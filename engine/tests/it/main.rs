@@ -7,5 +7,6 @@ mod lifecycle;
 mod malformed;
 mod py_dataset;
 mod rejects;
+mod repair;
 mod report;
 mod unpack;

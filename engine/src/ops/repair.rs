@@ -1,0 +1,439 @@
+//! `verify --repair-index`: rebuilds the index (`STORE/index`) from the blobs and bootstraps.
+//!
+//! The index is derived data except the names: every chunk location is in a blob's ToC and
+//! every image record follows from a bootstrap. So the rebuild reads every blob ToC and every
+//! bootstrap (a file that fails its checks is reported and skipped, never deleted) and writes:
+//! - `chunks`: every chunk of every good blob, one location per chunk id, preferring a location
+//!   some good bootstrap uses, then the old index's, then the first blob in name order;
+//! - `images`: a record per good bootstrap, its figures taken from the bootstrap; `created`,
+//!   `new_chunks` and `added_stored_bytes` are kept from the old record when there is one, else
+//!   derived: `created` from the bootstrap file's mtime, and each blob counted as added by the
+//!   earliest (by `created`) image that uses it;
+//! - `refs`: the old names whose image still has a good bootstrap, when the old index can be read
+//!   at all; every good bootstrap no kept name reaches gets the name
+//!   `recovered-<first 12 hex digits of its image id>`, so that nothing committed is lost. An
+//!   image removed with `rm` but not yet garbage-collected therefore comes back under such a
+//!   name (`cairn rm` it again).
+//!
+//! It runs under the writer lock and never needs to open the old index for writing, so it
+//! works when the old index is missing or unreadable. Crash safety: the new database is built in
+//! `STORE/index.new` (not under `tmp/`, which every writer empties), synced, then swapped in:
+//! rename `index` -> `index.old`, rename `index.new` -> `index`, fsync `STORE`, remove
+//! `index.old`. `recover_interrupted_swap` (run by every writer open) undoes or finishes a swap
+//! a crash interrupted.
+
+use crate::error::{IoContext, Result};
+use crate::format::blob::{decode_toc, BlobReader, TocEntry};
+use crate::format::ChunkLocation;
+use crate::index::{ImageRecord, Index, IndexBatch, Salvage};
+use crate::ops::verify::{hex_files, Problem};
+use crate::progress::Progress;
+use crate::store::{read_bootstrap, Store, INDEX_DIR};
+use crate::{BlobId, ChunkId, ImageId};
+use serde::Serialize;
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::path::Path;
+
+/// Where a rebuilt index is written before it is swapped in.
+pub(crate) const INDEX_NEW_DIR: &str = "index.new";
+/// Where the replaced index waits, during a swap, until the new one is in place.
+pub(crate) const INDEX_OLD_DIR: &str = "index.old";
+/// The name given to an image that no surviving name reaches.
+pub const RECOVERED_PREFIX: &str = "recovered-";
+/// Chunk entries per write batch of the new index.
+const CHUNKS_PER_BATCH: usize = 100_000;
+
+/// The state the old index was found in.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OldIndex {
+    /// Every entry could be read.
+    #[default]
+    Intact,
+    /// It opened, but some entries or column families could not be read.
+    Damaged,
+    /// It could not be opened: no name survives, every image is recovered.
+    Unreadable,
+    /// There was none.
+    Missing,
+}
+
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct RepairReport {
+    pub old_index: OldIndex,
+    /// What could not be read of the old index (or why it could not be opened).
+    pub old_index_problems: Vec<String>,
+    /// Good blobs (ToC decoded) and their bytes.
+    pub blobs: u64,
+    pub blob_bytes: u64,
+    /// Good bootstraps; each is one image record.
+    pub images: u64,
+    /// Chunk entries written: one per distinct chunk of the good blobs.
+    pub chunks: u64,
+    /// Of those, entries the old index lacked or had pointing elsewhere.
+    pub chunks_fixed: u64,
+    /// Entries of the old index for chunks that no good blob holds.
+    pub chunks_dropped: u64,
+    /// Image records whose `created`, `new_chunks` and `added_stored_bytes` came from the old
+    /// index (the others are derived).
+    pub records_kept: u64,
+    /// Old names kept (their image has a good bootstrap).
+    pub refs_kept: Vec<NamedImage>,
+    /// Old names dropped: their image's bootstrap is missing or damaged.
+    pub refs_dropped: Vec<NamedImage>,
+    /// Images no kept name reached, now named `recovered-<id>`.
+    pub recovered: Vec<NamedImage>,
+    /// Good bootstraps naming chunks that no good blob holds as they say (reads of the files
+    /// using them will fail; `verify` names each file).
+    pub incomplete_images: Vec<Problem>,
+    /// Files skipped as damaged (left on disk as they are).
+    pub damaged: Vec<Problem>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct NamedImage {
+    pub name: String,
+    pub image_id: String,
+    /// Where the image was converted from (empty when its bootstrap is unreadable).
+    pub reference: String,
+}
+
+/// What the rebuild keeps of one good bootstrap.
+struct GoodImage {
+    id: ImageId,
+    /// Derived from the bootstrap (created, new_chunks and added_stored_bytes are set later).
+    record: ImageRecord,
+    /// When the bootstrap file was written (orders images within one second).
+    mtime: std::time::Duration,
+    blobs: Vec<BlobId>,
+}
+
+/// The location of a ToC entry of blob `blob` (as `SealedBlob::location` gives for a new blob).
+fn toc_location(blob: BlobId, entry: &TocEntry) -> ChunkLocation {
+    ChunkLocation {
+        blob,
+        offset: entry.offset,
+        stored_len: entry.stored_len,
+        len: entry.len,
+        codec: entry.codec,
+    }
+}
+
+fn problem(object: impl Into<String>, detail: impl Into<String>) -> Problem {
+    Problem {
+        object: object.into(),
+        detail: detail.into(),
+    }
+}
+
+pub fn repair_index(root: &Path, progress: &dyn Progress) -> Result<RepairReport> {
+    Store::read_config(root)?;
+    let _lock = Store::lock(root)?;
+    recover_interrupted_swap(root)?;
+    let mut report = RepairReport::default();
+
+    // The old index, as far as it can be read: names, records, and locations to prefer.
+    let old_path = root.join(INDEX_DIR);
+    let old = if !old_path.exists() {
+        report.old_index = OldIndex::Missing;
+        None
+    } else {
+        match Index::open_read_only(&old_path) {
+            Ok(index) => {
+                let salvage = index.salvage();
+                if !salvage.problems.is_empty() {
+                    report.old_index = OldIndex::Damaged;
+                    report.old_index_problems = salvage.problems.clone();
+                }
+                Some(salvage)
+            }
+            Err(e) => {
+                report.old_index = OldIndex::Unreadable;
+                report.old_index_problems.push(e.to_string());
+                None
+            }
+        }
+    };
+    let old = old.unwrap_or_else(Salvage::default);
+
+    let blob_files = hex_files(&root.join("blobs"))?;
+    let bootstrap_files = hex_files(&root.join("bootstraps"))?;
+    progress.set_length((blob_files.len() + bootstrap_files.len()) as u64);
+
+    // Every good blob's ToC, by blob id (sorted: the tie-break between copies of a chunk).
+    progress.set_message("blobs");
+    let mut blobs: BTreeMap<BlobId, (u64, Vec<TocEntry>)> = BTreeMap::new();
+    for (name, path) in &blob_files {
+        progress.inc(1);
+        let Some(id) = BlobId::from_hex(name) else {
+            report.damaged.push(problem(
+                format!("blobs/{name}"),
+                "not a blob name (64 hex digits)",
+            ));
+            continue;
+        };
+        let object = format!("blob {id}");
+        let toc = BlobReader::open(path, id).and_then(|reader| {
+            let toc = decode_toc(reader.bytes(), &object)?;
+            Ok((reader.bytes().len() as u64, toc))
+        });
+        match toc {
+            Ok(toc) => {
+                report.blob_bytes += toc.0;
+                blobs.insert(id, toc);
+            }
+            Err(e) => report.damaged.push(problem(object, e.to_string())),
+        }
+    }
+    report.blobs = blobs.len() as u64;
+    let toc_index: HashMap<(BlobId, ChunkId, u64), &TocEntry> = blobs
+        .iter()
+        .flat_map(|(blob, (_, toc))| toc.iter().map(|e| ((*blob, e.id, e.offset), e)))
+        .collect();
+
+    // Every good bootstrap: its record, its blobs, and the chunk locations it uses.
+    progress.set_message("bootstraps");
+    let mut images: Vec<GoodImage> = Vec::new();
+    let mut used: HashSet<(ChunkId, BlobId, u64)> = HashSet::new();
+    for (name, path) in &bootstrap_files {
+        progress.inc(1);
+        let Some(id) = ImageId::from_hex(name) else {
+            report.damaged.push(problem(
+                format!("bootstraps/{name}"),
+                "not a bootstrap name (64 hex digits)",
+            ));
+            continue;
+        };
+        let bootstrap = match read_bootstrap(path, &id) {
+            Ok(b) => b,
+            Err(e) => {
+                report
+                    .damaged
+                    .push(problem(format!("bootstrap {id}"), e.to_string()));
+                continue;
+            }
+        };
+        let meta = std::fs::metadata(path).with_path("stat", path)?;
+        let mtime = meta
+            .modified()
+            .ok()
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+            .unwrap_or_default();
+        let mut missing = 0u64;
+        for chunk in &bootstrap.chunks {
+            let location = bootstrap.location(chunk);
+            let found = toc_index
+                .get(&(location.blob, chunk.id, location.offset))
+                .is_some_and(|e| toc_location(location.blob, e) == location);
+            if found {
+                used.insert((chunk.id, location.blob, location.offset));
+            } else {
+                missing += 1;
+            }
+        }
+        if missing > 0 {
+            report.incomplete_images.push(problem(
+                format!("image {id}"),
+                format!(
+                    "{missing} of its {} chunks are in no good blob as its bootstrap says",
+                    bootstrap.chunks.len()
+                ),
+            ));
+        }
+        let source = &bootstrap.source;
+        images.push(GoodImage {
+            id,
+            record: ImageRecord {
+                image_id: id,
+                bootstrap_size: meta.len(),
+                reference: source.reference.clone(),
+                platform: source.platform.clone(),
+                manifest_digest: source.manifest.as_ref().map(|m| m.digest.to_string()),
+                layers: bootstrap.layers.len() as u64,
+                files: bootstrap.file_count(),
+                logical_bytes: bootstrap.logical_bytes(),
+                new_chunks: 0,
+                added_stored_bytes: 0,
+                created: mtime.as_secs(),
+            },
+            mtime,
+            blobs: bootstrap.blobs.iter().map(|b| b.id).collect(),
+        });
+    }
+    report.images = images.len() as u64;
+
+    // Chunks: one location per id; a location a bootstrap uses wins, then the old index's.
+    let mut best: HashMap<ChunkId, ((bool, bool), ChunkLocation)> = HashMap::new();
+    for (blob, (_, toc)) in &blobs {
+        for entry in toc {
+            let location = toc_location(*blob, entry);
+            let rank = (
+                !used.contains(&(entry.id, *blob, entry.offset)),
+                old.chunks.get(&entry.id) != Some(&location),
+            );
+            match best.get(&entry.id) {
+                Some((r, _)) if *r <= rank => {}
+                _ => {
+                    best.insert(entry.id, (rank, location));
+                }
+            }
+        }
+    }
+    let mut chunks: Vec<(ChunkId, ChunkLocation)> =
+        best.into_iter().map(|(id, (_, loc))| (id, loc)).collect();
+    chunks.sort_by_key(|(id, _)| *id);
+    report.chunks = chunks.len() as u64;
+    report.chunks_fixed = chunks
+        .iter()
+        .filter(|(id, loc)| old.chunks.get(id) != Some(loc))
+        .count() as u64;
+    let new_ids: HashSet<ChunkId> = chunks.iter().map(|(id, _)| *id).collect();
+    report.chunks_dropped = old.chunks.keys().filter(|id| !new_ids.contains(id)).count() as u64;
+
+    // Records: keep what only the convert knew; else derive it (blobs go to their first user).
+    for image in &mut images {
+        if let Some(previous) = old.images.get(&image.id) {
+            image.record.created = previous.created;
+            image.record.new_chunks = previous.new_chunks;
+            image.record.added_stored_bytes = previous.added_stored_bytes;
+            report.records_kept += 1;
+        }
+    }
+    let mut order: Vec<usize> = (0..images.len()).collect();
+    order.sort_by_key(|&i| (images[i].record.created, images[i].mtime, images[i].id));
+    let mut claimed: HashSet<BlobId> = HashSet::new();
+    for i in order {
+        let derive = !old.images.contains_key(&images[i].id);
+        for b in 0..images[i].blobs.len() {
+            let blob = images[i].blobs[b];
+            if !claimed.insert(blob) || !derive {
+                continue;
+            }
+            if let Some((size, toc)) = blobs.get(&blob) {
+                images[i].record.new_chunks += toc.len() as u64;
+                images[i].record.added_stored_bytes += size;
+            }
+        }
+    }
+
+    // Names: the old ones that still lead to a good bootstrap, then one for every other image.
+    let references: HashMap<ImageId, &str> = images
+        .iter()
+        .map(|i| (i.id, i.record.reference.as_str()))
+        .collect();
+    let named_image = |name: &str, id: &ImageId| NamedImage {
+        name: name.to_string(),
+        image_id: id.to_hex(),
+        reference: references.get(id).unwrap_or(&"").to_string(),
+    };
+    let mut refs: Vec<(String, ImageId)> = Vec::new();
+    for (name, id) in &old.refs {
+        if references.contains_key(id) {
+            report.refs_kept.push(named_image(name, id));
+            refs.push((name.clone(), *id));
+        } else {
+            report.refs_dropped.push(named_image(name, id));
+        }
+    }
+    let named: HashSet<ImageId> = refs.iter().map(|(_, id)| *id).collect();
+    let mut taken: HashSet<String> = refs.iter().map(|(name, _)| name.clone()).collect();
+    for image in &images {
+        if named.contains(&image.id) {
+            continue;
+        }
+        let base = format!("{RECOVERED_PREFIX}{}", image.id.short());
+        let mut name = base.clone();
+        let mut n = 2;
+        while taken.contains(&name) {
+            name = format!("{base}-{n}");
+            n += 1;
+        }
+        taken.insert(name.clone());
+        report.recovered.push(named_image(&name, &image.id));
+        refs.push((name, image.id));
+    }
+
+    // Build the new index beside the old one, then swap it in.
+    progress.set_message("writing index");
+    let new_path = root.join(INDEX_NEW_DIR);
+    let written = write_index(
+        &new_path,
+        chunks,
+        images.into_iter().map(|i| i.record).collect(),
+        refs,
+    );
+    if let Err(e) = written {
+        let _ = std::fs::remove_dir_all(&new_path);
+        return Err(e);
+    }
+    swap_in(root)?;
+    progress.finish();
+    Ok(report)
+}
+
+/// Writes a complete index into the new directory `path` and makes it durable.
+fn write_index(
+    path: &Path,
+    chunks: Vec<(ChunkId, ChunkLocation)>,
+    images: Vec<ImageRecord>,
+    refs: Vec<(String, ImageId)>,
+) -> Result<()> {
+    let index = Index::open(path)?;
+    for part in chunks.chunks(CHUNKS_PER_BATCH) {
+        index.commit(IndexBatch {
+            chunks: part.to_vec(),
+            ..IndexBatch::default()
+        })?;
+    }
+    // Every commit is a synced write, so the database is durable once this one returns.
+    index.commit(IndexBatch {
+        images,
+        refs,
+        ..IndexBatch::default()
+    })?;
+    drop(index);
+    crate::fsutil::fsync_dir(path)
+}
+
+/// Replaces `index` by the complete `index.new`. A crash at any point leaves a state that
+/// `recover_interrupted_swap` turns back into one whole index.
+fn swap_in(root: &Path) -> Result<()> {
+    let index = root.join(INDEX_DIR);
+    let old = root.join(INDEX_OLD_DIR);
+    let new = root.join(INDEX_NEW_DIR);
+    if index.exists() {
+        std::fs::rename(&index, &old).with_path("rename", &index)?;
+    }
+    std::fs::rename(&new, &index).with_path("rename", &new)?;
+    crate::fsutil::fsync_dir(root)?;
+    if old.exists() {
+        std::fs::remove_dir_all(&old).with_path("remove", &old)?;
+        crate::fsutil::fsync_dir(root)?;
+    }
+    Ok(())
+}
+
+/// Run under the writer lock before the index is opened. If a crash stopped an index swap
+/// between its two renames (`index` missing, `index.old` present), the old index is renamed
+/// back; then a leftover `index.old` (the swap had finished) and `index.new` (it had not
+/// started) are removed.
+pub(crate) fn recover_interrupted_swap(root: &Path) -> Result<()> {
+    let index = root.join(INDEX_DIR);
+    let old = root.join(INDEX_OLD_DIR);
+    let new = root.join(INDEX_NEW_DIR);
+    let mut changed = false;
+    if !index.exists() && old.exists() {
+        std::fs::rename(&old, &index).with_path("rename", &old)?;
+        changed = true;
+    }
+    for stale in [&old, &new] {
+        if stale.exists() {
+            std::fs::remove_dir_all(stale).with_path("remove", stale)?;
+            changed = true;
+        }
+    }
+    if changed {
+        crate::fsutil::fsync_dir(root)?;
+    }
+    Ok(())
+}
