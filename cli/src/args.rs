@@ -96,6 +96,10 @@ pub struct InitArgs {
     /// zstd level for new chunks.
     #[arg(long)]
     pub level: Option<i32>,
+    /// New chunks are compressed together in frames of up to this many bytes (at most 1 MiB;
+    /// 0 stores each chunk alone). Reading one chunk decodes its whole frame.
+    #[arg(long, value_name = "BYTES")]
+    pub frame_size: Option<u32>,
 }
 
 #[derive(Args, Debug)]

@@ -64,7 +64,7 @@ pub use ops::gc::GcReport;
 #[cfg(feature = "store")]
 pub use ops::images::ImageSummary;
 #[cfg(feature = "store")]
-pub use ops::read::ListEntry;
+pub use ops::read::{ChunkReader, ListEntry};
 #[cfg(feature = "store")]
 pub use ops::repair::{NamedImage, OldIndex, RepairReport, RECOVERED_PREFIX};
 #[cfg(feature = "store")]

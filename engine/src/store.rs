@@ -81,6 +81,10 @@ impl Store {
             .chunker
             .validate()
             .map_err(|e| Error::Usage(format!("chunker: {e}")))?;
+        options
+            .compression
+            .validate()
+            .map_err(|e| Error::Usage(format!("compression: {e}")))?;
         if root.join("store.json").exists() {
             return Err(Error::Usage(format!(
                 "{} is already a cairn store",

@@ -6,14 +6,12 @@
 use super::image::{self, Layer};
 use anyhow::{bail, Context, Result};
 use cairn_engine::{
-    ChunkId, ChunkerParams, Codec, ConvertOptions, ConvertReport, InitOptions, NoProgress,
+    ChunkReader, ChunkerParams, ConvertOptions, ConvertReport, InitOptions, NoProgress,
     PlatformChoice, Sha256Digest, SourceSpec, Store,
 };
 use sha2::{Digest, Sha256};
-use std::collections::HashMap;
 use std::fs::File;
 use std::io::{Read, Write};
-use std::os::unix::fs::FileExt;
 use std::path::Path;
 
 /// zstd level of the whole-file row, the same as the stores' default.
@@ -143,7 +141,7 @@ pub fn whole_file(dir: &Path, store: &Path, name: &str) -> Result<()> {
     std::fs::create_dir_all(dir).with_context(|| format!("create {}", dir.display()))?;
     let store = Store::open_read_only(store)?;
     let bootstrap = store.bootstrap(name)?;
-    let mut blobs: HashMap<u32, File> = HashMap::new();
+    let mut reader = ChunkReader::new(&store, &bootstrap);
     for layer in &bootstrap.layers {
         for entry in &layer.entries {
             if entry.chunks.is_empty() {
@@ -158,36 +156,9 @@ pub fn whole_file(dir: &Path, store: &Path, name: &str) -> Result<()> {
                 continue;
             }
             let mut content = Vec::with_capacity(entry.meta.size as usize);
-            for &c in &entry.chunks {
-                let chunk = &bootstrap.chunks[c as usize];
-                let blob = &bootstrap.blobs[chunk.blob as usize];
-                let file = match blobs.entry(chunk.blob) {
-                    std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
-                    std::collections::hash_map::Entry::Vacant(e) => {
-                        let path = store.blob_path(&blob.id);
-                        e.insert(
-                            File::open(&path)
-                                .with_context(|| format!("open {}", path.display()))?,
-                        )
-                    }
-                };
-                let mut stored = vec![0u8; chunk.stored_len as usize];
-                file.read_exact_at(&mut stored, chunk.offset)
-                    .with_context(|| format!("read blob {} at {}", blob.id, chunk.offset))?;
-                let data = match chunk.codec {
-                    Codec::Raw => stored,
-                    Codec::Zstd => zstd::bulk::decompress(&stored, chunk.len as usize)
-                        .with_context(|| format!("chunk {} in blob {}", chunk.id, blob.id))?,
-                };
-                if ChunkId::of(&data) != chunk.id {
-                    bail!(
-                        "chunk {} in blob {} does not match its id",
-                        chunk.id,
-                        blob.id
-                    );
-                }
-                content.extend_from_slice(&data);
-            }
+            reader
+                .write_entry(entry, &mut content)
+                .with_context(|| format!("read {}", entry.meta.path_lossy()))?;
             let compressed = zstd::bulk::compress(&content, WHOLE_FILE_ZSTD_LEVEL)
                 .with_context(|| format!("compress {}", entry.meta.path_lossy()))?;
             let stored = if compressed.len() < content.len() {

@@ -16,6 +16,12 @@ pub fn run(cli: &Cli, args: &InitArgs) -> anyhow::Result<()> {
         anyhow::ensure!((1..=22).contains(&level), "--level must be 1 to 22");
         compression.level = level;
     }
+    if let Some(frame_size) = args.frame_size {
+        compression.frame_size = frame_size;
+    }
+    compression
+        .validate()
+        .map_err(|e| anyhow::anyhow!("compression: {e}"))?;
     let store = Store::init(
         &cli.store,
         &InitOptions {
@@ -24,10 +30,11 @@ pub fn run(cli: &Cli, args: &InitArgs) -> anyhow::Result<()> {
         },
     )?;
     println!(
-        "created store {} (chunker {}, zstd level {})",
+        "created store {} (chunker {}, zstd level {}, frames up to {} KiB)",
         store.root().display(),
         store.config().chunker.label(),
-        store.config().compression.level
+        store.config().compression.level,
+        store.config().compression.frame_size >> 10
     );
     Ok(())
 }

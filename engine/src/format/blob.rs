@@ -2,15 +2,17 @@
 //!
 //! ```text
 //! header   "CAIRNBLB" | version u32 LE | reserved u32          (16 bytes)
-//! chunks   stored chunk bytes, back to back (zstd frames or raw)
-//! ToC      per chunk: id [32] | offset u64 | stored_len u32 | len u32 | codec u8   (49 bytes)
+//! frames   stored frames, back to back: each one zstd frame (or raw bytes) holding one chunk
+//!          or several small chunks, in the order they were written
+//! ToC      per chunk: id [32] | frame offset u64 | frame stored_len u32 | frame_len u32 |
+//!          skip u32 | len u32 | codec u8                                         (57 bytes)
 //! footer   toc_offset u64 | chunk_count u64 | BLAKE3(ToC) [32] | "CAIRNEND"      (56 bytes)
 //! ```
 //! All integers little-endian. The blob id is the BLAKE3 of the whole file. The ToC lets the
 //! chunk index be rebuilt from the blobs alone. A blob is written once into `STORE/tmp/`, sealed
 //! (ToC, footer, fsync) and only then renamed into `STORE/blobs/<id>`; it is never appended to.
 
-use super::{ChunkLocation, Codec};
+use super::{check_frame, ChunkLocation, Codec};
 use crate::error::{Error, IoContext, Result};
 use crate::{BlobId, ChunkId};
 use std::fs::File;
@@ -19,21 +21,32 @@ use std::path::{Path, PathBuf};
 
 const MAGIC: &[u8; 8] = b"CAIRNBLB";
 const END_MAGIC: &[u8; 8] = b"CAIRNEND";
-pub const BLOB_VERSION: u32 = 1;
+pub const BLOB_VERSION: u32 = 2;
 pub const HEADER_LEN: u64 = 16;
-pub const TOC_ENTRY_LEN: u64 = 49;
+pub const TOC_ENTRY_LEN: u64 = 57;
 pub const FOOTER_LEN: u64 = 56;
 /// The largest uncompressed chunk any blob may hold (the chunker's hard limit).
 pub const MAX_CHUNK_LEN: u32 = 1 << 20;
 
-/// One chunk in a blob's table of contents.
+/// One chunk in a blob's table of contents: its frame (offset, stored and decoded length,
+/// codec) and its place in the decoded frame.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct TocEntry {
     pub id: ChunkId,
     pub offset: u64,
     pub stored_len: u32,
+    pub frame_len: u32,
+    pub skip: u32,
     pub len: u32,
     pub codec: Codec,
+}
+
+/// A chunk of a frame being appended: its id, offset in the decoded frame and length.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FramePart {
+    pub id: ChunkId,
+    pub skip: u32,
+    pub len: u32,
 }
 
 /// Appends stored chunks to a new blob under `STORE/tmp/`.
@@ -86,17 +99,27 @@ impl BlobWriter {
         self.offset
     }
 
-    /// Appends one stored chunk; returns its offset in the blob.
-    pub fn append(&mut self, id: ChunkId, len: u32, codec: Codec, stored: &[u8]) -> Result<u64> {
+    /// Appends one stored frame holding `parts`; returns its offset in the blob.
+    pub fn append_frame(
+        &mut self,
+        codec: Codec,
+        stored: &[u8],
+        frame_len: u32,
+        parts: &[FramePart],
+    ) -> Result<u64> {
         let offset = self.offset;
         self.write(stored)?;
-        self.toc.push(TocEntry {
-            id,
-            offset,
-            stored_len: stored.len() as u32,
-            len,
-            codec,
-        });
+        for part in parts {
+            self.toc.push(TocEntry {
+                id: part.id,
+                offset,
+                stored_len: stored.len() as u32,
+                frame_len,
+                skip: part.skip,
+                len: part.len,
+                codec,
+            });
+        }
         Ok(offset)
     }
 
@@ -128,12 +151,20 @@ impl BlobWriter {
 
 impl SealedBlob {
     pub fn location(&self, entry: &TocEntry) -> ChunkLocation {
+        entry.location(self.id)
+    }
+}
+
+impl TocEntry {
+    pub fn location(&self, blob: BlobId) -> ChunkLocation {
         ChunkLocation {
-            blob: self.id,
-            offset: entry.offset,
-            stored_len: entry.stored_len,
-            len: entry.len,
-            codec: entry.codec,
+            blob,
+            offset: self.offset,
+            stored_len: self.stored_len,
+            frame_len: self.frame_len,
+            skip: self.skip,
+            len: self.len,
+            codec: self.codec,
         }
     }
 }
@@ -144,6 +175,8 @@ fn encode_toc(toc: &[TocEntry]) -> Vec<u8> {
         out.extend_from_slice(&entry.id.0);
         out.extend_from_slice(&entry.offset.to_le_bytes());
         out.extend_from_slice(&entry.stored_len.to_le_bytes());
+        out.extend_from_slice(&entry.frame_len.to_le_bytes());
+        out.extend_from_slice(&entry.skip.to_le_bytes());
         out.extend_from_slice(&entry.len.to_le_bytes());
         out.push(entry.codec as u8);
     }
@@ -204,9 +237,11 @@ pub fn decode_toc(bytes: &[u8], object: &str) -> Result<Vec<TocEntry>> {
             id: ChunkId(raw[0..32].try_into().expect("32 bytes")),
             offset: le_u64(&raw[32..40]),
             stored_len: le_u32(&raw[40..44]),
-            len: le_u32(&raw[44..48]),
-            codec: Codec::from_u8(raw[48])
-                .ok_or_else(|| corrupt(format!("ToC entry {i}: unknown codec {}", raw[48])))?,
+            frame_len: le_u32(&raw[44..48]),
+            skip: le_u32(&raw[48..52]),
+            len: le_u32(&raw[52..56]),
+            codec: Codec::from_u8(raw[56])
+                .ok_or_else(|| corrupt(format!("ToC entry {i}: unknown codec {}", raw[56])))?,
         };
         let end = entry.offset.checked_add(entry.stored_len as u64);
         if entry.offset < HEADER_LEN || end.is_none_or(|end| end > toc_offset) {
@@ -221,6 +256,14 @@ pub fn decode_toc(bytes: &[u8], object: &str) -> Result<Vec<TocEntry>> {
                 entry.id, entry.len
             )));
         }
+        check_frame(
+            entry.stored_len,
+            entry.frame_len,
+            entry.skip,
+            entry.len,
+            entry.codec,
+        )
+        .map_err(|e| corrupt(format!("ToC entry {i} (chunk {}): {e}", entry.id)))?;
         toc.push(entry);
     }
     Ok(toc)
@@ -246,9 +289,10 @@ impl BlobReader {
         &self.map
     }
 
-    /// Reads and verifies one chunk.
-    pub fn read_chunk(&self, id: &ChunkId, location: &ChunkLocation) -> Result<Vec<u8>> {
+    /// Reads and decodes the frame a location names (not yet checked against any chunk id).
+    pub fn read_frame(&self, location: &ChunkLocation) -> Result<Vec<u8>> {
         let object = || format!("blob {} offset {}", self.id, location.offset);
+        location.check().map_err(|e| Error::corrupt(object(), e))?;
         let start = location.offset;
         let end = start.checked_add(location.stored_len as u64);
         let data_end = (self.map.len() as u64).saturating_sub(FOOTER_LEN);
@@ -256,25 +300,26 @@ impl BlobReader {
             return Err(Error::corrupt(
                 object(),
                 format!(
-                    "chunk {id} of {} stored bytes lies outside the blob ({} bytes)",
+                    "frame of {} stored bytes lies outside the blob ({} bytes)",
                     location.stored_len,
                     self.map.len()
                 ),
             ));
         };
-        if location.len > MAX_CHUNK_LEN {
-            return Err(Error::corrupt(
-                object(),
-                format!("chunk {id} claims {} bytes", location.len),
-            ));
-        }
-        super::decode_chunk(
-            id,
+        super::decode_frame(
             &self.map[start as usize..end as usize],
-            location.len,
+            location.frame_len,
             location.codec,
             object,
         )
+    }
+
+    /// Reads and verifies one chunk (decoding its whole frame).
+    #[cfg(test)]
+    pub fn read_chunk(&self, id: &ChunkId, location: &ChunkLocation) -> Result<Vec<u8>> {
+        let frame = self.read_frame(location)?;
+        let object = || format!("blob {} offset {}", self.id, location.offset);
+        super::chunk_from_frame(id, &frame, location.skip, location.len, object).map(<[u8]>::to_vec)
     }
 }
 
@@ -289,12 +334,27 @@ mod tests {
         let data = b"hello hello hello hello hello hello".to_vec();
         let id = ChunkId::of(&data);
         let stored = zstd::bulk::compress(&data, 3).unwrap();
+        let part = |id, skip, len| FramePart { id, skip, len };
         writer
-            .append(id, data.len() as u32, Codec::Zstd, &stored)
+            .append_frame(
+                Codec::Zstd,
+                &stored,
+                data.len() as u32,
+                &[part(id, 0, data.len() as u32)],
+            )
             .unwrap();
-        let raw = b"raw".to_vec();
-        let raw_id = ChunkId::of(&raw);
-        writer.append(raw_id, 3, Codec::Raw, &raw).unwrap();
+        // A raw frame of two chunks.
+        let raw = b"rawpair".to_vec();
+        let raw_id = ChunkId::of(&raw[..3]);
+        let pair_id = ChunkId::of(&raw[3..]);
+        writer
+            .append_frame(
+                Codec::Raw,
+                &raw,
+                7,
+                &[part(raw_id, 0, 3), part(pair_id, 3, 4)],
+            )
+            .unwrap();
         let sealed = writer.seal().unwrap();
         let bytes = std::fs::read(&sealed.tmp_path).unwrap();
         assert_eq!(sealed.id.0, *blake3::hash(&bytes).as_bytes());
@@ -309,8 +369,15 @@ mod tests {
             reader
                 .read_chunk(&raw_id, &sealed.location(&toc[1]))
                 .unwrap(),
-            raw
+            b"raw"
         );
+        assert_eq!(
+            reader
+                .read_chunk(&pair_id, &sealed.location(&toc[2]))
+                .unwrap(),
+            b"pair"
+        );
+        assert_eq!(toc[1].offset, toc[2].offset);
         // A location pointing at the wrong bytes fails the id check.
         let wrong = sealed.location(&toc[1]);
         assert!(reader.read_chunk(&id, &wrong).is_err());

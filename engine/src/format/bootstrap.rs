@@ -16,7 +16,7 @@ use crate::{BlobId, ChunkId, ImageId, Sha256Digest};
 use serde::{Deserialize, Serialize};
 
 const MAGIC: &[u8; 8] = b"CAIRNBST";
-pub const BOOTSTRAP_VERSION: u32 = 1;
+pub const BOOTSTRAP_VERSION: u32 = 2;
 const HEADER_LEN: usize = 24;
 const CHECKSUM_LEN: usize = 32;
 /// Bound on a decoded bootstrap (metadata of one image).
@@ -87,10 +87,21 @@ pub struct ChunkRecord {
     pub id: ChunkId,
     /// Index into `Bootstrap::blobs`.
     pub blob: u32,
+    /// The frame holding the chunk: offset in the blob, stored and decoded length.
     pub offset: u64,
     pub stored_len: u32,
+    pub frame_len: u32,
+    /// The chunk's offset in the decoded frame, and its length.
+    pub skip: u32,
     pub len: u32,
     pub codec: Codec,
+}
+
+impl ChunkRecord {
+    /// This chunk's share of its frame's stored bytes.
+    pub fn stored_share(&self) -> u64 {
+        super::stored_share(self.stored_len, self.frame_len, self.len)
+    }
 }
 
 impl Bootstrap {
@@ -181,6 +192,14 @@ impl Bootstrap {
             if chunk.len > crate::chunk::MAX_CHUNK_SIZE {
                 return Err(format!("chunk {i} claims {} bytes", chunk.len));
             }
+            super::check_frame(
+                chunk.stored_len,
+                chunk.frame_len,
+                chunk.skip,
+                chunk.len,
+                chunk.codec,
+            )
+            .map_err(|e| format!("chunk {i}: {e}"))?;
         }
         for (l, layer) in self.layers.iter().enumerate() {
             for entry in &layer.entries {
@@ -212,6 +231,8 @@ impl Bootstrap {
             blob: self.blobs[chunk.blob as usize].id,
             offset: chunk.offset,
             stored_len: chunk.stored_len,
+            frame_len: chunk.frame_len,
+            skip: chunk.skip,
             len: chunk.len,
             codec: chunk.codec,
         }

@@ -26,18 +26,78 @@ impl Codec {
     }
 }
 
-/// Where one chunk lives: the blob, the byte range of its stored form, and how to decode it.
+/// The largest decoded frame: a frame holds one chunk of up to 1 MiB, or several smaller chunks
+/// grouped up to the store's frame size (which is at most this).
+pub const MAX_FRAME_LEN: u32 = 1 << 20;
+
+/// Where one chunk lives: the stored frame that holds it (blob, byte range, codec, decoded
+/// length) and the chunk's range inside the decoded frame.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ChunkLocation {
     pub blob: crate::BlobId,
+    /// The frame's offset in the blob and its stored length.
     pub offset: u64,
     pub stored_len: u32,
+    /// The frame's decoded length.
+    pub frame_len: u32,
+    /// The chunk's offset inside the decoded frame, and its length.
+    pub skip: u32,
     pub len: u32,
     pub codec: Codec,
 }
 
+impl ChunkLocation {
+    /// Identifies the frame within the store (chunks of one frame share it).
+    pub fn frame_key(&self) -> (crate::BlobId, u64) {
+        (self.blob, self.offset)
+    }
+
+    /// This chunk's share of its frame's stored bytes (frames of several chunks are shared in
+    /// proportion to the chunks' lengths).
+    pub fn stored_share(&self) -> u64 {
+        stored_share(self.stored_len, self.frame_len, self.len)
+    }
+
+    /// The checks every reader makes before trusting the numbers (`docs/FORMAT.md`).
+    pub fn check(&self) -> Result<(), String> {
+        check_frame(self.stored_len, self.frame_len, self.skip, self.len, self.codec)
+    }
+}
+
+pub(crate) fn stored_share(stored_len: u32, frame_len: u32, len: u32) -> u64 {
+    if frame_len == 0 {
+        return 0;
+    }
+    (stored_len as u64 * len as u64).div_ceil(frame_len as u64)
+}
+
+pub(crate) fn check_frame(
+    stored_len: u32,
+    frame_len: u32,
+    skip: u32,
+    len: u32,
+    codec: Codec,
+) -> Result<(), String> {
+    if frame_len > MAX_FRAME_LEN {
+        return Err(format!(
+            "frame of {frame_len} bytes is over the {MAX_FRAME_LEN}-byte limit"
+        ));
+    }
+    if skip as u64 + len as u64 > frame_len as u64 {
+        return Err(format!(
+            "chunk at {skip}+{len} lies outside its {frame_len}-byte frame"
+        ));
+    }
+    if codec == Codec::Raw && stored_len != frame_len {
+        return Err(format!(
+            "raw frame stores {stored_len} bytes but decodes to {frame_len}"
+        ));
+    }
+    Ok(())
+}
+
 thread_local! {
-    /// One zstd decompression context per thread, reused for every chunk.
+    /// One zstd decompression context per thread, reused for every frame.
     static DECOMPRESSOR: std::cell::RefCell<Option<zstd::bulk::Decompressor<'static>>> =
         const { std::cell::RefCell::new(None) };
 }
@@ -54,26 +114,49 @@ fn decompress(stored: &[u8], capacity: usize) -> std::io::Result<Vec<u8>> {
     })
 }
 
-/// Decodes a stored chunk and checks it against its id.
-pub fn decode_chunk(
-    id: &crate::ChunkId,
+/// Decodes a stored frame to exactly `frame_len` bytes. `object` names the frame in errors.
+pub fn decode_frame(
     stored: &[u8],
-    len: u32,
+    frame_len: u32,
     codec: Codec,
     object: impl Fn() -> String,
 ) -> crate::Result<Vec<u8>> {
     let data = match codec {
         Codec::Raw => stored.to_vec(),
-        Codec::Zstd => decompress(stored, len as usize)
+        Codec::Zstd => decompress(stored, frame_len as usize)
             .map_err(|e| crate::Error::corrupt(object(), format!("zstd: {e}")))?,
     };
-    if data.len() != len as usize {
+    if data.len() != frame_len as usize {
         return Err(crate::Error::corrupt(
             object(),
-            format!("chunk {id} decodes to {} bytes, expected {len}", data.len()),
+            format!(
+                "frame decodes to {} bytes, expected {frame_len}",
+                data.len()
+            ),
         ));
     }
-    let actual = crate::ChunkId::of(&data);
+    Ok(data)
+}
+
+/// Takes one chunk out of a decoded frame and checks it against its id.
+pub fn chunk_from_frame<'f>(
+    id: &crate::ChunkId,
+    frame: &'f [u8],
+    skip: u32,
+    len: u32,
+    object: impl Fn() -> String,
+) -> crate::Result<&'f [u8]> {
+    let end = skip as usize + len as usize;
+    let Some(data) = frame.get(skip as usize..end) else {
+        return Err(crate::Error::corrupt(
+            object(),
+            format!(
+                "chunk {id} at {skip}+{len} lies outside its {}-byte frame",
+                frame.len()
+            ),
+        ));
+    };
+    let actual = crate::ChunkId::of(data);
     if actual != *id {
         return Err(crate::Error::DigestMismatch {
             object: object(),

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use std::path::Path;
 
 /// The store layout and file formats this build reads and writes.
-pub const FORMAT_VERSION: u32 = 1;
+pub const FORMAT_VERSION: u32 = 2;
 const FORMAT_NAME: &str = "cairn-store";
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -22,6 +22,28 @@ pub struct StoreConfig {
 pub struct CompressionParams {
     pub algorithm: String,
     pub level: i32,
+    /// New chunks are compressed together in frames of up to this many bytes (a chunk larger
+    /// than this is a frame of its own). Reading one chunk decodes its whole frame.
+    pub frame_size: u32,
+}
+
+impl CompressionParams {
+    pub fn validate(&self) -> std::result::Result<(), String> {
+        if self.algorithm != "zstd" {
+            return Err(format!("unknown compression {:?}", self.algorithm));
+        }
+        if !(1..=22).contains(&self.level) {
+            return Err(format!("zstd level {} is not 1 to 22", self.level));
+        }
+        if self.frame_size > super::MAX_FRAME_LEN {
+            return Err(format!(
+                "frame size {} is over the {} limit",
+                self.frame_size,
+                super::MAX_FRAME_LEN
+            ));
+        }
+        Ok(())
+    }
 }
 
 impl Default for CompressionParams {
@@ -29,6 +51,7 @@ impl Default for CompressionParams {
         CompressionParams {
             algorithm: "zstd".into(),
             level: 3,
+            frame_size: 512 << 10,
         }
     }
 }
@@ -57,7 +80,9 @@ impl StoreConfig {
         if version != Some(FORMAT_VERSION as u64) {
             return Err(Error::Usage(format!(
                 "store {} has format version {}, this cairn reads version {FORMAT_VERSION}; \
-                 use the cairn release that wrote it",
+                 use the cairn release that wrote it, or move its images over: \
+                 `cairn export NAME oci:DIR` with that release, then `cairn convert oci:DIR` \
+                 into a new store",
                 path.parent().unwrap_or(path).display(),
                 version.map_or("unknown".to_string(), |v| v.to_string()),
             )));
@@ -66,6 +91,10 @@ impl StoreConfig {
             .map_err(|e| Error::corrupt(path.display().to_string(), e.to_string()))?;
         config
             .chunker
+            .validate()
+            .map_err(|e| Error::corrupt(path.display().to_string(), e))?;
+        config
+            .compression
             .validate()
             .map_err(|e| Error::corrupt(path.display().to_string(), e))?;
         Ok(config)

@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 const CF_CHUNKS: &str = "chunks";
 const CF_IMAGES: &str = "images";
 const CF_REFS: &str = "refs";
-const LOCATION_LEN: usize = 49;
+const LOCATION_LEN: usize = 57;
 
 /// What the store knows about one image without opening its bootstrap.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -316,8 +316,10 @@ fn encode_location(location: &ChunkLocation) -> [u8; LOCATION_LEN] {
     out[..32].copy_from_slice(&location.blob.0);
     out[32..40].copy_from_slice(&location.offset.to_le_bytes());
     out[40..44].copy_from_slice(&location.stored_len.to_le_bytes());
-    out[44..48].copy_from_slice(&location.len.to_le_bytes());
-    out[48] = location.codec as u8;
+    out[44..48].copy_from_slice(&location.frame_len.to_le_bytes());
+    out[48..52].copy_from_slice(&location.skip.to_le_bytes());
+    out[52..56].copy_from_slice(&location.len.to_le_bytes());
+    out[56] = location.codec as u8;
     out
 }
 
@@ -325,11 +327,16 @@ fn decode_location(bytes: &[u8]) -> Option<ChunkLocation> {
     if bytes.len() != LOCATION_LEN {
         return None;
     }
-    Some(ChunkLocation {
+    let u32_at = |at: usize| bytes[at..at + 4].try_into().ok().map(u32::from_le_bytes);
+    let location = ChunkLocation {
         blob: BlobId(bytes[..32].try_into().ok()?),
         offset: u64::from_le_bytes(bytes[32..40].try_into().ok()?),
-        stored_len: u32::from_le_bytes(bytes[40..44].try_into().ok()?),
-        len: u32::from_le_bytes(bytes[44..48].try_into().ok()?),
-        codec: Codec::from_u8(bytes[48])?,
-    })
+        stored_len: u32_at(40)?,
+        frame_len: u32_at(44)?,
+        skip: u32_at(48)?,
+        len: u32_at(52)?,
+        codec: Codec::from_u8(bytes[56])?,
+    };
+    location.check().ok()?;
+    Some(location)
 }

@@ -17,7 +17,7 @@
 
 use crate::chunk::Chunker;
 use crate::error::{Error, Result};
-use crate::format::blob::{BlobWriter, SealedBlob};
+use crate::format::blob::{BlobWriter, FramePart, SealedBlob};
 use crate::format::bootstrap::{
     BlobRecord, Bootstrap, ChunkRecord, EntryRecord, LayerRecord, SourceRecord, StoredObject,
 };
@@ -470,6 +470,8 @@ impl<'a> ChunkTable<'a> {
             blob,
             offset: location.offset,
             stored_len: location.stored_len,
+            frame_len: location.frame_len,
+            skip: location.skip,
             len: location.len,
             codec: location.codec,
         });
@@ -719,26 +721,49 @@ struct Counts {
     stored_bytes: u64,
 }
 
-/// The processor half: hash, look up, compress and store the chunks of one layer, in order.
+/// The processor half: hash, look up, group into frames, compress and store the chunks of one
+/// layer, in order.
 struct Processor<'a> {
     shared: &'a Shared<'a>,
     label: String,
     chunk_ids: Vec<ChunkId>,
     reused: HashMap<ChunkId, ChunkLocation>,
+    /// New chunks not yet in a full frame (carried from one batch to the next).
+    open_frame: Frame,
     writer: Option<BlobWriter>,
     sealed: Vec<SealedBlob>,
     counts: Counts,
     level: i32,
+    frame_size: usize,
+}
+
+/// New chunks grouped to be compressed together: their bytes back to back.
+#[derive(Default)]
+struct Frame {
+    data: Vec<u8>,
+    parts: Vec<FramePart>,
+}
+
+impl Frame {
+    fn push(&mut self, id: ChunkId, chunk: &[u8]) {
+        self.parts.push(FramePart {
+            id,
+            skip: self.data.len() as u32,
+            len: chunk.len() as u32,
+        });
+        self.data.extend_from_slice(chunk);
+    }
 }
 
 thread_local! {
     static COMPRESSOR: RefCell<Option<(i32, zstd::bulk::Compressor<'static>)>> = const { RefCell::new(None) };
 }
 
-/// A chunk as it will be stored.
+/// A frame as it will be stored.
 type Compressed = (Codec, Vec<u8>);
 
-fn compress(data: &[u8], level: i32) -> std::io::Result<Compressed> {
+/// Compresses a frame, or keeps it raw when zstd does not make it smaller.
+fn compress(data: &[u8], level: i32) -> std::io::Result<Option<Vec<u8>>> {
     COMPRESSOR.with(|cell| {
         let mut slot = cell.borrow_mut();
         if slot.as_ref().is_none_or(|(l, _)| *l != level) {
@@ -746,11 +771,7 @@ fn compress(data: &[u8], level: i32) -> std::io::Result<Compressed> {
         }
         let (_, compressor) = slot.as_mut().expect("compressor just set");
         let compressed = compressor.compress(data)?;
-        Ok(if compressed.len() < data.len() {
-            (Codec::Zstd, compressed)
-        } else {
-            (Codec::Raw, data.to_vec())
-        })
+        Ok((compressed.len() < data.len()).then_some(compressed))
     })
 }
 
@@ -762,71 +783,91 @@ enum Decision {
 
 impl<'a> Processor<'a> {
     fn new(shared: &'a Shared<'a>, label: &str) -> Result<Self> {
+        let compression = &shared.store.config().compression;
         Ok(Processor {
             shared,
             label: label.to_string(),
             chunk_ids: Vec::new(),
             reused: HashMap::new(),
+            open_frame: Frame::default(),
             writer: None,
             sealed: Vec::new(),
             counts: Counts::default(),
-            level: shared.store.config().compression.level,
+            level: compression.level,
+            frame_size: compression.frame_size as usize,
         })
+    }
+
+    fn decide(&mut self, id: &ChunkId, len: u64) -> Result<Decision> {
+        let decision = if let Some(location) = self.reused.get(id) {
+            Decision::Dictionary(*location)
+        } else if self
+            .shared
+            .claimed
+            .lock()
+            .expect("claims lock")
+            .contains(id)
+        {
+            Decision::Repeated
+        } else if let Some(location) = self.shared.dictionary.get(id)? {
+            Decision::Dictionary(location)
+        } else if self.shared.claimed.lock().expect("claims lock").insert(*id) {
+            Decision::New
+        } else {
+            Decision::Repeated
+        };
+        match &decision {
+            Decision::New => self.counts.new.add(len),
+            Decision::Dictionary(location) => {
+                self.counts.from_dictionary.add(len);
+                self.reused.insert(*id, *location);
+            }
+            Decision::Repeated => self.counts.repeated.add(len),
+        }
+        Ok(decision)
     }
 
     fn process(&mut self, batch: Batch) -> Result<()> {
         let ids: Vec<ChunkId> = batch.chunks.par_iter().map(|c| ChunkId::of(c)).collect();
-        let mut decisions = Vec::with_capacity(ids.len());
+        // New chunks join frames in stream order; full frames are compressed in parallel.
+        let mut full = Vec::new();
         for (id, data) in ids.iter().zip(&batch.chunks) {
-            let len = data.len() as u64;
-            let decision = if let Some(location) = self.reused.get(id) {
-                Decision::Dictionary(*location)
-            } else if self
-                .shared
-                .claimed
-                .lock()
-                .expect("claims lock")
-                .contains(id)
-            {
-                Decision::Repeated
-            } else if let Some(location) = self.shared.dictionary.get(id)? {
-                Decision::Dictionary(location)
-            } else if self.shared.claimed.lock().expect("claims lock").insert(*id) {
-                Decision::New
-            } else {
-                Decision::Repeated
-            };
-            match &decision {
-                Decision::New => self.counts.new.add(len),
-                Decision::Dictionary(location) => {
-                    self.counts.from_dictionary.add(len);
-                    self.reused.insert(*id, *location);
+            if let Decision::New = self.decide(id, data.len() as u64)? {
+                let open = &mut self.open_frame;
+                if !open.data.is_empty() && open.data.len() + data.len() > self.frame_size {
+                    full.push(std::mem::take(open));
                 }
-                Decision::Repeated => self.counts.repeated.add(len),
-            }
-            decisions.push(decision);
-        }
-        let level = self.level;
-        let stored: Vec<Option<std::io::Result<Compressed>>> = batch
-            .chunks
-            .par_iter()
-            .zip(&decisions)
-            .map(|(data, decision)| {
-                matches!(decision, Decision::New).then(|| compress(data, level))
-            })
-            .collect();
-        for ((id, data), stored) in ids.iter().zip(&batch.chunks).zip(stored) {
-            if let Some(result) = stored {
-                let (codec, bytes) =
-                    result.map_err(|e| Error::bad_input(&self.label, format!("zstd: {e}")))?;
-                self.append(*id, data.len() as u32, codec, &bytes)?;
+                open.push(*id, data);
+                if open.data.len() >= self.frame_size {
+                    full.push(std::mem::take(open));
+                }
             }
         }
+        self.store_frames(full)?;
         self.chunk_ids.extend(ids);
         Ok(())
     }
 
-    fn append(&mut self, id: ChunkId, len: u32, codec: Codec, bytes: &[u8]) -> Result<()> {
+    /// Compresses frames (in parallel) and appends them to the blob in order.
+    fn store_frames(&mut self, frames: Vec<Frame>) -> Result<()> {
+        let level = self.level;
+        let stored: Vec<std::io::Result<Option<Vec<u8>>>> = frames
+            .par_iter()
+            .map(|frame| compress(&frame.data, level))
+            .collect();
+        for (frame, stored) in frames.into_iter().zip(stored) {
+            let stored =
+                stored.map_err(|e| Error::bad_input(&self.label, format!("zstd: {e}")))?;
+            let (codec, bytes): Compressed = match stored {
+                Some(compressed) => (Codec::Zstd, compressed),
+                None => (Codec::Raw, frame.data),
+            };
+            self.append(&frame.parts, codec, &bytes, frame_len(&frame.parts))?;
+        }
+        Ok(())
+    }
+
+    fn append(&mut self, parts: &[FramePart], codec: Codec, bytes: &[u8], len: u32) -> Result<()> {
         if self
             .writer
             .as_ref()
@@ -840,7 +881,7 @@ impl<'a> Processor<'a> {
             self.writer = Some(BlobWriter::create(path)?);
         }
         let writer = self.writer.as_mut().expect("writer present");
-        writer.append(id, len, codec, bytes)?;
+        writer.append_frame(codec, bytes, len, parts)?;
         self.counts.stored_bytes += bytes.len() as u64;
         Ok(())
     }
@@ -854,9 +895,18 @@ impl<'a> Processor<'a> {
         Vec<SealedBlob>,
         Counts,
     )> {
+        let last = std::mem::take(&mut self.open_frame);
+        if !last.parts.is_empty() {
+            self.store_frames(vec![last])?;
+        }
         if let Some(writer) = self.writer.take() {
             self.sealed.push(writer.seal()?);
         }
         Ok((self.chunk_ids, self.reused, self.sealed, self.counts))
     }
+}
+
+/// The decoded length of a frame made of these parts.
+fn frame_len(parts: &[FramePart]) -> u32 {
+    parts.last().map_or(0, |p| p.skip + p.len)
 }

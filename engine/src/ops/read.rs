@@ -4,7 +4,7 @@
 
 use crate::error::{Error, Result};
 use crate::format::blob::BlobReader;
-use crate::format::bootstrap::{Bootstrap, EntryRecord, LayerRecord};
+use crate::format::bootstrap::{Bootstrap, ChunkRecord, EntryRecord, LayerRecord};
 use crate::layer::{DigestWriter, EntryKind};
 use crate::ops::tree::{normalize, EntryRef, MergedTree};
 use crate::progress::Progress;
@@ -14,11 +14,21 @@ use std::collections::HashMap;
 use std::io::Write;
 use std::path::Path;
 
-/// Reads the chunks of one bootstrap, keeping each blob mapped once opened.
+/// Reads the chunks of one bootstrap, keeping each blob mapped once opened. A chunk is read by
+/// decoding its whole frame; the last frame decoded is kept, so reading the chunks of a frame
+/// one after another decodes it once.
 pub struct ChunkReader<'a> {
     store: &'a Store,
     bootstrap: &'a Bootstrap,
     blobs: HashMap<u32, BlobReader>,
+    last_frame: Option<(FrameKey, Vec<u8>)>,
+}
+
+/// A frame of the bootstrap: (index into its blob table, offset in that blob).
+type FrameKey = (u32, u64);
+
+fn frame_key(chunk: &ChunkRecord) -> FrameKey {
+    (chunk.blob, chunk.offset)
 }
 
 impl<'a> ChunkReader<'a> {
@@ -27,13 +37,21 @@ impl<'a> ChunkReader<'a> {
             store,
             bootstrap,
             blobs: HashMap::new(),
+            last_frame: None,
         }
     }
 
     /// Chunk `index` of the bootstrap's chunk table, verified.
     pub fn read(&mut self, index: u32) -> Result<Vec<u8>> {
         self.open_blobs(std::iter::once(index))?;
-        self.read_opened(index)
+        let chunk = &self.bootstrap.chunks[index as usize];
+        let key = frame_key(chunk);
+        if self.last_frame.as_ref().is_none_or(|(k, _)| *k != key) {
+            let frame = self.read_frame(index)?;
+            self.last_frame = Some((key, frame));
+        }
+        let (_, frame) = self.last_frame.as_ref().expect("frame just decoded");
+        self.chunk_in(index, frame).map(<[u8]>::to_vec)
     }
 
     /// Maps the blobs holding these chunks (each once).
@@ -48,8 +66,9 @@ impl<'a> ChunkReader<'a> {
         Ok(())
     }
 
-    /// Reads a chunk whose blob `open_blobs` mapped; callable from several threads at once.
-    fn read_opened(&self, index: u32) -> Result<Vec<u8>> {
+    /// Decodes the frame holding chunk `index`, whose blob `open_blobs` mapped; callable from
+    /// several threads at once.
+    fn read_frame(&self, index: u32) -> Result<Vec<u8>> {
         let chunk = &self.bootstrap.chunks[index as usize];
         let reader = self.blobs.get(&chunk.blob).ok_or_else(|| {
             Error::corrupt(
@@ -57,20 +76,47 @@ impl<'a> ChunkReader<'a> {
                 "internal: its blob was not opened",
             )
         })?;
-        reader.read_chunk(&chunk.id, &self.bootstrap.location(chunk))
+        reader.read_frame(&self.bootstrap.location(chunk))
     }
 
-    /// Reads the chunks of consecutive entries, in entry order; with `parallel`, on rayon's pool.
+    /// Chunk `index` out of its decoded frame, checked against its id.
+    fn chunk_in<'f>(&self, index: u32, frame: &'f [u8]) -> Result<&'f [u8]> {
+        let chunk = &self.bootstrap.chunks[index as usize];
+        let blob = &self.bootstrap.blobs[chunk.blob as usize];
+        let object = || format!("blob {} offset {}", blob.id, chunk.offset);
+        crate::format::chunk_from_frame(&chunk.id, frame, chunk.skip, chunk.len, object)
+    }
+
+    /// Reads the chunks of consecutive entries, in entry order, decoding each frame once;
+    /// with `parallel`, on rayon's pool.
     fn read_entries(&self, entries: &[EntryRecord], parallel: bool) -> Result<Vec<Vec<u8>>> {
         use rayon::prelude::*;
         let indexes: Vec<u32> = entries
             .iter()
             .flat_map(|e| e.chunks.iter().copied())
             .collect();
-        if parallel {
-            indexes.par_iter().map(|&c| self.read_opened(c)).collect()
+        let mut frame_of: HashMap<FrameKey, usize> = HashMap::new();
+        let mut firsts: Vec<u32> = Vec::new();
+        let slots: Vec<usize> = indexes
+            .iter()
+            .map(|&c| {
+                let key = frame_key(&self.bootstrap.chunks[c as usize]);
+                *frame_of.entry(key).or_insert_with(|| {
+                    firsts.push(c);
+                    firsts.len() - 1
+                })
+            })
+            .collect();
+        let frames: Vec<Vec<u8>> = if parallel {
+            firsts.par_iter().map(|&c| self.read_frame(c)).collect::<Result<_>>()
         } else {
-            indexes.iter().map(|&c| self.read_opened(c)).collect()
+            firsts.iter().map(|&c| self.read_frame(c)).collect::<Result<_>>()
+        }?;
+        let cut = |(&c, &slot): (&u32, &usize)| self.chunk_in(c, &frames[slot]).map(<[u8]>::to_vec);
+        if parallel {
+            indexes.par_iter().zip(&slots).map(cut).collect()
+        } else {
+            indexes.iter().zip(&slots).map(cut).collect()
         }
     }
 

@@ -110,13 +110,7 @@ struct GoodImage {
 
 /// The location of a ToC entry of blob `blob` (as `SealedBlob::location` gives for a new blob).
 fn toc_location(blob: BlobId, entry: &TocEntry) -> ChunkLocation {
-    ChunkLocation {
-        blob,
-        offset: entry.offset,
-        stored_len: entry.stored_len,
-        len: entry.len,
-        codec: entry.codec,
-    }
+    entry.location(blob)
 }
 
 fn problem(object: impl Into<String>, detail: impl Into<String>) -> Problem {

@@ -103,19 +103,7 @@ pub fn verify(store: &Store, full: bool, progress: &dyn crate::Progress) -> Resu
                     format!("content hashes to {}", actual.to_hex()),
                 );
             }
-            for entry in &toc {
-                let location = ChunkLocation {
-                    blob: id,
-                    offset: entry.offset,
-                    stored_len: entry.stored_len,
-                    len: entry.len,
-                    codec: entry.codec,
-                };
-                report.chunks_decoded += 1;
-                if let Err(e) = reader.read_chunk(&entry.id, &location) {
-                    report.problem(format!("blob {id} offset {}", entry.offset), e.to_string());
-                }
-            }
+            check_frames(&reader, id, &toc, &mut report);
         }
         tocs.insert(id, toc.into_iter().map(|e| ((e.id, e.offset), e)).collect());
     }
@@ -173,13 +161,46 @@ pub fn verify(store: &Store, full: bool, progress: &dyn crate::Progress) -> Resu
     Ok(report)
 }
 
+/// Decodes every frame of a blob once and checks each chunk in it against its id.
+fn check_frames(reader: &BlobReader, blob: BlobId, toc: &[TocEntry], report: &mut VerifyReport) {
+    let mut start = 0;
+    while start < toc.len() {
+        let offset = toc[start].offset;
+        let end = start + toc[start..].iter().take_while(|e| e.offset == offset).count();
+        let object = || format!("blob {blob} offset {offset}");
+        match reader.read_frame(&toc[start].location(blob)) {
+            Ok(frame) => {
+                for entry in &toc[start..end] {
+                    report.chunks_decoded += 1;
+                    let checked = entry.location(blob).check().map_err(|e| {
+                        crate::Error::corrupt(object(), format!("chunk {}: {e}", entry.id))
+                    });
+                    let checked = checked.and_then(|()| {
+                        crate::format::chunk_from_frame(
+                            &entry.id,
+                            &frame,
+                            entry.skip,
+                            entry.len,
+                            object,
+                        )
+                        .map(|_| ())
+                    });
+                    if let Err(e) = checked {
+                        report.problem(object(), e.to_string());
+                    }
+                }
+            }
+            Err(e) => report.problem(object(), e.to_string()),
+        }
+        start = end;
+    }
+}
+
 fn toc_has(tocs: &HashMap<BlobId, Toc>, id: &ChunkId, location: &ChunkLocation) -> bool {
     tocs.get(&location.blob)
         .and_then(|toc| toc.get(&(*id, location.offset)))
         .is_some_and(|e| {
-            e.stored_len == location.stored_len
-                && e.len == location.len
-                && e.codec == location.codec
+            e.location(location.blob) == *location
         })
 }
 

@@ -197,13 +197,24 @@ fn future_format_version_and_second_writer_are_refused() {
     drop(store);
     Store::open(&root).unwrap();
     let config = std::fs::read_to_string(root.join("store.json")).unwrap();
+    let current = format!("\"format_version\": {}", cairn_engine::FORMAT_VERSION);
+    assert!(config.contains(&current), "{config}");
     std::fs::write(
         root.join("store.json"),
-        config.replace("\"format_version\": 1", "\"format_version\": 99"),
+        config.replace(&current, "\"format_version\": 99"),
     )
     .unwrap();
     let err = Store::open(&root).err().unwrap().to_string();
     assert!(err.contains("format version 99"), "{err}");
+    // A store of the previous format (chunks stored one per frame) is refused with the way out.
+    std::fs::write(
+        root.join("store.json"),
+        config.replace(&current, "\"format_version\": 1"),
+    )
+    .unwrap();
+    let err = Store::open(&root).err().unwrap().to_string();
+    assert!(err.contains("format version 1,"), "{err}");
+    assert!(err.contains("cairn export NAME oci:DIR"), "{err}");
     let err = Store::open(&tmp.path().join("absent"))
         .err()
         .unwrap()

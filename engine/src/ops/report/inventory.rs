@@ -65,7 +65,7 @@ pub fn inventory(store: &Store) -> Result<Vec<InventoryRow>> {
         let stored: HashMap<ChunkId, u64> = bootstrap
             .chunks
             .iter()
-            .map(|c| (c.id, c.stored_len as u64))
+            .map(|c| (c.id, c.stored_share()))
             .collect();
         let platform = bootstrap.source.platform.clone().unwrap_or_default();
         for (i, layer) in bootstrap.layers.iter().enumerate() {

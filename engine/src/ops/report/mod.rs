@@ -18,7 +18,7 @@ pub(crate) fn chunk_sizes(bootstrap: &Bootstrap) -> ChunkSizes {
     bootstrap
         .chunks
         .iter()
-        .map(|c| (c.id, (c.len as u64, c.stored_len as u64)))
+        .map(|c| (c.id, (c.len as u64, c.stored_share())))
         .collect()
 }
 
