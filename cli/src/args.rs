@@ -319,9 +319,14 @@ pub struct RmArgs {
 
 #[derive(Args, Debug)]
 pub struct GcArgs {
-    /// Report what would be deleted, delete nothing.
+    /// Report what would be deleted and compacted, change nothing.
     #[arg(long)]
     pub dry_run: bool,
+    /// Rewrite blobs whose live chunks hold less than this share of their stored bytes into
+    /// new blobs (0 to 1; 0 turns compaction off). Images using them get new bootstraps (and
+    /// image ids); their names follow.
+    #[arg(long, value_name = "RATIO", default_value_t = cairn_engine::DEFAULT_COMPACT_BELOW)]
+    pub compact_below: f64,
     /// Machine-readable output.
     #[arg(long)]
     pub json: bool,

@@ -60,7 +60,7 @@ pub use ops::convert::{ConvertOptions, ConvertReport, Count, ImageReport, LayerR
 #[cfg(feature = "store")]
 pub use ops::export::{ExportOptions, ExportReport, ExportTarget, ExportedLayer};
 #[cfg(feature = "store")]
-pub use ops::gc::GcReport;
+pub use ops::gc::{GcOptions, GcReport, DEFAULT_COMPACT_BELOW};
 #[cfg(feature = "store")]
 pub use ops::images::ImageSummary;
 #[cfg(feature = "store")]

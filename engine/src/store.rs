@@ -357,8 +357,8 @@ impl Store {
     }
 
     /// Deletes the blobs and bootstraps no named image uses.
-    pub fn gc(&self, dry_run: bool) -> Result<crate::ops::gc::GcReport> {
-        crate::ops::gc::gc(self, dry_run)
+    pub fn gc(&self, options: &crate::ops::gc::GcOptions) -> Result<crate::ops::gc::GcReport> {
+        crate::ops::gc::gc(self, options)
     }
 
     /// Lists a directory of the merged view (or one entry).

@@ -2,19 +2,50 @@
 
 use crate::args::{Cli, GcArgs};
 use crate::output::{bytes, count};
-use cairn_engine::Store;
+use cairn_engine::{GcOptions, Store};
 
 pub fn run(cli: &Cli, args: &GcArgs) -> anyhow::Result<()> {
     let store = Store::open(&cli.store)?;
-    let r = store.gc(args.dry_run)?;
+    let r = store.gc(&GcOptions {
+        dry_run: args.dry_run,
+        compact_below: args.compact_below,
+    })?;
     if args.json {
         return super::print_json(&r);
     }
+    let (delete, compact) = if r.dry_run {
+        ("would delete", "would compact")
+    } else {
+        ("deleted", "compacted")
+    };
     println!(
-        "{} {} blobs and {} bootstraps: {} ({} images and {} blobs in use)",
-        if r.dry_run { "would delete" } else { "deleted" },
+        "{delete} {} blobs and {} bootstraps no named image uses: {}",
         count(r.dead_blobs),
         count(r.dead_bootstraps),
+        bytes(r.dead_bytes)
+    );
+    if r.compacted_blobs > 0 {
+        println!(
+            "{compact} {} blobs of {} holding {} of live chunks (below {:.0}% live){}",
+            count(r.compacted_blobs),
+            bytes(r.compacted_bytes),
+            bytes(r.compacted_live_bytes),
+            r.compact_below * 100.0,
+            if r.dry_run {
+                String::new()
+            } else {
+                format!(
+                    ": wrote {} new blobs of {}, rewrote {} image bootstraps",
+                    count(r.new_blobs),
+                    bytes(r.new_blob_bytes),
+                    count(r.rewritten_images)
+                )
+            }
+        );
+    }
+    println!(
+        "{} {} ({} images and {} blobs in use before)",
+        if r.dry_run { "would free" } else { "freed" },
         bytes(r.freed_bytes),
         count(r.live_images),
         count(r.live_blobs)

@@ -94,6 +94,8 @@ fn every_fail_point_is_reached_and_leaves_the_store_whole() {
 
         ok(cairn(&store, &["init"]));
         ok(cairn(&store, &["convert", &v1_source, "--name", "app:v1"]));
+        // The image whose exported bytes must not change.
+        let mut kept = "app:v1";
         let layout = format!("oci:{}", out.join("layout").display());
         let args: Vec<String> = match point.split('.').next().unwrap() {
             "convert" => vec![
@@ -105,6 +107,14 @@ fn every_fail_point_is_reached_and_leaves_the_store_whole() {
             "rm" => {
                 ok(cairn(&store, &["convert", &v2_source, "--name", "app:v2"]));
                 vec!["rm".into(), "app:v2".into()]
+            }
+            "gc" if point.starts_with("gc.compact.") => {
+                // Blobs of app:v1 partly used by app:v2: removing app:v1 makes gc compact
+                // them and rewrite app:v2's bootstrap.
+                ok(cairn(&store, &["convert", &v2_source, "--name", "app:v2"]));
+                ok(cairn(&store, &["rm", "app:v1"]));
+                kept = "app:v2";
+                vec!["gc".into(), "--compact-below".into(), "1".into()]
             }
             "gc" => {
                 // Something for gc to delete.
@@ -131,7 +141,7 @@ fn every_fail_point_is_reached_and_leaves_the_store_whole() {
             }
             other => panic!("fail point {point}: no command to test the {other} fail points"),
         };
-        let committed = export_all(&store, "app:v1", 3);
+        let committed = export_all(&store, kept, 3);
         let names_before = names(&store);
         let out_before = files(&out);
 
@@ -139,9 +149,9 @@ fn every_fail_point_is_reached_and_leaves_the_store_whole() {
         assert_eq!(names(&store), names_before, "{point}: names changed");
         assert_verify_clean(&store, &format!("after failing at {point}"));
         assert_eq!(
-            export_all(&store, "app:v1", 3),
+            export_all(&store, kept, 3),
             committed,
-            "{point}: app:v1 changed"
+            "{point}: {kept} changed"
         );
         assert_eq!(files(&out), out_before, "{point}: export output changed");
 
@@ -149,13 +159,22 @@ fn every_fail_point_is_reached_and_leaves_the_store_whole() {
         ok(cairn(&store, &args));
         assert_verify_clean(&store, &format!("after re-running {args:?}"));
         assert_eq!(
-            export_all(&store, "app:v1", 3),
+            export_all(&store, kept, 3),
             committed,
-            "{point}: app:v1 changed"
+            "{point}: {kept} changed"
         );
         match args[0] {
             "convert" => assert!(names(&store).contains(&"app:v2".to_string())),
             "rm" => assert_eq!(names(&store), ["app:v1"]),
+            "gc" if point.starts_with("gc.compact.") => {
+                let again: serde_json::Value = serde_json::from_str(&ok(cairn(
+                    &store,
+                    &["gc", "--json", "--dry-run", "--compact-below", "1"],
+                )))
+                .unwrap();
+                assert_eq!(again["compacted_blobs"], 0, "{point}: {again}");
+                assert_eq!(again["dead_blobs"], 0, "{point}: {again}");
+            }
             "gc" => {
                 let again: serde_json::Value =
                     serde_json::from_str(&ok(cairn(&store, &["gc", "--json", "--dry-run"])))

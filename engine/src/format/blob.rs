@@ -124,7 +124,8 @@ impl BlobWriter {
     }
 
     /// Writes the ToC and footer and fsyncs. The blob id is known only now.
-    pub fn seal(mut self) -> Result<SealedBlob> {
+    /// `fail_at` names the fail point checked before the fsync (the caller's write path).
+    pub fn seal(mut self, fail_at: &'static str) -> Result<SealedBlob> {
         let toc_offset = self.offset;
         let toc_bytes = encode_toc(&self.toc);
         self.write(&toc_bytes)?;
@@ -138,7 +139,7 @@ impl BlobWriter {
             .out
             .into_inner()
             .map_err(|e| Error::io("write blob", &self.path, e.into_error()))?;
-        crate::failpoint::check("convert.blob.fsync")?;
+        crate::failpoint::check(fail_at)?;
         file.sync_all().with_path("fsync blob", &self.path)?;
         Ok(SealedBlob {
             id: BlobId(*self.hasher.finalize().as_bytes()),
@@ -355,7 +356,7 @@ mod tests {
                 &[part(raw_id, 0, 3), part(pair_id, 3, 4)],
             )
             .unwrap();
-        let sealed = writer.seal().unwrap();
+        let sealed = writer.seal("convert.blob.fsync").unwrap();
         let bytes = std::fs::read(&sealed.tmp_path).unwrap();
         assert_eq!(sealed.id.0, *blake3::hash(&bytes).as_bytes());
         let toc = decode_toc(&bytes, "b").unwrap();
@@ -387,7 +388,7 @@ mod tests {
     fn damaged_footer_is_reported() {
         let dir = tempfile::tempdir().unwrap();
         let writer = BlobWriter::create(dir.path().join("b")).unwrap();
-        let sealed = writer.seal().unwrap();
+        let sealed = writer.seal("convert.blob.fsync").unwrap();
         let mut bytes = std::fs::read(&sealed.tmp_path).unwrap();
         let n = bytes.len();
         bytes[n - 30] ^= 1; // inside the ToC checksum

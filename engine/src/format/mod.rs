@@ -60,7 +60,13 @@ impl ChunkLocation {
 
     /// The checks every reader makes before trusting the numbers (`docs/FORMAT.md`).
     pub fn check(&self) -> Result<(), String> {
-        check_frame(self.stored_len, self.frame_len, self.skip, self.len, self.codec)
+        check_frame(
+            self.stored_len,
+            self.frame_len,
+            self.skip,
+            self.len,
+            self.codec,
+        )
     }
 }
 

@@ -17,20 +17,20 @@
 
 use crate::chunk::Chunker;
 use crate::error::{Error, Result};
-use crate::format::blob::{BlobWriter, FramePart, SealedBlob};
+use crate::format::blob::SealedBlob;
 use crate::format::bootstrap::{
     BlobRecord, Bootstrap, ChunkRecord, EntryRecord, LayerRecord, SourceRecord, StoredObject,
 };
-use crate::format::{ChunkLocation, Codec};
+use crate::format::ChunkLocation;
 use crate::index::{ImageRecord, IndexBatch};
 use crate::layer::{Compression, DigestReader, TarStream};
+use crate::ops::blob_builder::BlobBuilder;
 use crate::progress::Progress;
 use crate::source::{ImageSource, LayerSource, PlatformChoice, RawObject, SourceSpec};
 use crate::store::Store;
 use crate::ChunkId;
 use rayon::prelude::*;
 use serde::Serialize;
-use std::cell::RefCell;
 use std::collections::{HashMap, HashSet};
 use std::io::BufReader;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -39,8 +39,6 @@ use std::time::Instant;
 
 /// Chunks are handed from reader to processor in batches of about this many bytes.
 const BATCH_BYTES: usize = 8 << 20;
-/// A blob is sealed and a new one started past this size.
-const BLOB_SPLIT_BYTES: u64 = 256 << 20;
 /// Layers converted at the same time.
 const PARALLEL_LAYERS: usize = 2;
 
@@ -721,58 +719,14 @@ struct Counts {
     stored_bytes: u64,
 }
 
-/// The processor half: hash, look up, group into frames, compress and store the chunks of one
-/// layer, in order.
+/// The processor half: hash, look up, and hand the new chunks of one layer, in stream order,
+/// to its blob builder (which groups them into frames, compresses and writes them).
 struct Processor<'a> {
     shared: &'a Shared<'a>,
-    label: String,
     chunk_ids: Vec<ChunkId>,
     reused: HashMap<ChunkId, ChunkLocation>,
-    /// New chunks not yet in a full frame (carried from one batch to the next).
-    open_frame: Frame,
-    writer: Option<BlobWriter>,
-    sealed: Vec<SealedBlob>,
+    blobs: BlobBuilder<'a>,
     counts: Counts,
-    level: i32,
-    frame_size: usize,
-}
-
-/// New chunks grouped to be compressed together: their bytes back to back.
-#[derive(Default)]
-struct Frame {
-    data: Vec<u8>,
-    parts: Vec<FramePart>,
-}
-
-impl Frame {
-    fn push(&mut self, id: ChunkId, chunk: &[u8]) {
-        self.parts.push(FramePart {
-            id,
-            skip: self.data.len() as u32,
-            len: chunk.len() as u32,
-        });
-        self.data.extend_from_slice(chunk);
-    }
-}
-
-thread_local! {
-    static COMPRESSOR: RefCell<Option<(i32, zstd::bulk::Compressor<'static>)>> = const { RefCell::new(None) };
-}
-
-/// A frame as it will be stored.
-type Compressed = (Codec, Vec<u8>);
-
-/// Compresses a frame, or keeps it raw when zstd does not make it smaller.
-fn compress(data: &[u8], level: i32) -> std::io::Result<Option<Vec<u8>>> {
-    COMPRESSOR.with(|cell| {
-        let mut slot = cell.borrow_mut();
-        if slot.as_ref().is_none_or(|(l, _)| *l != level) {
-            *slot = Some((level, zstd::bulk::Compressor::new(level)?));
-        }
-        let (_, compressor) = slot.as_mut().expect("compressor just set");
-        let compressed = compressor.compress(data)?;
-        Ok((compressed.len() < data.len()).then_some(compressed))
-    })
 }
 
 enum Decision {
@@ -783,18 +737,12 @@ enum Decision {
 
 impl<'a> Processor<'a> {
     fn new(shared: &'a Shared<'a>, label: &str) -> Result<Self> {
-        let compression = &shared.store.config().compression;
         Ok(Processor {
             shared,
-            label: label.to_string(),
             chunk_ids: Vec::new(),
             reused: HashMap::new(),
-            open_frame: Frame::default(),
-            writer: None,
-            sealed: Vec::new(),
+            blobs: BlobBuilder::new(shared.store, label, "convert.blob.fsync"),
             counts: Counts::default(),
-            level: compression.level,
-            frame_size: compression.frame_size as usize,
         })
     }
 
@@ -829,60 +777,13 @@ impl<'a> Processor<'a> {
 
     fn process(&mut self, batch: Batch) -> Result<()> {
         let ids: Vec<ChunkId> = batch.chunks.par_iter().map(|c| ChunkId::of(c)).collect();
-        // New chunks join frames in stream order; full frames are compressed in parallel.
-        let mut full = Vec::new();
         for (id, data) in ids.iter().zip(&batch.chunks) {
             if let Decision::New = self.decide(id, data.len() as u64)? {
-                let open = &mut self.open_frame;
-                if !open.data.is_empty() && open.data.len() + data.len() > self.frame_size {
-                    full.push(std::mem::take(open));
-                }
-                open.push(*id, data);
-                if open.data.len() >= self.frame_size {
-                    full.push(std::mem::take(open));
-                }
+                self.blobs.push(*id, data);
             }
         }
-        self.store_frames(full)?;
+        self.blobs.flush()?;
         self.chunk_ids.extend(ids);
-        Ok(())
-    }
-
-    /// Compresses frames (in parallel) and appends them to the blob in order.
-    fn store_frames(&mut self, frames: Vec<Frame>) -> Result<()> {
-        let level = self.level;
-        let stored: Vec<std::io::Result<Option<Vec<u8>>>> = frames
-            .par_iter()
-            .map(|frame| compress(&frame.data, level))
-            .collect();
-        for (frame, stored) in frames.into_iter().zip(stored) {
-            let stored =
-                stored.map_err(|e| Error::bad_input(&self.label, format!("zstd: {e}")))?;
-            let (codec, bytes): Compressed = match stored {
-                Some(compressed) => (Codec::Zstd, compressed),
-                None => (Codec::Raw, frame.data),
-            };
-            self.append(&frame.parts, codec, &bytes, frame_len(&frame.parts))?;
-        }
-        Ok(())
-    }
-
-    fn append(&mut self, parts: &[FramePart], codec: Codec, bytes: &[u8], len: u32) -> Result<()> {
-        if self
-            .writer
-            .as_ref()
-            .is_some_and(|w| w.len() >= BLOB_SPLIT_BYTES)
-        {
-            let full = self.writer.take().expect("writer present");
-            self.sealed.push(full.seal()?);
-        }
-        if self.writer.is_none() {
-            let path = crate::fsutil::tmp_path(&self.shared.store.tmp_dir(), "blob");
-            self.writer = Some(BlobWriter::create(path)?);
-        }
-        let writer = self.writer.as_mut().expect("writer present");
-        writer.append_frame(codec, bytes, len, parts)?;
-        self.counts.stored_bytes += bytes.len() as u64;
         Ok(())
     }
 
@@ -895,18 +796,8 @@ impl<'a> Processor<'a> {
         Vec<SealedBlob>,
         Counts,
     )> {
-        let last = std::mem::take(&mut self.open_frame);
-        if !last.parts.is_empty() {
-            self.store_frames(vec![last])?;
-        }
-        if let Some(writer) = self.writer.take() {
-            self.sealed.push(writer.seal()?);
-        }
-        Ok((self.chunk_ids, self.reused, self.sealed, self.counts))
+        let (sealed, stored_bytes) = self.blobs.finish()?;
+        self.counts.stored_bytes = stored_bytes;
+        Ok((self.chunk_ids, self.reused, sealed, self.counts))
     }
-}
-
-/// The decoded length of a frame made of these parts.
-fn frame_len(parts: &[FramePart]) -> u32 {
-    parts.last().map_or(0, |p| p.skip + p.len)
 }

@@ -1,36 +1,83 @@
-//! `gc`: mark and sweep. Live = the bootstraps of named images and the blobs their chunk tables
-//! name; everything else in `bootstraps/` and `blobs/` is garbage (removed images, or files a
-//! crashed convert left before its index batch).
+//! `gc`: mark, compact and sweep. Live = the bootstraps of named images and the chunks their
+//! chunk tables name; everything else in `bootstraps/` and `blobs/` is garbage (removed images,
+//! or files a crashed convert or gc left before its index batch). A live blob whose live share
+//! (its live chunks' share of its stored bytes) is below `compact_below` is compacted: its live
+//! chunks are written into new blobs and the bootstraps that use them are rewritten (which gives
+//! those images new ids; their names follow).
 //!
-//! Write order, so that a crash at any instant leaves every named image readable and the index
-//! naming no missing blob: first one synced index batch re-points or drops the chunk entries
-//! that name dead blobs (and drops records of unnamed images); only then are the dead files
-//! deleted and their directories fsynced. A crash in between leaves unreferenced files, which
-//! the next gc removes.
+//! Write order, the same as convert's, so that a crash at any instant leaves every named image
+//! readable and the index naming no missing blob:
+//!   1. new blobs (compaction): written under `tmp/`, fsynced, renamed into `blobs/`, fsynced;
+//!   2. rewritten bootstraps: the same, into `bootstraps/`;
+//!   3. one synced index batch: names point at the rewritten images, their records move, chunk
+//!      entries naming dead or compacted blobs are re-pointed or dropped, records of unnamed
+//!      images are dropped;
+//!   4. only then are the dead files deleted and their directories fsynced.
+//! A crash before 3 leaves new files no name reaches, after it old ones; the next gc removes
+//! either.
 
 use crate::error::{Error, Result};
+use crate::format::blob::{decode_toc, BlobReader, TocEntry};
+use crate::format::bootstrap::{BlobRecord, Bootstrap};
 use crate::format::ChunkLocation;
 use crate::index::IndexBatch;
+use crate::ops::blob_builder::BlobBuilder;
 use crate::store::Store;
 use crate::{BlobId, ChunkId, ImageId};
 use serde::Serialize;
 use std::collections::{HashMap, HashSet};
+use std::path::PathBuf;
+
+/// The compaction threshold `gc` uses unless told otherwise.
+pub const DEFAULT_COMPACT_BELOW: f64 = 0.5;
+
+#[derive(Clone, Copy, Debug)]
+pub struct GcOptions {
+    /// Report what would be done, change nothing.
+    pub dry_run: bool,
+    /// Rewrite live blobs whose live share is below this (0 disables compaction).
+    pub compact_below: f64,
+}
+
+impl Default for GcOptions {
+    fn default() -> Self {
+        GcOptions {
+            dry_run: false,
+            compact_below: DEFAULT_COMPACT_BELOW,
+        }
+    }
+}
 
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct GcReport {
     pub dry_run: bool,
+    pub compact_below: f64,
     pub live_images: u64,
     pub live_blobs: u64,
     pub dead_blobs: u64,
     pub dead_bootstraps: u64,
-    /// Bytes of the dead files (freed unless `dry_run`).
+    /// Bytes of the dead files (deleted unless `dry_run`).
+    pub dead_bytes: u64,
+    /// Live blobs below the threshold, their bytes, and their live chunks' stored bytes.
+    pub compacted_blobs: u64,
+    pub compacted_bytes: u64,
+    pub compacted_live_bytes: u64,
+    /// What compaction wrote (zero in a dry run): new blobs and rewritten bootstraps.
+    pub new_blobs: u64,
+    pub new_blob_bytes: u64,
+    pub rewritten_images: u64,
+    /// Net bytes the store shrank by (dead files and compacted blobs and replaced bootstraps
+    /// deleted, minus new blobs and bootstraps); in a dry run, an estimate.
     pub freed_bytes: u64,
     /// Index chunk entries dropped (their chunk is nowhere live) or re-pointed to a live copy.
     pub index_chunks_dropped: u64,
     pub index_chunks_repointed: u64,
 }
 
-fn files(dir: &std::path::Path) -> Result<Vec<(String, std::path::PathBuf, u64)>> {
+/// A file in `blobs/` or `bootstraps/`: (name, path, size).
+type StoreFile = (String, PathBuf, u64);
+
+fn files(dir: &std::path::Path) -> Result<Vec<StoreFile>> {
     let mut out = Vec::new();
     for entry in std::fs::read_dir(dir).map_err(|e| Error::io("read", dir, e))? {
         let entry = entry.map_err(|e| Error::io("read", dir, e))?;
@@ -47,65 +94,189 @@ fn files(dir: &std::path::Path) -> Result<Vec<(String, std::path::PathBuf, u64)>
     Ok(out)
 }
 
-pub fn gc(store: &Store, dry_run: bool) -> Result<GcReport> {
+/// A chunk as a bootstrap uses it: which copy (blob, frame offset) of which chunk.
+type ChunkUse = (BlobId, u64, ChunkId);
+
+fn stopped(what: String, e: Error) -> Error {
+    Error::Usage(format!(
+        "gc stopped, nothing was deleted: {what}: {e}; run `cairn verify`"
+    ))
+}
+
+pub fn gc(store: &Store, options: &GcOptions) -> Result<GcReport> {
     if !store.is_writable() {
         return Err(Error::Usage(
             "internal: gc needs a store opened for writing".into(),
         ));
     }
+    if !(0.0..=1.0).contains(&options.compact_below) {
+        return Err(Error::Usage(format!(
+            "--compact-below {} must be between 0 and 1",
+            options.compact_below
+        )));
+    }
     let mut report = GcReport {
-        dry_run,
+        dry_run: options.dry_run,
+        compact_below: options.compact_below,
         ..GcReport::default()
     };
     // Mark. A named image whose bootstrap cannot be read stops gc: its chunks cannot be known.
-    let live_images: HashSet<ImageId> = store
-        .index()
-        .refs()?
-        .into_iter()
-        .map(|(_, id)| id)
-        .collect();
-    let mut live_blobs: HashSet<BlobId> = HashSet::new();
-    let mut live_chunks: HashMap<ChunkId, ChunkLocation> = HashMap::new();
+    let refs = store.index().refs()?;
+    let live_images: HashSet<ImageId> = refs.iter().map(|(_, id)| *id).collect();
+    let mut bootstraps: HashMap<ImageId, Bootstrap> = HashMap::new();
     for id in &live_images {
-        let bootstrap = store.bootstrap_by_id(id).map_err(|e| {
-            Error::Usage(format!(
-                "gc stopped, nothing was deleted: image {id}: {e}; run `cairn verify`"
-            ))
-        })?;
-        for blob in &bootstrap.blobs {
-            live_blobs.insert(blob.id);
+        let bootstrap = store
+            .bootstrap_by_id(id)
+            .map_err(|e| stopped(format!("image {id}"), e))?;
+        bootstraps.insert(*id, bootstrap);
+    }
+    let mut live_blobs: HashSet<BlobId> = HashSet::new();
+    let mut used: HashSet<ChunkUse> = HashSet::new();
+    for bootstrap in bootstraps.values() {
+        live_blobs.extend(bootstrap.blobs.iter().map(|b| b.id));
+        for chunk in &bootstrap.chunks {
+            let location = bootstrap.location(chunk);
+            used.insert((location.blob, location.offset, chunk.id));
         }
+    }
+    report.live_images = live_images.len() as u64;
+    report.live_blobs = live_blobs.len() as u64;
+
+    // Which live blobs to compact.
+    let mut compact: Vec<(BlobId, Vec<TocEntry>)> = Vec::new();
+    let mut compact_sizes = 0u64;
+    if options.compact_below > 0.0 {
+        let mut ids: Vec<&BlobId> = live_blobs.iter().collect();
+        ids.sort();
+        for &id in ids {
+            let path = store.blob_path(&id);
+            let reader =
+                BlobReader::open(&path, id).map_err(|e| stopped(format!("blob {id}"), e))?;
+            let toc = decode_toc(reader.bytes(), &format!("blob {id}"))
+                .map_err(|e| stopped(format!("blob {id}"), e))?;
+            let total: u64 = toc.iter().map(|e| e.location(id).stored_share()).sum();
+            let live: Vec<TocEntry> = toc
+                .into_iter()
+                .filter(|e| used.contains(&(id, e.offset, e.id)))
+                .collect();
+            let live_bytes: u64 = live.iter().map(|e| e.location(id).stored_share()).sum();
+            if total > 0 && (live_bytes as f64) < options.compact_below * total as f64 {
+                report.compacted_blobs += 1;
+                report.compacted_bytes += reader.bytes().len() as u64;
+                report.compacted_live_bytes += live_bytes;
+                compact_sizes += reader.bytes().len() as u64;
+                compact.push((id, live));
+            }
+        }
+    }
+
+    // Compaction steps 1 and 2: new blobs, then rewritten bootstraps.
+    let mut rewritten: HashMap<ImageId, (ImageId, u64)> = HashMap::new();
+    let mut new_bootstrap_bytes = 0u64;
+    let mut replaced_bootstrap_bytes = 0u64;
+    if !compact.is_empty() && !options.dry_run {
+        let moved = write_compacted(store, &compact)?;
+        report.new_blobs = moved.blobs.len() as u64;
+        report.new_blob_bytes = moved.blobs.iter().map(|b| b.size).sum();
+        let compacted: HashSet<BlobId> = compact.iter().map(|(id, _)| *id).collect();
+        let mut ids: Vec<ImageId> = bootstraps.keys().copied().collect();
+        ids.sort();
+        for old_id in ids {
+            let bootstrap = &bootstraps[&old_id];
+            if !bootstrap.blobs.iter().any(|b| compacted.contains(&b.id)) {
+                continue;
+            }
+            let new = relocate(bootstrap, &moved)?;
+            let encoded = new.encode()?;
+            let new_id = crate::format::bootstrap::image_id(&encoded);
+            let dest = store.bootstrap_path(&new_id);
+            if !dest.exists() {
+                crate::fsutil::write_durably(
+                    &crate::fsutil::tmp_path(&store.tmp_dir(), "bootstrap"),
+                    &dest,
+                    &encoded,
+                    "gc.compact.bootstrap_rename",
+                )?;
+            }
+            replaced_bootstrap_bytes += std::fs::metadata(store.bootstrap_path(&old_id))
+                .map_err(|e| Error::io("stat", &store.bootstrap_path(&old_id), e))?
+                .len();
+            new_bootstrap_bytes += encoded.len() as u64;
+            rewritten.insert(old_id, (new_id, encoded.len() as u64));
+            bootstraps.remove(&old_id);
+            bootstraps.insert(new_id, new);
+        }
+        report.rewritten_images = rewritten.len() as u64;
+    }
+
+    // What is live now (after compaction, if it ran).
+    let now_live_images: HashSet<ImageId> = bootstraps.keys().copied().collect();
+    let mut now_live_blobs: HashSet<BlobId> = HashSet::new();
+    let mut live_chunks: HashMap<ChunkId, ChunkLocation> = HashMap::new();
+    for bootstrap in bootstraps.values() {
+        now_live_blobs.extend(bootstrap.blobs.iter().map(|b| b.id));
         for chunk in &bootstrap.chunks {
             live_chunks
                 .entry(chunk.id)
                 .or_insert_with(|| bootstrap.location(chunk));
         }
     }
-    report.live_images = live_images.len() as u64;
-    report.live_blobs = live_blobs.len() as u64;
-
-    let dead_blobs: Vec<(std::path::PathBuf, u64)> = files(&store.root().join("blobs"))?
+    let dead_blobs: Vec<StoreFile> = files(&store.root().join("blobs"))?
         .into_iter()
-        .filter(|(name, _, _)| BlobId::from_hex(name).is_none_or(|id| !live_blobs.contains(&id)))
-        .map(|(_, path, size)| (path, size))
+        .filter(|(name, _, _)| {
+            BlobId::from_hex(name).is_none_or(|id| !now_live_blobs.contains(&id))
+        })
         .collect();
-    let dead_bootstraps: Vec<(std::path::PathBuf, u64)> = files(&store.root().join("bootstraps"))?
+    let dead_bootstraps: Vec<StoreFile> = files(&store.root().join("bootstraps"))?
         .into_iter()
-        .filter(|(name, _, _)| ImageId::from_hex(name).is_none_or(|id| !live_images.contains(&id)))
-        .map(|(_, path, size)| (path, size))
+        .filter(|(name, _, _)| {
+            ImageId::from_hex(name).is_none_or(|id| !now_live_images.contains(&id))
+        })
         .collect();
-    report.dead_blobs = dead_blobs.len() as u64;
-    report.dead_bootstraps = dead_bootstraps.len() as u64;
-    report.freed_bytes = dead_blobs
+    let compacted_ids: HashSet<String> = compact.iter().map(|(id, _)| id.to_hex()).collect();
+    let rewritten_ids: HashSet<String> = rewritten.keys().map(|id| id.to_hex()).collect();
+    report.dead_blobs = dead_blobs
         .iter()
-        .chain(&dead_bootstraps)
-        .map(|(_, s)| s)
+        .filter(|(name, _, _)| !compacted_ids.contains(name))
+        .count() as u64;
+    report.dead_bootstraps = dead_bootstraps
+        .iter()
+        .filter(|(name, _, _)| !rewritten_ids.contains(name))
+        .count() as u64;
+    report.dead_bytes = dead_blobs
+        .iter()
+        .filter(|(name, _, _)| !compacted_ids.contains(name))
+        .chain(
+            dead_bootstraps
+                .iter()
+                .filter(|(name, _, _)| !rewritten_ids.contains(name)),
+        )
+        .map(|(_, _, size)| size)
         .sum();
+    report.freed_bytes = if options.dry_run {
+        // Estimate: compacted blobs shrink to about their live bytes.
+        (report.dead_bytes + compact_sizes).saturating_sub(report.compacted_live_bytes)
+    } else {
+        (report.dead_bytes + compact_sizes + replaced_bootstrap_bytes)
+            .saturating_sub(report.new_blob_bytes + new_bootstrap_bytes)
+    };
 
-    // Sweep step 1: the index stops naming dead blobs and unnamed images.
+    // Step 3: the index names the rewritten images and no dead blob or unnamed image.
     let mut batch = IndexBatch::default();
+    for (name, id) in &refs {
+        if let Some((new_id, _)) = rewritten.get(id) {
+            batch.refs.push((name.clone(), *new_id));
+        }
+    }
+    for (old_id, (new_id, size)) in &rewritten {
+        if let Some(mut record) = store.index().get_image(old_id)? {
+            record.image_id = *new_id;
+            record.bootstrap_size = *size;
+            batch.images.push(record);
+        }
+    }
     for (id, location) in store.index().chunk_locations()? {
-        if live_blobs.contains(&location.blob) {
+        if now_live_blobs.contains(&location.blob) {
             continue;
         }
         match live_chunks.get(&id) {
@@ -120,17 +291,17 @@ pub fn gc(store: &Store, dry_run: bool) -> Result<GcReport> {
         }
     }
     for record in store.index().image_records()? {
-        if !live_images.contains(&record.image_id) {
+        if !now_live_images.contains(&record.image_id) {
             batch.delete_images.push(record.image_id);
         }
     }
-    if dry_run {
+    if options.dry_run {
         return Ok(report);
     }
     crate::failpoint::check("gc.index.batch")?;
     store.index().commit(batch)?;
-    // Sweep step 2: the files.
-    for (path, _) in dead_bootstraps.iter().chain(&dead_blobs) {
+    // Step 4: the files.
+    for (_, path, _) in dead_bootstraps.iter().chain(&dead_blobs) {
         crate::failpoint::check("gc.delete")?;
         std::fs::remove_file(path).map_err(|e| Error::io("remove", path, e))?;
     }
@@ -138,4 +309,112 @@ pub fn gc(store: &Store, dry_run: bool) -> Result<GcReport> {
     crate::fsutil::fsync_dir(&store.root().join("bootstraps"))?;
     crate::fsutil::fsync_dir(&store.root().join("blobs"))?;
     Ok(report)
+}
+
+/// Where compaction put the chunks it moved.
+struct Moved {
+    /// (old blob, old frame offset, chunk) -> new location.
+    locations: HashMap<ChunkUse, ChunkLocation>,
+    blobs: Vec<crate::format::blob::SealedBlob>,
+}
+
+/// Writes the live chunks of the blobs to compact into new blobs (each chunk once, read back
+/// and verified on the way), and renames them into `blobs/` (step 1).
+fn write_compacted(store: &Store, compact: &[(BlobId, Vec<TocEntry>)]) -> Result<Moved> {
+    let mut builder = BlobBuilder::new(store, "gc compaction", "gc.compact.blob_fsync");
+    let mut written: HashSet<ChunkId> = HashSet::new();
+    for (blob, live) in compact {
+        let reader = BlobReader::open(&store.blob_path(blob), *blob)?;
+        let mut frame: Option<(u64, Vec<u8>)> = None;
+        for entry in live {
+            if frame
+                .as_ref()
+                .is_none_or(|(offset, _)| *offset != entry.offset)
+            {
+                frame = Some((entry.offset, reader.read_frame(&entry.location(*blob))?));
+            }
+            let (_, data) = frame.as_ref().expect("frame just read");
+            let object = || format!("blob {blob} offset {}", entry.offset);
+            let chunk =
+                crate::format::chunk_from_frame(&entry.id, data, entry.skip, entry.len, object)?;
+            if written.insert(entry.id) {
+                builder.push(entry.id, chunk);
+            }
+            if builder.pending_bytes() >= 8 << 20 {
+                builder.flush()?;
+            }
+        }
+    }
+    let (sealed, _) = builder.finish()?;
+    let mut new_location: HashMap<ChunkId, ChunkLocation> = HashMap::new();
+    for blob in &sealed {
+        for entry in &blob.toc {
+            new_location.insert(entry.id, blob.location(entry));
+        }
+    }
+    let mut locations = HashMap::new();
+    for (blob, live) in compact {
+        for entry in live {
+            let location = new_location.get(&entry.id).ok_or_else(|| {
+                Error::corrupt(
+                    format!("chunk {}", entry.id),
+                    "internal: compaction lost it",
+                )
+            })?;
+            locations.insert((*blob, entry.offset, entry.id), *location);
+        }
+    }
+    for blob in &sealed {
+        let dest = store.blob_path(&blob.id);
+        crate::failpoint::check("gc.compact.blob_rename")?;
+        if dest.exists() {
+            std::fs::remove_file(&blob.tmp_path)
+                .map_err(|e| Error::io("remove", &blob.tmp_path, e))?;
+        } else {
+            std::fs::rename(&blob.tmp_path, &dest)
+                .map_err(|e| Error::io("rename into place", &dest, e))?;
+        }
+    }
+    crate::fsutil::fsync_dir(&store.root().join("blobs"))?;
+    Ok(Moved {
+        locations,
+        blobs: sealed,
+    })
+}
+
+/// The bootstrap with every chunk that compaction moved pointing at its new place, and a blob
+/// table of exactly the blobs its chunks use now.
+fn relocate(bootstrap: &Bootstrap, moved: &Moved) -> Result<Bootstrap> {
+    let mut new = bootstrap.clone();
+    let mut blobs: Vec<BlobRecord> = Vec::new();
+    let mut blob_index: HashMap<BlobId, u32> = HashMap::new();
+    let sizes: HashMap<BlobId, u64> = bootstrap
+        .blobs
+        .iter()
+        .map(|b| (b.id, b.size))
+        .chain(moved.blobs.iter().map(|b| (b.id, b.size)))
+        .collect();
+    for chunk in new.chunks.iter_mut() {
+        let old = bootstrap.location(chunk);
+        let location = moved
+            .locations
+            .get(&(old.blob, old.offset, chunk.id))
+            .copied()
+            .unwrap_or(old);
+        let index = *blob_index.entry(location.blob).or_insert_with(|| {
+            blobs.push(BlobRecord {
+                id: location.blob,
+                size: sizes.get(&location.blob).copied().unwrap_or(0),
+            });
+            (blobs.len() - 1) as u32
+        });
+        chunk.blob = index;
+        chunk.offset = location.offset;
+        chunk.stored_len = location.stored_len;
+        chunk.frame_len = location.frame_len;
+        chunk.skip = location.skip;
+        chunk.codec = location.codec;
+    }
+    new.blobs = blobs;
+    Ok(new)
 }

@@ -108,9 +108,15 @@ impl<'a> ChunkReader<'a> {
             })
             .collect();
         let frames: Vec<Vec<u8>> = if parallel {
-            firsts.par_iter().map(|&c| self.read_frame(c)).collect::<Result<_>>()
+            firsts
+                .par_iter()
+                .map(|&c| self.read_frame(c))
+                .collect::<Result<_>>()
         } else {
-            firsts.iter().map(|&c| self.read_frame(c)).collect::<Result<_>>()
+            firsts
+                .iter()
+                .map(|&c| self.read_frame(c))
+                .collect::<Result<_>>()
         }?;
         let cut = |(&c, &slot): (&u32, &usize)| self.chunk_in(c, &frames[slot]).map(<[u8]>::to_vec);
         if parallel {

@@ -166,7 +166,11 @@ fn check_frames(reader: &BlobReader, blob: BlobId, toc: &[TocEntry], report: &mu
     let mut start = 0;
     while start < toc.len() {
         let offset = toc[start].offset;
-        let end = start + toc[start..].iter().take_while(|e| e.offset == offset).count();
+        let end = start
+            + toc[start..]
+                .iter()
+                .take_while(|e| e.offset == offset)
+                .count();
         let object = || format!("blob {blob} offset {offset}");
         match reader.read_frame(&toc[start].location(blob)) {
             Ok(frame) => {
@@ -177,11 +181,7 @@ fn check_frames(reader: &BlobReader, blob: BlobId, toc: &[TocEntry], report: &mu
                     });
                     let checked = checked.and_then(|()| {
                         crate::format::chunk_from_frame(
-                            &entry.id,
-                            &frame,
-                            entry.skip,
-                            entry.len,
-                            object,
+                            &entry.id, &frame, entry.skip, entry.len, object,
                         )
                         .map(|_| ())
                     });
@@ -199,9 +199,7 @@ fn check_frames(reader: &BlobReader, blob: BlobId, toc: &[TocEntry], report: &mu
 fn toc_has(tocs: &HashMap<BlobId, Toc>, id: &ChunkId, location: &ChunkLocation) -> bool {
     tocs.get(&location.blob)
         .and_then(|toc| toc.get(&(*id, location.offset)))
-        .is_some_and(|e| {
-            e.location(location.blob) == *location
-        })
+        .is_some_and(|e| e.location(location.blob) == *location)
 }
 
 /// Every chunk the bootstrap names is in its blob's ToC; problems name the image and a path.

@@ -2,7 +2,27 @@
 
 use crate::helpers::*;
 use cairn_engine::sample::{self, LayerCompression};
-use cairn_engine::{NoProgress, Store};
+use cairn_engine::{GcOptions, NoProgress, Store};
+
+fn dry_run() -> GcOptions {
+    GcOptions {
+        dry_run: true,
+        ..GcOptions::default()
+    }
+}
+
+/// Every file of the store's blobs and bootstraps, with its bytes.
+fn data_files(store: &Store) -> std::collections::BTreeMap<std::path::PathBuf, Vec<u8>> {
+    let mut out = std::collections::BTreeMap::new();
+    for dir in ["blobs", "bootstraps"] {
+        for entry in std::fs::read_dir(store.root().join(dir)).unwrap() {
+            let path = entry.unwrap().path();
+            let bytes = std::fs::read(&path).unwrap();
+            out.insert(path, bytes);
+        }
+    }
+    out
+}
 
 fn export_all(store: &Store, name: &str) -> Vec<Vec<u8>> {
     let layers = store.bootstrap(name).unwrap().layers.len();
@@ -44,7 +64,7 @@ fn rm_then_gc_frees_only_what_no_image_uses() {
     assert!(store.remove(&["nope".to_string()]).is_err());
     store.remove(&["o".to_string()]).unwrap();
     assert!(store.bootstrap("o").is_err());
-    let dry = store.gc(true).unwrap();
+    let dry = store.gc(&dry_run()).unwrap();
     assert_eq!((dry.dead_blobs, dry.dead_bootstraps), (1, 1));
     assert_eq!(
         std::fs::read_dir(store.root().join("blobs"))
@@ -52,7 +72,7 @@ fn rm_then_gc_frees_only_what_no_image_uses() {
             .count(),
         blobs_before
     );
-    let report = store.gc(false).unwrap();
+    let report = store.gc(&GcOptions::default()).unwrap();
     assert_eq!((report.dead_blobs, report.dead_bootstraps), (1, 1));
     assert!(report.freed_bytes > 200_000, "{report:?}");
     assert_eq!(report.index_chunks_dropped, o_chunks);
@@ -66,8 +86,83 @@ fn rm_then_gc_frees_only_what_no_image_uses() {
     let verify = store.verify(true, &NoProgress).unwrap();
     assert!(verify.is_clean(), "{:?}", verify.problems);
     // Nothing left to collect.
-    let again = store.gc(false).unwrap();
+    let again = store.gc(&GcOptions::default()).unwrap();
     assert_eq!(again.freed_bytes, 0);
+}
+
+#[test]
+fn gc_compacts_a_blob_mostly_dead_and_rewrites_the_images_using_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = new_store(tmp.path());
+    let kept = pseudo_random(300_000, 1);
+    let dropped = pseudo_random(700_000, 2);
+    let both = tmp.path().join("both");
+    write_layout(
+        &both,
+        "both",
+        &[sample::build_layer_tar(
+            &[file("kept.bin", kept.clone()), file("dropped.bin", dropped)],
+            1,
+        )
+        .unwrap()],
+        LayerCompression::Gzip,
+    );
+    let one = tmp.path().join("one");
+    write_layout(
+        &one,
+        "one",
+        &[sample::build_layer_tar(&[file("kept.bin", kept.clone())], 2).unwrap()],
+        LayerCompression::Gzip,
+    );
+    convert(&store, &format!("oci:{}", both.display()), "both", &[]).unwrap();
+    convert(&store, &format!("oci:{}", one.display()), "one", &[]).unwrap();
+    // "one" stored nothing new: all its chunks live in the blob of "both".
+    assert_eq!(store.bootstrap("one").unwrap().blobs.len(), 1);
+    let old_id = store.resolve("one").unwrap();
+    let before = export_all(&store, "one");
+    store.remove(&["both".to_string()]).unwrap();
+
+    // A dry run reports the compaction and changes nothing.
+    let files_before = data_files(&store);
+    let dry = store.gc(&dry_run()).unwrap();
+    assert_eq!(dry.compacted_blobs, 1, "{dry:?}");
+    assert_eq!((dry.new_blobs, dry.rewritten_images), (0, 0));
+    assert!(dry.freed_bytes > 600_000, "{dry:?}");
+    assert_eq!(data_files(&store), files_before);
+    // Compaction off: only the bootstrap of "both" goes.
+    let off = GcOptions {
+        dry_run: true,
+        compact_below: 0.0,
+    };
+    assert_eq!(store.gc(&off).unwrap().compacted_blobs, 0);
+
+    let report = store.gc(&GcOptions::default()).unwrap();
+    assert_eq!(
+        (
+            report.compacted_blobs,
+            report.new_blobs,
+            report.rewritten_images
+        ),
+        (1, 1, 1),
+        "{report:?}"
+    );
+    assert!(report.freed_bytes > 600_000, "{report:?}");
+    let new_id = store.resolve("one").unwrap();
+    assert_ne!(new_id, old_id);
+    assert_eq!(export_all(&store, "one"), before);
+    let verify = store.verify(true, &NoProgress).unwrap();
+    assert!(verify.is_clean(), "{:?}", verify.problems);
+    assert_eq!(store.images().unwrap().len(), 1);
+    // The new blob holds only what "one" uses; nothing is left to collect or compact.
+    let again = store.gc(&GcOptions::default()).unwrap();
+    assert_eq!(
+        (again.freed_bytes, again.compacted_blobs),
+        (0, 0),
+        "{again:?}"
+    );
+    // The index points at the new blob: a convert of the same content stores nothing new.
+    let report = convert(&store, &format!("oci:{}", one.display()), "one-again", &[]).unwrap();
+    assert_eq!(report.images[0].totals.new.chunks, 0);
 }
 
 #[test]
@@ -79,7 +174,7 @@ fn gc_removes_what_a_crashed_convert_left() {
     let orphan_bootstrap = store.root().join("bootstraps").join("cd".repeat(32));
     std::fs::write(&orphan_blob, b"orphan blob").unwrap();
     std::fs::write(&orphan_bootstrap, b"orphan bootstrap").unwrap();
-    let report = store.gc(false).unwrap();
+    let report = store.gc(&GcOptions::default()).unwrap();
     assert_eq!((report.dead_blobs, report.dead_bootstraps), (1, 1));
     assert!(!orphan_blob.exists() && !orphan_bootstrap.exists());
     assert!(store.verify(true, &NoProgress).unwrap().is_clean());

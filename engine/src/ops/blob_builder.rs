@@ -1,0 +1,160 @@
+//! Writing new chunks into blobs: chunks join frames in the order they are given (a frame holds
+//! up to the store's `frame_size` bytes, or one larger chunk), full frames are compressed in
+//! parallel and appended in order to a blob under `STORE/tmp/`, which is sealed and a new one
+//! started past `BLOB_SPLIT_BYTES`. Used by convert (new chunks of a layer) and by gc
+//! (live chunks of blobs it compacts). Renaming the sealed blobs into place is the caller's
+//! step of its write order.
+
+use crate::error::{Error, Result};
+use crate::format::blob::{BlobWriter, FramePart, SealedBlob};
+use crate::format::Codec;
+use crate::store::Store;
+use crate::ChunkId;
+use rayon::prelude::*;
+use std::cell::RefCell;
+
+/// A blob is sealed and a new one started past this size.
+const BLOB_SPLIT_BYTES: u64 = 256 << 20;
+
+pub(crate) struct BlobBuilder<'a> {
+    store: &'a Store,
+    /// Names the work in errors (a layer, or a blob being compacted).
+    label: String,
+    /// The fail point checked before each blob's fsync.
+    fail_at: &'static str,
+    level: i32,
+    frame_size: usize,
+    /// Chunks not yet in a full frame.
+    open: Frame,
+    /// Full frames waiting to be compressed.
+    ready: Vec<Frame>,
+    writer: Option<BlobWriter>,
+    sealed: Vec<SealedBlob>,
+    /// Bytes appended to blobs (stored frames).
+    stored_bytes: u64,
+}
+
+/// Chunks grouped to be compressed together: their bytes back to back.
+#[derive(Default)]
+struct Frame {
+    data: Vec<u8>,
+    parts: Vec<FramePart>,
+}
+
+impl Frame {
+    fn push(&mut self, id: ChunkId, chunk: &[u8]) {
+        self.parts.push(FramePart {
+            id,
+            skip: self.data.len() as u32,
+            len: chunk.len() as u32,
+        });
+        self.data.extend_from_slice(chunk);
+    }
+}
+
+thread_local! {
+    static COMPRESSOR: RefCell<Option<(i32, zstd::bulk::Compressor<'static>)>> =
+        const { RefCell::new(None) };
+}
+
+/// Compresses a frame; `None` when zstd does not make it smaller (the frame is stored raw).
+fn compress(data: &[u8], level: i32) -> std::io::Result<Option<Vec<u8>>> {
+    COMPRESSOR.with(|cell| {
+        let mut slot = cell.borrow_mut();
+        if slot.as_ref().is_none_or(|(l, _)| *l != level) {
+            *slot = Some((level, zstd::bulk::Compressor::new(level)?));
+        }
+        let (_, compressor) = slot.as_mut().expect("compressor just set");
+        let compressed = compressor.compress(data)?;
+        Ok((compressed.len() < data.len()).then_some(compressed))
+    })
+}
+
+impl<'a> BlobBuilder<'a> {
+    pub fn new(store: &'a Store, label: &str, fail_at: &'static str) -> Self {
+        let compression = &store.config().compression;
+        BlobBuilder {
+            store,
+            label: label.to_string(),
+            fail_at,
+            level: compression.level,
+            frame_size: compression.frame_size as usize,
+            open: Frame::default(),
+            ready: Vec::new(),
+            writer: None,
+            sealed: Vec::new(),
+            stored_bytes: 0,
+        }
+    }
+
+    /// Adds a chunk to the open frame (nothing is written until `flush` or `finish`).
+    pub fn push(&mut self, id: ChunkId, data: &[u8]) {
+        if !self.open.data.is_empty() && self.open.data.len() + data.len() > self.frame_size {
+            self.ready.push(std::mem::take(&mut self.open));
+        }
+        self.open.push(id, data);
+        if self.open.data.len() >= self.frame_size {
+            self.ready.push(std::mem::take(&mut self.open));
+        }
+    }
+
+    /// Bytes of full frames waiting for `flush`.
+    pub fn pending_bytes(&self) -> usize {
+        self.ready.iter().map(|f| f.data.len()).sum()
+    }
+
+    /// Compresses the full frames (in parallel) and appends them in order.
+    pub fn flush(&mut self) -> Result<()> {
+        let frames = std::mem::take(&mut self.ready);
+        let level = self.level;
+        let stored: Vec<std::io::Result<Option<Vec<u8>>>> = frames
+            .par_iter()
+            .map(|frame| compress(&frame.data, level))
+            .collect();
+        for (frame, stored) in frames.into_iter().zip(stored) {
+            let stored = stored.map_err(|e| {
+                Error::corrupt(self.label.clone(), format!("zstd compression: {e}"))
+            })?;
+            let frame_len = frame.data.len() as u32;
+            let (codec, bytes) = match stored {
+                Some(compressed) => (Codec::Zstd, compressed),
+                None => (Codec::Raw, frame.data),
+            };
+            self.append(&frame.parts, codec, &bytes, frame_len)?;
+        }
+        Ok(())
+    }
+
+    fn append(&mut self, parts: &[FramePart], codec: Codec, bytes: &[u8], len: u32) -> Result<()> {
+        if self
+            .writer
+            .as_ref()
+            .is_some_and(|w| w.len() >= BLOB_SPLIT_BYTES)
+        {
+            let full = self.writer.take().expect("writer present");
+            self.sealed.push(full.seal(self.fail_at)?);
+        }
+        if self.writer.is_none() {
+            let path = crate::fsutil::tmp_path(&self.store.tmp_dir(), "blob");
+            self.writer = Some(BlobWriter::create(path)?);
+        }
+        let writer = self.writer.as_mut().expect("writer present");
+        writer.append_frame(codec, bytes, len, parts)?;
+        self.stored_bytes += bytes.len() as u64;
+        Ok(())
+    }
+
+    /// Writes the last frame and seals the blobs (fsynced, still under `tmp/`). Returns them
+    /// and the bytes of stored frames.
+    pub fn finish(mut self) -> Result<(Vec<SealedBlob>, u64)> {
+        let last = std::mem::take(&mut self.open);
+        if !last.parts.is_empty() {
+            self.ready.push(last);
+        }
+        self.flush()?;
+        if let Some(writer) = self.writer.take() {
+            self.sealed.push(writer.seal(self.fail_at)?);
+        }
+        Ok((self.sealed, self.stored_bytes))
+    }
+}
