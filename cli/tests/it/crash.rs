@@ -43,7 +43,19 @@ fn kills_at_random_instants_lose_nothing_committed() {
         &["convert", &format!("oci:{}", v1.display()), "--name", "v1"],
     ));
     let committed = export_all(&store, "v1", 3);
+    let v1_source = format!("oci:{}", v1.display());
     let v2_source = format!("oci:{}", v2.display());
+    // For compaction rounds: a store where v1 uses part of the blobs of an image "x" (v2,
+    // converted first); with x removed, `gc --compact-below 1` rewrites those blobs and v1.
+    let compact_store = tmp.path().join("compact");
+    let compact_setup = |store: &Path| {
+        let _ = std::fs::remove_dir_all(store);
+        ok(cairn(store, &["init"]));
+        ok(cairn(store, &["convert", &v2_source, "--name", "x"]));
+        ok(cairn(store, &["convert", &v1_source, "--name", "v1"]));
+        ok(cairn(store, &["rm", "x"]));
+    };
+    let mut compactions = 0;
 
     // A deterministic spread of delays over a convert's whole run (a few tens of ms here).
     let mut state: u64 = 0x9E37_79B9_7F4A_7C15;
@@ -59,16 +71,25 @@ fn kills_at_random_instants_lose_nothing_committed() {
             .wrapping_mul(6364136223846793005)
             .wrapping_add(1442695040888963407);
         let delay = Duration::from_micros((state >> 33) % 60_000);
-        let gc_round = round % 4 == 0;
-        let args: Vec<&str> = if gc_round {
+        let compact_round = round % 8 == 4;
+        let args: Vec<&str> = if compact_round {
+            compact_setup(&compact_store);
+            vec!["gc", "--compact-below", "1"]
+        } else if round % 8 == 0 {
             // Give gc something to delete: drop v2 (if it was committed) first.
             let _ = cairn(&store, &["rm", "v2"]);
             vec!["gc"]
         } else {
             vec!["convert", &v2_source, "--name", "v2", "--replace"]
         };
-        if !run_and_kill(&store, &args, delay) {
+        let store = if compact_round {
+            compact_store.as_path()
+        } else {
+            store.as_path()
+        };
+        if !run_and_kill(store, &args, delay) {
             killed += 1;
+            compactions += usize::from(compact_round);
         }
         // The store is whole: opens, verifies, gives v1 back; the command can run again.
         let verify = cairn(&store, &["verify", "--full"]);
@@ -77,7 +98,7 @@ fn kills_at_random_instants_lose_nothing_committed() {
             "after killing {args:?} at {delay:?}: {}",
             String::from_utf8_lossy(&verify.stdout)
         );
-        if round % 10 == 0 {
+        if round % 10 == 0 || compact_round {
             assert_eq!(
                 export_all(&store, "v1", 3),
                 committed,
@@ -87,5 +108,6 @@ fn kills_at_random_instants_lose_nothing_committed() {
         ok(cairn(&store, &args));
     }
     assert_eq!(export_all(&store, "v1", 3), committed);
-    eprintln!("{killed} kills survived in {round} rounds");
+    assert!(compactions > 0, "no compacting gc was killed");
+    eprintln!("{killed} kills survived in {round} rounds ({compactions} of gc compacting)");
 }
