@@ -30,6 +30,10 @@ pub fn run(cli: &Cli, args: &StatsArgs) -> anyhow::Result<()> {
         "  dedup ratio            {:.2}x (logical / stored + metadata)",
         r.dedup_ratio
     );
+    println!(
+        "  random read            {:.2} bytes decoded per byte (a chunk read alone)",
+        r.random_read_amplification
+    );
     if !r.per_image.is_empty() {
         let rows: Vec<Vec<String>> = r
             .per_image

@@ -51,7 +51,7 @@ impl Default for CompressionParams {
         CompressionParams {
             algorithm: "zstd".into(),
             level: 3,
-            frame_size: 512 << 10,
+            frame_size: 1 << 20,
         }
     }
 }

@@ -23,6 +23,10 @@ pub struct StatsReport {
     pub metadata_bytes: u64,
     /// logical / (stored + metadata).
     pub dedup_ratio: f64,
+    /// Read amplification of random reads: bytes decompressed per byte read when each distinct
+    /// chunk is read alone (its whole frame is decoded). Sequential reads (export, unpack, cat)
+    /// decode each frame once.
+    pub random_read_amplification: f64,
     pub per_image: Vec<ImageShare>,
     pub matrix: Option<SharingMatrix>,
 }
@@ -67,8 +71,13 @@ pub fn stats(store: &Store, names: &[String], matrix: bool) -> Result<StatsRepor
     // (name, logical bytes, distinct chunks) of every named image.
     let mut per_image_chunks: Vec<(String, u64, ChunkSizes)> = Vec::new();
     let mut loaded: HashMap<crate::ImageId, usize> = HashMap::new();
+    // Distinct chunk -> (its length, its frame's decoded length).
+    let mut frames: HashMap<ChunkId, (u64, u64)> = HashMap::new();
     for (name, id) in &refs {
         let bootstrap = store.bootstrap_by_id(id)?;
+        for chunk in &bootstrap.chunks {
+            frames.insert(chunk.id, (chunk.len as u64, chunk.frame_len as u64));
+        }
         loaded.insert(*id, per_image_chunks.len());
         per_image_chunks.push((
             name.clone(),
@@ -165,6 +174,12 @@ pub fn stats(store: &Store, names: &[String], matrix: bool) -> Result<StatsRepor
         stored_bytes,
         metadata_bytes,
         dedup_ratio: logical_bytes as f64 / (stored_bytes + metadata_bytes).max(1) as f64,
+        random_read_amplification: {
+            let (read, decoded) = frames
+                .values()
+                .fold((0u64, 0u64), |(r, d), (len, frame)| (r + len, d + frame));
+            decoded as f64 / read.max(1) as f64
+        },
         per_image,
         matrix,
     })
