@@ -92,7 +92,7 @@ fn kills_at_random_instants_lose_nothing_committed() {
             compactions += usize::from(compact_round);
         }
         // The store is whole: opens, verifies, gives v1 back; the command can run again.
-        let verify = cairn(&store, &["verify", "--full"]);
+        let verify = cairn(store, &["verify", "--full"]);
         assert!(
             verify.status.success(),
             "after killing {args:?} at {delay:?}: {}",
@@ -100,12 +100,12 @@ fn kills_at_random_instants_lose_nothing_committed() {
         );
         if round % 10 == 0 || compact_round {
             assert_eq!(
-                export_all(&store, "v1", 3),
+                export_all(store, "v1", 3),
                 committed,
                 "v1 changed after a kill"
             );
         }
-        ok(cairn(&store, &args));
+        ok(cairn(store, &args));
     }
     assert_eq!(export_all(&store, "v1", 3), committed);
     assert!(compactions > 0, "no compacting gc was killed");

@@ -13,6 +13,7 @@
 //!      entries naming dead or compacted blobs are re-pointed or dropped, records of unnamed
 //!      images are dropped;
 //!   4. only then are the dead files deleted and their directories fsynced.
+//!
 //! A crash before 3 leaves new files no name reaches, after it old ones; the next gc removes
 //! either.
 
