@@ -15,14 +15,19 @@ use std::io::Write;
 use std::path::Path;
 
 /// Reads the chunks of one bootstrap, keeping each blob mapped once opened. A chunk is read by
-/// decoding its whole frame; the last frame decoded is kept, so reading the chunks of a frame
-/// one after another decodes it once.
+/// decoding its whole frame; the frames decoded last are kept (up to `CACHED_FRAMES`, most
+/// recently used first), so reading the chunks of a frame one after another, or files in an
+/// order close to the order they were stored in (unpack walks paths in sorted order, across
+/// layers), decodes each frame about once.
 pub struct ChunkReader<'a> {
     store: &'a Store,
     bootstrap: &'a Bootstrap,
     blobs: HashMap<u32, BlobReader>,
-    last_frame: Option<(FrameKey, Vec<u8>)>,
+    frames: std::collections::VecDeque<(FrameKey, Vec<u8>)>,
 }
+
+/// Decoded frames a `ChunkReader` keeps: at most this many MiB.
+const CACHED_FRAMES: usize = 32;
 
 /// A frame of the bootstrap: (index into its blob table, offset in that blob).
 type FrameKey = (u32, u64);
@@ -37,7 +42,7 @@ impl<'a> ChunkReader<'a> {
             store,
             bootstrap,
             blobs: HashMap::new(),
-            last_frame: None,
+            frames: std::collections::VecDeque::new(),
         }
     }
 
@@ -46,11 +51,19 @@ impl<'a> ChunkReader<'a> {
         self.open_blobs(std::iter::once(index))?;
         let chunk = &self.bootstrap.chunks[index as usize];
         let key = frame_key(chunk);
-        if self.last_frame.as_ref().is_none_or(|(k, _)| *k != key) {
-            let frame = self.read_frame(index)?;
-            self.last_frame = Some((key, frame));
+        match self.frames.iter().position(|(k, _)| *k == key) {
+            Some(0) => {}
+            Some(i) => {
+                let hit = self.frames.remove(i).expect("position is in range");
+                self.frames.push_front(hit);
+            }
+            None => {
+                let frame = self.read_frame(index)?;
+                self.frames.push_front((key, frame));
+                self.frames.truncate(CACHED_FRAMES);
+            }
         }
-        let (_, frame) = self.last_frame.as_ref().expect("frame just decoded");
+        let (_, frame) = self.frames.front().expect("frame just cached");
         self.chunk_in(index, frame).map(<[u8]>::to_vec)
     }
 
