@@ -306,16 +306,19 @@ pub fn run(options: &Options) -> Result<Report> {
              store.json), `du -sb`"
         )),
     );
+    let store_compression = Store::open_read_only(&store)?.config().compression.clone();
     rows.push(Row::sizes_only(
         "fastcdc-blobs",
         format!(
-            "FastCDC per file ({}), zstd-3 per chunk",
-            chunker_sizes(&store)?
+            "FastCDC per file ({}), zstd-{} in frames of up to {} KiB",
+            chunker_sizes(&store)?,
+            store_compression.level,
+            store_compression.frame_size >> 10
         ),
         "content",
         blob_sizes[0],
         blob_sizes[1],
-        "blob files of the cairn store (chunk data and ToC); measured in the cairn row".into(),
+        "blob files of the cairn store (frames and ToC); measured in the cairn row".into(),
     ));
 
     let peers = if options.peers {

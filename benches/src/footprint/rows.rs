@@ -124,11 +124,15 @@ pub fn convert(
     Ok(report)
 }
 
-/// Nydus's scheme: fixed 1 MiB chunks per file, zstd-3 per chunk, in a cairn store.
+/// Nydus's scheme: fixed 1 MiB chunks per file, zstd-3 per chunk (no frames of several
+/// chunks), in a cairn store.
 pub fn fixed_init() -> Result<InitOptions> {
     Ok(InitOptions {
         chunker: ChunkerParams::fixed(FIXED_CHUNK).map_err(anyhow::Error::msg)?,
-        ..InitOptions::default()
+        compression: cairn_engine::CompressionParams {
+            frame_size: 0,
+            ..Default::default()
+        },
     })
 }
 
