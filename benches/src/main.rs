@@ -11,6 +11,7 @@
 //!
 //! Throughput micro-benchmarks are criterion targets: `cargo bench -p cairn-bench`.
 
+mod big_file;
 mod footprint;
 mod sizes;
 mod sweep;
@@ -77,6 +78,18 @@ enum Command {
         /// Also write the results as JSON to this file.
         #[arg(long)]
         json: Option<PathBuf>,
+    },
+    /// Convert (and export) a generated layer holding one file of SIZE MB: peak RSS and speed.
+    BigFile {
+        /// The file's size in MB (10^6 bytes).
+        #[arg(long, default_value_t = 600)]
+        size_mb: u64,
+        /// Scratch directory (emptied first, removed after).
+        #[arg(long, default_value = "bench-out/big-file")]
+        work: PathBuf,
+        /// The cairn binary (default: next to this one).
+        #[arg(long)]
+        cairn: Option<PathBuf>,
     },
     /// One step of a footprint row, run by `footprint` as a measured child process.
     #[command(hide = true, subcommand)]
@@ -167,6 +180,11 @@ fn main() -> Result<()> {
             work,
             json,
         } => sweep::sweep(&old, &new, &params, level, work.as_deref(), json.as_deref()),
+        Command::BigFile {
+            size_mb,
+            work,
+            cairn,
+        } => big_file::run(size_mb, &work, cairn.as_deref()),
         Command::Internal(internal) => run_internal(internal),
     }
 }

@@ -7,7 +7,7 @@
 //! reads the sources; `report.rs` renders the result.
 
 mod image;
-mod measure;
+pub mod measure;
 mod peers;
 mod report;
 pub mod rows;

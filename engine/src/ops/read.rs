@@ -100,14 +100,9 @@ impl<'a> ChunkReader<'a> {
         crate::format::chunk_from_frame(&chunk.id, frame, chunk.skip, chunk.len, object)
     }
 
-    /// Reads the chunks of consecutive entries, in entry order, decoding each frame once;
-    /// with `parallel`, on rayon's pool.
-    fn read_entries(&self, entries: &[EntryRecord], parallel: bool) -> Result<Vec<Vec<u8>>> {
+    /// Reads these chunks, in order, decoding each frame once; with `parallel`, on rayon's pool.
+    fn read_chunks(&self, indexes: &[u32], parallel: bool) -> Result<Vec<Vec<u8>>> {
         use rayon::prelude::*;
-        let indexes: Vec<u32> = entries
-            .iter()
-            .flat_map(|e| e.chunks.iter().copied())
-            .collect();
         let mut frame_of: HashMap<FrameKey, usize> = HashMap::new();
         let mut firsts: Vec<u32> = Vec::new();
         let slots: Vec<usize> = indexes
@@ -165,26 +160,23 @@ impl<'a> ChunkReader<'a> {
 /// Content bytes decoded ahead of the writer (and held in memory) per window.
 const WINDOW_BYTES: u64 = 4 << 20;
 
-/// Splits entries into consecutive ranges of about `WINDOW_BYTES` of chunk content.
+/// Splits a sequence of chunks into consecutive ranges of about `WINDOW_BYTES` of content (a
+/// large file spans several windows).
 fn windows(
-    entries: &[EntryRecord],
+    order: &[u32],
     chunks: &[crate::format::bootstrap::ChunkRecord],
 ) -> Vec<std::ops::Range<usize>> {
     let mut out = Vec::new();
     let (mut start, mut bytes) = (0, 0u64);
-    for (i, entry) in entries.iter().enumerate() {
-        bytes += entry
-            .chunks
-            .iter()
-            .map(|&c| chunks[c as usize].len as u64)
-            .sum::<u64>();
+    for (i, &c) in order.iter().enumerate() {
+        bytes += chunks[c as usize].len as u64;
         if bytes >= WINDOW_BYTES {
             out.push(start..i + 1);
             (start, bytes) = (i + 1, 0);
         }
     }
-    if start < entries.len() {
-        out.push(start..entries.len());
+    if start < order.len() {
+        out.push(start..order.len());
     }
     out
 }
@@ -204,44 +196,57 @@ pub(crate) fn write_layer_tar(
 ) -> Result<Sha256Digest> {
     let write_err = |e: std::io::Error| Error::io("write output", dest, e);
     let mut hashing = DigestWriter::new(out);
-    // Entries go in windows of about WINDOW_BYTES of content: while this thread hashes and
+    // Chunks go in windows of about WINDOW_BYTES of content: while this thread hashes and
     // writes one window, a second thread decodes (and verifies) the next one's chunks, with
     // rayon's help unless this thread is itself one of rayon's workers (export compresses
     // layers in parallel): a worker blocked here must not wait for pool work, or the pool
     // could deadlock with every worker waiting.
     let parallel = rayon::current_thread_index().is_none();
-    let windows = windows(&layer.entries, &reader.bootstrap.chunks);
-    reader.open_blobs(layer.entries.iter().flat_map(|e| e.chunks.iter().copied()))?;
-    let mut current = match windows.first() {
-        Some(w) => reader.read_entries(&layer.entries[w.clone()], parallel)?,
-        None => Vec::new(),
-    };
-    for (k, window) in windows.iter().enumerate() {
-        let shared = &*reader;
-        let next = windows.get(k + 1).map(|w| &layer.entries[w.clone()]);
-        let decoded = std::thread::scope(|scope| -> Result<Vec<Vec<u8>>> {
-            let decoding =
-                next.map(|entries| scope.spawn(move || shared.read_entries(entries, parallel)));
-            let mut chunks = current.iter();
-            for entry in &layer.entries[window.clone()] {
-                hashing.write_all(&entry.raw_header).map_err(write_err)?;
-                let mut n = 0;
-                for _ in &entry.chunks {
-                    let data = chunks.next().ok_or_else(|| {
-                        Error::corrupt(label.to_string(), "internal: chunk window out of step")
-                    })?;
-                    hashing.write_all(data).map_err(write_err)?;
-                    n += data.len() as u64;
-                }
-                progress.inc(entry.raw_header.len() as u64 + n);
+    let order: Vec<u32> = layer
+        .entries
+        .iter()
+        .flat_map(|e| e.chunks.iter().copied())
+        .collect();
+    let windows = windows(&order, &reader.bootstrap.chunks);
+    reader.open_blobs(order.iter().copied())?;
+    let shared = &*reader;
+    let order = &order;
+    let decode = move |w: std::ops::Range<usize>| shared.read_chunks(&order[w], parallel);
+    let out_of_step = || Error::corrupt(label.to_string(), "internal: chunk window out of step");
+    std::thread::scope(|scope| -> Result<()> {
+        let mut current = Vec::new().into_iter();
+        let mut next = 0;
+        let mut pending = windows
+            .first()
+            .cloned()
+            .map(|w| scope.spawn(move || decode(w)));
+        for entry in &layer.entries {
+            hashing.write_all(&entry.raw_header).map_err(write_err)?;
+            let mut n = 0;
+            for _ in &entry.chunks {
+                let data = loop {
+                    if let Some(data) = current.next() {
+                        break data;
+                    }
+                    // This window is written: take the decoded next one, start the one after.
+                    let handle = pending.take().ok_or_else(out_of_step)?;
+                    current = handle.join().expect("chunk decoder panicked")?.into_iter();
+                    next += 1;
+                    pending = windows
+                        .get(next)
+                        .cloned()
+                        .map(|w| scope.spawn(move || decode(w)));
+                };
+                hashing.write_all(&data).map_err(write_err)?;
+                n += data.len() as u64;
             }
-            match decoding {
-                Some(handle) => handle.join().expect("chunk decoder panicked"),
-                None => Ok(Vec::new()),
-            }
-        })?;
-        current = decoded;
-    }
+            progress.inc(entry.raw_header.len() as u64 + n);
+        }
+        if current.next().is_some() || pending.is_some() {
+            return Err(out_of_step());
+        }
+        Ok(())
+    })?;
     hashing.write_all(&layer.trailer).map_err(write_err)?;
     progress.inc(layer.trailer.len() as u64);
     let (actual, _, out) = hashing.finish();

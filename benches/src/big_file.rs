@@ -1,0 +1,149 @@
+//! `cairn-bench big-file`: memory and speed of converting a layer that holds one large file.
+//! Generates a bare layer tar with a single file of `--size-mb` MB (streamed to disk: blocks of
+//! pseudo-random bytes alternating with blocks of repeated text, so that compression has work),
+//! then measures `cairn convert` and `cairn export-layer` of it under GNU time.
+
+use crate::footprint::measure::{check_gnu_time, Step};
+use anyhow::{bail, Context, Result};
+use std::io::Write;
+use std::path::Path;
+
+/// Memory bar of issue 7: peak RSS converting any image.
+const RSS_BAR_MIB: u64 = 256;
+const BLOCK: usize = 64 << 10;
+
+/// A ustar header for one regular file.
+fn ustar_header(name: &str, size: u64) -> [u8; 512] {
+    let mut h = [0u8; 512];
+    h[..name.len()].copy_from_slice(name.as_bytes());
+    let octal = |field: &mut [u8], value: u64| {
+        let text = format!("{value:0width$o}", width = field.len() - 1);
+        field[..text.len()].copy_from_slice(text.as_bytes());
+    };
+    octal(&mut h[100..108], 0o644);
+    octal(&mut h[108..116], 0);
+    octal(&mut h[116..124], 0);
+    octal(&mut h[124..136], size);
+    octal(&mut h[136..148], 1_700_000_000);
+    h[156] = b'0';
+    h[257..263].copy_from_slice(b"ustar\0");
+    h[263..265].copy_from_slice(b"00");
+    h[148..156].copy_from_slice(b"        ");
+    let sum: u64 = h.iter().map(|&b| b as u64).sum();
+    let text = format!("{sum:06o}\0 ");
+    h[148..156].copy_from_slice(text.as_bytes());
+    h
+}
+
+/// Writes the layer tar: `big.bin` of `size` bytes.
+fn write_layer(path: &Path, size: u64) -> Result<()> {
+    let file = std::fs::File::create(path).with_context(|| format!("create {}", path.display()))?;
+    let mut out = std::io::BufWriter::with_capacity(1 << 20, file);
+    let err = || format!("write {}", path.display());
+    out.write_all(&ustar_header("big.bin", size))
+        .with_context(err)?;
+    let mut state: u64 = 0x2545_F491_4F6C_DD1D;
+    let text: Vec<u8> = b"cairn big-file bench: a line of text that repeats. "
+        .iter()
+        .copied()
+        .cycle()
+        .take(BLOCK)
+        .collect();
+    let mut block = vec![0u8; BLOCK];
+    let mut written = 0u64;
+    let mut n = 0u64;
+    while written < size {
+        let take = (size - written).min(BLOCK as u64) as usize;
+        if n % 2 == 0 {
+            for byte in block.iter_mut() {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                *byte = state as u8;
+            }
+            out.write_all(&block[..take]).with_context(err)?;
+        } else {
+            out.write_all(&text[..take]).with_context(err)?;
+        }
+        written += take as u64;
+        n += 1;
+    }
+    let pad = (512 - size % 512) % 512;
+    out.write_all(&vec![0u8; pad as usize + 1024])
+        .with_context(err)?;
+    out.flush().with_context(err)?;
+    Ok(())
+}
+
+pub fn run(size_mb: u64, work: &Path, cairn: Option<&Path>) -> Result<()> {
+    check_gnu_time()?;
+    let cairn = match cairn {
+        Some(path) => path.to_path_buf(),
+        None => std::env::current_exe()
+            .context("locate cairn-bench")?
+            .with_file_name("cairn"),
+    };
+    if !cairn.is_file() {
+        bail!(
+            "no cairn binary at {} (build the workspace, or pass --cairn)",
+            cairn.display()
+        );
+    }
+    if work.exists() {
+        std::fs::remove_dir_all(work).with_context(|| format!("empty {}", work.display()))?;
+    }
+    std::fs::create_dir_all(work).with_context(|| format!("create {}", work.display()))?;
+    let size = size_mb * 1_000_000;
+    let layer = work.join("big.tar");
+    eprintln!("big-file: writing a layer with one {size_mb} MB file");
+    write_layer(&layer, size)?;
+    let store = work.join("store");
+    Step::new(&cairn)
+        .arg("--store")
+        .arg(&store)
+        .arg("init")
+        .run()?;
+    let (convert, _) = Step::new(&cairn)
+        .arg("--store")
+        .arg(&store)
+        .arg("convert")
+        .arg(&layer)
+        .arg("--name")
+        .arg("big")
+        .measure(work)?;
+    let (export, _) = Step::new(&cairn)
+        .arg("--store")
+        .arg(&store)
+        .arg("export-layer")
+        .arg("big")
+        .arg("0")
+        .arg("-o")
+        .arg("/dev/null")
+        .measure(work)?;
+    let tar_bytes = std::fs::metadata(&layer)?.len();
+    let mb_s = |wall: f64| tar_bytes as f64 / 1e6 / wall.max(1e-9);
+    let rss = |kib: u64| kib / 1024;
+    println!("| step | tar MB | wall s | CPU s | MB/s | peak RSS MiB |");
+    println!("|---|---:|---:|---:|---:|---:|");
+    for (what, usage) in [("convert", convert), ("export-layer", export)] {
+        println!(
+            "| {what} | {:.1} | {:.2} | {:.2} | {:.1} | {} |",
+            tar_bytes as f64 / 1e6,
+            usage.wall_s,
+            usage.cpu_s,
+            mb_s(usage.wall_s),
+            rss(usage.max_rss_kib)
+        );
+    }
+    println!(
+        "convert peak RSS {} MiB, bar {RSS_BAR_MIB} MiB: {}",
+        rss(convert.max_rss_kib),
+        if rss(convert.max_rss_kib) <= RSS_BAR_MIB {
+            "within"
+        } else {
+            "OVER"
+        }
+    );
+    std::fs::remove_dir_all(work).ok();
+    Ok(())
+}
