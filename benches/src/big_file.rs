@@ -54,7 +54,7 @@ fn write_layer(path: &Path, size: u64) -> Result<()> {
     let mut n = 0u64;
     while written < size {
         let take = (size - written).min(BLOCK as u64) as usize;
-        if n % 2 == 0 {
+        if n.is_multiple_of(2) {
             for byte in block.iter_mut() {
                 state ^= state << 13;
                 state ^= state >> 7;
