@@ -301,6 +301,22 @@ fn cases(dir: &Path, store: &Store) -> Vec<Case> {
         &["\"good\"", "already exists"],
     );
 
+    // A name the filesystem cannot hold: converted and exported exactly (a tar may carry it),
+    // refused by unpack with the entry named.
+    let long_name = format!("dir/{}.txt", "n".repeat(300));
+    let l = layout_with(
+        dir,
+        "longname",
+        &[tar_of(&[file(&long_name, b"x".to_vec())])],
+        LayerCompression::Gzip,
+    );
+    convert(store, &oci(&l), "longname", &[]).unwrap();
+    add(
+        "very long name (unpack)",
+        Act::Unpack("longname"),
+        &["nnnnnnnn", "too long"],
+    );
+
     // Unpack of converted images whose entries would escape the target directory.
     for (name, layer, expect) in [
         (
