@@ -69,7 +69,7 @@ pub enum Command {
     Verify(VerifyArgs),
     /// Remove images by name (their data stays until `cairn gc`).
     Rm(RmArgs),
-    /// Delete the blobs and bootstraps no named image uses, and report the bytes freed.
+    /// Delete what no named image uses, compact mostly-dead blobs, report the bytes freed.
     Gc(GcArgs),
     /// Build two versions of a small generated image, convert both and show what v1 shares with v2.
     Demo(DemoArgs),
