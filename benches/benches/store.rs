@@ -7,13 +7,13 @@
 
 use cairn_engine::sample::{demo_layers, write_demo_layouts};
 use cairn_engine::{
-    ConvertOptions, InitOptions, NoProgress, PlatformChoice, SourceSpec, Store, UnpackOptions,
+    ConvertOptions, InitOptions, NoProgress, PlatformChoice, SourceSpec, StoreWriter, UnpackOptions,
 };
 use criterion::{criterion_group, criterion_main, BatchSize, BenchmarkId, Criterion, Throughput};
 use std::path::Path;
 use std::time::Duration;
 
-fn convert_into(store: &Store, source: &str, name: &str) {
+fn convert_into(store: &StoreWriter, source: &str, name: &str) {
     store
         .convert(
             &ConvertOptions {
@@ -47,8 +47,8 @@ fn convert(c: &mut Criterion) {
         b.iter_batched(
             || tempfile::tempdir().expect("tempdir"),
             |dir| {
-                let store =
-                    Store::init(&dir.path().join("store"), &InitOptions::default()).expect("init");
+                let store = StoreWriter::init(&dir.path().join("store"), &InitOptions::default())
+                    .expect("init");
                 convert_into(&store, &source, "v1");
                 dir
             },
@@ -61,7 +61,8 @@ fn convert(c: &mut Criterion) {
 fn export(c: &mut Criterion) {
     let tmp = tempfile::tempdir().expect("tempdir");
     let source = v1_source(tmp.path());
-    let store = Store::init(&tmp.path().join("store"), &InitOptions::default()).expect("init");
+    let store =
+        StoreWriter::init(&tmp.path().join("store"), &InitOptions::default()).expect("init");
     convert_into(&store, &source, "v1");
     let layers = demo_layers(1).expect("demo layers");
     let mut group = c.benchmark_group("export layer");
@@ -81,7 +82,8 @@ fn export(c: &mut Criterion) {
 fn unpack(c: &mut Criterion) {
     let tmp = tempfile::tempdir().expect("tempdir");
     let source = v1_source(tmp.path());
-    let store = Store::init(&tmp.path().join("store"), &InitOptions::default()).expect("init");
+    let store =
+        StoreWriter::init(&tmp.path().join("store"), &InitOptions::default()).expect("init");
     convert_into(&store, &source, "v1");
     let tar_bytes: usize = demo_layers(1)
         .expect("demo layers")

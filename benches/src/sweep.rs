@@ -6,7 +6,7 @@ use crate::sizes::files_bytes;
 use anyhow::{Context, Result};
 use cairn_engine::{
     ChunkerParams, CompressionParams, ConvertOptions, InitOptions, NoProgress, PlatformChoice,
-    SourceSpec, Store,
+    SourceSpec, StoreWriter,
 };
 use serde::Serialize;
 use std::path::Path;
@@ -41,7 +41,7 @@ fn parse_params(text: &str) -> Result<Vec<ChunkerParams>> {
 }
 
 fn convert(
-    store: &Store,
+    store: &StoreWriter,
     source: &str,
     name: &str,
     dict: &[&str],
@@ -104,7 +104,7 @@ pub fn sweep(
             level,
             ..CompressionParams::default()
         };
-        let store = Store::init(
+        let store = StoreWriter::init(
             &root,
             &InitOptions {
                 chunker,

@@ -5,9 +5,11 @@
 //! headers) plus data blobs, so every layer comes back byte for byte.
 //!
 //! ```no_run
-//! use cairn_engine::{ConvertOptions, InitOptions, NoProgress, PlatformChoice, SourceSpec, Store};
+//! use cairn_engine::{
+//!     ConvertOptions, InitOptions, NoProgress, PlatformChoice, SourceSpec, Store, StoreWriter,
+//! };
 //! # fn main() -> cairn_engine::Result<()> {
-//! let store = Store::init("store".as_ref(), &InitOptions::default())?;
+//! let store = StoreWriter::init("store".as_ref(), &InitOptions::default())?;
 //! let report = store.convert(
 //!     &ConvertOptions {
 //!         source: SourceSpec::parse("oci:images/py:v1")?,
@@ -19,6 +21,12 @@
 //!     &NoProgress,
 //! )?;
 //! println!("stored {} new bytes", report.images[0].added_bytes);
+//! drop(store); // releases the writer lock
+//!
+//! // Readers need no lock and work while a writer runs.
+//! let store = Store::open("store".as_ref())?;
+//! let mut out = Vec::new();
+//! store.cat("py:v1", "/etc/os-release", &mut out)?;
 //! # Ok(())
 //! # }
 //! ```
@@ -39,6 +47,8 @@ mod id;
 mod index;
 mod layer;
 #[cfg(feature = "store")]
+mod layout;
+#[cfg(feature = "store")]
 mod ops;
 mod progress;
 pub mod sample;
@@ -46,15 +56,14 @@ mod source;
 #[cfg(feature = "store")]
 mod store;
 
-pub use chunk::{Chunker, ChunkerParams, MAX_CHUNK_SIZE};
+pub use chunk::{Chunker, ChunkerParams};
 pub use error::{Error, Result};
-pub use format::bootstrap::{Bootstrap, ChunkRecord, EntryRecord, LayerRecord};
+pub use format::bootstrap::Bootstrap;
 pub use format::store_config::{CompressionParams, StoreConfig, FORMAT_VERSION};
-pub use format::{ChunkLocation, Codec};
 pub use id::{BlobId, ChunkId, ImageId, Sha256Digest};
 #[cfg(feature = "store")]
 pub use index::ImageRecord;
-pub use layer::{Compression, EntryKind, EntryMeta};
+pub use layer::{Compression, EntryKind};
 #[cfg(feature = "store")]
 pub use ops::convert::{ConvertOptions, ConvertReport, Count, ImageReport, LayerReport};
 #[cfg(feature = "store")]
@@ -77,7 +86,7 @@ pub use ops::report::stats::{ImageShare, SharingMatrix, StatsReport};
 pub use ops::unpack::{Skipped, UnpackOptions, UnpackReport, XattrFailure};
 #[cfg(feature = "store")]
 pub use ops::verify::{Problem, VerifyReport};
-pub use progress::{NoProgress, Progress};
+pub use progress::{NoProgress, Progress, Unit};
 pub use source::{Platform, PlatformChoice, SourceSpec};
 #[cfg(feature = "store")]
-pub use store::{InitOptions, Store};
+pub use store::{InitOptions, Store, StoreWriter};

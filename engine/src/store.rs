@@ -1,29 +1,17 @@
-//! `Store`: a store directory opened for reading or writing. It owns the paths, the
-//! configuration, the writer lock and the index; each operation is one method that calls into
-//! `ops/`.
-//!
-//! ```text
-//! STORE/store.json      format version, chunker and compression (fixed at init)
-//! STORE/index/          RocksDB: chunks, images, refs
-//! STORE/index.new/, index.old/  only while `verify --repair-index` swaps in a rebuilt index
-//! STORE/blobs/<hex>     sealed data blobs
-//! STORE/bootstraps/<hex> one per image
-//! STORE/tmp/            files being written; emptied whenever a writer opens the store
-//! STORE/LOCK            held (flock) by the one writer; names it for whoever waits
-//! ```
+//! `Store`: a store directory opened for reading, and `StoreWriter`: the same opened for
+//! writing, holding the writer lock. Each operation is one method that calls into `ops/`; the
+//! operations that change the store (convert, rm, gc, the index repair) exist only on
+//! `StoreWriter`, which dereferences to `Store` for everything else. Paths, the lock and the
+//! index swap belong to `StoreLayout` (`layout.rs`).
 
 use crate::chunk::ChunkerParams;
 use crate::error::{Error, IoContext, Result};
 use crate::format::bootstrap::Bootstrap;
 use crate::format::store_config::{CompressionParams, StoreConfig};
 use crate::index::{ImageRecord, Index};
+use crate::layout::{StoreLayout, WriterLock};
 use crate::{BlobId, ImageId};
-use std::fs::{File, OpenOptions};
-use std::io::Write;
 use std::path::{Path, PathBuf};
-
-/// The index directory inside a store.
-pub(crate) const INDEX_DIR: &str = "index";
 
 /// Reads and checks a bootstrap file: its BLAKE3 must be `id`, then it must decode.
 pub(crate) fn read_bootstrap(path: &Path, id: &ImageId) -> Result<Bootstrap> {
@@ -38,14 +26,6 @@ pub(crate) fn read_bootstrap(path: &Path, id: &ImageId) -> Result<Bootstrap> {
         });
     }
     Bootstrap::decode(&bytes, &object)
-}
-
-fn missing_index(root: &Path) -> Error {
-    Error::corrupt(
-        root.join(INDEX_DIR).display().to_string(),
-        "the index is missing; `cairn verify --repair-index` rebuilds it from the blobs and \
-         bootstraps",
-    )
 }
 
 /// An index that cannot be opened: say how to rebuild it.
@@ -66,17 +46,30 @@ pub struct InitOptions {
     pub compression: CompressionParams,
 }
 
+/// A store opened for reading: needs no lock and works while a writer runs.
 pub struct Store {
-    root: PathBuf,
+    layout: StoreLayout,
     config: StoreConfig,
     index: Index,
-    /// Held for the life of a writable store.
-    lock: Option<File>,
 }
 
-impl Store {
+/// A store opened for writing: holds the writer lock for as long as it lives.
+pub struct StoreWriter {
+    store: Store,
+    _lock: WriterLock,
+}
+
+impl std::ops::Deref for StoreWriter {
+    type Target = Store;
+
+    fn deref(&self) -> &Store {
+        &self.store
+    }
+}
+
+impl StoreWriter {
     /// Creates a new store in `root` (which may exist but must be empty).
-    pub fn init(root: &Path, options: &InitOptions) -> Result<Store> {
+    pub fn init(root: &Path, options: &InitOptions) -> Result<StoreWriter> {
         options
             .chunker
             .validate()
@@ -85,7 +78,8 @@ impl Store {
             .compression
             .validate()
             .map_err(|e| Error::Usage(format!("compression: {e}")))?;
-        if root.join("store.json").exists() {
+        let layout = StoreLayout::new(root);
+        if layout.store_json().exists() {
             return Err(Error::Usage(format!(
                 "{} is already a cairn store",
                 root.display()
@@ -100,124 +94,117 @@ impl Store {
                 )));
             }
         }
-        for dir in ["blobs", "bootstraps", "tmp"] {
-            std::fs::create_dir_all(root.join(dir)).with_path("create", &root.join(dir))?;
-        }
-        let lock = Self::lock(root)?;
+        layout.create_dirs()?;
+        let lock = layout.lock()?;
         let config = StoreConfig::new(options.chunker.clone(), options.compression.clone());
-        let index = Index::open(&root.join(INDEX_DIR))?;
+        let index = Index::open(&layout.index_dir())?;
         // store.json is written last: a directory without it is not a store yet.
         crate::fsutil::write_durably(
-            &root.join("tmp/store.json"),
-            &root.join("store.json"),
+            &layout.tmp_file("store.json"),
+            &layout.store_json(),
             &config.to_json(),
             "init.config.rename",
         )?;
-        Ok(Store {
-            root: root.to_path_buf(),
-            config,
-            index,
-            lock: Some(lock),
+        Ok(StoreWriter {
+            store: Store {
+                layout,
+                config,
+                index,
+            },
+            _lock: lock,
         })
     }
 
-    pub(crate) fn read_config(root: &Path) -> Result<StoreConfig> {
-        let path = root.join("store.json");
+    /// Opens for writing: takes the writer lock, finishes or undoes an index swap that a crash
+    /// interrupted and clears `tmp/` of any interrupted work.
+    pub fn open(root: &Path) -> Result<StoreWriter> {
+        let layout = StoreLayout::new(root);
+        let config = Store::read_config(&layout)?;
+        let lock = layout.lock()?;
+        layout.recover_interrupted_swap(&lock)?;
+        layout.clear_tmp()?;
+        let path = layout.index_dir();
+        // `init` creates the index before store.json, so a store without one has lost it.
+        // Opening would create an empty index, and gc would then see no image at all.
         if !path.exists() {
+            return Err(layout.missing_index());
+        }
+        let index = Index::open(&path).map_err(repair_hint)?;
+        Ok(StoreWriter {
+            store: Store {
+                layout,
+                config,
+                index,
+            },
+            _lock: lock,
+        })
+    }
+
+    /// Rebuilds the index of the store in `root` from its blobs and bootstraps, keeping the
+    /// names the old index still gives (see `ops::repair`). Needs no readable index, so it
+    /// opens no `StoreWriter` first; it takes the writer lock itself.
+    pub fn repair_index(
+        root: &Path,
+        progress: &dyn crate::Progress,
+    ) -> Result<crate::ops::repair::RepairReport> {
+        let layout = StoreLayout::new(root);
+        Store::read_config(&layout)?;
+        let lock = layout.lock()?;
+        layout.recover_interrupted_swap(&lock)?;
+        crate::ops::repair::repair_index(&layout, &lock, progress)
+    }
+
+    /// Converts an image source into the store.
+    pub fn convert(
+        &self,
+        options: &crate::ops::convert::ConvertOptions,
+        progress: &dyn crate::Progress,
+    ) -> Result<crate::ops::convert::ConvertReport> {
+        crate::ops::convert::convert(self, options, progress)
+    }
+
+    /// Removes image names; their data stays until `gc`.
+    pub fn remove(&self, names: &[String]) -> Result<Vec<ImageId>> {
+        crate::ops::remove::remove(self, names)
+    }
+
+    /// Deletes the blobs and bootstraps no named image uses.
+    pub fn gc(&self, options: &crate::ops::gc::GcOptions) -> Result<crate::ops::gc::GcReport> {
+        crate::ops::gc::gc(self, options)
+    }
+}
+
+impl Store {
+    fn read_config(layout: &StoreLayout) -> Result<StoreConfig> {
+        let path = layout.store_json();
+        if !path.exists() {
+            let root = layout.root().display();
             return Err(Error::Usage(format!(
-                "no cairn store at {}; create one with `cairn init --store {}`",
-                root.display(),
-                root.display()
+                "no cairn store at {root}; create one with `cairn init --store {root}`"
             )));
         }
         StoreConfig::read(&path)
     }
 
-    /// Opens for writing: takes the writer lock, finishes or undoes an index swap that a crash
-    /// interrupted (see `ops::repair`) and clears `tmp/` of any interrupted work.
-    pub fn open(root: &Path) -> Result<Store> {
-        let config = Self::read_config(root)?;
-        let lock = Self::lock(root)?;
-        crate::ops::repair::recover_interrupted_swap(root)?;
-        let tmp = root.join("tmp");
-        if tmp.exists() {
-            std::fs::remove_dir_all(&tmp).with_path("clear", &tmp)?;
-        }
-        std::fs::create_dir_all(&tmp).with_path("create", &tmp)?;
-        let path = root.join(INDEX_DIR);
-        // `init` creates the index before store.json, so a store without one has lost it.
-        // Opening would create an empty index, and gc would then see no image at all.
-        if !path.exists() {
-            return Err(missing_index(root));
-        }
-        let index = Index::open(&path).map_err(repair_hint)?;
-        Ok(Store {
-            root: root.to_path_buf(),
-            config,
-            index,
-            lock: Some(lock),
-        })
-    }
-
     /// Opens for reading; needs no lock and works while a writer runs.
-    pub fn open_read_only(root: &Path) -> Result<Store> {
-        let config = Self::read_config(root)?;
-        let mut path = root.join(INDEX_DIR);
-        if !path.exists() {
-            // Between the two renames of an index swap (or after a crash there, until the next
-            // writer opens the store) the complete old index is `index.old`.
-            let old = root.join(crate::ops::repair::INDEX_OLD_DIR);
-            if !old.exists() {
-                return Err(missing_index(root));
-            }
-            path = old;
-        }
+    pub fn open(root: &Path) -> Result<Store> {
+        let layout = StoreLayout::new(root);
+        let config = Self::read_config(&layout)?;
+        let path = layout.readable_index_dir()?;
         let index = Index::open_read_only(&path).map_err(repair_hint)?;
         Ok(Store {
-            root: root.to_path_buf(),
+            layout,
             config,
             index,
-            lock: None,
         })
-    }
-
-    /// Takes the writer lock of the store in `root` and writes who holds it into `LOCK`.
-    pub(crate) fn lock(root: &Path) -> Result<File> {
-        let path = root.join("LOCK");
-        let mut file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(&path)
-            .with_path("open", &path)?;
-        match file.try_lock() {
-            Ok(()) => {}
-            Err(std::fs::TryLockError::WouldBlock) => {
-                let holder = std::fs::read_to_string(&path).unwrap_or_default();
-                return Err(Error::Locked {
-                    store: root.to_path_buf(),
-                    holder: if holder.trim().is_empty() {
-                        "unknown process".into()
-                    } else {
-                        holder.trim().to_string()
-                    },
-                });
-            }
-            Err(std::fs::TryLockError::Error(e)) => return Err(Error::io("lock", &path, e)),
-        }
-        let who = format!(
-            "pid {} ({})",
-            std::process::id(),
-            std::env::args().collect::<Vec<_>>().join(" ")
-        );
-        file.set_len(0).with_path("write", &path)?;
-        file.write_all(who.as_bytes()).with_path("write", &path)?;
-        Ok(file)
     }
 
     pub fn root(&self) -> &Path {
-        &self.root
+        self.layout.root()
+    }
+
+    pub(crate) fn layout(&self) -> &StoreLayout {
+        &self.layout
     }
 
     pub fn config(&self) -> &StoreConfig {
@@ -228,20 +215,12 @@ impl Store {
         &self.index
     }
 
-    pub(crate) fn is_writable(&self) -> bool {
-        self.lock.is_some()
-    }
-
-    pub(crate) fn tmp_dir(&self) -> PathBuf {
-        self.root.join("tmp")
-    }
-
     pub fn blob_path(&self, id: &BlobId) -> PathBuf {
-        self.root.join("blobs").join(id.to_hex())
+        self.layout.blob(id)
     }
 
     pub fn bootstrap_path(&self, id: &ImageId) -> PathBuf {
-        self.root.join("bootstraps").join(id.to_hex())
+        self.layout.bootstrap(id)
     }
 
     /// The image id a name refers to.
@@ -249,7 +228,7 @@ impl Store {
         self.index.get_ref(name)?.ok_or_else(|| {
             Error::Usage(format!(
                 "no image named {name:?} in {}; `cairn images` lists them",
-                self.root.display()
+                self.root().display()
             ))
         })
     }
@@ -271,15 +250,6 @@ impl Store {
                 "named in refs but has no record in the index",
             )
         })
-    }
-
-    /// Converts an image source into the store.
-    pub fn convert(
-        &self,
-        options: &crate::ops::convert::ConvertOptions,
-        progress: &dyn crate::Progress,
-    ) -> Result<crate::ops::convert::ConvertReport> {
-        crate::ops::convert::convert(self, options, progress)
     }
 
     /// Every named image with its record.
@@ -339,26 +309,6 @@ impl Store {
         progress: &dyn crate::Progress,
     ) -> Result<crate::ops::verify::VerifyReport> {
         crate::ops::verify::verify(self, full, progress)
-    }
-
-    /// Rebuilds the index of the store in `root` from its blobs and bootstraps, keeping the
-    /// names the old index still gives (see `ops::repair`). Needs no readable index, so it is
-    /// not a method of an opened store; it takes the writer lock itself.
-    pub fn repair_index(
-        root: &Path,
-        progress: &dyn crate::Progress,
-    ) -> Result<crate::ops::repair::RepairReport> {
-        crate::ops::repair::repair_index(root, progress)
-    }
-
-    /// Removes image names; their data stays until `gc`.
-    pub fn remove(&self, names: &[String]) -> Result<Vec<ImageId>> {
-        crate::ops::remove::remove(self, names)
-    }
-
-    /// Deletes the blobs and bootstraps no named image uses.
-    pub fn gc(&self, options: &crate::ops::gc::GcOptions) -> Result<crate::ops::gc::GcReport> {
-        crate::ops::gc::gc(self, options)
     }
 
     /// Lists a directory of the merged view (or one entry).

@@ -295,7 +295,7 @@ pub fn run(options: &Options) -> Result<Report> {
             du_sb(&store)
         },
     )?;
-    let chunker = Store::open_read_only(&store)?.config().chunker.label();
+    let chunker = Store::open(&store)?.config().chunker.label();
     let cairn_row = Row::from_steps(
         "cairn",
         format!("{cairn_label}: whole store, new with --dict old"),
@@ -306,7 +306,7 @@ pub fn run(options: &Options) -> Result<Report> {
              store.json), `du -sb`"
         )),
     );
-    let store_compression = Store::open_read_only(&store)?.config().compression.clone();
+    let store_compression = Store::open(&store)?.config().compression.clone();
     rows.push(Row::sizes_only(
         "fastcdc-blobs",
         format!(
@@ -396,7 +396,7 @@ fn speed_against_peers(cairn: &Row, rows: &[Row]) -> Option<String> {
 
 /// `min/avg/max` of the cairn store's chunker, e.g. `32K/128K/1024K`.
 fn chunker_sizes(store: &Path) -> Result<String> {
-    let config = Store::open_read_only(store)?.config().chunker.clone();
+    let config = Store::open(store)?.config().chunker.clone();
     Ok(format!(
         "{}K/{}K/{}K",
         config.min_size / 1024,

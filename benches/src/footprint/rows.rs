@@ -7,7 +7,7 @@ use super::image::{self, Layer};
 use anyhow::{bail, Context, Result};
 use cairn_engine::{
     ChunkReader, ChunkerParams, ConvertOptions, ConvertReport, InitOptions, NoProgress,
-    PlatformChoice, Sha256Digest, SourceSpec, Store,
+    PlatformChoice, Sha256Digest, SourceSpec, Store, StoreWriter,
 };
 use sha2::{Digest, Sha256};
 use std::fs::File;
@@ -107,9 +107,9 @@ pub fn convert(
     dict: &[String],
 ) -> Result<ConvertReport> {
     let store = if root.join("store.json").exists() {
-        Store::open(root)?
+        StoreWriter::open(root)?
     } else {
-        Store::init(root, init)?
+        StoreWriter::init(root, init)?
     };
     let report = store.convert(
         &ConvertOptions {
@@ -143,7 +143,7 @@ pub fn fixed_init() -> Result<InitOptions> {
 /// the BLAKE3 of the file's chunk ids.
 pub fn whole_file(dir: &Path, store: &Path, name: &str) -> Result<()> {
     std::fs::create_dir_all(dir).with_context(|| format!("create {}", dir.display()))?;
-    let store = Store::open_read_only(store)?;
+    let store = Store::open(store)?;
     let bootstrap = store.bootstrap(name)?;
     let mut reader = ChunkReader::new(&store, &bootstrap);
     for layer in &bootstrap.layers {

@@ -5,7 +5,7 @@ use cairn_engine::Store;
 use std::io::{BufWriter, Write};
 
 pub fn run(cli: &Cli, args: &CatArgs) -> anyhow::Result<()> {
-    let store = Store::open_read_only(&cli.store)?;
+    let store = Store::open(&cli.store)?;
     let mut out = BufWriter::new(std::io::stdout().lock());
     store.cat(&args.name, &args.path, &mut out)?;
     out.flush()?;

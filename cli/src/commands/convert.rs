@@ -3,7 +3,9 @@
 use crate::args::{Cli, ConvertArgs};
 use crate::output::{bytes, count, percent, table};
 use crate::progress::Bar;
-use cairn_engine::{ConvertOptions, ImageReport, Platform, PlatformChoice, SourceSpec, Store};
+use cairn_engine::{
+    ConvertOptions, ImageReport, Platform, PlatformChoice, SourceSpec, StoreWriter,
+};
 
 pub fn run(cli: &Cli, args: &ConvertArgs) -> anyhow::Result<()> {
     let platform = match (&args.platform, args.all_platforms) {
@@ -18,8 +20,8 @@ pub fn run(cli: &Cli, args: &ConvertArgs) -> anyhow::Result<()> {
         platform,
         replace: args.replace,
     };
-    let store = Store::open(&cli.store)?;
-    let bar = Bar::bytes(cli.quiet);
+    let store = StoreWriter::open(&cli.store)?;
+    let bar = Bar::new(cli.quiet);
     let report = store.convert(&options, &bar)?;
     if args.json {
         return super::print_json(&report);

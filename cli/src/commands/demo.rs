@@ -7,7 +7,7 @@ use crate::args::{Cli, DemoArgs};
 use crate::output::{bytes, percent};
 use crate::progress::Bar;
 use anyhow::Context;
-use cairn_engine::{ConvertOptions, InitOptions, PlatformChoice, SourceSpec, Store};
+use cairn_engine::{ConvertOptions, InitOptions, PlatformChoice, SourceSpec, StoreWriter};
 use std::path::Path;
 
 pub fn run(cli: &Cli, args: &DemoArgs) -> anyhow::Result<()> {
@@ -24,8 +24,8 @@ pub fn run(cli: &Cli, args: &DemoArgs) -> anyhow::Result<()> {
     };
     let (v1, v2) = cairn_engine::sample::write_demo_layouts(&dir.join("images"))
         .context("generate the demo images")?;
-    let store = Store::init(&dir.join("store"), &InitOptions::default())?;
-    let bar = Bar::bytes(cli.quiet);
+    let store = StoreWriter::init(&dir.join("store"), &InitOptions::default())?;
+    let bar = Bar::new(cli.quiet);
     let convert = |layout: &Path, name: &str, dict: Vec<String>| {
         store.convert(
             &ConvertOptions {

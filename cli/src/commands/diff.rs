@@ -5,7 +5,7 @@ use crate::output::{bytes, count, percent, shorten, table};
 use cairn_engine::{DiffReport, Store};
 
 pub fn run(cli: &Cli, args: &DiffArgs) -> anyhow::Result<()> {
-    let store = Store::open_read_only(&cli.store)?;
+    let store = Store::open(&cli.store)?;
     let report = store.diff(&args.old, &args.new, args.top)?;
     if args.json {
         return super::print_json(&report);

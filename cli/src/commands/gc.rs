@@ -2,10 +2,10 @@
 
 use crate::args::{Cli, GcArgs};
 use crate::output::{bytes, count};
-use cairn_engine::{GcOptions, Store};
+use cairn_engine::{GcOptions, StoreWriter};
 
 pub fn run(cli: &Cli, args: &GcArgs) -> anyhow::Result<()> {
-    let store = Store::open(&cli.store)?;
+    let store = StoreWriter::open(&cli.store)?;
     let r = store.gc(&GcOptions {
         dry_run: args.dry_run,
         compact_below: args.compact_below,

@@ -1,7 +1,7 @@
 //! `cairn init`: create a store.
 
 use crate::args::{Cli, InitArgs};
-use cairn_engine::{ChunkerParams, CompressionParams, InitOptions, Store};
+use cairn_engine::{ChunkerParams, CompressionParams, InitOptions, StoreWriter};
 
 pub fn run(cli: &Cli, args: &InitArgs) -> anyhow::Result<()> {
     let default = ChunkerParams::default();
@@ -22,7 +22,7 @@ pub fn run(cli: &Cli, args: &InitArgs) -> anyhow::Result<()> {
     compression
         .validate()
         .map_err(|e| anyhow::anyhow!("compression: {e}"))?;
-    let store = Store::init(
+    let store = StoreWriter::init(
         &cli.store,
         &InitOptions {
             chunker,

@@ -5,7 +5,7 @@ use crate::output::{bytes, table};
 use cairn_engine::{top_layers, InventoryRow, Store};
 
 pub fn run(cli: &Cli, args: &InventoryArgs) -> anyhow::Result<()> {
-    let store = Store::open_read_only(&cli.store)?;
+    let store = Store::open(&cli.store)?;
     let rows = store.inventory()?;
     if let Some(n) = args.top_layers {
         let top = top_layers(&rows, n);

@@ -5,7 +5,7 @@ use cairn_engine::{ListEntry, Store};
 use std::io::Write;
 
 pub fn run(cli: &Cli, args: &LsArgs) -> anyhow::Result<()> {
-    let store = Store::open_read_only(&cli.store)?;
+    let store = Store::open(&cli.store)?;
     let entries = store.ls(&args.name, &args.path)?;
     if args.json {
         return super::print_json(&entries);

@@ -1,10 +1,10 @@
 //! `cairn rm`: remove image names.
 
 use crate::args::{Cli, RmArgs};
-use cairn_engine::Store;
+use cairn_engine::StoreWriter;
 
 pub fn run(cli: &Cli, args: &RmArgs) -> anyhow::Result<()> {
-    let store = Store::open(&cli.store)?;
+    let store = StoreWriter::open(&cli.store)?;
     store.remove(&args.names)?;
     println!(
         "removed {}; run `cairn gc` to free their data",

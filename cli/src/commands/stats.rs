@@ -5,7 +5,7 @@ use crate::output::{bytes, count, table};
 use cairn_engine::Store;
 
 pub fn run(cli: &Cli, args: &StatsArgs) -> anyhow::Result<()> {
-    let store = Store::open_read_only(&cli.store)?;
+    let store = Store::open(&cli.store)?;
     let r = store.stats(&args.names, args.matrix)?;
     if args.json {
         return super::print_json(&r);

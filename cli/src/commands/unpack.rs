@@ -11,8 +11,8 @@ pub fn run(cli: &Cli, args: &UnpackArgs) -> anyhow::Result<()> {
         strict_xattrs: args.xattrs == XattrPolicy::Strict,
         same_owner: args.same_owner,
     };
-    let store = Store::open_read_only(&cli.store)?;
-    let bar = Bar::bytes(cli.quiet);
+    let store = Store::open(&cli.store)?;
+    let bar = Bar::new(cli.quiet);
     let report = store.unpack(&args.name, &args.dir, &options, &bar)?;
     for warning in warnings(&report) {
         eprintln!("warning: {warning}");

@@ -4,11 +4,11 @@
 use crate::args::{Cli, VerifyArgs};
 use crate::output::{bytes, count};
 use crate::progress::Bar;
-use cairn_engine::{OldIndex, RepairReport, Store};
+use cairn_engine::{OldIndex, RepairReport, Store, StoreWriter};
 
 pub fn run(cli: &Cli, args: &VerifyArgs) -> anyhow::Result<()> {
     let repair = if args.repair_index {
-        let report = Store::repair_index(&cli.store, &Bar::bytes(cli.quiet))?;
+        let report = StoreWriter::repair_index(&cli.store, &Bar::new(cli.quiet))?;
         if !args.json {
             print_repair(&report);
         }
@@ -16,8 +16,8 @@ pub fn run(cli: &Cli, args: &VerifyArgs) -> anyhow::Result<()> {
     } else {
         None
     };
-    let store = Store::open_read_only(&cli.store)?;
-    let report = store.verify(args.full, &Bar::bytes(cli.quiet))?;
+    let store = Store::open(&cli.store)?;
+    let report = store.verify(args.full, &Bar::new(cli.quiet))?;
     if args.json {
         match &repair {
             Some(repair) => super::print_json(&serde_json::json!({

@@ -116,6 +116,7 @@ impl BlobWriter {
             let len = (self.offset - self.writeback_from) as libc::off64_t;
             // SAFETY: a plain syscall on a file descriptor this writer owns; it reads no memory.
             // A failure is harmless (the fsync in `seal` does the work then), so it is ignored.
+            #[allow(unsafe_code)]
             unsafe {
                 libc::sync_file_range(
                     self.out.get_ref().as_raw_fd(),
@@ -312,6 +313,7 @@ pub struct BlobReader {
 }
 
 impl BlobReader {
+    #[allow(unsafe_code)]
     pub fn open(path: &Path, id: BlobId) -> Result<Self> {
         let file = File::open(path).with_path("open blob", path)?;
         // SAFETY: blobs are immutable once renamed into `blobs/`; cairn never writes to a sealed

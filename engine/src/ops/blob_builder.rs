@@ -8,7 +8,7 @@
 use crate::error::{Error, Result};
 use crate::format::blob::{BlobWriter, FramePart, SealedBlob};
 use crate::format::Codec;
-use crate::store::Store;
+use crate::store::StoreWriter;
 use crate::ChunkId;
 use rayon::prelude::*;
 use std::cell::RefCell;
@@ -17,7 +17,7 @@ use std::cell::RefCell;
 const BLOB_SPLIT_BYTES: u64 = 256 << 20;
 
 pub(crate) struct BlobBuilder<'a> {
-    store: &'a Store,
+    store: &'a StoreWriter,
     /// Names the work in errors (a layer, or a blob being compacted).
     label: String,
     /// The fail point checked before each blob's fsync.
@@ -71,7 +71,7 @@ fn compress(data: &[u8], level: i32) -> std::io::Result<Option<Vec<u8>>> {
 }
 
 impl<'a> BlobBuilder<'a> {
-    pub fn new(store: &'a Store, label: &str, fail_at: &'static str) -> Self {
+    pub fn new(store: &'a StoreWriter, label: &str, fail_at: &'static str) -> Self {
         let compression = &store.config().compression;
         BlobBuilder {
             store,
@@ -135,7 +135,7 @@ impl<'a> BlobBuilder<'a> {
             self.sealed.push(full.seal(self.fail_at)?);
         }
         if self.writer.is_none() {
-            let path = crate::fsutil::tmp_path(&self.store.tmp_dir(), "blob");
+            let path = self.store.layout().tmp_file("blob");
             self.writer = Some(BlobWriter::create(path)?);
         }
         let writer = self.writer.as_mut().expect("writer present");
@@ -157,4 +157,36 @@ impl<'a> BlobBuilder<'a> {
         }
         Ok((self.sealed, self.stored_bytes))
     }
+}
+
+/// Renames sealed blobs (already fsynced) into `blobs/` and fsyncs it; a blob whose very bytes
+/// are already stored is dropped. `fail_at` is checked before each rename. Returns the blobs
+/// and bytes actually added.
+pub(crate) fn publish(
+    store: &StoreWriter,
+    sealed: &[SealedBlob],
+    fail_at: &'static str,
+    dir_fail_at: Option<&'static str>,
+) -> Result<(u64, u64)> {
+    let mut added = (0u64, 0u64);
+    for blob in sealed {
+        let dest = store.blob_path(&blob.id);
+        if dest.exists() {
+            std::fs::remove_file(&blob.tmp_path)
+                .map_err(|e| Error::io("remove", &blob.tmp_path, e))?;
+        } else {
+            crate::failpoint::check(fail_at)?;
+            std::fs::rename(&blob.tmp_path, &dest)
+                .map_err(|e| Error::io("rename into place", &dest, e))?;
+            added.0 += 1;
+            added.1 += blob.size;
+        }
+    }
+    if !sealed.is_empty() {
+        if let Some(point) = dir_fail_at {
+            crate::failpoint::check(point)?;
+        }
+        crate::fsutil::fsync_dir(&store.layout().blobs_dir())?;
+    }
+    Ok(added)
 }

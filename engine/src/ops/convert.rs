@@ -25,9 +25,9 @@ use crate::format::ChunkLocation;
 use crate::index::{ImageRecord, IndexBatch};
 use crate::layer::{Compression, DigestReader, TarStream};
 use crate::ops::blob_builder::BlobBuilder;
-use crate::progress::Progress;
+use crate::progress::{Progress, Unit};
 use crate::source::{ImageSource, LayerSource, PlatformChoice, RawObject, SourceSpec};
-use crate::store::Store;
+use crate::store::{Store, StoreWriter};
 use crate::ChunkId;
 use rayon::prelude::*;
 use serde::Serialize;
@@ -153,15 +153,10 @@ impl Dictionary<'_> {
 }
 
 pub fn convert(
-    store: &Store,
+    store: &StoreWriter,
     options: &ConvertOptions,
     progress: &dyn Progress,
 ) -> Result<ConvertReport> {
-    if !store.is_writable() {
-        return Err(Error::Usage(
-            "internal: convert needs a store opened for writing".into(),
-        ));
-    }
     validate_name(&options.name)?;
     let images = options.source.resolve(&options.platform)?;
     let several = images.len() > 1;
@@ -199,7 +194,7 @@ pub fn convert(
         .flat_map(|(_, i)| &i.layers)
         .map(|l| l.bytes.len)
         .sum();
-    progress.set_length(total);
+    progress.set_length(total, Unit::Bytes);
     let mut report = ConvertReport::default();
     for (name, image) in &named {
         progress.set_message(name);
@@ -208,8 +203,7 @@ pub fn convert(
             Ok(image_report) => report.images.push(image_report),
             Err(e) => {
                 // Nothing of this image was committed: drop its temporary files.
-                let _ = std::fs::remove_dir_all(store.tmp_dir());
-                let _ = std::fs::create_dir_all(store.tmp_dir());
+                let _ = store.layout().clear_tmp();
                 return Err(e);
             }
         }
@@ -240,7 +234,7 @@ struct LayerOutput {
 
 /// State shared by the layers of one image.
 struct Shared<'a> {
-    store: &'a Store,
+    store: &'a StoreWriter,
     dictionary: &'a Dictionary<'a>,
     /// Chunks this convert is storing (first claim wins).
     claimed: Mutex<HashSet<ChunkId>>,
@@ -249,7 +243,7 @@ struct Shared<'a> {
 }
 
 fn convert_image(
-    store: &Store,
+    store: &StoreWriter,
     dictionary: &Dictionary,
     name: &str,
     image: &ImageSource,
@@ -309,37 +303,63 @@ fn convert_image(
         blobs: table.blobs,
         chunks: table.chunks,
     };
+    let committed = commit(store, name, image, &bootstrap, &sealed, totals.new.chunks)?;
+    let seconds = started.elapsed().as_secs_f64();
+    Ok(ImageReport {
+        name: name.to_string(),
+        image_id: committed.image_id.to_hex(),
+        reference: image.reference.clone(),
+        platform: image.platform.as_ref().map(|p| p.to_string()),
+        manifest_digest: image.manifest.as_ref().map(|m| m.digest.to_string()),
+        dictionary: if options.dict.is_empty() {
+            vec!["store".to_string()]
+        } else {
+            options.dict.clone()
+        },
+        unique_chunks: bootstrap.chunks.len() as u64,
+        blobs_written: committed.blobs_written,
+        bootstrap_bytes: committed.bootstrap_bytes,
+        added_bytes: committed.blob_bytes + committed.bootstrap_bytes,
+        seconds,
+        tar_mb_per_s: totals.tar_bytes as f64 / 1e6 / seconds.max(1e-9),
+        layers: layer_reports,
+        totals,
+    })
+}
+
+/// What the commit of one image wrote.
+struct Committed {
+    image_id: crate::ImageId,
+    blobs_written: u64,
+    blob_bytes: u64,
+    bootstrap_bytes: u64,
+}
+
+/// Commits one converted image in the write order of the module's doc: sealed blobs renamed
+/// into place, the bootstrap, then one synced index batch naming it.
+fn commit(
+    store: &StoreWriter,
+    name: &str,
+    image: &ImageSource,
+    bootstrap: &Bootstrap,
+    sealed: &[SealedBlob],
+    new_chunks: u64,
+) -> Result<Committed> {
     let encoded = bootstrap.encode()?;
     let image_id = crate::format::bootstrap::image_id(&encoded);
-
-    // Commit step 1: blobs, already fsynced, renamed into place.
-    let blobs_dir = store.root().join("blobs");
-    let mut blobs_written = 0u64;
-    let mut blob_bytes = 0u64;
-    for blob in &sealed {
-        let dest = store.blob_path(&blob.id);
-        if dest.exists() {
-            // The very same bytes are already stored.
-            std::fs::remove_file(&blob.tmp_path)
-                .map_err(|e| Error::io("remove", &blob.tmp_path, e))?;
-        } else {
-            crate::failpoint::check("convert.blob.rename")?;
-            std::fs::rename(&blob.tmp_path, &dest)
-                .map_err(|e| Error::io("rename into place", &dest, e))?;
-            blobs_written += 1;
-            blob_bytes += blob.size;
-        }
-    }
-    if !sealed.is_empty() {
-        crate::failpoint::check("convert.blobs.dir_fsync")?;
-        crate::fsutil::fsync_dir(&blobs_dir)?;
-    }
+    // Step 1: blobs, already fsynced, renamed into place.
+    let (blobs_written, blob_bytes) = crate::ops::blob_builder::publish(
+        store,
+        sealed,
+        "convert.blob.rename",
+        Some("convert.blobs.dir_fsync"),
+    )?;
     // Step 2: the bootstrap.
     let bootstrap_path = store.bootstrap_path(&image_id);
     if !bootstrap_path.exists() {
         crate::failpoint::check("convert.bootstrap.write")?;
         crate::fsutil::write_durably(
-            &crate::fsutil::tmp_path(&store.tmp_dir(), "bootstrap"),
+            &store.layout().tmp_file("bootstrap"),
             &bootstrap_path,
             &encoded,
             "convert.bootstrap.rename",
@@ -347,7 +367,7 @@ fn convert_image(
     }
     // Step 3: one synced index batch.
     let mut batch = IndexBatch::default();
-    for blob in &sealed {
+    for blob in sealed {
         for entry in &blob.toc {
             if store.index().get_chunk(&entry.id)?.is_none() {
                 batch.chunks.push((entry.id, blob.location(entry)));
@@ -363,7 +383,7 @@ fn convert_image(
         layers: bootstrap.layers.len() as u64,
         files: bootstrap.file_count(),
         logical_bytes: bootstrap.logical_bytes(),
-        new_chunks: totals.new.chunks,
+        new_chunks,
         added_stored_bytes: blob_bytes,
         created: std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -376,27 +396,11 @@ fn convert_image(
     batch.refs.push((name.to_string(), image_id));
     crate::failpoint::check("convert.index.batch")?;
     store.index().commit(batch)?;
-
-    let seconds = started.elapsed().as_secs_f64();
-    Ok(ImageReport {
-        name: name.to_string(),
-        image_id: image_id.to_hex(),
-        reference: image.reference.clone(),
-        platform: image.platform.as_ref().map(|p| p.to_string()),
-        manifest_digest: image.manifest.as_ref().map(|m| m.digest.to_string()),
-        dictionary: if options.dict.is_empty() {
-            vec!["store".to_string()]
-        } else {
-            options.dict.clone()
-        },
-        unique_chunks: bootstrap.chunks.len() as u64,
+    Ok(Committed {
+        image_id,
         blobs_written,
+        blob_bytes,
         bootstrap_bytes: encoded.len() as u64,
-        added_bytes: blob_bytes + encoded.len() as u64,
-        seconds,
-        tar_mb_per_s: totals.tar_bytes as f64 / 1e6 / seconds.max(1e-9),
-        layers: layer_reports,
-        totals,
     })
 }
 

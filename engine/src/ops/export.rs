@@ -29,7 +29,7 @@ use crate::format::bootstrap::{Bootstrap, LayerRecord};
 use crate::fsutil::{self, PartialFile};
 use crate::layer::{Compression, DigestWriter};
 use crate::ops::read::{write_layer_tar, ChunkReader};
-use crate::progress::Progress;
+use crate::progress::{Progress, Unit};
 use crate::source::{oci_json, split_oci_reference, Platform, MAX_JSON_LEN};
 use crate::store::Store;
 use crate::Sha256Digest;
@@ -196,7 +196,7 @@ pub fn export(
         progress,
     };
     progress.set_message(&format!("export {name}"));
-    progress.set_length(bootstrap.logical_bytes());
+    progress.set_length(bootstrap.logical_bytes(), Unit::Bytes);
     let written = match &options.target {
         ExportTarget::OciLayout { dir, .. } => job.to_oci_layout(dir, &reference)?,
         ExportTarget::DockerArchive { file } => job.to_docker_archive(file, &reference)?,

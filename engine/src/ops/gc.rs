@@ -23,7 +23,7 @@ use crate::format::bootstrap::{BlobRecord, Bootstrap};
 use crate::format::ChunkLocation;
 use crate::index::IndexBatch;
 use crate::ops::blob_builder::BlobBuilder;
-use crate::store::Store;
+use crate::store::{Store, StoreWriter};
 use crate::{BlobId, ChunkId, ImageId};
 use serde::Serialize;
 use std::collections::{HashMap, HashSet};
@@ -104,12 +104,20 @@ fn stopped(what: String, e: Error) -> Error {
     ))
 }
 
-pub fn gc(store: &Store, options: &GcOptions) -> Result<GcReport> {
-    if !store.is_writable() {
-        return Err(Error::Usage(
-            "internal: gc needs a store opened for writing".into(),
-        ));
-    }
+/// What gc will do, decided without changing anything: the live images (marked), the blobs to
+/// compact, and the report as estimated before any write (what `--dry-run` prints).
+pub(crate) struct GcPlan {
+    /// The names, as the index gave them when marking.
+    refs: Vec<(String, ImageId)>,
+    /// The bootstrap of every named image.
+    bootstraps: HashMap<ImageId, Bootstrap>,
+    /// Live blobs below the threshold, with their live ToC entries.
+    compact: Vec<(BlobId, Vec<TocEntry>)>,
+    pub report: GcReport,
+}
+
+/// Marks, chooses the blobs to compact and estimates what gc frees.
+pub(crate) fn plan(store: &Store, options: &GcOptions) -> Result<GcPlan> {
     if !(0.0..=1.0).contains(&options.compact_below) {
         return Err(Error::Usage(format!(
             "--compact-below {} must be between 0 and 1",
@@ -131,145 +139,257 @@ pub fn gc(store: &Store, options: &GcOptions) -> Result<GcReport> {
             .map_err(|e| stopped(format!("image {id}"), e))?;
         bootstraps.insert(*id, bootstrap);
     }
-    let mut live_blobs: HashSet<BlobId> = HashSet::new();
+    report.live_images = live_images.len() as u64;
+    report.live_blobs = live_blobs(&bootstraps).len() as u64;
+    let compact = if options.compact_below > 0.0 {
+        choose_compaction(store, &bootstraps, options.compact_below, &mut report)?
+    } else {
+        Vec::new()
+    };
+    let sweep = Sweep::find(store, &bootstraps, &compact, &HashMap::new(), &mut report)?;
+    // Estimate: compacted blobs shrink to about their live bytes.
+    report.freed_bytes =
+        (report.dead_bytes + sweep.compacted_bytes).saturating_sub(report.compacted_live_bytes);
+    if options.dry_run {
+        // The index entries gc would drop or re-point (without compaction's moves).
+        index_batch(store, &refs, &HashMap::new(), &sweep, &mut report)?;
+    }
+    Ok(GcPlan {
+        refs,
+        bootstraps,
+        compact,
+        report,
+    })
+}
+
+fn live_blobs(bootstraps: &HashMap<ImageId, Bootstrap>) -> HashSet<BlobId> {
+    bootstraps
+        .values()
+        .flat_map(|b| b.blobs.iter().map(|b| b.id))
+        .collect()
+}
+
+/// The live blobs whose live chunks hold less than `compact_below` of their stored bytes, with
+/// those live chunks.
+fn choose_compaction(
+    store: &Store,
+    bootstraps: &HashMap<ImageId, Bootstrap>,
+    compact_below: f64,
+    report: &mut GcReport,
+) -> Result<Vec<(BlobId, Vec<TocEntry>)>> {
     let mut used: HashSet<ChunkUse> = HashSet::new();
     for bootstrap in bootstraps.values() {
-        live_blobs.extend(bootstrap.blobs.iter().map(|b| b.id));
         for chunk in &bootstrap.chunks {
             let location = bootstrap.location(chunk);
             used.insert((location.blob, location.offset, chunk.id));
         }
     }
-    report.live_images = live_images.len() as u64;
-    report.live_blobs = live_blobs.len() as u64;
-
-    // Which live blobs to compact.
-    let mut compact: Vec<(BlobId, Vec<TocEntry>)> = Vec::new();
-    let mut compact_sizes = 0u64;
-    if options.compact_below > 0.0 {
-        let mut ids: Vec<&BlobId> = live_blobs.iter().collect();
-        ids.sort();
-        for &id in ids {
-            let path = store.blob_path(&id);
-            let reader =
-                BlobReader::open(&path, id).map_err(|e| stopped(format!("blob {id}"), e))?;
-            let toc = decode_toc(reader.bytes(), &format!("blob {id}"))
-                .map_err(|e| stopped(format!("blob {id}"), e))?;
-            let total: u64 = toc.iter().map(|e| e.location(id).stored_share()).sum();
-            let live: Vec<TocEntry> = toc
-                .into_iter()
-                .filter(|e| used.contains(&(id, e.offset, e.id)))
-                .collect();
-            let live_bytes: u64 = live.iter().map(|e| e.location(id).stored_share()).sum();
-            if total > 0 && (live_bytes as f64) < options.compact_below * total as f64 {
-                report.compacted_blobs += 1;
-                report.compacted_bytes += reader.bytes().len() as u64;
-                report.compacted_live_bytes += live_bytes;
-                compact_sizes += reader.bytes().len() as u64;
-                compact.push((id, live));
-            }
+    let mut ids: Vec<BlobId> = live_blobs(bootstraps).into_iter().collect();
+    ids.sort();
+    let mut compact = Vec::new();
+    for id in ids {
+        let path = store.blob_path(&id);
+        let reader = BlobReader::open(&path, id).map_err(|e| stopped(format!("blob {id}"), e))?;
+        let toc = decode_toc(reader.bytes(), &format!("blob {id}"))
+            .map_err(|e| stopped(format!("blob {id}"), e))?;
+        let total: u64 = toc.iter().map(|e| e.location(id).stored_share()).sum();
+        let live: Vec<TocEntry> = toc
+            .into_iter()
+            .filter(|e| used.contains(&(id, e.offset, e.id)))
+            .collect();
+        let live_bytes: u64 = live.iter().map(|e| e.location(id).stored_share()).sum();
+        if total > 0 && (live_bytes as f64) < compact_below * total as f64 {
+            report.compacted_blobs += 1;
+            report.compacted_bytes += reader.bytes().len() as u64;
+            report.compacted_live_bytes += live_bytes;
+            compact.push((id, live));
         }
     }
+    Ok(compact)
+}
 
-    // Compaction steps 1 and 2: new blobs, then rewritten bootstraps.
-    let mut rewritten: HashMap<ImageId, (ImageId, u64)> = HashMap::new();
-    let mut new_bootstrap_bytes = 0u64;
-    let mut replaced_bootstrap_bytes = 0u64;
-    if !compact.is_empty() && !options.dry_run {
-        let moved = write_compacted(store, &compact)?;
-        report.new_blobs = moved.blobs.len() as u64;
-        report.new_blob_bytes = moved.blobs.iter().map(|b| b.size).sum();
-        let compacted: HashSet<BlobId> = compact.iter().map(|(id, _)| *id).collect();
-        let mut ids: Vec<ImageId> = bootstraps.keys().copied().collect();
-        ids.sort();
-        for old_id in ids {
-            let bootstrap = &bootstraps[&old_id];
-            if !bootstrap.blobs.iter().any(|b| compacted.contains(&b.id)) {
-                continue;
-            }
-            let new = relocate(bootstrap, &moved)?;
-            let encoded = new.encode()?;
-            let new_id = crate::format::bootstrap::image_id(&encoded);
-            let dest = store.bootstrap_path(&new_id);
-            if !dest.exists() {
-                crate::fsutil::write_durably(
-                    &crate::fsutil::tmp_path(&store.tmp_dir(), "bootstrap"),
-                    &dest,
-                    &encoded,
-                    "gc.compact.bootstrap_rename",
-                )?;
-            }
-            replaced_bootstrap_bytes += std::fs::metadata(store.bootstrap_path(&old_id))
-                .map_err(|e| Error::io("stat", &store.bootstrap_path(&old_id), e))?
-                .len();
-            new_bootstrap_bytes += encoded.len() as u64;
-            rewritten.insert(old_id, (new_id, encoded.len() as u64));
-            bootstraps.remove(&old_id);
-            bootstraps.insert(new_id, new);
-        }
-        report.rewritten_images = rewritten.len() as u64;
-    }
+/// The files nothing live uses, and where the live chunks are.
+struct Sweep {
+    dead_blobs: Vec<StoreFile>,
+    dead_bootstraps: Vec<StoreFile>,
+    live_images: HashSet<ImageId>,
+    live_blobs: HashSet<BlobId>,
+    /// One live location per live chunk.
+    live_chunks: HashMap<ChunkId, ChunkLocation>,
+    /// Bytes of the compacted blobs (dead once compaction ran).
+    compacted_bytes: u64,
+}
 
-    // What is live now (after compaction, if it ran).
-    let now_live_images: HashSet<ImageId> = bootstraps.keys().copied().collect();
-    let mut now_live_blobs: HashSet<BlobId> = HashSet::new();
-    let mut live_chunks: HashMap<ChunkId, ChunkLocation> = HashMap::new();
-    for bootstrap in bootstraps.values() {
-        now_live_blobs.extend(bootstrap.blobs.iter().map(|b| b.id));
-        for chunk in &bootstrap.chunks {
-            live_chunks
-                .entry(chunk.id)
-                .or_insert_with(|| bootstrap.location(chunk));
+impl Sweep {
+    /// Lists `blobs/` and `bootstraps/` against the live `bootstraps`; counts into `report` the
+    /// dead files other than compacted blobs and `rewritten` images' old bootstraps.
+    fn find(
+        store: &Store,
+        bootstraps: &HashMap<ImageId, Bootstrap>,
+        compact: &[(BlobId, Vec<TocEntry>)],
+        rewritten: &HashMap<ImageId, (ImageId, u64)>,
+        report: &mut GcReport,
+    ) -> Result<Sweep> {
+        let live_images: HashSet<ImageId> = bootstraps.keys().copied().collect();
+        let live_blobs = live_blobs(bootstraps);
+        let mut live_chunks: HashMap<ChunkId, ChunkLocation> = HashMap::new();
+        for bootstrap in bootstraps.values() {
+            for chunk in &bootstrap.chunks {
+                live_chunks
+                    .entry(chunk.id)
+                    .or_insert_with(|| bootstrap.location(chunk));
+            }
         }
-    }
-    let dead_blobs: Vec<StoreFile> = files(&store.root().join("blobs"))?
-        .into_iter()
-        .filter(|(name, _, _)| {
-            BlobId::from_hex(name).is_none_or(|id| !now_live_blobs.contains(&id))
+        let layout = store.layout();
+        let dead_blobs: Vec<StoreFile> = files(&layout.blobs_dir())?
+            .into_iter()
+            .filter(|(name, _, _)| {
+                BlobId::from_hex(name).is_none_or(|id| !live_blobs.contains(&id))
+            })
+            .collect();
+        let dead_bootstraps: Vec<StoreFile> = files(&layout.bootstraps_dir())?
+            .into_iter()
+            .filter(|(name, _, _)| {
+                ImageId::from_hex(name).is_none_or(|id| !live_images.contains(&id))
+            })
+            .collect();
+        let compacted_ids: HashSet<String> = compact.iter().map(|(id, _)| id.to_hex()).collect();
+        let rewritten_ids: HashSet<String> = rewritten.keys().map(|id| id.to_hex()).collect();
+        let garbage_blobs = dead_blobs
+            .iter()
+            .filter(|(name, _, _)| !compacted_ids.contains(name));
+        let garbage_bootstraps = dead_bootstraps
+            .iter()
+            .filter(|(name, _, _)| !rewritten_ids.contains(name));
+        report.dead_blobs = garbage_blobs.clone().count() as u64;
+        report.dead_bootstraps = garbage_bootstraps.clone().count() as u64;
+        report.dead_bytes = garbage_blobs
+            .chain(garbage_bootstraps)
+            .map(|(_, _, size)| size)
+            .sum();
+        Ok(Sweep {
+            dead_blobs,
+            dead_bootstraps,
+            live_images,
+            live_blobs,
+            live_chunks,
+            compacted_bytes: report.compacted_bytes,
         })
-        .collect();
-    let dead_bootstraps: Vec<StoreFile> = files(&store.root().join("bootstraps"))?
-        .into_iter()
-        .filter(|(name, _, _)| {
-            ImageId::from_hex(name).is_none_or(|id| !now_live_images.contains(&id))
-        })
-        .collect();
-    let compacted_ids: HashSet<String> = compact.iter().map(|(id, _)| id.to_hex()).collect();
-    let rewritten_ids: HashSet<String> = rewritten.keys().map(|id| id.to_hex()).collect();
-    report.dead_blobs = dead_blobs
-        .iter()
-        .filter(|(name, _, _)| !compacted_ids.contains(name))
-        .count() as u64;
-    report.dead_bootstraps = dead_bootstraps
-        .iter()
-        .filter(|(name, _, _)| !rewritten_ids.contains(name))
-        .count() as u64;
-    report.dead_bytes = dead_blobs
-        .iter()
-        .filter(|(name, _, _)| !compacted_ids.contains(name))
-        .chain(
-            dead_bootstraps
-                .iter()
-                .filter(|(name, _, _)| !rewritten_ids.contains(name)),
-        )
-        .map(|(_, _, size)| size)
-        .sum();
-    report.freed_bytes = if options.dry_run {
-        // Estimate: compacted blobs shrink to about their live bytes.
-        (report.dead_bytes + compact_sizes).saturating_sub(report.compacted_live_bytes)
-    } else {
-        (report.dead_bytes + compact_sizes + replaced_bootstrap_bytes)
-            .saturating_sub(report.new_blob_bytes + new_bootstrap_bytes)
-    };
+    }
+}
 
-    // Step 3: the index names the rewritten images and no dead blob or unnamed image.
+/// Runs gc: the plan, then (unless a dry run) its execution.
+pub fn gc(store: &StoreWriter, options: &GcOptions) -> Result<GcReport> {
+    let plan = plan(store, options)?;
+    if options.dry_run {
+        return Ok(plan.report);
+    }
+    apply(store, plan)
+}
+
+/// Carries out a plan in the write order of the module's doc: compaction's new blobs and
+/// bootstraps, one synced index batch, then the deletions.
+fn apply(store: &StoreWriter, plan: GcPlan) -> Result<GcReport> {
+    let GcPlan {
+        refs,
+        mut bootstraps,
+        compact,
+        mut report,
+    } = plan;
+    let rewrites = compact_blobs(store, &compact, &mut bootstraps, &mut report)?;
+    let sweep = Sweep::find(store, &bootstraps, &compact, &rewrites.images, &mut report)?;
+    report.freed_bytes = (report.dead_bytes + sweep.compacted_bytes + rewrites.replaced_bytes)
+        .saturating_sub(report.new_blob_bytes + rewrites.new_bytes);
+    let batch = index_batch(store, &refs, &rewrites.images, &sweep, &mut report)?;
+    crate::failpoint::check("gc.index.batch")?;
+    store.index().commit(batch)?;
+    // Step 4: the files.
+    for (_, path, _) in sweep.dead_bootstraps.iter().chain(&sweep.dead_blobs) {
+        crate::failpoint::check("gc.delete")?;
+        std::fs::remove_file(path).map_err(|e| Error::io("remove", path, e))?;
+    }
+    crate::failpoint::check("gc.dir_fsync")?;
+    crate::fsutil::fsync_dir(&store.layout().bootstraps_dir())?;
+    crate::fsutil::fsync_dir(&store.layout().blobs_dir())?;
+    Ok(report)
+}
+
+/// What compaction rewrote.
+#[derive(Default)]
+struct Rewrites {
+    /// Old image id -> (new image id, new bootstrap size).
+    images: HashMap<ImageId, (ImageId, u64)>,
+    /// Bytes of the new bootstraps and of the ones they replace.
+    new_bytes: u64,
+    replaced_bytes: u64,
+}
+
+/// Compaction steps 1 and 2: new blobs, then rewritten bootstraps (which replace the old ones
+/// in `bootstraps`).
+fn compact_blobs(
+    store: &StoreWriter,
+    compact: &[(BlobId, Vec<TocEntry>)],
+    bootstraps: &mut HashMap<ImageId, Bootstrap>,
+    report: &mut GcReport,
+) -> Result<Rewrites> {
+    let mut rewrites = Rewrites::default();
+    if compact.is_empty() {
+        return Ok(rewrites);
+    }
+    let moved = write_compacted(store, compact)?;
+    report.new_blobs = moved.blobs.len() as u64;
+    report.new_blob_bytes = moved.blobs.iter().map(|b| b.size).sum();
+    let compacted: HashSet<BlobId> = compact.iter().map(|(id, _)| *id).collect();
+    let mut ids: Vec<ImageId> = bootstraps.keys().copied().collect();
+    ids.sort();
+    for old_id in ids {
+        let bootstrap = &bootstraps[&old_id];
+        if !bootstrap.blobs.iter().any(|b| compacted.contains(&b.id)) {
+            continue;
+        }
+        let new = relocate(bootstrap, &moved)?;
+        let encoded = new.encode()?;
+        let new_id = crate::format::bootstrap::image_id(&encoded);
+        let dest = store.bootstrap_path(&new_id);
+        if !dest.exists() {
+            crate::fsutil::write_durably(
+                &store.layout().tmp_file("bootstrap"),
+                &dest,
+                &encoded,
+                "gc.compact.bootstrap_rename",
+            )?;
+        }
+        let old_path = store.bootstrap_path(&old_id);
+        rewrites.replaced_bytes += std::fs::metadata(&old_path)
+            .map_err(|e| Error::io("stat", &old_path, e))?
+            .len();
+        rewrites.new_bytes += encoded.len() as u64;
+        rewrites
+            .images
+            .insert(old_id, (new_id, encoded.len() as u64));
+        bootstraps.remove(&old_id);
+        bootstraps.insert(new_id, new);
+    }
+    report.rewritten_images = rewrites.images.len() as u64;
+    Ok(rewrites)
+}
+
+/// Step 3: names point at the rewritten images, their records move, chunk entries naming dead
+/// blobs are re-pointed at a live copy or dropped, records of unnamed images are dropped.
+fn index_batch(
+    store: &Store,
+    refs: &[(String, ImageId)],
+    rewritten: &HashMap<ImageId, (ImageId, u64)>,
+    sweep: &Sweep,
+    report: &mut GcReport,
+) -> Result<IndexBatch> {
     let mut batch = IndexBatch::default();
-    for (name, id) in &refs {
+    for (name, id) in refs {
         if let Some((new_id, _)) = rewritten.get(id) {
             batch.refs.push((name.clone(), *new_id));
         }
     }
-    for (old_id, (new_id, size)) in &rewritten {
+    for (old_id, (new_id, size)) in rewritten {
         if let Some(mut record) = store.index().get_image(old_id)? {
             record.image_id = *new_id;
             record.bootstrap_size = *size;
@@ -277,10 +397,10 @@ pub fn gc(store: &Store, options: &GcOptions) -> Result<GcReport> {
         }
     }
     for (id, location) in store.index().chunk_locations()? {
-        if now_live_blobs.contains(&location.blob) {
+        if sweep.live_blobs.contains(&location.blob) {
             continue;
         }
-        match live_chunks.get(&id) {
+        match sweep.live_chunks.get(&id) {
             Some(live) => {
                 batch.chunks.push((id, *live));
                 report.index_chunks_repointed += 1;
@@ -292,24 +412,11 @@ pub fn gc(store: &Store, options: &GcOptions) -> Result<GcReport> {
         }
     }
     for record in store.index().image_records()? {
-        if !now_live_images.contains(&record.image_id) {
+        if !sweep.live_images.contains(&record.image_id) {
             batch.delete_images.push(record.image_id);
         }
     }
-    if options.dry_run {
-        return Ok(report);
-    }
-    crate::failpoint::check("gc.index.batch")?;
-    store.index().commit(batch)?;
-    // Step 4: the files.
-    for (_, path, _) in dead_bootstraps.iter().chain(&dead_blobs) {
-        crate::failpoint::check("gc.delete")?;
-        std::fs::remove_file(path).map_err(|e| Error::io("remove", path, e))?;
-    }
-    crate::failpoint::check("gc.dir_fsync")?;
-    crate::fsutil::fsync_dir(&store.root().join("bootstraps"))?;
-    crate::fsutil::fsync_dir(&store.root().join("blobs"))?;
-    Ok(report)
+    Ok(batch)
 }
 
 /// Where compaction put the chunks it moved.
@@ -321,7 +428,7 @@ struct Moved {
 
 /// Writes the live chunks of the blobs to compact into new blobs (each chunk once, read back
 /// and verified on the way), and renames them into `blobs/` (step 1).
-fn write_compacted(store: &Store, compact: &[(BlobId, Vec<TocEntry>)]) -> Result<Moved> {
+fn write_compacted(store: &StoreWriter, compact: &[(BlobId, Vec<TocEntry>)]) -> Result<Moved> {
     let mut builder = BlobBuilder::new(store, "gc compaction", "gc.compact.blob_fsync");
     let mut written: HashSet<ChunkId> = HashSet::new();
     for (blob, live) in compact {
@@ -365,18 +472,7 @@ fn write_compacted(store: &Store, compact: &[(BlobId, Vec<TocEntry>)]) -> Result
             locations.insert((*blob, entry.offset, entry.id), *location);
         }
     }
-    for blob in &sealed {
-        let dest = store.blob_path(&blob.id);
-        crate::failpoint::check("gc.compact.blob_rename")?;
-        if dest.exists() {
-            std::fs::remove_file(&blob.tmp_path)
-                .map_err(|e| Error::io("remove", &blob.tmp_path, e))?;
-        } else {
-            std::fs::rename(&blob.tmp_path, &dest)
-                .map_err(|e| Error::io("rename into place", &dest, e))?;
-        }
-    }
-    crate::fsutil::fsync_dir(&store.root().join("blobs"))?;
+    crate::ops::blob_builder::publish(store, &sealed, "gc.compact.blob_rename", None)?;
     Ok(Moved {
         locations,
         blobs: sealed,

@@ -7,7 +7,7 @@ use crate::format::blob::BlobReader;
 use crate::format::bootstrap::{Bootstrap, ChunkRecord, EntryRecord, LayerRecord};
 use crate::layer::{DigestWriter, EntryKind};
 use crate::ops::tree::{normalize, EntryRef, MergedTree};
-use crate::progress::Progress;
+use crate::progress::{Progress, Unit};
 use crate::store::Store;
 use crate::Sha256Digest;
 use std::collections::HashMap;
@@ -276,7 +276,7 @@ pub fn export_layer(
             bootstrap.layers.len().saturating_sub(1)
         ))
     })?;
-    progress.set_length(record.size);
+    progress.set_length(record.size, Unit::Bytes);
     let mut reader = ChunkReader::new(store, &bootstrap);
     let label = format!("image {name:?} layer {layer}");
     let diff_id = write_layer_tar(&mut reader, record, out, Path::new("-"), &label, progress)?;

@@ -1,18 +1,13 @@
 //! `rm`: removes image names. The bootstrap and chunk data stay until `gc` finds them unused.
 
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::index::IndexBatch;
-use crate::store::Store;
+use crate::store::StoreWriter;
 use std::collections::HashSet;
 
 /// Removes the names (all or nothing, in one synced index batch); returns the image ids they
 /// named. An image record goes too when no other name refers to its image.
-pub fn remove(store: &Store, names: &[String]) -> Result<Vec<crate::ImageId>> {
-    if !store.is_writable() {
-        return Err(Error::Usage(
-            "internal: rm needs a store opened for writing".into(),
-        ));
-    }
+pub fn remove(store: &StoreWriter, names: &[String]) -> Result<Vec<crate::ImageId>> {
     let mut batch = IndexBatch::default();
     let mut ids = Vec::new();
     for name in names {

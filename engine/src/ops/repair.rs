@@ -19,25 +19,22 @@
 //! works when the old index is missing or unreadable. Crash safety: the new database is built in
 //! `STORE/index.new` (not under `tmp/`, which every writer empties), synced, then swapped in:
 //! rename `index` -> `index.old`, rename `index.new` -> `index`, fsync `STORE`, remove
-//! `index.old`. `recover_interrupted_swap` (run by every writer open) undoes or finishes a swap
-//! a crash interrupted.
+//! `index.old` (`StoreLayout::swap_in_new_index`); `StoreLayout::recover_interrupted_swap`
+//! (run by every writer open) undoes or finishes a swap a crash interrupted.
 
 use crate::error::{IoContext, Result};
 use crate::format::blob::{decode_toc, BlobReader, TocEntry};
 use crate::format::ChunkLocation;
 use crate::index::{ImageRecord, Index, IndexBatch, Salvage};
+use crate::layout::{StoreLayout, WriterLock};
 use crate::ops::verify::{hex_files, Problem};
-use crate::progress::Progress;
-use crate::store::{read_bootstrap, Store, INDEX_DIR};
+use crate::progress::{Progress, Unit};
+use crate::store::read_bootstrap;
 use crate::{BlobId, ChunkId, ImageId};
 use serde::Serialize;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::Path;
 
-/// Where a rebuilt index is written before it is swapped in.
-pub(crate) const INDEX_NEW_DIR: &str = "index.new";
-/// Where the replaced index waits, during a swap, until the new one is in place.
-pub(crate) const INDEX_OLD_DIR: &str = "index.old";
 /// The name given to an image that no surviving name reaches.
 pub const RECOVERED_PREFIX: &str = "recovered-";
 /// Chunk entries per write batch of the new index.
@@ -120,44 +117,80 @@ fn problem(object: impl Into<String>, detail: impl Into<String>) -> Problem {
     }
 }
 
-pub fn repair_index(root: &Path, progress: &dyn Progress) -> Result<RepairReport> {
-    Store::read_config(root)?;
-    let _lock = Store::lock(root)?;
-    recover_interrupted_swap(root)?;
+/// Rebuilds the index under the writer lock `lock` (already taken by `StoreWriter`, which
+/// also recovered any interrupted swap).
+pub(crate) fn repair_index(
+    layout: &StoreLayout,
+    lock: &WriterLock,
+    progress: &dyn Progress,
+) -> Result<RepairReport> {
     let mut report = RepairReport::default();
+    let old = read_old_index(layout, &mut report);
+    let blob_files = hex_files(&layout.blobs_dir())?;
+    let bootstrap_files = hex_files(&layout.bootstraps_dir())?;
+    progress.set_length(
+        (blob_files.len() + bootstrap_files.len()) as u64,
+        Unit::Items,
+    );
+    let blobs = read_blobs(&blob_files, progress, &mut report);
+    let (mut images, used) = read_bootstraps(&bootstrap_files, &blobs, progress, &mut report)?;
+    let chunks = choose_locations(&blobs, &used, &old, &mut report);
+    fill_records(&mut images, &blobs, &old, &mut report);
+    let refs = assign_names(&images, &old, &mut report);
 
-    // The old index, as far as it can be read: names, records, and locations to prefer.
-    let old_path = root.join(INDEX_DIR);
-    let old = if !old_path.exists() {
+    // Build the new index beside the old one, then swap it in.
+    progress.set_message("writing index");
+    let new_path = layout.index_new_dir();
+    let written = write_index(
+        &new_path,
+        chunks,
+        images.into_iter().map(|i| i.record).collect(),
+        refs,
+    );
+    if let Err(e) = written {
+        let _ = std::fs::remove_dir_all(&new_path);
+        return Err(e);
+    }
+    layout.swap_in_new_index(lock)?;
+    progress.finish();
+    Ok(report)
+}
+
+/// The old index, as far as it can be read: names, records, and locations to prefer.
+fn read_old_index(layout: &StoreLayout, report: &mut RepairReport) -> Salvage {
+    let old_path = layout.index_dir();
+    if !old_path.exists() {
         report.old_index = OldIndex::Missing;
-        None
-    } else {
-        match Index::open_read_only(&old_path) {
-            Ok(index) => {
-                let salvage = index.salvage();
-                if !salvage.problems.is_empty() {
-                    report.old_index = OldIndex::Damaged;
-                    report.old_index_problems = salvage.problems.clone();
-                }
-                Some(salvage)
+        return Salvage::default();
+    }
+    match Index::open_read_only(&old_path) {
+        Ok(index) => {
+            let salvage = index.salvage();
+            if !salvage.problems.is_empty() {
+                report.old_index = OldIndex::Damaged;
+                report.old_index_problems = salvage.problems.clone();
             }
-            Err(e) => {
-                report.old_index = OldIndex::Unreadable;
-                report.old_index_problems.push(e.to_string());
-                None
-            }
+            salvage
         }
-    };
-    let old = old.unwrap_or_else(Salvage::default);
+        Err(e) => {
+            report.old_index = OldIndex::Unreadable;
+            report.old_index_problems.push(e.to_string());
+            Salvage::default()
+        }
+    }
+}
 
-    let blob_files = hex_files(&root.join("blobs"))?;
-    let bootstrap_files = hex_files(&root.join("bootstraps"))?;
-    progress.set_length((blob_files.len() + bootstrap_files.len()) as u64);
+/// Every good blob's ToC and size, by blob id (sorted: the tie-break between copies of a chunk).
+type GoodBlobs = BTreeMap<BlobId, (u64, Vec<TocEntry>)>;
 
-    // Every good blob's ToC, by blob id (sorted: the tie-break between copies of a chunk).
+fn read_blobs(
+    blob_files: &[(String, std::path::PathBuf)],
+    progress: &dyn Progress,
+    report: &mut RepairReport,
+) -> GoodBlobs {
     progress.set_message("blobs");
-    let mut blobs: BTreeMap<BlobId, (u64, Vec<TocEntry>)> = BTreeMap::new();
-    for (name, path) in &blob_files {
+    let mut blobs = GoodBlobs::new();
+    for (name, path) in blob_files {
         progress.inc(1);
         let Some(id) = BlobId::from_hex(name) else {
             report.damaged.push(problem(
@@ -180,16 +213,27 @@ pub fn repair_index(root: &Path, progress: &dyn Progress) -> Result<RepairReport
         }
     }
     report.blobs = blobs.len() as u64;
+    blobs
+}
+
+/// Chunk copies (id, blob, frame offset) some good bootstrap uses.
+type UsedCopies = HashSet<(ChunkId, BlobId, u64)>;
+
+/// Every good bootstrap: its record, its blobs, and the chunk locations it uses.
+fn read_bootstraps(
+    bootstrap_files: &[(String, std::path::PathBuf)],
+    blobs: &GoodBlobs,
+    progress: &dyn Progress,
+    report: &mut RepairReport,
+) -> Result<(Vec<GoodImage>, UsedCopies)> {
     let toc_index: HashMap<(BlobId, ChunkId, u64), &TocEntry> = blobs
         .iter()
         .flat_map(|(blob, (_, toc))| toc.iter().map(|e| ((*blob, e.id, e.offset), e)))
         .collect();
-
-    // Every good bootstrap: its record, its blobs, and the chunk locations it uses.
     progress.set_message("bootstraps");
     let mut images: Vec<GoodImage> = Vec::new();
-    let mut used: HashSet<(ChunkId, BlobId, u64)> = HashSet::new();
-    for (name, path) in &bootstrap_files {
+    let mut used = UsedCopies::new();
+    for (name, path) in bootstrap_files {
         progress.inc(1);
         let Some(id) = ImageId::from_hex(name) else {
             report.damaged.push(problem(
@@ -234,31 +278,51 @@ pub fn repair_index(root: &Path, progress: &dyn Progress) -> Result<RepairReport
                 ),
             ));
         }
-        let source = &bootstrap.source;
         images.push(GoodImage {
             id,
-            record: ImageRecord {
-                image_id: id,
-                bootstrap_size: meta.len(),
-                reference: source.reference.clone(),
-                platform: source.platform.clone(),
-                manifest_digest: source.manifest.as_ref().map(|m| m.digest.to_string()),
-                layers: bootstrap.layers.len() as u64,
-                files: bootstrap.file_count(),
-                logical_bytes: bootstrap.logical_bytes(),
-                new_chunks: 0,
-                added_stored_bytes: 0,
-                created: mtime.as_secs(),
-            },
+            record: derived_record(id, &bootstrap, meta.len(), mtime),
             mtime,
             blobs: bootstrap.blobs.iter().map(|b| b.id).collect(),
         });
     }
     report.images = images.len() as u64;
+    Ok((images, used))
+}
 
-    // Chunks: one location per id; a location a bootstrap uses wins, then the old index's.
+/// The record of an image as far as its bootstrap tells (`new_chunks` and
+/// `added_stored_bytes` are set later; `created` is the file's mtime until then).
+fn derived_record(
+    id: ImageId,
+    bootstrap: &crate::format::bootstrap::Bootstrap,
+    size: u64,
+    mtime: std::time::Duration,
+) -> ImageRecord {
+    let source = &bootstrap.source;
+    ImageRecord {
+        image_id: id,
+        bootstrap_size: size,
+        reference: source.reference.clone(),
+        platform: source.platform.clone(),
+        manifest_digest: source.manifest.as_ref().map(|m| m.digest.to_string()),
+        layers: bootstrap.layers.len() as u64,
+        files: bootstrap.file_count(),
+        logical_bytes: bootstrap.logical_bytes(),
+        new_chunks: 0,
+        added_stored_bytes: 0,
+        created: mtime.as_secs(),
+    }
+}
+
+/// One location per chunk id; a location a bootstrap uses wins, then the old index's, then the
+/// first blob in name order. Sorted by chunk id.
+fn choose_locations(
+    blobs: &GoodBlobs,
+    used: &UsedCopies,
+    old: &Salvage,
+    report: &mut RepairReport,
+) -> Vec<(ChunkId, ChunkLocation)> {
     let mut best: HashMap<ChunkId, ((bool, bool), ChunkLocation)> = HashMap::new();
-    for (blob, (_, toc)) in &blobs {
+    for (blob, (_, toc)) in blobs {
         for entry in toc {
             let location = toc_location(*blob, entry);
             let rank = (
@@ -283,9 +347,18 @@ pub fn repair_index(root: &Path, progress: &dyn Progress) -> Result<RepairReport
         .count() as u64;
     let new_ids: HashSet<ChunkId> = chunks.iter().map(|(id, _)| *id).collect();
     report.chunks_dropped = old.chunks.keys().filter(|id| !new_ids.contains(id)).count() as u64;
+    chunks
+}
 
-    // Records: keep what only the convert knew; else derive it (blobs go to their first user).
-    for image in &mut images {
+/// Records keep what only the convert knew; else it is derived (each blob is counted as added
+/// by the earliest image that uses it).
+fn fill_records(
+    images: &mut [GoodImage],
+    blobs: &GoodBlobs,
+    old: &Salvage,
+    report: &mut RepairReport,
+) {
+    for image in images.iter_mut() {
         if let Some(previous) = old.images.get(&image.id) {
             image.record.created = previous.created;
             image.record.new_chunks = previous.new_chunks;
@@ -309,8 +382,14 @@ pub fn repair_index(root: &Path, progress: &dyn Progress) -> Result<RepairReport
             }
         }
     }
+}
 
-    // Names: the old ones that still lead to a good bootstrap, then one for every other image.
+/// Names: the old ones that still lead to a good bootstrap, then one for every other image.
+fn assign_names(
+    images: &[GoodImage],
+    old: &Salvage,
+    report: &mut RepairReport,
+) -> Vec<(String, ImageId)> {
     let references: HashMap<ImageId, &str> = images
         .iter()
         .map(|i| (i.id, i.record.reference.as_str()))
@@ -331,7 +410,7 @@ pub fn repair_index(root: &Path, progress: &dyn Progress) -> Result<RepairReport
     }
     let named: HashSet<ImageId> = refs.iter().map(|(_, id)| *id).collect();
     let mut taken: HashSet<String> = refs.iter().map(|(name, _)| name.clone()).collect();
-    for image in &images {
+    for image in images {
         if named.contains(&image.id) {
             continue;
         }
@@ -346,23 +425,7 @@ pub fn repair_index(root: &Path, progress: &dyn Progress) -> Result<RepairReport
         report.recovered.push(named_image(&name, &image.id));
         refs.push((name, image.id));
     }
-
-    // Build the new index beside the old one, then swap it in.
-    progress.set_message("writing index");
-    let new_path = root.join(INDEX_NEW_DIR);
-    let written = write_index(
-        &new_path,
-        chunks,
-        images.into_iter().map(|i| i.record).collect(),
-        refs,
-    );
-    if let Err(e) = written {
-        let _ = std::fs::remove_dir_all(&new_path);
-        return Err(e);
-    }
-    swap_in(root)?;
-    progress.finish();
-    Ok(report)
+    refs
 }
 
 /// Writes a complete index into the new directory `path` and makes it durable.
@@ -387,47 +450,4 @@ fn write_index(
     })?;
     drop(index);
     crate::fsutil::fsync_dir(path)
-}
-
-/// Replaces `index` by the complete `index.new`. A crash at any point leaves a state that
-/// `recover_interrupted_swap` turns back into one whole index.
-fn swap_in(root: &Path) -> Result<()> {
-    let index = root.join(INDEX_DIR);
-    let old = root.join(INDEX_OLD_DIR);
-    let new = root.join(INDEX_NEW_DIR);
-    if index.exists() {
-        std::fs::rename(&index, &old).with_path("rename", &index)?;
-    }
-    std::fs::rename(&new, &index).with_path("rename", &new)?;
-    crate::fsutil::fsync_dir(root)?;
-    if old.exists() {
-        std::fs::remove_dir_all(&old).with_path("remove", &old)?;
-        crate::fsutil::fsync_dir(root)?;
-    }
-    Ok(())
-}
-
-/// Run under the writer lock before the index is opened. If a crash stopped an index swap
-/// between its two renames (`index` missing, `index.old` present), the old index is renamed
-/// back; then a leftover `index.old` (the swap had finished) and `index.new` (it had not
-/// started) are removed.
-pub(crate) fn recover_interrupted_swap(root: &Path) -> Result<()> {
-    let index = root.join(INDEX_DIR);
-    let old = root.join(INDEX_OLD_DIR);
-    let new = root.join(INDEX_NEW_DIR);
-    let mut changed = false;
-    if !index.exists() && old.exists() {
-        std::fs::rename(&old, &index).with_path("rename", &old)?;
-        changed = true;
-    }
-    for stale in [&old, &new] {
-        if stale.exists() {
-            std::fs::remove_dir_all(stale).with_path("remove", stale)?;
-            changed = true;
-        }
-    }
-    if changed {
-        crate::fsutil::fsync_dir(root)?;
-    }
-    Ok(())
 }

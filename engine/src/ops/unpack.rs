@@ -25,7 +25,7 @@ use crate::format::bootstrap::{Bootstrap, EntryRecord, LayerRecord};
 use crate::layer::{EntryKind, EntryMeta};
 use crate::ops::read::{kind_name, ChunkReader};
 use crate::ops::tree::{normalize, parent_and_name, EntryRef, MergedTree};
-use crate::progress::Progress;
+use crate::progress::{Progress, Unit};
 use crate::store::Store;
 use serde::Serialize;
 use std::collections::HashMap;
@@ -113,7 +113,7 @@ pub fn unpack(
         },
         report: UnpackReport::default(),
     };
-    progress.set_length(content_bytes(&tree, &links));
+    progress.set_length(content_bytes(&tree, &links), Unit::Bytes);
     let dirs = writer.write_entries(&tree)?;
     writer.write_hardlinks(&tree, &links)?;
     writer.finish_dirs(&tree, &dirs)?;

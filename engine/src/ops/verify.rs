@@ -10,6 +10,7 @@ use crate::error::Result;
 use crate::format::blob::{decode_toc, BlobReader, TocEntry};
 use crate::format::bootstrap::Bootstrap;
 use crate::format::ChunkLocation;
+use crate::progress::Unit;
 use crate::store::Store;
 use crate::{BlobId, ChunkId, ImageId};
 use serde::Serialize;
@@ -69,8 +70,8 @@ pub fn verify(store: &Store, full: bool, progress: &dyn crate::Progress) -> Resu
         full,
         ..VerifyReport::default()
     };
-    let blob_files = hex_files(&store.root().join("blobs"))?;
-    progress.set_length(blob_files.len() as u64);
+    let blob_files = hex_files(&store.layout().blobs_dir())?;
+    progress.set_length(blob_files.len() as u64, Unit::Items);
     let mut tocs: HashMap<BlobId, Toc> = HashMap::new();
     for (name, path) in &blob_files {
         progress.inc(1);
@@ -110,7 +111,7 @@ pub fn verify(store: &Store, full: bool, progress: &dyn crate::Progress) -> Resu
 
     // Bootstraps, and every chunk they name.
     let mut bootstraps: HashMap<ImageId, Bootstrap> = HashMap::new();
-    for (name, _) in hex_files(&store.root().join("bootstraps"))? {
+    for (name, _) in hex_files(&store.layout().bootstraps_dir())? {
         let Some(id) = ImageId::from_hex(&name) else {
             report.problem(
                 format!("bootstraps/{name}"),

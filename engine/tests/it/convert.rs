@@ -18,9 +18,11 @@ fn every_layer_comes_back_byte_for_byte() {
     {
         let layout = tmp.path().join(format!("img{i}"));
         write_layout(&layout, "t", &layers, compression);
-        let store =
-            cairn_engine::Store::init(&tmp.path().join(format!("store{i}")), &Default::default())
-                .unwrap();
+        let store = cairn_engine::StoreWriter::init(
+            &tmp.path().join(format!("store{i}")),
+            &Default::default(),
+        )
+        .unwrap();
         let report = convert(&store, &format!("oci:{}:t", layout.display()), "t", &[]).unwrap();
         assert_eq!(report.images[0].layers.len(), 2);
         for (n, original) in layers.iter().enumerate() {

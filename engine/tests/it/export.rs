@@ -5,6 +5,7 @@ use crate::helpers::*;
 use cairn_engine::sample::{self, LayerCompression};
 use cairn_engine::{
     Bootstrap, Compression, ExportOptions, ExportReport, ExportTarget, NoProgress, Progress, Store,
+    StoreWriter,
 };
 use serde_json::Value;
 use std::collections::BTreeSet;
@@ -14,7 +15,7 @@ use std::process::Command;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 /// A store holding the demo images as `app:v1` and `app:v2`.
-fn demo_store(dir: &Path) -> Store {
+fn demo_store(dir: &Path) -> StoreWriter {
     let (v1, v2) = sample::write_demo_layouts(&dir.join("demo")).unwrap();
     let store = new_store(dir);
     convert(&store, &format!("oci:{}", v1.display()), "app:v1", &[]).unwrap();
@@ -189,7 +190,7 @@ struct Counter {
 }
 
 impl Progress for Counter {
-    fn set_length(&self, total: u64) {
+    fn set_length(&self, total: u64, _unit: cairn_engine::Unit) {
         self.length.store(total, Ordering::Relaxed);
     }
 
@@ -359,7 +360,7 @@ fn an_exported_layout_converts_back_to_the_same_image() {
         &format!("oci:{}:v2", layout.display()),
         Compression::Zstd,
     );
-    let second = Store::init(&tmp.path().join("second"), &Default::default()).unwrap();
+    let second = StoreWriter::init(&tmp.path().join("second"), &Default::default()).unwrap();
     for (name, reference) in [("app:v1", "v1"), ("app:v2", "v2")] {
         let report = convert(
             &second,
@@ -427,7 +428,7 @@ fn a_docker_archive_converts_back_to_the_same_image() {
     let repositories: Value = serde_json::from_slice(&members["repositories"]).unwrap();
     assert!(repositories["app"]["v2"].is_string());
 
-    let second = Store::init(&tmp.path().join("second"), &Default::default()).unwrap();
+    let second = StoreWriter::init(&tmp.path().join("second"), &Default::default()).unwrap();
     convert(
         &second,
         &format!("docker-archive:{}", file.display()),
@@ -485,7 +486,7 @@ fn a_bare_layer_gets_a_made_up_config() {
     check_blob_names(&layout);
 
     // cairn reads it back as the same layer.
-    let second = Store::init(&tmp.path().join("second"), &Default::default()).unwrap();
+    let second = StoreWriter::init(&tmp.path().join("second"), &Default::default()).unwrap();
     convert(
         &second,
         &format!("oci:{}:bare", layout.display()),

@@ -5,6 +5,7 @@ use cairn_engine::sample::{
 };
 use cairn_engine::{
     ConvertOptions, ConvertReport, InitOptions, NoProgress, PlatformChoice, SourceSpec, Store,
+    StoreWriter,
 };
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -128,8 +129,8 @@ pub fn write_layout(
     digest
 }
 
-pub fn new_store(dir: &Path) -> Store {
-    Store::init(&dir.join("store"), &InitOptions::default()).unwrap()
+pub fn new_store(dir: &Path) -> StoreWriter {
+    StoreWriter::init(&dir.join("store"), &InitOptions::default()).unwrap()
 }
 
 pub fn options(source: &str, name: &str, dict: &[&str]) -> ConvertOptions {
@@ -143,7 +144,7 @@ pub fn options(source: &str, name: &str, dict: &[&str]) -> ConvertOptions {
 }
 
 pub fn convert(
-    store: &Store,
+    store: &StoreWriter,
     source: &str,
     name: &str,
     dict: &[&str],

@@ -2,7 +2,7 @@
 
 use crate::helpers::*;
 use cairn_engine::sample::{self, LayerCompression};
-use cairn_engine::{GcOptions, NoProgress, Store};
+use cairn_engine::{GcOptions, NoProgress, Store, StoreWriter};
 
 fn dry_run() -> GcOptions {
     GcOptions {
@@ -35,7 +35,7 @@ fn export_all(store: &Store, name: &str) -> Vec<Vec<u8>> {
         .collect()
 }
 
-fn demo_store(dir: &std::path::Path) -> Store {
+fn demo_store(dir: &std::path::Path) -> StoreWriter {
     let (v1, v2) = sample::write_demo_layouts(&dir.join("demo")).unwrap();
     let store = new_store(dir);
     convert(&store, &format!("oci:{}", v1.display()), "v1", &[]).unwrap();

@@ -5,7 +5,7 @@
 use crate::helpers::*;
 use crate::rejects::{gzip_layer_blob, rewrite_image};
 use cairn_engine::sample::{self, LayerCompression, SampleEntry};
-use cairn_engine::{NoProgress, PlatformChoice, Store, UnpackOptions};
+use cairn_engine::{NoProgress, PlatformChoice, UnpackOptions};
 use serde_json::json;
 use std::path::{Path, PathBuf};
 
@@ -79,7 +79,7 @@ fn config_path(layout: &Path) -> PathBuf {
     blob(&manifest["config"]["digest"])
 }
 
-fn cases(dir: &Path, store: &Store) -> Vec<Case> {
+fn cases(dir: &Path, store: &cairn_engine::StoreWriter) -> Vec<Case> {
     let good = tricky_layers();
     let mut cases = Vec::new();
     let mut add = |name, act, expect: &[&str]| {
@@ -376,7 +376,7 @@ fn cases(dir: &Path, store: &Store) -> Vec<Case> {
 }
 
 fn convert_as(
-    store: &Store,
+    store: &cairn_engine::StoreWriter,
     source: &str,
     name: &str,
     platform: PlatformChoice,
@@ -391,7 +391,7 @@ fn convert_as(
     store.convert(&options, &NoProgress).map(|_| ())
 }
 
-fn run(store: &Store, act: &Act, dir: &Path) -> cairn_engine::Result<()> {
+fn run(store: &cairn_engine::StoreWriter, act: &Act, dir: &Path) -> cairn_engine::Result<()> {
     match act {
         Act::Convert(source) => convert_as(store, source, "new-image", PlatformChoice::Default),
         Act::ConvertAs(source, name) => convert_as(store, source, name, PlatformChoice::Default),

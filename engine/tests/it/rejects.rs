@@ -2,7 +2,7 @@
 
 use crate::helpers::*;
 use cairn_engine::sample::LayerCompression;
-use cairn_engine::Store;
+use cairn_engine::StoreWriter;
 use serde_json::{json, Value};
 use std::path::Path;
 
@@ -191,11 +191,11 @@ fn missing_blob_bad_json_and_unknown_media_type() {
 fn future_format_version_and_second_writer_are_refused() {
     let tmp = tempfile::tempdir().unwrap();
     let root = tmp.path().join("store");
-    let store = Store::init(&root, &Default::default()).unwrap();
-    let err = Store::open(&root).err().unwrap().to_string();
+    let store = StoreWriter::init(&root, &Default::default()).unwrap();
+    let err = StoreWriter::open(&root).err().unwrap().to_string();
     assert!(err.contains("in use by another writer"), "{err}");
     drop(store);
-    Store::open(&root).unwrap();
+    StoreWriter::open(&root).unwrap();
     let config = std::fs::read_to_string(root.join("store.json")).unwrap();
     let current = format!("\"format_version\": {}", cairn_engine::FORMAT_VERSION);
     assert!(config.contains(&current), "{config}");
@@ -204,7 +204,7 @@ fn future_format_version_and_second_writer_are_refused() {
         config.replace(&current, "\"format_version\": 99"),
     )
     .unwrap();
-    let err = Store::open(&root).err().unwrap().to_string();
+    let err = StoreWriter::open(&root).err().unwrap().to_string();
     assert!(err.contains("format version 99"), "{err}");
     // A store of the previous format (chunks stored one per frame) is refused with the way out.
     std::fs::write(
@@ -212,10 +212,10 @@ fn future_format_version_and_second_writer_are_refused() {
         config.replace(&current, "\"format_version\": 1"),
     )
     .unwrap();
-    let err = Store::open(&root).err().unwrap().to_string();
+    let err = StoreWriter::open(&root).err().unwrap().to_string();
     assert!(err.contains("format version 1,"), "{err}");
     assert!(err.contains("cairn export NAME oci:DIR"), "{err}");
-    let err = Store::open(&tmp.path().join("absent"))
+    let err = StoreWriter::open(&tmp.path().join("absent"))
         .err()
         .unwrap()
         .to_string();

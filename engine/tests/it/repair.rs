@@ -4,7 +4,8 @@
 use crate::helpers::*;
 use cairn_engine::sample::{self, LayerCompression};
 use cairn_engine::{
-    Error, ImageId, ImageRecord, NoProgress, OldIndex, RepairReport, Store, RECOVERED_PREFIX,
+    Error, ImageId, ImageRecord, NoProgress, OldIndex, RepairReport, Store, StoreWriter,
+    RECOVERED_PREFIX,
 };
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -40,7 +41,7 @@ fn images(store: &Store) -> BTreeMap<String, (ImageId, ImageRecord)> {
 }
 
 fn repair(root: &Path) -> RepairReport {
-    Store::repair_index(root, &NoProgress).unwrap()
+    StoreWriter::repair_index(root, &NoProgress).unwrap()
 }
 
 fn assert_clean(store: &Store) {
@@ -59,16 +60,16 @@ fn raw_index(root: &Path) -> rocksdb::DB {
 fn a_deleted_index_is_rebuilt_and_every_image_recovered() {
     let tmp = tempfile::tempdir().unwrap();
     let (root, v2_layout) = demo_store(tmp.path());
-    let store = Store::open(&root).unwrap();
+    let store = StoreWriter::open(&root).unwrap();
     let before = images(&store);
     let layers = [export_all(&store, "v1"), export_all(&store, "v2")];
     drop(store);
     std::fs::remove_dir_all(root.join("index")).unwrap();
 
     // Without an index the store does not open (an empty index would hide every image).
-    let err = Store::open(&root).err().expect("no index");
+    let err = StoreWriter::open(&root).err().expect("no index");
     assert!(err.to_string().contains("--repair-index"), "{err}");
-    assert!(Store::open_read_only(&root).is_err());
+    assert!(Store::open(&root).is_err());
 
     let report = repair(&root);
     assert_eq!(report.old_index, OldIndex::Missing);
@@ -78,7 +79,7 @@ fn a_deleted_index_is_rebuilt_and_every_image_recovered() {
     assert_eq!(report.chunks, report.chunks_fixed);
     assert_eq!(report.recovered.len(), 2);
 
-    let store = Store::open(&root).unwrap();
+    let store = StoreWriter::open(&root).unwrap();
     assert_clean(&store);
     let after = images(&store);
     // Each image is back under recovered-<id>, its record derived from the bootstrap alone.
@@ -125,7 +126,7 @@ fn wrong_chunk_entries_are_fixed_and_names_kept() {
         &[sample::build_layer_tar(&[file("o.bin", pseudo_random(100_000, 7))], 1).unwrap()],
         LayerCompression::Gzip,
     );
-    let store = Store::open(&root).unwrap();
+    let store = StoreWriter::open(&root).unwrap();
     convert(&store, &format!("oci:{}", other.display()), "o", &[]).unwrap();
     let removed = store.resolve("o").unwrap();
     store.remove(&["o".to_string()]).unwrap();
@@ -145,7 +146,7 @@ fn wrong_chunk_entries_are_fixed_and_names_kept() {
         db.write_opt(batch, &rocksdb::WriteOptions::default())
             .unwrap();
     }
-    let store = Store::open_read_only(&root).unwrap();
+    let store = Store::open(&root).unwrap();
     let verify = store.verify(false, &NoProgress).unwrap();
     assert_eq!(verify.problems.len(), 1, "{:?}", verify.problems);
     assert!(verify.problems[0].object.contains(&b.id.to_hex()));
@@ -161,7 +162,7 @@ fn wrong_chunk_entries_are_fixed_and_names_kept() {
     let recovered = format!("{RECOVERED_PREFIX}{}", removed.short());
     assert_eq!(report.recovered[0].name, recovered);
 
-    let store = Store::open(&root).unwrap();
+    let store = StoreWriter::open(&root).unwrap();
     assert_clean(&store);
     let mut after = images(&store);
     assert_eq!(after.remove(&recovered).unwrap().0, removed);
@@ -185,7 +186,7 @@ fn damaged_files_are_reported_and_left_on_disk() {
         &[sample::build_layer_tar(&[file("o.bin", pseudo_random(50_000, 8))], 1).unwrap()],
         LayerCompression::Gzip,
     );
-    let store = Store::open(&root).unwrap();
+    let store = StoreWriter::open(&root).unwrap();
     convert(&store, &format!("oci:{}", other.display()), "o", &[]).unwrap();
     let v1_layers = export_all(&store, "v1");
     let v1_blobs: Vec<_> = store
@@ -240,7 +241,7 @@ fn damaged_files_are_reported_and_left_on_disk() {
     assert_eq!(std::fs::read(&blob_path).unwrap(), damaged_blob);
     assert_eq!(std::fs::read(&bootstrap_path).unwrap(), damaged_bootstrap);
 
-    let store = Store::open(&root).unwrap();
+    let store = StoreWriter::open(&root).unwrap();
     assert_eq!(export_all(&store, "v1"), v1_layers);
     let verify = store.verify(false, &NoProgress).unwrap();
     assert!(
@@ -258,12 +259,12 @@ fn damaged_files_are_reported_and_left_on_disk() {
 fn a_swap_interrupted_by_a_crash_is_undone_or_finished() {
     let tmp = tempfile::tempdir().unwrap();
     let (root, _) = demo_store(tmp.path());
-    let store = Store::open(&root).unwrap();
+    let store = StoreWriter::open(&root).unwrap();
     let before = images(&store);
     let v1_layers = export_all(&store, "v1");
     // The writer lock is held: repair waits for no one and changes nothing.
     assert!(matches!(
-        Store::repair_index(&root, &NoProgress),
+        StoreWriter::repair_index(&root, &NoProgress),
         Err(Error::Locked { .. })
     ));
     drop(store);
@@ -281,10 +282,10 @@ fn a_swap_interrupted_by_a_crash_is_undone_or_finished() {
     std::fs::rename(&index, &old).unwrap();
     half_built(&new);
     // A reader meanwhile uses the old index.
-    let reader = Store::open_read_only(&root).unwrap();
+    let reader = Store::open(&root).unwrap();
     assert_eq!(images(&reader), before);
     drop(reader);
-    let store = Store::open(&root).unwrap();
+    let store = StoreWriter::open(&root).unwrap();
     assert!(index.is_dir() && !old.exists() && !new.exists());
     assert_eq!(images(&store), before);
     assert_eq!(export_all(&store, "v1"), v1_layers);
@@ -294,7 +295,7 @@ fn a_swap_interrupted_by_a_crash_is_undone_or_finished() {
     // Crash after the swap, before `index.old` was removed; and one before it began.
     half_built(&old);
     half_built(&new);
-    let store = Store::open(&root).unwrap();
+    let store = StoreWriter::open(&root).unwrap();
     assert!(index.is_dir() && !old.exists() && !new.exists());
     assert_eq!(images(&store), before);
     drop(store);
@@ -304,7 +305,7 @@ fn a_swap_interrupted_by_a_crash_is_undone_or_finished() {
     let report = repair(&root);
     assert_eq!(report.refs_kept.len(), 2);
     assert!(index.is_dir() && !old.exists() && !new.exists());
-    let store = Store::open(&root).unwrap();
+    let store = StoreWriter::open(&root).unwrap();
     assert_eq!(images(&store), before);
     assert_clean(&store);
 }

@@ -1,6 +1,9 @@
 //! `unpack`: the merged root filesystem written into a directory, checked against the layers'
 //! content and against GNU tar, and never written outside its directory.
 
+// The checks read owners and xattrs of the unpacked tree with raw libc calls.
+#![allow(unsafe_code)]
+
 use crate::helpers::*;
 use cairn_engine::sample::{self, build_layer_tar, LayerCompression, SampleEntry};
 use cairn_engine::{NoProgress, Store, UnpackOptions, UnpackReport};
@@ -16,7 +19,7 @@ fn is_root() -> bool {
 }
 
 /// Converts `layers` (uncompressed) into `store` as image `name`.
-fn add_image(store: &Store, work: &Path, name: &str, layers: &[Vec<u8>]) {
+fn add_image(store: &cairn_engine::StoreWriter, work: &Path, name: &str, layers: &[Vec<u8>]) {
     let layout = work.join(format!("layout-{name}"));
     write_layout(&layout, "t", layers, LayerCompression::None);
     convert(store, &format!("oci:{}", layout.display()), name, &[]).unwrap();

@@ -163,9 +163,9 @@ pub fn stats(store: &Store, names: &[String], matrix: bool) -> Result<StatsRepor
             })
             .collect(),
     });
-    let stored_bytes = dir_bytes(&store.root().join("blobs"));
+    let stored_bytes = dir_bytes(&store.layout().blobs_dir());
     let metadata_bytes =
-        dir_bytes(&store.root().join("bootstraps")) + dir_bytes(&store.root().join("index"));
+        dir_bytes(&store.layout().bootstraps_dir()) + dir_bytes(&store.layout().index_dir());
     Ok(StatsReport {
         images: refs.len() as u64,
         logical_bytes,

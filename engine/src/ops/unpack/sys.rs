@@ -2,6 +2,10 @@
 //! its file by a directory fd plus one component, never by a path, and none follows a symlink
 //! at that component: `open_dir_at` and `create_file_at` use `O_NOFOLLOW`, metadata calls use
 //! `AT_SYMLINK_NOFOLLOW` or work on an fd the caller opened.
+//!
+//! The one module that needs `unsafe`: raw `*at` calls through libc.
+
+#![allow(unsafe_code)]
 
 use std::ffi::{CStr, CString};
 use std::fs::File;
