@@ -38,6 +38,7 @@ mod id;
 #[cfg(feature = "store")]
 mod index;
 mod layer;
+mod oci;
 #[cfg(feature = "store")]
 mod ops;
 mod progress;
