@@ -68,5 +68,8 @@ pub fn bootstrap_payload(data: &[u8]) {
 
 /// Parses an OCI index, manifest and config from the same bytes.
 pub fn oci_json(data: &[u8]) {
-    crate::source::fuzz_parse_json(data);
+    use crate::oci::{parse, Config, Index, Manifest};
+    let _ = parse::<Index>(data, "fuzz");
+    let _ = parse::<Manifest>(data, "fuzz");
+    let _ = parse::<Config>(data, "fuzz");
 }

@@ -48,6 +48,7 @@ mod index;
 mod layer;
 #[cfg(feature = "store")]
 mod layout;
+mod oci;
 #[cfg(feature = "store")]
 mod ops;
 mod progress;

@@ -24,12 +24,14 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 use tar::{Builder, EntryType, Header};
 
+use crate::oci::media_type;
+
 /// Media type of an OCI image manifest.
-const MT_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
+const MT_MANIFEST: &str = media_type::OCI_MANIFEST;
 /// Media type of an OCI image index.
-const MT_INDEX: &str = "application/vnd.oci.image.index.v1+json";
+const MT_INDEX: &str = media_type::OCI_INDEX;
 /// Media type of an OCI image config.
-const MT_CONFIG: &str = "application/vnd.oci.image.config.v1+json";
+const MT_CONFIG: &str = media_type::OCI_CONFIG;
 /// Annotation key naming a reference in an OCI layout's `index.json`.
 const ANNOTATION_REF_NAME: &str = "org.opencontainers.image.ref.name";
 /// `created` timestamp written into every generated image config (= [`DEMO_MTIME_V1`]).
@@ -65,9 +67,9 @@ impl LayerCompression {
     /// The OCI layer media type for this compression.
     pub fn media_type(self) -> &'static str {
         match self {
-            LayerCompression::None => "application/vnd.oci.image.layer.v1.tar",
-            LayerCompression::Gzip => "application/vnd.oci.image.layer.v1.tar+gzip",
-            LayerCompression::Zstd => "application/vnd.oci.image.layer.v1.tar+zstd",
+            LayerCompression::None => media_type::OCI_LAYER,
+            LayerCompression::Gzip => media_type::OCI_LAYER_GZIP,
+            LayerCompression::Zstd => media_type::OCI_LAYER_ZSTD,
         }
     }
 

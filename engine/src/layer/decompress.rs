@@ -1,6 +1,8 @@
 //! Layer compression: recognised from the OCI/Docker media type or, for bare files, from the
-//! first bytes; decoded as a stream (gzip via flate2's zlib-rs backend, zstd).
+//! first bytes; decoded as a stream (gzip via flate2's zlib-rs backend, zstd). The encoders
+//! are in `compress`.
 
+use crate::oci::media_type;
 use std::io::{self, BufReader, Read};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -12,19 +14,16 @@ pub enum Compression {
 
 impl Compression {
     /// The compression a layer media type implies, or `None` for a type cairn does not know.
-    pub fn from_media_type(media_type: &str) -> Option<Compression> {
-        match media_type {
-            "application/vnd.oci.image.layer.v1.tar"
-            | "application/vnd.oci.image.layer.nondistributable.v1.tar"
-            | "application/vnd.docker.image.rootfs.diff.tar" => Some(Compression::None),
-            "application/vnd.oci.image.layer.v1.tar+gzip"
-            | "application/vnd.oci.image.layer.nondistributable.v1.tar+gzip"
-            | "application/vnd.docker.image.rootfs.diff.tar.gzip"
-            | "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip" => {
-                Some(Compression::Gzip)
-            }
-            "application/vnd.oci.image.layer.v1.tar+zstd"
-            | "application/vnd.oci.image.layer.nondistributable.v1.tar+zstd" => {
+    pub fn from_media_type(layer_type: &str) -> Option<Compression> {
+        match layer_type {
+            media_type::OCI_LAYER
+            | media_type::OCI_NONDISTRIBUTABLE_LAYER
+            | media_type::DOCKER_LAYER => Some(Compression::None),
+            media_type::OCI_LAYER_GZIP
+            | media_type::OCI_NONDISTRIBUTABLE_LAYER_GZIP
+            | media_type::DOCKER_LAYER_GZIP
+            | media_type::DOCKER_FOREIGN_LAYER_GZIP => Some(Compression::Gzip),
+            media_type::OCI_LAYER_ZSTD | media_type::OCI_NONDISTRIBUTABLE_LAYER_ZSTD => {
                 Some(Compression::Zstd)
             }
             _ => None,
@@ -35,9 +34,9 @@ impl Compression {
     /// `from_media_type` for the OCI types).
     pub fn oci_layer_media_type(self) -> &'static str {
         match self {
-            Compression::None => "application/vnd.oci.image.layer.v1.tar",
-            Compression::Gzip => "application/vnd.oci.image.layer.v1.tar+gzip",
-            Compression::Zstd => "application/vnd.oci.image.layer.v1.tar+zstd",
+            Compression::None => media_type::OCI_LAYER,
+            Compression::Gzip => media_type::OCI_LAYER_GZIP,
+            Compression::Zstd => media_type::OCI_LAYER_ZSTD,
         }
     }
 

@@ -2,26 +2,15 @@
 //! config and one tar per layer (`<id>/layer.tar` or, from Docker 25 on, `blobs/sha256/<hex>`).
 //! Layers are read in place from the archive, by offset.
 
-use super::oci_json::{self, Config};
 use super::platform::{choose, PlatformChoice};
 use super::{read_verified, ByteRange, ImageSource, LayerSource, RawObject};
 use crate::error::{Error, IoContext, Result};
+use crate::oci::{self, media_type, ArchiveManifest, Config};
 use crate::Sha256Digest;
-use serde::Deserialize;
 use std::collections::HashMap;
 use std::fs::File;
 use std::io::Read;
 use std::path::Path;
-
-#[derive(Debug, Deserialize)]
-struct ArchiveManifest {
-    #[serde(rename = "Config")]
-    config: String,
-    #[serde(rename = "RepoTags", default)]
-    repo_tags: Option<Vec<String>>,
-    #[serde(rename = "Layers", default)]
-    layers: Vec<String>,
-}
 
 /// The regular files of the archive: path -> byte range.
 fn list_members(file: &Path) -> Result<HashMap<String, ByteRange>> {
@@ -81,7 +70,7 @@ pub fn resolve(file: &Path, choice: &PlatformChoice) -> Result<Vec<ImageSource>>
         .read_to_end(&mut manifest_bytes)
         .with_path("read", file)?;
     let manifests: Vec<ArchiveManifest> =
-        oci_json::parse(&manifest_bytes, &format!("{object} manifest.json"))?;
+        oci::parse(&manifest_bytes, &format!("{object} manifest.json"))?;
     if manifests.len() != 1 {
         return Err(Error::Usage(format!(
             "{object} holds {} images; cairn converts archives of exactly one image",
@@ -104,7 +93,7 @@ pub fn resolve(file: &Path, choice: &PlatformChoice) -> Result<Vec<ImageSource>>
         }
     };
     let config_bytes = read_verified(config_range, &config_digest, None, "config")?;
-    let config: Config = oci_json::parse(&config_bytes, &format!("config {config_digest}"))?;
+    let config: Config = oci::parse(&config_bytes, &format!("config {config_digest}"))?;
     let platform = config.platform();
     choose(vec![(platform.clone(), ())], choice, &object).map_err(Error::Usage)?;
 
@@ -151,12 +140,12 @@ pub fn resolve(file: &Path, choice: &PlatformChoice) -> Result<Vec<ImageSource>>
         platform: Some(platform),
         manifest: Some(RawObject {
             digest: Sha256Digest::of(&manifest_bytes),
-            media_type: "application/vnd.docker.save.manifest+json".into(),
+            media_type: media_type::DOCKER_SAVE_MANIFEST.into(),
             bytes: manifest_bytes,
         }),
         config: Some(RawObject {
             digest: config_digest,
-            media_type: "application/vnd.docker.container.image.v1+json".into(),
+            media_type: media_type::DOCKER_CONFIG.into(),
             bytes: config_bytes,
         }),
         layers,

@@ -2,10 +2,9 @@
 //! (`docker_archive`) or a bare layer tar. Each source is resolved into `ImageSource`s: the
 //! manifest and config bytes (verified against their digests) and, per layer, where its bytes
 //! are and which digests they must have. Layer bytes are verified later, while they stream
-//! through the convert.
+//! through the convert. The OCI JSON documents read here are `oci`'s types.
 
 mod docker_archive;
-pub(crate) mod oci_json;
 mod oci_layout;
 mod platform;
 
@@ -219,13 +218,6 @@ pub(crate) fn read_verified(
         });
     }
     Ok(bytes)
-}
-
-/// For the fuzz targets: parse arbitrary bytes as each OCI document type.
-pub(crate) fn fuzz_parse_json(data: &[u8]) {
-    let _ = oci_json::parse::<oci_json::Index>(data, "fuzz");
-    let _ = oci_json::parse::<oci_json::Manifest>(data, "fuzz");
-    let _ = oci_json::parse::<oci_json::Config>(data, "fuzz");
 }
 
 #[cfg(test)]

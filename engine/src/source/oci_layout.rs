@@ -1,11 +1,11 @@
 //! OCI image layout directories: `oci-layout`, `index.json`, `blobs/<alg>/<hex>`. Indexes may
 //! nest (multi-arch); a `:REF` picks the top-level entry annotated with that ref name.
 
-use super::oci_json::{self, Config, Descriptor, Index, Manifest};
 use super::platform::{choose, Platform, PlatformChoice};
 use super::{read_verified, ByteRange, ImageSource, LayerSource, RawObject};
 use crate::error::{Error, IoContext, Result};
 use crate::layer::Compression;
+use crate::oci::{self, media_type, Config, Descriptor, Index, Manifest, REF_NAME};
 use crate::Sha256Digest;
 use std::path::{Path, PathBuf};
 
@@ -69,54 +69,9 @@ pub fn resolve(
         ));
     }
     let index_bytes = std::fs::read(&index_path).with_path("read", &index_path)?;
-    let index: Index = oci_json::parse(&index_bytes, &index_path.display().to_string())?;
+    let index: Index = oci::parse(&index_bytes, &index_path.display().to_string())?;
 
-    let top: Vec<&Descriptor> = match reference {
-        Some(r) => index
-            .manifests
-            .iter()
-            .filter(|d| d.annotations.get(oci_json::REF_NAME).map(String::as_str) == Some(r))
-            .collect(),
-        None => index.manifests.iter().collect(),
-    };
-    if top.is_empty() {
-        let refs: Vec<&str> = index
-            .manifests
-            .iter()
-            .filter_map(|d| d.annotations.get(oci_json::REF_NAME).map(String::as_str))
-            .collect();
-        return Err(Error::bad_input(
-            dir.display().to_string(),
-            match reference {
-                Some(r) => format!("no image with ref {r:?}; refs present: {}", refs.join(", ")),
-                None => "index.json lists no manifests".to_string(),
-            },
-        ));
-    }
-    if top.len() > 1 && reference.is_none() {
-        let refs: Vec<String> = top
-            .iter()
-            .map(|d| {
-                d.annotations
-                    .get(oci_json::REF_NAME)
-                    .cloned()
-                    .unwrap_or_else(|| d.digest.clone())
-            })
-            .collect();
-        // Several untagged entries that are platforms of one image are fine; several refs are not.
-        let named = top
-            .iter()
-            .filter(|d| d.annotations.contains_key(oci_json::REF_NAME))
-            .count();
-        if named > 1 {
-            return Err(Error::Usage(format!(
-                "{} holds several images ({}); name one as oci:{}:REF",
-                dir.display(),
-                refs.join(", "),
-                dir.display()
-            )));
-        }
-    }
+    let top = top_entries(&index, dir, reference)?;
 
     let mut manifests = Vec::new();
     for desc in top {
@@ -127,10 +82,10 @@ pub fn resolve(
     for (platform, desc) in manifests {
         let (digest, bytes) = layout.read_json(&desc, "manifest")?;
         let object = format!("manifest {digest}");
-        let manifest: Manifest = oci_json::parse(&bytes, &object)?;
+        let manifest: Manifest = oci::parse(&bytes, &object)?;
         let (config_digest, config_bytes) =
             layout.read_json(&manifest.config, &format!("config of {object}"))?;
-        let config: Config = oci_json::parse(&config_bytes, &format!("config {config_digest}"))?;
+        let config: Config = oci::parse(&config_bytes, &format!("config {config_digest}"))?;
         let mut platform = platform.unwrap_or_else(|| config.platform());
         if platform.os_version.is_none() {
             platform.os_version = config.platform().os_version;
@@ -183,6 +138,62 @@ pub fn resolve(
         .collect()
 }
 
+/// The entries of `index.json` to read: those with the ref name `reference`, or all of them
+/// when no reference is given, as long as at most one of them carries a ref name.
+fn top_entries<'a>(
+    index: &'a Index,
+    dir: &Path,
+    reference: Option<&str>,
+) -> Result<Vec<&'a Descriptor>> {
+    let top: Vec<&Descriptor> = match reference {
+        Some(r) => index
+            .manifests
+            .iter()
+            .filter(|d| d.annotations.get(REF_NAME).map(String::as_str) == Some(r))
+            .collect(),
+        None => index.manifests.iter().collect(),
+    };
+    if top.is_empty() {
+        let refs: Vec<&str> = index
+            .manifests
+            .iter()
+            .filter_map(|d| d.annotations.get(REF_NAME).map(String::as_str))
+            .collect();
+        return Err(Error::bad_input(
+            dir.display().to_string(),
+            match reference {
+                Some(r) => format!("no image with ref {r:?}; refs present: {}", refs.join(", ")),
+                None => "index.json lists no manifests".to_string(),
+            },
+        ));
+    }
+    if top.len() > 1 && reference.is_none() {
+        let refs: Vec<String> = top
+            .iter()
+            .map(|d| {
+                d.annotations
+                    .get(REF_NAME)
+                    .cloned()
+                    .unwrap_or_else(|| d.digest.clone())
+            })
+            .collect();
+        // Several untagged entries that are platforms of one image are fine; several refs are not.
+        let named = top
+            .iter()
+            .filter(|d| d.annotations.contains_key(REF_NAME))
+            .count();
+        if named > 1 {
+            return Err(Error::Usage(format!(
+                "{} holds several images ({}); name one as oci:{}:REF",
+                dir.display(),
+                refs.join(", "),
+                dir.display()
+            )));
+        }
+    }
+    Ok(top)
+}
+
 /// Walks nested indexes down to image manifests, carrying the platform an index gives.
 fn expand(
     layout: &Layout,
@@ -193,11 +204,11 @@ fn expand(
 ) -> Result<()> {
     let platform = desc.platform.as_ref().map(Platform::from).or(platform);
     match desc.media_type.as_str() {
-        oci_json::OCI_MANIFEST | oci_json::DOCKER_MANIFEST => {
+        media_type::OCI_MANIFEST | media_type::DOCKER_MANIFEST => {
             out.push((platform, desc.clone()));
             Ok(())
         }
-        oci_json::OCI_INDEX | oci_json::DOCKER_LIST => {
+        media_type::OCI_INDEX | media_type::DOCKER_LIST => {
             if depth >= MAX_NESTING {
                 return Err(Error::bad_input(
                     format!("index {}", desc.digest),
@@ -205,7 +216,7 @@ fn expand(
                 ));
             }
             let (digest, bytes) = layout.read_json(desc, "index")?;
-            let index: Index = oci_json::parse(&bytes, &format!("index {digest}"))?;
+            let index: Index = oci::parse(&bytes, &format!("index {digest}"))?;
             for child in &index.manifests {
                 expand(layout, child, platform.clone(), depth + 1, out)?;
             }
