@@ -41,7 +41,6 @@ mod layer;
 #[cfg(feature = "store")]
 mod ops;
 mod progress;
-pub mod sample;
 mod source;
 #[cfg(feature = "store")]
 mod store;
