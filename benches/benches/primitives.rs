@@ -4,8 +4,8 @@
 //!
 //! `cargo bench -p cairn-bench --bench primitives` (add `-- --quick` for a fast pass).
 
-use cairn_engine::sample::{demo_layers, LayerCompression};
 use cairn_engine::{Chunker, ChunkerParams, Compression};
+use cairn_sample::{demo_layers, LayerCompression};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use std::hint::black_box;
 use std::io::Read;

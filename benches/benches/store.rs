@@ -1,14 +1,14 @@
-//! End-to-end throughput on the demo image (`sample::write_demo_layouts`): convert of v1 into
-//! an empty store (gzip layers in, blobs, bootstrap and index out), and export of a layer's
+//! End-to-end throughput on the demo image (`cairn_sample::write_demo_layouts`): convert of v1
+//! into an empty store (gzip layers in, blobs, bootstrap and index out), and export of a layer's
 //! exact tar from the store to `io::sink`, and unpack of the image into a new directory on the
 //! temporary directory's filesystem. Throughput is in uncompressed tar bytes.
 //!
 //! `cargo bench -p cairn-bench --bench store` (add `-- --quick` for a fast pass).
 
-use cairn_engine::sample::{demo_layers, write_demo_layouts};
 use cairn_engine::{
     ConvertOptions, InitOptions, NoProgress, PlatformChoice, SourceSpec, StoreWriter, UnpackOptions,
 };
+use cairn_sample::{demo_layers, write_demo_layouts};
 use criterion::{criterion_group, criterion_main, BatchSize, BenchmarkId, Criterion, Throughput};
 use std::path::Path;
 use std::time::Duration;

@@ -5,6 +5,7 @@
 
 use crate::footprint::measure::{check_gnu_time, Step};
 use anyhow::{bail, Context, Result};
+use cairn_sample::Rng;
 use std::io::Write;
 use std::path::Path;
 
@@ -42,7 +43,7 @@ fn write_layer(path: &Path, size: u64) -> Result<()> {
     let err = || format!("write {}", path.display());
     out.write_all(&ustar_header("big.bin", size))
         .with_context(err)?;
-    let mut state: u64 = 0x2545_F491_4F6C_DD1D;
+    let mut rng = Rng::xorshift64(0x2545_F491_4F6C_DD1D);
     let text: Vec<u8> = b"cairn big-file bench: a line of text that repeats. "
         .iter()
         .copied()
@@ -56,10 +57,7 @@ fn write_layer(path: &Path, size: u64) -> Result<()> {
         let take = (size - written).min(BLOCK as u64) as usize;
         if n.is_multiple_of(2) {
             for byte in block.iter_mut() {
-                state ^= state << 13;
-                state ^= state >> 7;
-                state ^= state << 17;
-                *byte = state as u8;
+                *byte = rng.next_u64() as u8;
             }
             out.write_all(&block[..take]).with_context(err)?;
         } else {

@@ -52,7 +52,6 @@ mod oci;
 #[cfg(feature = "store")]
 mod ops;
 mod progress;
-pub mod sample;
 mod source;
 #[cfg(feature = "store")]
 mod store;

@@ -9,7 +9,7 @@ use std::process::{Command, Output};
 
 /// The demo pair written under `dir`: (`oci:DIR/v1:v1`, `oci:DIR/v2:v2`).
 fn demo_sources(dir: &Path) -> (String, String) {
-    let (v1, v2) = cairn_engine::sample::write_demo_layouts(dir).expect("demo layouts");
+    let (v1, v2) = cairn_sample::write_demo_layouts(dir).expect("demo layouts");
     (
         format!("oci:{}:v1", v1.display()),
         format!("oci:{}:v2", v2.display()),

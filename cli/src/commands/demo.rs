@@ -22,7 +22,7 @@ pub fn run(cli: &Cli, args: &DemoArgs) -> anyhow::Result<()> {
             tmp.path()
         }
     };
-    let (v1, v2) = cairn_engine::sample::write_demo_layouts(&dir.join("images"))
+    let (v1, v2) = cairn_sample::write_demo_layouts(&dir.join("images"))
         .context("generate the demo images")?;
     let store = StoreWriter::init(&dir.join("store"), &InitOptions::default())?;
     let bar = Bar::new(cli.quiet);

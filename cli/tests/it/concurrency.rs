@@ -7,7 +7,7 @@
 //! must have run start to end while the convert was running (it runs for about a second).
 
 use super::{cairn, ok, store_with_demo_v1};
-use cairn_engine::sample::{build_layer_tar, SampleEntry};
+use cairn_sample::{build_layer_tar, Rng, SampleEntry};
 use std::io::{Read, Write};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -20,16 +20,7 @@ const BIG_FILE_LEN: usize = 4 << 20;
 const ORPHANS: u64 = 20_000;
 
 fn random_bytes(len: usize, seed: u64) -> Vec<u8> {
-    let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    let mut out = Vec::with_capacity(len + 8);
-    while out.len() < len {
-        state ^= state << 13;
-        state ^= state >> 7;
-        state ^= state << 17;
-        out.extend_from_slice(&state.to_le_bytes());
-    }
-    out.truncate(len);
-    out
+    Rng::xorshift64(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15)).bytes(len)
 }
 
 /// Writes a bare layer tar of `files` random files without holding it all in memory: each

@@ -5,6 +5,7 @@
 //! `CAIRN_CRASH_KILLS=N` sets how many kills (default 200).
 
 use super::{cairn, export_all, ok};
+use cairn_sample::Rng;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
@@ -36,7 +37,7 @@ fn kills_at_random_instants_lose_nothing_committed() {
         .unwrap_or(200);
     let tmp = tempfile::tempdir().unwrap();
     let store = tmp.path().join("store");
-    let (v1, v2) = cairn_engine::sample::write_demo_layouts(&tmp.path().join("images")).unwrap();
+    let (v1, v2) = cairn_sample::write_demo_layouts(&tmp.path().join("images")).unwrap();
     ok(cairn(&store, &["init"]));
     ok(cairn(
         &store,
@@ -58,7 +59,7 @@ fn kills_at_random_instants_lose_nothing_committed() {
     let mut compactions = 0;
 
     // A deterministic spread of delays over a convert's whole run (a few tens of ms here).
-    let mut state: u64 = 0x9E37_79B9_7F4A_7C15;
+    let mut rng = Rng::new(0x9E37_79B9_7F4A_7C15);
     let mut killed = 0;
     let mut round = 0;
     while killed < kills {
@@ -67,10 +68,7 @@ fn kills_at_random_instants_lose_nothing_committed() {
             round < kills * 5,
             "commands finish before the kill too often"
         );
-        state = state
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        let delay = Duration::from_micros((state >> 33) % 60_000);
+        let delay = Duration::from_micros(rng.below(60_000));
         let compact_round = round % 8 == 4;
         let args: Vec<&str> = if compact_round {
             compact_setup(&compact_store);

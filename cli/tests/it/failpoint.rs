@@ -72,7 +72,7 @@ fn files(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
 #[test]
 fn every_fail_point_is_reached_and_leaves_the_store_whole() {
     let tmp = tempfile::tempdir().unwrap();
-    let (v1, v2) = cairn_engine::sample::write_demo_layouts(&tmp.path().join("images")).unwrap();
+    let (v1, v2) = cairn_sample::write_demo_layouts(&tmp.path().join("images")).unwrap();
     let v1_source = format!("oci:{}", v1.display());
     let v2_source = format!("oci:{}", v2.display());
     for &point in failpoint::ALL {

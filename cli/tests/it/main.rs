@@ -44,7 +44,7 @@ fn export_all(store: &Path, name: &str, layers: usize) -> Vec<Vec<u8>> {
 /// A new store in `dir/store` holding the demo image v1 as `app:v1`.
 fn store_with_demo_v1(dir: &Path) -> std::path::PathBuf {
     let store = dir.join("store");
-    let (v1, _) = cairn_engine::sample::write_demo_layouts(&dir.join("images")).unwrap();
+    let (v1, _) = cairn_sample::write_demo_layouts(&dir.join("images")).unwrap();
     ok(cairn(&store, &["init"]));
     let source = format!("oci:{}", v1.display());
     ok(cairn(&store, &["convert", &source, "--name", "app:v1"]));
@@ -55,7 +55,7 @@ fn store_with_demo_v1(dir: &Path) -> std::path::PathBuf {
 fn init_convert_images_export_cat() {
     let tmp = tempfile::tempdir().unwrap();
     let store = tmp.path().join("store");
-    let (v1, v2) = cairn_engine::sample::write_demo_layouts(&tmp.path().join("images")).unwrap();
+    let (v1, v2) = cairn_sample::write_demo_layouts(&tmp.path().join("images")).unwrap();
     ok(cairn(&store, &["init"]));
 
     let out = ok(cairn(
@@ -102,7 +102,7 @@ fn init_convert_images_export_cat() {
         "{table}"
     );
 
-    let layers = cairn_engine::sample::demo_layers(2).unwrap();
+    let layers = cairn_sample::demo_layers(2).unwrap();
     let out_file = tmp.path().join("layer2.tar");
     ok(cairn(
         &store,
@@ -207,7 +207,7 @@ fn init_convert_images_export_cat() {
     assert!(model.status.success());
     assert_eq!(
         model.stdout.len(),
-        cairn_engine::sample::DEMO_MODEL_LEN + cairn_engine::sample::DEMO_MODEL_INSERT_LEN
+        cairn_sample::DEMO_MODEL_LEN + cairn_sample::DEMO_MODEL_INSERT_LEN
     );
 }
 
@@ -343,7 +343,7 @@ fn export_writes_an_oci_layout() {
 fn verify_rm_gc() {
     let tmp = tempfile::tempdir().unwrap();
     let store = tmp.path().join("store");
-    let (v1, v2) = cairn_engine::sample::write_demo_layouts(&tmp.path().join("images")).unwrap();
+    let (v1, v2) = cairn_sample::write_demo_layouts(&tmp.path().join("images")).unwrap();
     ok(cairn(&store, &["init"]));
     for (layout, name) in [(&v1, "a:v1"), (&v2, "a:v2")] {
         ok(cairn(

@@ -227,16 +227,10 @@ impl Chunker {
 mod tests {
     use super::*;
 
+    /// The golden vectors' input: one byte (bits 24..32) per xorshift64 step.
     fn pseudo_random(len: usize, seed: u64) -> Vec<u8> {
-        let mut state = seed | 1;
-        (0..len)
-            .map(|_| {
-                state ^= state << 13;
-                state ^= state >> 7;
-                state ^= state << 17;
-                (state >> 24) as u8
-            })
-            .collect()
+        let mut rng = cairn_sample::Rng::xorshift64(seed);
+        (0..len).map(|_| (rng.next_u64() >> 24) as u8).collect()
     }
 
     fn cuts(params: &ChunkerParams, data: &[u8]) -> Vec<(usize, String)> {

@@ -1,8 +1,8 @@
 //! Converting generated images and reading them back.
 
 use crate::helpers::*;
-use cairn_engine::sample::{self, LayerCompression, OciLayoutWriter};
 use cairn_engine::{EntryKind, NoProgress, Platform, PlatformChoice};
+use cairn_sample::{LayerCompression, OciLayoutWriter};
 
 #[test]
 fn every_layer_comes_back_byte_for_byte() {
@@ -123,7 +123,7 @@ fn identical_content_is_stored_once() {
 #[test]
 fn v2_against_v1_stores_only_what_v1_lacks() {
     let tmp = tempfile::tempdir().unwrap();
-    let (v1, v2) = sample::write_demo_layouts(&tmp.path().join("demo")).unwrap();
+    let (v1, v2) = cairn_sample::write_demo_layouts(&tmp.path().join("demo")).unwrap();
     let store = new_store(tmp.path());
     let r1 = convert(&store, &format!("oci:{}", v1.display()), "v1", &[])
         .unwrap()
@@ -154,7 +154,7 @@ fn v2_against_v1_stores_only_what_v1_lacks() {
     write_layout(
         &other,
         "o",
-        &[sample::build_layer_tar(&[file("x", b"x".to_vec())], 1).unwrap()],
+        &[cairn_sample::build_layer_tar(&[file("x", b"x".to_vec())], 1).unwrap()],
         LayerCompression::Gzip,
     );
     convert(&store, &format!("oci:{}", other.display()), "o", &[]).unwrap();
@@ -175,11 +175,11 @@ fn multi_arch_index_and_platform_choice() {
     let layout = tmp.path().join("multi");
     let mut writer = OciLayoutWriter::create(&layout).unwrap();
     let amd = vec![(
-        sample::build_layer_tar(&[file("arch", b"amd64".to_vec())], 1).unwrap(),
+        cairn_sample::build_layer_tar(&[file("arch", b"amd64".to_vec())], 1).unwrap(),
         LayerCompression::Gzip,
     )];
     let arm = vec![(
-        sample::build_layer_tar(&[file("arch", b"arm64".to_vec())], 1).unwrap(),
+        cairn_sample::build_layer_tar(&[file("arch", b"arm64".to_vec())], 1).unwrap(),
         LayerCompression::Zstd,
     )];
     writer
@@ -217,7 +217,7 @@ fn docker_archive_and_bare_layer_files() {
     let tmp = tempfile::tempdir().unwrap();
     let layers = tricky_layers();
     let archive = tmp.path().join("image.tar");
-    sample::write_docker_archive(&archive, "app:1", &amd64(), &layers).unwrap();
+    cairn_sample::write_docker_archive(&archive, "app:1", &amd64(), &layers).unwrap();
     let store = new_store(tmp.path());
     let report = convert(
         &store,

@@ -2,11 +2,11 @@
 //! with skopeo when it is installed).
 
 use crate::helpers::*;
-use cairn_engine::sample::{self, LayerCompression};
 use cairn_engine::{
     Bootstrap, Compression, ExportOptions, ExportReport, ExportTarget, NoProgress, Progress, Store,
     StoreWriter,
 };
+use cairn_sample::LayerCompression;
 use serde_json::Value;
 use std::collections::BTreeSet;
 use std::io::Read;
@@ -16,7 +16,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 /// A store holding the demo images as `app:v1` and `app:v2`.
 fn demo_store(dir: &Path) -> StoreWriter {
-    let (v1, v2) = sample::write_demo_layouts(&dir.join("demo")).unwrap();
+    let (v1, v2) = cairn_sample::write_demo_layouts(&dir.join("demo")).unwrap();
     let store = new_store(dir);
     convert(&store, &format!("oci:{}", v1.display()), "app:v1", &[]).unwrap();
     convert(&store, &format!("oci:{}", v2.display()), "app:v2", &[]).unwrap();
@@ -204,8 +204,8 @@ fn oci_layouts_hold_the_original_images() {
     let tmp = tempfile::tempdir().unwrap();
     let store = demo_store(tmp.path());
     let tars = [
-        sample::demo_layers(1).unwrap(),
-        sample::demo_layers(2).unwrap(),
+        cairn_sample::demo_layers(1).unwrap(),
+        cairn_sample::demo_layers(2).unwrap(),
     ];
     let bootstraps = [
         store.bootstrap("app:v1").unwrap(),
@@ -419,7 +419,7 @@ fn a_docker_archive_converts_back_to_the_same_image() {
         members[manifest[0]["Config"].as_str().unwrap()],
         config.bytes
     );
-    let tars = sample::demo_layers(2).unwrap();
+    let tars = cairn_sample::demo_layers(2).unwrap();
     let layer_names = manifest[0]["Layers"].as_array().unwrap();
     assert_eq!(layer_names.len(), tars.len());
     for (name, tar) in layer_names.iter().zip(&tars) {

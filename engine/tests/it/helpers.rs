@@ -1,11 +1,11 @@
 //! Shared fixtures: generated images and store snapshots.
 
-use cairn_engine::sample::{
-    build_layer_tar, LayerCompression, OciLayoutWriter, SampleEntry, SamplePlatform,
-};
 use cairn_engine::{
     ConvertOptions, ConvertReport, InitOptions, NoProgress, PlatformChoice, SourceSpec, Store,
     StoreWriter,
+};
+use cairn_sample::{
+    build_layer_tar, LayerCompression, OciLayoutWriter, Rng, SampleEntry, SamplePlatform,
 };
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -26,16 +26,10 @@ pub fn arm64() -> SamplePlatform {
     }
 }
 
+/// `len` bytes for fixture files: one byte (bits 32..40) per xorshift64 step, from a mixed seed.
 pub fn pseudo_random(len: usize, seed: u64) -> Vec<u8> {
-    let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    (0..len)
-        .map(|_| {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            (state >> 32) as u8
-        })
-        .collect()
+    let mut rng = Rng::xorshift64(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15));
+    (0..len).map(|_| (rng.next_u64() >> 32) as u8).collect()
 }
 
 pub fn file(path: &str, data: Vec<u8>) -> SampleEntry {

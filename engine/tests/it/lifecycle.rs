@@ -1,8 +1,8 @@
 //! verify, rm and gc.
 
 use crate::helpers::*;
-use cairn_engine::sample::{self, LayerCompression};
 use cairn_engine::{GcOptions, NoProgress, Store, StoreWriter};
+use cairn_sample::LayerCompression;
 
 fn dry_run() -> GcOptions {
     GcOptions {
@@ -36,7 +36,7 @@ fn export_all(store: &Store, name: &str) -> Vec<Vec<u8>> {
 }
 
 fn demo_store(dir: &std::path::Path) -> StoreWriter {
-    let (v1, v2) = sample::write_demo_layouts(&dir.join("demo")).unwrap();
+    let (v1, v2) = cairn_sample::write_demo_layouts(&dir.join("demo")).unwrap();
     let store = new_store(dir);
     convert(&store, &format!("oci:{}", v1.display()), "v1", &[]).unwrap();
     convert(&store, &format!("oci:{}", v2.display()), "v2", &[]).unwrap();
@@ -51,7 +51,7 @@ fn rm_then_gc_frees_only_what_no_image_uses() {
     write_layout(
         &other,
         "o",
-        &[sample::build_layer_tar(&[file("o.bin", pseudo_random(300_000, 9))], 1).unwrap()],
+        &[cairn_sample::build_layer_tar(&[file("o.bin", pseudo_random(300_000, 9))], 1).unwrap()],
         LayerCompression::Gzip,
     );
     convert(&store, &format!("oci:{}", other.display()), "o", &[]).unwrap();
@@ -100,7 +100,7 @@ fn gc_compacts_a_blob_mostly_dead_and_rewrites_the_images_using_it() {
     write_layout(
         &both,
         "both",
-        &[sample::build_layer_tar(
+        &[cairn_sample::build_layer_tar(
             &[file("kept.bin", kept.clone()), file("dropped.bin", dropped)],
             1,
         )
@@ -111,7 +111,7 @@ fn gc_compacts_a_blob_mostly_dead_and_rewrites_the_images_using_it() {
     write_layout(
         &one,
         "one",
-        &[sample::build_layer_tar(&[file("kept.bin", kept.clone())], 2).unwrap()],
+        &[cairn_sample::build_layer_tar(&[file("kept.bin", kept.clone())], 2).unwrap()],
         LayerCompression::Gzip,
     );
     convert(&store, &format!("oci:{}", both.display()), "both", &[]).unwrap();

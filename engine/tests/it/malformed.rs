@@ -4,8 +4,8 @@
 
 use crate::helpers::*;
 use crate::rejects::{gzip_layer_blob, rewrite_image};
-use cairn_engine::sample::{self, LayerCompression, SampleEntry};
 use cairn_engine::{NoProgress, PlatformChoice, UnpackOptions};
+use cairn_sample::{LayerCompression, SampleEntry};
 use serde_json::json;
 use std::path::{Path, PathBuf};
 
@@ -26,7 +26,7 @@ struct Case {
 }
 
 fn tar_of(entries: &[SampleEntry]) -> Vec<u8> {
-    sample::build_layer_tar(entries, 1).unwrap()
+    cairn_sample::build_layer_tar(entries, 1).unwrap()
 }
 
 fn layout_with(dir: &Path, name: &str, layers: &[Vec<u8>], c: LayerCompression) -> PathBuf {

@@ -1,8 +1,8 @@
 //! Bad input is refused with an error naming the object, and the store is left as it was.
 
 use crate::helpers::*;
-use cairn_engine::sample::LayerCompression;
 use cairn_engine::StoreWriter;
+use cairn_sample::LayerCompression;
 use serde_json::{json, Value};
 use std::path::Path;
 

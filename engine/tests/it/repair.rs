@@ -2,11 +2,11 @@
 //! wrong in single entries, beside damaged files, and a swap interrupted by a crash.
 
 use crate::helpers::*;
-use cairn_engine::sample::{self, LayerCompression};
 use cairn_engine::{
     Error, ImageId, ImageRecord, NoProgress, OldIndex, RepairReport, Store, StoreWriter,
     RECOVERED_PREFIX,
 };
+use cairn_sample::LayerCompression;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
@@ -23,7 +23,7 @@ fn export_all(store: &Store, name: &str) -> Vec<Vec<u8>> {
 
 /// The demo pair converted as `v1` and `v2`; returns the store root and the v2 layout.
 fn demo_store(dir: &Path) -> (PathBuf, PathBuf) {
-    let (v1, v2) = sample::write_demo_layouts(&dir.join("demo")).unwrap();
+    let (v1, v2) = cairn_sample::write_demo_layouts(&dir.join("demo")).unwrap();
     let store = new_store(dir);
     convert(&store, &format!("oci:{}", v1.display()), "v1", &[]).unwrap();
     convert(&store, &format!("oci:{}", v2.display()), "v2", &[]).unwrap();
@@ -123,7 +123,7 @@ fn wrong_chunk_entries_are_fixed_and_names_kept() {
     write_layout(
         &other,
         "o",
-        &[sample::build_layer_tar(&[file("o.bin", pseudo_random(100_000, 7))], 1).unwrap()],
+        &[cairn_sample::build_layer_tar(&[file("o.bin", pseudo_random(100_000, 7))], 1).unwrap()],
         LayerCompression::Gzip,
     );
     let store = StoreWriter::open(&root).unwrap();
@@ -183,7 +183,7 @@ fn damaged_files_are_reported_and_left_on_disk() {
     write_layout(
         &other,
         "o",
-        &[sample::build_layer_tar(&[file("o.bin", pseudo_random(50_000, 8))], 1).unwrap()],
+        &[cairn_sample::build_layer_tar(&[file("o.bin", pseudo_random(50_000, 8))], 1).unwrap()],
         LayerCompression::Gzip,
     );
     let store = StoreWriter::open(&root).unwrap();

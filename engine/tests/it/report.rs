@@ -2,7 +2,7 @@
 //! computation (sha256 of file contents, layer digests) on the demo images.
 
 use crate::helpers::*;
-use cairn_engine::sample::{self, LayerCompression};
+use cairn_sample::LayerCompression;
 use std::collections::HashSet;
 use std::io::Read;
 
@@ -12,7 +12,7 @@ fn files(specs: &[(&str, usize, u64)]) -> Vec<Vec<u8>> {
         .iter()
         .map(|(path, len, seed)| file(path, pseudo_random(*len, *seed)))
         .collect();
-    vec![sample::build_layer_tar(&entries, 1).unwrap()]
+    vec![cairn_sample::build_layer_tar(&entries, 1).unwrap()]
 }
 
 #[test]
@@ -116,14 +116,14 @@ fn file_contents(tar_bytes: &[u8]) -> Vec<(String, u64)> {
 #[test]
 fn file_and_layer_figures_match_an_independent_computation() {
     let tmp = tempfile::tempdir().unwrap();
-    let (v1, v2) = sample::write_demo_layouts(&tmp.path().join("demo")).unwrap();
+    let (v1, v2) = cairn_sample::write_demo_layouts(&tmp.path().join("demo")).unwrap();
     let store = new_store(tmp.path());
     let r1 = convert(&store, &format!("oci:{}", v1.display()), "v1", &[]).unwrap();
     let r2 = convert(&store, &format!("oci:{}", v2.display()), "v2", &["v1"]).unwrap();
     let d = store.diff("v1", "v2", 5).unwrap();
 
-    let old_layers = sample::demo_layers(1).unwrap();
-    let new_layers = sample::demo_layers(2).unwrap();
+    let old_layers = cairn_sample::demo_layers(1).unwrap();
+    let new_layers = cairn_sample::demo_layers(2).unwrap();
     let old_files: HashSet<String> = old_layers
         .iter()
         .flat_map(|l| file_contents(l))

@@ -5,8 +5,8 @@
 #![allow(unsafe_code)]
 
 use crate::helpers::*;
-use cairn_engine::sample::{self, build_layer_tar, LayerCompression, SampleEntry};
 use cairn_engine::{NoProgress, Store, UnpackOptions, UnpackReport};
+use cairn_sample::{build_layer_tar, LayerCompression, SampleEntry};
 use std::collections::BTreeMap;
 use std::ffi::{CString, OsStr};
 use std::os::unix::ffi::OsStrExt;
@@ -322,7 +322,7 @@ fn demo_images_match_gnu_tar() {
         return;
     }
     let tmp = tempfile::tempdir().unwrap();
-    let (v1, v2) = sample::write_demo_layouts(&tmp.path().join("images")).unwrap();
+    let (v1, v2) = cairn_sample::write_demo_layouts(&tmp.path().join("images")).unwrap();
     let store = new_store(tmp.path());
     for (version, layout) in [(1u8, v1), (2, v2)] {
         let name = format!("v{version}");
@@ -332,7 +332,7 @@ fn demo_images_match_gnu_tar() {
         assert!(report.xattr_failures.is_empty() && report.skipped.is_empty());
 
         let work = tmp.path().join(format!("tar{version}"));
-        let reference = gnu_tar_reference(&sample::demo_layers(version).unwrap(), &work);
+        let reference = gnu_tar_reference(&cairn_sample::demo_layers(version).unwrap(), &work);
         let ours = walk(&out);
         let theirs = walk(&reference);
         let only_ours: Vec<_> = ours.keys().filter(|k| !theirs.contains_key(*k)).collect();
