@@ -69,6 +69,23 @@ impl ChunkId {
     pub fn of(data: &[u8]) -> Self {
         Self(*blake3::hash(data).as_bytes())
     }
+
+    /// The chunk index's key for this chunk: its first 16 bytes.
+    pub fn key(&self) -> ChunkKey {
+        ChunkKey(self.0[..16].try_into().expect("16 of 32 bytes"))
+    }
+}
+
+/// The first 16 bytes of a chunk id: the chunk index's key. The full id is in the blob ToC
+/// record the index entry points to, and is compared before the entry is trusted, so two ids
+/// sharing a key (a chance of about n^2 / 2^129 among n chunks) cost only a missed dedup.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Debug)]
+pub struct ChunkKey(pub [u8; 16]);
+
+impl fmt::Display for ChunkKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", hex::encode(self.0))
+    }
 }
 
 impl Sha256Digest {

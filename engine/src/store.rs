@@ -97,7 +97,7 @@ impl StoreWriter {
         layout.create_dirs()?;
         let lock = layout.lock()?;
         let config = StoreConfig::new(options.chunker.clone(), options.compression.clone());
-        let index = Index::open(&layout.index_dir())?;
+        let index = Index::open(&layout.index_dir(), &layout.blobs_dir())?;
         // store.json is written last: a directory without it is not a store yet.
         crate::fsutil::write_durably(
             &layout.tmp_file("store.json"),
@@ -129,7 +129,7 @@ impl StoreWriter {
         if !path.exists() {
             return Err(layout.missing_index());
         }
-        let index = Index::open(&path).map_err(repair_hint)?;
+        let index = Index::open(&path, &layout.blobs_dir()).map_err(repair_hint)?;
         Ok(StoreWriter {
             store: Store {
                 layout,
@@ -191,7 +191,7 @@ impl Store {
         let layout = StoreLayout::new(root);
         let config = Self::read_config(&layout)?;
         let path = layout.readable_index_dir()?;
-        let index = Index::open_read_only(&path).map_err(repair_hint)?;
+        let index = Index::open_read_only(&path, &layout.blobs_dir()).map_err(repair_hint)?;
         Ok(Store {
             layout,
             config,

@@ -228,9 +228,15 @@ fn le_u32(bytes: &[u8]) -> u32 {
     u32::from_le_bytes(bytes.try_into().expect("4 bytes"))
 }
 
-/// Checks a whole blob's header and footer and decodes its ToC. `object` names the blob in
-/// errors. Does not read the chunk data (see `verify` callers for that).
-pub fn decode_toc(bytes: &[u8], object: &str) -> Result<Vec<TocEntry>> {
+/// Where a blob's ToC lies, once its header, footer and ToC checksum have been checked.
+#[derive(Clone, Copy, Debug)]
+struct TocBounds {
+    toc_offset: u64,
+    count: u64,
+}
+
+/// Checks a whole blob's header, footer and ToC checksum. `object` names the blob in errors.
+fn check_toc(bytes: &[u8], object: &str) -> Result<TocBounds> {
     let corrupt = |reason: String| Error::corrupt(object.to_string(), reason);
     let len = bytes.len() as u64;
     if len < HEADER_LEN + FOOTER_LEN {
@@ -268,42 +274,110 @@ pub fn decode_toc(bytes: &[u8], object: &str) -> Result<Vec<TocEntry>> {
             "ToC checksum mismatch (ToC at offset {toc_offset})"
         )));
     }
-    let mut toc = Vec::with_capacity(count as usize);
-    for (i, raw) in toc_bytes.chunks_exact(TOC_ENTRY_LEN as usize).enumerate() {
-        let entry = TocEntry {
-            id: ChunkId(raw[0..32].try_into().expect("32 bytes")),
-            offset: le_u64(&raw[32..40]),
-            stored_len: le_u32(&raw[40..44]),
-            frame_len: le_u32(&raw[44..48]),
-            skip: le_u32(&raw[48..52]),
-            len: le_u32(&raw[52..56]),
-            codec: Codec::from_u8(raw[56])
-                .ok_or_else(|| corrupt(format!("ToC entry {i}: unknown codec {}", raw[56])))?,
-        };
-        let end = entry.offset.checked_add(entry.stored_len as u64);
-        if entry.offset < HEADER_LEN || end.is_none_or(|end| end > toc_offset) {
-            return Err(corrupt(format!(
-                "ToC entry {i} (chunk {}) points outside the data area: offset {} length {}",
-                entry.id, entry.offset, entry.stored_len
-            )));
-        }
-        if entry.len > MAX_CHUNK_LEN {
-            return Err(corrupt(format!(
-                "ToC entry {i} (chunk {}) claims {} bytes, over the {MAX_CHUNK_LEN} limit",
-                entry.id, entry.len
-            )));
-        }
-        check_frame(
-            entry.stored_len,
-            entry.frame_len,
-            entry.skip,
-            entry.len,
-            entry.codec,
-        )
-        .map_err(|e| corrupt(format!("ToC entry {i} (chunk {}): {e}", entry.id)))?;
-        toc.push(entry);
+    Ok(TocBounds { toc_offset, count })
+}
+
+/// Decodes and checks ToC record `i` of a blob whose ToC `check_toc` accepted.
+fn toc_record(bytes: &[u8], bounds: TocBounds, i: u64, object: &str) -> Result<TocEntry> {
+    let corrupt = |reason: String| Error::corrupt(object.to_string(), reason);
+    let at = (bounds.toc_offset + i * TOC_ENTRY_LEN) as usize;
+    let raw = &bytes[at..at + TOC_ENTRY_LEN as usize];
+    let entry = TocEntry {
+        id: ChunkId(raw[0..32].try_into().expect("32 bytes")),
+        offset: le_u64(&raw[32..40]),
+        stored_len: le_u32(&raw[40..44]),
+        frame_len: le_u32(&raw[44..48]),
+        skip: le_u32(&raw[48..52]),
+        len: le_u32(&raw[52..56]),
+        codec: Codec::from_u8(raw[56])
+            .ok_or_else(|| corrupt(format!("ToC entry {i}: unknown codec {}", raw[56])))?,
+    };
+    let end = entry.offset.checked_add(entry.stored_len as u64);
+    if entry.offset < HEADER_LEN || end.is_none_or(|end| end > bounds.toc_offset) {
+        return Err(corrupt(format!(
+            "ToC entry {i} (chunk {}) points outside the data area: offset {} length {}",
+            entry.id, entry.offset, entry.stored_len
+        )));
     }
-    Ok(toc)
+    if entry.len > MAX_CHUNK_LEN {
+        return Err(corrupt(format!(
+            "ToC entry {i} (chunk {}) claims {} bytes, over the {MAX_CHUNK_LEN} limit",
+            entry.id, entry.len
+        )));
+    }
+    check_frame(
+        entry.stored_len,
+        entry.frame_len,
+        entry.skip,
+        entry.len,
+        entry.codec,
+    )
+    .map_err(|e| corrupt(format!("ToC entry {i} (chunk {}): {e}", entry.id)))?;
+    Ok(entry)
+}
+
+/// Checks a whole blob's header and footer and decodes its ToC. `object` names the blob in
+/// errors. Does not read the chunk data (see `verify` callers for that).
+pub fn decode_toc(bytes: &[u8], object: &str) -> Result<Vec<TocEntry>> {
+    let bounds = check_toc(bytes, object)?;
+    (0..bounds.count)
+        .map(|i| toc_record(bytes, bounds, i, object))
+        .collect()
+}
+
+/// A sealed blob whose ToC has been checked (header, footer, checksum), for reading single
+/// ToC records without decoding the whole ToC: what the chunk index points into.
+pub struct CheckedToc {
+    reader: BlobReader,
+    bounds: TocBounds,
+    object: String,
+}
+
+impl CheckedToc {
+    pub fn open(path: &Path, id: BlobId) -> Result<Self> {
+        let reader = BlobReader::open(path, id)?;
+        let object = format!("blob {id}");
+        let bounds = check_toc(reader.bytes(), &object)?;
+        Ok(CheckedToc {
+            reader,
+            bounds,
+            object,
+        })
+    }
+
+    /// ToC record `i`, checked; an error when there is no such record.
+    pub fn get(&self, i: u64) -> Result<TocEntry> {
+        if i >= self.bounds.count {
+            return Err(Error::corrupt(
+                self.object.clone(),
+                format!("no ToC record {i}: the blob has {}", self.bounds.count),
+            ));
+        }
+        toc_record(self.reader.bytes(), self.bounds, i, &self.object)
+    }
+
+    /// The number of the record with this frame offset and skip (records are in write order,
+    /// so sorted by both), if any.
+    pub fn find(&self, offset: u64, skip: u32) -> Option<u64> {
+        let bytes = self.reader.bytes();
+        let key = |i: u64| {
+            let at = (self.bounds.toc_offset + i * TOC_ENTRY_LEN) as usize;
+            (
+                le_u64(&bytes[at + 32..at + 40]),
+                le_u32(&bytes[at + 48..at + 52]),
+            )
+        };
+        let (mut lo, mut hi) = (0u64, self.bounds.count);
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            match key(mid).cmp(&(offset, skip)) {
+                std::cmp::Ordering::Less => lo = mid + 1,
+                std::cmp::Ordering::Greater => hi = mid,
+                std::cmp::Ordering::Equal => return Some(mid),
+            }
+        }
+        None
+    }
 }
 
 /// A sealed blob opened for reading (memory-mapped).

@@ -1,20 +1,35 @@
-//! The RocksDB index: `chunks` (chunk id -> location, used by convert to dedup and by gc),
-//! `images` (image id -> record) and `refs` (name -> image id). Every change of a commit goes
-//! into one synced write batch, the last step of the write order (see `ops::convert`).
+//! The RocksDB index: `chunks` (chunk key -> blob number and ToC record, used by convert to
+//! dedup and by gc), `blobs` (blob number -> blob id), `images` (image id -> record) and `refs`
+//! (name -> image id). Every change of a commit goes into one synced write batch, the last step
+//! of the write order (see `ops::convert`).
+//!
+//! A chunk entry costs about 25 bytes on disk: a 16-byte key (the first half of the chunk id)
+//! and two varints. The chunk's full id and location are its blob's ToC record, which the index
+//! reads (memory-mapped, the ToC's checksum checked once per blob) and compares with the id
+//! asked for: an entry whose record names another chunk is no match.
+
+mod blobs;
 
 use crate::error::{Error, Result};
-use crate::format::{ChunkLocation, Codec};
+use crate::format::blob::CheckedToc;
+use crate::format::ChunkLocation;
 use crate::source::Platform;
-use crate::{BlobId, ChunkId, ImageId};
-use rocksdb::{ColumnFamilyDescriptor, IteratorMode, Options, WriteBatch, WriteOptions, DB};
+use crate::{BlobId, ChunkId, ChunkKey, ImageId};
+use blobs::{get_varint, put_varint, BlobNumbers};
+use rocksdb::{
+    ColumnFamilyDescriptor, DBCompressionType, IteratorMode, LogLevel, Options, WriteBatch,
+    WriteOptions, DB,
+};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, RwLock};
 
 const CF_CHUNKS: &str = "chunks";
+const CF_BLOBS: &str = "blobs";
 const CF_IMAGES: &str = "images";
 const CF_REFS: &str = "refs";
-const LOCATION_LEN: usize = 57;
+const FAMILIES: [&str; 4] = [CF_CHUNKS, CF_BLOBS, CF_IMAGES, CF_REFS];
 
 /// What the store knows about one image without opening its bootstrap.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -35,15 +50,24 @@ pub struct ImageRecord {
     pub created: u64,
 }
 
-/// The changes of one commit.
+/// The changes of one commit. A chunk's location must be in a blob already in `blobs/`.
 #[derive(Default)]
 pub struct IndexBatch {
     pub chunks: Vec<(ChunkId, ChunkLocation)>,
     pub images: Vec<ImageRecord>,
     pub refs: Vec<(String, ImageId)>,
-    pub delete_chunks: Vec<ChunkId>,
+    pub delete_chunks: Vec<ChunkKey>,
+    /// Blobs whose number is dropped (gc deletes them; no chunk entry may still name them).
+    pub delete_blobs: Vec<BlobId>,
     pub delete_images: Vec<ImageId>,
     pub delete_refs: Vec<String>,
+}
+
+/// One entry of the chunk index, resolved against its blob's ToC: the chunk's id and location,
+/// or why the entry does not lead to one.
+pub struct ChunkEntry {
+    pub key: ChunkKey,
+    pub resolved: std::result::Result<(ChunkId, ChunkLocation), String>,
 }
 
 /// What can still be read of an index that may be damaged (see `Index::salvage`).
@@ -56,9 +80,14 @@ pub struct Salvage {
     pub problems: Vec<String>,
 }
 
+/// The chunk index of a store whose blobs are in `blobs_dir`.
 pub struct Index {
     db: DB,
     path: PathBuf,
+    blobs_dir: PathBuf,
+    numbers: RwLock<BlobNumbers>,
+    /// Blobs whose ToC the index has read (checked once each).
+    tocs: Mutex<HashMap<BlobId, Arc<CheckedToc>>>,
 }
 
 impl Index {
@@ -66,14 +95,15 @@ impl Index {
         let mut opts = Options::default();
         opts.create_if_missing(true);
         opts.create_missing_column_families(true);
-        opts.set_keep_log_file_num(2);
+        opts.set_log_level(LogLevel::Warn);
+        opts.set_keep_log_file_num(1);
         opts.set_max_log_file_size(1 << 20);
         opts.set_write_buffer_size(16 << 20);
         opts
     }
 
     fn descriptors() -> Vec<ColumnFamilyDescriptor> {
-        [CF_CHUNKS, CF_IMAGES, CF_REFS]
+        FAMILIES
             .iter()
             .map(|name| {
                 let mut cf = Options::default();
@@ -81,6 +111,8 @@ impl Index {
                     let mut table = rocksdb::BlockBasedOptions::default();
                     table.set_bloom_filter(10.0, false);
                     cf.set_block_based_table_factory(&table);
+                    cf.set_compression_type(DBCompressionType::Lz4);
+                    cf.set_bottommost_compression_type(DBCompressionType::Lz4);
                 }
                 ColumnFamilyDescriptor::new(*name, cf)
             })
@@ -88,32 +120,102 @@ impl Index {
     }
 
     /// Opens (creating if needed) for writing. Only the holder of the store lock may do this.
-    pub fn open(path: &Path) -> Result<Index> {
+    pub fn open(path: &Path, blobs_dir: &Path) -> Result<Index> {
         let db = DB::open_cf_descriptors(&Self::options(), path, Self::descriptors()).map_err(
             |source| Error::Index {
                 path: path.to_path_buf(),
                 source,
             },
         )?;
-        Ok(Index {
-            db,
-            path: path.to_path_buf(),
-        })
+        Self::with_db(db, path, blobs_dir)
     }
 
     /// Opens read-only; works while a writer holds the index.
-    pub fn open_read_only(path: &Path) -> Result<Index> {
+    pub fn open_read_only(path: &Path, blobs_dir: &Path) -> Result<Index> {
         let mut opts = Options::default();
-        opts.set_keep_log_file_num(2);
-        let db = DB::open_cf_for_read_only(&opts, path, [CF_CHUNKS, CF_IMAGES, CF_REFS], false)
-            .map_err(|source| Error::Index {
+        opts.set_log_level(LogLevel::Warn);
+        opts.set_keep_log_file_num(1);
+        let db = DB::open_cf_for_read_only(&opts, path, FAMILIES, false).map_err(|source| {
+            Error::Index {
                 path: path.to_path_buf(),
                 source,
-            })?;
-        Ok(Index {
+            }
+        })?;
+        Self::with_db(db, path, blobs_dir)
+    }
+
+    fn with_db(db: DB, path: &Path, blobs_dir: &Path) -> Result<Index> {
+        let index = Index {
             db,
             path: path.to_path_buf(),
-        })
+            blobs_dir: blobs_dir.to_path_buf(),
+            numbers: RwLock::new(BlobNumbers::default()),
+            tocs: Mutex::new(HashMap::new()),
+        };
+        let mut numbers = BlobNumbers::default();
+        for item in index
+            .db
+            .iterator_cf(index.cf(CF_BLOBS)?, IteratorMode::Start)
+        {
+            let (key, value) = item.map_err(|e| index.err(e))?;
+            let (Ok(number), Ok(id)) = (<[u8; 4]>::try_from(&key[..]), value[..].try_into()) else {
+                return Err(Error::corrupt(
+                    format!("index blob number {}", hex::encode(&key)),
+                    "malformed entry",
+                ));
+            };
+            numbers.insert(u32::from_be_bytes(number), BlobId(id));
+        }
+        *index.numbers.write().expect("blob numbers lock") = numbers;
+        Ok(index)
+    }
+
+    /// The checked ToC of a blob the index names (opened once).
+    fn toc(&self, blob: &BlobId) -> Result<Arc<CheckedToc>> {
+        let mut tocs = self.tocs.lock().expect("tocs lock");
+        if let Some(toc) = tocs.get(blob) {
+            return Ok(toc.clone());
+        }
+        let toc = Arc::new(CheckedToc::open(
+            &self.blobs_dir.join(blob.to_hex()),
+            *blob,
+        )?);
+        tocs.insert(*blob, toc.clone());
+        Ok(toc)
+    }
+
+    /// Resolves a chunk entry's value to the chunk id and location in its blob's ToC.
+    fn resolve(
+        &self,
+        key: &[u8],
+        value: &[u8],
+    ) -> std::result::Result<(ChunkId, ChunkLocation), String> {
+        let mut rest = value;
+        let (Some(number), Some(record), true) = (
+            get_varint(&mut rest),
+            get_varint(&mut rest),
+            rest.is_empty(),
+        ) else {
+            return Err("malformed value".into());
+        };
+        let number = u32::try_from(number).map_err(|_| "malformed blob number".to_string())?;
+        let blob = self
+            .numbers
+            .read()
+            .expect("blob numbers lock")
+            .id(number)
+            .ok_or_else(|| format!("names blob number {number}, which the index does not know"))?;
+        let entry = self
+            .toc(&blob)
+            .and_then(|toc| toc.get(record))
+            .map_err(|e| e.to_string())?;
+        if entry.id.0[..16] != key[..] {
+            return Err(format!(
+                "blob {blob} ToC record {record} holds chunk {}",
+                entry.id
+            ));
+        }
+        Ok((entry.id, entry.location(blob)))
     }
 
     fn err(&self, source: rocksdb::Error) -> Error {
@@ -132,18 +234,29 @@ impl Index {
         })
     }
 
+    /// Where the store holds chunk `id`, if the index knows it. An entry that names another
+    /// chunk with the same key is no match; one that leads nowhere is an error (the index must
+    /// never name a missing blob).
     pub fn get_chunk(&self, id: &ChunkId) -> Result<Option<ChunkLocation>> {
-        let value = self
+        let key = id.key();
+        let Some(value) = self
             .db
-            .get_cf(self.cf(CF_CHUNKS)?, id.0)
-            .map_err(|e| self.err(e))?;
-        value
-            .map(|v| {
-                decode_location(&v).ok_or_else(|| {
-                    Error::corrupt(format!("index entry for chunk {id}"), "malformed location")
-                })
-            })
-            .transpose()
+            .get_cf(self.cf(CF_CHUNKS)?, key.0)
+            .map_err(|e| self.err(e))?
+        else {
+            return Ok(None);
+        };
+        match self.resolve(&key.0, &value) {
+            // Another chunk with the same key: a collision, no match.
+            Ok((found, location)) => Ok((found == *id).then_some(location)),
+            Err(e) => Err(Error::corrupt(
+                format!("index entry for chunk {id}"),
+                format!(
+                    "{e}; `cairn verify --repair-index` rebuilds the index from the blobs and \
+                     bootstraps"
+                ),
+            )),
+        }
     }
 
     pub fn get_ref(&self, name: &str) -> Result<Option<ImageId>> {
@@ -189,24 +302,22 @@ impl Index {
         Ok(out)
     }
 
-    /// Every chunk location, in chunk id order.
-    pub fn chunk_locations(&self) -> Result<Vec<(ChunkId, ChunkLocation)>> {
+    /// Every chunk entry, in key order, resolved against the blob ToCs.
+    pub fn chunk_entries(&self) -> Result<Vec<ChunkEntry>> {
         let mut out = Vec::new();
         for item in self
             .db
             .iterator_cf(self.cf(CF_CHUNKS)?, IteratorMode::Start)
         {
             let (key, value) = item.map_err(|e| self.err(e))?;
-            let id = ChunkId(key.as_ref().try_into().map_err(|_| {
+            let key = ChunkKey(key.as_ref().try_into().map_err(|_| {
                 Error::corrupt(
                     "index chunks",
                     format!("malformed key of {} bytes", key.len()),
                 )
             })?);
-            let location = decode_location(&value).ok_or_else(|| {
-                Error::corrupt(format!("index entry for chunk {id}"), "malformed location")
-            })?;
-            out.push((id, location));
+            let resolved = self.resolve(&key.0, &value);
+            out.push(ChunkEntry { key, resolved });
         }
         Ok(out)
     }
@@ -231,6 +342,10 @@ impl Index {
     pub fn salvage(&self) -> Salvage {
         let mut out = Salvage::default();
         for name in [CF_REFS, CF_IMAGES, CF_CHUNKS] {
+            if name == CF_CHUNKS && self.cf(CF_BLOBS).is_err() {
+                out.problems
+                    .push(format!("column family {CF_BLOBS} is missing"));
+            }
             let cf = match self.cf(name) {
                 Ok(cf) => cf,
                 Err(e) => {
@@ -261,9 +376,9 @@ impl Index {
                         .filter(|r| r.image_id.0[..] == key[..])
                         .map(|r| out.images.insert(r.image_id, r))
                         .is_some(),
-                    _ => match (key.as_ref().try_into(), decode_location(&value)) {
-                        (Ok(id), Some(location)) => {
-                            out.chunks.insert(ChunkId(id), location);
+                    _ => match self.resolve(&key, &value) {
+                        Ok((id, location)) if key.len() == 16 => {
+                            out.chunks.insert(id, location);
                             true
                         }
                         _ => false,
@@ -284,8 +399,15 @@ impl Index {
     pub fn commit(&self, batch: IndexBatch) -> Result<()> {
         let mut wb = WriteBatch::default();
         let chunks = self.cf(CF_CHUNKS)?;
-        for id in &batch.delete_chunks {
-            wb.delete_cf(chunks, id.0);
+        let blobs = self.cf(CF_BLOBS)?;
+        for key in &batch.delete_chunks {
+            wb.delete_cf(chunks, key.0);
+        }
+        let mut numbers = self.numbers.write().expect("blob numbers lock");
+        for id in &batch.delete_blobs {
+            if let Some(number) = numbers.number(id) {
+                wb.delete_cf(blobs, number.to_be_bytes());
+            }
         }
         for id in &batch.delete_images {
             wb.delete_cf(self.cf(CF_IMAGES)?, id.0);
@@ -293,8 +415,27 @@ impl Index {
         for name in &batch.delete_refs {
             wb.delete_cf(self.cf(CF_REFS)?, name.as_bytes());
         }
+        let mut new_numbers: HashMap<BlobId, u32> = HashMap::new();
+        let mut value = Vec::with_capacity(16);
         for (id, location) in &batch.chunks {
-            wb.put_cf(chunks, id.0, encode_location(location));
+            let blob = location.blob;
+            let number = match numbers
+                .number(&blob)
+                .or_else(|| new_numbers.get(&blob).copied())
+            {
+                Some(n) => n,
+                None => {
+                    let n = numbers.next() + new_numbers.len() as u32;
+                    wb.put_cf(blobs, n.to_be_bytes(), blob.0);
+                    new_numbers.insert(blob, n);
+                    n
+                }
+            };
+            let record = self.record_of(id, location)?;
+            value.clear();
+            put_varint(&mut value, number as u64);
+            put_varint(&mut value, record);
+            wb.put_cf(chunks, id.key().0, &value);
         }
         let images = self.cf(CF_IMAGES)?;
         for record in &batch.images {
@@ -307,36 +448,125 @@ impl Index {
         }
         let mut opts = WriteOptions::default();
         opts.set_sync(true);
-        self.db.write_opt(wb, &opts).map_err(|e| self.err(e))
+        self.db.write_opt(wb, &opts).map_err(|e| self.err(e))?;
+        for id in &batch.delete_blobs {
+            numbers.remove(id);
+            self.tocs.lock().expect("tocs lock").remove(id);
+        }
+        for (blob, number) in new_numbers {
+            numbers.insert(number, blob);
+        }
+        Ok(())
+    }
+
+    /// The number of the ToC record of `location`'s blob that holds chunk `id`.
+    fn record_of(&self, id: &ChunkId, location: &ChunkLocation) -> Result<u64> {
+        let toc = self.toc(&location.blob)?;
+        toc.find(location.offset, location.skip)
+            .filter(|&r| {
+                toc.get(r)
+                    .is_ok_and(|e| e.id == *id && e.location(location.blob) == *location)
+            })
+            .ok_or_else(|| {
+                Error::corrupt(
+                    format!("blob {} offset {}", location.blob, location.offset),
+                    format!("internal: no ToC record for chunk {id} to index"),
+                )
+            })
+    }
+
+    /// Moves what the memtables hold into table files (compressed), so that the write-ahead
+    /// log does not keep a second copy on disk.
+    pub fn flush(&self) -> Result<()> {
+        for name in FAMILIES {
+            self.db.flush_cf(self.cf(name)?).map_err(|e| self.err(e))?;
+        }
+        Ok(())
     }
 }
 
-fn encode_location(location: &ChunkLocation) -> [u8; LOCATION_LEN] {
-    let mut out = [0u8; LOCATION_LEN];
-    out[..32].copy_from_slice(&location.blob.0);
-    out[32..40].copy_from_slice(&location.offset.to_le_bytes());
-    out[40..44].copy_from_slice(&location.stored_len.to_le_bytes());
-    out[44..48].copy_from_slice(&location.frame_len.to_le_bytes());
-    out[48..52].copy_from_slice(&location.skip.to_le_bytes());
-    out[52..56].copy_from_slice(&location.len.to_le_bytes());
-    out[56] = location.codec as u8;
-    out
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::format::blob::{BlobWriter, FramePart};
+    use crate::format::Codec;
 
-fn decode_location(bytes: &[u8]) -> Option<ChunkLocation> {
-    if bytes.len() != LOCATION_LEN {
-        return None;
+    /// A blob in `dir/blobs` holding two raw chunks; returns their ids and locations.
+    fn blob_with_two_chunks(dir: &Path) -> [(ChunkId, ChunkLocation); 2] {
+        let blobs = dir.join("blobs");
+        std::fs::create_dir_all(&blobs).unwrap();
+        let mut writer = BlobWriter::create(dir.join("tmp-blob")).unwrap();
+        let data = b"firstsecond";
+        let (a, b) = (ChunkId::of(&data[..5]), ChunkId::of(&data[5..]));
+        let parts = [
+            FramePart {
+                id: a,
+                skip: 0,
+                len: 5,
+            },
+            FramePart {
+                id: b,
+                skip: 5,
+                len: 6,
+            },
+        ];
+        writer
+            .append_frame(Codec::Raw, data, data.len() as u32, &parts)
+            .unwrap();
+        let sealed = writer.seal("convert.blob.fsync").unwrap();
+        std::fs::rename(&sealed.tmp_path, blobs.join(sealed.id.to_hex())).unwrap();
+        [
+            (a, sealed.location(&sealed.toc[0])),
+            (b, sealed.location(&sealed.toc[1])),
+        ]
     }
-    let u32_at = |at: usize| bytes[at..at + 4].try_into().ok().map(u32::from_le_bytes);
-    let location = ChunkLocation {
-        blob: BlobId(bytes[..32].try_into().ok()?),
-        offset: u64::from_le_bytes(bytes[32..40].try_into().ok()?),
-        stored_len: u32_at(40)?,
-        frame_len: u32_at(44)?,
-        skip: u32_at(48)?,
-        len: u32_at(52)?,
-        codec: Codec::from_u8(bytes[56])?,
-    };
-    location.check().ok()?;
-    Some(location)
+
+    #[test]
+    fn entries_resolve_through_the_blob_toc_and_a_key_naming_another_chunk_is_no_match() {
+        let dir = tempfile::tempdir().unwrap();
+        let [(a, loc_a), (b, loc_b)] = blob_with_two_chunks(dir.path());
+        let index = Index::open(&dir.path().join("index"), &dir.path().join("blobs")).unwrap();
+        index
+            .commit(IndexBatch {
+                chunks: vec![(a, loc_a), (b, loc_b)],
+                ..IndexBatch::default()
+            })
+            .unwrap();
+        assert_eq!(index.get_chunk(&a).unwrap(), Some(loc_a));
+        assert_eq!(index.get_chunk(&b).unwrap(), Some(loc_b));
+        // An id that shares a's key but is another chunk (a key collision) is not found.
+        let mut twin = a;
+        twin.0[31] ^= 1;
+        assert_eq!(index.get_chunk(&twin).unwrap(), None);
+        // A location that is not the chunk's own ToC record is refused at commit.
+        let wrong = index.commit(IndexBatch {
+            chunks: vec![(a, loc_b)],
+            ..IndexBatch::default()
+        });
+        assert!(wrong.is_err());
+        // An entry pointing at a record whose chunk has another key is damage: an error that
+        // points to the repair, for lookups, verify and gc alike.
+        let mut value = Vec::new();
+        put_varint(&mut value, 0);
+        put_varint(&mut value, 1);
+        index
+            .db
+            .put_cf(index.cf(CF_CHUNKS).unwrap(), a.key().0, &value)
+            .unwrap();
+        let err = index.get_chunk(&a).unwrap_err().to_string();
+        assert!(err.contains("--repair-index"), "{err}");
+        let entries = index.chunk_entries().unwrap();
+        let bad = entries.iter().find(|e| e.key == a.key()).unwrap();
+        assert!(bad.resolved.as_ref().unwrap_err().contains("holds chunk"));
+        // A record number past the ToC is an error naming the blob.
+        value.clear();
+        put_varint(&mut value, 0);
+        put_varint(&mut value, 7);
+        index
+            .db
+            .put_cf(index.cf(CF_CHUNKS).unwrap(), a.key().0, &value)
+            .unwrap();
+        let err = index.get_chunk(&a).unwrap_err().to_string();
+        assert!(err.contains("no ToC record 7"), "{err}");
+    }
 }

@@ -303,6 +303,7 @@ fn apply(store: &StoreWriter, plan: GcPlan) -> Result<GcReport> {
     let batch = index_batch(store, &refs, &rewrites.images, &sweep, &mut report)?;
     crate::failpoint::check("gc.index.batch")?;
     store.index().commit(batch)?;
+    store.index().flush()?;
     // Step 4: the files.
     for (_, path, _) in sweep.dead_bootstraps.iter().chain(&sweep.dead_blobs) {
         crate::failpoint::check("gc.delete")?;
@@ -396,21 +397,29 @@ fn index_batch(
             batch.images.push(record);
         }
     }
-    for (id, location) in store.index().chunk_locations()? {
-        if sweep.live_blobs.contains(&location.blob) {
-            continue;
-        }
-        match sweep.live_chunks.get(&id) {
-            Some(live) => {
-                batch.chunks.push((id, *live));
+    for entry in store.index().chunk_entries()? {
+        // An entry that leads nowhere is dropped like one naming a dead blob.
+        let live = match entry.resolved {
+            Ok((_, location)) if sweep.live_blobs.contains(&location.blob) => continue,
+            Ok((id, _)) => sweep.live_chunks.get(&id).map(|live| (id, *live)),
+            Err(_) => None,
+        };
+        match live {
+            Some(copy) => {
+                batch.chunks.push(copy);
                 report.index_chunks_repointed += 1;
             }
             None => {
-                batch.delete_chunks.push(id);
+                batch.delete_chunks.push(entry.key);
                 report.index_chunks_dropped += 1;
             }
         }
     }
+    batch.delete_blobs = sweep
+        .dead_blobs
+        .iter()
+        .filter_map(|(name, _, _)| BlobId::from_hex(name))
+        .collect();
     for record in store.index().image_records()? {
         if !sweep.live_images.contains(&record.image_id) {
             batch.delete_images.push(record.image_id);

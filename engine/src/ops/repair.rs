@@ -143,6 +143,7 @@ pub(crate) fn repair_index(
     let new_path = layout.index_new_dir();
     let written = write_index(
         &new_path,
+        &layout.blobs_dir(),
         chunks,
         images.into_iter().map(|i| i.record).collect(),
         refs,
@@ -163,7 +164,7 @@ fn read_old_index(layout: &StoreLayout, report: &mut RepairReport) -> Salvage {
         report.old_index = OldIndex::Missing;
         return Salvage::default();
     }
-    match Index::open_read_only(&old_path) {
+    match Index::open_read_only(&old_path, &layout.blobs_dir()) {
         Ok(index) => {
             let salvage = index.salvage();
             if !salvage.problems.is_empty() {
@@ -431,11 +432,12 @@ fn assign_names(
 /// Writes a complete index into the new directory `path` and makes it durable.
 fn write_index(
     path: &Path,
+    blobs_dir: &Path,
     chunks: Vec<(ChunkId, ChunkLocation)>,
     images: Vec<ImageRecord>,
     refs: Vec<(String, ImageId)>,
 ) -> Result<()> {
-    let index = Index::open(path)?;
+    let index = Index::open(path, blobs_dir)?;
     for part in chunks.chunks(CHUNKS_PER_BATCH) {
         index.commit(IndexBatch {
             chunks: part.to_vec(),
@@ -448,6 +450,7 @@ fn write_index(
         refs,
         ..IndexBatch::default()
     })?;
+    index.flush()?;
     drop(index);
     crate::fsutil::fsync_dir(path)
 }

@@ -146,8 +146,15 @@ pub fn verify(store: &Store, full: bool, progress: &dyn crate::Progress) -> Resu
             );
         }
     }
-    for (id, location) in store.index().chunk_locations()? {
+    for entry in store.index().chunk_entries()? {
         report.index_chunks += 1;
+        let (id, location) = match entry.resolved {
+            Ok(found) => found,
+            Err(e) => {
+                report.problem(format!("index entry {}", entry.key), e);
+                continue;
+            }
+        };
         if !toc_has(&tocs, &id, &location) {
             report.problem(
                 format!("index entry for chunk {id}"),

@@ -51,7 +51,7 @@ fn assert_clean(store: &Store) {
 
 /// Opens the store's RocksDB directly, as a damaged disk would leave it.
 fn raw_index(root: &Path) -> rocksdb::DB {
-    let cfs = ["chunks", "images", "refs"]
+    let cfs = ["chunks", "blobs", "images", "refs"]
         .map(|name| rocksdb::ColumnFamilyDescriptor::new(name, rocksdb::Options::default()));
     rocksdb::DB::open_cf_descriptors(&rocksdb::Options::default(), root.join("index"), cfs).unwrap()
 }
@@ -134,26 +134,37 @@ fn wrong_chunk_entries_are_fixed_and_names_kept() {
     let v1 = store.bootstrap("v1").unwrap();
     drop(store);
 
-    // One chunk entry deleted, another pointing at a third chunk's bytes.
+    // One chunk entry deleted, another pointing at a third chunk's ToC record (an index key is
+    // the first 16 bytes of the chunk id).
     let (a, b, c) = (v1.chunks[0], v1.chunks[1], v1.chunks[2]);
+    let key = |id: &cairn_engine::ChunkId| id.0[..16].to_vec();
     {
         let db = raw_index(&root);
         let chunks = db.cf_handle("chunks").unwrap();
-        let c_value = db.get_cf(chunks, c.id.0).unwrap().unwrap();
+        let c_value = db.get_cf(chunks, key(&c.id)).unwrap().unwrap();
         let mut batch = rocksdb::WriteBatch::default();
-        batch.delete_cf(chunks, a.id.0);
-        batch.put_cf(chunks, b.id.0, c_value);
+        batch.delete_cf(chunks, key(&a.id));
+        batch.put_cf(chunks, key(&b.id), c_value);
         db.write_opt(batch, &rocksdb::WriteOptions::default())
             .unwrap();
     }
     let store = Store::open(&root).unwrap();
     let verify = store.verify(false, &NoProgress).unwrap();
     assert_eq!(verify.problems.len(), 1, "{:?}", verify.problems);
-    assert!(verify.problems[0].object.contains(&b.id.to_hex()));
+    assert!(verify.problems[0].object.contains(&b.id.to_hex()[..32]));
     drop(store);
 
+    // The entry whose record holds another chunk cannot be read as b's: the old index is
+    // damaged there, and only there.
     let report = repair(&root);
-    assert_eq!(report.old_index, OldIndex::Intact);
+    assert_eq!(report.old_index, OldIndex::Damaged);
+    assert_eq!(
+        report.old_index_problems.len(),
+        1,
+        "{:?}",
+        report.old_index_problems
+    );
+    assert!(report.old_index_problems[0].contains(&b.id.to_hex()[..32]));
     assert_eq!((report.chunks_fixed, report.chunks_dropped), (2, 0));
     assert_eq!(report.refs_kept.len(), 2);
     assert_eq!(report.records_kept, 2);
