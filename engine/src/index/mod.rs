@@ -13,8 +13,9 @@ mod blobs;
 use crate::error::{Error, Result};
 use crate::format::blob::CheckedToc;
 use crate::format::ChunkLocation;
+use crate::id::ChunkKey;
 use crate::source::Platform;
-use crate::{BlobId, ChunkId, ChunkKey, ImageId};
+use crate::{BlobId, ChunkId, ImageId};
 use blobs::{get_varint, put_varint, BlobNumbers};
 use rocksdb::{
     ColumnFamilyDescriptor, DBCompressionType, IteratorMode, LogLevel, Options, WriteBatch,
