@@ -8,11 +8,16 @@
 //!   (`footprint/`).
 //! - `cairn-bench sweep --old ... --new ... [--params MIN/AVG/MAX,...]`: the chunk-size sweep
 //!   behind the default chunker parameters (`sweep.rs`, `docs/CHUNKING.md`).
+//! - `cairn-bench big-file [--size-mb 600]`: peak RSS and speed of a layer with one large file
+//!   (`big_file.rs`).
+//! - `cairn-bench many-files [--files 1000000]`: time, peak RSS and store size of an image of
+//!   very many files, convert to unpack (`many_files/`).
 //!
 //! Throughput micro-benchmarks are criterion targets: `cargo bench -p cairn-bench`.
 
 mod big_file;
 mod footprint;
+mod many_files;
 mod sizes;
 mod sweep;
 
@@ -90,6 +95,34 @@ enum Command {
         /// The cairn binary (default: next to this one).
         #[arg(long)]
         cairn: Option<PathBuf>,
+    },
+    /// Generate two layer tars of very many files; measure convert, cat, ls, diff, export, unpack.
+    ManyFiles {
+        /// Regular files in v1 (v2 changes 1 %, removes 0.2 %, adds 0.2 %).
+        #[arg(long, default_value_t = 1_000_000)]
+        files: u64,
+        /// The largest of the three large files, MB (the others are 1/2 and 1/4); 0: none.
+        #[arg(long, default_value_t = 240)]
+        large_mb: u64,
+        /// Seed of the generated tree and contents.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Scratch directory for the tars, the store and the unpacked tree (emptied first,
+        /// removed after unless --keep).
+        #[arg(long, default_value = "bench-out/many-files")]
+        work: PathBuf,
+        /// The cairn binary (default: next to this one).
+        #[arg(long)]
+        cairn: Option<PathBuf>,
+        /// Keep the work directory (tars and store).
+        #[arg(long)]
+        keep: bool,
+        /// Also write every figure as JSON to this file.
+        #[arg(long)]
+        json: Option<PathBuf>,
+        /// Stop a step that runs longer than this many seconds (it is reported as failed).
+        #[arg(long, default_value_t = 3600)]
+        step_timeout: u64,
     },
     /// One step of a footprint row, run by `footprint` as a measured child process.
     #[command(hide = true, subcommand)]
@@ -185,6 +218,29 @@ fn main() -> Result<()> {
             work,
             cairn,
         } => big_file::run(size_mb, &work, cairn.as_deref()),
+        Command::ManyFiles {
+            files,
+            large_mb,
+            seed,
+            work,
+            cairn,
+            keep,
+            json,
+            step_timeout,
+        } => {
+            let report = many_files::run(&many_files::Options {
+                files,
+                large_mb,
+                seed,
+                work,
+                cairn,
+                keep,
+                json,
+                step_timeout_s: step_timeout,
+            })?;
+            print!("{}", many_files::render(&report));
+            Ok(())
+        }
         Command::Internal(internal) => run_internal(internal),
     }
 }

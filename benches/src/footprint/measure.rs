@@ -6,7 +6,7 @@ use anyhow::{bail, Context, Result};
 use serde::Serialize;
 use std::ffi::{OsStr, OsString};
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, ExitStatus, Stdio};
 
 pub const GNU_TIME: &str = "/usr/bin/time";
 /// Elapsed, user, system seconds and maximum resident set size in KiB.
@@ -26,6 +26,25 @@ pub struct Step {
     pub program: PathBuf,
     pub args: Vec<OsString>,
     pub env: Vec<(String, OsString)>,
+    /// Standard output goes to /dev/null instead of being collected.
+    pub discard_stdout: bool,
+}
+
+/// How a measured child ended: GNU time's figures (reported for a failed or killed child too),
+/// its exit status and what it printed.
+#[derive(Debug)]
+pub struct Outcome {
+    pub usage: Usage,
+    pub status: ExitStatus,
+    pub stdout: Vec<u8>,
+    pub stderr: Vec<u8>,
+}
+
+impl Outcome {
+    /// The last `lines` lines of standard error.
+    pub fn stderr_tail(&self, lines: usize) -> String {
+        tail(&self.stderr, lines)
+    }
 }
 
 impl Step {
@@ -34,6 +53,7 @@ impl Step {
             program: program.into(),
             args: Vec::new(),
             env: Vec::new(),
+            discard_stdout: false,
         }
     }
 
@@ -42,8 +62,20 @@ impl Step {
         self
     }
 
+    pub fn args<I: AsRef<OsStr>>(mut self, args: impl IntoIterator<Item = I>) -> Self {
+        self.args
+            .extend(args.into_iter().map(|a| a.as_ref().to_owned()));
+        self
+    }
+
     pub fn env(mut self, key: &str, value: impl AsRef<OsStr>) -> Self {
         self.env.push((key.to_string(), value.as_ref().to_owned()));
+        self
+    }
+
+    /// Sends standard output to /dev/null (for `cat`, which would otherwise fill memory here).
+    pub fn discard_stdout(mut self) -> Self {
+        self.discard_stdout = true;
         self
     }
 
@@ -63,11 +95,29 @@ impl Step {
         for (k, v) in &self.env {
             command.env(k, v);
         }
+        if self.discard_stdout {
+            command.stdout(Stdio::null());
+        }
         finish(&self.display(), command.output())
     }
 
     /// Runs the command under GNU time; fails unless it exits 0. `scratch` holds the time file.
     pub fn measure(&self, scratch: &Path) -> Result<(Usage, Vec<u8>)> {
+        let outcome = self.measure_outcome(scratch)?;
+        if !outcome.status.success() {
+            bail!(
+                "`{}` failed ({}):\n{}",
+                self.display(),
+                outcome.status,
+                outcome.stderr_tail(20)
+            );
+        }
+        Ok((outcome.usage, outcome.stdout))
+    }
+
+    /// Runs the command under GNU time and reports how it ended, success or not; fails only
+    /// when it cannot be started or GNU time reports nothing.
+    pub fn measure_outcome(&self, scratch: &Path) -> Result<Outcome> {
         let time_file = scratch.join(".cairn-bench-time");
         let mut command = Command::new(GNU_TIME);
         command
@@ -80,7 +130,12 @@ impl Step {
         for (k, v) in &self.env {
             command.env(k, v);
         }
-        let stdout = finish(&self.display(), command.output())?;
+        if self.discard_stdout {
+            command.stdout(Stdio::null());
+        }
+        let output = command
+            .output()
+            .with_context(|| format!("start `{}`", self.display()))?;
         let text = std::fs::read_to_string(&time_file)
             .with_context(|| format!("read GNU time's output {}", time_file.display()))?;
         std::fs::remove_file(&time_file).ok();
@@ -90,22 +145,32 @@ impl Step {
                 self.display()
             )
         })?;
-        Ok((usage, stdout))
+        Ok(Outcome {
+            usage,
+            status: output.status,
+            stdout: output.stdout,
+            stderr: output.stderr,
+        })
     }
 }
 
 fn finish(what: &str, output: std::io::Result<std::process::Output>) -> Result<Vec<u8>> {
     let output = output.with_context(|| format!("start `{what}`"))?;
     if !output.status.success() {
-        let stderr = String::from_utf8_lossy(&output.stderr);
-        let tail: Vec<&str> = stderr.lines().rev().take(20).collect();
         bail!(
             "`{what}` failed ({}):\n{}",
             output.status,
-            tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+            tail(&output.stderr, 20)
         );
     }
     Ok(output.stdout)
+}
+
+/// The last `lines` lines of a child's output.
+fn tail(output: &[u8], lines: usize) -> String {
+    let text = String::from_utf8_lossy(output);
+    let last: Vec<&str> = text.lines().rev().take(lines).collect();
+    last.into_iter().rev().collect::<Vec<_>>().join("\n")
 }
 
 /// Parses the last line of GNU time's `-o` file (it may be preceded by "Command exited with
@@ -179,5 +244,15 @@ mod tests {
             .measure(tmp.path())
             .unwrap_err();
         assert!(format!("{err:#}").contains("boom"));
+        // A failure is an outcome with GNU time's figures; stdout can go to /dev/null.
+        let outcome = Step::new("sh")
+            .args(["-c", "echo out; echo one >&2; echo two >&2; exit 3"])
+            .discard_stdout()
+            .measure_outcome(tmp.path())
+            .unwrap();
+        assert_eq!(outcome.status.code(), Some(3));
+        assert!(outcome.stdout.is_empty());
+        assert_eq!(outcome.stderr_tail(1), "two");
+        assert!(outcome.usage.max_rss_kib > 0);
     }
 }

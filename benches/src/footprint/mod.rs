@@ -485,7 +485,7 @@ fn run_peers(
 }
 
 /// Creates the work directory, emptying it first if an earlier run of this bench left it.
-fn prepare_work(dir: &Path) -> Result<PathBuf> {
+pub fn prepare_work(dir: &Path) -> Result<PathBuf> {
     if dir.exists() {
         let empty = std::fs::read_dir(dir)
             .with_context(|| format!("read {}", dir.display()))?
@@ -509,7 +509,7 @@ fn prepare_work(dir: &Path) -> Result<PathBuf> {
 }
 
 /// The 1-minute load average (0 when unknown).
-fn load_average() -> f64 {
+pub fn load_average() -> f64 {
     std::fs::read_to_string("/proc/loadavg")
         .ok()
         .and_then(|t| t.split_whitespace().next().and_then(|n| n.parse().ok()))

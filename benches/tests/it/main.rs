@@ -2,6 +2,7 @@
 //! cannot rot. They check what is reported, never how fast.
 
 mod footprint;
+mod many_files;
 mod sweep;
 
 use std::path::{Path, PathBuf};
