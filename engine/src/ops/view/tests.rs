@@ -431,6 +431,78 @@ fn merged_view_matches_merged_tree_on_random_stacks() {
     assert!(implicit_dirs > 1_000 && through_links > 300, "{coverage:?}");
 }
 
+/// Inputs no real image has, where `MergedTree`'s answers are worth keeping anyway: a lone
+/// `.wh.` (at the root it removes everything below, elsewhere nothing), entries below a
+/// whiteout-named directory, a root opaque marker, a hardlink without a target or to itself.
+#[test]
+fn merged_view_matches_merged_tree_on_odd_inputs() {
+    use EntryKind::*;
+    let lower = vec![
+        gen("a/b", File),
+        gen("a/c/d", File),
+        gen("e", Directory),
+        gen("e/f", File),
+    ];
+    let linked = |path: &str, target: Option<&str>| Gen {
+        target: target.map(|t| t.as_bytes().to_vec()),
+        ..gen(path, Hardlink)
+    };
+    let stacks = [
+        vec![lower.clone(), vec![gen(".wh.", File), gen("g", File)]],
+        vec![
+            lower.clone(),
+            vec![gen("a/.wh.", File), gen("./e/.wh.", File)],
+        ],
+        vec![
+            lower.clone(),
+            vec![gen("a/.wh.b/x", File), gen("a/.wh.c", File)],
+        ],
+        vec![
+            lower.clone(),
+            vec![gen("/.wh..wh..opq", File), gen("e/", Directory)],
+        ],
+        vec![
+            lower,
+            vec![
+                linked("h", None),
+                linked("i", Some("i")),
+                linked("j", Some("/e/f")),
+            ],
+        ],
+    ];
+    let mut coverage = Coverage::default();
+    let mut queries = queries();
+    queries.extend(
+        [
+            "a/b",
+            "a/c",
+            "a/c/d",
+            "e",
+            "e/f",
+            "g",
+            "a/.wh.b",
+            "a/.wh.b/x",
+            "h",
+            "i",
+            "j",
+        ]
+        .map(|q| q.as_bytes().to_vec()),
+    );
+    for (i, stack) in stacks.iter().enumerate() {
+        let b = bootstrap(stack);
+        let paths = indexes(&b);
+        for top in [Some(0), None] {
+            let tree = MergedTree::new(&b, top);
+            let view = MergedView::new(&paths, top);
+            let context = || format!("odd stack {i}, top {top:?}");
+            for q in &queries {
+                compare_path(&b, &tree, &view, q, &mut coverage, &context);
+            }
+            compare_walk(&tree, &view, &mut coverage, &context);
+        }
+    }
+}
+
 fn compare_path(
     b: &Bootstrap,
     tree: &MergedTree,
