@@ -12,3 +12,4 @@ pub mod report;
 pub mod tree;
 pub mod unpack;
 pub mod verify;
+pub(crate) mod view;
