@@ -43,6 +43,7 @@
 
 mod reader;
 mod sort;
+mod tables;
 mod writer;
 
 pub use reader::LayerMeta;
