@@ -117,7 +117,14 @@ pub fn layer_meta(data: &[u8]) {
 pub fn layer_meta_roundtrip(data: &[u8]) {
     use crate::format::layer_meta::{model_paths, LayerMeta, LayerMetaWriter, WriterLimits};
     let entries = fuzz_entries(data);
-    let dir = std::env::temp_dir().join(format!("cairn-fuzz-layer-meta-{}", std::process::id()));
+    // On tmpfs when there is one: the writer's fsync is then free, and runs are many.
+    let shm = std::path::Path::new("/dev/shm");
+    let base = if shm.is_dir() {
+        shm.to_path_buf()
+    } else {
+        std::env::temp_dir()
+    };
+    let dir = base.join(format!("cairn-fuzz-layer-meta-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("temp dir");
     let path = dir.join("object");
     let limits = WriterLimits {

@@ -51,7 +51,7 @@ pub use writer::{LayerMetaWriter, WriterLimits};
 
 use super::bootstrap::{BlobRecord, ChunkRecord};
 use crate::layer::{EntryKind, EntryMeta};
-use crate::Sha256Digest;
+use crate::{LayerMetaId, Sha256Digest};
 use serde::{Deserialize, Serialize};
 
 pub(crate) const MAGIC: &[u8; 8] = b"CAIRNLYR";
@@ -315,6 +315,15 @@ pub(crate) fn check_entry(entry: &LayerEntry, blob_count: usize) -> Result<(), S
         ));
     }
     Ok(())
+}
+
+/// The object id: BLAKE3 of the header, the stored tables and the footer.
+pub(crate) fn root_id(header: &[u8], tables: &[u8], footer: &[u8]) -> LayerMetaId {
+    let mut hasher = blake3::Hasher::new();
+    hasher.update(header);
+    hasher.update(tables);
+    hasher.update(footer);
+    LayerMetaId(*hasher.finalize().as_bytes())
 }
 
 /// The bincode configuration of every record, bounded by a block's decoded length.

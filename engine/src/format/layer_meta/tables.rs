@@ -58,8 +58,7 @@ pub(super) fn read_tables(bytes: &[u8], id: Option<LayerMetaId>, object: &str) -
     }
     let stored = &bytes[tables_offset as usize..footer_at];
     if let Some(id) = id {
-        let actual =
-            super::writer::root_id(&bytes[..HEADER_LEN as usize], stored, &bytes[footer_at..]);
+        let actual = super::root_id(&bytes[..HEADER_LEN as usize], stored, &bytes[footer_at..]);
         if actual != id {
             return Err(Error::DigestMismatch {
                 object: object.to_string(),

@@ -144,6 +144,12 @@ impl LayerMetaWriter {
                 limits.sort_fan_in
             )));
         }
+        let largest = limits.entry_block.max(limits.path_block) as u64;
+        if largest > MAX_BLOCK_LEN {
+            return Err(Error::Usage(format!(
+                "layer metadata writer: blocks of {largest} bytes are over the {MAX_BLOCK_LEN}-byte limit"
+            )));
+        }
         let file = File::create(&path).with_path("create layer metadata", &path)?;
         let mut file = BlockFile {
             out: BufWriter::with_capacity(1 << 20, file),
@@ -392,14 +398,5 @@ fn write_tail(file: &mut BlockFile, tables: &Tables) -> Result<LayerMetaId> {
     footer.extend_from_slice(&(encoded.len() as u64).to_le_bytes());
     footer.extend_from_slice(END_MAGIC);
     file.write(&footer)?;
-    Ok(root_id(&header(), &stored, &footer))
-}
-
-/// The object id: BLAKE3 of the header, the stored tables and the footer.
-pub(crate) fn root_id(header: &[u8], tables: &[u8], footer: &[u8]) -> LayerMetaId {
-    let mut hasher = blake3::Hasher::new();
-    hasher.update(header);
-    hasher.update(tables);
-    hasher.update(footer);
-    LayerMetaId(*hasher.finalize().as_bytes())
+    Ok(super::root_id(&header(), &stored, &footer))
 }
