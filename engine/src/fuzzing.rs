@@ -73,3 +73,191 @@ pub fn oci_json(data: &[u8]) {
     let _ = parse::<Manifest>(data, "fuzz");
     let _ = parse::<Config>(data, "fuzz");
 }
+
+/// Opens arbitrary bytes as a layer metadata object with the object id and block hashes
+/// unchecked (so random tables and blocks reach the decoders and their checks), then reads
+/// every entry and path record it claims, by streaming and by random access.
+pub fn layer_meta(data: &[u8]) {
+    use crate::format::layer_meta::LayerMeta;
+    let Ok(meta) = LayerMeta::open_unverified(data.to_vec(), "fuzz") else {
+        return;
+    };
+    let _ = (meta.info(), meta.blobs());
+    for entry in meta.entries() {
+        if entry.is_err() {
+            break;
+        }
+    }
+    for n in 0..meta.entry_count().min(4096) {
+        if meta.entry(n).is_err() {
+            break;
+        }
+    }
+    let mut parents: Vec<Vec<u8>> = Vec::new();
+    for record in meta.paths().take(4096) {
+        let Ok(record) = record else { break };
+        let _ = meta.lookup(&record.parent, &record.name);
+        if parents.last() != Some(&record.parent) {
+            parents.push(record.parent);
+        }
+    }
+    for dir in parents.iter().take(64) {
+        for child in meta.children(dir) {
+            if child.is_err() {
+                break;
+            }
+        }
+    }
+}
+
+/// Derives a few entries from arbitrary bytes (paths from a small set of names, whiteouts and
+/// opaque markers among them; chunks in a three-blob table), writes them with small block and
+/// sort bounds (many blocks, many runs), reads them back and checks that every entry, the path
+/// index (against `model_paths`), every lookup and every directory listing come back equal.
+pub fn layer_meta_roundtrip(data: &[u8]) {
+    use crate::format::layer_meta::{model_paths, LayerMeta, LayerMetaWriter, WriterLimits};
+    let entries = fuzz_entries(data);
+    // On tmpfs when there is one: the writer's fsync is then free, and runs are many.
+    let shm = std::path::Path::new("/dev/shm");
+    let base = if shm.is_dir() {
+        shm.to_path_buf()
+    } else {
+        std::env::temp_dir()
+    };
+    let dir = base.join(format!("cairn-fuzz-layer-meta-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let path = dir.join("object");
+    let limits = WriterLimits {
+        entry_block: 300,
+        path_block: 100,
+        sort_run: 600,
+        sort_fan_in: 2,
+    };
+    let mut writer = LayerMetaWriter::with_limits(path.clone(), limits).expect("create");
+    for entry in &entries {
+        writer.push(entry.clone()).expect("push");
+    }
+    let source = crate::format::layer_meta::LayerSource {
+        diff_id: crate::Sha256Digest::of(data),
+        size: data.len() as u64,
+        trailer: vec![0; data.len() % 7],
+    };
+    let blobs = (0..3u8)
+        .map(|b| crate::format::bootstrap::BlobRecord {
+            id: crate::BlobId([b; 32]),
+            size: b as u64,
+        })
+        .collect();
+    // No fail point of its own until convert writes these objects.
+    let sealed = writer
+        .finish(source, blobs, "convert.bootstrap.write")
+        .expect("finish");
+    let size = std::fs::metadata(&sealed.tmp_path).expect("written").len();
+    assert_eq!(sealed.size, size);
+    assert!(sealed.entry_blocks as u64 <= sealed.info.entry_count);
+    assert!(sealed.path_blocks as u64 <= sealed.path_records);
+    assert!(sealed.sort_runs <= entries.len());
+    let meta = LayerMeta::open(&sealed.tmp_path, sealed.id, "fuzz").expect("open");
+    assert_eq!(meta.info(), &sealed.info);
+    let read: Vec<_> = meta.entries().map(|e| e.expect("entry")).collect();
+    assert_eq!(read, entries);
+    for (n, entry) in entries.iter().enumerate().rev() {
+        assert_eq!(&meta.entry(n as u64).expect("entry"), entry);
+    }
+    let (model, root_opaque) = model_paths(&entries);
+    assert_eq!(meta.info().root_opaque, root_opaque);
+    let paths: Vec<_> = meta.paths().map(|r| r.expect("path")).collect();
+    assert_eq!(paths, model);
+    assert_eq!(sealed.path_records, model.len() as u64);
+    for record in &model {
+        let found = meta.lookup(&record.parent, &record.name).expect("lookup");
+        assert_eq!(found.as_ref(), Some(record));
+        let children: Vec<_> = meta
+            .children(&record.parent)
+            .map(|r| r.expect("child"))
+            .collect();
+        let expected: Vec<_> = model
+            .iter()
+            .filter(|r| r.parent == record.parent)
+            .cloned()
+            .collect();
+        assert_eq!(children, expected);
+    }
+    assert_eq!(meta.lookup(b"", b"absent").expect("lookup"), None);
+    let _ = std::fs::remove_file(&path);
+}
+
+/// The entries `layer_meta_roundtrip` writes: 4 bytes per entry (kind, path, chunks).
+fn fuzz_entries(data: &[u8]) -> Vec<crate::format::layer_meta::LayerEntry> {
+    use crate::format::bootstrap::ChunkRecord;
+    use crate::layer::{EntryKind, EntryMeta};
+    const NAMES: &[&[u8]] = &[
+        b"a",
+        b"b",
+        b"dir",
+        b".wh.a",
+        b".wh.dir",
+        b".wh..wh..opq",
+        b".",
+        b"",
+        b"..",
+        b".wh.",
+        b".wh..",
+        b"a-name-long-enough-to-need-a-pax-header-in-a-real-tar-archive-xxxxxxxxxxxxxx",
+    ];
+    const KINDS: &[EntryKind] = &[
+        EntryKind::File,
+        EntryKind::Directory,
+        EntryKind::Symlink,
+        EntryKind::Hardlink,
+        EntryKind::Fifo,
+        EntryKind::Other(b'S'),
+    ];
+    data.chunks(4)
+        .take(512)
+        .map(|b| {
+            let byte = |i: usize| b.get(i).copied().unwrap_or(0) as usize;
+            let mut path = Vec::new();
+            if byte(0) & 0x80 != 0 {
+                path.extend_from_slice(b"./");
+            }
+            for c in 0..1 + byte(1) % 3 {
+                if c > 0 {
+                    path.push(b'/');
+                }
+                path.extend_from_slice(NAMES[(byte(1) / 3 + c * byte(2)) % NAMES.len()]);
+            }
+            let chunks: Vec<ChunkRecord> = (0..byte(3) % 4)
+                .map(|i| ChunkRecord {
+                    id: crate::ChunkId([i as u8; 32]),
+                    blob: ((byte(2) + i) % 3) as u32,
+                    offset: 16 + i as u64,
+                    stored_len: 1 + byte(3) as u32,
+                    frame_len: 1 + byte(3) as u32,
+                    skip: 0,
+                    len: 1 + byte(3) as u32,
+                    codec: crate::format::Codec::Raw,
+                })
+                .collect();
+            crate::format::layer_meta::LayerEntry {
+                raw_header: vec![byte(0) as u8; byte(0) * 4],
+                meta: EntryMeta {
+                    size: chunks.iter().map(|c| c.len as u64).sum(),
+                    path,
+                    kind: KINDS[byte(0) % KINDS.len()],
+                    mode: 0o644,
+                    uid: byte(2) as u64,
+                    gid: 0,
+                    uname: Vec::new(),
+                    gname: b"root".to_vec(),
+                    mtime: -(byte(1) as i64),
+                    link_target: (byte(0) % 2 == 0).then(|| b"target".to_vec()),
+                    xattrs: vec![(b"user.x".to_vec(), vec![byte(3) as u8])],
+                    dev_major: 0,
+                    dev_minor: 0,
+                },
+                chunks,
+            }
+        })
+        .collect()
+}

@@ -60,6 +60,12 @@ id_type!(
     ""
 );
 id_type!(
+    /// BLAKE3-256 of a layer metadata object's header, tables and footer (which commit to every
+    /// block through the blocks' hashes); names the object in the store.
+    LayerMetaId,
+    ""
+);
+id_type!(
     /// An OCI content digest (`sha256:<hex>`).
     Sha256Digest,
     "sha256:"

@@ -60,7 +60,7 @@ pub use chunk::{Chunker, ChunkerParams};
 pub use error::{Error, Result};
 pub use format::bootstrap::Bootstrap;
 pub use format::store_config::{CompressionParams, StoreConfig, FORMAT_VERSION};
-pub use id::{BlobId, ChunkId, ImageId, Sha256Digest};
+pub use id::{BlobId, ChunkId, ImageId, LayerMetaId, Sha256Digest};
 #[cfg(feature = "store")]
 pub use index::ImageRecord;
 pub use layer::{Compression, EntryKind};

@@ -4,6 +4,7 @@
 
 pub mod blob;
 pub mod bootstrap;
+pub mod layer_meta;
 pub mod store_config;
 
 /// How a chunk's bytes are stored inside a blob.

@@ -1,0 +1,403 @@
+//! Reads a layer metadata object with random access. `open` maps the file, checks the header,
+//! the footer and the object id (BLAKE3 of header, tables and footer) and every offset and
+//! count of the tables; afterwards each read decodes only the blocks it needs, each checked
+//! against its BLAKE3 from the tables before it is decompressed, and every record in it checked
+//! before it is returned. Corruption is an error naming the object and the offset.
+
+use super::{
+    bincode_config, check_entry, is_name, is_normalized, normalize, BlobRecord, LayerEntry,
+    LayerInfo, PathRecord, Tables,
+};
+use crate::error::{Error, IoContext, Result};
+use crate::LayerMetaId;
+use std::fs::File;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+/// Decoded blocks kept per kind, so that sequential reads decode each block once.
+const CACHED_BLOCKS: usize = 2;
+
+enum Backing {
+    Map(memmap2::Mmap),
+    /// Bytes handed in whole (the fuzz targets).
+    Owned(Vec<u8>),
+}
+
+impl Backing {
+    fn bytes(&self) -> &[u8] {
+        match self {
+            Backing::Map(map) => map,
+            Backing::Owned(bytes) => bytes,
+        }
+    }
+}
+
+/// The last few decoded blocks of one kind, most recent last.
+type BlockCache<T> = Mutex<Vec<(usize, Arc<Vec<T>>)>>;
+
+/// An open layer metadata object.
+pub struct LayerMeta {
+    object: String,
+    backing: Backing,
+    pub(super) tables: Tables,
+    /// Off only for the fuzz targets, which reach the decoders with random blocks.
+    check_hashes: bool,
+    entry_cache: BlockCache<LayerEntry>,
+    path_cache: BlockCache<PathRecord>,
+}
+
+impl LayerMeta {
+    /// Opens the object at `path`, which must have id `id`; `object` names it in errors.
+    #[allow(unsafe_code)]
+    pub fn open(path: &Path, id: LayerMetaId, object: &str) -> Result<Self> {
+        let file = File::open(path).with_path("open layer metadata", path)?;
+        // SAFETY: layer metadata objects are immutable once sealed: cairn never writes to one
+        // after its writer's `finish`, and a stored one is only deleted by gc under the writer
+        // lock.
+        let map = unsafe { memmap2::Mmap::map(&file) }.with_path("map layer metadata", path)?;
+        Self::from_backing(Backing::Map(map), Some(id), object)
+    }
+
+    /// Opens bytes without checking the object id or any block hash, so that random bytes
+    /// reach the decoders: for the fuzz targets only.
+    pub(crate) fn open_unverified(bytes: Vec<u8>, object: &str) -> Result<Self> {
+        Self::from_backing(Backing::Owned(bytes), None, object)
+    }
+
+    fn from_backing(backing: Backing, id: Option<LayerMetaId>, object: &str) -> Result<Self> {
+        let tables = super::tables::read_tables(backing.bytes(), id, object)?;
+        Ok(LayerMeta {
+            object: object.to_string(),
+            backing,
+            tables,
+            check_hashes: id.is_some(),
+            entry_cache: Mutex::new(Vec::new()),
+            path_cache: Mutex::new(Vec::new()),
+        })
+    }
+
+    pub fn info(&self) -> &LayerInfo {
+        &self.tables.info
+    }
+
+    pub fn blobs(&self) -> &[BlobRecord] {
+        &self.tables.blobs
+    }
+
+    pub fn entry_count(&self) -> u64 {
+        self.tables.info.entry_count
+    }
+
+    fn corrupt(&self, reason: String) -> Error {
+        Error::corrupt(self.object.clone(), reason)
+    }
+
+    /// The stored bytes of a block, checked against its hash, decompressed.
+    fn block_data(
+        &self,
+        what: &str,
+        offset: u64,
+        stored_len: u32,
+        decoded_len: u32,
+        hash: &[u8; 32],
+    ) -> Result<Vec<u8>> {
+        let end = offset.saturating_add(stored_len as u64);
+        let Some(stored) = self.backing.bytes().get(offset as usize..end as usize) else {
+            return Err(self.corrupt(format!("{what} at offset {offset} lies outside the file")));
+        };
+        if self.check_hashes && blake3::hash(stored).as_bytes() != hash {
+            return Err(self.corrupt(format!("{what} at offset {offset}: checksum mismatch")));
+        }
+        let data = super::super::decompress(stored, decoded_len as usize)
+            .map_err(|e| self.corrupt(format!("{what} at offset {offset}: zstd: {e}")))?;
+        if data.len() != decoded_len as usize {
+            return Err(self.corrupt(format!(
+                "{what} at offset {offset} decodes to {} bytes, the table says {decoded_len}",
+                data.len()
+            )));
+        }
+        Ok(data)
+    }
+
+    /// Decodes and checks entry block `i`.
+    fn entry_block(&self, i: usize) -> Result<Vec<LayerEntry>> {
+        let block = &self.tables.entry_blocks[i];
+        let what = format!("entry block {i}");
+        let data = self.block_data(
+            &what,
+            block.offset,
+            block.stored_len,
+            block.decoded_len,
+            &block.hash,
+        )?;
+        let at = |n: u64| format!("{what} at offset {}: entry {n}", block.offset);
+        let entries: Vec<LayerEntry> = decode_records(&data, block.count)
+            .map_err(|(k, e)| self.corrupt(format!("{}: {e}", at(block.first_entry + k))))?;
+        for (k, entry) in entries.iter().enumerate() {
+            check_entry(entry, self.tables.blobs.len()).map_err(|e| {
+                let n = block.first_entry + k as u64;
+                self.corrupt(format!("{} {:?}: {e}", at(n), entry.meta.path_lossy()))
+            })?;
+        }
+        Ok(entries)
+    }
+
+    /// Decodes and checks path block `i`: every record valid, keys strictly increasing from
+    /// the block's first key to below the next block's.
+    fn path_block(&self, i: usize) -> Result<Vec<PathRecord>> {
+        let block = &self.tables.path_blocks[i];
+        let what = format!("path block {i} at offset {}", block.offset);
+        let data = self.block_data(
+            &what,
+            block.offset,
+            block.stored_len,
+            block.decoded_len,
+            &block.hash,
+        )?;
+        let records: Vec<PathRecord> = decode_records(&data, block.count)
+            .map_err(|(k, e)| self.corrupt(format!("{what}: record {k}: {e}")))?;
+        let next_first = self.tables.path_blocks.get(i + 1).map(|b| b.first_key());
+        for (k, record) in records.iter().enumerate() {
+            let problem = check_path_record(record, self.entry_count());
+            let order_ok = match k {
+                0 => record.key() == block.first_key(),
+                _ => records[k - 1].key() < record.key(),
+            };
+            let problem = problem.or_else(|| {
+                (!order_ok).then(|| "out of order or not the table's first key".to_string())
+            });
+            if let Some(problem) = problem {
+                return Err(self.corrupt(format!("{what}: record {k}: {problem}")));
+            }
+        }
+        if let (Some(last), Some(next)) = (records.last(), next_first) {
+            if last.key() >= next {
+                return Err(self.corrupt(format!("{what}: last key not below the next block's")));
+            }
+        }
+        Ok(records)
+    }
+
+    fn cached<T>(
+        cache: &BlockCache<T>,
+        i: usize,
+        decode: impl FnOnce() -> Result<Vec<T>>,
+    ) -> Result<Arc<Vec<T>>> {
+        if let Some((_, block)) = lock(cache).iter().find(|(n, _)| *n == i) {
+            return Ok(block.clone());
+        }
+        let block = Arc::new(decode()?);
+        let mut slots = lock(cache);
+        if slots.len() >= CACHED_BLOCKS {
+            slots.remove(0);
+        }
+        slots.push((i, block.clone()));
+        Ok(block)
+    }
+
+    /// Entry `n` (in tar order).
+    pub fn entry(&self, n: u64) -> Result<LayerEntry> {
+        if n >= self.entry_count() {
+            return Err(self.corrupt(format!(
+                "no entry {n}: the layer has {}",
+                self.entry_count()
+            )));
+        }
+        let blocks = &self.tables.entry_blocks;
+        let i = blocks.partition_point(|b| b.first_entry <= n) - 1;
+        let block = Self::cached(&self.entry_cache, i, || self.entry_block(i))?;
+        Ok(block[(n - blocks[i].first_entry) as usize].clone())
+    }
+
+    /// Every entry in tar order, one block decoded at a time.
+    pub fn entries(&self) -> Entries<'_> {
+        Entries {
+            meta: self,
+            next_block: 0,
+            current: Vec::new().into_iter(),
+            failed: false,
+        }
+    }
+
+    /// The record of `name` in directory `parent` (any spelling; see `normalize`), if the
+    /// layer touches that path.
+    pub fn lookup(&self, parent: &[u8], name: &[u8]) -> Result<Option<PathRecord>> {
+        let parent = normalize(parent);
+        let key = (&parent[..], name);
+        let blocks = &self.tables.path_blocks;
+        let i = blocks.partition_point(|b| b.first_key() <= key);
+        if i == 0 {
+            return Ok(None);
+        }
+        let block = Self::cached(&self.path_cache, i - 1, || self.path_block(i - 1))?;
+        Ok(block
+            .binary_search_by(|r| r.key().cmp(&key))
+            .ok()
+            .map(|k| block[k].clone()))
+    }
+
+    /// The records whose parent is `dir` ("" for the root; any spelling), in name order,
+    /// starting at the first block that can hold them.
+    pub fn children(&self, dir: &[u8]) -> Children<'_> {
+        let dir = normalize(dir);
+        let start = (&dir[..], &b""[..]);
+        // Names are never empty, so (dir, "") sorts before every child of dir.
+        let first = self
+            .tables
+            .path_blocks
+            .partition_point(|b| b.first_key() <= start)
+            .saturating_sub(1);
+        Children {
+            paths: self.paths_from(first),
+            dir,
+            done: false,
+        }
+    }
+
+    /// Every path record in key order, one block decoded at a time.
+    pub fn paths(&self) -> Paths<'_> {
+        self.paths_from(0)
+    }
+
+    fn paths_from(&self, block: usize) -> Paths<'_> {
+        Paths {
+            meta: self,
+            next_block: block,
+            current: Vec::new().into_iter(),
+            failed: false,
+        }
+    }
+}
+
+fn lock<T>(cache: &BlockCache<T>) -> std::sync::MutexGuard<'_, Vec<(usize, Arc<Vec<T>>)>> {
+    // A panic while the lock was held cannot leave the cache inconsistent (it only holds
+    // complete blocks), so a poisoned lock is used as is.
+    cache.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Decodes exactly `count` records that fill `data`; on error, the record number and reason.
+fn decode_records<T: serde::de::DeserializeOwned>(
+    data: &[u8],
+    count: u32,
+) -> std::result::Result<Vec<T>, (u64, String)> {
+    let mut out = Vec::with_capacity((count as usize).min(1024));
+    let mut pos = 0;
+    for k in 0..count as u64 {
+        let (record, used) = bincode::serde::decode_from_slice(&data[pos..], bincode_config())
+            .map_err(|e| (k, e.to_string()))?;
+        out.push(record);
+        pos += used;
+    }
+    if pos != data.len() {
+        return Err((
+            count as u64,
+            format!("{} bytes after the last record", data.len() - pos),
+        ));
+    }
+    Ok(out)
+}
+
+/// What is wrong with a decoded path record, if anything.
+fn check_path_record(record: &PathRecord, entry_count: u64) -> Option<String> {
+    if !is_normalized(&record.parent) || !is_name(&record.name) {
+        return Some("not a normalized parent and name".into());
+    }
+    if record.entry.is_some() != record.kind.is_some() {
+        return Some("an entry without a kind or a kind without an entry".into());
+    }
+    if record.entry.is_some_and(|n| n >= entry_count) {
+        return Some(format!("names an entry past the layer's {entry_count}"));
+    }
+    if record.entry.is_none() && !record.whiteout && !record.opaque {
+        return Some("says nothing".into());
+    }
+    None
+}
+
+/// Every entry in tar order (see `LayerMeta::entries`).
+pub struct Entries<'a> {
+    meta: &'a LayerMeta,
+    next_block: usize,
+    current: std::vec::IntoIter<LayerEntry>,
+    failed: bool,
+}
+
+impl Iterator for Entries<'_> {
+    type Item = Result<LayerEntry>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        loop {
+            if let Some(entry) = self.current.next() {
+                return Some(Ok(entry));
+            }
+            if self.failed || self.next_block >= self.meta.tables.entry_blocks.len() {
+                return None;
+            }
+            match self.meta.entry_block(self.next_block) {
+                Ok(block) => self.current = block.into_iter(),
+                Err(e) => {
+                    self.failed = true;
+                    return Some(Err(e));
+                }
+            }
+            self.next_block += 1;
+        }
+    }
+}
+
+/// Path records in key order from some block on (see `LayerMeta::paths`).
+pub struct Paths<'a> {
+    meta: &'a LayerMeta,
+    next_block: usize,
+    current: std::vec::IntoIter<PathRecord>,
+    failed: bool,
+}
+
+impl Iterator for Paths<'_> {
+    type Item = Result<PathRecord>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        loop {
+            if let Some(record) = self.current.next() {
+                return Some(Ok(record));
+            }
+            if self.failed || self.next_block >= self.meta.tables.path_blocks.len() {
+                return None;
+            }
+            match self.meta.path_block(self.next_block) {
+                Ok(block) => self.current = block.into_iter(),
+                Err(e) => {
+                    self.failed = true;
+                    return Some(Err(e));
+                }
+            }
+            self.next_block += 1;
+        }
+    }
+}
+
+/// The records of one directory, in name order (see `LayerMeta::children`).
+pub struct Children<'a> {
+    paths: Paths<'a>,
+    dir: Vec<u8>,
+    done: bool,
+}
+
+impl Iterator for Children<'_> {
+    type Item = Result<PathRecord>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        while !self.done {
+            let record = match self.paths.next()? {
+                Ok(record) => record,
+                Err(e) => return Some(Err(e)),
+            };
+            match record.parent.as_slice().cmp(&self.dir) {
+                std::cmp::Ordering::Less => continue,
+                std::cmp::Ordering::Equal => return Some(Ok(record)),
+                std::cmp::Ordering::Greater => self.done = true,
+            }
+        }
+        None
+    }
+}
