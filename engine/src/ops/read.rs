@@ -6,7 +6,8 @@ use crate::error::{Error, Result};
 use crate::format::blob::BlobReader;
 use crate::format::bootstrap::{Bootstrap, ChunkRecord, EntryRecord, LayerRecord};
 use crate::layer::{DigestWriter, EntryKind};
-use crate::ops::tree::{normalize, EntryRef, MergedTree};
+use crate::ops::tree::{join, normalize};
+use crate::ops::view::{MemoryLayerPaths, MergedView, PathRecord};
 use crate::progress::{Progress, Unit};
 use crate::store::Store;
 use crate::Sha256Digest;
@@ -284,12 +285,46 @@ pub fn export_layer(
     Ok(diff_id)
 }
 
+/// The merged view of a bootstrap's layers, per path (see `ops::view`).
+fn layer_paths(bootstrap: &Bootstrap) -> Vec<MemoryLayerPaths> {
+    bootstrap
+        .layers
+        .iter()
+        .map(MemoryLayerPaths::from_layer)
+        .collect()
+}
+
+/// The entry a view record names (its number is an index into the layer's entries).
+fn entry_at<'b>(
+    bootstrap: &'b Bootstrap,
+    layer: usize,
+    record: &PathRecord,
+) -> Result<&'b EntryRecord> {
+    record
+        .entry
+        .and_then(|n| bootstrap.layers.get(layer)?.entries.get(n as usize))
+        .ok_or_else(|| {
+            Error::corrupt(
+                format!("layer {layer}"),
+                format!("internal: no entry for path record {:?}", record.name),
+            )
+        })
+}
+
 pub fn cat(store: &Store, name: &str, path: &str, out: &mut dyn Write) -> Result<u64> {
     let bootstrap = store.bootstrap(name)?;
-    let tree = MergedTree::new(&bootstrap, None);
-    let entry = tree
-        .content_entry(path.as_bytes())
+    let layers = layer_paths(&bootstrap);
+    let view = MergedView::new(&layers, None);
+    let link_target = |layer: usize, n: u64| {
+        Ok(bootstrap.layers[layer]
+            .entries
+            .get(n as usize)
+            .and_then(|e| e.meta.link_target.clone()))
+    };
+    let (layer, record) = view
+        .content_entry(path.as_bytes(), link_target)?
         .ok_or_else(|| Error::Usage(format!("{path}: no such file in image {name:?}")))?;
+    let entry = entry_at(&bootstrap, layer, &record)?;
     if entry.meta.kind != EntryKind::File {
         return Err(Error::Usage(format!(
             "{path} in image {name:?} is a {}, not a regular file",
@@ -332,13 +367,17 @@ pub struct ListEntry {
 /// The entries of directory `path` in the merged view (or the entry itself if not a directory).
 pub fn ls(store: &Store, name: &str, path: &str) -> Result<Vec<ListEntry>> {
     let bootstrap = store.bootstrap(name)?;
-    let tree = MergedTree::new(&bootstrap, None);
+    let layers = layer_paths(&bootstrap);
+    let view = MergedView::new(&layers, None);
     let wanted = normalize(path.as_bytes());
-    let rows: Vec<(&[u8], EntryRef, &EntryRecord)> = if tree.is_dir(&wanted) {
-        tree.children(&wanted)
+    let rows: Vec<(Vec<u8>, usize, PathRecord)> = if view.is_dir(&wanted)? {
+        view.children(&wanted)?
+            .into_iter()
+            .map(|(child, layer, record)| (join(&wanted, &child), layer, record))
+            .collect()
     } else {
-        match tree.get(&wanted) {
-            Some((r, e)) => vec![(wanted.as_slice(), r, e)],
+        match view.get(&wanted)? {
+            Some((layer, record)) => vec![(wanted.clone(), layer, record)],
             None => {
                 return Err(Error::Usage(format!(
                     "{path}: no such file or directory in image {name:?}"
@@ -346,22 +385,24 @@ pub fn ls(store: &Store, name: &str, path: &str) -> Result<Vec<ListEntry>> {
             }
         }
     };
-    Ok(rows
-        .into_iter()
-        .map(|(p, r, e)| ListEntry {
-            path: String::from_utf8_lossy(p).into_owned(),
-            kind: kind_name(e.meta.kind),
-            mode: e.meta.mode,
-            uid: e.meta.uid,
-            gid: e.meta.gid,
-            size: e.meta.size,
-            mtime: e.meta.mtime,
-            link_target: e
-                .meta
-                .link_target
-                .as_ref()
-                .map(|t| String::from_utf8_lossy(t).into_owned()),
-            layer: r.layer,
+    rows.into_iter()
+        .map(|(p, layer, record)| {
+            let e = entry_at(&bootstrap, layer, &record)?;
+            Ok(ListEntry {
+                path: String::from_utf8_lossy(&p).into_owned(),
+                kind: kind_name(e.meta.kind),
+                mode: e.meta.mode,
+                uid: e.meta.uid,
+                gid: e.meta.gid,
+                size: e.meta.size,
+                mtime: e.meta.mtime,
+                link_target: e
+                    .meta
+                    .link_target
+                    .as_ref()
+                    .map(|t| String::from_utf8_lossy(t).into_owned()),
+                layer,
+            })
         })
-        .collect())
+        .collect()
 }

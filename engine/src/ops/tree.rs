@@ -123,6 +123,7 @@ impl<'a> MergedTree<'a> {
     }
 
     /// Direct children of directory `dir` ("" for the root), in name order.
+    #[cfg(test)] // the reference `ops::view` is tested against; readers use the view
     pub fn children(&self, dir: &[u8]) -> Vec<(&[u8], EntryRef, &'a EntryRecord)> {
         let dir = normalize(dir);
         let prefix = if dir.is_empty() {
@@ -139,6 +140,7 @@ impl<'a> MergedTree<'a> {
     }
 
     /// True if `dir` is a directory of the view (the root always is), or has entries below it.
+    #[cfg(test)] // the reference `ops::view` is tested against; readers use the view
     pub fn is_dir(&self, dir: &[u8]) -> bool {
         let dir = normalize(dir);
         if dir.is_empty() {
@@ -151,6 +153,7 @@ impl<'a> MergedTree<'a> {
     }
 
     /// Follows hardlinks (within the view) to the entry holding the content.
+    #[cfg(test)] // the reference `ops::view` is tested against; readers use the view
     pub fn content_entry(&self, path: &[u8]) -> Option<&'a EntryRecord> {
         let mut path = normalize(path);
         for _ in 0..16 {

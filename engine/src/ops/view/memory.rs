@@ -10,14 +10,12 @@ use crate::ops::tree::{normalize, parent_and_name, whiteout_of, Whiteout};
 use std::collections::{BTreeMap, BTreeSet};
 
 /// parent -> name -> record, so a directory's records are one map in name order.
-#[cfg_attr(not(test), allow(dead_code))]
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub(crate) struct MemoryLayerPaths {
     dirs: BTreeMap<Vec<u8>, BTreeMap<Vec<u8>, PathRecord>>,
     root_opaque: bool,
 }
 
-#[cfg_attr(not(test), allow(dead_code))]
 impl MemoryLayerPaths {
     /// The records of a layer whose entries are `(tar order number, raw path, kind)`, in tar
     /// order. Paths are normalized; the root's own entry is dropped; `D/.wh.X` sets `whiteout` on

@@ -17,14 +17,12 @@ use crate::error::{Error, Result};
 use crate::layer::EntryKind;
 use crate::ops::tree::{join, normalize, parent_and_name};
 
-#[cfg_attr(not(test), allow(unused_imports))]
 pub(crate) use memory::MemoryLayerPaths;
 
 /// How many hardlinks to hardlinks `content_entry` follows (as `MergedTree::content_entry`).
 const MAX_LINK_DEPTH: usize = 16;
 
 /// What one layer has at one path (`parent/name`).
-#[cfg_attr(not(test), allow(dead_code))]
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct PathRecord {
     /// Normalized directory ("" = root), no leading or trailing `/`.
@@ -43,7 +41,6 @@ pub(crate) struct PathRecord {
     pub opaque: bool,
 }
 
-#[cfg_attr(not(test), allow(dead_code))]
 impl PathRecord {
     /// True if the layer hides what lower layers have strictly below this path.
     fn hides_below(&self) -> bool {
@@ -58,7 +55,6 @@ impl PathRecord {
 /// act on); and every proper ancestor directory of a record's path has a record too (with
 /// `entry: None` where the layer has no entry there), so that a directory's subtree can be
 /// found from its parent's listing without scanning the layer.
-#[cfg_attr(not(test), allow(dead_code))]
 pub(crate) trait LayerPaths {
     /// The record of `parent/name` (`parent` normalized, `name` one component).
     fn lookup(&self, parent: &[u8], name: &[u8]) -> Result<Option<PathRecord>>;
@@ -77,7 +73,6 @@ pub(crate) trait LayerPaths {
 /// below it if it has a whiteout of P, or hides everything below D (and so P) if it has a root
 /// opaque marker, or a whiteout, an opaque marker or a non-directory entry at D or any ancestor
 /// of D. A layer's flags never hide its own entries.
-#[cfg_attr(not(test), allow(dead_code))]
 pub(crate) struct MergedView<'a, L: LayerPaths> {
     /// Only the layers applied.
     layers: &'a [L],
@@ -107,6 +102,8 @@ impl Child {
 
     /// The lowest layer whose records below this name are still visible, given `floor` for the
     /// directory holding it.
+    // Used by `walk`, which unpack, diff and stats switch to with per-layer metadata.
+    #[cfg_attr(not(test), allow(dead_code))]
     fn floor(&self, floor: usize) -> usize {
         self.records
             .iter()
@@ -115,7 +112,6 @@ impl Child {
     }
 }
 
-#[cfg_attr(not(test), allow(dead_code))]
 impl<'a, L: LayerPaths> MergedView<'a, L> {
     /// The view of layers `0..=top` (all layers when `top` is `None` or past the last).
     pub fn new(layers: &'a [L], top: Option<usize>) -> Self {
@@ -204,6 +200,7 @@ impl<'a, L: LayerPaths> MergedView<'a, L> {
     /// Calls `visit(path, layer, record)` for every visible entry, depth first in name order,
     /// parents before children. Holds the listings of the directories on the current path only,
     /// and lists a directory only in the layers that have records at it.
+    #[cfg_attr(not(test), allow(dead_code))] // unpack, diff and stats switch to it next
     pub fn walk(
         &self,
         mut visit: impl FnMut(&[u8], usize, &PathRecord) -> Result<()>,
