@@ -31,6 +31,13 @@ const CF_BLOBS: &str = "blobs";
 const CF_IMAGES: &str = "images";
 const CF_REFS: &str = "refs";
 const FAMILIES: [&str; 4] = [CF_CHUNKS, CF_BLOBS, CF_IMAGES, CF_REFS];
+/// How many times a read-only open that raced a writer's flush is tried again.
+const READ_ONLY_OPEN_TRIES: usize = 8;
+
+/// True if an open failed because a file of the database vanished while it was being opened.
+fn vanished(e: &rocksdb::Error) -> bool {
+    e.kind() == rocksdb::ErrorKind::IOError && e.to_string().contains("No such file")
+}
 
 /// What the store knows about one image without opening its bootstrap.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -132,16 +139,30 @@ impl Index {
     }
 
     /// Opens read-only; works while a writer holds the index.
+    ///
+    /// A reader lists the writer's files, then opens them; when the writer flushed in between
+    /// (every commit does), a write-ahead log or table file it listed is gone. Such an open
+    /// is tried again, a few times, from a fresh listing.
     pub fn open_read_only(path: &Path, blobs_dir: &Path) -> Result<Index> {
         let mut opts = Options::default();
         opts.set_log_level(LogLevel::Warn);
         opts.set_keep_log_file_num(1);
-        let db = DB::open_cf_for_read_only(&opts, path, FAMILIES, false).map_err(|source| {
-            Error::Index {
-                path: path.to_path_buf(),
-                source,
+        let mut attempt = 0;
+        let db = loop {
+            match DB::open_cf_for_read_only(&opts, path, FAMILIES, false) {
+                Ok(db) => break db,
+                Err(source) if attempt < READ_ONLY_OPEN_TRIES && vanished(&source) => {
+                    attempt += 1;
+                    std::thread::sleep(std::time::Duration::from_millis(10 * attempt as u64));
+                }
+                Err(source) => {
+                    return Err(Error::Index {
+                        path: path.to_path_buf(),
+                        source,
+                    })
+                }
             }
-        })?;
+        };
         Self::with_db(db, path, blobs_dir)
     }
 

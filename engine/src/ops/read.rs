@@ -285,35 +285,9 @@ pub fn export_layer(
     Ok(diff_id)
 }
 
-/// The merged view of a bootstrap's layers, per path (see `ops::view`).
-fn layer_paths(bootstrap: &Bootstrap) -> Vec<MemoryLayerPaths> {
-    bootstrap
-        .layers
-        .iter()
-        .map(MemoryLayerPaths::from_layer)
-        .collect()
-}
-
-/// The entry a view record names (its number is an index into the layer's entries).
-fn entry_at<'b>(
-    bootstrap: &'b Bootstrap,
-    layer: usize,
-    record: &PathRecord,
-) -> Result<&'b EntryRecord> {
-    record
-        .entry
-        .and_then(|n| bootstrap.layers.get(layer)?.entries.get(n as usize))
-        .ok_or_else(|| {
-            Error::corrupt(
-                format!("layer {layer}"),
-                format!("internal: no entry for path record {:?}", record.name),
-            )
-        })
-}
-
 pub fn cat(store: &Store, name: &str, path: &str, out: &mut dyn Write) -> Result<u64> {
     let bootstrap = store.bootstrap(name)?;
-    let layers = layer_paths(&bootstrap);
+    let layers = MemoryLayerPaths::of_bootstrap(&bootstrap);
     let view = MergedView::new(&layers, None);
     let link_target = |layer: usize, n: u64| {
         Ok(bootstrap.layers[layer]
@@ -324,7 +298,7 @@ pub fn cat(store: &Store, name: &str, path: &str, out: &mut dyn Write) -> Result
     let (layer, record) = view
         .content_entry(path.as_bytes(), link_target)?
         .ok_or_else(|| Error::Usage(format!("{path}: no such file in image {name:?}")))?;
-    let entry = entry_at(&bootstrap, layer, &record)?;
+    let entry = MemoryLayerPaths::entry(&bootstrap, layer, &record)?;
     if entry.meta.kind != EntryKind::File {
         return Err(Error::Usage(format!(
             "{path} in image {name:?} is a {}, not a regular file",
@@ -367,7 +341,7 @@ pub struct ListEntry {
 /// The entries of directory `path` in the merged view (or the entry itself if not a directory).
 pub fn ls(store: &Store, name: &str, path: &str) -> Result<Vec<ListEntry>> {
     let bootstrap = store.bootstrap(name)?;
-    let layers = layer_paths(&bootstrap);
+    let layers = MemoryLayerPaths::of_bootstrap(&bootstrap);
     let view = MergedView::new(&layers, None);
     let wanted = normalize(path.as_bytes());
     let rows: Vec<(Vec<u8>, usize, PathRecord)> = if view.is_dir(&wanted)? {
@@ -387,7 +361,7 @@ pub fn ls(store: &Store, name: &str, path: &str) -> Result<Vec<ListEntry>> {
     };
     rows.into_iter()
         .map(|(p, layer, record)| {
-            let e = entry_at(&bootstrap, layer, &record)?;
+            let e = MemoryLayerPaths::entry(&bootstrap, layer, &record)?;
             Ok(ListEntry {
                 path: String::from_utf8_lossy(&p).into_owned(),
                 kind: kind_name(e.meta.kind),

@@ -34,12 +34,17 @@
 //! The path index has one record per (parent, name) that the layer touches: the last entry at
 //! that path (number and kind), whether the layer whites it out (`parent/.wh.NAME`: lower
 //! layers' NAME and everything below it are deleted) and whether it is opaque
-//! (`parent/NAME/.wh..wh..opq`: lower layers' entries strictly below it are hidden). Paths are
-//! normalized (no `./`, `/`, empty or `.` components); whiteout and opaque-marker entries get
-//! no record under their literal names (they are in the entry blocks like every entry); the
-//! root gets no record (an opaque marker at the root sets `LayerInfo::root_opaque`); a
-//! whiteout whose target is empty or `.` names nothing and is ignored, as the merged view
-//! (`ops::tree`) ignores it.
+//! (`parent/NAME/.wh..wh..opq`: lower layers' entries strictly below it are hidden; also set
+//! when a directory replaced a non-directory at that path within the layer, which had removed
+//! what lower layers held below it). Every directory on the way to a record has a record too
+//! (no entry, no flags where the layer has none there), so a directory's subtree is reached
+//! from its parent's listing. Paths are normalized (no `./`, `/`, empty or `.` components);
+//! whiteout and opaque-marker entries get no record under their literal names (they are in the
+//! entry blocks like every entry); the root gets no record (an opaque marker at the root, or a
+//! lone `.wh.` there, sets `LayerInfo::root_opaque`); a whiteout whose target is otherwise
+//! empty or `.` names nothing. `fold_paths` is the one statement of these rules: the writer
+//! applies it entry by entry and merges at sort time, and `ops::view` is tested against the
+//! old whole-image tree with it, over records in memory and over written objects.
 
 mod reader;
 mod sort;
@@ -106,14 +111,32 @@ impl PathRecord {
         (&self.parent, &self.name)
     }
 
-    /// Folds a record with the same key into this one: the later entry wins, flags add up.
+    /// Folds a record with the same key into this one, in any order: the later entry wins,
+    /// flags add up, a directory that replaced a non-directory of the same layer is opaque
+    /// (the non-directory removed what lower layers had below it), and a record whose entry is
+    /// a non-directory is never opaque.
     pub(crate) fn merge(&mut self, other: PathRecord) {
+        let (earlier, later) = if other.entry > self.entry {
+            (self.kind, other.kind)
+        } else {
+            (other.kind, self.kind)
+        };
+        let is_dir = |k: Option<EntryKind>| k == Some(EntryKind::Directory);
+        if earlier.is_some() && !is_dir(earlier) && is_dir(later) {
+            self.opaque = true;
+        }
         if other.entry > self.entry {
             self.entry = other.entry;
             self.kind = other.kind;
         }
         self.whiteout |= other.whiteout;
         self.opaque |= other.opaque;
+        // A non-directory hides everything below it anyway; clearing the flag there makes the
+        // result the same whatever order records are merged in (the sort merges runs in any
+        // order, the model in tar order).
+        if !is_dir(self.kind) && self.kind.is_some() {
+            self.opaque = false;
+        }
     }
 
     /// Bytes this record holds in memory (for the writer's bounds).
@@ -227,60 +250,106 @@ fn record(parent: &[u8], name: &[u8]) -> PathRecord {
     }
 }
 
-/// What entry `number` (at `path`, of `kind`) adds to the path index: `None` for the root and
-/// for whiteouts that name nothing; `Some(Err(()))` for an opaque marker at the root.
-pub(crate) fn path_record_of(
-    path: &[u8],
-    kind: EntryKind,
-    number: u64,
-) -> Option<Result<PathRecord, ()>> {
+/// What one entry adds to the path index.
+pub(crate) enum PathUpdate {
+    /// Nothing: the root's own entry, or a whiteout that names nothing.
+    Nothing,
+    /// An opaque marker at the root, or a lone `.wh.` there (which removes everything below the
+    /// root, as the merged view always did): lower layers are hidden entirely.
+    RootOpaque,
+    /// This record (and records for the directories above it, see `ancestor_records`).
+    Record(PathRecord),
+}
+
+/// What entry `number` (at raw `path`, of `kind`) adds to the path index: `D/.wh.X` sets
+/// `whiteout` on `D/X`, `D/.wh..wh..opq` sets `opaque` on `D`, any other entry is the record's
+/// entry. These are the rules `ops::view` is tested against the old whole-image tree with.
+pub(crate) fn path_update(path: &[u8], kind: EntryKind, number: u64) -> PathUpdate {
     let path = normalize(path);
     if path.is_empty() {
-        return None;
+        return PathUpdate::Nothing;
     }
     let (dir, name) = split_last(&path);
     if name == OPAQUE_MARKER {
         if dir.is_empty() {
-            return Some(Err(()));
+            return PathUpdate::RootOpaque;
         }
         let (parent, name) = split_last(dir);
         let mut r = record(parent, name);
         r.opaque = true;
-        return Some(Ok(r));
+        return PathUpdate::Record(r);
     }
     if let Some(target) = name.strip_prefix(WHITEOUT_PREFIX) {
+        if target.is_empty() && dir.is_empty() {
+            return PathUpdate::RootOpaque;
+        }
         if !is_name(target) {
-            return None;
+            return PathUpdate::Nothing;
         }
         let mut r = record(dir, target);
         r.whiteout = true;
-        return Some(Ok(r));
+        return PathUpdate::Record(r);
     }
     let mut r = record(dir, name);
     r.entry = Some(number);
     r.kind = Some(kind);
-    Some(Ok(r))
+    PathUpdate::Record(r)
 }
 
-/// The path index of `entries` built whole in memory: the model the tests and the round-trip
-/// fuzz target hold the writer and reader to. Returns the records in key order and whether
-/// the root is opaque.
-pub fn model_paths(entries: &[LayerEntry]) -> (Vec<PathRecord>, bool) {
+/// Records (no entry, no flags) for `dir` and every directory above it: every directory on the
+/// way to a record has one, so that a directory's subtree is found from its parent's listing.
+pub(crate) fn ancestor_records(dir: &[u8]) -> impl Iterator<Item = PathRecord> + '_ {
+    let ends = dir
+        .iter()
+        .enumerate()
+        .filter(|&(_, &b)| b == b'/')
+        .map(|(i, _)| i)
+        .chain((!dir.is_empty()).then_some(dir.len()));
+    ends.map(move |end| {
+        let (parent, name) = split_last(&dir[..end]);
+        record(parent, name)
+    })
+}
+
+/// A layer's path records built whole in memory (`path_update` for every entry, folded with
+/// `PathRecord::merge`): the model the tests and the round-trip fuzz target hold the writer
+/// and reader to, and what `ops::view::MemoryLayerPaths` holds. `entries` are (number, raw
+/// path, kind) in tar order. Returns the records in key order and whether the root is opaque.
+pub(crate) fn fold_paths<'p>(
+    entries: impl IntoIterator<Item = (u64, &'p [u8], EntryKind)>,
+) -> (Vec<PathRecord>, bool) {
+    use std::collections::btree_map::Entry;
     let mut map: std::collections::BTreeMap<(Vec<u8>, Vec<u8>), PathRecord> = Default::default();
     let mut root_opaque = false;
-    for (n, entry) in entries.iter().enumerate() {
-        match path_record_of(&entry.meta.path, entry.meta.kind, n as u64) {
-            None => {}
-            Some(Err(())) => root_opaque = true,
-            Some(Ok(r)) => match map.entry((r.parent.clone(), r.name.clone())) {
-                std::collections::btree_map::Entry::Vacant(v) => {
-                    v.insert(r);
+    let mut add = |r: PathRecord| match map.entry((r.parent.clone(), r.name.clone())) {
+        Entry::Vacant(v) => {
+            v.insert(r);
+        }
+        Entry::Occupied(mut o) => o.get_mut().merge(r),
+    };
+    for (number, path, kind) in entries {
+        match path_update(path, kind, number) {
+            PathUpdate::Nothing => {}
+            PathUpdate::RootOpaque => root_opaque = true,
+            PathUpdate::Record(r) => {
+                for a in ancestor_records(&r.parent) {
+                    add(a);
                 }
-                std::collections::btree_map::Entry::Occupied(mut o) => o.get_mut().merge(r),
-            },
+                add(r);
+            }
         }
     }
     (map.into_values().collect(), root_opaque)
+}
+
+/// The path index of `entries` built whole in memory (see `fold_paths`).
+pub fn model_paths(entries: &[LayerEntry]) -> (Vec<PathRecord>, bool) {
+    fold_paths(
+        entries
+            .iter()
+            .enumerate()
+            .map(|(n, e)| (n as u64, e.meta.path.as_slice(), e.meta.kind)),
+    )
 }
 
 /// The checks an entry passes before it is written or trusted after decoding: chunk blob

@@ -308,9 +308,6 @@ fn check_path_record(record: &PathRecord, entry_count: u64) -> Option<String> {
     if record.entry.is_some_and(|n| n >= entry_count) {
         return Some(format!("names an entry past the layer's {entry_count}"));
     }
-    if record.entry.is_none() && !record.whiteout && !record.opaque {
-        return Some("says nothing".into());
-    }
     None
 }
 

@@ -6,9 +6,10 @@
 
 use super::sort::PathSorter;
 use super::{
-    bincode_config, check_entry, path_record_of, BlobRecord, EntryBlockRef, LayerEntry, LayerInfo,
-    LayerSource, PathBlockRef, Tables, END_MAGIC, ENTRY_BLOCK_TARGET, HEADER_LEN,
-    LAYER_META_VERSION, MAGIC, MAX_BLOCK_LEN, MAX_TABLES_LEN, PATH_BLOCK_TARGET, ZSTD_LEVEL,
+    ancestor_records, bincode_config, check_entry, path_update, BlobRecord, EntryBlockRef,
+    LayerEntry, LayerInfo, LayerSource, PathBlockRef, PathUpdate, Tables, END_MAGIC,
+    ENTRY_BLOCK_TARGET, HEADER_LEN, LAYER_META_VERSION, MAGIC, MAX_BLOCK_LEN, MAX_TABLES_LEN,
+    PATH_BLOCK_TARGET, ZSTD_LEVEL,
 };
 use crate::error::{Error, IoContext, Result};
 use crate::layer::EntryKind;
@@ -121,6 +122,8 @@ pub struct LayerMetaWriter {
     chunk_refs: u64,
     content_bytes: u64,
     root_opaque: bool,
+    /// The parent directory of the last path record pushed (its ancestors have records).
+    last_parent: Vec<u8>,
     /// One past the highest blob index any chunk names.
     blobs_named: u64,
     paths: PathSorter,
@@ -171,6 +174,7 @@ impl LayerMetaWriter {
             chunk_refs: 0,
             content_bytes: 0,
             root_opaque: false,
+            last_parent: Vec::new(),
             blobs_named: 0,
             paths: PathSorter::new(path, limits.sort_run, limits.sort_fan_in),
             peak_buffered: 0,
@@ -209,10 +213,20 @@ impl LayerMetaWriter {
         self.block_count += 1;
         self.next_entry += 1;
         self.count(&entry);
-        match path_record_of(&entry.meta.path, entry.meta.kind, number) {
-            None => {}
-            Some(Err(())) => self.root_opaque = true,
-            Some(Ok(record)) => self.paths.push(record)?,
+        match path_update(&entry.meta.path, entry.meta.kind, number) {
+            PathUpdate::Nothing => {}
+            PathUpdate::RootOpaque => self.root_opaque = true,
+            PathUpdate::Record(record) => {
+                // Entries of one directory usually follow each other: its ancestors' records
+                // are pushed once per run of them (the sort merges any repeats).
+                if record.parent != self.last_parent {
+                    for a in ancestor_records(&record.parent) {
+                        self.paths.push(a)?;
+                    }
+                    self.last_parent.clone_from(&record.parent);
+                }
+                self.paths.push(record)?
+            }
         }
         let buffered = self.block.len() + self.paths.buffered_bytes();
         self.peak_buffered = self.peak_buffered.max(buffered);

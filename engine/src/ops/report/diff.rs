@@ -11,8 +11,9 @@
 
 use super::{chunk_sizes, content_key, is_file, ChunkSizes};
 use crate::error::Result;
-use crate::format::bootstrap::Bootstrap;
-use crate::ops::tree::MergedTree;
+use crate::format::bootstrap::{Bootstrap, EntryRecord};
+use crate::layer::EntryKind;
+use crate::ops::view::{MemoryLayerPaths, MergedView};
 use crate::store::Store;
 use crate::ChunkId;
 use serde::Serialize;
@@ -178,7 +179,7 @@ pub fn diff(store: &Store, old_name: &str, new_name: &str, top: usize) -> Result
     }
 
     report.layers = layer_diffs(&old, &new, &old_sizes, &new_sizes);
-    file_changes(&old, &new, (&old_sizes, &new_sizes), top, &mut report);
+    file_changes(&old, &new, (&old_sizes, &new_sizes), top, &mut report)?;
     Ok(report)
 }
 
@@ -236,6 +237,20 @@ fn layer_diffs(
         .collect()
 }
 
+/// The regular file at `path` of a bootstrap's view, if there is one.
+fn file_at<'b>(
+    view: &MergedView<MemoryLayerPaths>,
+    b: &'b Bootstrap,
+    path: &[u8],
+) -> Result<Option<&'b EntryRecord>> {
+    Ok(match view.get(path)? {
+        Some((layer, record)) if record.kind == Some(EntryKind::File) => {
+            Some(MemoryLayerPaths::entry(b, layer, &record)?)
+        }
+        _ => None,
+    })
+}
+
 /// Files added, removed and changed between the two merged views, and the top files by new bytes.
 fn file_changes(
     old: &Bootstrap,
@@ -243,24 +258,27 @@ fn file_changes(
     (old_sizes, new_sizes): (&ChunkSizes, &ChunkSizes),
     top: usize,
     report: &mut DiffReport,
-) {
-    let old_tree = MergedTree::new(old, None);
-    let new_tree = MergedTree::new(new, None);
+) -> Result<()> {
+    let old_layers = MemoryLayerPaths::of_bootstrap(old);
+    let new_layers = MemoryLayerPaths::of_bootstrap(new);
+    let old_view = MergedView::new(&old_layers, None);
+    let new_view = MergedView::new(&new_layers, None);
     let mut files = Vec::new();
-    for (path, _, entry) in new_tree.iter() {
-        if !is_file(entry) {
-            continue;
+    new_view.walk(|path, layer, record| {
+        if record.kind != Some(EntryKind::File) {
+            return Ok(());
         }
-        let status = match old_tree.get(path) {
-            Some((_, before)) if is_file(before) => {
+        let entry = MemoryLayerPaths::entry(new, layer, record)?;
+        let status = match file_at(&old_view, old, path)? {
+            Some(before) => {
                 if content_key(old, before) == content_key(new, entry) {
                     report.files_unchanged += 1;
-                    continue;
+                    return Ok(());
                 }
                 report.files_changed += 1;
                 "changed"
             }
-            _ => {
+            None => {
                 report.files_added += 1;
                 "added"
             }
@@ -277,13 +295,14 @@ fn file_changes(
             size: entry.meta.size,
             new_bytes,
         });
-    }
-    report.files_removed = old_tree
-        .iter()
-        .filter(|(path, _, entry)| {
-            is_file(entry) && !new_tree.get(path).is_some_and(|(_, e)| is_file(e))
-        })
-        .count() as u64;
+        Ok(())
+    })?;
+    old_view.walk(|path, _, record| {
+        if record.kind == Some(EntryKind::File) && file_at(&new_view, new, path)?.is_none() {
+            report.files_removed += 1;
+        }
+        Ok(())
+    })?;
     files.sort_by(|a, b| {
         b.new_bytes
             .cmp(&a.new_bytes)
@@ -291,4 +310,5 @@ fn file_changes(
     });
     files.truncate(top);
     report.top_files = files;
+    Ok(())
 }

@@ -2,12 +2,12 @@
 //! rules the on-disk path index uses. Serves the tests, and reads a format-3 bootstrap layer
 //! through `MergedView`.
 
-use super::{prefixes, LayerPaths, PathRecord};
-use crate::error::Result;
-use crate::format::bootstrap::LayerRecord;
+use super::{LayerPaths, PathRecord};
+use crate::error::{Error, Result};
+use crate::format::bootstrap::{Bootstrap, EntryRecord, LayerRecord};
+use crate::format::layer_meta::fold_paths;
 use crate::layer::EntryKind;
-use crate::ops::tree::{normalize, parent_and_name, whiteout_of, Whiteout};
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 /// parent -> name -> record, so a directory's records are one map in name order.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -18,47 +18,42 @@ pub(crate) struct MemoryLayerPaths {
 
 impl MemoryLayerPaths {
     /// The records of a layer whose entries are `(tar order number, raw path, kind)`, in tar
-    /// order. Paths are normalized; the root's own entry is dropped; `D/.wh.X` sets `whiteout` on
-    /// `D/X` and `D/.wh..wh..opq` sets `opaque` on `D` (`root_opaque` for the root); the last
-    /// entry at a path is its entry, and a directory that replaced a non-directory of the same
-    /// layer is `opaque` (the non-directory removed what lower layers had below it, as
-    /// `MergedTree` applies entries one by one). A lone `.wh.` (no name) at the root removes
-    /// everything below the root in `MergedTree`, so it counts as a root opaque marker;
-    /// elsewhere it acts on nothing.
+    /// order, folded as the on-disk path index folds them (`layer_meta::fold_paths`): paths
+    /// normalized, the root's own entry dropped, `D/.wh.X` a whiteout on `D/X`,
+    /// `D/.wh..wh..opq` opaque on `D` (`root_opaque` for the root, as a lone `.wh.` there),
+    /// the last entry at a path its entry, a directory that replaced a non-directory of the
+    /// same layer opaque, and a record for every directory on the way to a record.
     pub fn new<'p>(entries: impl IntoIterator<Item = (u64, &'p [u8], EntryKind)>) -> Self {
-        let mut paths = MemoryLayerPaths::default();
-        let mut replaced_non_dirs = BTreeSet::new();
-        for (number, raw, kind) in entries {
-            let path = normalize(raw);
-            if path.is_empty() {
-                continue;
-            }
-            match whiteout_of(&path) {
-                Whiteout::Opaque(dir) => paths.mark_opaque(dir),
-                Whiteout::Remove(target) => match parent_and_name(&target) {
-                    (b"", b"") => paths.root_opaque = true,
-                    (_, b"") => {}
-                    (parent, name) => paths.record_mut(parent, name).whiteout = true,
-                },
-                Whiteout::None => {
-                    let (parent, name) = parent_and_name(&path);
-                    let record = paths.record_mut(parent, name);
-                    record.entry = Some(number);
-                    record.kind = Some(kind);
-                    if kind != EntryKind::Directory {
-                        replaced_non_dirs.insert(path.clone());
-                    }
-                }
-            }
+        let (records, root_opaque) = fold_paths(entries);
+        let mut dirs: BTreeMap<Vec<u8>, BTreeMap<Vec<u8>, PathRecord>> = BTreeMap::new();
+        for record in records {
+            dirs.entry(record.parent.clone())
+                .or_default()
+                .insert(record.name.clone(), record);
         }
-        for path in replaced_non_dirs {
-            let (parent, name) = parent_and_name(&path);
-            let record = paths.record_mut(parent, name);
-            if record.kind == Some(EntryKind::Directory) {
-                record.opaque = true;
-            }
-        }
-        paths
+        MemoryLayerPaths { dirs, root_opaque }
+    }
+
+    /// The path indexes of a format-3 bootstrap's layers, bottom first.
+    pub fn of_bootstrap(bootstrap: &Bootstrap) -> Vec<MemoryLayerPaths> {
+        bootstrap.layers.iter().map(Self::from_layer).collect()
+    }
+
+    /// The bootstrap entry a record of `of_bootstrap`'s layer `layer` names.
+    pub fn entry<'b>(
+        bootstrap: &'b Bootstrap,
+        layer: usize,
+        record: &PathRecord,
+    ) -> Result<&'b EntryRecord> {
+        record
+            .entry
+            .and_then(|n| bootstrap.layers.get(layer)?.entries.get(n as usize))
+            .ok_or_else(|| {
+                Error::corrupt(
+                    format!("layer {layer}"),
+                    format!("internal: no entry for path record {:?}", record.name),
+                )
+            })
     }
 
     /// The records of a bootstrap layer (entry numbers are indexes into `layer.entries`).
@@ -70,39 +65,6 @@ impl MemoryLayerPaths {
                 .enumerate()
                 .map(|(i, e)| (i as u64, e.meta.path.as_slice(), e.meta.kind)),
         )
-    }
-
-    fn mark_opaque(&mut self, dir: &[u8]) {
-        if dir.is_empty() {
-            self.root_opaque = true;
-        } else {
-            let (parent, name) = parent_and_name(dir);
-            self.record_mut(parent, name).opaque = true;
-        }
-    }
-
-    /// The record of `parent/name`, created (and those of its ancestors) if missing.
-    fn record_mut(&mut self, parent: &[u8], name: &[u8]) -> &mut PathRecord {
-        for dir in prefixes(parent) {
-            let (p, n) = parent_and_name(dir);
-            self.entry(p, n);
-        }
-        self.entry(parent, name)
-    }
-
-    fn entry(&mut self, parent: &[u8], name: &[u8]) -> &mut PathRecord {
-        self.dirs
-            .entry(parent.to_vec())
-            .or_default()
-            .entry(name.to_vec())
-            .or_insert_with(|| PathRecord {
-                parent: parent.to_vec(),
-                name: name.to_vec(),
-                entry: None,
-                kind: None,
-                whiteout: false,
-                opaque: false,
-            })
     }
 }
 

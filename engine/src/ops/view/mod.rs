@@ -9,6 +9,7 @@
 //! Nothing in the engine calls it yet: the format-4 read path (ls, cat, unpack, diff) switches to
 //! it, hence the `dead_code` allowances.
 
+mod disk;
 mod memory;
 #[cfg(test)]
 mod tests;
@@ -22,30 +23,12 @@ pub(crate) use memory::MemoryLayerPaths;
 /// How many hardlinks to hardlinks `content_entry` follows (as `MergedTree::content_entry`).
 const MAX_LINK_DEPTH: usize = 16;
 
-/// What one layer has at one path (`parent/name`).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) struct PathRecord {
-    /// Normalized directory ("" = root), no leading or trailing `/`.
-    pub parent: Vec<u8>,
-    /// One component, never empty.
-    pub name: Vec<u8>,
-    /// The layer's last entry (tar order number) at this path, if any.
-    pub entry: Option<u64>,
-    /// That entry's kind (`Some` exactly when `entry` is).
-    pub kind: Option<EntryKind>,
-    /// The layer has `parent/.wh.NAME`: lower layers' `parent/NAME` and all below it are deleted.
-    pub whiteout: bool,
-    /// Lower layers' entries strictly below `parent/NAME` are hidden: the layer has
-    /// `parent/NAME/.wh..wh..opq`, or an earlier entry of the layer at this path was a
-    /// non-directory (which removed what lower layers had below it) and the last is a directory.
-    pub opaque: bool,
-}
+/// What one layer has at one path (`parent/name`): the on-disk path index's record.
+pub(crate) use crate::format::layer_meta::PathRecord;
 
-impl PathRecord {
-    /// True if the layer hides what lower layers have strictly below this path.
-    fn hides_below(&self) -> bool {
-        self.whiteout || self.opaque || self.kind.is_some_and(|k| k != EntryKind::Directory)
-    }
+/// True if the layer hides what lower layers have strictly below the record's path.
+fn hides_all_below(record: &PathRecord) -> bool {
+    record.whiteout || record.opaque || record.kind.is_some_and(|k| k != EntryKind::Directory)
 }
 
 /// One layer's path index.
@@ -102,12 +85,10 @@ impl Child {
 
     /// The lowest layer whose records below this name are still visible, given `floor` for the
     /// directory holding it.
-    // Used by `walk`, which unpack, diff and stats switch to with per-layer metadata.
-    #[cfg_attr(not(test), allow(dead_code))]
     fn floor(&self, floor: usize) -> usize {
         self.records
             .iter()
-            .find(|(_, r)| r.hides_below())
+            .find(|(_, r)| hides_all_below(r))
             .map_or(floor, |&(l, _)| l.max(floor))
     }
 }
@@ -200,7 +181,6 @@ impl<'a, L: LayerPaths> MergedView<'a, L> {
     /// Calls `visit(path, layer, record)` for every visible entry, depth first in name order,
     /// parents before children. Holds the listings of the directories on the current path only,
     /// and lists a directory only in the layers that have records at it.
-    #[cfg_attr(not(test), allow(dead_code))] // unpack, diff and stats switch to it next
     pub fn walk(
         &self,
         mut visit: impl FnMut(&[u8], usize, &PathRecord) -> Result<()>,
@@ -290,7 +270,7 @@ fn hides_below<L: LayerPaths>(layer: &L, dir: &[u8]) -> Result<bool> {
         let (parent, name) = parent_and_name(prefix);
         match layer.lookup(parent, name)? {
             None => return Ok(false),
-            Some(record) if record.hides_below() => return Ok(true),
+            Some(record) if hides_all_below(&record) => return Ok(true),
             Some(_) => {}
         }
     }

@@ -431,6 +431,76 @@ fn merged_view_matches_merged_tree_on_random_stacks() {
     assert!(implicit_dirs > 1_000 && through_links > 300, "{coverage:?}");
 }
 
+/// The layers of a bootstrap written as layer metadata objects (under `dir`) and opened.
+fn layer_objects(
+    b: &Bootstrap,
+    dir: &std::path::Path,
+) -> Vec<crate::format::layer_meta::LayerMeta> {
+    use crate::format::layer_meta::{LayerEntry, LayerMeta, LayerMetaWriter, LayerSource};
+    b.layers
+        .iter()
+        .enumerate()
+        .map(|(i, layer)| {
+            let path = dir.join(format!("layer{i}"));
+            let mut writer = LayerMetaWriter::create(path.clone()).unwrap();
+            for e in &layer.entries {
+                writer
+                    .push(LayerEntry {
+                        raw_header: e.raw_header.clone(),
+                        meta: e.meta.clone(),
+                        chunks: Vec::new(),
+                    })
+                    .unwrap();
+            }
+            let source = LayerSource {
+                diff_id: layer.diff_id,
+                size: 0,
+                trailer: Vec::new(),
+            };
+            let sealed = writer
+                .finish(source, Vec::new(), "convert.bootstrap.write")
+                .unwrap();
+            LayerMeta::open(&sealed.tmp_path, sealed.id, &format!("layer {i}")).unwrap()
+        })
+        .collect()
+}
+
+/// The same differential test over the on-disk path index: each layer written as a layer
+/// metadata object and read back through `LayerPaths for LayerMeta`.
+#[test]
+fn layer_objects_match_merged_tree_on_random_stacks() {
+    let queries = queries();
+    let mut coverage = Coverage::default();
+    let shm = std::path::Path::new("/dev/shm");
+    let tmp = if shm.is_dir() {
+        tempfile::tempdir_in(shm).unwrap()
+    } else {
+        tempfile::tempdir().unwrap()
+    };
+    for seed in 0..300 {
+        let mut rng = Rng::new(seed);
+        let stack = random_stack(&mut rng);
+        let b = bootstrap(&stack);
+        let dir = tmp.path().join(seed.to_string());
+        std::fs::create_dir(&dir).unwrap();
+        let objects = layer_objects(&b, &dir);
+        for top in (0..stack.len()).map(Some).chain([None]) {
+            let tree = MergedTree::new(&b, top);
+            let view = MergedView::new(&objects, top);
+            let context = || format!("seed {seed}, top {top:?}, stack {stack:#?}");
+            for q in &queries {
+                compare_path(&b, &tree, &view, q, &mut coverage, &context);
+            }
+            compare_walk(&tree, &view, &mut coverage, &context);
+        }
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+    assert!(
+        coverage.found > 1_000 && coverage.walked > 1_000,
+        "{coverage:?}"
+    );
+}
+
 /// Inputs no real image has, where `MergedTree`'s answers are worth keeping anyway: a lone
 /// `.wh.` (at the root it removes everything below, elsewhere nothing), entries below a
 /// whiteout-named directory, a root opaque marker, a hardlink without a target or to itself.
@@ -503,10 +573,10 @@ fn merged_view_matches_merged_tree_on_odd_inputs() {
     }
 }
 
-fn compare_path(
+fn compare_path<L: LayerPaths>(
     b: &Bootstrap,
     tree: &MergedTree,
-    view: &MergedView<MemoryLayerPaths>,
+    view: &MergedView<L>,
     q: &[u8],
     coverage: &mut Coverage,
     context: &dyn Fn() -> String,
@@ -558,9 +628,9 @@ fn compare_path(
     coverage.through_links += usize::from(linked && got.is_some());
 }
 
-fn compare_walk(
+fn compare_walk<L: LayerPaths>(
     tree: &MergedTree,
-    view: &MergedView<MemoryLayerPaths>,
+    view: &MergedView<L>,
     coverage: &mut Coverage,
     context: &dyn Fn() -> String,
 ) {

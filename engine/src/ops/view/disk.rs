@@ -1,0 +1,20 @@
+//! The on-disk path index of a layer metadata object, read through `LayerPaths`: lookups and
+//! listings decode the one or few path blocks they need, each checked against its hash.
+
+use super::{LayerPaths, PathRecord};
+use crate::error::Result;
+use crate::format::layer_meta::LayerMeta;
+
+impl LayerPaths for LayerMeta {
+    fn lookup(&self, parent: &[u8], name: &[u8]) -> Result<Option<PathRecord>> {
+        LayerMeta::lookup(self, parent, name)
+    }
+
+    fn children(&self, dir: &[u8]) -> Result<Box<dyn Iterator<Item = Result<PathRecord>> + '_>> {
+        Ok(Box::new(LayerMeta::children(self, dir)))
+    }
+
+    fn root_opaque(&self) -> Result<bool> {
+        Ok(self.info().root_opaque)
+    }
+}
