@@ -1,15 +1,22 @@
-//! The merged view of an image: its layers applied in order, as a container runtime would
-//! see the root filesystem. Whiteouts (`.wh.NAME`) delete what lower layers put at NAME,
-//! opaque markers (`DIR/.wh..wh..opq`) hide everything lower layers put under DIR, and an
-//! entry replaces whatever lower layers had at its path (a non-directory also removes what was
-//! under it). Built from the bootstrap alone; `ls`, `cat` and `unpack` read images through it.
+//! Paths of the merged view (normalized, split, joined) and `EntryRef`, and, in tests only,
+//! `MergedTree`: the whole-image tree the readers used before `ops::view` (its layers applied
+//! in order: whiteouts `.wh.NAME` delete what lower layers put at NAME, opaque markers
+//! `DIR/.wh..wh..opq` hide everything lower layers put under DIR, an entry replaces whatever
+//! lower layers had at its path and a non-directory also removes what was under it), kept as
+//! the reference the per-path view is tested against.
 
+#[cfg(test)]
 use crate::format::bootstrap::{Bootstrap, EntryRecord};
+#[cfg(test)]
 use crate::layer::EntryKind;
+#[cfg(test)]
 use std::collections::BTreeMap;
+#[cfg(test)]
 use std::ops::Bound;
 
+#[cfg(test)]
 pub const WHITEOUT_PREFIX: &[u8] = b".wh.";
+#[cfg(test)]
 pub const OPAQUE_MARKER: &[u8] = b".wh..wh..opq";
 
 /// Where an entry of the merged view comes from.
@@ -19,6 +26,7 @@ pub struct EntryRef {
     pub index: usize,
 }
 
+#[cfg(test)]
 /// Normalised path (no leading `/` or `./`, no empty or `.` components) -> entry.
 pub struct MergedTree<'a> {
     bootstrap: &'a Bootstrap,
@@ -50,6 +58,7 @@ pub fn join(dir: &[u8], name: &[u8]) -> Vec<u8> {
     }
 }
 
+#[cfg(test)]
 /// What a layer entry means for the merged view.
 pub enum Whiteout<'p> {
     /// Deletes this path of lower layers.
@@ -59,6 +68,7 @@ pub enum Whiteout<'p> {
     None,
 }
 
+#[cfg(test)]
 pub fn whiteout_of(path: &[u8]) -> Whiteout<'_> {
     let (dir, name) = parent_and_name(path);
     if name == OPAQUE_MARKER {
@@ -70,6 +80,7 @@ pub fn whiteout_of(path: &[u8]) -> Whiteout<'_> {
     }
 }
 
+#[cfg(test)]
 impl<'a> MergedTree<'a> {
     /// The view of layers `0..=top` (all layers when `top` is `None`).
     pub fn new(bootstrap: &'a Bootstrap, top: Option<usize>) -> Self {
@@ -123,7 +134,6 @@ impl<'a> MergedTree<'a> {
     }
 
     /// Direct children of directory `dir` ("" for the root), in name order.
-    #[cfg(test)] // the reference `ops::view` is tested against; readers use the view
     pub fn children(&self, dir: &[u8]) -> Vec<(&[u8], EntryRef, &'a EntryRecord)> {
         let dir = normalize(dir);
         let prefix = if dir.is_empty() {
@@ -140,7 +150,6 @@ impl<'a> MergedTree<'a> {
     }
 
     /// True if `dir` is a directory of the view (the root always is), or has entries below it.
-    #[cfg(test)] // the reference `ops::view` is tested against; readers use the view
     pub fn is_dir(&self, dir: &[u8]) -> bool {
         let dir = normalize(dir);
         if dir.is_empty() {
@@ -153,7 +162,6 @@ impl<'a> MergedTree<'a> {
     }
 
     /// Follows hardlinks (within the view) to the entry holding the content.
-    #[cfg(test)] // the reference `ops::view` is tested against; readers use the view
     pub fn content_entry(&self, path: &[u8]) -> Option<&'a EntryRecord> {
         let mut path = normalize(path);
         for _ in 0..16 {
@@ -167,6 +175,7 @@ impl<'a> MergedTree<'a> {
     }
 }
 
+#[cfg(test)]
 /// Removes every entry strictly below `dir`.
 fn remove_below(entries: &mut BTreeMap<Vec<u8>, EntryRef>, dir: &[u8]) {
     let prefix = if dir.is_empty() {

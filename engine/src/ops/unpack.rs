@@ -19,16 +19,18 @@
 //! (fifos always: they need no privilege), owners are set as root or when asked.
 
 mod dirs;
+mod merged;
 mod sys;
 
 use crate::error::{Error, IoContext, Result};
 use crate::format::bootstrap::{Bootstrap, EntryRecord, LayerRecord};
 use crate::layer::{EntryKind, EntryMeta};
 use crate::ops::read::{kind_name, ChunkReader};
-use crate::ops::tree::{normalize, EntryRef, MergedTree};
+use crate::ops::tree::{normalize, EntryRef};
 use crate::progress::{Progress, Unit};
 use crate::store::Store;
 use dirs::{out_path, prepare_dir, DirWalker, WalkError};
+use merged::Merged;
 use serde::Serialize;
 use std::collections::HashMap;
 use std::ffi::CString;
@@ -95,7 +97,7 @@ pub fn unpack(
     let bootstrap = store.bootstrap(name)?;
     let layers = applied_layers(name, &bootstrap, options.top_layer)?;
     check_paths(name, layers)?;
-    let tree = MergedTree::new(&bootstrap, options.top_layer);
+    let tree = Merged::new(&bootstrap, options.top_layer)?;
     let links = plan_hardlinks(name, &bootstrap, &tree)?;
     let root = prepare_dir(dir)?;
 
@@ -212,16 +214,15 @@ struct PlannedLink<'t> {
 fn plan_hardlinks<'t>(
     image: &str,
     bootstrap: &Bootstrap,
-    tree: &'t MergedTree,
+    tree: &'t Merged,
 ) -> Result<Vec<PlannedLink<'t>>> {
-    let mut views = HashMap::new();
     let mut copies: HashMap<EntryRef, Vec<u8>> = HashMap::new();
     let mut plan = Vec::new();
     for (path, link, entry) in tree.iter() {
         if entry.meta.kind != EntryKind::Hardlink {
             continue;
         }
-        let content = resolve_link(image, bootstrap, &mut views, link)?;
+        let content = resolve_link(image, bootstrap, tree, link)?;
         let content_meta = &tree.entry(content).meta;
         if content_meta.kind == EntryKind::Directory {
             return Err(Error::bad_input(
@@ -230,7 +231,7 @@ fn plan_hardlinks<'t>(
             ));
         }
         let content_path = normalize(&content_meta.path);
-        let source = if tree.get(&content_path).map(|(r, _)| r) == Some(content) {
+        let source = if tree.get(&content_path)? == Some(content) {
             LinkSource::Path(content_path)
         } else if let Some(copy) = copies.get(&content) {
             LinkSource::Path(copy.clone())
@@ -250,10 +251,10 @@ fn plan_hardlinks<'t>(
 
 /// The entry a hardlink means: its target path as of the link's own layer (that layer's entries
 /// win over lower ones), followed through hardlinks to hardlinks.
-fn resolve_link<'b>(
+fn resolve_link(
     image: &str,
-    bootstrap: &'b Bootstrap,
-    views: &mut HashMap<usize, MergedTree<'b>>,
+    bootstrap: &Bootstrap,
+    tree: &Merged,
     link: EntryRef,
 ) -> Result<EntryRef> {
     let link_entry = &bootstrap.layers[link.layer].entries[link.index];
@@ -265,11 +266,8 @@ fn resolve_link<'b>(
             return Ok(current);
         }
         let target = entry.meta.link_target.as_deref().unwrap_or_default();
-        let view = views
-            .entry(current.layer)
-            .or_insert_with(|| MergedTree::new(bootstrap, Some(current.layer)));
-        match view.get(target) {
-            Some((r, _)) if r != current => current = r,
+        match tree.get_as_of(Some(current.layer), target)? {
+            Some(r) if r != current => current = r,
             _ => {
                 return Err(Error::bad_input(
                     object(),
@@ -289,7 +287,7 @@ fn resolve_link<'b>(
 }
 
 /// Bytes of file content the unpack writes: every regular file, plus hardlink copies.
-fn content_bytes(tree: &MergedTree, links: &[PlannedLink]) -> u64 {
+fn content_bytes(tree: &Merged, links: &[PlannedLink]) -> u64 {
     let files: u64 = tree
         .iter()
         .filter(|(_, _, e)| e.meta.kind == EntryKind::File)
@@ -416,7 +414,7 @@ impl<'a> Writer<'a> {
 
     /// First pass: everything but hardlinks, parents before children. Returns the directories,
     /// whose metadata is set last.
-    fn write_entries<'t>(&mut self, tree: &'t MergedTree) -> Result<Vec<(&'t [u8], EntryRef)>> {
+    fn write_entries<'t>(&mut self, tree: &'t Merged) -> Result<Vec<(&'t [u8], EntryRef)>> {
         let mut dirs = Vec::new();
         for (path, r, entry) in tree.iter() {
             if entry.meta.kind == EntryKind::Hardlink {
@@ -531,7 +529,7 @@ impl<'a> Writer<'a> {
     }
 
     /// Second pass: hardlinks, to a path written before, or as a copy of the meant file.
-    fn write_hardlinks(&mut self, tree: &MergedTree, links: &[PlannedLink]) -> Result<()> {
+    fn write_hardlinks(&mut self, tree: &Merged, links: &[PlannedLink]) -> Result<()> {
         for planned in links {
             let link = tree.entry(planned.link);
             let content = tree.entry(planned.content);
@@ -582,7 +580,7 @@ impl<'a> Writer<'a> {
 
     /// Last pass: directory metadata, deepest first (the reverse of the view's order puts every
     /// directory after everything below it).
-    fn finish_dirs(&mut self, tree: &MergedTree, dirs: &[(&[u8], EntryRef)]) -> Result<()> {
+    fn finish_dirs(&mut self, tree: &Merged, dirs: &[(&[u8], EntryRef)]) -> Result<()> {
         for &(path, r) in dirs.iter().rev() {
             let entry = tree.entry(r);
             let site = self.site(path, r.layer, &entry.meta.path);
