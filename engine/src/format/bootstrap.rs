@@ -98,6 +98,26 @@ pub struct ChunkRecord {
 }
 
 impl ChunkRecord {
+    /// The checks a chunk record passes before it is trusted: its blob index below
+    /// `blob_count`, its length and frame numbers as the blob ToC rules say. The error starts
+    /// with what follows "chunk N" in a message.
+    pub(crate) fn check(&self, blob_count: usize) -> std::result::Result<(), String> {
+        if self.blob as usize >= blob_count {
+            return Err(format!(" names blob {} of {blob_count}", self.blob));
+        }
+        if self.len > crate::chunk::MAX_CHUNK_SIZE {
+            return Err(format!(" claims {} bytes", self.len));
+        }
+        super::check_frame(
+            self.stored_len,
+            self.frame_len,
+            self.skip,
+            self.len,
+            self.codec,
+        )
+        .map_err(|e| format!(": {e}"))
+    }
+
     /// This chunk's share of its frame's stored bytes.
     pub fn stored_share(&self) -> u64 {
         super::stored_share(self.stored_len, self.frame_len, self.len)
@@ -182,24 +202,9 @@ impl Bootstrap {
     /// Every index inside the bootstrap points at something that exists.
     fn check_references(&self) -> std::result::Result<(), String> {
         for (i, chunk) in self.chunks.iter().enumerate() {
-            if chunk.blob as usize >= self.blobs.len() {
-                return Err(format!(
-                    "chunk {i} names blob {} of {}",
-                    chunk.blob,
-                    self.blobs.len()
-                ));
-            }
-            if chunk.len > crate::chunk::MAX_CHUNK_SIZE {
-                return Err(format!("chunk {i} claims {} bytes", chunk.len));
-            }
-            super::check_frame(
-                chunk.stored_len,
-                chunk.frame_len,
-                chunk.skip,
-                chunk.len,
-                chunk.codec,
-            )
-            .map_err(|e| format!("chunk {i}: {e}"))?;
+            chunk
+                .check(self.blobs.len())
+                .map_err(|e| format!("chunk {i}{e}"))?;
         }
         for (l, layer) in self.layers.iter().enumerate() {
             for entry in &layer.entries {

@@ -33,14 +33,9 @@ pub struct MergedTree<'a> {
     entries: BTreeMap<Vec<u8>, EntryRef>,
 }
 
-/// `a/b/c` for any of `./a/b/c`, `/a/b/c/`, `a//b/c`.
-pub fn normalize(path: &[u8]) -> Vec<u8> {
-    let parts: Vec<&[u8]> = path
-        .split(|&b| b == b'/')
-        .filter(|p| !p.is_empty() && *p != b".")
-        .collect();
-    parts.join(&b'/')
-}
+/// `a/b/c` for any of `./a/b/c`, `/a/b/c/`, `a//b/c` (the layer metadata's path index is
+/// keyed by it).
+pub use crate::format::layer_meta::normalize;
 
 /// Splits `a/b/c` into (`a/b`, `c`).
 pub fn parent_and_name(path: &[u8]) -> (&[u8], &[u8]) {

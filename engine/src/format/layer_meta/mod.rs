@@ -358,23 +358,9 @@ pub fn model_paths(entries: &[LayerEntry]) -> (Vec<PathRecord>, bool) {
 pub(crate) fn check_entry(entry: &LayerEntry, blob_count: usize) -> Result<(), String> {
     let mut total = 0u64;
     for (i, chunk) in entry.chunks.iter().enumerate() {
-        if chunk.blob as usize >= blob_count {
-            return Err(format!(
-                "chunk {i} names blob {} of {blob_count}",
-                chunk.blob
-            ));
-        }
-        if chunk.len > crate::chunk::MAX_CHUNK_SIZE {
-            return Err(format!("chunk {i} claims {} bytes", chunk.len));
-        }
-        super::check_frame(
-            chunk.stored_len,
-            chunk.frame_len,
-            chunk.skip,
-            chunk.len,
-            chunk.codec,
-        )
-        .map_err(|e| format!("chunk {i}: {e}"))?;
+        chunk
+            .check(blob_count)
+            .map_err(|e| format!("chunk {i}{e}"))?;
         total += chunk.len as u64;
     }
     if total != entry.meta.size {
