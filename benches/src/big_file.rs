@@ -3,8 +3,8 @@
 //! pseudo-random bytes alternating with blocks of repeated text, so that compression has work),
 //! then measures `cairn convert` and `cairn export-layer` of it under GNU time.
 
-use crate::footprint::measure::{check_gnu_time, Step};
-use anyhow::{bail, Context, Result};
+use crate::footprint::measure::{cairn_binary, check_gnu_time, Step};
+use anyhow::{Context, Result};
 use cairn_sample::Rng;
 use std::io::Write;
 use std::path::Path;
@@ -75,18 +75,7 @@ fn write_layer(path: &Path, size: u64) -> Result<()> {
 
 pub fn run(size_mb: u64, work: &Path, cairn: Option<&Path>) -> Result<()> {
     check_gnu_time()?;
-    let cairn = match cairn {
-        Some(path) => path.to_path_buf(),
-        None => std::env::current_exe()
-            .context("locate cairn-bench")?
-            .with_file_name("cairn"),
-    };
-    if !cairn.is_file() {
-        bail!(
-            "no cairn binary at {} (build the workspace, or pass --cairn)",
-            cairn.display()
-        );
-    }
+    let cairn = cairn_binary(cairn)?;
     if work.exists() {
         std::fs::remove_dir_all(work).with_context(|| format!("empty {}", work.display()))?;
     }

@@ -106,11 +106,7 @@ impl StoreWriter {
             "init.config.rename",
         )?;
         Ok(StoreWriter {
-            store: Store {
-                layout,
-                config,
-                index,
-            },
+            store: Store::new(layout, config, index),
             _lock: lock,
         })
     }
@@ -131,11 +127,7 @@ impl StoreWriter {
         }
         let index = Index::open(&path, &layout.blobs_dir()).map_err(repair_hint)?;
         Ok(StoreWriter {
-            store: Store {
-                layout,
-                config,
-                index,
-            },
+            store: Store::new(layout, config, index),
             _lock: lock,
         })
     }
@@ -192,11 +184,15 @@ impl Store {
         let config = Self::read_config(&layout)?;
         let path = layout.readable_index_dir()?;
         let index = Index::open_read_only(&path, &layout.blobs_dir()).map_err(repair_hint)?;
-        Ok(Store {
+        Ok(Store::new(layout, config, index))
+    }
+
+    fn new(layout: StoreLayout, config: StoreConfig, index: Index) -> Store {
+        Store {
             layout,
             config,
             index,
-        })
+        }
     }
 
     pub fn root(&self) -> &Path {

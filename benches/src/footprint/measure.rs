@@ -192,6 +192,23 @@ fn parse_usage(text: &str) -> Option<Usage> {
     })
 }
 
+/// The cairn binary to measure: `--cairn`, else `cairn` next to this executable.
+pub fn cairn_binary(cairn: Option<&Path>) -> Result<PathBuf> {
+    let cairn = match cairn {
+        Some(path) => path.to_path_buf(),
+        None => std::env::current_exe()
+            .context("locate cairn-bench")?
+            .with_file_name("cairn"),
+    };
+    if !cairn.is_file() {
+        bail!(
+            "no cairn binary at {} (build the workspace, or pass --cairn)",
+            cairn.display()
+        );
+    }
+    Ok(cairn)
+}
+
 /// Fails with what to install when GNU time is not there.
 pub fn check_gnu_time() -> Result<()> {
     let output = Command::new(GNU_TIME).arg("--version").output();

@@ -12,7 +12,7 @@ mod generate;
 mod report;
 mod tar;
 
-use crate::footprint::measure::{check_gnu_time, Step, Usage};
+use crate::footprint::measure::{cairn_binary, check_gnu_time, Step, Usage};
 use crate::footprint::{load_average, prepare_work};
 use crate::sizes::du_sb;
 use anyhow::{bail, Context, Result};
@@ -21,7 +21,7 @@ pub use report::render;
 use report::{Bar, Machine, Report, StepResult, StoreState};
 use std::collections::BTreeMap;
 use std::ffi::OsStr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitStatus;
 use std::time::Instant;
 
@@ -162,22 +162,6 @@ fn status_text(status: ExitStatus, timeout_s: u64) -> String {
         Some(code) => format!("exit status {code}"),
         None => status.to_string(),
     }
-}
-
-fn cairn_binary(cairn: Option<&Path>) -> Result<PathBuf> {
-    let cairn = match cairn {
-        Some(path) => path.to_path_buf(),
-        None => std::env::current_exe()
-            .context("locate cairn-bench")?
-            .with_file_name("cairn"),
-    };
-    if !cairn.is_file() {
-        bail!(
-            "no cairn binary at {} (build the workspace, or pass --cairn)",
-            cairn.display()
-        );
-    }
-    Ok(cairn)
 }
 
 pub fn run(options: &Options) -> Result<Report> {

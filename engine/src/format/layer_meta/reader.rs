@@ -211,12 +211,8 @@ impl LayerMeta {
 
     /// Every entry in tar order, one block decoded at a time.
     pub fn entries(&self) -> Entries<'_> {
-        Entries {
-            meta: self,
-            next_block: 0,
-            current: Vec::new().into_iter(),
-            failed: false,
-        }
+        let count = self.tables.entry_blocks.len();
+        Blocks::new(self, 0, count, LayerMeta::entry_block)
     }
 
     /// The record of `name` in directory `parent` (any spelling; see `normalize`), if the
@@ -260,12 +256,8 @@ impl LayerMeta {
     }
 
     fn paths_from(&self, block: usize) -> Paths<'_> {
-        Paths {
-            meta: self,
-            next_block: block,
-            current: Vec::new().into_iter(),
-            failed: false,
-        }
+        let count = self.tables.path_blocks.len();
+        Blocks::new(self, block, count, LayerMeta::path_block)
     }
 }
 
@@ -311,57 +303,47 @@ fn check_path_record(record: &PathRecord, entry_count: u64) -> Option<String> {
     None
 }
 
-/// Every entry in tar order (see `LayerMeta::entries`).
-pub struct Entries<'a> {
+/// Records of one kind of block, decoded one block at a time from some block on; stops at the
+/// first block that fails its checks (after returning the error).
+pub struct Blocks<'a, T> {
     meta: &'a LayerMeta,
     next_block: usize,
-    current: std::vec::IntoIter<LayerEntry>,
+    block_count: usize,
+    decode: fn(&LayerMeta, usize) -> Result<Vec<T>>,
+    current: std::vec::IntoIter<T>,
     failed: bool,
 }
 
-impl Iterator for Entries<'_> {
-    type Item = Result<LayerEntry>;
-
-    fn next(&mut self) -> Option<Self::Item> {
-        loop {
-            if let Some(entry) = self.current.next() {
-                return Some(Ok(entry));
-            }
-            if self.failed || self.next_block >= self.meta.tables.entry_blocks.len() {
-                return None;
-            }
-            match self.meta.entry_block(self.next_block) {
-                Ok(block) => self.current = block.into_iter(),
-                Err(e) => {
-                    self.failed = true;
-                    return Some(Err(e));
-                }
-            }
-            self.next_block += 1;
+impl<'a, T> Blocks<'a, T> {
+    fn new(
+        meta: &'a LayerMeta,
+        first: usize,
+        block_count: usize,
+        decode: fn(&LayerMeta, usize) -> Result<Vec<T>>,
+    ) -> Self {
+        Blocks {
+            meta,
+            next_block: first,
+            block_count,
+            decode,
+            current: Vec::new().into_iter(),
+            failed: false,
         }
     }
 }
 
-/// Path records in key order from some block on (see `LayerMeta::paths`).
-pub struct Paths<'a> {
-    meta: &'a LayerMeta,
-    next_block: usize,
-    current: std::vec::IntoIter<PathRecord>,
-    failed: bool,
-}
-
-impl Iterator for Paths<'_> {
-    type Item = Result<PathRecord>;
+impl<T> Iterator for Blocks<'_, T> {
+    type Item = Result<T>;
 
     fn next(&mut self) -> Option<Self::Item> {
         loop {
             if let Some(record) = self.current.next() {
                 return Some(Ok(record));
             }
-            if self.failed || self.next_block >= self.meta.tables.path_blocks.len() {
+            if self.failed || self.next_block >= self.block_count {
                 return None;
             }
-            match self.meta.path_block(self.next_block) {
+            match (self.decode)(self.meta, self.next_block) {
                 Ok(block) => self.current = block.into_iter(),
                 Err(e) => {
                     self.failed = true;
@@ -372,6 +354,12 @@ impl Iterator for Paths<'_> {
         }
     }
 }
+
+/// Every entry in tar order (see `LayerMeta::entries`).
+pub type Entries<'a> = Blocks<'a, LayerEntry>;
+
+/// Path records in key order from some block on (see `LayerMeta::paths`).
+pub type Paths<'a> = Blocks<'a, PathRecord>;
 
 /// The records of one directory, in name order (see `LayerMeta::children`).
 pub struct Children<'a> {
