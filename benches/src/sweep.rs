@@ -120,7 +120,9 @@ pub fn sweep(
         let new_seconds = started.elapsed().as_secs_f64();
         drop(store);
         let after_new = files_bytes(&root);
-        let metadata = files_bytes(&root.join("index")) + files_bytes(&root.join("bootstraps"));
+        let metadata = files_bytes(&root.join("index"))
+            + files_bytes(&root.join("bootstraps"))
+            + files_bytes(&root.join("layers"));
         let t = &r_new.totals;
         let row = SweepRow {
             params: label,
@@ -130,7 +132,8 @@ pub fn sweep(
             metadata_bytes: metadata,
             new_shared_ratio_bytes: (t.from_dictionary.bytes + t.repeated.bytes) as f64
                 / t.chunks.bytes.max(1) as f64,
-            chunks_old: r_old.unique_chunks,
+            // Into an empty store every distinct chunk is new.
+            chunks_old: r_old.totals.new.chunks,
             old_seconds,
             new_seconds,
             old_tar_mb_per_s: r_old.tar_mb_per_s,

@@ -6,13 +6,14 @@
 //! STORE/index/          RocksDB: chunks, images, refs
 //! STORE/index.new/, index.old/  only while `verify --repair-index` swaps in a rebuilt index
 //! STORE/blobs/<hex>     sealed data blobs
-//! STORE/bootstraps/<hex> one per image
+//! STORE/layers/<hex>    layer metadata objects, one per distinct layer content and placement
+//! STORE/bootstraps/<hex> one per image, naming its layer objects
 //! STORE/tmp/            files being written; emptied whenever a writer opens the store
 //! STORE/LOCK            held (flock) by the one writer; names it for whoever waits
 //! ```
 
 use crate::error::{Error, IoContext, Result};
-use crate::{BlobId, ImageId};
+use crate::{BlobId, ImageId, LayerMetaId};
 use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -22,6 +23,7 @@ const INDEX: &str = "index";
 const INDEX_NEW: &str = "index.new";
 const INDEX_OLD: &str = "index.old";
 const BLOBS: &str = "blobs";
+const LAYERS: &str = "layers";
 const BOOTSTRAPS: &str = "bootstraps";
 const TMP: &str = "tmp";
 const LOCK: &str = "LOCK";
@@ -71,6 +73,10 @@ impl StoreLayout {
         self.root.join(BLOBS)
     }
 
+    pub fn layers_dir(&self) -> PathBuf {
+        self.root.join(LAYERS)
+    }
+
     pub fn bootstraps_dir(&self) -> PathBuf {
         self.root.join(BOOTSTRAPS)
     }
@@ -81,6 +87,10 @@ impl StoreLayout {
 
     pub fn blob(&self, id: &BlobId) -> PathBuf {
         self.blobs_dir().join(id.to_hex())
+    }
+
+    pub fn layer_meta(&self, id: &LayerMetaId) -> PathBuf {
+        self.layers_dir().join(id.to_hex())
     }
 
     pub fn bootstrap(&self, id: &ImageId) -> PathBuf {
@@ -94,7 +104,12 @@ impl StoreLayout {
 
     /// Creates the directories of a new store.
     pub fn create_dirs(&self) -> Result<()> {
-        for dir in [self.blobs_dir(), self.bootstraps_dir(), self.tmp_dir()] {
+        for dir in [
+            self.blobs_dir(),
+            self.layers_dir(),
+            self.bootstraps_dir(),
+            self.tmp_dir(),
+        ] {
             std::fs::create_dir_all(&dir).with_path("create", &dir)?;
         }
         Ok(())

@@ -86,6 +86,8 @@ pub use ops::report::stats::{ImageShare, SharingMatrix, StatsReport};
 pub use ops::unpack::{Skipped, UnpackOptions, UnpackReport, XattrFailure};
 #[cfg(feature = "store")]
 pub use ops::verify::{Problem, VerifyReport};
+#[cfg(feature = "store")]
+pub use ops::whole_image::WholeImage;
 pub use progress::{NoProgress, Progress, Unit};
 pub use source::{Platform, PlatformChoice, SourceSpec};
 #[cfg(feature = "store")]

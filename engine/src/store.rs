@@ -7,10 +7,12 @@
 use crate::chunk::ChunkerParams;
 use crate::error::{Error, IoContext, Result};
 use crate::format::bootstrap::Bootstrap;
+use crate::format::layer_meta::LayerMeta;
 use crate::format::store_config::{CompressionParams, StoreConfig};
 use crate::index::{ImageRecord, Index};
 use crate::layout::{StoreLayout, WriterLock};
-use crate::{BlobId, ImageId};
+use crate::ops::whole_image::WholeImage;
+use crate::{BlobId, ImageId, LayerMetaId};
 use std::path::{Path, PathBuf};
 
 /// Reads and checks a bootstrap file: its BLAKE3 must be `id`, then it must decode.
@@ -26,6 +28,15 @@ pub(crate) fn read_bootstrap(path: &Path, id: &ImageId) -> Result<Bootstrap> {
         });
     }
     Bootstrap::decode(&bytes, &object)
+}
+
+/// Opens a stored layer metadata object (its id checked; each block checked as it is read).
+pub(crate) fn open_layer_meta(layout: &StoreLayout, id: &LayerMetaId) -> Result<LayerMeta> {
+    LayerMeta::open(
+        &layout.layer_meta(id),
+        *id,
+        &format!("layer metadata {}", id.to_hex()),
+    )
 }
 
 /// An index that cannot be opened: say how to rebuild it.
@@ -217,6 +228,35 @@ impl Store {
 
     pub fn bootstrap_path(&self, id: &ImageId) -> PathBuf {
         self.layout.bootstrap(id)
+    }
+
+    pub fn layer_meta_path(&self, id: &LayerMetaId) -> PathBuf {
+        self.layout.layer_meta(id)
+    }
+
+    /// Opens a layer metadata object (its id checked; each block checked as it is read).
+    pub fn layer_meta(&self, id: &LayerMetaId) -> Result<LayerMeta> {
+        open_layer_meta(&self.layout, id)
+    }
+
+    /// The layer objects of image `name`, bottom first, with its bootstrap.
+    pub fn image_layers(&self, name: &str) -> Result<(Bootstrap, Vec<LayerMeta>)> {
+        let bootstrap = self.bootstrap(name)?;
+        let layers = bootstrap
+            .layers
+            .iter()
+            .map(|l| self.layer_meta(&l.meta))
+            .collect::<Result<Vec<_>>>()?;
+        Ok((bootstrap, layers))
+    }
+
+    /// Every entry of image `name` in memory (see `ops::whole_image`).
+    pub fn whole_image(&self, name: &str) -> Result<WholeImage> {
+        WholeImage::from_bootstrap(self, self.bootstrap(name)?)
+    }
+
+    pub fn whole_image_by_id(&self, id: &ImageId) -> Result<WholeImage> {
+        WholeImage::load(self, id)
     }
 
     /// The image id a name refers to.

@@ -144,7 +144,7 @@ pub fn fixed_init() -> Result<InitOptions> {
 pub fn whole_file(dir: &Path, store: &Path, name: &str) -> Result<()> {
     std::fs::create_dir_all(dir).with_context(|| format!("create {}", dir.display()))?;
     let store = Store::open(store)?;
-    let bootstrap = store.bootstrap(name)?;
+    let bootstrap = store.whole_image(name)?;
     let mut reader = ChunkReader::new(&store, &bootstrap);
     for layer in &bootstrap.layers {
         for entry in &layer.entries {

@@ -69,12 +69,20 @@ pub fn render(r: &ImageReport) -> String {
         percent(t.from_dictionary.bytes + t.repeated.bytes, t.chunks.bytes)
     );
     out += &format!(
-        "  written    {} in {} blob(s) + {} bootstrap = {} added\n",
+        "  written    {} in {} blob(s) + {} metadata ({} new layer object(s) and the bootstrap) = {} added\n",
         bytes(t.stored_bytes),
         r.blobs_written,
-        bytes(r.bootstrap_bytes),
+        bytes(r.layer_object_bytes + r.bootstrap_bytes),
+        r.layer_objects_written,
         bytes(r.added_bytes)
     );
+    let reused = r.layers.iter().filter(|l| l.reused_metadata).count();
+    if reused > 0 {
+        out += &format!(
+            "  layers     {reused} of {} already stored (same digest or diff_id): not read again\n",
+            r.layers.len()
+        );
+    }
     out += &format!(
         "  time       {:.2} s, {:.1} MB/s of tar\n",
         r.seconds, r.tar_mb_per_s

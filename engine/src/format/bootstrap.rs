@@ -1,5 +1,8 @@
-//! Bootstraps: the metadata of one image (one platform manifest), enough on its own, with the
-//! blobs it names, to read every byte of the image back (no index needed).
+//! Bootstraps: the metadata of one image (one platform manifest): where it came from (reference,
+//! platform, manifest and config bytes) and per layer the source's facts (digest, media type,
+//! compression, compressed size) and the layer metadata object holding its entries
+//! (`format::layer_meta`). With those objects and the blobs they name, enough to read every
+//! byte of the image back (no index needed).
 //!
 //! ```text
 //! "CAIRNBST" | version u32 LE | flags u32 LE (0) | payload_len u64 LE
@@ -8,15 +11,15 @@
 //! ```
 //! The image id is the BLAKE3 of the whole file; the file lives at `STORE/bootstraps/<id>`.
 
-use super::{ChunkLocation, Codec};
+use super::Codec;
 use crate::error::{Error, Result};
-use crate::layer::{Compression, EntryMeta};
+use crate::layer::Compression;
 use crate::source::Platform;
-use crate::{BlobId, ChunkId, ImageId, Sha256Digest};
+use crate::{BlobId, ChunkId, ImageId, LayerMetaId, Sha256Digest};
 use serde::{Deserialize, Serialize};
 
 const MAGIC: &[u8; 8] = b"CAIRNBST";
-pub const BOOTSTRAP_VERSION: u32 = 2;
+pub const BOOTSTRAP_VERSION: u32 = 3;
 const HEADER_LEN: usize = 24;
 const CHECKSUM_LEN: usize = 32;
 /// Bound on a decoded bootstrap (metadata of one image).
@@ -27,11 +30,24 @@ const ZSTD_LEVEL: i32 = 9;
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Bootstrap {
     pub source: SourceRecord,
-    pub layers: Vec<LayerRecord>,
-    /// The blobs this image's chunks live in.
-    pub blobs: Vec<BlobRecord>,
-    /// Every distinct chunk of the image, in order of first use; entries refer to it by index.
-    pub chunks: Vec<ChunkRecord>,
+    /// The image's layers, bottom first.
+    pub layers: Vec<ImageLayer>,
+}
+
+/// One layer of an image: how the source held it, and the layer metadata object that holds
+/// its entries (shared by every image with the same layer content).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ImageLayer {
+    /// sha256 of the layer blob as it was read (compressed).
+    pub digest: Sha256Digest,
+    pub media_type: String,
+    pub compression: Compression,
+    pub compressed_size: u64,
+    /// sha256 and bytes of the uncompressed tar (as the layer object records them).
+    pub diff_id: Sha256Digest,
+    pub size: u64,
+    /// The layer metadata object, `STORE/layers/<id>`.
+    pub meta: LayerMetaId,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -49,31 +65,6 @@ pub struct StoredObject {
     pub digest: Sha256Digest,
     pub media_type: String,
     pub bytes: Vec<u8>,
-}
-
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct LayerRecord {
-    /// sha256 of the layer blob as it was read (compressed).
-    pub digest: Sha256Digest,
-    /// sha256 of the uncompressed tar.
-    pub diff_id: Sha256Digest,
-    pub media_type: String,
-    pub compression: Compression,
-    pub compressed_size: u64,
-    pub size: u64,
-    pub entries: Vec<EntryRecord>,
-    /// The bytes from the end-of-archive marker to the end of the tar.
-    pub trailer: Vec<u8>,
-}
-
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct EntryRecord {
-    /// Every tar byte between the previous entry's content and this entry's content: padding,
-    /// extension entries (PAX, GNU long names) and the header block itself.
-    pub raw_header: Vec<u8>,
-    pub meta: EntryMeta,
-    /// Indexes into `Bootstrap::chunks`, in content order.
-    pub chunks: Vec<u32>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -116,6 +107,19 @@ impl ChunkRecord {
             self.codec,
         )
         .map_err(|e| format!(": {e}"))
+    }
+
+    /// Where the chunk lives, `blobs` being the table `blob` indexes (checked by `check`).
+    pub fn location(&self, blobs: &[BlobRecord]) -> super::ChunkLocation {
+        super::ChunkLocation {
+            blob: blobs[self.blob as usize].id,
+            offset: self.offset,
+            stored_len: self.stored_len,
+            frame_len: self.frame_len,
+            skip: self.skip,
+            len: self.len,
+            codec: self.codec,
+        }
     }
 
     /// This chunk's share of its frame's stored bytes.
@@ -199,56 +203,18 @@ impl Bootstrap {
         Ok(bootstrap)
     }
 
-    /// Every index inside the bootstrap points at something that exists.
+    /// What a bootstrap must hold to be read: at least one layer is not required (an image
+    /// may have none), but every layer's sizes must be consistent with a tar.
     fn check_references(&self) -> std::result::Result<(), String> {
-        for (i, chunk) in self.chunks.iter().enumerate() {
-            chunk
-                .check(self.blobs.len())
-                .map_err(|e| format!("chunk {i}{e}"))?;
-        }
         for (l, layer) in self.layers.iter().enumerate() {
-            for entry in &layer.entries {
-                let mut total = 0u64;
-                for &c in &entry.chunks {
-                    let Some(chunk) = self.chunks.get(c as usize) else {
-                        return Err(format!(
-                            "layer {l} entry {:?} names chunk {c} of {}",
-                            entry.meta.path_lossy(),
-                            self.chunks.len()
-                        ));
-                    };
-                    total += chunk.len as u64;
-                }
-                if total != entry.meta.size {
-                    return Err(format!(
-                        "layer {l} entry {:?}: chunks hold {total} bytes, size is {}",
-                        entry.meta.path_lossy(),
-                        entry.meta.size
-                    ));
-                }
+            if layer.size % 512 != 0 {
+                return Err(format!(
+                    "layer {l}: a tar of {} bytes is not a whole number of 512-byte blocks",
+                    layer.size
+                ));
             }
         }
         Ok(())
-    }
-
-    pub fn location(&self, chunk: &ChunkRecord) -> ChunkLocation {
-        ChunkLocation {
-            blob: self.blobs[chunk.blob as usize].id,
-            offset: chunk.offset,
-            stored_len: chunk.stored_len,
-            frame_len: chunk.frame_len,
-            skip: chunk.skip,
-            len: chunk.len,
-            codec: chunk.codec,
-        }
-    }
-
-    pub fn file_count(&self) -> u64 {
-        self.layers
-            .iter()
-            .flat_map(|l| &l.entries)
-            .filter(|e| e.meta.kind == crate::layer::EntryKind::File)
-            .count() as u64
     }
 
     /// Bytes of the uncompressed layer tars.

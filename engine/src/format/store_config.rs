@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use std::path::Path;
 
 /// The store layout and file formats this build reads and writes.
-pub const FORMAT_VERSION: u32 = 3;
+pub const FORMAT_VERSION: u32 = 4;
 const FORMAT_NAME: &str = "cairn-store";
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

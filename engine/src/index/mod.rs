@@ -1,6 +1,7 @@
 //! The RocksDB index: `chunks` (chunk key -> blob number and ToC record, used by convert to
 //! dedup and by gc), `blobs` (blob number -> blob id), `images` (image id -> record) and `refs`
-//! (name -> image id). Every change of a commit goes into one synced write batch, the last step
+//! (name -> image id) and `layers` (layer digest or diff_id -> layer metadata object, see
+//! `layers.rs`). Every change of a commit goes into one synced write batch, the last step
 //! of the write order (see `ops::convert`).
 //!
 //! A chunk entry costs about 25 bytes on disk: a 16-byte key (the first half of the chunk id)
@@ -9,13 +10,16 @@
 //! asked for: an entry whose record names another chunk is no match.
 
 mod blobs;
+mod layers;
+
+pub use layers::LayerKey;
 
 use crate::error::{Error, Result};
 use crate::format::blob::CheckedToc;
 use crate::format::ChunkLocation;
 use crate::id::ChunkKey;
 use crate::source::Platform;
-use crate::{BlobId, ChunkId, ImageId};
+use crate::{BlobId, ChunkId, ImageId, LayerMetaId};
 use blobs::{get_varint, put_varint, BlobNumbers};
 use rocksdb::{
     ColumnFamilyDescriptor, DBCompressionType, IteratorMode, LogLevel, Options, WriteBatch,
@@ -30,7 +34,8 @@ const CF_CHUNKS: &str = "chunks";
 const CF_BLOBS: &str = "blobs";
 const CF_IMAGES: &str = "images";
 const CF_REFS: &str = "refs";
-const FAMILIES: [&str; 4] = [CF_CHUNKS, CF_BLOBS, CF_IMAGES, CF_REFS];
+const CF_LAYERS: &str = "layers";
+const FAMILIES: [&str; 5] = [CF_CHUNKS, CF_BLOBS, CF_IMAGES, CF_REFS, CF_LAYERS];
 /// How many times a read-only open that raced a writer's flush is tried again.
 const READ_ONLY_OPEN_TRIES: usize = 8;
 
@@ -69,6 +74,9 @@ pub struct IndexBatch {
     pub delete_blobs: Vec<BlobId>,
     pub delete_images: Vec<ImageId>,
     pub delete_refs: Vec<String>,
+    /// Layer objects by the digests of the layer they were made from.
+    pub layers: Vec<(LayerKey, LayerMetaId)>,
+    pub delete_layers: Vec<LayerKey>,
 }
 
 /// One entry of the chunk index, resolved against its blob's ToC: the chunk's id and location,
@@ -309,6 +317,36 @@ impl Index {
             .transpose()
     }
 
+    /// The layer object made from the layer `key` names, if the store has one.
+    pub fn get_layer(&self, key: &LayerKey) -> Result<Option<LayerMetaId>> {
+        let value = self
+            .db
+            .get_cf(self.cf(CF_LAYERS)?, key.bytes())
+            .map_err(|e| self.err(e))?;
+        value
+            .map(|v| {
+                layers::meta_id(&v).ok_or_else(|| {
+                    Error::corrupt(format!("index entry of {key}"), "malformed object id")
+                })
+            })
+            .transpose()
+    }
+
+    /// Every entry of the `layers` column family; malformed ones are skipped (gc drops what
+    /// no live image uses, the index repair rebuilds the rest).
+    pub fn layer_entries(&self) -> Result<Vec<(Vec<u8>, Option<(LayerKey, LayerMetaId)>)>> {
+        let mut out = Vec::new();
+        for item in self
+            .db
+            .iterator_cf(self.cf(CF_LAYERS)?, IteratorMode::Start)
+        {
+            let (key, value) = item.map_err(|e| self.err(e))?;
+            let parsed = LayerKey::from_bytes(&key).zip(layers::meta_id(&value));
+            out.push((key.to_vec(), parsed));
+        }
+        Ok(out)
+    }
+
     /// All names, sorted.
     pub fn refs(&self) -> Result<Vec<(String, ImageId)>> {
         let mut out = Vec::new();
@@ -436,6 +474,12 @@ impl Index {
         }
         for name in &batch.delete_refs {
             wb.delete_cf(self.cf(CF_REFS)?, name.as_bytes());
+        }
+        for key in &batch.delete_layers {
+            wb.delete_cf(self.cf(CF_LAYERS)?, key.bytes());
+        }
+        for (key, id) in &batch.layers {
+            wb.put_cf(self.cf(CF_LAYERS)?, key.bytes(), id.0);
         }
         let mut new_numbers: HashMap<BlobId, u32> = HashMap::new();
         let mut value = Vec::with_capacity(16);

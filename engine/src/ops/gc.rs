@@ -19,15 +19,24 @@
 
 use crate::error::{Error, Result};
 use crate::format::blob::{decode_toc, BlobReader, TocEntry};
-use crate::format::bootstrap::{BlobRecord, Bootstrap};
+use crate::format::bootstrap::BlobRecord;
 use crate::format::ChunkLocation;
 use crate::index::IndexBatch;
 use crate::ops::blob_builder::BlobBuilder;
+use crate::ops::whole_image::WholeImage as Bootstrap;
 use crate::store::{Store, StoreWriter};
-use crate::{BlobId, ChunkId, ImageId};
+use crate::{BlobId, ChunkId, ImageId, LayerMetaId};
 use serde::Serialize;
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
+
+/// Where compaction's rewritten layer objects and bootstraps can be made to fail (tests).
+const FAIL_POINTS: crate::ops::image_write::WholeImageFailPoints =
+    crate::ops::image_write::WholeImageFailPoints {
+        object_fsync: "gc.compact.layer_meta_fsync",
+        object_rename: "gc.compact.layer_meta_rename",
+        bootstrap_rename: "gc.compact.bootstrap_rename",
+    };
 
 /// The compaction threshold `gc` uses unless told otherwise.
 pub const DEFAULT_COMPACT_BELOW: f64 = 0.5;
@@ -57,6 +66,7 @@ pub struct GcReport {
     pub live_blobs: u64,
     pub dead_blobs: u64,
     pub dead_bootstraps: u64,
+    pub dead_layer_objects: u64,
     /// Bytes of the dead files (deleted unless `dry_run`).
     pub dead_bytes: u64,
     /// Live blobs below the threshold, their bytes, and their live chunks' stored bytes.
@@ -135,7 +145,7 @@ pub(crate) fn plan(store: &Store, options: &GcOptions) -> Result<GcPlan> {
     let mut bootstraps: HashMap<ImageId, Bootstrap> = HashMap::new();
     for id in &live_images {
         let bootstrap = store
-            .bootstrap_by_id(id)
+            .whole_image_by_id(id)
             .map_err(|e| stopped(format!("image {id}"), e))?;
         bootstraps.insert(*id, bootstrap);
     }
@@ -146,13 +156,19 @@ pub(crate) fn plan(store: &Store, options: &GcOptions) -> Result<GcPlan> {
     } else {
         Vec::new()
     };
-    let sweep = Sweep::find(store, &bootstraps, &compact, &HashMap::new(), &mut report)?;
+    let sweep = Sweep::find(
+        store,
+        &bootstraps,
+        &compact,
+        &Rewrites::default(),
+        &mut report,
+    )?;
     // Estimate: compacted blobs shrink to about their live bytes.
     report.freed_bytes =
         (report.dead_bytes + sweep.compacted_bytes).saturating_sub(report.compacted_live_bytes);
     if options.dry_run {
         // The index entries gc would drop or re-point (without compaction's moves).
-        index_batch(store, &refs, &HashMap::new(), &sweep, &mut report)?;
+        index_batch(store, &refs, &Rewrites::default(), &sweep, &mut report)?;
     }
     Ok(GcPlan {
         refs,
@@ -212,7 +228,9 @@ fn choose_compaction(
 struct Sweep {
     dead_blobs: Vec<StoreFile>,
     dead_bootstraps: Vec<StoreFile>,
+    dead_layer_objects: Vec<StoreFile>,
     live_images: HashSet<ImageId>,
+    live_layer_objects: HashSet<LayerMetaId>,
     live_blobs: HashSet<BlobId>,
     /// One live location per live chunk.
     live_chunks: HashMap<ChunkId, ChunkLocation>,
@@ -227,7 +245,7 @@ impl Sweep {
         store: &Store,
         bootstraps: &HashMap<ImageId, Bootstrap>,
         compact: &[(BlobId, Vec<TocEntry>)],
-        rewritten: &HashMap<ImageId, (ImageId, u64)>,
+        rewritten: &Rewrites,
         report: &mut GcReport,
     ) -> Result<Sweep> {
         let live_images: HashSet<ImageId> = bootstraps.keys().copied().collect();
@@ -253,8 +271,21 @@ impl Sweep {
                 ImageId::from_hex(name).is_none_or(|id| !live_images.contains(&id))
             })
             .collect();
+        let live_layer_objects: HashSet<LayerMetaId> = bootstraps
+            .values()
+            .flat_map(|b| b.layers.iter().map(|l| l.meta))
+            .collect();
+        let dead_layer_objects: Vec<StoreFile> = files(&layout.layers_dir())?
+            .into_iter()
+            .filter(|(name, _, _)| {
+                LayerMetaId::from_hex(name).is_none_or(|id| !live_layer_objects.contains(&id))
+            })
+            .collect();
         let compacted_ids: HashSet<String> = compact.iter().map(|(id, _)| id.to_hex()).collect();
-        let rewritten_ids: HashSet<String> = rewritten.keys().map(|id| id.to_hex()).collect();
+        let rewritten_ids: HashSet<String> =
+            rewritten.images.keys().map(|id| id.to_hex()).collect();
+        let rewritten_objects: HashSet<String> =
+            rewritten.objects.keys().map(|id| id.to_hex()).collect();
         let garbage_blobs = dead_blobs
             .iter()
             .filter(|(name, _, _)| !compacted_ids.contains(name));
@@ -262,15 +293,22 @@ impl Sweep {
             .iter()
             .filter(|(name, _, _)| !rewritten_ids.contains(name));
         report.dead_blobs = garbage_blobs.clone().count() as u64;
+        let garbage_objects = dead_layer_objects
+            .iter()
+            .filter(|(name, _, _)| !rewritten_objects.contains(name));
         report.dead_bootstraps = garbage_bootstraps.clone().count() as u64;
+        report.dead_layer_objects = garbage_objects.clone().count() as u64;
         report.dead_bytes = garbage_blobs
             .chain(garbage_bootstraps)
+            .chain(garbage_objects)
             .map(|(_, _, size)| size)
             .sum();
         Ok(Sweep {
             dead_blobs,
             dead_bootstraps,
+            dead_layer_objects,
             live_images,
+            live_layer_objects,
             live_blobs,
             live_chunks,
             compacted_bytes: report.compacted_bytes,
@@ -297,20 +335,25 @@ fn apply(store: &StoreWriter, plan: GcPlan) -> Result<GcReport> {
         mut report,
     } = plan;
     let rewrites = compact_blobs(store, &compact, &mut bootstraps, &mut report)?;
-    let sweep = Sweep::find(store, &bootstraps, &compact, &rewrites.images, &mut report)?;
+    let sweep = Sweep::find(store, &bootstraps, &compact, &rewrites, &mut report)?;
     report.freed_bytes = (report.dead_bytes + sweep.compacted_bytes + rewrites.replaced_bytes)
         .saturating_sub(report.new_blob_bytes + rewrites.new_bytes);
-    let batch = index_batch(store, &refs, &rewrites.images, &sweep, &mut report)?;
+    let batch = index_batch(store, &refs, &rewrites, &sweep, &mut report)?;
     crate::failpoint::check("gc.index.batch")?;
     store.index().commit(batch)?;
     store.index().flush()?;
     // Step 4: the files.
-    for (_, path, _) in sweep.dead_bootstraps.iter().chain(&sweep.dead_blobs) {
+    let dead = sweep.dead_bootstraps.iter();
+    for (_, path, _) in dead
+        .chain(&sweep.dead_layer_objects)
+        .chain(&sweep.dead_blobs)
+    {
         crate::failpoint::check("gc.delete")?;
         std::fs::remove_file(path).map_err(|e| Error::io("remove", path, e))?;
     }
     crate::failpoint::check("gc.dir_fsync")?;
     crate::fsutil::fsync_dir(&store.layout().bootstraps_dir())?;
+    crate::fsutil::fsync_dir(&store.layout().layers_dir())?;
     crate::fsutil::fsync_dir(&store.layout().blobs_dir())?;
     Ok(report)
 }
@@ -320,6 +363,8 @@ fn apply(store: &StoreWriter, plan: GcPlan) -> Result<GcReport> {
 struct Rewrites {
     /// Old image id -> (new image id, new bootstrap size).
     images: HashMap<ImageId, (ImageId, u64)>,
+    /// Old layer object -> the one rewritten from it.
+    objects: HashMap<LayerMetaId, LayerMetaId>,
     /// Bytes of the new bootstraps and of the ones they replace.
     new_bytes: u64,
     replaced_bytes: u64,
@@ -348,26 +393,20 @@ fn compact_blobs(
         if !bootstrap.blobs.iter().any(|b| compacted.contains(&b.id)) {
             continue;
         }
-        let new = relocate(bootstrap, &moved)?;
-        let encoded = new.encode()?;
-        let new_id = crate::format::bootstrap::image_id(&encoded);
-        let dest = store.bootstrap_path(&new_id);
-        if !dest.exists() {
-            crate::fsutil::write_durably(
-                &store.layout().tmp_file("bootstrap"),
-                &dest,
-                &encoded,
-                "gc.compact.bootstrap_rename",
-            )?;
+        let mut new = relocate(bootstrap, &moved)?;
+        let written = crate::ops::image_write::store_whole_image(store, &mut new, &FAIL_POINTS)?;
+        for (old, rewritten) in bootstrap.layers.iter().zip(&new.layers) {
+            if old.meta != rewritten.meta {
+                rewrites.objects.insert(old.meta, rewritten.meta);
+            }
         }
+        let (new_id, new_size) = written.image;
+        rewrites.new_bytes += new_size + written.object_bytes;
         let old_path = store.bootstrap_path(&old_id);
         rewrites.replaced_bytes += std::fs::metadata(&old_path)
             .map_err(|e| Error::io("stat", &old_path, e))?
             .len();
-        rewrites.new_bytes += encoded.len() as u64;
-        rewrites
-            .images
-            .insert(old_id, (new_id, encoded.len() as u64));
+        rewrites.images.insert(old_id, (new_id, new_size));
         bootstraps.remove(&old_id);
         bootstraps.insert(new_id, new);
     }
@@ -380,17 +419,29 @@ fn compact_blobs(
 fn index_batch(
     store: &Store,
     refs: &[(String, ImageId)],
-    rewritten: &HashMap<ImageId, (ImageId, u64)>,
+    rewritten: &Rewrites,
     sweep: &Sweep,
     report: &mut GcReport,
 ) -> Result<IndexBatch> {
     let mut batch = IndexBatch::default();
     for (name, id) in refs {
-        if let Some((new_id, _)) = rewritten.get(id) {
+        if let Some((new_id, _)) = rewritten.images.get(id) {
             batch.refs.push((name.clone(), *new_id));
         }
     }
-    for (old_id, (new_id, size)) in rewritten {
+    for (_, parsed) in store.index().layer_entries()? {
+        let Some((key, meta)) = parsed else {
+            continue;
+        };
+        if sweep.live_layer_objects.contains(&meta) {
+            continue;
+        }
+        match rewritten.objects.get(&meta) {
+            Some(new) => batch.layers.push((key, *new)),
+            None => batch.delete_layers.push(key),
+        }
+    }
+    for (old_id, (new_id, size)) in &rewritten.images {
         if let Some(mut record) = store.index().get_image(old_id)? {
             record.image_id = *new_id;
             record.bootstrap_size = *size;

@@ -4,10 +4,11 @@
 
 use crate::error::{Error, Result};
 use crate::format::blob::BlobReader;
-use crate::format::bootstrap::{Bootstrap, ChunkRecord, EntryRecord, LayerRecord};
+use crate::format::bootstrap::ChunkRecord;
 use crate::layer::{DigestWriter, EntryKind};
 use crate::ops::tree::{join, normalize};
 use crate::ops::view::{MemoryLayerPaths, MergedView, PathRecord};
+use crate::ops::whole_image::{EntryRecord, LayerRecord, WholeImage};
 use crate::progress::{Progress, Unit};
 use crate::store::Store;
 use crate::Sha256Digest;
@@ -22,7 +23,7 @@ use std::path::Path;
 /// layers), decodes each frame about once.
 pub struct ChunkReader<'a> {
     store: &'a Store,
-    bootstrap: &'a Bootstrap,
+    bootstrap: &'a WholeImage,
     blobs: HashMap<u32, BlobReader>,
     frames: std::collections::VecDeque<(FrameKey, Vec<u8>)>,
 }
@@ -38,7 +39,7 @@ fn frame_key(chunk: &ChunkRecord) -> FrameKey {
 }
 
 impl<'a> ChunkReader<'a> {
-    pub fn new(store: &'a Store, bootstrap: &'a Bootstrap) -> Self {
+    pub fn new(store: &'a Store, bootstrap: &'a WholeImage) -> Self {
         ChunkReader {
             store,
             bootstrap,
@@ -183,7 +184,7 @@ fn windows(
 }
 
 /// Writes a layer's exact tar to `out` and returns its diff_id: for each entry its `raw_header`
-/// then its chunks, then the layer's `trailer` (docs/FORMAT.md, "Bootstrap"). The bytes are
+/// then its chunks, then the layer's `trailer` (docs/FORMAT.md, "WholeImage"). The bytes are
 /// hashed on their way out and must come to the layer's diff_id, else the error names `label`
 /// (the image and layer); `out` has then received a wrong tar and the caller must discard it.
 /// `dest` names the output in write errors. Only `inc`s `progress`.
@@ -269,7 +270,7 @@ pub fn export_layer(
     out: &mut dyn Write,
     progress: &dyn Progress,
 ) -> Result<Sha256Digest> {
-    let bootstrap = store.bootstrap(name)?;
+    let bootstrap = store.whole_image(name)?;
     let record = bootstrap.layers.get(layer).ok_or_else(|| {
         Error::Usage(format!(
             "image {name:?} has {} layers (0 to {}); there is no layer {layer}",
@@ -286,7 +287,7 @@ pub fn export_layer(
 }
 
 pub fn cat(store: &Store, name: &str, path: &str, out: &mut dyn Write) -> Result<u64> {
-    let bootstrap = store.bootstrap(name)?;
+    let bootstrap = store.whole_image(name)?;
     let layers = MemoryLayerPaths::of_bootstrap(&bootstrap);
     let view = MergedView::new(&layers, None);
     let link_target = |layer: usize, n: u64| {
@@ -340,7 +341,7 @@ pub struct ListEntry {
 
 /// The entries of directory `path` in the merged view (or the entry itself if not a directory).
 pub fn ls(store: &Store, name: &str, path: &str) -> Result<Vec<ListEntry>> {
-    let bootstrap = store.bootstrap(name)?;
+    let bootstrap = store.whole_image(name)?;
     let layers = MemoryLayerPaths::of_bootstrap(&bootstrap);
     let view = MergedView::new(&layers, None);
     let wanted = normalize(path.as_bytes());

@@ -1,4 +1,5 @@
-//! `verify --repair-index`: rebuilds the index (`STORE/index`) from the blobs and bootstraps.
+//! `verify --repair-index`: rebuilds the index (`STORE/index`) from the blobs, the bootstraps
+//! and the layer objects they name.
 //!
 //! The index is derived data except the names: every chunk location is in a blob's ToC and
 //! every image record follows from a bootstrap. So the rebuild reads every blob ToC and every
@@ -9,6 +10,7 @@
 //!   `new_chunks` and `added_stored_bytes` are kept from the old record when there is one, else
 //!   derived: `created` from the bootstrap file's mtime, and each blob counted as added by the
 //!   earliest (by `created`) image that uses it;
+//! - `layers`: each good image's layers, by digest and by diff_id, to their layer objects;
 //! - `refs`: the old names whose image still has a good bootstrap, when the old index can be read
 //!   at all; every good bootstrap no kept name reaches gets the name
 //!   `recovered-<first 12 hex digits of its image id>`, so that nothing committed is lost. An
@@ -25,12 +27,13 @@
 use crate::error::{IoContext, Result};
 use crate::format::blob::{decode_toc, BlobReader, TocEntry};
 use crate::format::ChunkLocation;
-use crate::index::{ImageRecord, Index, IndexBatch, Salvage};
+use crate::index::{ImageRecord, Index, IndexBatch, LayerKey, Salvage};
 use crate::layout::{StoreLayout, WriterLock};
 use crate::ops::verify::{hex_files, Problem};
+use crate::ops::whole_image::WholeImage;
 use crate::progress::{Progress, Unit};
 use crate::store::read_bootstrap;
-use crate::{BlobId, ChunkId, ImageId};
+use crate::{BlobId, ChunkId, ImageId, LayerMetaId};
 use serde::Serialize;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::Path;
@@ -103,6 +106,8 @@ struct GoodImage {
     /// When the bootstrap file was written (orders images within one second).
     mtime: std::time::Duration,
     blobs: Vec<BlobId>,
+    /// The `layers` column family's entries for its layers.
+    layers: Vec<(LayerKey, LayerMetaId)>,
 }
 
 /// The location of a ToC entry of blob `blob` (as `SealedBlob::location` gives for a new blob).
@@ -133,7 +138,8 @@ pub(crate) fn repair_index(
         Unit::Items,
     );
     let blobs = read_blobs(&blob_files, progress, &mut report);
-    let (mut images, used) = read_bootstraps(&bootstrap_files, &blobs, progress, &mut report)?;
+    let (mut images, used) =
+        read_bootstraps(layout, &bootstrap_files, &blobs, progress, &mut report)?;
     let chunks = choose_locations(&blobs, &used, &old, &mut report);
     fill_records(&mut images, &blobs, &old, &mut report);
     let refs = assign_names(&images, &old, &mut report);
@@ -141,12 +147,14 @@ pub(crate) fn repair_index(
     // Build the new index beside the old one, then swap it in.
     progress.set_message("writing index");
     let new_path = layout.index_new_dir();
+    let layers = images.iter().flat_map(|i| i.layers.clone()).collect();
     let written = write_index(
         &new_path,
         &layout.blobs_dir(),
         chunks,
         images.into_iter().map(|i| i.record).collect(),
         refs,
+        layers,
     );
     if let Err(e) = written {
         let _ = std::fs::remove_dir_all(&new_path);
@@ -222,6 +230,7 @@ type UsedCopies = HashSet<(ChunkId, BlobId, u64)>;
 
 /// Every good bootstrap: its record, its blobs, and the chunk locations it uses.
 fn read_bootstraps(
+    layout: &StoreLayout,
     bootstrap_files: &[(String, std::path::PathBuf)],
     blobs: &GoodBlobs,
     progress: &dyn Progress,
@@ -243,7 +252,12 @@ fn read_bootstraps(
             ));
             continue;
         };
-        let bootstrap = match read_bootstrap(path, &id) {
+        let whole = read_bootstrap(path, &id).and_then(|bootstrap| {
+            WholeImage::from_objects(bootstrap, |meta| {
+                crate::store::open_layer_meta(layout, meta)
+            })
+        });
+        let bootstrap = match whole {
             Ok(b) => b,
             Err(e) => {
                 report
@@ -284,6 +298,16 @@ fn read_bootstraps(
             record: derived_record(id, &bootstrap, meta.len(), mtime),
             mtime,
             blobs: bootstrap.blobs.iter().map(|b| b.id).collect(),
+            layers: bootstrap
+                .layers
+                .iter()
+                .flat_map(|l| {
+                    [
+                        (LayerKey::Digest(l.digest), l.meta),
+                        (LayerKey::DiffId(l.diff_id), l.meta),
+                    ]
+                })
+                .collect(),
         });
     }
     report.images = images.len() as u64;
@@ -294,7 +318,7 @@ fn read_bootstraps(
 /// `added_stored_bytes` are set later; `created` is the file's mtime until then).
 fn derived_record(
     id: ImageId,
-    bootstrap: &crate::format::bootstrap::Bootstrap,
+    bootstrap: &WholeImage,
     size: u64,
     mtime: std::time::Duration,
 ) -> ImageRecord {
@@ -436,6 +460,7 @@ fn write_index(
     chunks: Vec<(ChunkId, ChunkLocation)>,
     images: Vec<ImageRecord>,
     refs: Vec<(String, ImageId)>,
+    layers: Vec<(LayerKey, LayerMetaId)>,
 ) -> Result<()> {
     let index = Index::open(path, blobs_dir)?;
     for part in chunks.chunks(CHUNKS_PER_BATCH) {
@@ -448,6 +473,7 @@ fn write_index(
     index.commit(IndexBatch {
         images,
         refs,
+        layers,
         ..IndexBatch::default()
     })?;
     index.flush()?;

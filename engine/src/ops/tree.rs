@@ -6,9 +6,9 @@
 //! the reference the per-path view is tested against.
 
 #[cfg(test)]
-use crate::format::bootstrap::{Bootstrap, EntryRecord};
-#[cfg(test)]
 use crate::layer::EntryKind;
+#[cfg(test)]
+use crate::ops::whole_image::{EntryRecord, WholeImage};
 #[cfg(test)]
 use std::collections::BTreeMap;
 #[cfg(test)]
@@ -29,7 +29,7 @@ pub struct EntryRef {
 #[cfg(test)]
 /// Normalised path (no leading `/` or `./`, no empty or `.` components) -> entry.
 pub struct MergedTree<'a> {
-    bootstrap: &'a Bootstrap,
+    bootstrap: &'a WholeImage,
     entries: BTreeMap<Vec<u8>, EntryRef>,
 }
 
@@ -78,7 +78,7 @@ pub fn whiteout_of(path: &[u8]) -> Whiteout<'_> {
 #[cfg(test)]
 impl<'a> MergedTree<'a> {
     /// The view of layers `0..=top` (all layers when `top` is `None`).
-    pub fn new(bootstrap: &'a Bootstrap, top: Option<usize>) -> Self {
+    pub fn new(bootstrap: &'a WholeImage, top: Option<usize>) -> Self {
         let mut entries: BTreeMap<Vec<u8>, EntryRef> = BTreeMap::new();
         let end = top.map_or(bootstrap.layers.len(), |t| {
             (t + 1).min(bootstrap.layers.len())

@@ -23,10 +23,10 @@ mod merged;
 mod sys;
 
 use crate::error::{Error, IoContext, Result};
-use crate::format::bootstrap::{Bootstrap, EntryRecord, LayerRecord};
 use crate::layer::{EntryKind, EntryMeta};
 use crate::ops::read::{kind_name, ChunkReader};
 use crate::ops::tree::{normalize, EntryRef};
+use crate::ops::whole_image::{EntryRecord, LayerRecord, WholeImage};
 use crate::progress::{Progress, Unit};
 use crate::store::Store;
 use dirs::{out_path, prepare_dir, DirWalker, WalkError};
@@ -94,7 +94,7 @@ pub fn unpack(
     progress: &dyn Progress,
 ) -> Result<UnpackReport> {
     let start = Instant::now();
-    let bootstrap = store.bootstrap(name)?;
+    let bootstrap = store.whole_image(name)?;
     let layers = applied_layers(name, &bootstrap, options.top_layer)?;
     check_paths(name, layers)?;
     let tree = Merged::new(&bootstrap, options.top_layer)?;
@@ -131,7 +131,7 @@ pub fn unpack(
 /// The layers `top` asks for, or a usage error naming the ones there are.
 fn applied_layers<'b>(
     name: &str,
-    bootstrap: &'b Bootstrap,
+    bootstrap: &'b WholeImage,
     top: Option<usize>,
 ) -> Result<&'b [LayerRecord]> {
     let layers = &bootstrap.layers;
@@ -213,7 +213,7 @@ struct PlannedLink<'t> {
 /// refused early and the progress total is known.
 fn plan_hardlinks<'t>(
     image: &str,
-    bootstrap: &Bootstrap,
+    bootstrap: &WholeImage,
     tree: &'t Merged,
 ) -> Result<Vec<PlannedLink<'t>>> {
     let mut copies: HashMap<EntryRef, Vec<u8>> = HashMap::new();
@@ -253,7 +253,7 @@ fn plan_hardlinks<'t>(
 /// win over lower ones), followed through hardlinks to hardlinks.
 fn resolve_link(
     image: &str,
-    bootstrap: &Bootstrap,
+    bootstrap: &WholeImage,
     tree: &Merged,
     link: EntryRef,
 ) -> Result<EntryRef> {

@@ -1,18 +1,19 @@
 //! `verify`: checks the store against its own promises and reports each problem by object.
 //!
-//! Always: every blob's header, footer and ToC; every bootstrap's checksum, name and decoding;
-//! every chunk a bootstrap names exists in the blob it names, at the offset and with the sizes
-//! it names (a ToC entry says so); every index chunk location likewise; every name leads to an
-//! image record and a bootstrap. With `full`, also every blob's BLAKE3 against its name and every
+//! Always: every blob's header, footer and ToC; every layer object's id and every block of it
+//! (hashes, decoding, records); every chunk a layer object names exists in the blob it names,
+//! at the offset and with the sizes it names (a ToC entry says so); every bootstrap's checksum,
+//! name and decoding, and the layer objects it names; every index chunk location likewise;
+//! every name leads to an image record and a bootstrap; every layer key to a layer object. With `full`, also every blob's BLAKE3 against its name and every
 //! chunk decompressed and checked against its id.
 
 use crate::error::Result;
 use crate::format::blob::{decode_toc, BlobReader, TocEntry};
-use crate::format::bootstrap::Bootstrap;
+use crate::format::layer_meta::LayerMeta;
 use crate::format::ChunkLocation;
 use crate::progress::Unit;
 use crate::store::Store;
-use crate::{BlobId, ChunkId, ImageId};
+use crate::{BlobId, ChunkId, ImageId, LayerMetaId, Sha256Digest};
 use serde::Serialize;
 use std::collections::{HashMap, HashSet};
 
@@ -22,6 +23,7 @@ pub struct VerifyReport {
     pub blobs: u64,
     pub blob_bytes: u64,
     pub chunks_decoded: u64,
+    pub layer_objects: u64,
     pub bootstraps: u64,
     pub images: u64,
     pub index_chunks: u64,
@@ -109,8 +111,9 @@ pub fn verify(store: &Store, full: bool, progress: &dyn crate::Progress) -> Resu
         tocs.insert(id, toc.into_iter().map(|e| ((e.id, e.offset), e)).collect());
     }
 
-    // Bootstraps, and every chunk they name.
-    let mut bootstraps: HashMap<ImageId, Bootstrap> = HashMap::new();
+    // Layer objects, and every chunk they name; then the bootstraps naming them.
+    let objects = check_layer_objects(store, &tocs, &mut report)?;
+    let mut bootstraps: HashSet<ImageId> = HashSet::new();
     for (name, _) in hex_files(&store.layout().bootstraps_dir())? {
         let Some(id) = ImageId::from_hex(&name) else {
             report.problem(
@@ -122,10 +125,39 @@ pub fn verify(store: &Store, full: bool, progress: &dyn crate::Progress) -> Resu
         report.bootstraps += 1;
         match store.bootstrap_by_id(&id) {
             Ok(bootstrap) => {
-                check_bootstrap_chunks(&bootstrap, &id.to_hex(), &tocs, &mut report);
-                bootstraps.insert(id, bootstrap);
+                let mut whole = true;
+                for (l, layer) in bootstrap.layers.iter().enumerate() {
+                    let problem = match objects.get(&layer.meta) {
+                        None => Some(format!("layer object {} is missing or damaged", layer.meta)),
+                        Some(diff_id) if *diff_id != layer.diff_id => Some(format!(
+                            "layer object {} holds diff_id {diff_id}, the bootstrap says {}",
+                            layer.meta, layer.diff_id
+                        )),
+                        Some(_) => None,
+                    };
+                    if let Some(problem) = problem {
+                        report.problem(format!("image {id} layer {l}"), problem);
+                        whole = false;
+                    }
+                }
+                if whole {
+                    bootstraps.insert(id);
+                }
             }
             Err(e) => report.problem(format!("bootstrap {id}"), e.to_string()),
+        }
+    }
+    for (key, parsed) in store.index().layer_entries()? {
+        match parsed {
+            Some((key, id)) if !objects.contains_key(&id) => report.problem(
+                format!("index entry for {key}"),
+                format!("layer object {id} is missing or damaged"),
+            ),
+            Some(_) => {}
+            None => report.problem(
+                format!("index layer entry {}", hex::encode(&key)),
+                "malformed key or value",
+            ),
         }
     }
 
@@ -139,7 +171,7 @@ pub fn verify(store: &Store, full: bool, progress: &dyn crate::Progress) -> Resu
                 format!("no index record for image {id}"),
             );
         }
-        if !bootstraps.contains_key(id) {
+        if !bootstraps.contains(id) {
             report.problem(
                 format!("image {name:?}"),
                 format!("bootstrap {id} is missing or damaged"),
@@ -210,38 +242,70 @@ fn toc_has(tocs: &HashMap<BlobId, Toc>, id: &ChunkId, location: &ChunkLocation) 
         .is_some_and(|e| e.location(location.blob) == *location)
 }
 
-/// Every chunk the bootstrap names is in its blob's ToC; problems name the image and a path.
-fn check_bootstrap_chunks(
-    bootstrap: &Bootstrap,
-    image: &str,
+/// Opens every object in `layers/` (its id checked), decodes every block (each checked against
+/// its hash, every record checked) and checks every chunk reference against the blob ToCs.
+/// Returns the objects found whole, with the diff_id each holds.
+fn check_layer_objects(
+    store: &Store,
     tocs: &HashMap<BlobId, Toc>,
     report: &mut VerifyReport,
-) {
-    let mut bad: HashSet<u32> = HashSet::new();
-    for (i, chunk) in bootstrap.chunks.iter().enumerate() {
-        if !toc_has(tocs, &chunk.id, &bootstrap.location(chunk)) {
-            bad.insert(i as u32);
+) -> Result<HashMap<LayerMetaId, Sha256Digest>> {
+    let mut whole = HashMap::new();
+    for (name, _) in hex_files(&store.layout().layers_dir())? {
+        let Some(id) = LayerMetaId::from_hex(&name) else {
+            report.problem(
+                format!("layers/{name}"),
+                "not a layer object name (64 hex digits)",
+            );
+            continue;
+        };
+        report.layer_objects += 1;
+        let object = format!("layer object {id}");
+        let checked = store.layer_meta(&id).and_then(|meta| {
+            let problems = check_layer_chunks(&meta, &object, tocs)?;
+            for record in meta.paths() {
+                record?;
+            }
+            Ok((meta.info().source.diff_id, problems))
+        });
+        match checked {
+            Ok((diff_id, problems)) => {
+                if problems.is_empty() {
+                    whole.insert(id, diff_id);
+                }
+                for (where_, detail) in problems {
+                    report.problem(where_, detail);
+                }
+            }
+            Err(e) => report.problem(object, e.to_string()),
         }
     }
-    if bad.is_empty() {
-        return;
-    }
-    // Name each bad chunk by the first file that uses it.
+    Ok(whole)
+}
+
+/// Every chunk the object's entries name is in its blob's ToC: (object and path, problem) for
+/// each chunk that is not, the first time it is met.
+fn check_layer_chunks(
+    meta: &LayerMeta,
+    object: &str,
+    tocs: &HashMap<BlobId, Toc>,
+) -> Result<Vec<(String, String)>> {
+    let mut problems = Vec::new();
     let mut named = HashSet::new();
-    for (l, layer) in bootstrap.layers.iter().enumerate() {
-        for entry in &layer.entries {
-            for &c in &entry.chunks {
-                if bad.contains(&c) && named.insert(c) {
-                    let chunk = &bootstrap.chunks[c as usize];
-                    report.problem(
-                        format!("image {image} layer {l} path {:?}", entry.meta.path_lossy()),
-                        format!(
-                            "chunk {} is not in blob {} at offset {}",
-                            chunk.id, bootstrap.blobs[chunk.blob as usize].id, chunk.offset
-                        ),
-                    );
-                }
+    for entry in meta.entries() {
+        let entry = entry?;
+        for chunk in &entry.chunks {
+            let location = chunk.location(meta.blobs());
+            if !toc_has(tocs, &chunk.id, &location) && named.insert((chunk.id, location.offset)) {
+                problems.push((
+                    format!("{object} path {:?}", entry.meta.path_lossy()),
+                    format!(
+                        "chunk {} is not in blob {} at offset {}",
+                        chunk.id, location.blob, location.offset
+                    ),
+                ));
             }
         }
     }
+    Ok(problems)
 }

@@ -41,7 +41,7 @@ fn metadata_and_merged_view() {
     write_layout(&layout, "t", &tricky_layers(), LayerCompression::Gzip);
     let store = new_store(tmp.path());
     convert(&store, &format!("oci:{}", layout.display()), "t", &[]).unwrap();
-    let bootstrap = store.bootstrap("t").unwrap();
+    let bootstrap = store.whole_image("t").unwrap();
     let upper = &bootstrap.layers[1];
     let main = upper
         .entries
@@ -111,10 +111,10 @@ fn identical_content_is_stored_once() {
     assert_eq!(second.totals.new.chunks, 0);
     assert_eq!(second.totals.stored_bytes, 0);
     assert_eq!(second.blobs_written, 0);
-    assert_eq!(
-        second.totals.from_dictionary.bytes,
-        second.totals.chunks.bytes - second.totals.repeated.bytes
-    );
+    // Every layer is already stored: its metadata is reused, the layer is not read again.
+    assert!(second.layers.iter().all(|l| l.reused_metadata), "{second:?}");
+    assert_eq!(second.layer_objects_written, 0);
+    assert_eq!(second.totals.chunks, first.totals.chunks);
     let images = store.images().unwrap();
     assert_eq!(images.len(), 2);
     assert_eq!(images[0].record.new_chunks, first.totals.new.chunks);
@@ -254,4 +254,45 @@ fn names_are_not_overwritten_without_replace() {
     let mut opts = options(&source, "t", &[]);
     opts.replace = true;
     store.convert(&opts, &NoProgress).unwrap();
+}
+
+#[test]
+fn a_stored_layer_is_not_read_again() {
+    let tmp = tempfile::tempdir().unwrap();
+    let layout = tmp.path().join("img");
+    write_layout(&layout, "t", &tricky_layers(), LayerCompression::Gzip);
+    let store = new_store(tmp.path());
+    let source = format!("oci:{}", layout.display());
+    let first = convert(&store, &source, "a", &[]).unwrap().images.remove(0);
+    assert!(first.layers.iter().all(|l| !l.reused_metadata));
+    let before = export_all(&store, "a");
+    // Damage every layer blob of the source: were a layer read, its digest check would fail.
+    for entry in std::fs::read_dir(layout.join("blobs/sha256")).unwrap() {
+        let path = entry.unwrap().path();
+        let bytes = std::fs::read(&path).unwrap();
+        if bytes.starts_with(&[0x1f, 0x8b]) {
+            std::fs::write(&path, vec![0u8; bytes.len()]).unwrap();
+        }
+    }
+    let second = convert(&store, &source, "b", &[]).unwrap().images.remove(0);
+    assert!(second.layers.iter().all(|l| l.reused_metadata), "{second:?}");
+    assert_eq!(
+        (second.layer_objects_written, second.blobs_written),
+        (0, 0)
+    );
+    assert_eq!(export_all(&store, "b"), before);
+    // A dictionary image holding the layers lends them too; one that does not, does not: the
+    // layers are read (and fail their digest).
+    let third = convert(&store, &source, "c", &["a"]).unwrap().images.remove(0);
+    assert!(third.layers.iter().all(|l| l.reused_metadata), "{third:?}");
+    let other = tmp.path().join("other");
+    write_layout(
+        &other,
+        "o",
+        &[cairn_sample::build_layer_tar(&[file("x", b"x".to_vec())], 1).unwrap()],
+        LayerCompression::Gzip,
+    );
+    convert(&store, &format!("oci:{}", other.display()), "o", &[]).unwrap();
+    let err = convert(&store, &source, "d", &["o"]).unwrap_err().to_string();
+    assert!(err.contains("digest") || err.contains("gzip"), "{err}");
 }

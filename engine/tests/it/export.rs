@@ -3,8 +3,8 @@
 
 use crate::helpers::*;
 use cairn_engine::{
-    Bootstrap, Compression, ExportOptions, ExportReport, ExportTarget, NoProgress, Progress, Store,
-    StoreWriter,
+    Compression, ExportOptions, ExportReport, ExportTarget, NoProgress, Progress, Store,
+    StoreWriter, WholeImage,
 };
 use cairn_sample::LayerCompression;
 use serde_json::Value;
@@ -113,7 +113,7 @@ fn files(layout: &Path) -> BTreeSet<String> {
 fn check_image(
     layout: &Path,
     reference: &str,
-    bootstrap: &Bootstrap,
+    bootstrap: &WholeImage,
     tars: &[Vec<u8>],
     media_type: &str,
 ) -> BTreeSet<String> {
@@ -208,8 +208,8 @@ fn oci_layouts_hold_the_original_images() {
         cairn_sample::demo_layers(2).unwrap(),
     ];
     let bootstraps = [
-        store.bootstrap("app:v1").unwrap(),
-        store.bootstrap("app:v2").unwrap(),
+        store.whole_image("app:v1").unwrap(),
+        store.whole_image("app:v2").unwrap(),
     ];
     for (dir, compression, media_type) in [
         (
@@ -311,7 +311,7 @@ fn oci_layouts_hold_the_original_images() {
 
 /// The two bootstraps describe the same image: the same config bytes and platform, the same
 /// layers (see `assert_same_layers`).
-fn assert_same_image(a: &Bootstrap, b: &Bootstrap) {
+fn assert_same_image(a: &WholeImage, b: &WholeImage) {
     assert_eq!(
         a.source.config.as_ref().map(|c| &c.bytes),
         b.source.config.as_ref().map(|c| &c.bytes)
@@ -322,7 +322,7 @@ fn assert_same_image(a: &Bootstrap, b: &Bootstrap) {
 
 /// The same layers (diff_id, size, trailer) with the same entries (raw headers, metadata, and
 /// the chunk ids of each file in order).
-fn assert_same_layers(a: &Bootstrap, b: &Bootstrap) {
+fn assert_same_layers(a: &WholeImage, b: &WholeImage) {
     assert_eq!(a.layers.len(), b.layers.len());
     for (la, lb) in a.layers.iter().zip(&b.layers) {
         assert_eq!(la.diff_id, lb.diff_id);
@@ -332,7 +332,7 @@ fn assert_same_layers(a: &Bootstrap, b: &Bootstrap) {
         for (ea, eb) in la.entries.iter().zip(&lb.entries) {
             assert_eq!(ea.raw_header, eb.raw_header);
             assert_eq!(ea.meta, eb.meta);
-            let ids = |bootstrap: &Bootstrap, chunks: &[u32]| -> Vec<_> {
+            let ids = |bootstrap: &WholeImage, chunks: &[u32]| -> Vec<_> {
                 chunks
                     .iter()
                     .map(|&c| bootstrap.chunks[c as usize].id)
@@ -375,8 +375,8 @@ fn an_exported_layout_converts_back_to_the_same_image() {
             entry["digest"].as_str()
         );
         assert_same_image(
-            &store.bootstrap(name).unwrap(),
-            &second.bootstrap(name).unwrap(),
+            &store.whole_image(name).unwrap(),
+            &second.whole_image(name).unwrap(),
         );
     }
 }
@@ -413,7 +413,7 @@ fn a_docker_archive_converts_back_to_the_same_image() {
     let members = tar_members(&file);
     let manifest: Value = serde_json::from_slice(&members["manifest.json"]).unwrap();
     assert_eq!(manifest[0]["RepoTags"], serde_json::json!(["app:v2"]));
-    let bootstrap = store.bootstrap("app:v2").unwrap();
+    let bootstrap = store.whole_image("app:v2").unwrap();
     let config = bootstrap.source.config.as_ref().unwrap();
     assert_eq!(
         members[manifest[0]["Config"].as_str().unwrap()],
@@ -436,7 +436,7 @@ fn a_docker_archive_converts_back_to_the_same_image() {
         &[],
     )
     .unwrap();
-    assert_same_image(&bootstrap, &second.bootstrap("back").unwrap());
+    assert_same_image(&bootstrap, &second.whole_image("back").unwrap());
 
     // A name that is not a docker repo:tag leaves the image untagged.
     let untagged = tmp.path().join("untagged.tar");
@@ -495,8 +495,8 @@ fn a_bare_layer_gets_a_made_up_config() {
     )
     .unwrap();
     assert_same_layers(
-        &store.bootstrap("bare").unwrap(),
-        &second.bootstrap("bare").unwrap(),
+        &store.whole_image("bare").unwrap(),
+        &second.whole_image("bare").unwrap(),
     );
     if let Some(skopeo) = skopeo() {
         let out =

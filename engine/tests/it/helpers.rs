@@ -150,7 +150,7 @@ pub fn convert(
 /// plus the image list: equal snapshots mean an unchanged store.
 pub fn snapshot(store: &Store) -> (BTreeMap<String, String>, String) {
     let mut files = BTreeMap::new();
-    for sub in ["blobs", "bootstraps", "store.json"] {
+    for sub in ["blobs", "layers", "bootstraps", "store.json"] {
         let path = store.root().join(sub);
         let paths: Vec<std::path::PathBuf> = if path.is_dir() {
             std::fs::read_dir(&path)
@@ -175,4 +175,18 @@ pub fn snapshot(store: &Store) -> (BTreeMap<String, String>, String) {
 pub fn sha256_hex(data: &[u8]) -> String {
     use sha2::Digest;
     format!("sha256:{}", hex::encode(sha2::Sha256::digest(data)))
+}
+
+/// Every layer of image `name` as its exact tar.
+pub fn export_all(store: &cairn_engine::Store, name: &str) -> Vec<Vec<u8>> {
+    let layers = store.bootstrap(name).unwrap().layers.len();
+    (0..layers)
+        .map(|i| {
+            let mut out = Vec::new();
+            store
+                .export_layer(name, i, &mut out, &cairn_engine::NoProgress)
+                .unwrap();
+            out
+        })
+        .collect()
 }

@@ -14,7 +14,7 @@ fn dry_run() -> GcOptions {
 /// Every file of the store's blobs and bootstraps, with its bytes.
 fn data_files(store: &Store) -> std::collections::BTreeMap<std::path::PathBuf, Vec<u8>> {
     let mut out = std::collections::BTreeMap::new();
-    for dir in ["blobs", "bootstraps"] {
+    for dir in ["blobs", "layers", "bootstraps"] {
         for entry in std::fs::read_dir(store.root().join(dir)).unwrap() {
             let path = entry.unwrap().path();
             let bytes = std::fs::read(&path).unwrap();
@@ -22,17 +22,6 @@ fn data_files(store: &Store) -> std::collections::BTreeMap<std::path::PathBuf, V
         }
     }
     out
-}
-
-fn export_all(store: &Store, name: &str) -> Vec<Vec<u8>> {
-    let layers = store.bootstrap(name).unwrap().layers.len();
-    (0..layers)
-        .map(|i| {
-            let mut out = Vec::new();
-            store.export_layer(name, i, &mut out, &NoProgress).unwrap();
-            out
-        })
-        .collect()
 }
 
 fn demo_store(dir: &std::path::Path) -> StoreWriter {
@@ -56,14 +45,14 @@ fn rm_then_gc_frees_only_what_no_image_uses() {
     );
     convert(&store, &format!("oci:{}", other.display()), "o", &[]).unwrap();
     let before_v2 = export_all(&store, "v2");
-    let o_chunks = store.bootstrap("o").unwrap().chunks.len() as u64;
+    let o_chunks = store.whole_image("o").unwrap().chunks.len() as u64;
     let blobs_before = std::fs::read_dir(store.root().join("blobs"))
         .unwrap()
         .count();
 
     assert!(store.remove(&["nope".to_string()]).is_err());
     store.remove(&["o".to_string()]).unwrap();
-    assert!(store.bootstrap("o").is_err());
+    assert!(store.whole_image("o").is_err());
     let dry = store.gc(&dry_run()).unwrap();
     assert_eq!((dry.dead_blobs, dry.dead_bootstraps), (1, 1));
     assert_eq!(
@@ -117,7 +106,7 @@ fn gc_compacts_a_blob_mostly_dead_and_rewrites_the_images_using_it() {
     convert(&store, &format!("oci:{}", both.display()), "both", &[]).unwrap();
     convert(&store, &format!("oci:{}", one.display()), "one", &[]).unwrap();
     // "one" stored nothing new: all its chunks live in the blob of "both".
-    assert_eq!(store.bootstrap("one").unwrap().blobs.len(), 1);
+    assert_eq!(store.whole_image("one").unwrap().blobs.len(), 1);
     let old_id = store.resolve("one").unwrap();
     let before = export_all(&store, "one");
     store.remove(&["both".to_string()]).unwrap();
@@ -186,7 +175,7 @@ fn verify_full_reports_every_flipped_byte() {
     let store = demo_store(tmp.path());
     assert!(store.verify(true, &NoProgress).unwrap().is_clean());
     let mut targets: Vec<std::path::PathBuf> = Vec::new();
-    for dir in ["blobs", "bootstraps"] {
+    for dir in ["blobs", "layers", "bootstraps"] {
         let mut files: Vec<_> = std::fs::read_dir(store.root().join(dir))
             .unwrap()
             .map(|e| e.unwrap().path())

@@ -178,7 +178,12 @@ fn cases(dir: &Path, store: &cairn_engine::StoreWriter) -> Vec<Case> {
         &["absent.tar"],
     );
 
-    let l = layout_with(dir, "wrongdigest", &good, LayerCompression::Gzip);
+    // Content the store lacks: a layer whose digest is stored is not read at all.
+    let unseen: Vec<Vec<u8>> = good
+        .iter()
+        .map(|l| [l.as_slice(), &[0u8; 512]].concat())
+        .collect();
+    let l = layout_with(dir, "wrongdigest", &unseen, LayerCompression::Gzip);
     let blob = gzip_layer_blob(&l);
     let mut bytes = std::fs::read(&blob).unwrap();
     let n = bytes.len();

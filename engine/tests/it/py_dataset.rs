@@ -136,7 +136,7 @@ fn py_unpack_matches_gnu_tar_and_skopeo_reads_the_export() {
         convert(&store, &format!("oci:{}:{v}", layout.display()), v, &[]).unwrap();
     }
     for v in ["v1", "v2"] {
-        let bootstrap = store.bootstrap(v).unwrap();
+        let bootstrap = store.whole_image(v).unwrap();
         let out = tmp.path().join(format!("rootfs-{v}"));
         let report = store
             .unpack(

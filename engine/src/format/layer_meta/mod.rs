@@ -52,7 +52,7 @@ mod tables;
 mod writer;
 
 pub use reader::LayerMeta;
-pub use writer::{LayerMetaWriter, WriterLimits};
+pub use writer::{LayerMetaWriter, SealedLayerMeta, WriterLimits};
 
 use super::bootstrap::{BlobRecord, ChunkRecord};
 use crate::layer::{EntryKind, EntryMeta};

@@ -401,65 +401,6 @@ fn writer_memory_stays_bounded() {
     );
 }
 
-/// Sizes of real layers: `CAIRN_MEASURE_BOOTSTRAP=STORE/bootstraps/<id> cargo test --release
-/// -p cairn-engine --lib measure_bootstrap_layers -- --ignored --nocapture` writes each layer of
-/// that image as a layer metadata object and prints its size.
-#[test]
-#[ignore]
-fn measure_bootstrap_layers() {
-    let path = std::env::var("CAIRN_MEASURE_BOOTSTRAP").expect("CAIRN_MEASURE_BOOTSTRAP");
-    let bytes = std::fs::read(&path).unwrap();
-    let bootstrap = crate::Bootstrap::decode(&bytes, "measure").unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    eprintln!("bootstrap: {} bytes", bytes.len());
-    let mut total = 0;
-    for (l, layer) in bootstrap.layers.iter().enumerate() {
-        let mut writer = LayerMetaWriter::create(dir.path().join(format!("l{l}"))).unwrap();
-        for e in &layer.entries {
-            let chunks = e
-                .chunks
-                .iter()
-                .map(|&c| bootstrap.chunks[c as usize])
-                .collect();
-            writer
-                .push(LayerEntry {
-                    raw_header: e.raw_header.clone(),
-                    meta: e.meta.clone(),
-                    chunks,
-                })
-                .unwrap();
-        }
-        let source = LayerSource {
-            diff_id: layer.diff_id,
-            size: layer.size,
-            trailer: layer.trailer.clone(),
-        };
-        let sealed = writer
-            .finish(source, bootstrap.blobs.clone(), FAIL_AT)
-            .unwrap();
-        let n = layer.entries.len().max(1);
-        eprintln!(
-            "layer {l}: {} entries, {} chunk refs, {} bytes ({:.1} bytes/entry), {} entry blocks, \
-             {} path blocks",
-            layer.entries.len(),
-            sealed.info.chunk_refs,
-            sealed.size,
-            sealed.size as f64 / n as f64,
-            sealed.entry_blocks,
-            sealed.path_blocks
-        );
-        let meta = LayerMeta::open(&sealed.tmp_path, sealed.id, "measure").unwrap();
-        let start = std::time::Instant::now();
-        let mut found = 0;
-        for r in meta.paths().map(Result::unwrap).collect::<Vec<_>>() {
-            found += meta.lookup(&r.parent, &r.name).unwrap().is_some() as usize;
-        }
-        eprintln!("  {found} lookups in {:?}", start.elapsed());
-        total += sealed.size;
-    }
-    eprintln!("all layers: {total} bytes");
-}
-
 /// Seeds for the `layer_meta` fuzz target: `CAIRN_FUZZ_SEEDS=fuzz/corpus/layer_meta cargo test
 /// --release -p cairn-engine --lib write_fuzz_seeds -- --ignored` writes a few small objects
 /// with many small blocks.

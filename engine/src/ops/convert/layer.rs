@@ -1,20 +1,23 @@
 //! One layer's conversion: a reader thread (source -> sha256 -> decompress -> sha256 -> tar
 //! stream -> chunker) sends batches of chunks to a processor that hashes them, decides per
 //! chunk whether the dictionary or this convert already has it, and hands the new ones to the
-//! layer's blob builder. Layers run `PARALLEL_LAYERS` at a time.
+//! layer's blob builder. Entries (reader) and chunk decisions (processor) are spilled to
+//! `tmp/` (`spill.rs`) for the layer object, written once every new chunk has its place.
+//! A layer whose digest or diff_id the store already has a layer object for is not read at
+//! all: that object is reused. Layers run `PARALLEL_LAYERS` at a time.
 
-use super::{Count, LayerOutput, LayerReport, Shared};
+use super::spill::{SpillWriter, SpilledChunk, SpilledEntry};
+use super::{Converted, Count, LayerContent, LayerOutput, LayerReport, Shared};
 use crate::chunk::Chunker;
 use crate::error::{Error, Result};
 use crate::format::blob::SealedBlob;
-use crate::format::bootstrap::{EntryRecord, LayerRecord};
-use crate::format::ChunkLocation;
+use crate::format::bootstrap::ImageLayer;
+use crate::index::LayerKey;
 use crate::layer::{Compression, DigestReader, TarStream};
 use crate::ops::blob_builder::BlobBuilder;
 use crate::source::LayerSource;
 use crate::ChunkId;
 use rayon::prelude::*;
-use std::collections::HashMap;
 use std::io::BufReader;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{mpsc, Mutex};
@@ -100,9 +103,13 @@ fn convert_layer(shared: &Shared, index: usize, layer: &LayerSource) -> Result<L
             Compression::sniff(&head[..n])
         }
     };
+    if let Some(output) = reuse(shared, layer, compression)? {
+        shared.progress.inc(layer.bytes.len);
+        return Ok(output);
+    }
     let (sender, receiver) = mpsc::sync_channel::<Batch>(2);
     let mut processor = Processor::new(shared, &label)?;
-    let (record_parts, processed) = std::thread::scope(|scope| {
+    let (read, processed) = std::thread::scope(|scope| {
         let handle = scope.spawn(move || -> Result<Processor> {
             for batch in receiver {
                 processor.process(batch)?;
@@ -114,7 +121,7 @@ fn convert_layer(shared: &Shared, index: usize, layer: &LayerSource) -> Result<L
         (read, processed)
     });
     let processor = processed?;
-    let (entries, trailer, diff_id, tar_bytes, mut report) = record_parts?;
+    let (read, mut report) = read?;
     let (digest, compressed_size) = raw.finish().map_err(io_err)?;
     if let Some(expected) = &layer.digest {
         if *expected != digest {
@@ -126,17 +133,17 @@ fn convert_layer(shared: &Shared, index: usize, layer: &LayerSource) -> Result<L
         }
     }
     if let Some(expected) = &layer.diff_id {
-        if *expected != diff_id {
+        if *expected != read.diff_id {
             return Err(Error::DigestMismatch {
                 object: format!("{label} uncompressed (diff_id)"),
                 expected: expected.to_string(),
-                actual: diff_id.to_string(),
+                actual: read.diff_id.to_string(),
             });
         }
     }
-    let (chunk_ids, reused, blobs, counts) = processor.finish()?;
+    let (chunks, blobs, counts) = processor.finish()?;
     report.digest = digest.to_string();
-    report.diff_id = diff_id.to_string();
+    report.diff_id = read.diff_id.to_string();
     report.compression = compression.name().into();
     report.compressed_bytes = compressed_size;
     report.new = counts.new;
@@ -144,21 +151,86 @@ fn convert_layer(shared: &Shared, index: usize, layer: &LayerSource) -> Result<L
     report.repeated = counts.repeated;
     report.stored_bytes = counts.stored_bytes;
     Ok(LayerOutput {
-        record: LayerRecord {
-            digest,
-            diff_id,
-            media_type: layer.media_type.clone(),
-            compression,
-            compressed_size,
-            size: tar_bytes,
-            entries,
-            trailer,
-        },
-        chunk_ids,
-        reused,
-        blobs,
+        digest,
+        media_type: layer.media_type.clone(),
+        compression,
+        compressed_size,
+        content: LayerContent::Converted(Converted {
+            label,
+            entries: read.entries,
+            chunks,
+            source: crate::format::layer_meta::LayerSource {
+                diff_id: read.diff_id,
+                size: read.tar_bytes,
+                trailer: read.trailer,
+            },
+            blobs,
+        }),
         report,
     })
+}
+
+/// The stored layer object this layer can reuse without being read: one made from a layer with
+/// the same digest, or with the same diff_id (see `docs/FORMAT.md`), that the dictionary
+/// allows (with `--dict`, only the named images' layers). Only a layer whose digest
+/// the source states is skipped (the bootstrap records it); the object must open and hold the
+/// diff_id the source states, if it states one.
+fn reuse(
+    shared: &Shared,
+    layer: &LayerSource,
+    compression: Compression,
+) -> Result<Option<LayerOutput>> {
+    let Some(digest) = layer.digest else {
+        return Ok(None);
+    };
+    let keys = std::iter::once(LayerKey::Digest(digest)).chain(layer.diff_id.map(LayerKey::DiffId));
+    for key in keys {
+        let Some(id) = shared.store.index().get_layer(&key)? else {
+            continue;
+        };
+        if !shared.dictionary.has_layer(&id) {
+            continue;
+        }
+        let Ok(meta) = shared.store.layer_meta(&id) else {
+            continue;
+        };
+        let info = meta.info();
+        if layer.diff_id.is_some_and(|d| d != info.source.diff_id) {
+            continue;
+        }
+        let report = LayerReport {
+            digest: digest.to_string(),
+            diff_id: info.source.diff_id.to_string(),
+            compression: compression.name().into(),
+            compressed_bytes: layer.bytes.len,
+            tar_bytes: info.source.size,
+            entries: info.entry_count,
+            files: info.file_count,
+            chunks: Count {
+                chunks: info.chunk_refs,
+                bytes: info.content_bytes,
+            },
+            reused_metadata: true,
+            ..LayerReport::default()
+        };
+        return Ok(Some(LayerOutput {
+            digest,
+            media_type: layer.media_type.clone(),
+            compression,
+            compressed_size: layer.bytes.len,
+            content: LayerContent::Reused(ImageLayer {
+                digest,
+                media_type: layer.media_type.clone(),
+                compression,
+                compressed_size: layer.bytes.len,
+                diff_id: info.source.diff_id,
+                size: info.source.size,
+                meta: id,
+            }),
+            report,
+        }));
+    }
+    Ok(None)
 }
 
 /// Fills `buf` from a buffered reader without consuming (for recognising compression).
@@ -172,13 +244,14 @@ fn peek<R: std::io::BufRead>(
     Ok(n)
 }
 
-type ReadResult = (
-    Vec<EntryRecord>,
-    Vec<u8>,
-    crate::Sha256Digest,
-    u64,
-    LayerReport,
-);
+/// What the reader learned of the layer's tar.
+struct ReadLayer {
+    /// The entry spill (see `spill.rs`).
+    entries: std::path::PathBuf,
+    trailer: Vec<u8>,
+    diff_id: crate::Sha256Digest,
+    tar_bytes: u64,
+}
 
 /// The reader half: decompress, walk the tar, cut file contents into chunks and send them on.
 fn read_layer<R: std::io::Read>(
@@ -187,34 +260,30 @@ fn read_layer<R: std::io::Read>(
     raw: &mut R,
     compression: Compression,
     sender: mpsc::SyncSender<Batch>,
-) -> Result<ReadResult> {
+) -> Result<(ReadLayer, LayerReport)> {
     let io_err = |e: std::io::Error| Error::bad_input(label, e.to_string());
     let decoder = compression.decoder(raw).map_err(io_err)?;
     let mut plain = DigestReader::new(decoder);
     let mut report = LayerReport::default();
-    let mut entries = Vec::new();
+    let mut entries = SpillWriter::create(shared.store.layout().tmp_file("entries"))?;
     let mut chunker = Chunker::new(&shared.store.config().chunker)
         .map_err(|e| Error::corrupt("store.json", e))?;
     let mut batch = Batch { chunks: Vec::new() };
     let mut batch_bytes = 0usize;
-    let mut next_chunk: u32 = 0;
     let mut tar = TarStream::new(&mut plain, label);
     let disconnected = || Error::Usage(CANCELLED.into());
     while let Some(header) = tar.next_entry()? {
         if shared.cancel.load(Ordering::Relaxed) {
             return Err(disconnected());
         }
-        let mut chunks = Vec::new();
+        let mut chunks = 0u64;
         let size = header.meta.size;
         if size > 0 {
             let read = chunker.chunk_stream(tar.content(), |chunk| -> Result<()> {
                 batch.chunks.push(chunk.to_vec());
                 batch_bytes += chunk.len();
-                chunks.push(next_chunk);
+                chunks += 1;
                 report.chunks.add(chunk.len() as u64);
-                next_chunk = next_chunk.checked_add(1).ok_or_else(|| {
-                    Error::bad_input(label, "more than 4 billion chunks in one layer")
-                })?;
                 if batch_bytes >= BATCH_BYTES {
                     let full = std::mem::replace(&mut batch, Batch { chunks: Vec::new() });
                     batch_bytes = 0;
@@ -237,11 +306,11 @@ fn read_layer<R: std::io::Read>(
         if header.meta.kind == crate::layer::EntryKind::File {
             report.files += 1;
         }
-        entries.push(EntryRecord {
+        entries.push(&SpilledEntry {
             raw_header: header.raw,
             meta: header.meta,
             chunks,
-        });
+        })?;
     }
     let trailer = tar.take_trailer();
     let tar_bytes = tar.offset();
@@ -253,7 +322,13 @@ fn read_layer<R: std::io::Read>(
     let (diff_id, counted) = plain.finish().map_err(io_err)?;
     debug_assert_eq!(counted, tar_bytes);
     report.tar_bytes = counted;
-    Ok((entries, trailer, diff_id, counted, report))
+    let read = ReadLayer {
+        entries: entries.finish()?,
+        trailer,
+        diff_id,
+        tar_bytes: counted,
+    };
+    Ok((read, report))
 }
 
 #[derive(Default)]
@@ -265,18 +340,18 @@ struct Counts {
 }
 
 /// The processor half: hash, look up, and hand the new chunks of one layer, in stream order,
-/// to its blob builder (which groups them into frames, compresses and writes them).
+/// to its blob builder (which groups them into frames, compresses and writes them); every
+/// chunk reference goes to the chunk spill with the dictionary's location if it had one.
 struct Processor<'a> {
     shared: &'a Shared<'a>,
-    chunk_ids: Vec<ChunkId>,
-    reused: HashMap<ChunkId, ChunkLocation>,
+    spill: SpillWriter<SpilledChunk>,
     blobs: BlobBuilder<'a>,
     counts: Counts,
 }
 
 enum Decision {
     New,
-    Dictionary(ChunkLocation),
+    Dictionary(crate::format::ChunkLocation),
     Repeated,
 }
 
@@ -284,23 +359,21 @@ impl<'a> Processor<'a> {
     fn new(shared: &'a Shared<'a>, label: &str) -> Result<Self> {
         Ok(Processor {
             shared,
-            chunk_ids: Vec::new(),
-            reused: HashMap::new(),
+            spill: SpillWriter::create(shared.store.layout().tmp_file("chunks"))?,
             blobs: BlobBuilder::new(shared.store, label, "convert.blob.fsync"),
             counts: Counts::default(),
         })
     }
 
     fn decide(&mut self, id: &ChunkId, len: u64) -> Result<Decision> {
-        let decision = if let Some(location) = self.reused.get(id) {
-            Decision::Dictionary(*location)
-        } else if self
-            .shared
-            .claimed
-            .lock()
-            .expect("claims lock")
-            .contains(id)
-        {
+        let claimed = |id: &ChunkId| {
+            self.shared
+                .claimed
+                .lock()
+                .expect("claims lock")
+                .contains(id)
+        };
+        let decision = if claimed(id) {
             Decision::Repeated
         } else if let Some(location) = self.shared.dictionary.get(id)? {
             Decision::Dictionary(location)
@@ -311,10 +384,7 @@ impl<'a> Processor<'a> {
         };
         match &decision {
             Decision::New => self.counts.new.add(len),
-            Decision::Dictionary(location) => {
-                self.counts.from_dictionary.add(len);
-                self.reused.insert(*id, *location);
-            }
+            Decision::Dictionary(_) => self.counts.from_dictionary.add(len),
             Decision::Repeated => self.counts.repeated.add(len),
         }
         Ok(decision)
@@ -323,26 +393,26 @@ impl<'a> Processor<'a> {
     fn process(&mut self, batch: Batch) -> Result<()> {
         let ids: Vec<ChunkId> = batch.chunks.par_iter().map(|c| ChunkId::of(c)).collect();
         for (id, data) in ids.iter().zip(&batch.chunks) {
-            if let Decision::New = self.decide(id, data.len() as u64)? {
-                self.blobs.push(*id, data);
-            }
+            let decision = self.decide(id, data.len() as u64)?;
+            let dictionary = match decision {
+                Decision::New => {
+                    self.blobs.push(*id, data);
+                    None
+                }
+                Decision::Dictionary(location) => Some(location),
+                Decision::Repeated => None,
+            };
+            self.spill.push(&SpilledChunk {
+                id: *id,
+                dictionary,
+            })?;
         }
-        self.blobs.flush()?;
-        self.chunk_ids.extend(ids);
-        Ok(())
+        self.blobs.flush()
     }
 
-    #[allow(clippy::type_complexity)]
-    fn finish(
-        mut self,
-    ) -> Result<(
-        Vec<ChunkId>,
-        HashMap<ChunkId, ChunkLocation>,
-        Vec<SealedBlob>,
-        Counts,
-    )> {
+    fn finish(mut self) -> Result<(std::path::PathBuf, Vec<SealedBlob>, Counts)> {
         let (sealed, stored_bytes) = self.blobs.finish()?;
         self.counts.stored_bytes = stored_bytes;
-        Ok((self.chunk_ids, self.reused, sealed, self.counts))
+        Ok((self.spill.finish()?, sealed, self.counts))
     }
 }

@@ -4,33 +4,43 @@
 //! sha256 -> tar stream -> chunker) sends batches of chunks to a processor that hashes them
 //! (BLAKE3, in parallel), decides per chunk whether the dictionary or this convert already has
 //! it, compresses the new ones (in parallel) and appends them, in stream order, to the layer's
-//! blob under `tmp/`. Layers run concurrently. Memory is bounded by the batches in flight.
+//! blob under `tmp/`. Entries and chunk decisions are spilled to `tmp/` as they stream by
+//! (`spill.rs`); once every layer's blobs are sealed, each layer's metadata object is written
+//! from its spills (`resolve.rs`). A layer whose digest or diff_id the store already has an
+//! object for is not read at all (`layer.rs`). Layers run concurrently. Memory is bounded by
+//! the batches in flight and the set of new chunks (an id each), not by the number of files.
 //!
 //! Commit, once every layer's digest and diff_id verified (the write order that keeps the store
 //! consistent across a crash at any instant):
 //!   1. each sealed blob (already fsynced) is renamed into `blobs/`, then `blobs/` is fsynced;
-//!   2. the bootstrap is written to `tmp/`, fsynced, renamed into `bootstraps/`, dir fsynced;
-//!   3. one synced RocksDB write batch adds the new chunk locations, the image record, its name.
+//!      the new chunk entries go to the index (synced batches; harmless before step 4: they
+//!      name blobs that are in place);
+//!   2. each new layer object (already fsynced) is renamed into `layers/`, the dir fsynced;
+//!   3. the bootstrap is written to `tmp/`, fsynced, renamed into `bootstraps/`, dir fsynced;
+//!   4. one synced RocksDB write batch adds the layer keys, the image record, its name.
 //!
-//! A crash before 3 leaves only files no name reaches (gc removes them); after 3 the image is
+//! A crash before 4 leaves only files no name reaches (gc removes them); after 4 the image is
 //! complete. Before 1, an error leaves the store exactly as it was (`tmp/` is emptied).
 
 mod layer;
+mod resolve;
+mod spill;
 
 use crate::error::{Error, Result};
 use crate::format::blob::SealedBlob;
-use crate::format::bootstrap::{
-    BlobRecord, Bootstrap, ChunkRecord, LayerRecord, SourceRecord, StoredObject,
-};
+use crate::format::bootstrap::{Bootstrap, ImageLayer, SourceRecord, StoredObject};
+use crate::format::layer_meta::SealedLayerMeta;
 use crate::format::ChunkLocation;
-use crate::index::{ImageRecord, IndexBatch};
+use crate::index::{ImageRecord, IndexBatch, LayerKey};
+use crate::layer::Compression;
 use crate::progress::{Progress, Unit};
 use crate::source::{ImageSource, PlatformChoice, RawObject, SourceSpec};
-use crate::store::{Store, StoreWriter};
-use crate::ChunkId;
+use crate::store::StoreWriter;
+use crate::{ChunkId, Sha256Digest};
 use layer::convert_layers;
 use serde::Serialize;
 use std::collections::{HashMap, HashSet};
+use std::path::PathBuf;
 use std::sync::atomic::AtomicBool;
 use std::sync::Mutex;
 use std::time::Instant;
@@ -90,6 +100,8 @@ pub struct LayerReport {
     pub repeated: Count,
     /// Bytes this layer wrote into blobs (compressed chunks).
     pub stored_bytes: u64,
+    /// The store had this layer's metadata (same digest or diff_id): the layer was not read.
+    pub reused_metadata: bool,
 }
 
 impl LayerReport {
@@ -118,29 +130,42 @@ pub struct ImageReport {
     pub layers: Vec<LayerReport>,
     /// Sums over the layers.
     pub totals: LayerReport,
-    pub unique_chunks: u64,
     pub blobs_written: u64,
+    /// Layer metadata objects this image added, and their bytes.
+    pub layer_objects_written: u64,
+    pub layer_object_bytes: u64,
     pub bootstrap_bytes: u64,
-    /// Bytes added to the store: new blobs plus the bootstrap.
+    /// Bytes added to the store: new blobs, layer objects and the bootstrap.
     pub added_bytes: u64,
     pub seconds: f64,
     /// Uncompressed tar bytes per second.
     pub tar_mb_per_s: f64,
 }
 
-/// The chunks a convert may reuse.
+/// The chunks (and layer objects) a convert may reuse.
 enum Dictionary<'a> {
-    /// Every chunk in the store (index lookups).
+    /// Every chunk in the store (index lookups), every layer object.
     Store(&'a crate::index::Index),
-    /// Only the chunks of named images.
-    Images(HashMap<ChunkId, ChunkLocation>),
+    /// Only the chunks and layer objects of named images.
+    Images {
+        chunks: HashMap<ChunkId, ChunkLocation>,
+        layers: HashSet<crate::LayerMetaId>,
+    },
 }
 
 impl Dictionary<'_> {
     fn get(&self, id: &ChunkId) -> Result<Option<ChunkLocation>> {
         match self {
             Dictionary::Store(index) => index.get_chunk(id),
-            Dictionary::Images(map) => Ok(map.get(id).copied()),
+            Dictionary::Images { chunks, .. } => Ok(chunks.get(id).copied()),
+        }
+    }
+
+    /// May the convert use this stored layer object as it is?
+    fn has_layer(&self, id: &crate::LayerMetaId) -> bool {
+        match self {
+            Dictionary::Store(_) => true,
+            Dictionary::Images { layers, .. } => layers.contains(id),
         }
     }
 }
@@ -173,14 +198,20 @@ pub fn convert(
     let dictionary = if options.dict.is_empty() {
         Dictionary::Store(store.index())
     } else {
-        let mut map = HashMap::new();
+        let mut chunks = HashMap::new();
+        let mut layers = HashSet::new();
         for name in &options.dict {
-            let bootstrap = store.bootstrap(name)?;
-            for chunk in &bootstrap.chunks {
-                map.insert(chunk.id, bootstrap.location(chunk));
+            let (bootstrap, objects) = store.image_layers(name)?;
+            layers.extend(bootstrap.layers.iter().map(|l| l.meta));
+            for object in &objects {
+                for entry in object.entries() {
+                    for chunk in entry?.chunks {
+                        chunks.insert(chunk.id, chunk.location(object.blobs()));
+                    }
+                }
             }
         }
-        Dictionary::Images(map)
+        Dictionary::Images { chunks, layers }
     };
     let total: u64 = named
         .iter()
@@ -214,15 +245,31 @@ fn validate_name(name: &str) -> Result<()> {
     Ok(())
 }
 
-/// What one layer's conversion produced, before the image-wide chunk table exists.
+/// What one layer's conversion produced.
 struct LayerOutput {
-    record: LayerRecord,
-    /// Chunk id of each layer-local chunk number used in `record`'s entries.
-    chunk_ids: Vec<ChunkId>,
-    /// Locations of chunks that came from the dictionary.
-    reused: HashMap<ChunkId, ChunkLocation>,
-    blobs: Vec<SealedBlob>,
+    digest: Sha256Digest,
+    media_type: String,
+    compression: Compression,
+    compressed_size: u64,
+    content: LayerContent,
     report: LayerReport,
+}
+
+enum LayerContent {
+    /// The store's layer object for this layer, used as it is.
+    Reused(ImageLayer),
+    /// Read and chunked: what the layer object is written from.
+    Converted(Converted),
+}
+
+/// A layer read and chunked by this convert, waiting for its layer object (`resolve.rs`).
+struct Converted {
+    label: String,
+    /// Spill files: the entries and each chunk reference (see `spill.rs`).
+    entries: PathBuf,
+    chunks: PathBuf,
+    source: crate::format::layer_meta::LayerSource,
+    blobs: Vec<SealedBlob>,
 }
 
 /// State shared by the layers of one image.
@@ -251,39 +298,13 @@ fn convert_image(
         cancel: AtomicBool::new(false),
         progress,
     };
-    let mut outputs = convert_layers(&shared, &image.layers)?;
-    let sealed: Vec<SealedBlob> = outputs
-        .iter_mut()
-        .flat_map(|o| std::mem::take(&mut o.blobs))
-        .collect();
-
-    // The image's chunk table: every distinct chunk in order of first use.
-    let mut locations: HashMap<ChunkId, ChunkLocation> = HashMap::new();
-    for blob in &sealed {
-        for entry in &blob.toc {
-            locations.insert(entry.id, blob.location(entry));
-        }
-    }
-    for output in &outputs {
-        for (id, location) in &output.reused {
-            locations.entry(*id).or_insert(*location);
-        }
-    }
-    let mut table = ChunkTable::new(store, &sealed);
-    let mut layers = Vec::new();
+    let outputs = convert_layers(&shared, &image.layers)?;
+    // The claims are the new chunks, which the sealed blobs' ToCs now list.
+    drop(shared);
+    let (layers, objects, sealed, layer_reports) = resolve::layer_objects(store, outputs)?;
     let mut totals = LayerReport::default();
-    let mut layer_reports = Vec::new();
-    for output in outputs {
-        let mut record = output.record;
-        for entry in &mut record.entries {
-            for local in entry.chunks.iter_mut() {
-                let id = output.chunk_ids[*local as usize];
-                *local = table.index_of(id, &locations)?;
-            }
-        }
-        layers.push(record);
-        totals.merge_counts(&output.report);
-        layer_reports.push(output.report);
+    for report in &layer_reports {
+        totals.merge_counts(report);
     }
     let bootstrap = Bootstrap {
         source: SourceRecord {
@@ -293,10 +314,8 @@ fn convert_image(
             config: image.config.as_ref().map(stored_object),
         },
         layers,
-        blobs: table.blobs,
-        chunks: table.chunks,
     };
-    let committed = commit(store, name, image, &bootstrap, &sealed, totals.new.chunks)?;
+    let committed = commit(store, name, image, &bootstrap, &sealed, &objects, &totals)?;
     let seconds = started.elapsed().as_secs_f64();
     Ok(ImageReport {
         name: name.to_string(),
@@ -309,10 +328,11 @@ fn convert_image(
         } else {
             options.dict.clone()
         },
-        unique_chunks: bootstrap.chunks.len() as u64,
         blobs_written: committed.blobs_written,
+        layer_objects_written: committed.objects_written,
+        layer_object_bytes: committed.object_bytes,
         bootstrap_bytes: committed.bootstrap_bytes,
-        added_bytes: committed.blob_bytes + committed.bootstrap_bytes,
+        added_bytes: committed.blob_bytes + committed.object_bytes + committed.bootstrap_bytes,
         seconds,
         tar_mb_per_s: totals.tar_bytes as f64 / 1e6 / seconds.max(1e-9),
         layers: layer_reports,
@@ -325,58 +345,75 @@ struct Committed {
     image_id: crate::ImageId,
     blobs_written: u64,
     blob_bytes: u64,
+    objects_written: u64,
+    object_bytes: u64,
     bootstrap_bytes: u64,
 }
 
+/// Chunk entries go to the index in batches of this many (after their blobs are in place), so
+/// that the last batch does not hold every new chunk of a large image.
+const CHUNK_BATCH: usize = 65_536;
+
 /// Commits one converted image in the write order of the module's doc: sealed blobs renamed
-/// into place, the bootstrap, then one synced index batch naming it.
+/// into place (and their chunk entries indexed), the layer objects, the bootstrap, then one
+/// synced index batch naming it.
 fn commit(
     store: &StoreWriter,
     name: &str,
     image: &ImageSource,
     bootstrap: &Bootstrap,
     sealed: &[SealedBlob],
-    new_chunks: u64,
+    objects: &[SealedLayerMeta],
+    totals: &LayerReport,
 ) -> Result<Committed> {
-    let encoded = bootstrap.encode()?;
-    let image_id = crate::format::bootstrap::image_id(&encoded);
-    // Step 1: blobs, already fsynced, renamed into place.
+    // Step 1: blobs, already fsynced, renamed into place; then their chunks indexed (an entry
+    // naming a blob in place that no image uses yet is harmless: gc drops it with the blob).
     let (blobs_written, blob_bytes) = crate::ops::blob_builder::publish(
         store,
         sealed,
         "convert.blob.rename",
         Some("convert.blobs.dir_fsync"),
     )?;
-    // Step 2: the bootstrap.
-    let bootstrap_path = store.bootstrap_path(&image_id);
-    if !bootstrap_path.exists() {
-        crate::failpoint::check("convert.bootstrap.write")?;
-        crate::fsutil::write_durably(
-            &store.layout().tmp_file("bootstrap"),
-            &bootstrap_path,
-            &encoded,
-            "convert.bootstrap.rename",
-        )?;
-    }
-    // Step 3: one synced index batch.
     let mut batch = IndexBatch::default();
     for blob in sealed {
         for entry in &blob.toc {
             if store.index().get_chunk(&entry.id)?.is_none() {
                 batch.chunks.push((entry.id, blob.location(entry)));
             }
+            if batch.chunks.len() >= CHUNK_BATCH {
+                store.index().commit(std::mem::take(&mut batch))?;
+            }
         }
+    }
+    // Step 2: the layer objects, then the bootstrap naming them.
+    crate::failpoint::check("convert.layer_meta.write")?;
+    let (objects_written, object_bytes) = crate::ops::image_write::publish_layer_objects(
+        store,
+        objects,
+        "convert.layer_meta.rename",
+    )?;
+    crate::failpoint::check("convert.bootstrap.write")?;
+    let (image_id, bootstrap_bytes) =
+        crate::ops::image_write::publish_bootstrap(store, bootstrap, "convert.bootstrap.rename")?;
+    // Step 3: one synced index batch.
+    for layer in &bootstrap.layers {
+        batch
+            .layers
+            .push((LayerKey::Digest(layer.digest), layer.meta));
+        batch
+            .layers
+            .push((LayerKey::DiffId(layer.diff_id), layer.meta));
     }
     let record = ImageRecord {
         image_id,
-        bootstrap_size: encoded.len() as u64,
+        bootstrap_size: bootstrap_bytes,
         reference: image.reference.clone(),
         platform: image.platform.clone(),
         manifest_digest: image.manifest.as_ref().map(|m| m.digest.to_string()),
         layers: bootstrap.layers.len() as u64,
-        files: bootstrap.file_count(),
+        files: totals.files,
         logical_bytes: bootstrap.logical_bytes(),
-        new_chunks,
+        new_chunks: totals.new.chunks,
         added_stored_bytes: blob_bytes,
         created: std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -394,7 +431,9 @@ fn commit(
         image_id,
         blobs_written,
         blob_bytes,
-        bootstrap_bytes: encoded.len() as u64,
+        objects_written,
+        object_bytes,
+        bootstrap_bytes,
     })
 }
 
@@ -403,76 +442,5 @@ fn stored_object(raw: &RawObject) -> StoredObject {
         digest: raw.digest,
         media_type: raw.media_type.clone(),
         bytes: raw.bytes.clone(),
-    }
-}
-
-/// Builds a bootstrap's blob and chunk tables.
-struct ChunkTable<'a> {
-    store: &'a Store,
-    blobs: Vec<BlobRecord>,
-    blob_index: HashMap<crate::BlobId, u32>,
-    chunks: Vec<ChunkRecord>,
-    chunk_index: HashMap<ChunkId, u32>,
-}
-
-impl<'a> ChunkTable<'a> {
-    fn new(store: &'a Store, sealed: &[SealedBlob]) -> Self {
-        let mut table = ChunkTable {
-            store,
-            blobs: Vec::new(),
-            blob_index: HashMap::new(),
-            chunks: Vec::new(),
-            chunk_index: HashMap::new(),
-        };
-        for blob in sealed {
-            table.blob_index.insert(blob.id, table.blobs.len() as u32);
-            table.blobs.push(BlobRecord {
-                id: blob.id,
-                size: blob.size,
-            });
-        }
-        table
-    }
-
-    fn index_of(
-        &mut self,
-        id: ChunkId,
-        locations: &HashMap<ChunkId, ChunkLocation>,
-    ) -> Result<u32> {
-        if let Some(&i) = self.chunk_index.get(&id) {
-            return Ok(i);
-        }
-        let location = *locations.get(&id).ok_or_else(|| {
-            Error::corrupt(format!("chunk {id}"), "internal: no location after convert")
-        })?;
-        let blob = match self.blob_index.get(&location.blob) {
-            Some(&b) => b,
-            None => {
-                let path = self.store.blob_path(&location.blob);
-                let size = std::fs::metadata(&path)
-                    .map_err(|e| Error::io("read dictionary blob", &path, e))?
-                    .len();
-                self.blobs.push(BlobRecord {
-                    id: location.blob,
-                    size,
-                });
-                let b = (self.blobs.len() - 1) as u32;
-                self.blob_index.insert(location.blob, b);
-                b
-            }
-        };
-        self.chunks.push(ChunkRecord {
-            id,
-            blob,
-            offset: location.offset,
-            stored_len: location.stored_len,
-            frame_len: location.frame_len,
-            skip: location.skip,
-            len: location.len,
-            codec: location.codec,
-        });
-        let i = (self.chunks.len() - 1) as u32;
-        self.chunk_index.insert(id, i);
-        Ok(i)
     }
 }

@@ -8,10 +8,10 @@
 
 use super::{ExportedLayer, Job, Written, WRITE_BUFFER};
 use crate::error::{Error, IoContext, Result};
-use crate::format::bootstrap::LayerRecord;
 use crate::fsutil::{self, PartialFile};
 use crate::oci::{self, media_type, ArchiveManifest};
 use crate::ops::read::{write_layer_tar, ChunkReader};
+use crate::ops::whole_image::LayerRecord;
 use std::collections::{BTreeMap, HashSet};
 use std::fs::File;
 use std::io::{self, BufWriter, Write};

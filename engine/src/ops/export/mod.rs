@@ -15,10 +15,10 @@ mod docker_archive;
 mod oci_layout;
 
 use crate::error::{Error, Result};
-use crate::format::bootstrap::{Bootstrap, LayerRecord};
 use crate::layer::compress::checked_level;
 use crate::layer::Compression;
 use crate::oci;
+use crate::ops::whole_image::{LayerRecord, WholeImage};
 use crate::progress::{Progress, Unit};
 use crate::source::{split_oci_reference, Platform};
 use crate::store::Store;
@@ -165,7 +165,7 @@ pub fn export(
     }
     let level = checked_level(options.compression, options.level)?;
     let reference = reference(name, options)?;
-    let bootstrap = store.bootstrap(name)?;
+    let bootstrap = store.whole_image(name)?;
     let config = ImageConfig::of(name, &bootstrap)?;
     let job = Job {
         store,
@@ -245,7 +245,7 @@ struct ImageConfig {
 impl ImageConfig {
     /// The source's config, checked against its digest and the layers' diff_ids, or, for an
     /// image without one, a minimal OCI config.
-    fn of(name: &str, bootstrap: &Bootstrap) -> Result<ImageConfig> {
+    fn of(name: &str, bootstrap: &WholeImage) -> Result<ImageConfig> {
         let diff_ids: Vec<Sha256Digest> = bootstrap.layers.iter().map(|l| l.diff_id).collect();
         let Some(config) = &bootstrap.source.config else {
             let platform = bootstrap.source.platform.clone().unwrap_or(Platform {
@@ -326,7 +326,7 @@ struct Written {
 struct Job<'a> {
     store: &'a Store,
     name: &'a str,
-    bootstrap: &'a Bootstrap,
+    bootstrap: &'a WholeImage,
     config: ImageConfig,
     compression: Compression,
     level: i32,

@@ -17,11 +17,11 @@
 
 use super::{ExportedLayer, Job, Written, WRITE_BUFFER};
 use crate::error::{Error, IoContext, Result};
-use crate::format::bootstrap::LayerRecord;
 use crate::fsutil::{self, PartialFile};
 use crate::layer::{DigestWriter, Encoder};
 use crate::oci::{self, media_type, Descriptor, Index, Manifest, PlatformJson, REF_NAME};
 use crate::ops::read::{write_layer_tar, ChunkReader};
+use crate::ops::whole_image::LayerRecord;
 use crate::source::MAX_JSON_LEN;
 use crate::Sha256Digest;
 use rayon::prelude::*;

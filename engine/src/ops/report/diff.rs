@@ -11,9 +11,9 @@
 
 use super::{chunk_sizes, content_key, is_file, ChunkSizes};
 use crate::error::Result;
-use crate::format::bootstrap::{Bootstrap, EntryRecord};
 use crate::layer::EntryKind;
 use crate::ops::view::{MemoryLayerPaths, MergedView};
+use crate::ops::whole_image::{EntryRecord, WholeImage};
 use crate::store::Store;
 use crate::ChunkId;
 use serde::Serialize;
@@ -85,7 +85,7 @@ fn ratio(part: u64, whole: u64) -> f64 {
 }
 
 /// Distinct chunk ids of one layer.
-fn layer_chunks(bootstrap: &Bootstrap, layer: usize) -> HashSet<ChunkId> {
+fn layer_chunks(bootstrap: &WholeImage, layer: usize) -> HashSet<ChunkId> {
     bootstrap.layers[layer]
         .entries
         .iter()
@@ -99,8 +99,8 @@ fn bytes_of(ids: &HashSet<ChunkId>, sizes: &ChunkSizes) -> u64 {
 }
 
 pub fn diff(store: &Store, old_name: &str, new_name: &str, top: usize) -> Result<DiffReport> {
-    let old = store.bootstrap(old_name)?;
-    let new = store.bootstrap(new_name)?;
+    let old = store.whole_image(old_name)?;
+    let new = store.whole_image(new_name)?;
     let old_sizes = chunk_sizes(&old);
     let new_sizes = chunk_sizes(&new);
 
@@ -184,8 +184,8 @@ pub fn diff(store: &Store, old_name: &str, new_name: &str, top: usize) -> Result
 }
 
 fn layer_diffs(
-    old: &Bootstrap,
-    new: &Bootstrap,
+    old: &WholeImage,
+    new: &WholeImage,
     old_sizes: &ChunkSizes,
     new_sizes: &ChunkSizes,
 ) -> Vec<LayerDiff> {
@@ -240,7 +240,7 @@ fn layer_diffs(
 /// The regular file at `path` of a bootstrap's view, if there is one.
 fn file_at<'b>(
     view: &MergedView<MemoryLayerPaths>,
-    b: &'b Bootstrap,
+    b: &'b WholeImage,
     path: &[u8],
 ) -> Result<Option<&'b EntryRecord>> {
     Ok(match view.get(path)? {
@@ -253,8 +253,8 @@ fn file_at<'b>(
 
 /// Files added, removed and changed between the two merged views, and the top files by new bytes.
 fn file_changes(
-    old: &Bootstrap,
-    new: &Bootstrap,
+    old: &WholeImage,
+    new: &WholeImage,
     (old_sizes, new_sizes): (&ChunkSizes, &ChunkSizes),
     top: usize,
     report: &mut DiffReport,

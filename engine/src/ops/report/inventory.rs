@@ -38,7 +38,7 @@ pub fn inventory(store: &Store) -> Result<Vec<InventoryRow>> {
     let mut images = Vec::new();
     for (name, id) in store.index().refs()? {
         let record = store.image_record(&id)?;
-        images.push((name, record, store.bootstrap_by_id(&id)?));
+        images.push((name, record, store.whole_image_by_id(&id)?));
     }
     // Chunks of each distinct layer (by digest), and how many distinct layers use each chunk.
     let mut layer_chunks: HashMap<crate::Sha256Digest, HashSet<ChunkId>> = HashMap::new();

@@ -6,15 +6,15 @@ pub mod diff;
 pub mod inventory;
 pub mod stats;
 
-use crate::format::bootstrap::{Bootstrap, EntryRecord};
 use crate::layer::EntryKind;
+use crate::ops::whole_image::{EntryRecord, WholeImage};
 use crate::ChunkId;
 use std::collections::HashMap;
 
 /// The distinct chunks of an image: id -> (uncompressed length, stored length).
 pub(crate) type ChunkSizes = HashMap<ChunkId, (u64, u64)>;
 
-pub(crate) fn chunk_sizes(bootstrap: &Bootstrap) -> ChunkSizes {
+pub(crate) fn chunk_sizes(bootstrap: &WholeImage) -> ChunkSizes {
     bootstrap
         .chunks
         .iter()
@@ -24,7 +24,7 @@ pub(crate) fn chunk_sizes(bootstrap: &Bootstrap) -> ChunkSizes {
 
 /// A regular file's content identity: its chunk ids in order (equal contents give equal lists,
 /// because chunk boundaries depend only on the bytes).
-pub(crate) fn content_key(bootstrap: &Bootstrap, entry: &EntryRecord) -> Vec<ChunkId> {
+pub(crate) fn content_key(bootstrap: &WholeImage, entry: &EntryRecord) -> Vec<ChunkId> {
     entry
         .chunks
         .iter()

@@ -74,7 +74,7 @@ pub fn stats(store: &Store, names: &[String], matrix: bool) -> Result<StatsRepor
     // Distinct chunk -> (its length, its frame's decoded length).
     let mut frames: HashMap<ChunkId, (u64, u64)> = HashMap::new();
     for (name, id) in &refs {
-        let bootstrap = store.bootstrap_by_id(id)?;
+        let bootstrap = store.whole_image_by_id(id)?;
         for chunk in &bootstrap.chunks {
             frames.insert(chunk.id, (chunk.len as u64, chunk.frame_len as u64));
         }

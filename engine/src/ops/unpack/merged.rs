@@ -3,12 +3,12 @@
 //! resolving hardlinks.
 
 use crate::error::Result;
-use crate::format::bootstrap::{Bootstrap, EntryRecord};
 use crate::ops::tree::EntryRef;
 use crate::ops::view::{MemoryLayerPaths, MergedView};
+use crate::ops::whole_image::{EntryRecord, WholeImage};
 
 pub(super) struct Merged<'b> {
-    bootstrap: &'b Bootstrap,
+    bootstrap: &'b WholeImage,
     layers: Vec<MemoryLayerPaths>,
     top: Option<usize>,
     /// Visible entries, parents before children.
@@ -17,7 +17,7 @@ pub(super) struct Merged<'b> {
 
 impl<'b> Merged<'b> {
     /// The view of layers `0..=top` (all when `None`).
-    pub fn new(bootstrap: &'b Bootstrap, top: Option<usize>) -> Result<Self> {
+    pub fn new(bootstrap: &'b WholeImage, top: Option<usize>) -> Result<Self> {
         let layers = MemoryLayerPaths::of_bootstrap(bootstrap);
         let mut entries = Vec::new();
         MergedView::new(&layers, top).walk(|path, layer, record| {

@@ -4,9 +4,9 @@
 
 use super::{LayerPaths, PathRecord};
 use crate::error::{Error, Result};
-use crate::format::bootstrap::{Bootstrap, EntryRecord, LayerRecord};
 use crate::format::layer_meta::fold_paths;
 use crate::layer::EntryKind;
+use crate::ops::whole_image::{EntryRecord, LayerRecord, WholeImage};
 use std::collections::BTreeMap;
 
 /// parent -> name -> record, so a directory's records are one map in name order.
@@ -35,13 +35,13 @@ impl MemoryLayerPaths {
     }
 
     /// The path indexes of a format-3 bootstrap's layers, bottom first.
-    pub fn of_bootstrap(bootstrap: &Bootstrap) -> Vec<MemoryLayerPaths> {
+    pub fn of_bootstrap(bootstrap: &WholeImage) -> Vec<MemoryLayerPaths> {
         bootstrap.layers.iter().map(Self::from_layer).collect()
     }
 
     /// The bootstrap entry a record of `of_bootstrap`'s layer `layer` names.
     pub fn entry<'b>(
-        bootstrap: &'b Bootstrap,
+        bootstrap: &'b WholeImage,
         layer: usize,
         record: &PathRecord,
     ) -> Result<&'b EntryRecord> {

@@ -2,9 +2,10 @@
 //! through `MergedView` and through `MergedTree` must give the same answers everywhere.
 
 use super::*;
-use crate::format::bootstrap::{Bootstrap, EntryRecord, LayerRecord, SourceRecord};
+use crate::format::bootstrap::SourceRecord;
 use crate::layer::{Compression, EntryMeta};
 use crate::ops::tree::{MergedTree, OPAQUE_MARKER, WHITEOUT_PREFIX};
+use crate::ops::whole_image::{EntryRecord, LayerRecord, WholeImage};
 use crate::Sha256Digest;
 use cairn_sample::Rng;
 use std::collections::{BTreeMap, HashSet};
@@ -48,7 +49,7 @@ fn entry_record(g: &Gen) -> EntryRecord {
 }
 
 /// A bootstrap with only what `MergedTree` reads: the layers' entries.
-fn bootstrap(stack: &[Vec<Gen>]) -> Bootstrap {
+fn bootstrap(stack: &[Vec<Gen>]) -> WholeImage {
     let layers = stack
         .iter()
         .map(|entries| LayerRecord {
@@ -58,11 +59,12 @@ fn bootstrap(stack: &[Vec<Gen>]) -> Bootstrap {
             compression: Compression::None,
             compressed_size: 0,
             size: 0,
+            meta: crate::LayerMetaId([0; 32]),
             entries: entries.iter().map(entry_record).collect(),
             trailer: Vec::new(),
         })
         .collect();
-    Bootstrap {
+    WholeImage {
         source: SourceRecord {
             reference: String::new(),
             platform: None,
@@ -75,7 +77,7 @@ fn bootstrap(stack: &[Vec<Gen>]) -> Bootstrap {
     }
 }
 
-fn indexes(b: &Bootstrap) -> Vec<MemoryLayerPaths> {
+fn indexes(b: &WholeImage) -> Vec<MemoryLayerPaths> {
     b.layers.iter().map(MemoryLayerPaths::from_layer).collect()
 }
 
@@ -433,7 +435,7 @@ fn merged_view_matches_merged_tree_on_random_stacks() {
 
 /// The layers of a bootstrap written as layer metadata objects (under `dir`) and opened.
 fn layer_objects(
-    b: &Bootstrap,
+    b: &WholeImage,
     dir: &std::path::Path,
 ) -> Vec<crate::format::layer_meta::LayerMeta> {
     use crate::format::layer_meta::{LayerEntry, LayerMeta, LayerMetaWriter, LayerSource};
@@ -574,7 +576,7 @@ fn merged_view_matches_merged_tree_on_odd_inputs() {
 }
 
 fn compare_path<L: LayerPaths>(
-    b: &Bootstrap,
+    b: &WholeImage,
     tree: &MergedTree,
     view: &MergedView<L>,
     q: &[u8],

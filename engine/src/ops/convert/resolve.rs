@@ -1,0 +1,161 @@
+//! Writes each converted layer's metadata object from its spills, once every layer's blobs are
+//! sealed (so every new chunk has its place): entries in tar order, each chunk reference
+//! resolved to the dictionary's location the processor recorded or to the new chunk's place in
+//! a sealed blob of this convert (any layer's: a chunk repeated across layers is stored once).
+//! Memory: one entry at a time, the layer object's writer, and the new chunks' places (40
+//! bytes per new chunk, sorted for binary search).
+
+use super::spill::{SpillReader, SpilledChunk, SpilledEntry};
+use super::{Converted, LayerContent, LayerOutput, LayerReport};
+use crate::error::{Error, Result};
+use crate::format::blob::SealedBlob;
+use crate::format::bootstrap::ImageLayer;
+use crate::format::layer_meta::{LayerEntry, LayerMetaWriter, SealedLayerMeta};
+use crate::format::ChunkLocation;
+use crate::ops::image_write::{stored_blob_size, BlobTable};
+use crate::store::StoreWriter;
+use crate::{BlobId, ChunkId};
+use rayon::prelude::*;
+use std::collections::HashMap;
+
+/// Where each new chunk of this convert went: (id, sealed blob, ToC record), sorted by id.
+struct NewChunks<'a> {
+    blobs: Vec<&'a SealedBlob>,
+    places: Vec<(ChunkId, u32, u32)>,
+    sizes: HashMap<BlobId, u64>,
+}
+
+impl<'a> NewChunks<'a> {
+    fn new(blobs: Vec<&'a SealedBlob>) -> Self {
+        let mut places = Vec::with_capacity(blobs.iter().map(|b| b.toc.len()).sum());
+        for (b, blob) in blobs.iter().enumerate() {
+            for (t, entry) in blob.toc.iter().enumerate() {
+                places.push((entry.id, b as u32, t as u32));
+            }
+        }
+        places.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        let sizes = blobs.iter().map(|b| (b.id, b.size)).collect();
+        NewChunks {
+            blobs,
+            places,
+            sizes,
+        }
+    }
+
+    fn get(&self, id: &ChunkId) -> Option<ChunkLocation> {
+        let i = self.places.binary_search_by(|p| p.0.cmp(id)).ok()?;
+        let (_, b, t) = self.places[i];
+        let blob = self.blobs[b as usize];
+        Some(blob.location(&blob.toc[t as usize]))
+    }
+}
+
+/// What the layers of one image became: the bootstrap's layer list, the new layer objects
+/// (under `tmp/`), every sealed blob, and each layer's report.
+type Resolved = (
+    Vec<ImageLayer>,
+    Vec<SealedLayerMeta>,
+    Vec<SealedBlob>,
+    Vec<LayerReport>,
+);
+
+/// Writes the layer objects of the converted layers (two at a time).
+pub(super) fn layer_objects(store: &StoreWriter, outputs: Vec<LayerOutput>) -> Result<Resolved> {
+    let new_chunks = NewChunks::new(
+        outputs
+            .iter()
+            .filter_map(|o| match &o.content {
+                LayerContent::Converted(c) => Some(&c.blobs),
+                LayerContent::Reused(_) => None,
+            })
+            .flatten()
+            .collect(),
+    );
+    let written: Vec<Option<Result<SealedLayerMeta>>> = outputs
+        .par_iter()
+        .map(|o| match &o.content {
+            LayerContent::Converted(c) => Some(write_object(store, c, &new_chunks)),
+            LayerContent::Reused(_) => None,
+        })
+        .collect();
+    drop(new_chunks);
+    let mut layers = Vec::new();
+    let mut objects = Vec::new();
+    let mut sealed = Vec::new();
+    let mut reports = Vec::new();
+    for (output, written) in outputs.into_iter().zip(written) {
+        let layer = match (output.content, written) {
+            (LayerContent::Reused(layer), _) => layer,
+            (LayerContent::Converted(c), Some(object)) => {
+                let object = object?;
+                let layer = ImageLayer {
+                    digest: output.digest,
+                    media_type: output.media_type,
+                    compression: output.compression,
+                    compressed_size: output.compressed_size,
+                    diff_id: c.source.diff_id,
+                    size: c.source.size,
+                    meta: object.id,
+                };
+                objects.push(object);
+                sealed.extend(c.blobs);
+                layer
+            }
+            (LayerContent::Converted(c), None) => {
+                return Err(Error::corrupt(c.label, "internal: no layer object written"))
+            }
+        };
+        layers.push(layer);
+        reports.push(output.report);
+    }
+    Ok((layers, objects, sealed, reports))
+}
+
+/// Reads one layer's spills back in step and writes its layer object (fsynced, under `tmp/`).
+fn write_object(
+    store: &StoreWriter,
+    layer: &Converted,
+    new_chunks: &NewChunks,
+) -> Result<SealedLayerMeta> {
+    let internal = |what: String| Error::corrupt(layer.label.clone(), format!("internal: {what}"));
+    let mut entries = SpillReader::<SpilledEntry>::open(&layer.entries)?;
+    let mut chunks = SpillReader::<SpilledChunk>::open(&layer.chunks)?;
+    let mut writer = LayerMetaWriter::create(store.layout().tmp_file("layer"))?;
+    let mut table = BlobTable::default();
+    while let Some(entry) = entries.next_record()? {
+        let mut records = Vec::with_capacity(entry.chunks.min(1 << 16) as usize);
+        for _ in 0..entry.chunks {
+            let chunk = chunks
+                .next_record()?
+                .ok_or_else(|| internal("chunk spill ends early".into()))?;
+            let location = match chunk.dictionary {
+                Some(location) => location,
+                None => new_chunks
+                    .get(&chunk.id)
+                    .ok_or_else(|| internal(format!("new chunk {} has no place", chunk.id)))?,
+            };
+            let size = || match new_chunks.sizes.get(&location.blob) {
+                Some(&size) => Ok(size),
+                None => stored_blob_size(store, &location.blob),
+            };
+            records.push(table.record(chunk.id, &location, size)?);
+        }
+        writer.push(LayerEntry {
+            raw_header: entry.raw_header,
+            meta: entry.meta,
+            chunks: records,
+        })?;
+    }
+    if chunks.next_record()?.is_some() {
+        return Err(internal("chunk spill has chunks no entry names".into()));
+    }
+    let object = writer.finish(
+        layer.source.clone(),
+        table.blobs,
+        "convert.layer_meta.fsync",
+    )?;
+    for spill in [&layer.entries, &layer.chunks] {
+        std::fs::remove_file(spill).map_err(|e| Error::io("remove", spill, e))?;
+    }
+    Ok(object)
+}
