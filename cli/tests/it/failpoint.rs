@@ -181,6 +181,7 @@ fn every_fail_point_is_reached_and_leaves_the_store_whole() {
                         .unwrap();
                 assert_eq!(again["dead_blobs"], 0, "{point}: {again}");
                 assert_eq!(again["dead_bootstraps"], 0, "{point}: {again}");
+                assert_eq!(again["dead_layer_objects"], 0, "{point}: {again}");
             }
             _ => assert!(
                 files(&out)

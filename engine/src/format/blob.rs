@@ -177,6 +177,8 @@ impl BlobWriter {
             .map_err(|e| Error::io("write blob", &self.path, e.into_error()))?;
         crate::failpoint::check(fail_at)?;
         file.sync_all().with_path("fsync blob", &self.path)?;
+        // Held until the commit that indexes it: no growth slack.
+        self.toc.shrink_to_fit();
         Ok(SealedBlob {
             id: BlobId(*self.hasher.finalize().as_bytes()),
             tmp_path: self.path,

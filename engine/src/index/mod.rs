@@ -67,6 +67,9 @@ pub struct ImageRecord {
 #[derive(Default)]
 pub struct IndexBatch {
     pub chunks: Vec<(ChunkId, ChunkLocation)>,
+    /// Chunks given by the blob and the number of their ToC record (a writer that just wrote
+    /// the blob knows it, and need not have the index read the ToC back).
+    pub chunk_records: Vec<(ChunkId, BlobId, u64)>,
     pub images: Vec<ImageRecord>,
     pub refs: Vec<(String, ImageId)>,
     pub delete_chunks: Vec<ChunkKey>,
@@ -482,26 +485,33 @@ impl Index {
             wb.put_cf(self.cf(CF_LAYERS)?, key.bytes(), id.0);
         }
         let mut new_numbers: HashMap<BlobId, u32> = HashMap::new();
-        let mut value = Vec::with_capacity(16);
-        for (id, location) in &batch.chunks {
-            let blob = location.blob;
-            let number = match numbers
+        let mut number_of = |wb: &mut WriteBatch, blob: BlobId| -> u32 {
+            if let Some(n) = numbers
                 .number(&blob)
                 .or_else(|| new_numbers.get(&blob).copied())
             {
-                Some(n) => n,
-                None => {
-                    let n = numbers.next() + new_numbers.len() as u32;
-                    wb.put_cf(blobs, n.to_be_bytes(), blob.0);
-                    new_numbers.insert(blob, n);
-                    n
-                }
-            };
-            let record = self.record_of(id, location)?;
+                return n;
+            }
+            let n = numbers.next() + new_numbers.len() as u32;
+            wb.put_cf(blobs, n.to_be_bytes(), blob.0);
+            new_numbers.insert(blob, n);
+            n
+        };
+        let mut value = Vec::with_capacity(16);
+        let mut put = |wb: &mut WriteBatch, id: &ChunkId, number: u32, record: u64| {
             value.clear();
             put_varint(&mut value, number as u64);
             put_varint(&mut value, record);
             wb.put_cf(chunks, id.key().0, &value);
+        };
+        for (id, location) in &batch.chunks {
+            let number = number_of(&mut wb, location.blob);
+            let record = self.record_of(id, location)?;
+            put(&mut wb, id, number, record);
+        }
+        for (id, blob, record) in &batch.chunk_records {
+            let number = number_of(&mut wb, *blob);
+            put(&mut wb, id, number, *record);
         }
         let images = self.cf(CF_IMAGES)?;
         for record in &batch.images {

@@ -1,11 +1,11 @@
 //! Writing an image's metadata into the store, shared by convert and gc's compaction: layer
-//! metadata objects (written under `tmp/`, fsynced, then renamed into `layers/` and the
-//! directory fsynced) and then the bootstrap naming them (the same, into `bootstraps/`). The
+//! objects' blob tables, the sealed layer objects (already fsynced under `tmp/`) renamed into
+//! `layers/` and the directory fsynced, and then the bootstrap naming them (the same, into `bootstraps/`). The
 //! caller's index batch comes after both: the write order of `ops::convert`'s module comment.
 
 use crate::error::{Error, Result};
 use crate::format::bootstrap::{BlobRecord, Bootstrap, ChunkRecord};
-use crate::format::layer_meta::{LayerEntry, LayerMetaWriter, LayerSource, SealedLayerMeta};
+use crate::format::layer_meta::SealedLayerMeta;
 use crate::store::StoreWriter;
 use crate::{BlobId, ImageId};
 use std::collections::HashMap;
@@ -60,21 +60,6 @@ pub(crate) fn stored_blob_size(store: &StoreWriter, blob: &BlobId) -> Result<u64
         .len())
 }
 
-/// Writes one layer's entries (in tar order) as a new layer object under `tmp/`, fsynced.
-pub(crate) fn write_layer_object(
-    store: &StoreWriter,
-    entries: impl Iterator<Item = Result<LayerEntry>>,
-    source: LayerSource,
-    blobs: Vec<BlobRecord>,
-    fail_at: &'static str,
-) -> Result<SealedLayerMeta> {
-    let mut writer = LayerMetaWriter::create(store.layout().tmp_file("layer"))?;
-    for entry in entries {
-        writer.push(entry?)?;
-    }
-    writer.finish(source, blobs, fail_at)
-}
-
 /// Renames sealed layer objects into `layers/` (one already there is dropped: same id, same
 /// bytes) and fsyncs the directory. Returns the objects and bytes actually added.
 pub(crate) fn publish_layer_objects(
@@ -121,86 +106,4 @@ pub(crate) fn publish_bootstrap(
         )?;
     }
     Ok((image_id, encoded.len() as u64))
-}
-
-/// The fail points of `store_whole_image`, checked before each object's fsync, each object's
-/// rename and the bootstrap's rename.
-pub(crate) struct WholeImageFailPoints {
-    pub object_fsync: &'static str,
-    pub object_rename: &'static str,
-    pub bootstrap_rename: &'static str,
-}
-
-/// What `store_whole_image` wrote.
-pub(crate) struct WrittenImage {
-    /// The image id and the bootstrap's size.
-    pub image: (ImageId, u64),
-    /// Bytes of the layer objects it added.
-    pub object_bytes: u64,
-}
-
-/// Writes an image held whole in memory (gc's compaction rewrites one so): a layer object per
-/// layer (each layer's `meta` set to it), then the bootstrap naming them.
-pub(crate) fn store_whole_image(
-    store: &StoreWriter,
-    image: &mut crate::ops::whole_image::WholeImage,
-    fail: &WholeImageFailPoints,
-) -> Result<WrittenImage> {
-    let mut sealed = Vec::new();
-    for layer in &image.layers {
-        let mut table = BlobTable::default();
-        let mut entries = Vec::with_capacity(layer.entries.len());
-        for entry in &layer.entries {
-            let mut chunks = Vec::with_capacity(entry.chunks.len());
-            for &c in &entry.chunks {
-                let chunk = &image.chunks[c as usize];
-                let blob = image.blobs[chunk.blob as usize];
-                chunks
-                    .push(table.record(chunk.id, &chunk.location(&image.blobs), || Ok(blob.size))?);
-            }
-            entries.push(Ok(LayerEntry {
-                raw_header: entry.raw_header.clone(),
-                meta: entry.meta.clone(),
-                chunks,
-            }));
-        }
-        let source = LayerSource {
-            diff_id: layer.diff_id,
-            size: layer.size,
-            trailer: layer.trailer.clone(),
-        };
-        let object = write_layer_object(
-            store,
-            entries.into_iter(),
-            source,
-            table.blobs,
-            fail.object_fsync,
-        )?;
-        sealed.push(object);
-    }
-    let (_, object_bytes) = publish_layer_objects(store, &sealed, fail.object_rename)?;
-    for (layer, object) in image.layers.iter_mut().zip(&sealed) {
-        layer.meta = object.id;
-    }
-    let bootstrap = Bootstrap {
-        source: image.source.clone(),
-        layers: image
-            .layers
-            .iter()
-            .map(|l| crate::format::bootstrap::ImageLayer {
-                digest: l.digest,
-                media_type: l.media_type.clone(),
-                compression: l.compression,
-                compressed_size: l.compressed_size,
-                diff_id: l.diff_id,
-                size: l.size,
-                meta: l.meta,
-            })
-            .collect(),
-    };
-    let image = publish_bootstrap(store, &bootstrap, fail.bootstrap_rename)?;
-    Ok(WrittenImage {
-        image,
-        object_bytes,
-    })
 }

@@ -30,7 +30,6 @@ use crate::format::ChunkLocation;
 use crate::index::{ImageRecord, Index, IndexBatch, LayerKey, Salvage};
 use crate::layout::{StoreLayout, WriterLock};
 use crate::ops::verify::{hex_files, Problem};
-use crate::ops::whole_image::WholeImage;
 use crate::progress::{Progress, Unit};
 use crate::store::read_bootstrap;
 use crate::{BlobId, ChunkId, ImageId, LayerMetaId};
@@ -252,13 +251,16 @@ fn read_bootstraps(
             ));
             continue;
         };
-        let whole = read_bootstrap(path, &id).and_then(|bootstrap| {
-            WholeImage::from_objects(bootstrap, |meta| {
-                crate::store::open_layer_meta(layout, meta)
-            })
+        let read = read_bootstrap(path, &id).and_then(|bootstrap| {
+            let objects = bootstrap
+                .layers
+                .iter()
+                .map(|l| crate::store::open_layer_meta(layout, &l.meta))
+                .collect::<Result<Vec<_>>>()?;
+            Ok((bootstrap, objects))
         });
-        let bootstrap = match whole {
-            Ok(b) => b,
+        let (bootstrap, objects) = match read {
+            Ok(read) => read,
             Err(e) => {
                 report
                     .damaged
@@ -272,32 +274,53 @@ fn read_bootstraps(
             .ok()
             .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
             .unwrap_or_default();
-        let mut missing = 0u64;
-        for chunk in &bootstrap.chunks {
-            let location = bootstrap.location(chunk);
-            let found = toc_index
-                .get(&(location.blob, chunk.id, location.offset))
-                .is_some_and(|e| toc_location(location.blob, e) == location);
-            if found {
-                used.insert((chunk.id, location.blob, location.offset));
-            } else {
-                missing += 1;
+        // Every chunk reference of its layer objects, streamed: a layer object that fails a
+        // check while its entries are read makes the image damaged like a bad bootstrap.
+        let (mut refs, mut missing) = (0u64, 0u64);
+        let mut check = || -> Result<()> {
+            for object in &objects {
+                for entry in object.entries() {
+                    for chunk in entry?.chunks {
+                        refs += 1;
+                        let location = chunk.location(object.blobs());
+                        let found = toc_index
+                            .get(&(location.blob, chunk.id, location.offset))
+                            .is_some_and(|e| toc_location(location.blob, e) == location);
+                        if found {
+                            used.insert((chunk.id, location.blob, location.offset));
+                        } else {
+                            missing += 1;
+                        }
+                    }
+                }
             }
+            Ok(())
+        };
+        if let Err(e) = check() {
+            report
+                .damaged
+                .push(problem(format!("bootstrap {id}"), e.to_string()));
+            continue;
         }
         if missing > 0 {
             report.incomplete_images.push(problem(
                 format!("image {id}"),
                 format!(
-                    "{missing} of its {} chunks are in no good blob as its bootstrap says",
-                    bootstrap.chunks.len()
+                    "{missing} of its {refs} chunk references are in no good blob as its layer \
+                     objects say"
                 ),
             ));
         }
+        let files = objects.iter().map(|o| o.info().file_count).sum();
+        let blobs: HashSet<BlobId> = objects
+            .iter()
+            .flat_map(|o| o.blobs().iter().map(|b| b.id))
+            .collect();
         images.push(GoodImage {
             id,
-            record: derived_record(id, &bootstrap, meta.len(), mtime),
+            record: derived_record(id, &bootstrap, files, meta.len(), mtime),
             mtime,
-            blobs: bootstrap.blobs.iter().map(|b| b.id).collect(),
+            blobs: blobs.into_iter().collect(),
             layers: bootstrap
                 .layers
                 .iter()
@@ -318,7 +341,8 @@ fn read_bootstraps(
 /// `added_stored_bytes` are set later; `created` is the file's mtime until then).
 fn derived_record(
     id: ImageId,
-    bootstrap: &WholeImage,
+    bootstrap: &crate::format::bootstrap::Bootstrap,
+    files: u64,
     size: u64,
     mtime: std::time::Duration,
 ) -> ImageRecord {
@@ -330,7 +354,7 @@ fn derived_record(
         platform: source.platform.clone(),
         manifest_digest: source.manifest.as_ref().map(|m| m.digest.to_string()),
         layers: bootstrap.layers.len() as u64,
-        files: bootstrap.file_count(),
+        files,
         logical_bytes: bootstrap.logical_bytes(),
         new_chunks: 0,
         added_stored_bytes: 0,

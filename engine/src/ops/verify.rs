@@ -113,53 +113,8 @@ pub fn verify(store: &Store, full: bool, progress: &dyn crate::Progress) -> Resu
 
     // Layer objects, and every chunk they name; then the bootstraps naming them.
     let objects = check_layer_objects(store, &tocs, &mut report)?;
-    let mut bootstraps: HashSet<ImageId> = HashSet::new();
-    for (name, _) in hex_files(&store.layout().bootstraps_dir())? {
-        let Some(id) = ImageId::from_hex(&name) else {
-            report.problem(
-                format!("bootstraps/{name}"),
-                "not a bootstrap name (64 hex digits)",
-            );
-            continue;
-        };
-        report.bootstraps += 1;
-        match store.bootstrap_by_id(&id) {
-            Ok(bootstrap) => {
-                let mut whole = true;
-                for (l, layer) in bootstrap.layers.iter().enumerate() {
-                    let problem = match objects.get(&layer.meta) {
-                        None => Some(format!("layer object {} is missing or damaged", layer.meta)),
-                        Some(diff_id) if *diff_id != layer.diff_id => Some(format!(
-                            "layer object {} holds diff_id {diff_id}, the bootstrap says {}",
-                            layer.meta, layer.diff_id
-                        )),
-                        Some(_) => None,
-                    };
-                    if let Some(problem) = problem {
-                        report.problem(format!("image {id} layer {l}"), problem);
-                        whole = false;
-                    }
-                }
-                if whole {
-                    bootstraps.insert(id);
-                }
-            }
-            Err(e) => report.problem(format!("bootstrap {id}"), e.to_string()),
-        }
-    }
-    for (key, parsed) in store.index().layer_entries()? {
-        match parsed {
-            Some((key, id)) if !objects.contains_key(&id) => report.problem(
-                format!("index entry for {key}"),
-                format!("layer object {id} is missing or damaged"),
-            ),
-            Some(_) => {}
-            None => report.problem(
-                format!("index layer entry {}", hex::encode(&key)),
-                "malformed key or value",
-            ),
-        }
-    }
+    let bootstraps = check_bootstraps(store, &objects, &mut report)?;
+    check_layer_keys(store, &objects, &mut report)?;
 
     // The index: names -> records -> bootstraps; chunk locations -> blob ToCs.
     let refs = store.index().refs()?;
@@ -240,6 +195,72 @@ fn toc_has(tocs: &HashMap<BlobId, Toc>, id: &ChunkId, location: &ChunkLocation) 
     tocs.get(&location.blob)
         .and_then(|toc| toc.get(&(*id, location.offset)))
         .is_some_and(|e| e.location(location.blob) == *location)
+}
+
+/// Every bootstrap decodes under its name and names whole layer objects holding the diff_ids it
+/// says; returns the images whose bootstrap and layers are whole.
+fn check_bootstraps(
+    store: &Store,
+    objects: &HashMap<LayerMetaId, Sha256Digest>,
+    report: &mut VerifyReport,
+) -> Result<HashSet<ImageId>> {
+    let mut bootstraps: HashSet<ImageId> = HashSet::new();
+    for (name, _) in hex_files(&store.layout().bootstraps_dir())? {
+        let Some(id) = ImageId::from_hex(&name) else {
+            report.problem(
+                format!("bootstraps/{name}"),
+                "not a bootstrap name (64 hex digits)",
+            );
+            continue;
+        };
+        report.bootstraps += 1;
+        match store.bootstrap_by_id(&id) {
+            Ok(bootstrap) => {
+                let mut whole = true;
+                for (l, layer) in bootstrap.layers.iter().enumerate() {
+                    let problem = match objects.get(&layer.meta) {
+                        None => Some(format!("layer object {} is missing or damaged", layer.meta)),
+                        Some(diff_id) if *diff_id != layer.diff_id => Some(format!(
+                            "layer object {} holds diff_id {diff_id}, the bootstrap says {}",
+                            layer.meta, layer.diff_id
+                        )),
+                        Some(_) => None,
+                    };
+                    if let Some(problem) = problem {
+                        report.problem(format!("image {id} layer {l}"), problem);
+                        whole = false;
+                    }
+                }
+                if whole {
+                    bootstraps.insert(id);
+                }
+            }
+            Err(e) => report.problem(format!("bootstrap {id}"), e.to_string()),
+        }
+    }
+    Ok(bootstraps)
+}
+
+/// Every `layers` key of the index names a whole layer object.
+fn check_layer_keys(
+    store: &Store,
+    objects: &HashMap<LayerMetaId, Sha256Digest>,
+    report: &mut VerifyReport,
+) -> Result<()> {
+    for (key, parsed) in store.index().layer_entries()? {
+        match parsed {
+            Some((key, id)) if !objects.contains_key(&id) => report.problem(
+                format!("index entry for {key}"),
+                format!("layer object {id} is missing or damaged"),
+            ),
+            Some(_) => {}
+            None => report.problem(
+                format!("index layer entry {}", hex::encode(&key)),
+                "malformed key or value",
+            ),
+        }
+    }
+    Ok(())
 }
 
 /// Opens every object in `layers/` (its id checked), decodes every block (each checked against

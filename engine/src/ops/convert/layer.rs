@@ -371,13 +371,19 @@ impl<'a> Processor<'a> {
                 .claimed
                 .lock()
                 .expect("claims lock")
-                .contains(id)
+                .contains(&id.key())
         };
         let decision = if claimed(id) {
             Decision::Repeated
         } else if let Some(location) = self.shared.dictionary.get(id)? {
             Decision::Dictionary(location)
-        } else if self.shared.claimed.lock().expect("claims lock").insert(*id) {
+        } else if self
+            .shared
+            .claimed
+            .lock()
+            .expect("claims lock")
+            .insert(id.key())
+        {
             Decision::New
         } else {
             Decision::Repeated

@@ -276,8 +276,10 @@ struct Converted {
 struct Shared<'a> {
     store: &'a StoreWriter,
     dictionary: &'a Dictionary<'a>,
-    /// Chunks this convert is storing (first claim wins).
-    claimed: Mutex<HashSet<ChunkId>>,
+    /// Chunks this convert is storing (first claim wins), by their index key (the first 16
+    /// bytes of the id: half the memory). Two new chunks sharing a key (about n^2 / 2^129 among
+    /// n) would make the convert fail when it places the second, never store wrong data.
+    claimed: Mutex<HashSet<crate::id::ChunkKey>>,
     cancel: AtomicBool,
     progress: &'a dyn Progress,
 }
@@ -376,11 +378,11 @@ fn commit(
     )?;
     let mut batch = IndexBatch::default();
     for blob in sealed {
-        for entry in &blob.toc {
+        for (record, entry) in blob.toc.iter().enumerate() {
             if store.index().get_chunk(&entry.id)?.is_none() {
-                batch.chunks.push((entry.id, blob.location(entry)));
+                batch.chunk_records.push((entry.id, blob.id, record as u64));
             }
-            if batch.chunks.len() >= CHUNK_BATCH {
+            if batch.chunk_records.len() >= CHUNK_BATCH {
                 store.index().commit(std::mem::take(&mut batch))?;
             }
         }

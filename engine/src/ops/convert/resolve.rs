@@ -2,8 +2,8 @@
 //! sealed (so every new chunk has its place): entries in tar order, each chunk reference
 //! resolved to the dictionary's location the processor recorded or to the new chunk's place in
 //! a sealed blob of this convert (any layer's: a chunk repeated across layers is stored once).
-//! Memory: one entry at a time, the layer object's writer, and the new chunks' places (40
-//! bytes per new chunk, sorted for binary search).
+//! Memory: one entry at a time, the layer object's writer, and the new chunks' places (8
+//! bytes per new chunk, sorted by id for binary search).
 
 use super::spill::{SpillReader, SpilledChunk, SpilledEntry};
 use super::{Converted, LayerContent, LayerOutput, LayerReport};
@@ -18,10 +18,11 @@ use crate::{BlobId, ChunkId};
 use rayon::prelude::*;
 use std::collections::HashMap;
 
-/// Where each new chunk of this convert went: (id, sealed blob, ToC record), sorted by id.
+/// Where each new chunk of this convert went: (sealed blob, ToC record) of every new chunk,
+/// sorted by chunk id (8 bytes per chunk; the ids are read from the ToCs).
 struct NewChunks<'a> {
     blobs: Vec<&'a SealedBlob>,
-    places: Vec<(ChunkId, u32, u32)>,
+    places: Vec<(u32, u32)>,
     sizes: HashMap<BlobId, u64>,
 }
 
@@ -29,11 +30,10 @@ impl<'a> NewChunks<'a> {
     fn new(blobs: Vec<&'a SealedBlob>) -> Self {
         let mut places = Vec::with_capacity(blobs.iter().map(|b| b.toc.len()).sum());
         for (b, blob) in blobs.iter().enumerate() {
-            for (t, entry) in blob.toc.iter().enumerate() {
-                places.push((entry.id, b as u32, t as u32));
-            }
+            places.extend((0..blob.toc.len()).map(|t| (b as u32, t as u32)));
         }
-        places.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        let id = |&(b, t): &(u32, u32)| blobs[b as usize].toc[t as usize].id;
+        places.sort_unstable_by_key(id);
         let sizes = blobs.iter().map(|b| (b.id, b.size)).collect();
         NewChunks {
             blobs,
@@ -42,11 +42,18 @@ impl<'a> NewChunks<'a> {
         }
     }
 
-    fn get(&self, id: &ChunkId) -> Option<ChunkLocation> {
-        let i = self.places.binary_search_by(|p| p.0.cmp(id)).ok()?;
-        let (_, b, t) = self.places[i];
+    fn entry(&self, (b, t): (u32, u32)) -> (&SealedBlob, &crate::format::blob::TocEntry) {
         let blob = self.blobs[b as usize];
-        Some(blob.location(&blob.toc[t as usize]))
+        (blob, &blob.toc[t as usize])
+    }
+
+    fn get(&self, id: &ChunkId) -> Option<ChunkLocation> {
+        let i = self
+            .places
+            .binary_search_by(|&p| self.entry(p).1.id.cmp(id))
+            .ok()?;
+        let (blob, entry) = self.entry(self.places[i]);
+        Some(blob.location(entry))
     }
 }
 

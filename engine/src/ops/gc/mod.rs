@@ -1,0 +1,453 @@
+//! `gc`: mark, compact and sweep. Live = the bootstraps of named images, the layer objects
+//! they name and the blobs those objects' blob tables name; everything else in `bootstraps/`,
+//! `layers/` and `blobs/` is garbage (removed images, or files a crashed convert or gc left
+//! before its index batch). A live blob whose live share (its live chunks' share of its stored
+//! bytes) is below `compact_below` is compacted (`compact.rs`): its live chunks are written
+//! into new blobs, the layer objects that use them are rewritten, and so the bootstraps naming
+//! those (which gives those images new ids; their names follow).
+//!
+//! Write order, the same as convert's, so that a crash at any instant leaves every named image
+//! readable and the index naming no missing file:
+//!   1. new blobs (compaction): written under `tmp/`, fsynced, renamed into `blobs/`, fsynced;
+//!   2. rewritten layer objects, then rewritten bootstraps: the same, into `layers/` and
+//!      `bootstraps/`;
+//!   3. one synced index batch: names point at the rewritten images, their records move, layer
+//!      keys follow rewritten objects or are dropped with dead ones, chunk entries naming dead
+//!      or compacted blobs are re-pointed or dropped, records of unnamed images are dropped;
+//!   4. only then are the dead files deleted and their directories fsynced.
+//!
+//! A crash before 3 leaves new files no name reaches, after it old ones; the next gc removes
+//! either. Memory: the bootstraps and the open layer objects' tables, and (for compaction and
+//! the re-pointing of index entries) sets of chunk uses; entries are streamed, never held.
+
+mod compact;
+
+use crate::error::{Error, Result};
+use crate::format::blob::{decode_toc, BlobReader, TocEntry};
+use crate::format::bootstrap::Bootstrap;
+use crate::format::layer_meta::LayerMeta;
+use crate::format::ChunkLocation;
+use crate::index::IndexBatch;
+use crate::store::{Store, StoreWriter};
+use crate::{BlobId, ChunkId, ImageId, LayerMetaId};
+use compact::{compact_blobs, Rewrites};
+use serde::Serialize;
+use std::collections::{HashMap, HashSet};
+use std::path::PathBuf;
+
+/// The compaction threshold `gc` uses unless told otherwise.
+pub const DEFAULT_COMPACT_BELOW: f64 = 0.5;
+
+#[derive(Clone, Copy, Debug)]
+pub struct GcOptions {
+    /// Report what would be done, change nothing.
+    pub dry_run: bool,
+    /// Rewrite live blobs whose live share is below this (0 disables compaction).
+    pub compact_below: f64,
+}
+
+impl Default for GcOptions {
+    fn default() -> Self {
+        GcOptions {
+            dry_run: false,
+            compact_below: DEFAULT_COMPACT_BELOW,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct GcReport {
+    pub dry_run: bool,
+    pub compact_below: f64,
+    pub live_images: u64,
+    pub live_blobs: u64,
+    pub dead_blobs: u64,
+    pub dead_bootstraps: u64,
+    pub dead_layer_objects: u64,
+    /// Bytes of the dead files (deleted unless `dry_run`).
+    pub dead_bytes: u64,
+    /// Live blobs below the threshold, their bytes, and their live chunks' stored bytes.
+    pub compacted_blobs: u64,
+    pub compacted_bytes: u64,
+    pub compacted_live_bytes: u64,
+    /// What compaction wrote (zero in a dry run): new blobs and rewritten bootstraps.
+    pub new_blobs: u64,
+    pub new_blob_bytes: u64,
+    pub rewritten_images: u64,
+    /// Net bytes the store shrank by (dead files and compacted blobs and replaced bootstraps
+    /// deleted, minus new blobs and bootstraps); in a dry run, an estimate.
+    pub freed_bytes: u64,
+    /// Index chunk entries dropped (their chunk is nowhere live) or re-pointed to a live copy.
+    pub index_chunks_dropped: u64,
+    pub index_chunks_repointed: u64,
+}
+
+/// A file in `blobs/` or `bootstraps/`: (name, path, size).
+type StoreFile = (String, PathBuf, u64);
+
+fn files(dir: &std::path::Path) -> Result<Vec<StoreFile>> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).map_err(|e| Error::io("read", dir, e))? {
+        let entry = entry.map_err(|e| Error::io("read", dir, e))?;
+        let size = entry
+            .metadata()
+            .map_err(|e| Error::io("stat", &entry.path(), e))?
+            .len();
+        out.push((
+            entry.file_name().to_string_lossy().into_owned(),
+            entry.path(),
+            size,
+        ));
+    }
+    Ok(out)
+}
+
+/// A chunk as a bootstrap uses it: which copy (blob, frame offset) of which chunk.
+type ChunkUse = (BlobId, u64, ChunkId);
+
+fn stopped(what: String, e: Error) -> Error {
+    Error::Usage(format!(
+        "gc stopped, nothing was deleted: {what}: {e}; run `cairn verify`"
+    ))
+}
+
+/// What named images use: their bootstraps and their layer objects (open: tables only).
+pub(super) struct LiveSet {
+    pub bootstraps: HashMap<ImageId, Bootstrap>,
+    pub objects: HashMap<LayerMetaId, LayerMeta>,
+}
+
+impl LiveSet {
+    /// Marks from the names. An image whose bootstrap or layer object cannot be read stops gc:
+    /// its chunks cannot be known.
+    fn mark(store: &Store, refs: &[(String, ImageId)]) -> Result<LiveSet> {
+        let mut live = LiveSet {
+            bootstraps: HashMap::new(),
+            objects: HashMap::new(),
+        };
+        for (_, id) in refs {
+            if live.bootstraps.contains_key(id) {
+                continue;
+            }
+            let bootstrap = store
+                .bootstrap_by_id(id)
+                .map_err(|e| stopped(format!("image {id}"), e))?;
+            for layer in &bootstrap.layers {
+                if !live.objects.contains_key(&layer.meta) {
+                    let object = store
+                        .layer_meta(&layer.meta)
+                        .map_err(|e| stopped(format!("image {id}"), e))?;
+                    live.objects.insert(layer.meta, object);
+                }
+            }
+            live.bootstraps.insert(*id, bootstrap);
+        }
+        Ok(live)
+    }
+
+    fn blobs(&self) -> HashSet<BlobId> {
+        self.objects
+            .values()
+            .flat_map(|o| o.blobs().iter().map(|b| b.id))
+            .collect()
+    }
+
+    /// Calls `visit` with every chunk reference of every live object: (chunk, its location).
+    fn for_each_chunk(&self, mut visit: impl FnMut(&ChunkId, ChunkLocation)) -> Result<()> {
+        for (id, object) in &self.objects {
+            for entry in object.entries() {
+                let entry = entry.map_err(|e| stopped(format!("layer object {id}"), e))?;
+                for chunk in &entry.chunks {
+                    visit(&chunk.id, chunk.location(object.blobs()));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// What gc will do, decided without changing anything: the live set (marked), the blobs to
+/// compact, and the report as estimated before any write (what `--dry-run` prints).
+pub(crate) struct GcPlan {
+    /// The names, as the index gave them when marking.
+    refs: Vec<(String, ImageId)>,
+    live: LiveSet,
+    /// Live blobs below the threshold, with their live ToC entries.
+    compact: Vec<(BlobId, Vec<TocEntry>)>,
+    pub report: GcReport,
+}
+
+/// Marks, chooses the blobs to compact and estimates what gc frees.
+pub(crate) fn plan(store: &Store, options: &GcOptions) -> Result<GcPlan> {
+    if !(0.0..=1.0).contains(&options.compact_below) {
+        return Err(Error::Usage(format!(
+            "--compact-below {} must be between 0 and 1",
+            options.compact_below
+        )));
+    }
+    let mut report = GcReport {
+        dry_run: options.dry_run,
+        compact_below: options.compact_below,
+        ..GcReport::default()
+    };
+    let refs = store.index().refs()?;
+    let live = LiveSet::mark(store, &refs)?;
+    report.live_images = live.bootstraps.len() as u64;
+    report.live_blobs = live.blobs().len() as u64;
+    let compact = if options.compact_below > 0.0 {
+        choose_compaction(store, &live, options.compact_below, &mut report)?
+    } else {
+        Vec::new()
+    };
+    let sweep = Sweep::find(store, &live, &compact, &Rewrites::default(), &mut report)?;
+    // Estimate: compacted blobs shrink to about their live bytes.
+    report.freed_bytes =
+        (report.dead_bytes + sweep.compacted_bytes).saturating_sub(report.compacted_live_bytes);
+    if options.dry_run {
+        // The index entries gc would drop or re-point (without compaction's moves).
+        index_batch(
+            store,
+            &refs,
+            &live,
+            &Rewrites::default(),
+            &sweep,
+            &mut report,
+        )?;
+    }
+    Ok(GcPlan {
+        refs,
+        live,
+        compact,
+        report,
+    })
+}
+
+/// The live blobs whose live chunks hold less than `compact_below` of their stored bytes, with
+/// those live chunks.
+fn choose_compaction(
+    store: &Store,
+    live: &LiveSet,
+    compact_below: f64,
+    report: &mut GcReport,
+) -> Result<Vec<(BlobId, Vec<TocEntry>)>> {
+    let mut used: HashSet<ChunkUse> = HashSet::new();
+    live.for_each_chunk(|id, location| {
+        used.insert((location.blob, location.offset, *id));
+    })?;
+    let mut ids: Vec<BlobId> = live.blobs().into_iter().collect();
+    ids.sort();
+    let mut compact = Vec::new();
+    for id in ids {
+        let path = store.blob_path(&id);
+        let reader = BlobReader::open(&path, id).map_err(|e| stopped(format!("blob {id}"), e))?;
+        let toc = decode_toc(reader.bytes(), &format!("blob {id}"))
+            .map_err(|e| stopped(format!("blob {id}"), e))?;
+        let total: u64 = toc.iter().map(|e| e.location(id).stored_share()).sum();
+        let live: Vec<TocEntry> = toc
+            .into_iter()
+            .filter(|e| used.contains(&(id, e.offset, e.id)))
+            .collect();
+        let live_bytes: u64 = live.iter().map(|e| e.location(id).stored_share()).sum();
+        if total > 0 && (live_bytes as f64) < compact_below * total as f64 {
+            report.compacted_blobs += 1;
+            report.compacted_bytes += reader.bytes().len() as u64;
+            report.compacted_live_bytes += live_bytes;
+            compact.push((id, live));
+        }
+    }
+    Ok(compact)
+}
+
+/// The files nothing live uses.
+struct Sweep {
+    dead_blobs: Vec<StoreFile>,
+    dead_bootstraps: Vec<StoreFile>,
+    dead_layer_objects: Vec<StoreFile>,
+    live_blobs: HashSet<BlobId>,
+    /// Bytes of the compacted blobs (dead once compaction ran).
+    compacted_bytes: u64,
+}
+
+impl Sweep {
+    /// Lists `blobs/`, `layers/` and `bootstraps/` against `live`; counts into `report` the
+    /// dead files other than compacted blobs and the objects and bootstraps compaction replaced.
+    fn find(
+        store: &Store,
+        live: &LiveSet,
+        compact: &[(BlobId, Vec<TocEntry>)],
+        rewritten: &Rewrites,
+        report: &mut GcReport,
+    ) -> Result<Sweep> {
+        let live_blobs = live.blobs();
+        let layout = store.layout();
+        let dead = |dir: &std::path::Path, is_live: &dyn Fn(&str) -> bool| -> Result<_> {
+            Ok(files(dir)?
+                .into_iter()
+                .filter(|(name, _, _)| !is_live(name))
+                .collect::<Vec<StoreFile>>())
+        };
+        let dead_blobs = dead(&layout.blobs_dir(), &|name| {
+            BlobId::from_hex(name).is_some_and(|id| live_blobs.contains(&id))
+        })?;
+        let dead_bootstraps = dead(&layout.bootstraps_dir(), &|name| {
+            ImageId::from_hex(name).is_some_and(|id| live.bootstraps.contains_key(&id))
+        })?;
+        let dead_layer_objects = dead(&layout.layers_dir(), &|name| {
+            LayerMetaId::from_hex(name).is_some_and(|id| live.objects.contains_key(&id))
+        })?;
+        let replaced: HashSet<String> = compact
+            .iter()
+            .map(|(id, _)| id.to_hex())
+            .chain(rewritten.images.keys().map(|id| id.to_hex()))
+            .chain(rewritten.objects.keys().map(|id| id.to_hex()))
+            .collect();
+        let garbage = |files: &[StoreFile]| -> (u64, u64) {
+            let kept = files.iter().filter(|(name, _, _)| !replaced.contains(name));
+            (
+                kept.clone().count() as u64,
+                kept.map(|(_, _, size)| size).sum(),
+            )
+        };
+        let (blobs, blob_bytes) = garbage(&dead_blobs);
+        let (bootstraps, bootstrap_bytes) = garbage(&dead_bootstraps);
+        let (objects, object_bytes) = garbage(&dead_layer_objects);
+        report.dead_blobs = blobs;
+        report.dead_bootstraps = bootstraps;
+        report.dead_layer_objects = objects;
+        report.dead_bytes = blob_bytes + bootstrap_bytes + object_bytes;
+        Ok(Sweep {
+            dead_blobs,
+            dead_bootstraps,
+            dead_layer_objects,
+            live_blobs,
+            compacted_bytes: report.compacted_bytes,
+        })
+    }
+}
+
+/// Runs gc: the plan, then (unless a dry run) its execution.
+pub fn gc(store: &StoreWriter, options: &GcOptions) -> Result<GcReport> {
+    let plan = plan(store, options)?;
+    if options.dry_run {
+        return Ok(plan.report);
+    }
+    apply(store, plan)
+}
+
+/// Carries out a plan in the write order of the module's doc: compaction's new blobs and
+/// bootstraps, one synced index batch, then the deletions.
+fn apply(store: &StoreWriter, plan: GcPlan) -> Result<GcReport> {
+    let GcPlan {
+        refs,
+        mut live,
+        compact,
+        mut report,
+    } = plan;
+    let rewrites = compact_blobs(store, &compact, &mut live, &mut report)?;
+    let sweep = Sweep::find(store, &live, &compact, &rewrites, &mut report)?;
+    report.freed_bytes = (report.dead_bytes + sweep.compacted_bytes + rewrites.replaced_bytes)
+        .saturating_sub(report.new_blob_bytes + rewrites.new_bytes);
+    let batch = index_batch(store, &refs, &live, &rewrites, &sweep, &mut report)?;
+    crate::failpoint::check("gc.index.batch")?;
+    store.index().commit(batch)?;
+    store.index().flush()?;
+    // Step 4: the files.
+    let dead = sweep.dead_bootstraps.iter();
+    for (_, path, _) in dead
+        .chain(&sweep.dead_layer_objects)
+        .chain(&sweep.dead_blobs)
+    {
+        crate::failpoint::check("gc.delete")?;
+        std::fs::remove_file(path).map_err(|e| Error::io("remove", path, e))?;
+    }
+    crate::failpoint::check("gc.dir_fsync")?;
+    crate::fsutil::fsync_dir(&store.layout().bootstraps_dir())?;
+    crate::fsutil::fsync_dir(&store.layout().layers_dir())?;
+    crate::fsutil::fsync_dir(&store.layout().blobs_dir())?;
+    Ok(report)
+}
+
+/// Step 3: names point at the rewritten images, their records move, chunk entries naming dead
+/// blobs are re-pointed at a live copy or dropped, records of unnamed images are dropped.
+fn index_batch(
+    store: &Store,
+    refs: &[(String, ImageId)],
+    live: &LiveSet,
+    rewritten: &Rewrites,
+    sweep: &Sweep,
+    report: &mut GcReport,
+) -> Result<IndexBatch> {
+    let mut batch = IndexBatch::default();
+    for (name, id) in refs {
+        if let Some((new_id, _)) = rewritten.images.get(id) {
+            batch.refs.push((name.clone(), *new_id));
+        }
+    }
+    for (_, parsed) in store.index().layer_entries()? {
+        let Some((key, meta)) = parsed else {
+            continue;
+        };
+        if live.objects.contains_key(&meta) {
+            continue;
+        }
+        match rewritten.objects.get(&meta) {
+            Some(new) => batch.layers.push((key, *new)),
+            None => batch.delete_layers.push(key),
+        }
+    }
+    for (old_id, (new_id, size)) in &rewritten.images {
+        if let Some(mut record) = store.index().get_image(old_id)? {
+            record.image_id = *new_id;
+            record.bootstrap_size = *size;
+            batch.images.push(record);
+        }
+    }
+    // Entries naming a blob no live object names: re-pointed at a live copy (found by one pass
+    // over the live objects' entries, for just these chunks) or dropped, like one that leads
+    // nowhere.
+    let stale: Vec<(crate::id::ChunkKey, Option<ChunkId>)> = store
+        .index()
+        .chunk_entries()?
+        .into_iter()
+        .filter_map(|entry| match entry.resolved {
+            Ok((_, location)) if sweep.live_blobs.contains(&location.blob) => None,
+            Ok((id, _)) => Some((entry.key, Some(id))),
+            Err(_) => Some((entry.key, None)),
+        })
+        .collect();
+    let mut copies: HashMap<ChunkId, Option<ChunkLocation>> = stale
+        .iter()
+        .filter_map(|(_, id)| id.map(|id| (id, None)))
+        .collect();
+    if !copies.is_empty() {
+        live.for_each_chunk(|id, location| {
+            if let Some(slot @ None) = copies.get_mut(id) {
+                *slot = Some(location);
+            }
+        })?;
+    }
+    for (key, id) in stale {
+        let copy = id.and_then(|id| copies.get(&id).copied().flatten().map(|l| (id, l)));
+        match copy {
+            Some(copy) => {
+                batch.chunks.push(copy);
+                report.index_chunks_repointed += 1;
+            }
+            None => {
+                batch.delete_chunks.push(key);
+                report.index_chunks_dropped += 1;
+            }
+        }
+    }
+    batch.delete_blobs = sweep
+        .dead_blobs
+        .iter()
+        .filter_map(|(name, _, _)| BlobId::from_hex(name))
+        .collect();
+    for record in store.index().image_records()? {
+        if !live.bootstraps.contains_key(&record.image_id) {
+            batch.delete_images.push(record.image_id);
+        }
+    }
+    Ok(batch)
+}
