@@ -65,7 +65,7 @@ pub enum Command {
     /// root (skipped and reported otherwise); owners are set only as root or with
     /// --same-owner.
     Unpack(UnpackArgs),
-    /// Check every blob, bootstrap and index entry; non-zero exit status if anything is damaged.
+    /// Check every blob, layer object, bootstrap and index entry; non-zero exit status if damaged.
     Verify(VerifyArgs),
     /// Remove images by name (their data stays until `cairn gc`).
     Rm(RmArgs),
@@ -288,11 +288,12 @@ pub enum XattrPolicy {
 
 #[derive(Args, Debug)]
 #[command(
-    long_about = "Check every blob, bootstrap and index entry; non-zero exit status if anything is \
-                  damaged.\n\n\
-                  With --repair-index, first rebuild the index from the blobs and bootstraps (it \
-                  need not open, or exist): every chunk of every good blob, a record per good \
-                  bootstrap, and the old names whose image is still whole. An image no name \
+    long_about = "Check every blob, layer object, bootstrap and index entry; non-zero exit status \
+                  if anything is damaged.\n\n\
+                  With --repair-index, first rebuild the index from the blobs, bootstraps and \
+                  layer objects (it need not open, or exist): every chunk of every good blob, a \
+                  record and layer keys per good bootstrap, and the old names whose image is \
+                  still whole. An image no name \
                   reaches any more gets the name recovered-<first 12 hex digits of its id>; \
                   this brings back images removed with `cairn rm` but not yet garbage-collected \
                   (remove them again). Damaged blobs and bootstraps are reported and left as \
@@ -302,7 +303,7 @@ pub struct VerifyArgs {
     /// Also hash every blob and decompress every chunk to check its BLAKE3 (reads all data).
     #[arg(long)]
     pub full: bool,
-    /// First rebuild the index from the blobs and bootstraps (takes the writer lock).
+    /// First rebuild the index from the blobs, bootstraps and layer objects (takes the writer lock).
     #[arg(long)]
     pub repair_index: bool,
     /// Machine-readable output.

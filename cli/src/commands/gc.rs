@@ -19,8 +19,9 @@ pub fn run(cli: &Cli, args: &GcArgs) -> anyhow::Result<()> {
         ("deleted", "compacted")
     };
     println!(
-        "{delete} {} blobs and {} bootstraps no named image uses: {}",
+        "{delete} {} blobs, {} layer objects and {} bootstraps no named image uses: {}",
         count(r.dead_blobs),
+        count(r.dead_layer_objects),
         count(r.dead_bootstraps),
         bytes(r.dead_bytes)
     );

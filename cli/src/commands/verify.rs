@@ -28,9 +28,10 @@ pub fn run(cli: &Cli, args: &VerifyArgs) -> anyhow::Result<()> {
         }
     } else {
         println!(
-            "checked {} blobs ({}), {} bootstraps, {} images, {} index chunk entries{}",
+            "checked {} blobs ({}), {} layer objects, {} bootstraps, {} images, {} index chunk entries{}",
             count(report.blobs),
             bytes(report.blob_bytes),
+            count(report.layer_objects),
             count(report.bootstraps),
             count(report.images),
             count(report.index_chunks),
