@@ -54,7 +54,10 @@ fn rm_then_gc_frees_only_what_no_image_uses() {
     store.remove(&["o".to_string()]).unwrap();
     assert!(store.whole_image("o").is_err());
     let dry = store.gc(&dry_run()).unwrap();
-    assert_eq!((dry.dead_blobs, dry.dead_bootstraps), (1, 1));
+    assert_eq!(
+        (dry.dead_blobs, dry.dead_layer_objects, dry.dead_bootstraps),
+        (1, 1, 1)
+    );
     assert_eq!(
         std::fs::read_dir(store.root().join("blobs"))
             .unwrap()
@@ -62,7 +65,14 @@ fn rm_then_gc_frees_only_what_no_image_uses() {
         blobs_before
     );
     let report = store.gc(&GcOptions::default()).unwrap();
-    assert_eq!((report.dead_blobs, report.dead_bootstraps), (1, 1));
+    assert_eq!(
+        (
+            report.dead_blobs,
+            report.dead_layer_objects,
+            report.dead_bootstraps
+        ),
+        (1, 1, 1)
+    );
     assert!(report.freed_bytes > 200_000, "{report:?}");
     assert_eq!(report.index_chunks_dropped, o_chunks);
     assert_eq!(
@@ -72,6 +82,11 @@ fn rm_then_gc_frees_only_what_no_image_uses() {
         blobs_before - 1
     );
     assert_eq!(export_all(&store, "v2"), before_v2);
+    // gc dropped the removed layer's index keys with its object: converting it again reads it.
+    let again = convert(&store, &format!("oci:{}", other.display()), "o", &[]).unwrap();
+    assert!(!again.images[0].layers[0].reused_metadata);
+    store.remove(&["o".to_string()]).unwrap();
+    store.gc(&GcOptions::default()).unwrap();
     let verify = store.verify(true, &NoProgress).unwrap();
     assert!(verify.is_clean(), "{:?}", verify.problems);
     // Nothing left to collect.
@@ -161,11 +176,20 @@ fn gc_removes_what_a_crashed_convert_left() {
     // What a convert killed before its index batch leaves: a renamed blob and bootstrap.
     let orphan_blob = store.root().join("blobs").join("ab".repeat(32));
     let orphan_bootstrap = store.root().join("bootstraps").join("cd".repeat(32));
+    let orphan_object = store.root().join("layers").join("ef".repeat(32));
     std::fs::write(&orphan_blob, b"orphan blob").unwrap();
     std::fs::write(&orphan_bootstrap, b"orphan bootstrap").unwrap();
+    std::fs::write(&orphan_object, b"orphan layer object").unwrap();
     let report = store.gc(&GcOptions::default()).unwrap();
-    assert_eq!((report.dead_blobs, report.dead_bootstraps), (1, 1));
-    assert!(!orphan_blob.exists() && !orphan_bootstrap.exists());
+    assert_eq!(
+        (
+            report.dead_blobs,
+            report.dead_layer_objects,
+            report.dead_bootstraps
+        ),
+        (1, 1, 1)
+    );
+    assert!(!orphan_blob.exists() && !orphan_bootstrap.exists() && !orphan_object.exists());
     assert!(store.verify(true, &NoProgress).unwrap().is_clean());
 }
 

@@ -454,6 +454,23 @@ fn malformed_input_table() {
         act: Act::ExportLayer("good"),
         expect: vec!["bootstrap".into()],
     });
+    // The object of layer 0: one byte flipped in its first entry block (read by export-layer),
+    // and one in its tables (checked by the object id at open).
+    let object = store.bootstrap("good").unwrap().layers[0].meta;
+    let object_path = store.layer_meta_path(&object);
+    cases.push(Case {
+        name: "corrupt layer object block",
+        act: Act::ExportLayer("good"),
+        expect: vec![
+            format!("layer metadata {}", object.to_hex()),
+            "entry block 0".into(),
+        ],
+    });
+    cases.push(Case {
+        name: "corrupt layer object tables",
+        act: Act::Verify,
+        expect: vec![format!("layer object {object}")],
+    });
     cases.push(Case {
         name: "corrupt blob footer",
         act: Act::Verify,
@@ -465,17 +482,25 @@ fn malformed_input_table() {
 
     let mut table = Vec::new();
     for case in &cases {
-        let damaged: Option<(PathBuf, Vec<u8>)> = match case.name {
-            "corrupt bootstrap" => Some((bootstrap.clone(), std::fs::read(&bootstrap).unwrap())),
-            "corrupt blob footer" => Some((blob.clone(), std::fs::read(&blob).unwrap())),
+        // (file, offset of the flipped byte from its start, or from its end when negative)
+        let target: Option<(&PathBuf, i64)> = match case.name {
+            "corrupt bootstrap" => Some((
+                &bootstrap,
+                std::fs::metadata(&bootstrap).unwrap().len() as i64 / 2,
+            )),
+            "corrupt layer object block" => Some((&object_path, 20)),
+            "corrupt layer object tables" => Some((&object_path, -40)),
+            "corrupt blob footer" => Some((&blob, -4)),
             _ => None,
         };
-        if let Some((path, original)) = &damaged {
+        let damaged: Option<(PathBuf, Vec<u8>)> =
+            target.map(|(path, _)| (path.clone(), std::fs::read(path).unwrap()));
+        if let (Some((path, original)), Some((_, at))) = (&damaged, target) {
             let mut bytes = original.clone();
-            let at = if case.name == "corrupt bootstrap" {
-                bytes.len() / 2
+            let at = if at < 0 {
+                (bytes.len() as i64 + at) as usize
             } else {
-                bytes.len() - 4
+                at as usize
             };
             bytes[at] ^= 0x10;
             std::fs::write(path, &bytes).unwrap();
