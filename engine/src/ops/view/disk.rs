@@ -2,8 +2,8 @@
 //! listings decode the one or few path blocks they need, each checked against its hash.
 
 use super::{LayerPaths, PathRecord};
-use crate::error::Result;
-use crate::format::layer_meta::LayerMeta;
+use crate::error::{Error, Result};
+use crate::format::layer_meta::{LayerEntry, LayerMeta};
 
 impl LayerPaths for LayerMeta {
     fn lookup(&self, parent: &[u8], name: &[u8]) -> Result<Option<PathRecord>> {
@@ -16,5 +16,23 @@ impl LayerPaths for LayerMeta {
 
     fn root_opaque(&self) -> Result<bool> {
         Ok(self.info().root_opaque)
+    }
+}
+
+/// The entry a record of the view over `layers` names (decoding its one entry block).
+pub(crate) fn record_entry(
+    layers: &[LayerMeta],
+    layer: usize,
+    record: &PathRecord,
+) -> Result<LayerEntry> {
+    match (layers.get(layer), record.entry) {
+        (Some(meta), Some(n)) => meta.entry(n),
+        _ => Err(Error::corrupt(
+            format!("layer {layer}"),
+            format!(
+                "internal: no entry for path record {:?}",
+                String::from_utf8_lossy(&record.name)
+            ),
+        )),
     }
 }

@@ -18,6 +18,7 @@ use crate::error::{Error, Result};
 use crate::layer::EntryKind;
 use crate::ops::tree::{join, normalize, parent_and_name};
 
+pub(crate) use disk::record_entry;
 pub(crate) use memory::MemoryLayerPaths;
 
 /// How many hardlinks to hardlinks `content_entry` follows (as `MergedTree::content_entry`).
