@@ -80,7 +80,7 @@ fn decode(
     let chunks: Vec<ChunkRecord> = window
         .iter()
         .filter_map(|p| match p {
-            Piece::Chunk(c) => Some(c.clone()),
+            Piece::Chunk(c) => Some(*c),
             Piece::Bytes(_) => None,
         })
         .collect();
