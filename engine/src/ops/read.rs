@@ -13,7 +13,7 @@ use crate::format::bootstrap::{BlobRecord, ChunkRecord};
 use crate::format::layer_meta::LayerEntry;
 use crate::layer::EntryKind;
 use crate::ops::tree::{join, normalize};
-use crate::ops::view::{record_entry, MergedView, PathRecord};
+use crate::ops::view::{record_entries, record_entry, MergedView, PathRecord};
 use crate::progress::{Progress, Unit};
 use crate::store::Store;
 use crate::{BlobId, Sha256Digest};
@@ -265,11 +265,15 @@ pub fn ls(store: &Store, name: &str, path: &str) -> Result<Vec<ListEntry>> {
             }
         }
     };
-    rows.into_iter()
-        .map(|(p, layer, record)| {
-            let e = record_entry(&layers, layer, &record)?;
+    // Decoded together, in entry order: a directory's entries share their entry blocks.
+    let found: Vec<(usize, &PathRecord)> = rows.iter().map(|(_, l, r)| (*l, r)).collect();
+    let entries = record_entries(&layers, &found)?;
+    rows.iter()
+        .zip(entries)
+        .map(|((p, layer, _), e)| {
+            let layer = *layer;
             Ok(ListEntry {
-                path: String::from_utf8_lossy(&p).into_owned(),
+                path: String::from_utf8_lossy(p).into_owned(),
                 kind: kind_name(e.meta.kind),
                 mode: e.meta.mode,
                 uid: e.meta.uid,

@@ -20,7 +20,8 @@
 //! (fifos always: they need no privilege), owners are set as root or when asked.
 //!
 //! Memory: nothing is held per entry. Rule (1)'s check streams each applied layer's entries
-//! once, noting its hardlinks; the first pass writes as the view's walk reaches each entry.
+//! once, noting its hardlinks; the first pass writes as the view's walk goes, its entries
+//! decoded `ops::view::WALK_BATCH` at a time.
 //! What must wait is held in memory, proportional to what it is about: the planned hardlinks
 //! (path, entry and source of each visible hardlink, resolved before anything is written) and
 //! the directories' metadata for the last pass (path and `EntryMeta` of each directory). Both
@@ -424,10 +425,7 @@ impl<'a> Writer<'a> {
     /// last.
     fn write_entries(&mut self, tree: &Merged) -> Result<Vec<(Vec<u8>, usize, EntryMeta)>> {
         let mut dirs = Vec::new();
-        tree.walk(|path, r, entry| {
-            if entry.meta.kind == EntryKind::Hardlink {
-                return Ok(());
-            }
+        tree.walk_but_hardlinks(|path, r, entry| {
             let site = self.site(path, r.layer, &entry.meta.path);
             match self.write_entry(&site, &entry, tree.blobs(r.layer))? {
                 Written::File => self.report.files += 1,

@@ -14,7 +14,7 @@ use crate::error::Result;
 use crate::format::bootstrap::Bootstrap;
 use crate::format::layer_meta::{LayerEntry, LayerMeta};
 use crate::layer::EntryKind;
-use crate::ops::view::{record_entry, MergedView};
+use crate::ops::view::{record_entries, walk_batches, MergedView, PathRecord};
 use crate::store::Store;
 use crate::ChunkId;
 use serde::Serialize;
@@ -247,18 +247,9 @@ fn layer_diffs(old: &Side, new: &Side) -> Result<Vec<LayerDiff>> {
     Ok(out)
 }
 
-/// The regular file at `path` of an image's view, if there is one.
-fn file_at(
-    view: &MergedView<LayerMeta>,
-    layers: &[LayerMeta],
-    path: &[u8],
-) -> Result<Option<LayerEntry>> {
-    Ok(match view.get(path)? {
-        Some((layer, record)) if record.kind == Some(EntryKind::File) => {
-            Some(record_entry(layers, layer, &record)?)
-        }
-        _ => None,
-    })
+/// True if `record` is a regular file's.
+fn is_file_record(record: &PathRecord) -> bool {
+    record.kind == Some(EntryKind::File)
 }
 
 /// The `top` files with the most new bytes (ties by path), kept in a bounded heap: its
@@ -317,7 +308,8 @@ impl TopFiles {
 }
 
 /// Files added, removed and changed between the two merged views, and the top files by new
-/// bytes. Walks each view once, looking each file up in the other.
+/// bytes. Walks each view once, looking each file up in the other; entries are decoded a batch
+/// of files at a time (`walk_batches`), each side's in entry order.
 fn file_changes(old: &Side, new: &Side, top: usize, report: &mut DiffReport) -> Result<()> {
     let old_view = MergedView::new(&old.layers, None);
     let new_view = MergedView::new(&new.layers, None);
@@ -325,50 +317,74 @@ fn file_changes(old: &Side, new: &Side, top: usize, report: &mut DiffReport) -> 
         top,
         heap: BinaryHeap::new(),
     };
-    new_view.walk(|path, layer, record| {
-        if record.kind != Some(EntryKind::File) {
-            return Ok(());
+    walk_batches(&new_view, is_file_record, |batch| {
+        let found: Vec<_> = batch.iter().map(|(_, l, r)| (*l, r)).collect();
+        let entries = record_entries(&new.layers, &found)?;
+        // The same paths in OLD, where they are files.
+        let mut before = Vec::with_capacity(batch.len());
+        for (path, _, _) in &batch {
+            before.push(old_view.get(path)?.filter(|(_, r)| is_file_record(r)));
         }
-        let entry = record_entry(&new.layers, layer, record)?;
-        let status = match file_at(&old_view, &old.layers, path)? {
-            Some(before) => {
-                if same_content(&before, &entry) {
-                    report.files_unchanged += 1;
-                    return Ok(());
-                }
-                report.files_changed += 1;
-                "changed"
+        let old_found: Vec<_> = before.iter().flatten().map(|(l, r)| (*l, r)).collect();
+        let mut old_entries = record_entries(&old.layers, &old_found)?.into_iter();
+        for (((path, _, _), entry), before) in batch.iter().zip(entries).zip(&before) {
+            let before = match before {
+                Some(_) => old_entries.next(),
+                None => None,
+            };
+            if let Some(file) = file_change((old, new), path, entry, before, report) {
+                files.push(file);
             }
-            None => {
-                report.files_added += 1;
-                "added"
-            }
-        };
-        let mut distinct: Vec<ChunkId> = entry.chunks.iter().map(|c| c.id).collect();
-        distinct.sort_unstable();
-        distinct.dedup();
-        let new_bytes = distinct
-            .iter()
-            .filter(|id| !old.sizes.contains(id))
-            .map(|id| new.sizes.len_of(id))
-            .sum();
-        files.push(FileDiff {
-            path: String::from_utf8_lossy(path).into_owned(),
-            status,
-            size: entry.meta.size,
-            new_bytes,
-        });
+        }
         Ok(())
     })?;
     old_view.walk(|path, _, record| {
-        if record.kind == Some(EntryKind::File) && file_at(&new_view, &new.layers, path)?.is_none()
-        {
+        if is_file_record(record) && !new_view.get(path)?.is_some_and(|(_, r)| is_file_record(&r)) {
             report.files_removed += 1;
         }
         Ok(())
     })?;
     report.top_files = files.into_sorted();
     Ok(())
+}
+
+/// Counts NEW's file `entry` at `path` (OLD's file there is `before`) as added, changed or
+/// unchanged; the row of an added or changed one.
+fn file_change(
+    (old, new): (&Side, &Side),
+    path: &[u8],
+    entry: LayerEntry,
+    before: Option<LayerEntry>,
+    report: &mut DiffReport,
+) -> Option<FileDiff> {
+    let status = match before {
+        Some(before) if same_content(&before, &entry) => {
+            report.files_unchanged += 1;
+            return None;
+        }
+        Some(_) => {
+            report.files_changed += 1;
+            "changed"
+        }
+        None => {
+            report.files_added += 1;
+            "added"
+        }
+    };
+    let mut distinct: Vec<ChunkId> = entry.chunks.iter().map(|c| c.id).collect();
+    distinct.sort_unstable();
+    distinct.dedup();
+    let new_bytes = distinct
+        .iter()
+        .filter(|id| !old.sizes.contains(id))
+        .map(|id| new.sizes.len_of(id))
+        .sum();
+    Some(FileDiff {
+        path: String::from_utf8_lossy(path).into_owned(),
+        status,
+        size: entry.meta.size,
+        new_bytes,
+    })
 }
 
 /// Equal chunk lists: the same content.

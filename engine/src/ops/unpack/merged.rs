@@ -6,8 +6,9 @@
 
 use crate::error::Result;
 use crate::format::layer_meta::{LayerEntry, LayerMeta};
+use crate::layer::EntryKind;
 use crate::ops::tree::EntryRef;
-use crate::ops::view::{record_entry, MergedView};
+use crate::ops::view::{record_entries, walk_batches, MergedView, PathRecord};
 
 pub(super) struct Merged<'l> {
     layers: &'l [LayerMeta],
@@ -20,16 +21,30 @@ impl<'l> Merged<'l> {
         Merged { layers, top }
     }
 
-    /// Calls `visit(normalized path, where it comes from, the entry)` for every visible entry,
-    /// parents before children.
-    pub fn walk(
+    /// Calls `visit(normalized path, where it comes from, the entry)` for every visible entry
+    /// but hardlinks, parents before children; the entries are decoded a batch at a time
+    /// (`ops::view::walk_batches`).
+    pub fn walk_but_hardlinks(
         &self,
         mut visit: impl FnMut(&[u8], EntryRef, LayerEntry) -> Result<()>,
     ) -> Result<()> {
-        MergedView::new(self.layers, self.top).walk(|path, layer, record| {
-            let entry = record_entry(self.layers, layer, record)?;
-            let index = record.entry.unwrap_or_default() as usize;
-            visit(path, EntryRef { layer, index }, entry)
+        let view = MergedView::new(self.layers, self.top);
+        let want = |r: &PathRecord| r.kind != Some(EntryKind::Hardlink);
+        walk_batches(&view, want, |batch| {
+            let found: Vec<_> = batch.iter().map(|(_, l, r)| (*l, r)).collect();
+            let entries = record_entries(self.layers, &found)?;
+            for ((path, layer, record), entry) in batch.iter().zip(entries) {
+                let index = record.entry.unwrap_or_default() as usize;
+                visit(
+                    path,
+                    EntryRef {
+                        layer: *layer,
+                        index,
+                    },
+                    entry,
+                )?;
+            }
+            Ok(())
         })
     }
 

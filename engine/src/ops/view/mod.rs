@@ -18,7 +18,7 @@ use crate::error::{Error, Result};
 use crate::layer::EntryKind;
 use crate::ops::tree::{join, normalize, parent_and_name};
 
-pub(crate) use disk::record_entry;
+pub(crate) use disk::{record_entries, record_entry, walk_batches};
 #[cfg(test)]
 pub(crate) use memory::MemoryLayerPaths;
 
