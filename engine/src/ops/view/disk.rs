@@ -11,6 +11,9 @@ impl LayerPaths for LayerMeta {
     }
 
     fn children(&self, dir: &[u8]) -> Result<Box<dyn Iterator<Item = Result<PathRecord>> + '_>> {
+        if !self.has_children(dir)? {
+            return Ok(Box::new(std::iter::empty()));
+        }
         Ok(Box::new(LayerMeta::children(self, dir)))
     }
 
