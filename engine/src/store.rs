@@ -241,11 +241,27 @@ impl Store {
 
     /// The layer objects of image `name`, bottom first, with its bootstrap.
     pub fn image_layers(&self, name: &str) -> Result<(Bootstrap, Vec<LayerMeta>)> {
-        let bootstrap = self.bootstrap(name)?;
+        self.image_layers_by_id(&self.resolve(name)?)
+    }
+
+    /// The layer objects of image `id`, bottom first, with its bootstrap; each object's diff_id
+    /// checked against the bootstrap's.
+    pub fn image_layers_by_id(&self, id: &ImageId) -> Result<(Bootstrap, Vec<LayerMeta>)> {
+        let bootstrap = self.bootstrap_by_id(id)?;
         let layers = bootstrap
             .layers
             .iter()
-            .map(|l| self.layer_meta(&l.meta))
+            .map(|l| {
+                let meta = self.layer_meta(&l.meta)?;
+                let held = meta.info().source.diff_id;
+                if held != l.diff_id {
+                    return Err(Error::corrupt(
+                        format!("layer metadata {} of image {id}", l.meta),
+                        format!("holds diff_id {held}, the bootstrap says {}", l.diff_id),
+                    ));
+                }
+                Ok(meta)
+            })
             .collect::<Result<Vec<_>>>()?;
         Ok((bootstrap, layers))
     }

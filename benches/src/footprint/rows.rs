@@ -144,16 +144,17 @@ pub fn fixed_init() -> Result<InitOptions> {
 pub fn whole_file(dir: &Path, store: &Path, name: &str) -> Result<()> {
     std::fs::create_dir_all(dir).with_context(|| format!("create {}", dir.display()))?;
     let store = Store::open(store)?;
-    let bootstrap = store.whole_image(name)?;
-    let mut reader = ChunkReader::new(&store, &bootstrap);
-    for layer in &bootstrap.layers {
-        for entry in &layer.entries {
+    let (_, layers) = store.image_layers(name)?;
+    let mut reader = ChunkReader::new(&store);
+    for layer in &layers {
+        for entry in layer.entries() {
+            let entry = entry?;
             if entry.chunks.is_empty() {
                 continue;
             }
             let mut key = blake3::Hasher::new();
-            for &c in &entry.chunks {
-                key.update(&bootstrap.chunks[c as usize].id.0);
+            for chunk in &entry.chunks {
+                key.update(&chunk.id.0);
             }
             let path = dir.join(key.finalize().to_hex().as_str());
             if path.exists() {
@@ -161,7 +162,7 @@ pub fn whole_file(dir: &Path, store: &Path, name: &str) -> Result<()> {
             }
             let mut content = Vec::with_capacity(entry.meta.size as usize);
             reader
-                .write_entry(entry, &mut content)
+                .write_entry(&entry, layer.blobs(), &mut content)
                 .with_context(|| format!("read {}", entry.meta.path_lossy()))?;
             let compressed = zstd::bulk::compress(&content, WHOLE_FILE_ZSTD_LEVEL)
                 .with_context(|| format!("compress {}", entry.meta.path_lossy()))?;

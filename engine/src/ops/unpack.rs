@@ -1,5 +1,6 @@
-//! `unpack`: an image's root filesystem written into a directory, from the merged view of its
-//! layers (`ops::tree`), with file content streamed chunk by chunk (`ops::read::ChunkReader`).
+//! `unpack`: an image's root filesystem written into a directory while walking the merged view
+//! of its layer objects (`merged`, over `ops::view`), with file content streamed chunk by
+//! chunk (`ops::read::ChunkReader`).
 //!
 //! Safety: nothing outside the target directory is ever written, created, linked or chmod-ed,
 //! whatever the image holds. Three rules see to it. (1) Before anything is written, every entry
@@ -17,16 +18,26 @@
 //! modes and mtimes, deepest first, so that a read-only directory does not block its children
 //! and writing children does not change a directory's mtime. Devices are made only as root
 //! (fifos always: they need no privilege), owners are set as root or when asked.
+//!
+//! Memory: nothing is held per entry. Rule (1)'s check streams each applied layer's entries
+//! once, noting its hardlinks; the first pass writes as the view's walk goes, its entries
+//! decoded `ops::view::WALK_BATCH` at a time.
+//! What must wait is held in memory, proportional to what it is about: the planned hardlinks
+//! (path, entry and source of each visible hardlink, resolved before anything is written) and
+//! the directories' metadata for the last pass (path and `EntryMeta` of each directory). Both
+//! are small next to the files of any real image; an image of millions of hardlinks or
+//! directories would need them spilled to disk, which this does not do.
 
 mod dirs;
 mod merged;
 mod sys;
 
 use crate::error::{Error, IoContext, Result};
+use crate::format::bootstrap::BlobRecord;
+use crate::format::layer_meta::{LayerEntry, LayerMeta};
 use crate::layer::{EntryKind, EntryMeta};
-use crate::ops::read::{kind_name, ChunkReader};
+use crate::ops::read::{kind_name, layer_index, ChunkReader};
 use crate::ops::tree::{normalize, EntryRef};
-use crate::ops::whole_image::{EntryRecord, LayerRecord, WholeImage};
 use crate::progress::{Progress, Unit};
 use crate::store::Store;
 use dirs::{out_path, prepare_dir, DirWalker, WalkError};
@@ -94,11 +105,14 @@ pub fn unpack(
     progress: &dyn Progress,
 ) -> Result<UnpackReport> {
     let start = Instant::now();
-    let bootstrap = store.whole_image(name)?;
-    let layers = applied_layers(name, &bootstrap, options.top_layer)?;
-    check_paths(name, layers)?;
-    let tree = Merged::new(&bootstrap, options.top_layer)?;
-    let links = plan_hardlinks(name, &bootstrap, &tree)?;
+    let (_, layers) = store.image_layers(name)?;
+    let applied = match options.top_layer {
+        None => &layers[..],
+        Some(t) => &layers[..=layer_index(name, layers.len(), t)?],
+    };
+    let hardlinks = check_paths(name, applied)?;
+    let tree = Merged::new(applied, None);
+    let links = plan_hardlinks(name, &tree, hardlinks)?;
     let root = prepare_dir(dir)?;
 
     let as_root = sys::is_root();
@@ -106,7 +120,7 @@ pub fn unpack(
         image: name,
         out: dir,
         walker: DirWalker::new(root),
-        chunks: ChunkReader::new(store, &bootstrap),
+        chunks: ChunkReader::new(store),
         progress,
         devices: as_root,
         meta: MetaWriter {
@@ -116,34 +130,16 @@ pub fn unpack(
         },
         report: UnpackReport::default(),
     };
-    progress.set_length(content_bytes(&tree, &links), Unit::Bytes);
+    progress.set_length(content_bytes(applied, &links), Unit::Bytes);
     let dirs = writer.write_entries(&tree)?;
     writer.write_hardlinks(&tree, &links)?;
-    writer.finish_dirs(&tree, &dirs)?;
+    writer.finish_dirs(&dirs)?;
     progress.finish();
 
     let mut report = writer.report;
     report.xattr_failures = writer.meta.failures;
     report.seconds = start.elapsed().as_secs_f64();
     Ok(report)
-}
-
-/// The layers `top` asks for, or a usage error naming the ones there are.
-fn applied_layers<'b>(
-    name: &str,
-    bootstrap: &'b WholeImage,
-    top: Option<usize>,
-) -> Result<&'b [LayerRecord]> {
-    let layers = &bootstrap.layers;
-    match top {
-        None => Ok(layers),
-        Some(t) if t < layers.len() => Ok(&layers[..=t]),
-        Some(t) => Err(Error::Usage(format!(
-            "image {name:?} has {} layers (0 to {}); there is no layer {t}",
-            layers.len(),
-            layers.len().saturating_sub(1)
-        ))),
-    }
 }
 
 /// How errors name an entry: `image "x" layer 2 entry "../etc/passwd"`.
@@ -159,14 +155,17 @@ fn lossy(bytes: &[u8]) -> String {
 }
 
 /// Rule (1) of the module doc: no entry of the applied layers (whether or not an upper layer
-/// hides it) may name a path outside the root, nor hardlink to one.
-fn check_paths(image: &str, layers: &[LayerRecord]) -> Result<()> {
+/// hides it) may name a path outside the root, nor hardlink to one. Streams every entry once;
+/// returns the hardlinks (normalized path, entry), for `plan_hardlinks`.
+fn check_paths(image: &str, layers: &[LayerMeta]) -> Result<Vec<(Vec<u8>, EntryRef)>> {
+    let mut hardlinks = Vec::new();
     for (l, layer) in layers.iter().enumerate() {
-        for entry in &layer.entries {
-            let object = || entry_object(image, l, &entry.meta.path);
-            check_path(&entry.meta.path).map_err(|why| Error::bad_input(object(), why))?;
-            if entry.meta.kind == EntryKind::Hardlink {
-                let target = entry.meta.link_target.as_deref().unwrap_or_default();
+        for (index, entry) in layer.entries().enumerate() {
+            let meta = entry?.meta;
+            let object = || entry_object(image, l, &meta.path);
+            check_path(&meta.path).map_err(|why| Error::bad_input(object(), why))?;
+            if meta.kind == EntryKind::Hardlink {
+                let target = meta.link_target.as_deref().unwrap_or_default();
                 if normalize(target).is_empty() {
                     return Err(Error::bad_input(object(), "hardlink without a target"));
                 }
@@ -176,10 +175,11 @@ fn check_paths(image: &str, layers: &[LayerRecord]) -> Result<()> {
                         format!("hardlink target {:?}: {why}", lossy(target)),
                     )
                 })?;
+                hardlinks.push((normalize(&meta.path), EntryRef { layer: l, index }));
             }
         }
     }
-    Ok(())
+    Ok(hardlinks)
 }
 
 fn check_path(path: &[u8]) -> Result<(), &'static str> {
@@ -201,32 +201,46 @@ enum LinkSource {
     Copy,
 }
 
-struct PlannedLink<'t> {
-    path: &'t [u8],
+struct PlannedLink {
+    /// Normalized path of the link.
+    path: Vec<u8>,
     link: EntryRef,
     /// The entry holding the content (never a hardlink).
     content: EntryRef,
+    /// That entry's size.
+    size: u64,
     source: LinkSource,
 }
 
-/// Resolves every hardlink of the view before anything is written, so that a dangling link is
-/// refused early and the progress total is known.
-fn plan_hardlinks<'t>(
+/// The order of the view's walk: depth first, by name within a directory.
+fn walk_order(a: &[u8], b: &[u8]) -> std::cmp::Ordering {
+    a.split(|&c| c == b'/').cmp(b.split(|&c| c == b'/'))
+}
+
+/// Resolves every hardlink of the view (of `hardlinks`, those the view shows) before anything
+/// is written, so that a dangling link is refused early and the progress total is known; in
+/// the view's walk order, so that a copy is planned before the links made to it.
+fn plan_hardlinks(
     image: &str,
-    bootstrap: &WholeImage,
-    tree: &'t Merged,
-) -> Result<Vec<PlannedLink<'t>>> {
-    let mut copies: HashMap<EntryRef, Vec<u8>> = HashMap::new();
-    let mut plan = Vec::new();
-    for (path, link, entry) in tree.iter() {
-        if entry.meta.kind != EntryKind::Hardlink {
-            continue;
+    tree: &Merged,
+    mut hardlinks: Vec<(Vec<u8>, EntryRef)>,
+) -> Result<Vec<PlannedLink>> {
+    let mut visible = Vec::new();
+    for (path, link) in hardlinks.drain(..) {
+        if tree.get(&path)? == Some(link) {
+            visible.push((path, link));
         }
-        let content = resolve_link(image, bootstrap, tree, link)?;
-        let content_meta = &tree.entry(content).meta;
+    }
+    visible.sort_by(|a, b| walk_order(&a.0, &b.0));
+    let mut copies: HashMap<EntryRef, Vec<u8>> = HashMap::new();
+    let mut plan = Vec::with_capacity(visible.len());
+    for (path, link) in visible {
+        let content = resolve_link(image, tree, link)?;
+        let content_meta = tree.entry(content)?.meta;
         if content_meta.kind == EntryKind::Directory {
+            let link_path = tree.entry(link)?.meta.path;
             return Err(Error::bad_input(
-                entry_object(image, link.layer, &entry.meta.path),
+                entry_object(image, link.layer, &link_path),
                 "hardlink to a directory",
             ));
         }
@@ -236,13 +250,14 @@ fn plan_hardlinks<'t>(
         } else if let Some(copy) = copies.get(&content) {
             LinkSource::Path(copy.clone())
         } else {
-            copies.insert(content, path.to_vec());
+            copies.insert(content, path.clone());
             LinkSource::Copy
         };
         plan.push(PlannedLink {
             path,
             link,
             content,
+            size: content_meta.size,
             source,
         });
     }
@@ -251,21 +266,16 @@ fn plan_hardlinks<'t>(
 
 /// The entry a hardlink means: its target path as of the link's own layer (that layer's entries
 /// win over lower ones), followed through hardlinks to hardlinks.
-fn resolve_link(
-    image: &str,
-    bootstrap: &WholeImage,
-    tree: &Merged,
-    link: EntryRef,
-) -> Result<EntryRef> {
-    let link_entry = &bootstrap.layers[link.layer].entries[link.index];
-    let object = || entry_object(image, link.layer, &link_entry.meta.path);
+fn resolve_link(image: &str, tree: &Merged, link: EntryRef) -> Result<EntryRef> {
+    let link_path = tree.entry(link)?.meta.path;
+    let object = || entry_object(image, link.layer, &link_path);
     let mut current = link;
     for _ in 0..MAX_LINK_DEPTH {
-        let entry = &bootstrap.layers[current.layer].entries[current.index];
-        if entry.meta.kind != EntryKind::Hardlink {
+        let meta = tree.entry(current)?.meta;
+        if meta.kind != EntryKind::Hardlink {
             return Ok(current);
         }
-        let target = entry.meta.link_target.as_deref().unwrap_or_default();
+        let target = meta.link_target.as_deref().unwrap_or_default();
         match tree.get_as_of(Some(current.layer), target)? {
             Some(r) if r != current => current = r,
             _ => {
@@ -286,17 +296,15 @@ fn resolve_link(
     ))
 }
 
-/// Bytes of file content the unpack writes: every regular file, plus hardlink copies.
-fn content_bytes(tree: &Merged, links: &[PlannedLink]) -> u64 {
-    let files: u64 = tree
-        .iter()
-        .filter(|(_, _, e)| e.meta.kind == EntryKind::File)
-        .map(|(_, _, e)| e.meta.size)
-        .sum();
+/// Bytes of file content the unpack writes, as the progress total: the applied layers' content
+/// (from their objects' info, without decoding entries; an upper bound when upper layers hide
+/// or replace files) plus hardlink copies.
+fn content_bytes(layers: &[LayerMeta], links: &[PlannedLink]) -> u64 {
+    let files: u64 = layers.iter().map(|l| l.info().content_bytes).sum();
     let copies: u64 = links
         .iter()
         .filter(|l| matches!(l.source, LinkSource::Copy))
-        .map(|l| tree.entry(l.content).meta.size)
+        .map(|l| l.size)
         .sum();
     files + copies
 }
@@ -412,39 +420,43 @@ impl<'a> Writer<'a> {
         }
     }
 
-    /// First pass: everything but hardlinks, parents before children. Returns the directories,
-    /// whose metadata is set last.
-    fn write_entries<'t>(&mut self, tree: &'t Merged) -> Result<Vec<(&'t [u8], EntryRef)>> {
+    /// First pass: everything but hardlinks, parents before children, as the walk reaches
+    /// them. Returns the directories (normalized path, layer, metadata), whose metadata is set
+    /// last.
+    fn write_entries(&mut self, tree: &Merged) -> Result<Vec<(Vec<u8>, usize, EntryMeta)>> {
         let mut dirs = Vec::new();
-        for (path, r, entry) in tree.iter() {
-            if entry.meta.kind == EntryKind::Hardlink {
-                continue;
-            }
+        tree.walk_but_hardlinks(|path, r, entry| {
             let site = self.site(path, r.layer, &entry.meta.path);
-            match self.write_entry(&site, entry)? {
+            match self.write_entry(&site, &entry, tree.blobs(r.layer))? {
                 Written::File => self.report.files += 1,
                 Written::Dir => {
                     self.report.dirs += 1;
-                    dirs.push((path, r));
+                    dirs.push((path.to_vec(), r.layer, entry.meta));
                 }
                 Written::Symlink => self.report.symlinks += 1,
                 Written::Device => self.report.devices += 1,
                 Written::Fifo => self.report.fifos += 1,
                 Written::Skipped => {}
             }
-        }
+            Ok(())
+        })?;
         Ok(dirs)
     }
 
     /// Writes `entry`'s file, directory, symlink or special file at `site`.
-    fn write_entry(&mut self, site: &Site, entry: &EntryRecord) -> Result<Written> {
+    fn write_entry(
+        &mut self,
+        site: &Site,
+        entry: &LayerEntry,
+        blobs: &[BlobRecord],
+    ) -> Result<Written> {
         match entry.meta.kind {
             EntryKind::Directory => {
                 self.walker.dir(site.path).map_err(|e| site.walk_error(e))?;
                 Ok(Written::Dir)
             }
             EntryKind::File => {
-                self.write_file(site, entry)?;
+                self.write_file(site, entry, blobs)?;
                 Ok(Written::File)
             }
             EntryKind::Symlink => self.write_node(site, entry, None),
@@ -467,7 +479,7 @@ impl<'a> Writer<'a> {
     fn write_node(
         &mut self,
         site: &Site,
-        entry: &EntryRecord,
+        entry: &LayerEntry,
         special: Option<Special>,
     ) -> Result<Written> {
         let meta = &entry.meta;
@@ -505,14 +517,14 @@ impl<'a> Writer<'a> {
 
     /// Rule (3) of the module doc for regular files: a new file, content streamed in chunk by
     /// chunk, metadata set through the fd.
-    fn write_file(&mut self, site: &Site, entry: &EntryRecord) -> Result<()> {
+    fn write_file(&mut self, site: &Site, entry: &LayerEntry, blobs: &[BlobRecord]) -> Result<()> {
         let (dir, name) = self
             .walker
             .parent(site.path)
             .map_err(|e| site.walk_error(e))?;
         let mut file = sys::create_file_at(dir, &name).with_path("create", &site.file())?;
-        for &c in &entry.chunks {
-            let data = self.chunks.read(c)?;
+        for chunk in &entry.chunks {
+            let data = self.chunks.read(chunk, blobs)?;
             file.write_all(&data).with_path("write", &site.file())?;
             self.report.bytes += data.len() as u64;
             self.progress.inc(data.len() as u64);
@@ -531,12 +543,13 @@ impl<'a> Writer<'a> {
     /// Second pass: hardlinks, to a path written before, or as a copy of the meant file.
     fn write_hardlinks(&mut self, tree: &Merged, links: &[PlannedLink]) -> Result<()> {
         for planned in links {
-            let link = tree.entry(planned.link);
-            let content = tree.entry(planned.content);
-            let site = self.site(planned.path, planned.link.layer, &link.meta.path);
+            let link = tree.entry(planned.link)?;
+            let content = tree.entry(planned.content)?;
+            let site = self.site(&planned.path, planned.link.layer, &link.meta.path);
             match &planned.source {
                 LinkSource::Copy => {
-                    if !matches!(self.write_entry(&site, content)?, Written::Skipped) {
+                    let blobs = tree.blobs(planned.content.layer);
+                    if !matches!(self.write_entry(&site, &content, blobs)?, Written::Skipped) {
                         self.report.hardlinks += 1;
                     }
                 }
@@ -580,12 +593,11 @@ impl<'a> Writer<'a> {
 
     /// Last pass: directory metadata, deepest first (the reverse of the view's order puts every
     /// directory after everything below it).
-    fn finish_dirs(&mut self, tree: &Merged, dirs: &[(&[u8], EntryRef)]) -> Result<()> {
-        for &(path, r) in dirs.iter().rev() {
-            let entry = tree.entry(r);
-            let site = self.site(path, r.layer, &entry.meta.path);
+    fn finish_dirs(&mut self, dirs: &[(Vec<u8>, usize, EntryMeta)]) -> Result<()> {
+        for (path, layer, meta) in dirs.iter().rev() {
+            let site = self.site(path, *layer, &meta.path);
             let fd = self.walker.dir(path).map_err(|e| site.walk_error(e))?;
-            self.meta.apply(Node::Open(fd), &entry.meta, &site)?;
+            self.meta.apply(Node::Open(fd), meta, &site)?;
         }
         Ok(())
     }

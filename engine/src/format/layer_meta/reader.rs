@@ -250,6 +250,26 @@ impl LayerMeta {
         }
     }
 
+    /// True if some record has parent `dir` (any spelling). Decodes at most one path block,
+    /// through the block cache: a walk asks this of every file it passes, so that files next
+    /// to each other cost one block, where `children` decodes its blocks afresh.
+    pub fn has_children(&self, dir: &[u8]) -> Result<bool> {
+        let dir = normalize(dir);
+        let start = (&dir[..], &b""[..]);
+        let blocks = &self.tables.path_blocks;
+        // Names are never empty, so the first child of dir, if any, is the first key > start:
+        // in the block before the first one starting past start, else that block's first.
+        let i = blocks.partition_point(|b| b.first_key() <= start);
+        if i > 0 {
+            let block = Self::cached(&self.path_cache, i - 1, || self.path_block(i - 1))?;
+            let k = block.partition_point(|r| r.key() <= start);
+            if let Some(record) = block.get(k) {
+                return Ok(record.parent == dir);
+            }
+        }
+        Ok(blocks.get(i).is_some_and(|b| b.first_parent == dir))
+    }
+
     /// Every path record in key order, one block decoded at a time.
     pub fn paths(&self) -> Paths<'_> {
         self.paths_from(0)

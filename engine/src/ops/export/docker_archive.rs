@@ -10,8 +10,7 @@ use super::{ExportedLayer, Job, Written, WRITE_BUFFER};
 use crate::error::{Error, IoContext, Result};
 use crate::fsutil::{self, PartialFile};
 use crate::oci::{self, media_type, ArchiveManifest};
-use crate::ops::read::{write_layer_tar, ChunkReader};
-use crate::ops::whole_image::LayerRecord;
+use crate::ops::read::{write_layer_tar, ChunkReader, LayerTar};
 use std::collections::{BTreeMap, HashSet};
 use std::fs::File;
 use std::io::{self, BufWriter, Write};
@@ -28,7 +27,7 @@ pub(super) fn write(job: &Job, file: &Path, reference: &str) -> Result<Written> 
     let write_err = |e: io::Error| Error::io("write", path, e);
     let handle = File::create(path).with_path("create", path)?;
     let mut out = BufWriter::with_capacity(WRITE_BUFFER, handle);
-    let mut reader = ChunkReader::new(job.store, job.bootstrap);
+    let mut reader = ChunkReader::new(job.store);
     let mut layers = Vec::new();
     let mut layer_names = Vec::new();
     let mut seen = HashSet::new();
@@ -39,12 +38,13 @@ pub(super) fn write(job: &Job, file: &Path, reference: &str) -> Result<Written> 
         // A layer that repeats an earlier one is stored once and named twice.
         if seen.insert(layer.diff_id) {
             // The member's size goes in its header, before the content: it must be right.
-            let len = tar_len(layer);
+            let meta = &job.layers[i];
+            let len = meta.info().source.size;
             if len != layer.size {
                 return Err(Error::corrupt(
                     label,
                     format!(
-                        "its entries add up to {len} bytes, its size is {}",
+                        "its layer object holds {len} tar bytes, its size is {}",
                         layer.size
                     ),
                 ));
@@ -53,7 +53,13 @@ pub(super) fn write(job: &Job, file: &Path, reference: &str) -> Result<Written> 
                 .map_err(write_err)?;
             append_header(&mut out, &name, layer.size, tar::EntryType::Regular)
                 .map_err(write_err)?;
-            write_layer_tar(&mut reader, layer, &mut out, path, &label, job.progress)?;
+            let tar = LayerTar {
+                meta,
+                diff_id: layer.diff_id,
+                label: &label,
+            };
+            // Checks that the tar comes to `len` bytes and to its diff_id.
+            write_layer_tar(&mut reader, &tar, &mut out, path, job.progress)?;
             pad(&mut out, layer.size).map_err(write_err)?;
         } else {
             job.progress.inc(layer.size);
@@ -140,16 +146,6 @@ fn docker_repo_tag(reference: &str) -> Option<&str> {
         all => all.iter().all(|c| path_ok(c)),
     };
     (tag_ok && repo_ok).then_some(reference)
-}
-
-/// The length of a layer's tar as its record describes it.
-fn tar_len(layer: &LayerRecord) -> u64 {
-    layer
-        .entries
-        .iter()
-        .map(|e| e.raw_header.len() as u64 + e.meta.size)
-        .sum::<u64>()
-        + layer.trailer.len() as u64
 }
 
 /// A ustar header block for a member of the docker archive (names are under 100 bytes).

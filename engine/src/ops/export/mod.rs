@@ -3,7 +3,8 @@
 //! `docker_archive`). This file holds the options, the report and what both writers share:
 //! the checked level and reference, and the image config to write.
 //!
-//! Every layer is re-created from the bootstrap by `read::write_layer_tar` (each chunk checked
+//! Every layer is re-created from its layer metadata object by `read::write_layer_tar`, its
+//! entries streamed one block at a time (each chunk checked
 //! against its BLAKE3 id, the whole tar against its diff_id) and streamed, compressed or not
 //! (`layer::compress`), straight into its file, so memory does not grow with a layer. The
 //! config goes out byte for byte as it came in (its digest is the source's); an image converted
@@ -15,10 +16,11 @@ mod docker_archive;
 mod oci_layout;
 
 use crate::error::{Error, Result};
+use crate::format::bootstrap::{Bootstrap, ImageLayer};
+use crate::format::layer_meta::LayerMeta;
 use crate::layer::compress::checked_level;
 use crate::layer::Compression;
 use crate::oci;
-use crate::ops::whole_image::{LayerRecord, WholeImage};
 use crate::progress::{Progress, Unit};
 use crate::source::{split_oci_reference, Platform};
 use crate::store::Store;
@@ -165,12 +167,13 @@ pub fn export(
     }
     let level = checked_level(options.compression, options.level)?;
     let reference = reference(name, options)?;
-    let bootstrap = store.whole_image(name)?;
+    let (bootstrap, layers) = store.image_layers(name)?;
     let config = ImageConfig::of(name, &bootstrap)?;
     let job = Job {
         store,
         name,
         bootstrap: &bootstrap,
+        layers: &layers,
         config,
         compression: options.compression,
         level,
@@ -245,7 +248,7 @@ struct ImageConfig {
 impl ImageConfig {
     /// The source's config, checked against its digest and the layers' diff_ids, or, for an
     /// image without one, a minimal OCI config.
-    fn of(name: &str, bootstrap: &WholeImage) -> Result<ImageConfig> {
+    fn of(name: &str, bootstrap: &Bootstrap) -> Result<ImageConfig> {
         let diff_ids: Vec<Sha256Digest> = bootstrap.layers.iter().map(|l| l.diff_id).collect();
         let Some(config) = &bootstrap.source.config else {
             let platform = bootstrap.source.platform.clone().unwrap_or(Platform {
@@ -326,7 +329,9 @@ struct Written {
 struct Job<'a> {
     store: &'a Store,
     name: &'a str,
-    bootstrap: &'a WholeImage,
+    bootstrap: &'a Bootstrap,
+    /// The layer objects of `bootstrap`'s layers, in the same order.
+    layers: &'a [LayerMeta],
     config: ImageConfig,
     compression: Compression,
     level: i32,
@@ -334,7 +339,7 @@ struct Job<'a> {
 }
 
 impl Job<'_> {
-    fn layer_label(&self, index: usize, layer: &LayerRecord) -> String {
+    fn layer_label(&self, index: usize, layer: &ImageLayer) -> String {
         format!("image {:?} layer {index} ({})", self.name, layer.diff_id)
     }
 }

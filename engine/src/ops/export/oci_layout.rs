@@ -17,11 +17,11 @@
 
 use super::{ExportedLayer, Job, Written, WRITE_BUFFER};
 use crate::error::{Error, IoContext, Result};
+use crate::format::bootstrap::ImageLayer;
 use crate::fsutil::{self, PartialFile};
 use crate::layer::{DigestWriter, Encoder};
 use crate::oci::{self, media_type, Descriptor, Index, Manifest, PlatformJson, REF_NAME};
-use crate::ops::read::{write_layer_tar, ChunkReader};
-use crate::ops::whole_image::LayerRecord;
+use crate::ops::read::{write_layer_tar, ChunkReader, LayerTar};
 use crate::source::MAX_JSON_LEN;
 use crate::Sha256Digest;
 use rayon::prelude::*;
@@ -89,7 +89,7 @@ fn write_layer(
     job: &Job,
     dir: &Path,
     index: usize,
-    layer: &LayerRecord,
+    layer: &ImageLayer,
 ) -> Result<(Sha256Digest, ExportedLayer)> {
     let label = job.layer_label(index, layer);
     let partial = PartialFile::new(fsutil::tmp_path(dir, "cairn-partial"));
@@ -98,8 +98,13 @@ fn write_layer(
     let counted = DigestWriter::new(BufWriter::with_capacity(WRITE_BUFFER, file));
     let mut encoder =
         Encoder::new(job.compression, job.level, counted).with_path("compress into", path)?;
-    let mut reader = ChunkReader::new(job.store, job.bootstrap);
-    let diff_id = write_layer_tar(&mut reader, layer, &mut encoder, path, &label, job.progress)?;
+    let mut reader = ChunkReader::new(job.store);
+    let tar = LayerTar {
+        meta: &job.layers[index],
+        diff_id: layer.diff_id,
+        label: &label,
+    };
+    let diff_id = write_layer_tar(&mut reader, &tar, &mut encoder, path, job.progress)?;
     let counted = encoder.finish().with_path("compress into", path)?;
     let (digest, compressed_size, buffered) = counted.finish();
     let file = buffered

@@ -9,15 +9,17 @@
 //!   chunk dedup: NEW's distinct chunks OLD lacks. The three `*_added_bytes` are uncompressed
 //!   bytes so that they compare like for like.
 
-use super::{chunk_sizes, content_key, is_file, ChunkSizes};
+use super::{content_key, is_file, ChunkSet, ChunkSizes};
 use crate::error::Result;
+use crate::format::bootstrap::Bootstrap;
+use crate::format::layer_meta::{LayerEntry, LayerMeta};
 use crate::layer::EntryKind;
-use crate::ops::view::{MemoryLayerPaths, MergedView};
-use crate::ops::whole_image::{EntryRecord, WholeImage};
+use crate::ops::view::{record_entries, walk_batches, MergedView, PathRecord};
 use crate::store::Store;
 use crate::ChunkId;
 use serde::Serialize;
-use std::collections::HashSet;
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
 
 #[derive(Clone, Debug, Serialize)]
 pub struct DiffReport {
@@ -84,25 +86,29 @@ fn ratio(part: u64, whole: u64) -> f64 {
     }
 }
 
-/// Distinct chunk ids of one layer.
-fn layer_chunks(bootstrap: &WholeImage, layer: usize) -> HashSet<ChunkId> {
-    bootstrap.layers[layer]
-        .entries
-        .iter()
-        .flat_map(|e| &e.chunks)
-        .map(|&c| bootstrap.chunks[c as usize].id)
-        .collect()
+/// One image being compared: its bootstrap, its layer objects, its distinct chunks.
+struct Side {
+    bootstrap: Bootstrap,
+    layers: Vec<LayerMeta>,
+    sizes: ChunkSizes,
 }
 
-fn bytes_of(ids: &HashSet<ChunkId>, sizes: &ChunkSizes) -> u64 {
-    ids.iter().map(|id| sizes.get(id).map_or(0, |s| s.0)).sum()
+impl Side {
+    fn open(store: &Store, name: &str) -> Result<Side> {
+        let (bootstrap, layers) = store.image_layers(name)?;
+        let sizes = ChunkSizes::of(&layers)?;
+        Ok(Side {
+            bootstrap,
+            layers,
+            sizes,
+        })
+    }
 }
 
 pub fn diff(store: &Store, old_name: &str, new_name: &str, top: usize) -> Result<DiffReport> {
-    let old = store.whole_image(old_name)?;
-    let new = store.whole_image(new_name)?;
-    let old_sizes = chunk_sizes(&old);
-    let new_sizes = chunk_sizes(&new);
+    let old = Side::open(store, old_name)?;
+    let new = Side::open(store, new_name)?;
+    let (old_sizes, new_sizes) = (&old.sizes, &new.sizes);
 
     let mut report = DiffReport {
         old: old_name.to_string(),
@@ -129,19 +135,20 @@ pub fn diff(store: &Store, old_name: &str, new_name: &str, top: usize) -> Result
         layers: Vec::new(),
         top_files: Vec::new(),
     };
-    for entry in new.layers.iter().flat_map(|l| &l.entries) {
-        report.new_logical_chunks += entry.chunks.len() as u64;
-        report.new_logical_bytes += entry.meta.size;
+    for layer in &new.layers {
+        report.new_logical_chunks += layer.info().chunk_refs;
+        report.new_logical_bytes += layer.info().content_bytes;
     }
-    for (id, &(len, stored)) in &new_sizes {
+    for chunk in new_sizes.iter() {
+        let len = chunk.len as u64;
         report.new_unique_bytes += len;
-        if old_sizes.contains_key(id) {
+        if old_sizes.contains(&chunk.id) {
             report.shared_chunks += 1;
             report.shared_bytes += len;
         } else {
             report.new_chunks += 1;
             report.new_bytes += len;
-            report.added_stored_bytes += stored;
+            report.added_stored_bytes += chunk.stored as u64;
         }
     }
     report.chunk_dedup_added_bytes = report.new_bytes;
@@ -149,166 +156,238 @@ pub fn diff(store: &Store, old_name: &str, new_name: &str, top: usize) -> Result
     report.shared_ratio_chunks = ratio(report.shared_chunks, report.new_unique_chunks);
 
     // Layer-level dedup: layers are stored whole, keyed by digest.
-    let old_digests: Vec<_> = old.layers.iter().map(|l| l.digest).collect();
-    for layer in &new.layers {
+    let old_digests: Vec<_> = old.bootstrap.layers.iter().map(|l| l.digest).collect();
+    for layer in &new.bootstrap.layers {
         if !old_digests.contains(&layer.digest) {
             report.layer_dedup_added_bytes += layer.size;
             report.layer_dedup_added_compressed_bytes += layer.compressed_size;
         }
     }
-
-    // File-level dedup: distinct file contents of every layer (what a whole-file store keeps).
-    let old_contents: HashSet<Vec<ChunkId>> = old
-        .layers
-        .iter()
-        .flat_map(|l| &l.entries)
-        .filter(|e| is_file(e))
-        .map(|e| content_key(&old, e))
-        .collect();
-    let mut seen = HashSet::new();
-    for entry in new
-        .layers
-        .iter()
-        .flat_map(|l| &l.entries)
-        .filter(|e| is_file(e))
-    {
-        let key = content_key(&new, entry);
-        if !old_contents.contains(&key) && seen.insert(key) {
-            report.file_dedup_added_bytes += entry.meta.size;
-        }
-    }
-
-    report.layers = layer_diffs(&old, &new, &old_sizes, &new_sizes);
-    file_changes(&old, &new, (&old_sizes, &new_sizes), top, &mut report)?;
+    report.file_dedup_added_bytes = file_dedup_added_bytes(&old, &new)?;
+    report.layers = layer_diffs(&old, &new)?;
+    file_changes(&old, &new, top, &mut report)?;
     Ok(report)
 }
 
-fn layer_diffs(
-    old: &WholeImage,
-    new: &WholeImage,
-    old_sizes: &ChunkSizes,
-    new_sizes: &ChunkSizes,
-) -> Vec<LayerDiff> {
-    let old_layers: Vec<HashSet<ChunkId>> = (0..old.layers.len())
-        .map(|i| layer_chunks(old, i))
-        .collect();
-    new.layers
+/// File-level dedup: the bytes of NEW's distinct file contents (of every layer: what a
+/// whole-file store keeps) that OLD lacks. Holds a 32-byte content key per file of OLD and 40
+/// bytes per file of NEW, sorted, not the files.
+fn file_dedup_added_bytes(old: &Side, new: &Side) -> Result<u64> {
+    let mut old_keys = super::Distinct::new(|k: &[u8; 32]| k);
+    for layer in &old.layers {
+        for entry in layer.entries() {
+            let entry = entry?;
+            if is_file(&entry) {
+                old_keys.push(content_key(&entry));
+            }
+        }
+    }
+    let old_keys = old_keys.finish();
+    let mut new_keys = super::Distinct::new(|k: &([u8; 32], u64)| &k.0);
+    for layer in &new.layers {
+        for entry in layer.entries() {
+            let entry = entry?;
+            if is_file(&entry) {
+                new_keys.push((content_key(&entry), entry.meta.size));
+            }
+        }
+    }
+    Ok(new_keys
+        .finish()
         .iter()
-        .enumerate()
-        .map(|(i, layer)| {
-            let chunks = layer_chunks(new, i);
-            let unique = bytes_of(&chunks, new_sizes);
-            let shared: u64 = chunks
-                .iter()
-                .filter(|id| old_sizes.contains_key(id))
-                .map(|id| new_sizes[id].0)
-                .sum();
-            let share_with = |other: &HashSet<ChunkId>| {
-                ratio(
-                    chunks
-                        .iter()
-                        .filter(|id| other.contains(id))
-                        .map(|id| new_sizes[id].0)
-                        .sum(),
-                    unique,
-                )
-            };
-            let matches: Vec<f64> = old_layers.iter().map(share_with).collect();
-            let best = matches
-                .iter()
-                .enumerate()
-                .max_by(|a, b| a.1.total_cmp(b.1))
-                .filter(|(_, r)| **r > 0.0);
-            LayerDiff {
-                index: i,
-                digest: layer.digest.to_string(),
-                tar_bytes: layer.size,
-                compressed_bytes: layer.compressed_size,
-                files: layer.entries.iter().filter(|e| is_file(e)).count() as u64,
-                unique_bytes: unique,
-                shared_bytes: shared,
-                shared_ratio_bytes: ratio(shared, unique),
-                same_digest_as: old.layers.iter().position(|l| l.digest == layer.digest),
-                position_match_ratio: matches.get(i).copied(),
-                best_match: best.map(|(j, _)| j),
-                best_match_ratio: best.map_or(0.0, |(_, r)| *r),
-            }
-        })
-        .collect()
+        .filter(|(key, _)| old_keys.binary_search(key).is_err())
+        .map(|(_, size)| size)
+        .sum())
 }
 
-/// The regular file at `path` of a bootstrap's view, if there is one.
-fn file_at<'b>(
-    view: &MergedView<MemoryLayerPaths>,
-    b: &'b WholeImage,
-    path: &[u8],
-) -> Result<Option<&'b EntryRecord>> {
-    Ok(match view.get(path)? {
-        Some((layer, record)) if record.kind == Some(EntryKind::File) => {
-            Some(MemoryLayerPaths::entry(b, layer, &record)?)
-        }
-        _ => None,
-    })
-}
-
-/// Files added, removed and changed between the two merged views, and the top files by new bytes.
-fn file_changes(
-    old: &WholeImage,
-    new: &WholeImage,
-    (old_sizes, new_sizes): (&ChunkSizes, &ChunkSizes),
-    top: usize,
-    report: &mut DiffReport,
-) -> Result<()> {
-    let old_layers = MemoryLayerPaths::of_bootstrap(old);
-    let new_layers = MemoryLayerPaths::of_bootstrap(new);
-    let old_view = MergedView::new(&old_layers, None);
-    let new_view = MergedView::new(&new_layers, None);
-    let mut files = Vec::new();
-    new_view.walk(|path, layer, record| {
-        if record.kind != Some(EntryKind::File) {
-            return Ok(());
-        }
-        let entry = MemoryLayerPaths::entry(new, layer, record)?;
-        let status = match file_at(&old_view, old, path)? {
-            Some(before) => {
-                if content_key(old, before) == content_key(new, entry) {
-                    report.files_unchanged += 1;
-                    return Ok(());
-                }
-                report.files_changed += 1;
-                "changed"
-            }
-            None => {
-                report.files_added += 1;
-                "added"
-            }
+/// Per layer of NEW: its distinct chunk bytes, those OLD has, and how they match OLD's layers.
+/// Holds the chunk sets of OLD's layers and of one layer of NEW at a time.
+fn layer_diffs(old: &Side, new: &Side) -> Result<Vec<LayerDiff>> {
+    let old_layers: Vec<ChunkSet> = old.layers.iter().map(ChunkSet::of).collect::<Result<_>>()?;
+    let mut out = Vec::with_capacity(new.layers.len());
+    for (i, (layer, meta)) in new.bootstrap.layers.iter().zip(&new.layers).enumerate() {
+        let chunks = ChunkSet::of(meta)?;
+        let bytes_where = |keep: &dyn Fn(&ChunkId) -> bool| -> u64 {
+            chunks
+                .iter()
+                .filter(|id| keep(id))
+                .map(|id| new.sizes.len_of(id))
+                .sum()
         };
-        let distinct: HashSet<ChunkId> = content_key(new, entry).into_iter().collect();
-        let new_bytes = distinct
+        let unique = bytes_where(&|_| true);
+        let shared = bytes_where(&|id| old.sizes.contains(id));
+        let matches: Vec<f64> = old_layers
             .iter()
-            .filter(|id| !old_sizes.contains_key(id))
-            .map(|id| new_sizes.get(id).map_or(0, |s| s.0))
-            .sum();
-        files.push(FileDiff {
-            path: String::from_utf8_lossy(path).into_owned(),
-            status,
-            size: entry.meta.size,
-            new_bytes,
+            .map(|other| ratio(bytes_where(&|id| other.contains(id)), unique))
+            .collect();
+        let best = matches
+            .iter()
+            .enumerate()
+            .max_by(|a, b| a.1.total_cmp(b.1))
+            .filter(|(_, r)| **r > 0.0);
+        out.push(LayerDiff {
+            index: i,
+            digest: layer.digest.to_string(),
+            tar_bytes: meta.info().source.size,
+            compressed_bytes: layer.compressed_size,
+            files: meta.info().file_count,
+            unique_bytes: unique,
+            shared_bytes: shared,
+            shared_ratio_bytes: ratio(shared, unique),
+            same_digest_as: old
+                .bootstrap
+                .layers
+                .iter()
+                .position(|l| l.digest == layer.digest),
+            position_match_ratio: matches.get(i).copied(),
+            best_match: best.map(|(j, _)| j),
+            best_match_ratio: best.map_or(0.0, |(_, r)| *r),
         });
+    }
+    Ok(out)
+}
+
+/// True if `record` is a regular file's.
+fn is_file_record(record: &PathRecord) -> bool {
+    record.kind == Some(EntryKind::File)
+}
+
+/// The `top` files with the most new bytes (ties by path), kept in a bounded heap: its
+/// smallest is the first to go.
+struct TopFiles {
+    top: usize,
+    heap: BinaryHeap<Reverse<Ranked>>,
+}
+
+/// A file ordered by new bytes, then by path the other way (so the largest is the best).
+struct Ranked(FileDiff);
+
+impl Ranked {
+    fn key(&self) -> (u64, Reverse<&str>) {
+        (self.0.new_bytes, Reverse(self.0.path.as_str()))
+    }
+}
+
+impl PartialEq for Ranked {
+    fn eq(&self, other: &Self) -> bool {
+        self.key() == other.key()
+    }
+}
+
+impl Eq for Ranked {}
+
+impl PartialOrd for Ranked {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Ranked {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.key().cmp(&other.key())
+    }
+}
+
+impl TopFiles {
+    fn push(&mut self, file: FileDiff) {
+        if self.top == 0 {
+            return;
+        }
+        self.heap.push(Reverse(Ranked(file)));
+        if self.heap.len() > self.top {
+            self.heap.pop();
+        }
+    }
+
+    /// Most new bytes first, then by path.
+    fn into_sorted(self) -> Vec<FileDiff> {
+        let mut files: Vec<Ranked> = self.heap.into_iter().map(|r| r.0).collect();
+        files.sort_by(|a, b| b.cmp(a));
+        files.into_iter().map(|r| r.0).collect()
+    }
+}
+
+/// Files added, removed and changed between the two merged views, and the top files by new
+/// bytes. Walks each view once, looking each file up in the other; entries are decoded a batch
+/// of files at a time (`walk_batches`), each side's in entry order.
+fn file_changes(old: &Side, new: &Side, top: usize, report: &mut DiffReport) -> Result<()> {
+    let old_view = MergedView::new(&old.layers, None);
+    let new_view = MergedView::new(&new.layers, None);
+    let mut files = TopFiles {
+        top,
+        heap: BinaryHeap::new(),
+    };
+    walk_batches(&new_view, is_file_record, |batch| {
+        let found: Vec<_> = batch.iter().map(|(_, l, r)| (*l, r)).collect();
+        let entries = record_entries(&new.layers, &found)?;
+        // The same paths in OLD, where they are files.
+        let mut before = Vec::with_capacity(batch.len());
+        for (path, _, _) in &batch {
+            before.push(old_view.get(path)?.filter(|(_, r)| is_file_record(r)));
+        }
+        let old_found: Vec<_> = before.iter().flatten().map(|(l, r)| (*l, r)).collect();
+        let mut old_entries = record_entries(&old.layers, &old_found)?.into_iter();
+        for (((path, _, _), entry), before) in batch.iter().zip(entries).zip(&before) {
+            let before = match before {
+                Some(_) => old_entries.next(),
+                None => None,
+            };
+            if let Some(file) = file_change((old, new), path, entry, before, report) {
+                files.push(file);
+            }
+        }
         Ok(())
     })?;
     old_view.walk(|path, _, record| {
-        if record.kind == Some(EntryKind::File) && file_at(&new_view, new, path)?.is_none() {
+        if is_file_record(record) && !new_view.get(path)?.is_some_and(|(_, r)| is_file_record(&r)) {
             report.files_removed += 1;
         }
         Ok(())
     })?;
-    files.sort_by(|a, b| {
-        b.new_bytes
-            .cmp(&a.new_bytes)
-            .then_with(|| a.path.cmp(&b.path))
-    });
-    files.truncate(top);
-    report.top_files = files;
+    report.top_files = files.into_sorted();
     Ok(())
+}
+
+/// Counts NEW's file `entry` at `path` (OLD's file there is `before`) as added, changed or
+/// unchanged; the row of an added or changed one.
+fn file_change(
+    (old, new): (&Side, &Side),
+    path: &[u8],
+    entry: LayerEntry,
+    before: Option<LayerEntry>,
+    report: &mut DiffReport,
+) -> Option<FileDiff> {
+    let status = match before {
+        Some(before) if same_content(&before, &entry) => {
+            report.files_unchanged += 1;
+            return None;
+        }
+        Some(_) => {
+            report.files_changed += 1;
+            "changed"
+        }
+        None => {
+            report.files_added += 1;
+            "added"
+        }
+    };
+    let mut distinct: Vec<ChunkId> = entry.chunks.iter().map(|c| c.id).collect();
+    distinct.sort_unstable();
+    distinct.dedup();
+    let new_bytes = distinct
+        .iter()
+        .filter(|id| !old.sizes.contains(id))
+        .map(|id| new.sizes.len_of(id))
+        .sum();
+    Some(FileDiff {
+        path: String::from_utf8_lossy(path).into_owned(),
+        status,
+        size: entry.meta.size,
+        new_bytes,
+    })
+}
+
+/// Equal chunk lists: the same content.
+fn same_content(a: &LayerEntry, b: &LayerEntry) -> bool {
+    a.chunks.len() == b.chunks.len() && a.chunks.iter().zip(&b.chunks).all(|(x, y)| x.id == y.id)
 }

@@ -1,11 +1,12 @@
 //! `inventory`: one row per image, platform and layer, with the columns a data-lake analysis of
 //! a registry uses, plus what cairn knows of each layer.
 
+use super::{ChunkSet, ChunkSizes};
 use crate::error::Result;
 use crate::store::Store;
-use crate::ChunkId;
+use crate::{ChunkId, Sha256Digest};
 use serde::Serialize;
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 
 #[derive(Clone, Debug, Serialize)]
 pub struct InventoryRow {
@@ -36,43 +37,37 @@ pub struct LayerCount {
 
 pub fn inventory(store: &Store) -> Result<Vec<InventoryRow>> {
     let mut images = Vec::new();
+    // Chunks of each distinct layer (by digest), streamed from its layer object once.
+    let mut layer_chunks: HashMap<Sha256Digest, ChunkSet> = HashMap::new();
     for (name, id) in store.index().refs()? {
         let record = store.image_record(&id)?;
-        images.push((name, record, store.whole_image_by_id(&id)?));
-    }
-    // Chunks of each distinct layer (by digest), and how many distinct layers use each chunk.
-    let mut layer_chunks: HashMap<crate::Sha256Digest, HashSet<ChunkId>> = HashMap::new();
-    for (_, _, bootstrap) in &images {
-        for layer in &bootstrap.layers {
-            layer_chunks.entry(layer.digest).or_insert_with(|| {
-                layer
-                    .entries
-                    .iter()
-                    .flat_map(|e| &e.chunks)
-                    .map(|&c| bootstrap.chunks[c as usize].id)
-                    .collect()
-            });
+        let (bootstrap, layers) = store.image_layers_by_id(&id)?;
+        for (layer, meta) in bootstrap.layers.iter().zip(&layers) {
+            if let std::collections::hash_map::Entry::Vacant(e) = layer_chunks.entry(layer.digest) {
+                e.insert(ChunkSet::of(meta)?);
+            }
         }
+        images.push((name, record, bootstrap, layers));
     }
-    let mut users: HashMap<ChunkId, u32> = HashMap::new();
-    for chunks in layer_chunks.values() {
-        for id in chunks {
-            *users.entry(*id).or_default() += 1;
-        }
-    }
+    // How many distinct layers use each chunk: the layers' sets merged, sorted by id.
+    let mut users: Vec<ChunkId> = layer_chunks
+        .values()
+        .flat_map(|s| s.iter().copied())
+        .collect();
+    users.sort_unstable();
+    let users_of = |id: &ChunkId| {
+        let start = users.partition_point(|u| u < id);
+        users[start..].iter().take_while(|u| *u == id).count()
+    };
     let mut rows = Vec::new();
-    for (name, record, bootstrap) in &images {
-        let stored: HashMap<ChunkId, u64> = bootstrap
-            .chunks
-            .iter()
-            .map(|c| (c.id, c.stored_share()))
-            .collect();
+    for (name, record, bootstrap, layers) in &images {
+        let stored = ChunkSizes::of(layers)?;
         let platform = bootstrap.source.platform.clone().unwrap_or_default();
-        for (i, layer) in bootstrap.layers.iter().enumerate() {
+        for (i, (layer, meta)) in bootstrap.layers.iter().zip(layers).enumerate() {
             let unique_stored_bytes = layer_chunks[&layer.digest]
                 .iter()
-                .filter(|id| users.get(id).copied() == Some(1))
-                .map(|id| stored.get(id).copied().unwrap_or(0))
+                .filter(|id| users_of(id) == 1)
+                .map(|id| stored.get(id).map_or(0, |c| c.stored as u64))
                 .sum();
             rows.push(InventoryRow {
                 name: name.clone(),
@@ -85,8 +80,8 @@ pub fn inventory(store: &Store) -> Result<Vec<InventoryRow>> {
                 layer_digest: layer.digest.to_string(),
                 layer_size: layer.compressed_size,
                 diff_id: layer.diff_id.to_string(),
-                uncompressed_size: layer.size,
-                files: layer.entries.iter().filter(|e| super::is_file(e)).count() as u64,
+                uncompressed_size: meta.info().source.size,
+                files: meta.info().file_count,
                 unique_stored_bytes,
             });
         }

@@ -1,10 +1,10 @@
 //! `stats`: the store's footprint (logical, unique, stored and metadata bytes), what each image
 //! owns alone or shares, and a sharing matrix between images.
 
-use super::{chunk_sizes, ChunkSizes};
+use super::{ChunkSize, ChunkSizes};
 use crate::error::Result;
 use crate::store::Store;
-use crate::ChunkId;
+use crate::{ChunkId, ImageId};
 use serde::Serialize;
 use std::collections::HashMap;
 use std::path::Path;
@@ -65,73 +65,110 @@ pub(crate) fn dir_bytes(dir: &Path) -> u64 {
         .sum()
 }
 
+/// One image of the store (however many names it has): its uncompressed layer tars (from the
+/// bootstrap) and its distinct chunks (streamed from its layer objects).
+struct Image {
+    logical_bytes: u64,
+    chunks: ChunkSizes,
+}
+
+/// Every distinct chunk of the store's images, sorted by id, with how many images use it. Its
+/// frame length is that of the last image (in the order they are first named) that has it.
+struct StoreChunks(Vec<(ChunkSize, u32)>);
+
+impl StoreChunks {
+    fn of(images: &[Image]) -> StoreChunks {
+        let mut all: Vec<ChunkSize> = images
+            .iter()
+            .flat_map(|i| i.chunks.iter().copied())
+            .collect();
+        // Stable: of one chunk, the later image's record comes last.
+        all.sort_by_key(|c| c.id);
+        let mut merged: Vec<(ChunkSize, u32)> = Vec::new();
+        for chunk in all {
+            match merged.last_mut() {
+                Some((last, users)) if last.id == chunk.id => {
+                    *last = chunk;
+                    *users += 1;
+                }
+                _ => merged.push((chunk, 1)),
+            }
+        }
+        StoreChunks(merged)
+    }
+
+    fn users(&self, id: &ChunkId) -> u32 {
+        self.0
+            .binary_search_by(|(c, _)| c.id.cmp(id))
+            .map_or(0, |i| self.0[i].1)
+    }
+}
+
+/// `share[i][j]` of the matrix: the part of `a`'s distinct chunk bytes that `b` also has.
+fn share(a: &ChunkSizes, b: &ChunkSizes) -> f64 {
+    let total = a.bytes();
+    let common: u64 = a
+        .iter()
+        .filter(|c| b.contains(&c.id))
+        .map(|c| c.len as u64)
+        .sum();
+    if total == 0 {
+        0.0
+    } else {
+        common as f64 / total as f64
+    }
+}
+
 /// `names`: the images to detail (all when empty); `matrix`: also the pairwise sharing of them.
 pub fn stats(store: &Store, names: &[String], matrix: bool) -> Result<StatsReport> {
     let refs = store.index().refs()?;
-    // (name, logical bytes, distinct chunks) of every named image.
-    let mut per_image_chunks: Vec<(String, u64, ChunkSizes)> = Vec::new();
-    let mut loaded: HashMap<crate::ImageId, usize> = HashMap::new();
-    // Distinct chunk -> (its length, its frame's decoded length).
-    let mut frames: HashMap<ChunkId, (u64, u64)> = HashMap::new();
-    for (name, id) in &refs {
-        let bootstrap = store.whole_image_by_id(id)?;
-        for chunk in &bootstrap.chunks {
-            frames.insert(chunk.id, (chunk.len as u64, chunk.frame_len as u64));
-        }
-        loaded.insert(*id, per_image_chunks.len());
-        per_image_chunks.push((
-            name.clone(),
-            bootstrap.logical_bytes(),
-            chunk_sizes(&bootstrap),
-        ));
-    }
-    // How many images reference each chunk (two names of one image count once).
-    let mut users: HashMap<ChunkId, u32> = HashMap::new();
-    let mut seen_images = std::collections::HashSet::new();
-    let mut logical_bytes = 0;
+    // Each image once, in the order of its first name.
+    let mut images: Vec<Image> = Vec::new();
+    let mut loaded: HashMap<ImageId, usize> = HashMap::new();
     for (_, id) in &refs {
-        if !seen_images.insert(*id) {
+        if loaded.contains_key(id) {
             continue;
         }
-        let (_, logical, chunks) = &per_image_chunks[loaded[id]];
-        logical_bytes += logical;
-        for chunk in chunks.keys() {
-            *users.entry(*chunk).or_default() += 1;
-        }
+        let (bootstrap, layers) = store.image_layers_by_id(id)?;
+        loaded.insert(*id, images.len());
+        images.push(Image {
+            logical_bytes: bootstrap.logical_bytes(),
+            chunks: ChunkSizes::of(&layers)?,
+        });
     }
-    let mut all_sizes: HashMap<ChunkId, u64> = HashMap::new();
-    for (_, _, chunks) in &per_image_chunks {
-        for (id, (len, _)) in chunks {
-            all_sizes.insert(*id, *len);
-        }
-    }
+    let logical_bytes = images.iter().map(|i| i.logical_bytes).sum();
+    let all = StoreChunks::of(&images);
     for name in names {
         store.resolve(name)?;
     }
-    let detailed: Vec<&(String, u64, ChunkSizes)> = if names.is_empty() {
-        per_image_chunks.iter().collect()
-    } else {
-        names
-            .iter()
-            .filter_map(|n| per_image_chunks.iter().find(|(name, _, _)| name == n))
-            .collect()
-    };
+    // (name, image) of every image to detail.
+    let detailed: Vec<(&String, &Image)> = refs
+        .iter()
+        .filter(|_| names.is_empty())
+        .chain(
+            names
+                .iter()
+                .filter_map(|n| refs.iter().find(|(name, _)| name == n)),
+        )
+        .map(|(name, id)| (name, &images[loaded[id]]))
+        .collect();
     let per_image = detailed
         .iter()
-        .map(|(name, logical, chunks)| {
+        .map(|(name, image)| {
             let mut share = ImageShare {
-                name: name.clone(),
-                logical_bytes: *logical,
+                name: (*name).clone(),
+                logical_bytes: image.logical_bytes,
                 unique_bytes: 0,
                 owned_bytes: 0,
                 owned_stored_bytes: 0,
                 shared_bytes: 0,
             };
-            for (id, (len, stored)) in chunks {
+            for chunk in image.chunks.iter() {
+                let len = chunk.len as u64;
                 share.unique_bytes += len;
-                if users.get(id).copied().unwrap_or(0) <= 1 {
+                if all.users(&chunk.id) <= 1 {
                     share.owned_bytes += len;
-                    share.owned_stored_bytes += stored;
+                    share.owned_stored_bytes += chunk.stored as u64;
                 } else {
                     share.shared_bytes += len;
                 }
@@ -140,25 +177,13 @@ pub fn stats(store: &Store, names: &[String], matrix: bool) -> Result<StatsRepor
         })
         .collect();
     let matrix = matrix.then(|| SharingMatrix {
-        names: detailed.iter().map(|(n, _, _)| n.clone()).collect(),
+        names: detailed.iter().map(|(n, _)| (*n).clone()).collect(),
         share: detailed
             .iter()
-            .map(|(_, _, a)| {
-                let total: u64 = a.values().map(|s| s.0).sum();
+            .map(|(_, a)| {
                 detailed
                     .iter()
-                    .map(|(_, _, b)| {
-                        let common: u64 = a
-                            .iter()
-                            .filter(|(id, _)| b.contains_key(id))
-                            .map(|(_, s)| s.0)
-                            .sum();
-                        if total == 0 {
-                            0.0
-                        } else {
-                            common as f64 / total as f64
-                        }
-                    })
+                    .map(|(_, b)| share(&a.chunks, &b.chunks))
                     .collect()
             })
             .collect(),
@@ -166,20 +191,18 @@ pub fn stats(store: &Store, names: &[String], matrix: bool) -> Result<StatsRepor
     let stored_bytes = dir_bytes(&store.layout().blobs_dir());
     let metadata_bytes =
         dir_bytes(&store.layout().bootstraps_dir()) + dir_bytes(&store.layout().index_dir());
+    let (read, decoded) = all.0.iter().fold((0u64, 0u64), |(r, d), (c, _)| {
+        (r + c.len as u64, d + c.frame as u64)
+    });
     Ok(StatsReport {
         images: refs.len() as u64,
         logical_bytes,
-        unique_chunks: all_sizes.len() as u64,
-        unique_chunk_bytes: all_sizes.values().sum(),
+        unique_chunks: all.0.len() as u64,
+        unique_chunk_bytes: read,
         stored_bytes,
         metadata_bytes,
         dedup_ratio: logical_bytes as f64 / (stored_bytes + metadata_bytes).max(1) as f64,
-        random_read_amplification: {
-            let (read, decoded) = frames
-                .values()
-                .fold((0u64, 0u64), |(r, d), (len, frame)| (r + len, d + frame));
-            decoded as f64 / read.max(1) as f64
-        },
+        random_read_amplification: decoded as f64 / read.max(1) as f64,
         per_image,
         matrix,
     })

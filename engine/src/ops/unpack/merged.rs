@@ -1,49 +1,61 @@
-//! The image as `unpack` writes it: every visible entry of the merged view (`ops::view`), in
-//! the view's walk order (parents before children), with per-path lookups as of any layer for
-//! resolving hardlinks.
+//! The image as `unpack` writes it: the merged view (`ops::view`) of the applied layer objects,
+//! walked in the view's order (parents before children) with each visible entry decoded as it
+//! is reached, and per-path lookups as of any layer for resolving hardlinks. Holds nothing per
+//! entry: the view keeps the listings of the directories on the current path, the layer
+//! objects a few decoded blocks.
 
 use crate::error::Result;
+use crate::format::layer_meta::{LayerEntry, LayerMeta};
+use crate::layer::EntryKind;
 use crate::ops::tree::EntryRef;
-use crate::ops::view::{MemoryLayerPaths, MergedView};
-use crate::ops::whole_image::{EntryRecord, WholeImage};
+use crate::ops::view::{record_entries, walk_batches, MergedView, PathRecord};
 
-pub(super) struct Merged<'b> {
-    bootstrap: &'b WholeImage,
-    layers: Vec<MemoryLayerPaths>,
+pub(super) struct Merged<'l> {
+    layers: &'l [LayerMeta],
     top: Option<usize>,
-    /// Visible entries, parents before children.
-    entries: Vec<(Vec<u8>, EntryRef)>,
 }
 
-impl<'b> Merged<'b> {
+impl<'l> Merged<'l> {
     /// The view of layers `0..=top` (all when `None`).
-    pub fn new(bootstrap: &'b WholeImage, top: Option<usize>) -> Result<Self> {
-        let layers = MemoryLayerPaths::of_bootstrap(bootstrap);
-        let mut entries = Vec::new();
-        MergedView::new(&layers, top).walk(|path, layer, record| {
-            let entry = MemoryLayerPaths::entry(bootstrap, layer, record)?;
-            let index = record.entry.unwrap_or_default() as usize;
-            debug_assert!(std::ptr::eq(entry, &bootstrap.layers[layer].entries[index]));
-            entries.push((path.to_vec(), EntryRef { layer, index }));
+    pub fn new(layers: &'l [LayerMeta], top: Option<usize>) -> Self {
+        Merged { layers, top }
+    }
+
+    /// Calls `visit(normalized path, where it comes from, the entry)` for every visible entry
+    /// but hardlinks, parents before children; the entries are decoded a batch at a time
+    /// (`ops::view::walk_batches`).
+    pub fn walk_but_hardlinks(
+        &self,
+        mut visit: impl FnMut(&[u8], EntryRef, LayerEntry) -> Result<()>,
+    ) -> Result<()> {
+        let view = MergedView::new(self.layers, self.top);
+        let want = |r: &PathRecord| r.kind != Some(EntryKind::Hardlink);
+        walk_batches(&view, want, |batch| {
+            let found: Vec<_> = batch.iter().map(|(_, l, r)| (*l, r)).collect();
+            let entries = record_entries(self.layers, &found)?;
+            for ((path, layer, record), entry) in batch.iter().zip(entries) {
+                let index = record.entry.unwrap_or_default() as usize;
+                visit(
+                    path,
+                    EntryRef {
+                        layer: *layer,
+                        index,
+                    },
+                    entry,
+                )?;
+            }
             Ok(())
-        })?;
-        Ok(Merged {
-            bootstrap,
-            layers,
-            top,
-            entries,
         })
     }
 
-    /// Every visible entry: its normalized path, where it comes from, the entry.
-    pub fn iter(&self) -> impl Iterator<Item = (&[u8], EntryRef, &'b EntryRecord)> + '_ {
-        self.entries
-            .iter()
-            .map(|(path, r)| (path.as_slice(), *r, self.entry(*r)))
+    /// The entry `r` names (one entry block decoded, or taken from the layer's block cache).
+    pub fn entry(&self, r: EntryRef) -> Result<LayerEntry> {
+        self.layers[r.layer].entry(r.index as u64)
     }
 
-    pub fn entry(&self, r: EntryRef) -> &'b EntryRecord {
-        &self.bootstrap.layers[r.layer].entries[r.index]
+    /// The blob table the chunks of layer `layer`'s entries index.
+    pub fn blobs(&self, layer: usize) -> &'l [crate::format::bootstrap::BlobRecord] {
+        self.layers[layer].blobs()
     }
 
     /// The entry visible at `path` in this view.
@@ -53,7 +65,7 @@ impl<'b> Merged<'b> {
 
     /// The entry visible at `path` in the view of layers `0..=top`.
     pub fn get_as_of(&self, top: Option<usize>, path: &[u8]) -> Result<Option<EntryRef>> {
-        Ok(MergedView::new(&self.layers, top)
+        Ok(MergedView::new(self.layers, top)
             .get(path)?
             .and_then(|(layer, record)| {
                 record.entry.map(|n| EntryRef {

@@ -1,9 +1,9 @@
 //! The on-disk path index of a layer metadata object, read through `LayerPaths`: lookups and
 //! listings decode the one or few path blocks they need, each checked against its hash.
 
-use super::{LayerPaths, PathRecord};
-use crate::error::Result;
-use crate::format::layer_meta::LayerMeta;
+use super::{LayerPaths, MergedView, PathRecord};
+use crate::error::{Error, Result};
+use crate::format::layer_meta::{LayerEntry, LayerMeta};
 
 impl LayerPaths for LayerMeta {
     fn lookup(&self, parent: &[u8], name: &[u8]) -> Result<Option<PathRecord>> {
@@ -11,10 +11,83 @@ impl LayerPaths for LayerMeta {
     }
 
     fn children(&self, dir: &[u8]) -> Result<Box<dyn Iterator<Item = Result<PathRecord>> + '_>> {
+        if !self.has_children(dir)? {
+            return Ok(Box::new(std::iter::empty()));
+        }
         Ok(Box::new(LayerMeta::children(self, dir)))
     }
 
     fn root_opaque(&self) -> Result<bool> {
         Ok(self.info().root_opaque)
+    }
+}
+
+/// Visible entries a walk hands over at a time (`walk_batches`): enough that the entries of
+/// a batch, decoded in (layer, entry number) order, share their entry blocks; few enough that
+/// a batch (paths, records, decoded entries) stays a few MiB.
+pub(crate) const WALK_BATCH: usize = 4096;
+
+/// One visible entry of a walk: its normalized path, its layer and that layer's record.
+type Visit = (Vec<u8>, usize, PathRecord);
+
+/// `MergedView::walk` over layer objects, handing the visible entries whose record `want`s to
+/// `on_batch` in walk order, `WALK_BATCH` at a time, so that their entries can be decoded
+/// together (`record_entries`): the walk goes in path order, the entry blocks in tar order,
+/// and decoding entries one by one in path order would decode a block per entry.
+pub(crate) fn walk_batches(
+    view: &MergedView<LayerMeta>,
+    want: impl Fn(&PathRecord) -> bool,
+    mut on_batch: impl FnMut(Vec<Visit>) -> Result<()>,
+) -> Result<()> {
+    let mut batch = Vec::with_capacity(WALK_BATCH);
+    view.walk(|path, layer, record| {
+        if want(record) {
+            batch.push((path.to_vec(), layer, record.clone()));
+            if batch.len() >= WALK_BATCH {
+                on_batch(std::mem::replace(
+                    &mut batch,
+                    Vec::with_capacity(WALK_BATCH),
+                ))?;
+            }
+        }
+        Ok(())
+    })?;
+    if !batch.is_empty() {
+        on_batch(batch)?;
+    }
+    Ok(())
+}
+
+/// The entries `found` (layer, record) name, in that order, decoded in (layer, entry number)
+/// order so that each layer's entry blocks are read in turn, each about once.
+pub(crate) fn record_entries(
+    layers: &[LayerMeta],
+    found: &[(usize, &PathRecord)],
+) -> Result<Vec<LayerEntry>> {
+    let mut order: Vec<usize> = (0..found.len()).collect();
+    order.sort_by_key(|&i| (found[i].0, found[i].1.entry));
+    let mut slots: Vec<Option<LayerEntry>> = vec![None; found.len()];
+    for i in order {
+        let (layer, record) = found[i];
+        slots[i] = Some(record_entry(layers, layer, record)?);
+    }
+    Ok(slots.into_iter().flatten().collect())
+}
+
+/// The entry a record of the view over `layers` names (decoding its one entry block).
+pub(crate) fn record_entry(
+    layers: &[LayerMeta],
+    layer: usize,
+    record: &PathRecord,
+) -> Result<LayerEntry> {
+    match (layers.get(layer), record.entry) {
+        (Some(meta), Some(n)) => meta.entry(n),
+        _ => Err(Error::corrupt(
+            format!("layer {layer}"),
+            format!(
+                "internal: no entry for path record {:?}",
+                String::from_utf8_lossy(&record.name)
+            ),
+        )),
     }
 }

@@ -1,12 +1,11 @@
 //! A layer's path index held in memory: built from its entries in tar order with the folding
-//! rules the on-disk path index uses. Serves the tests, and reads a format-3 bootstrap layer
-//! through `MergedView`.
+//! rules the on-disk path index uses: the tests' model of `LayerMeta`'s path index.
 
 use super::{LayerPaths, PathRecord};
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::format::layer_meta::fold_paths;
 use crate::layer::EntryKind;
-use crate::ops::whole_image::{EntryRecord, LayerRecord, WholeImage};
+use crate::ops::whole_image::LayerRecord;
 use std::collections::BTreeMap;
 
 /// parent -> name -> record, so a directory's records are one map in name order.
@@ -32,28 +31,6 @@ impl MemoryLayerPaths {
                 .insert(record.name.clone(), record);
         }
         MemoryLayerPaths { dirs, root_opaque }
-    }
-
-    /// The path indexes of a format-3 bootstrap's layers, bottom first.
-    pub fn of_bootstrap(bootstrap: &WholeImage) -> Vec<MemoryLayerPaths> {
-        bootstrap.layers.iter().map(Self::from_layer).collect()
-    }
-
-    /// The bootstrap entry a record of `of_bootstrap`'s layer `layer` names.
-    pub fn entry<'b>(
-        bootstrap: &'b WholeImage,
-        layer: usize,
-        record: &PathRecord,
-    ) -> Result<&'b EntryRecord> {
-        record
-            .entry
-            .and_then(|n| bootstrap.layers.get(layer)?.entries.get(n as usize))
-            .ok_or_else(|| {
-                Error::corrupt(
-                    format!("layer {layer}"),
-                    format!("internal: no entry for path record {:?}", record.name),
-                )
-            })
     }
 
     /// The records of a bootstrap layer (entry numbers are indexes into `layer.entries`).

@@ -3,13 +3,13 @@
 //! opaque markers, a non-directory replacing what lower layers had below it), which the
 //! differential test in `tests.rs` holds it to. A layer is seen through `LayerPaths`: records
 //! keyed by (parent, name) with the whiteout and opaque markers folded into flags, as the
-//! format-4 path index stores them; `MemoryLayerPaths` builds them from a bootstrap layer.
-//! Path spelling and whiteout names come from `ops::tree`.
-//!
-//! Nothing in the engine calls it yet: the format-4 read path (ls, cat, unpack, diff) switches to
-//! it, hence the `dead_code` allowances.
+//! format-4 path index stores them. `LayerMeta` (a layer metadata object, `disk.rs`) is what the
+//! readers (`cat`, `ls`, `unpack`, `diff`) see; `MemoryLayerPaths` (tests only) builds the same
+//! records from a layer's entries in memory. Path spelling and whiteout names come from
+//! `ops::tree`.
 
 mod disk;
+#[cfg(test)]
 mod memory;
 #[cfg(test)]
 mod tests;
@@ -18,6 +18,8 @@ use crate::error::{Error, Result};
 use crate::layer::EntryKind;
 use crate::ops::tree::{join, normalize, parent_and_name};
 
+pub(crate) use disk::{record_entries, record_entry, walk_batches};
+#[cfg(test)]
 pub(crate) use memory::MemoryLayerPaths;
 
 /// How many hardlinks to hardlinks `content_entry` follows (as `MergedTree::content_entry`).
