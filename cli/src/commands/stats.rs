@@ -23,7 +23,7 @@ pub fn run(cli: &Cli, args: &StatsArgs) -> anyhow::Result<()> {
     );
     println!("  stored (blobs)         {}", bytes(r.stored_bytes));
     println!(
-        "  metadata               {} (bootstraps + index)",
+        "  metadata               {} (bootstraps + layer objects + index)",
         bytes(r.metadata_bytes)
     );
     println!(

@@ -89,6 +89,10 @@ pub struct ChunkEntry {
     pub resolved: std::result::Result<(ChunkId, ChunkLocation), String>,
 }
 
+/// An entry of the `layers` column family: its key bytes, and the key and object id when both
+/// are well formed.
+pub type RawLayerEntry = (Vec<u8>, Option<(LayerKey, LayerMetaId)>);
+
 /// What can still be read of an index that may be damaged (see `Index::salvage`).
 #[derive(Default)]
 pub struct Salvage {
@@ -337,7 +341,7 @@ impl Index {
 
     /// Every entry of the `layers` column family; malformed ones are skipped (gc drops what
     /// no live image uses, the index repair rebuilds the rest).
-    pub fn layer_entries(&self) -> Result<Vec<(Vec<u8>, Option<(LayerKey, LayerMetaId)>)>> {
+    pub fn layer_entries(&self) -> Result<Vec<RawLayerEntry>> {
         let mut out = Vec::new();
         for item in self
             .db

@@ -1,8 +1,8 @@
 //! `WholeImage`: every entry of an image's layers loaded into memory, with one chunk table for
-//! the image. The readers that need a whole image at once (export, gc's compaction, verify's
-//! cross-checks) build it from the bootstrap and its layer metadata objects; memory grows with
-//! the image's entries, so the per-path readers (`cat`, `ls`, `unpack`, `export-layer`) use
-//! the objects directly (`ops::view`, `LayerMeta::entries`) instead.
+//! the image (the shape of a format-3 bootstrap). No command uses it: memory grows with the
+//! image's entries, so every reader works on the layer objects directly (`ops::view`,
+//! `LayerMeta::entries`). It serves the tests: the view's reference model (`ops::tree`) and
+//! integration tests that compare whole images.
 
 use crate::error::{Error, Result};
 use crate::format::bootstrap::{BlobRecord, Bootstrap, ChunkRecord, SourceRecord};

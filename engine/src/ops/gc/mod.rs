@@ -133,11 +133,13 @@ impl LiveSet {
                 .bootstrap_by_id(id)
                 .map_err(|e| stopped(format!("image {id}"), e))?;
             for layer in &bootstrap.layers {
-                if !live.objects.contains_key(&layer.meta) {
+                if let std::collections::hash_map::Entry::Vacant(slot) =
+                    live.objects.entry(layer.meta)
+                {
                     let object = store
                         .layer_meta(&layer.meta)
                         .map_err(|e| stopped(format!("image {id}"), e))?;
-                    live.objects.insert(layer.meta, object);
+                    slot.insert(object);
                 }
             }
             live.bootstraps.insert(*id, bootstrap);

@@ -189,8 +189,10 @@ pub fn stats(store: &Store, names: &[String], matrix: bool) -> Result<StatsRepor
             .collect(),
     });
     let stored_bytes = dir_bytes(&store.layout().blobs_dir());
-    let metadata_bytes =
-        dir_bytes(&store.layout().bootstraps_dir()) + dir_bytes(&store.layout().index_dir());
+    let layout = store.layout();
+    let metadata_bytes = dir_bytes(&layout.bootstraps_dir())
+        + dir_bytes(&layout.layers_dir())
+        + dir_bytes(&layout.index_dir());
     let (read, decoded) = all.0.iter().fold((0u64, 0u64), |(r, d), (c, _)| {
         (r + c.len as u64, d + c.frame as u64)
     });
