@@ -420,12 +420,14 @@ impl BlobReader {
                 ),
             ));
         };
-        super::decode_frame(
+        let frame = super::decode_frame(
             &self.map[start as usize..end as usize],
             location.frame_len,
             location.codec,
             object,
-        )
+        );
+        super::release_pages(&self.map, start, end - start);
+        frame
     }
 
     /// Reads and verifies one chunk (decoding its whole frame).

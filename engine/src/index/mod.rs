@@ -39,9 +39,14 @@ const FAMILIES: [&str; 5] = [CF_CHUNKS, CF_BLOBS, CF_IMAGES, CF_REFS, CF_LAYERS]
 /// How many times a read-only open that raced a writer's flush is tried again.
 const READ_ONLY_OPEN_TRIES: usize = 8;
 
-/// True if an open failed because a file of the database vanished while it was being opened.
+/// True if an open failed because a file of the database vanished while it was being opened
+/// (RocksDB reports it as an I/O error, or as corruption when a table file the MANIFEST names
+/// is gone: both say "No such file").
 fn vanished(e: &rocksdb::Error) -> bool {
-    e.kind() == rocksdb::ErrorKind::IOError && e.to_string().contains("No such file")
+    matches!(
+        e.kind(),
+        rocksdb::ErrorKind::IOError | rocksdb::ErrorKind::Corruption
+    ) && e.to_string().contains("No such file")
 }
 
 /// What the store knows about one image without opening its bootstrap.

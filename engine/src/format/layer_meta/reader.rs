@@ -109,7 +109,11 @@ impl LayerMeta {
             return Err(self.corrupt(format!("{what} at offset {offset}: checksum mismatch")));
         }
         let data = super::super::decompress(stored, decoded_len as usize)
-            .map_err(|e| self.corrupt(format!("{what} at offset {offset}: zstd: {e}")))?;
+            .map_err(|e| self.corrupt(format!("{what} at offset {offset}: zstd: {e}")));
+        if let Backing::Map(map) = &self.backing {
+            super::super::release_pages(map, offset, stored_len as u64);
+        }
+        let data = data?;
         if data.len() != decoded_len as usize {
             return Err(self.corrupt(format!(
                 "{what} at offset {offset} decodes to {} bytes, the table says {decoded_len}",
