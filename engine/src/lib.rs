@@ -35,6 +35,7 @@
 // readers they sit beside are then unused.
 #![cfg_attr(not(feature = "store"), allow(dead_code, unused_imports))]
 
+mod bytes_serde;
 mod chunk;
 mod error;
 pub mod failpoint;

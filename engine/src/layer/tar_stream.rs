@@ -50,12 +50,15 @@ impl EntryKind {
 /// An entry's metadata as a tar reader applying PAX and GNU extensions sees it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct EntryMeta {
+    #[serde(with = "crate::bytes_serde")]
     pub path: Vec<u8>,
     pub kind: EntryKind,
     pub mode: u32,
     pub uid: u64,
     pub gid: u64,
+    #[serde(with = "crate::bytes_serde")]
     pub uname: Vec<u8>,
+    #[serde(with = "crate::bytes_serde")]
     pub gname: Vec<u8>,
     pub mtime: i64,
     /// Content bytes that follow the header in the tar.

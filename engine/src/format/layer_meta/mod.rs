@@ -82,6 +82,7 @@ pub(crate) const OPAQUE_MARKER: &[u8] = b".wh..wh..opq";
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LayerEntry {
     /// Every tar byte between the previous entry's content and this entry's content.
+    #[serde(with = "crate::bytes_serde")]
     pub raw_header: Vec<u8>,
     pub meta: EntryMeta,
     /// The content's chunks, in content order (a chunk may repeat); `blob` indexes the
@@ -93,8 +94,10 @@ pub struct LayerEntry {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PathRecord {
     /// The normalized directory, "" for the root.
+    #[serde(with = "crate::bytes_serde")]
     pub parent: Vec<u8>,
     /// One component, never empty.
+    #[serde(with = "crate::bytes_serde")]
     pub name: Vec<u8>,
     /// The number (in tar order) of the layer's last entry at this path.
     pub entry: Option<u64>,
