@@ -1,7 +1,7 @@
 //! Durable file helpers used by every write path: files are written under `STORE/tmp/`,
 //! fsynced, then renamed into place, and the directory is fsynced so the rename survives a crash.
 
-use crate::error::{IoContext, Result};
+use crate::error::{Error, IoContext, Result};
 use std::fs::File;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -37,6 +37,36 @@ pub fn write_durably(tmp: &Path, dest: &Path, bytes: &[u8], fail_at: &'static st
 
 /// Renames a file that is already fsynced into place and makes the rename durable. `fail_at`
 /// names the fail point checked before the rename.
+/// Renames sealed files (already fsynced) from `tmp/` to their content-addressed names in
+/// `dir`, then fsyncs `dir`; a file whose name is already there holds the same bytes and is
+/// dropped. `fail_at` is checked before each rename, `dir_fail_at` before the fsync. Each file
+/// is (temporary path, destination, size); returns the files and bytes actually added.
+pub(crate) fn publish_sealed(
+    files: &[(&Path, PathBuf, u64)],
+    dir: &Path,
+    fail_at: &'static str,
+    dir_fail_at: Option<&'static str>,
+) -> Result<(u64, u64)> {
+    let mut added = (0u64, 0u64);
+    for (tmp, dest, size) in files {
+        if dest.exists() {
+            std::fs::remove_file(tmp).map_err(|e| Error::io("remove", tmp, e))?;
+        } else {
+            crate::failpoint::check(fail_at)?;
+            std::fs::rename(tmp, dest).map_err(|e| Error::io("rename into place", dest, e))?;
+            added.0 += 1;
+            added.1 += size;
+        }
+    }
+    if !files.is_empty() {
+        if let Some(point) = dir_fail_at {
+            crate::failpoint::check(point)?;
+        }
+        fsync_dir(dir)?;
+    }
+    Ok(added)
+}
+
 pub fn rename_durably(from: &Path, to: &Path, fail_at: &'static str) -> Result<()> {
     crate::failpoint::check(fail_at)?;
     std::fs::rename(from, to).with_path("rename into place", to)?;

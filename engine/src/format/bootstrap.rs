@@ -109,6 +109,20 @@ impl ChunkRecord {
         .map_err(|e| format!(": {e}"))
     }
 
+    /// The record of chunk `id` at `location`, whose blob is entry `blob` of the caller's table.
+    pub fn at(id: ChunkId, blob: u32, location: &super::ChunkLocation) -> ChunkRecord {
+        ChunkRecord {
+            id,
+            blob,
+            offset: location.offset,
+            stored_len: location.stored_len,
+            frame_len: location.frame_len,
+            skip: location.skip,
+            len: location.len,
+            codec: location.codec,
+        }
+    }
+
     /// Where the chunk lives, `blobs` being the table `blob` indexes (checked by `check`).
     pub fn location(&self, blobs: &[BlobRecord]) -> super::ChunkLocation {
         super::ChunkLocation {

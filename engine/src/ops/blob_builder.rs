@@ -168,25 +168,9 @@ pub(crate) fn publish(
     fail_at: &'static str,
     dir_fail_at: Option<&'static str>,
 ) -> Result<(u64, u64)> {
-    let mut added = (0u64, 0u64);
-    for blob in sealed {
-        let dest = store.blob_path(&blob.id);
-        if dest.exists() {
-            std::fs::remove_file(&blob.tmp_path)
-                .map_err(|e| Error::io("remove", &blob.tmp_path, e))?;
-        } else {
-            crate::failpoint::check(fail_at)?;
-            std::fs::rename(&blob.tmp_path, &dest)
-                .map_err(|e| Error::io("rename into place", &dest, e))?;
-            added.0 += 1;
-            added.1 += blob.size;
-        }
-    }
-    if !sealed.is_empty() {
-        if let Some(point) = dir_fail_at {
-            crate::failpoint::check(point)?;
-        }
-        crate::fsutil::fsync_dir(&store.layout().blobs_dir())?;
-    }
-    Ok(added)
+    let files: Vec<_> = sealed
+        .iter()
+        .map(|b| (&*b.tmp_path, store.blob_path(&b.id), b.size))
+        .collect();
+    crate::fsutil::publish_sealed(&files, &store.layout().blobs_dir(), fail_at, dir_fail_at)
 }

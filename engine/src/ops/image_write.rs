@@ -39,16 +39,11 @@ impl BlobTable {
         location: &crate::format::ChunkLocation,
         size: impl FnOnce() -> Result<u64>,
     ) -> Result<ChunkRecord> {
-        Ok(ChunkRecord {
+        Ok(ChunkRecord::at(
             id,
-            blob: self.index_of(location.blob, size)?,
-            offset: location.offset,
-            stored_len: location.stored_len,
-            frame_len: location.frame_len,
-            skip: location.skip,
-            len: location.len,
-            codec: location.codec,
-        })
+            self.index_of(location.blob, size)?,
+            location,
+        ))
     }
 }
 
@@ -67,24 +62,11 @@ pub(crate) fn publish_layer_objects(
     sealed: &[SealedLayerMeta],
     fail_at: &'static str,
 ) -> Result<(u64, u64)> {
-    let mut added = (0u64, 0u64);
-    for object in sealed {
-        let dest = store.layer_meta_path(&object.id);
-        if dest.exists() {
-            std::fs::remove_file(&object.tmp_path)
-                .map_err(|e| Error::io("remove", &object.tmp_path, e))?;
-        } else {
-            crate::failpoint::check(fail_at)?;
-            std::fs::rename(&object.tmp_path, &dest)
-                .map_err(|e| Error::io("rename into place", &dest, e))?;
-            added.0 += 1;
-            added.1 += object.size;
-        }
-    }
-    if !sealed.is_empty() {
-        crate::fsutil::fsync_dir(&store.layout().layers_dir())?;
-    }
-    Ok(added)
+    let files: Vec<_> = sealed
+        .iter()
+        .map(|o| (&*o.tmp_path, store.layer_meta_path(&o.id), o.size))
+        .collect();
+    crate::fsutil::publish_sealed(&files, &store.layout().layers_dir(), fail_at, None)
 }
 
 /// Writes a bootstrap durably into `bootstraps/` (unless that very bootstrap is there); returns

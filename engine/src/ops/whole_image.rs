@@ -74,16 +74,7 @@ impl ChunkTable {
             });
             (self.blobs.len() - 1) as u32
         });
-        self.chunks.push(ChunkRecord {
-            id,
-            blob,
-            offset: location.offset,
-            stored_len: location.stored_len,
-            frame_len: location.frame_len,
-            skip: location.skip,
-            len: location.len,
-            codec: location.codec,
-        });
+        self.chunks.push(ChunkRecord::at(id, blob, location));
         let i = (self.chunks.len() - 1) as u32;
         self.chunk_index.insert(key, i);
         i
