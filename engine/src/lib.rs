@@ -74,7 +74,7 @@ pub use ops::gc::{GcOptions, GcReport, DEFAULT_COMPACT_BELOW};
 #[cfg(feature = "store")]
 pub use ops::images::ImageSummary;
 #[cfg(feature = "store")]
-pub use ops::read::{ChunkReader, ListEntry};
+pub use ops::read::{ChunkReader, ListEntry, ListName};
 #[cfg(feature = "store")]
 pub use ops::repair::{NamedImage, OldIndex, RepairReport, RECOVERED_PREFIX};
 #[cfg(feature = "store")]

@@ -368,6 +368,11 @@ impl Store {
         crate::ops::read::ls(self, name, path)
     }
 
+    /// Names and kinds only (see `ops::read::ls_names`): no entry is decoded.
+    pub fn ls_names(&self, name: &str, path: &str) -> Result<Vec<crate::ops::read::ListName>> {
+        crate::ops::read::ls_names(self, name, path)
+    }
+
     /// Streams the content of one file of the merged image (upper layers win; whiteouts apply).
     pub fn cat(&self, name: &str, path: &str, out: &mut dyn std::io::Write) -> Result<u64> {
         crate::ops::read::cat(self, name, path, out)

@@ -232,6 +232,10 @@ pub fn run(options: &Options) -> Result<Report> {
         ),
     );
     steps.push(bench.measure_warm("ls", bench.cairn(["ls", "many:v1", &layers.ls_dir])));
+    steps.push(bench.measure_warm(
+        "ls -l",
+        bench.cairn(["ls", "-l", "many:v1", &layers.ls_dir]),
+    ));
     steps.push(bench.measure("diff", None, bench.cairn(["diff", "many:v1", "many:v2"])));
     steps.push(bench.measure(
         "export-layer",
@@ -286,7 +290,7 @@ fn bars(steps: &[StepResult]) -> Vec<Bar> {
     for step in steps {
         let checks: &[Check] = match step.step.as_str() {
             "convert v1" | "convert v2" | "diff" => &[("peak RSS MiB", WRITE_RSS_BAR_MIB, rss)],
-            "cat" | "ls" => &[
+            "cat" | "ls" | "ls -l" => &[
                 ("peak RSS MiB", READ_RSS_BAR_MIB, rss),
                 ("wall s", READ_WALL_BAR_S, wall),
             ],

@@ -2,11 +2,12 @@ use super::{bench, ok, sibling_cairn};
 use serde_json::Value;
 use std::path::Path;
 
-const STEPS: [&str; 7] = [
+const STEPS: [&str; 8] = [
     "convert v1",
     "convert v2",
     "cat",
     "ls",
+    "ls -l",
     "diff",
     "export-layer",
     "unpack",
@@ -75,16 +76,18 @@ fn many_files_measures_every_step() {
         assert!(s["usage"]["max_rss_kib"].as_u64().unwrap() > 0, "{s:#}");
         assert!(s["usage"]["wall_s"].as_f64().is_some(), "{s:#}");
     }
-    for name in ["cat", "ls"] {
+    for name in ["cat", "ls", "ls -l"] {
         assert!(step(&report, name)["first_run"]["wall_s"].is_number());
     }
-    assert_eq!(
-        step(&report, "ls")["stdout_lines"],
-        report["layers"]["ls_entries"]
-    );
+    for name in ["ls", "ls -l"] {
+        assert_eq!(
+            step(&report, name)["stdout_lines"],
+            report["layers"]["ls_entries"]
+        );
+    }
     assert!(step(&report, "convert v1")["mb_s"].as_f64().unwrap() > 0.0);
-    // convert v1, convert v2 and diff: RSS; cat and ls: RSS and wall.
-    assert_eq!(report["bars"].as_array().unwrap().len(), 7);
+    // convert v1, convert v2 and diff: RSS; cat, ls and ls -l: RSS and wall.
+    assert_eq!(report["bars"].as_array().unwrap().len(), 9);
 
     for when in ["store_after_v1", "store_after_v2"] {
         let store = &report[when];

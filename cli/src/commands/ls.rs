@@ -6,20 +6,28 @@ use std::io::Write;
 
 pub fn run(cli: &Cli, args: &LsArgs) -> anyhow::Result<()> {
     let store = Store::open(&cli.store)?;
+    let mut out = super::buffered_stdout();
+    if !args.long && !args.json {
+        // Names only: the path index alone answers, no entry is decoded.
+        for entry in store.ls_names(&args.name, &args.path)? {
+            writeln!(out, "{}", base_name(&entry.path))?;
+        }
+        out.flush()?;
+        return Ok(());
+    }
     let entries = store.ls(&args.name, &args.path)?;
     if args.json {
         return super::print_json(&entries);
     }
-    let mut out = std::io::stdout().lock();
     for entry in &entries {
-        let name = entry.path.rsplit('/').next().unwrap_or(&entry.path);
-        if args.long {
-            writeln!(out, "{}", long_line(entry, name))?;
-        } else {
-            writeln!(out, "{name}")?;
-        }
+        writeln!(out, "{}", long_line(entry, base_name(&entry.path)))?;
     }
+    out.flush()?;
     Ok(())
+}
+
+fn base_name(path: &str) -> &str {
+    path.rsplit('/').next().unwrap_or(path)
 }
 
 fn long_line(e: &ListEntry, name: &str) -> String {

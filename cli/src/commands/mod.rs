@@ -41,8 +41,15 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
 /// Prints a value as pretty JSON on stdout.
 pub fn print_json<T: serde::Serialize>(value: &T) -> anyhow::Result<()> {
     use std::io::Write;
-    let mut out = std::io::stdout().lock();
+    let mut out = buffered_stdout();
     serde_json::to_writer_pretty(&mut out, value)?;
     writeln!(out)?;
+    out.flush()?;
     Ok(())
+}
+
+/// Stdout buffered whole lines at a time (Rust's stdout flushes every line: a listing of
+/// ten thousand names would be ten thousand writes). Flush it before returning.
+pub fn buffered_stdout() -> std::io::BufWriter<std::io::StdoutLock<'static>> {
+    std::io::BufWriter::with_capacity(64 << 10, std::io::stdout().lock())
 }

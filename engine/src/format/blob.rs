@@ -17,6 +17,7 @@ use crate::error::{Error, IoContext, Result};
 use crate::{BlobId, ChunkId};
 use std::fs::File;
 use std::io::{BufWriter, Write};
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
 const MAGIC: &[u8; 8] = b"CAIRNBLB";
@@ -382,9 +383,14 @@ impl CheckedToc {
     }
 }
 
-/// A sealed blob opened for reading (memory-mapped).
+/// A sealed blob opened for reading: memory-mapped for its table of contents and whole-file
+/// scans, while frames are read with `pread` into buffers of their own, so that a reader
+/// streaming through gigabytes of frames holds only the frames it decodes (pages touched
+/// through a map stay in the resident set: the kernel maps whole large folios on a fault).
 pub struct BlobReader {
     id: BlobId,
+    file: File,
+    path: PathBuf,
     map: memmap2::Mmap,
 }
 
@@ -395,7 +401,12 @@ impl BlobReader {
         // SAFETY: blobs are immutable once renamed into `blobs/`; cairn never writes to a sealed
         // blob, and a blob is only deleted by gc under the writer lock.
         let map = unsafe { memmap2::Mmap::map(&file) }.with_path("map blob", path)?;
-        Ok(BlobReader { id, map })
+        Ok(BlobReader {
+            id,
+            file,
+            path: path.to_path_buf(),
+            map,
+        })
     }
 
     /// The whole file.
@@ -420,14 +431,11 @@ impl BlobReader {
                 ),
             ));
         };
-        let frame = super::decode_frame(
-            &self.map[start as usize..end as usize],
-            location.frame_len,
-            location.codec,
-            object,
-        );
-        super::release_pages(&self.map, start, end - start);
-        frame
+        let mut stored = vec![0; (end - start) as usize];
+        self.file
+            .read_exact_at(&mut stored, start)
+            .with_path("read blob", &self.path)?;
+        super::decode_frame(&stored, location.frame_len, location.codec, object)
     }
 
     /// Reads and verifies one chunk (decoding its whole frame).

@@ -103,24 +103,6 @@ pub(crate) fn check_frame(
     Ok(())
 }
 
-/// Drops the pages of `map[offset..offset + len]` from this process's resident set once they
-/// have been read (decoded frames and blocks are copies): a reader streaming through a
-/// gigabyte of blobs or layer objects then holds only what it decodes, not every page it read.
-/// The pages stay in the page cache; a later read of the range faults them back in.
-#[allow(unsafe_code)]
-pub(crate) fn release_pages(map: &memmap2::Mmap, offset: u64, len: u64) {
-    // SAFETY: the map is a read-only shared mapping of a file cairn never writes once sealed,
-    // and no slice into this range outlives the caller's copy: dropping the pages only makes
-    // the next access read them again from the file. A failure only leaves them resident.
-    let _ = unsafe {
-        map.unchecked_advise_range(
-            memmap2::UncheckedAdvice::DontNeed,
-            offset as usize,
-            len as usize,
-        )
-    };
-}
-
 thread_local! {
     /// One zstd decompression context per thread, reused for every frame.
     static DECOMPRESSOR: std::cell::RefCell<Option<zstd::bulk::Decompressor<'static>>> =

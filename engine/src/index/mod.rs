@@ -118,6 +118,9 @@ pub struct Index {
     tocs: Mutex<HashMap<BlobId, Arc<CheckedToc>>>,
 }
 
+/// Table files a read-only open keeps open at once (see `Index::open_read_only`).
+const READ_ONLY_OPEN_FILES: i32 = 256;
+
 impl Index {
     fn options() -> Options {
         let mut opts = Options::default();
@@ -167,6 +170,10 @@ impl Index {
         let mut opts = Options::default();
         opts.set_log_level(LogLevel::Warn);
         opts.set_keep_log_file_num(1);
+        // Table files are opened when first read, not all at open: a reader that looks up a
+        // name and a few chunks does not load the index blocks and filters of every table.
+        opts.set_max_open_files(READ_ONLY_OPEN_FILES);
+        opts.set_skip_stats_update_on_db_open(true);
         let mut attempt = 0;
         let db = loop {
             match DB::open_cf_for_read_only(&opts, path, FAMILIES, false) {

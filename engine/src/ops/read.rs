@@ -10,7 +10,7 @@ mod layer_tar;
 use crate::error::{Error, Result};
 use crate::format::blob::BlobReader;
 use crate::format::bootstrap::{BlobRecord, ChunkRecord};
-use crate::format::layer_meta::LayerEntry;
+use crate::format::layer_meta::{LayerEntry, LayerMeta};
 use crate::layer::EntryKind;
 use crate::ops::tree::{join, normalize};
 use crate::ops::view::{record_entries, record_entry, MergedView, PathRecord};
@@ -245,48 +245,76 @@ pub struct ListEntry {
     pub layer: usize,
 }
 
-/// The entries of directory `path` in the merged view (or the entry itself if not a directory).
+/// One row of a names-only listing (`ls` without details): what the path index alone gives.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct ListName {
+    /// Path in the image, without a leading `/` (lossy UTF-8 for display).
+    pub path: String,
+    pub kind: &'static str,
+    /// The layer the entry comes from.
+    pub layer: usize,
+}
+
+/// The visible rows of `path`: its children if it is a directory of the view, else itself.
+type Rows = Vec<(Vec<u8>, usize, PathRecord)>;
+
+fn listed_rows(view: &MergedView<LayerMeta>, name: &str, path: &str) -> Result<Rows> {
+    let wanted = normalize(path.as_bytes());
+    if view.is_dir(&wanted)? {
+        return Ok(view
+            .children(&wanted)?
+            .into_iter()
+            .map(|(child, layer, record)| (join(&wanted, &child), layer, record))
+            .collect());
+    }
+    match view.get(&wanted)? {
+        Some((layer, record)) => Ok(vec![(wanted.to_vec(), layer, record)]),
+        None => Err(Error::Usage(format!(
+            "{path}: no such file or directory in image {name:?}"
+        ))),
+    }
+}
+
+/// The names and kinds in directory `path` of the merged view (or the entry itself if not a
+/// directory), from the layers' path indexes alone: no entry is decoded.
+pub fn ls_names(store: &Store, name: &str, path: &str) -> Result<Vec<ListName>> {
+    let (_, layers) = store.image_layers(name)?;
+    let view = MergedView::new(&layers, None);
+    Ok(listed_rows(&view, name, path)?
+        .into_iter()
+        .map(|(p, layer, record)| ListName {
+            path: String::from_utf8_lossy(&p).into_owned(),
+            kind: record.kind.map_or("special entry", kind_name),
+            layer,
+        })
+        .collect())
+}
+
+/// The entries of directory `path` in the merged view (or the entry itself if not a
+/// directory), with their metadata (each entry block holding some decoded once).
 pub fn ls(store: &Store, name: &str, path: &str) -> Result<Vec<ListEntry>> {
     let (_, layers) = store.image_layers(name)?;
     let view = MergedView::new(&layers, None);
-    let wanted = normalize(path.as_bytes());
-    let rows: Vec<(Vec<u8>, usize, PathRecord)> = if view.is_dir(&wanted)? {
-        view.children(&wanted)?
-            .into_iter()
-            .map(|(child, layer, record)| (join(&wanted, &child), layer, record))
-            .collect()
-    } else {
-        match view.get(&wanted)? {
-            Some((layer, record)) => vec![(wanted.clone(), layer, record)],
-            None => {
-                return Err(Error::Usage(format!(
-                    "{path}: no such file or directory in image {name:?}"
-                )))
-            }
-        }
-    };
-    // Decoded together, in entry order: a directory's entries share their entry blocks.
+    let rows = listed_rows(&view, name, path)?;
     let found: Vec<(usize, &PathRecord)> = rows.iter().map(|(_, l, r)| (*l, r)).collect();
     let entries = record_entries(&layers, &found)?;
-    rows.iter()
+    Ok(rows
+        .iter()
         .zip(entries)
-        .map(|((p, layer, _), e)| {
-            let layer = *layer;
-            Ok(ListEntry {
-                path: String::from_utf8_lossy(p).into_owned(),
-                kind: kind_name(e.meta.kind),
-                mode: e.meta.mode,
-                uid: e.meta.uid,
-                gid: e.meta.gid,
-                size: e.meta.size,
-                mtime: e.meta.mtime,
-                link_target: e
-                    .meta
-                    .link_target
-                    .as_ref()
-                    .map(|t| String::from_utf8_lossy(t).into_owned()),
-                layer,
-            })
+        .map(|((p, layer, _), e)| ListEntry {
+            path: String::from_utf8_lossy(p).into_owned(),
+            kind: kind_name(e.meta.kind),
+            mode: e.meta.mode,
+            uid: e.meta.uid,
+            gid: e.meta.gid,
+            size: e.meta.size,
+            mtime: e.meta.mtime,
+            link_target: e
+                .meta
+                .link_target
+                .as_ref()
+                .map(|t| String::from_utf8_lossy(t).into_owned()),
+            layer: *layer,
         })
-        .collect()
+        .collect())
 }

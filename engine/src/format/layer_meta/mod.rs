@@ -193,7 +193,9 @@ pub(crate) struct PathBlockRef {
     pub decoded_len: u32,
     pub count: u32,
     pub hash: [u8; 32],
+    #[serde(with = "crate::bytes_serde")]
     pub first_parent: Vec<u8>,
+    #[serde(with = "crate::bytes_serde")]
     pub first_name: Vec<u8>,
 }
 

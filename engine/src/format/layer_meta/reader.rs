@@ -10,24 +10,51 @@ use super::{
 };
 use crate::error::{Error, IoContext, Result};
 use crate::LayerMetaId;
+use rayon::prelude::*;
+use std::borrow::Cow;
 use std::fs::File;
-use std::path::Path;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 /// Decoded blocks kept per kind, so that sequential reads decode each block once.
 const CACHED_BLOCKS: usize = 2;
 
+/// Where the object's bytes come from. Blocks are read with `pread` into buffers of their own
+/// rather than through a memory map: a map keeps every page a reader touched in its resident
+/// set (the kernel maps whole large folios on a fault, so releasing ranges does not bound it),
+/// and a reader streaming a million-entry layer must hold only the block it decodes.
 enum Backing {
-    Map(memmap2::Mmap),
+    File {
+        file: File,
+        path: PathBuf,
+        len: u64,
+    },
     /// Bytes handed in whole (the fuzz targets).
     Owned(Vec<u8>),
 }
 
 impl Backing {
-    fn bytes(&self) -> &[u8] {
+    fn len(&self) -> u64 {
         match self {
-            Backing::Map(map) => map,
-            Backing::Owned(bytes) => bytes,
+            Backing::File { len, .. } => *len,
+            Backing::Owned(bytes) => bytes.len() as u64,
+        }
+    }
+
+    /// `len` bytes at `offset`, which the caller has checked lie inside the object.
+    fn read_at(&self, offset: u64, len: usize) -> Result<Cow<'_, [u8]>> {
+        match self {
+            Backing::File { file, path, .. } => {
+                let mut buf = vec![0; len];
+                file.read_exact_at(&mut buf, offset)
+                    .with_path("read layer metadata", path)?;
+                Ok(Cow::Owned(buf))
+            }
+            Backing::Owned(bytes) => {
+                let end = offset as usize + len;
+                Ok(Cow::Borrowed(&bytes[offset as usize..end]))
+            }
         }
     }
 }
@@ -48,14 +75,14 @@ pub struct LayerMeta {
 
 impl LayerMeta {
     /// Opens the object at `path`, which must have id `id`; `object` names it in errors.
-    #[allow(unsafe_code)]
     pub fn open(path: &Path, id: LayerMetaId, object: &str) -> Result<Self> {
         let file = File::open(path).with_path("open layer metadata", path)?;
-        // SAFETY: layer metadata objects are immutable once sealed: cairn never writes to one
-        // after its writer's `finish`, and a stored one is only deleted by gc under the writer
-        // lock.
-        let map = unsafe { memmap2::Mmap::map(&file) }.with_path("map layer metadata", path)?;
-        Self::from_backing(Backing::Map(map), Some(id), object)
+        let len = file
+            .metadata()
+            .with_path("read the size of layer metadata", path)?
+            .len();
+        let path = path.to_path_buf();
+        Self::from_backing(Backing::File { file, path, len }, Some(id), object)
     }
 
     /// Opens bytes without checking the object id or any block hash, so that random bytes
@@ -65,7 +92,8 @@ impl LayerMeta {
     }
 
     fn from_backing(backing: Backing, id: Option<LayerMetaId>, object: &str) -> Result<Self> {
-        let tables = super::tables::read_tables(backing.bytes(), id, object)?;
+        let tables =
+            super::tables::read_tables(backing.len(), |o, l| backing.read_at(o, l), id, object)?;
         Ok(LayerMeta {
             object: object.to_string(),
             backing,
@@ -102,18 +130,15 @@ impl LayerMeta {
         hash: &[u8; 32],
     ) -> Result<Vec<u8>> {
         let end = offset.saturating_add(stored_len as u64);
-        let Some(stored) = self.backing.bytes().get(offset as usize..end as usize) else {
+        if end > self.backing.len() {
             return Err(self.corrupt(format!("{what} at offset {offset} lies outside the file")));
-        };
-        if self.check_hashes && blake3::hash(stored).as_bytes() != hash {
+        }
+        let stored = self.backing.read_at(offset, stored_len as usize)?;
+        if self.check_hashes && blake3::hash(&stored).as_bytes() != hash {
             return Err(self.corrupt(format!("{what} at offset {offset}: checksum mismatch")));
         }
-        let data = super::super::decompress(stored, decoded_len as usize)
-            .map_err(|e| self.corrupt(format!("{what} at offset {offset}: zstd: {e}")));
-        if let Backing::Map(map) = &self.backing {
-            super::super::release_pages(map, offset, stored_len as u64);
-        }
-        let data = data?;
+        let data = super::super::decompress(&stored, decoded_len as usize)
+            .map_err(|e| self.corrupt(format!("{what} at offset {offset}: zstd: {e}")))?;
         if data.len() != decoded_len as usize {
             return Err(self.corrupt(format!(
                 "{what} at offset {offset} decodes to {} bytes, the table says {decoded_len}",
@@ -213,6 +238,43 @@ impl LayerMeta {
         Ok(block[(n - blocks[i].first_entry) as usize].clone())
     }
 
+    /// Entries `numbers` (in increasing order, repeats allowed), each block that holds some
+    /// decoded once (blocks in parallel) and its entries moved out rather than copied: how a
+    /// listing or a batch of a walk reads many entries at once.
+    pub fn entries_at(&self, numbers: &[u64]) -> Result<Vec<LayerEntry>> {
+        if !numbers.is_sorted() {
+            return Err(self.corrupt("internal: entries asked for out of order".into()));
+        }
+        if let Some(&last) = numbers.last().filter(|&&n| n >= self.entry_count()) {
+            return Err(self.corrupt(format!(
+                "no entry {last}: the layer has {}",
+                self.entry_count()
+            )));
+        }
+        // (block, the numbers it holds)
+        let blocks = &self.tables.entry_blocks;
+        let mut groups: Vec<(usize, &[u64])> = Vec::new();
+        let mut rest = numbers;
+        while let Some(&first) = rest.first() {
+            let i = blocks.partition_point(|b| b.first_entry <= first) - 1;
+            let end = blocks[i].first_entry + blocks[i].count as u64;
+            let (wanted, later) = rest.split_at(rest.partition_point(|&n| n < end));
+            groups.push((i, wanted));
+            rest = later;
+        }
+        let decode = |&(i, wanted): &(usize, &[u64])| -> Result<Vec<LayerEntry>> {
+            let block = self.entry_block(i)?;
+            Ok(take_sorted(block, blocks[i].first_entry, wanted))
+        };
+        // One block is decoded here: starting the thread pool would cost more than it.
+        let decoded: Vec<Vec<LayerEntry>> = if groups.len() > 1 {
+            groups.par_iter().map(decode).collect::<Result<_>>()?
+        } else {
+            groups.iter().map(decode).collect::<Result<_>>()?
+        };
+        Ok(decoded.into_iter().flatten().collect())
+    }
+
     /// Every entry in tar order, one block decoded at a time.
     pub fn entries(&self) -> Entries<'_> {
         let count = self.tables.entry_blocks.len();
@@ -283,6 +345,23 @@ impl LayerMeta {
         let count = self.tables.path_blocks.len();
         Blocks::new(self, block, count, LayerMeta::path_block)
     }
+}
+
+/// The entries numbered `wanted` (sorted, repeats allowed) of a block whose first is `first`.
+fn take_sorted(block: Vec<LayerEntry>, first: u64, wanted: &[u64]) -> Vec<LayerEntry> {
+    let mut out = Vec::with_capacity(wanted.len());
+    let mut taken = 0;
+    for (n, entry) in (first..).zip(block) {
+        let times = wanted[taken..].iter().take_while(|&&w| w == n).count();
+        if times > 0 {
+            out.extend(std::iter::repeat_n(entry, times));
+            taken += times;
+        }
+        if taken == wanted.len() {
+            break;
+        }
+    }
+    out
 }
 
 fn lock<T>(cache: &BlockCache<T>) -> std::sync::MutexGuard<'_, Vec<(usize, Arc<Vec<T>>)>> {

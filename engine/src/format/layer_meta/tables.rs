@@ -9,6 +9,7 @@ use super::{
 };
 use crate::error::{Error, Result};
 use crate::LayerMetaId;
+use std::borrow::Cow;
 
 /// Reads a little-endian u64 at `at` (the caller has checked the bounds).
 fn le_u64(bytes: &[u8], at: usize) -> u64 {
@@ -16,39 +17,43 @@ fn le_u64(bytes: &[u8], at: usize) -> u64 {
 }
 
 /// Checks the header, the footer and the object id, decodes the tables and checks them.
-pub(super) fn read_tables(bytes: &[u8], id: Option<LayerMetaId>, object: &str) -> Result<Tables> {
+/// `read(offset, len)` gives bytes of the `len`-byte object (always inside it).
+pub(super) fn read_tables<'a>(
+    len: u64,
+    read: impl Fn(u64, usize) -> Result<Cow<'a, [u8]>>,
+    id: Option<LayerMetaId>,
+    object: &str,
+) -> Result<Tables> {
     let corrupt = |reason: String| Error::corrupt(object.to_string(), reason);
-    let len = bytes.len() as u64;
     if len < HEADER_LEN + FOOTER_LEN {
         return Err(corrupt(format!(
             "{len} bytes is too short for layer metadata"
         )));
     }
-    if &bytes[..8] != MAGIC {
+    let header = read(0, HEADER_LEN as usize)?;
+    if &header[..8] != MAGIC {
         return Err(corrupt(
             "bad magic at offset 0: not cairn layer metadata".into(),
         ));
     }
-    let version = u32::from_le_bytes(bytes[8..12].try_into().expect("4 bytes"));
+    let version = u32::from_le_bytes(header[8..12].try_into().expect("4 bytes"));
     if version != LAYER_META_VERSION {
         return Err(corrupt(format!(
             "unsupported layer metadata version {version} at offset 8"
         )));
     }
-    let footer_at = (len - FOOTER_LEN) as usize;
-    if &bytes[footer_at + 24..] != END_MAGIC {
+    let footer_at = len - FOOTER_LEN;
+    let footer = read(footer_at, FOOTER_LEN as usize)?;
+    if &footer[24..] != END_MAGIC {
         return Err(corrupt(format!(
             "bad footer magic at offset {}",
             footer_at + 24
         )));
     }
-    let (tables_offset, stored_len, tables_len) = (
-        le_u64(bytes, footer_at),
-        le_u64(bytes, footer_at + 8),
-        le_u64(bytes, footer_at + 16),
-    );
+    let (tables_offset, stored_len, tables_len) =
+        (le_u64(&footer, 0), le_u64(&footer, 8), le_u64(&footer, 16));
     if tables_offset < HEADER_LEN
-        || tables_offset.checked_add(stored_len) != Some(footer_at as u64)
+        || tables_offset.checked_add(stored_len) != Some(footer_at)
         || tables_len > MAX_TABLES_LEN
     {
         return Err(corrupt(format!(
@@ -56,9 +61,9 @@ pub(super) fn read_tables(bytes: &[u8], id: Option<LayerMetaId>, object: &str) -
              bytes ({tables_len} decoded) that do not fit"
         )));
     }
-    let stored = &bytes[tables_offset as usize..footer_at];
+    let stored = read(tables_offset, stored_len as usize)?;
     if let Some(id) = id {
-        let actual = super::root_id(&bytes[..HEADER_LEN as usize], stored, &bytes[footer_at..]);
+        let actual = super::root_id(&header, &stored, &footer);
         if actual != id {
             return Err(Error::DigestMismatch {
                 object: object.to_string(),
@@ -67,11 +72,11 @@ pub(super) fn read_tables(bytes: &[u8], id: Option<LayerMetaId>, object: &str) -
             });
         }
     }
-    let flags = u32::from_le_bytes(bytes[12..16].try_into().expect("4 bytes"));
+    let flags = u32::from_le_bytes(header[12..16].try_into().expect("4 bytes"));
     if flags != 0 {
         return Err(corrupt(format!("unknown flags {flags:#x} at offset 12")));
     }
-    let data = super::super::decompress(stored, tables_len as usize)
+    let data = super::super::decompress(&stored, tables_len as usize)
         .map_err(|e| corrupt(format!("tables at offset {tables_offset}: zstd: {e}")))?;
     let config = bincode::config::standard().with_limit::<{ MAX_TABLES_LEN as usize }>();
     let (tables, used): (Tables, usize) = bincode::serde::decode_from_slice(&data, config)

@@ -140,6 +140,21 @@ fn check_against_model(meta: &LayerMeta, entries: &[LayerEntry]) {
         assert_eq!(meta.entry(n as u64).unwrap(), entries[n]);
     }
     assert!(meta.entry(entries.len() as u64).is_err());
+    // Many entries at once: sparse, repeated, across blocks, all of them.
+    let n = entries.len() as u64;
+    let sparse: Vec<u64> = (0..n).step_by(5).flat_map(|k| [k, k]).collect();
+    let all: Vec<u64> = (0..n).collect();
+    for numbers in [sparse, all, vec![]] {
+        let expected: Vec<LayerEntry> = numbers
+            .iter()
+            .map(|&k| entries[k as usize].clone())
+            .collect();
+        assert_eq!(meta.entries_at(&numbers).unwrap(), expected);
+    }
+    assert!(meta.entries_at(&[n]).is_err());
+    if n > 1 {
+        assert!(meta.entries_at(&[1, 0]).is_err());
+    }
     let (model, root_opaque) = model_paths(entries);
     assert_eq!(meta.info().root_opaque, root_opaque);
     let paths: Vec<PathRecord> = meta.paths().map(Result::unwrap).collect();

@@ -59,19 +59,38 @@ pub(crate) fn walk_batches(
 }
 
 /// The entries `found` (layer, record) name, in that order, decoded in (layer, entry number)
-/// order so that each layer's entry blocks are read in turn, each about once.
+/// order with `LayerMeta::entries_at`: each entry block that holds some is decoded once.
 pub(crate) fn record_entries(
     layers: &[LayerMeta],
     found: &[(usize, &PathRecord)],
 ) -> Result<Vec<LayerEntry>> {
-    let mut order: Vec<usize> = (0..found.len()).collect();
-    order.sort_by_key(|&i| (found[i].0, found[i].1.entry));
+    let mut order: Vec<(usize, u64, usize)> = Vec::with_capacity(found.len());
+    for (i, &(layer, record)) in found.iter().enumerate() {
+        match (layer < layers.len(), record.entry) {
+            (true, Some(n)) => order.push((layer, n, i)),
+            _ => return Err(no_entry(layer, record)),
+        }
+    }
+    order.sort_unstable();
     let mut slots: Vec<Option<LayerEntry>> = vec![None; found.len()];
-    for i in order {
-        let (layer, record) = found[i];
-        slots[i] = Some(record_entry(layers, layer, record)?);
+    for group in order.chunk_by(|a, b| a.0 == b.0) {
+        let numbers: Vec<u64> = group.iter().map(|&(_, n, _)| n).collect();
+        let entries = layers[group[0].0].entries_at(&numbers)?;
+        for (&(_, _, i), entry) in group.iter().zip(entries) {
+            slots[i] = Some(entry);
+        }
     }
     Ok(slots.into_iter().flatten().collect())
+}
+
+fn no_entry(layer: usize, record: &PathRecord) -> Error {
+    Error::corrupt(
+        format!("layer {layer}"),
+        format!(
+            "internal: no entry for path record {:?}",
+            String::from_utf8_lossy(&record.name)
+        ),
+    )
 }
 
 /// The entry a record of the view over `layers` names (decoding its one entry block).
@@ -82,12 +101,6 @@ pub(crate) fn record_entry(
 ) -> Result<LayerEntry> {
     match (layers.get(layer), record.entry) {
         (Some(meta), Some(n)) => meta.entry(n),
-        _ => Err(Error::corrupt(
-            format!("layer {layer}"),
-            format!(
-                "internal: no entry for path record {:?}",
-                String::from_utf8_lossy(&record.name)
-            ),
-        )),
+        _ => Err(no_entry(layer, record)),
     }
 }
