@@ -22,6 +22,7 @@ fn convert_into(store: &StoreWriter, source: &str, name: &str) {
                 dict: vec![],
                 platform: PlatformChoice::Default,
                 replace: false,
+                delta: None,
             },
             &NoProgress,
         )

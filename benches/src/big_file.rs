@@ -36,8 +36,9 @@ fn ustar_header(name: &str, size: u64) -> [u8; 512] {
     h
 }
 
-/// Writes the layer tar: `big.bin` of `size` bytes.
-fn write_layer(path: &Path, size: u64) -> Result<()> {
+/// Writes the layer tar: `big.bin` of `size` bytes; with `changes` (per mille, seed), that many
+/// bytes of every thousand are changed at scattered offsets (the rest is the same file).
+pub(crate) fn write_layer(path: &Path, size: u64, changes: Option<(u32, u64)>) -> Result<()> {
     let file = std::fs::File::create(path).with_context(|| format!("create {}", path.display()))?;
     let mut out = std::io::BufWriter::with_capacity(1 << 20, file);
     let err = || format!("write {}", path.display());
@@ -53,16 +54,23 @@ fn write_layer(path: &Path, size: u64) -> Result<()> {
     let mut block = vec![0u8; BLOCK];
     let mut written = 0u64;
     let mut n = 0u64;
+    let mut change_rng = Rng::xorshift64(changes.map_or(1, |(_, seed)| seed.max(1)));
     while written < size {
         let take = (size - written).min(BLOCK as u64) as usize;
         if n.is_multiple_of(2) {
             for byte in block.iter_mut() {
                 *byte = rng.next_u64() as u8;
             }
-            out.write_all(&block[..take]).with_context(err)?;
         } else {
-            out.write_all(&text[..take]).with_context(err)?;
+            block.copy_from_slice(&text);
         }
+        if let Some((permille, _)) = changes {
+            for _ in 0..BLOCK * permille as usize / 1000 {
+                let at = change_rng.next_u64() as usize % BLOCK;
+                block[at] = block[at].wrapping_add(1 + (change_rng.next_u64() % 255) as u8);
+            }
+        }
+        out.write_all(&block[..take]).with_context(err)?;
         written += take as u64;
         n += 1;
     }
@@ -83,7 +91,7 @@ pub fn run(size_mb: u64, work: &Path, cairn: Option<&Path>) -> Result<()> {
     let size = size_mb * 1_000_000;
     let layer = work.join("big.tar");
     eprintln!("big-file: writing a layer with one {size_mb} MB file");
-    write_layer(&layer, size)?;
+    write_layer(&layer, size, None)?;
     let store = work.join("store");
     Step::new(&cairn)
         .arg("--store")

@@ -10,12 +10,15 @@
 //!   behind the default chunker parameters (`sweep.rs`, `docs/CHUNKING.md`).
 //! - `cairn-bench big-file [--size-mb 600]`: peak RSS and speed of a layer with one large file
 //!   (`big_file.rs`).
+//! - `cairn-bench delta-pair [--size-mb 200] [--changed-permille 5]`: what delta frames save on a
+//!   large file changed by scattered bytes (`delta_pair.rs`).
 //! - `cairn-bench many-files [--files 1000000]`: time, peak RSS and store size of an image of
 //!   very many files, convert to unpack (`many_files/`).
 //!
 //! Throughput micro-benchmarks are criterion targets: `cargo bench -p cairn-bench`.
 
 mod big_file;
+mod delta_pair;
 mod footprint;
 mod many_files;
 mod sizes;
@@ -95,6 +98,25 @@ enum Command {
         /// The cairn binary (default: next to this one).
         #[arg(long)]
         cairn: Option<PathBuf>,
+    },
+    /// Two layers of one large file, the second with scattered bytes changed: what v2 adds to a
+    /// store with delta frames off and on, convert and read time.
+    DeltaPair {
+        /// The file's size in MB (10^6 bytes).
+        #[arg(long, default_value_t = 200)]
+        size_mb: u64,
+        /// Bytes of every thousand changed in v2, at scattered offsets.
+        #[arg(long, default_value_t = 5)]
+        changed_permille: u32,
+        /// Scratch directory (emptied first, removed after).
+        #[arg(long, default_value = "bench-out/delta-pair")]
+        work: PathBuf,
+        /// The cairn binary (default: next to this one).
+        #[arg(long)]
+        cairn: Option<PathBuf>,
+        /// Also write the rows as JSON to this file.
+        #[arg(long)]
+        json: Option<PathBuf>,
     },
     /// Generate two layer tars of very many files; measure convert, cat, ls, diff, export, unpack.
     ManyFiles {
@@ -218,6 +240,19 @@ fn main() -> Result<()> {
             work,
             cairn,
         } => big_file::run(size_mb, &work, cairn.as_deref()),
+        Command::DeltaPair {
+            size_mb,
+            changed_permille,
+            work,
+            cairn,
+            json,
+        } => delta_pair::run(
+            size_mb,
+            changed_permille,
+            &work,
+            cairn.as_deref(),
+            json.as_deref(),
+        ),
         Command::ManyFiles {
             files,
             large_mb,

@@ -53,6 +53,7 @@ fn convert(
             dict: dict.iter().map(|d| d.to_string()).collect(),
             platform: PlatformChoice::Default,
             replace: false,
+            delta: None,
         },
         &NoProgress,
     )?;

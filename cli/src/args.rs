@@ -100,6 +100,29 @@ pub struct InitArgs {
     /// 0 stores each chunk alone). Reading one chunk decodes its whole frame.
     #[arg(long, value_name = "BYTES")]
     pub frame_size: Option<u32>,
+    /// The store's default for `convert --delta` (default: auto).
+    #[arg(long, value_enum)]
+    pub delta: Option<DeltaArg>,
+}
+
+/// Delta compression of new chunks against their old versions.
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DeltaArg {
+    /// Every new chunk is compressed alone.
+    Off,
+    /// A new chunk of a file that a base image has (the --dict images, else the images of the
+    /// same repository: the name before its last ':') is stored as the difference to the old
+    /// version's chunks when that is smaller.
+    Auto,
+}
+
+impl DeltaArg {
+    pub fn mode(self) -> cairn_engine::DeltaMode {
+        match self {
+            DeltaArg::Off => cairn_engine::DeltaMode::Off,
+            DeltaArg::Auto => cairn_engine::DeltaMode::Auto,
+        }
+    }
 }
 
 #[derive(Args, Debug)]
@@ -126,6 +149,10 @@ pub struct ConvertArgs {
     /// Point NAME at the new image if it already exists.
     #[arg(long)]
     pub replace: bool,
+    /// Delta-compress new chunks against their old versions (default: the store's, set by
+    /// `init --delta`, auto unless changed).
+    #[arg(long, value_enum)]
+    pub delta: Option<DeltaArg>,
     /// Machine-readable output.
     #[arg(long)]
     pub json: bool,

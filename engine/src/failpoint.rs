@@ -16,6 +16,7 @@ pub const ENV: &str = "CAIRN_FAIL_AT";
 /// is an error while `CAIRN_FAIL_AT` is set, so the list cannot fall behind the call sites.
 pub const ALL: &[&str] = &[
     "init.config.rename",
+    "open.config.upgrade",
     "convert.blob.fsync",
     "convert.blob.rename",
     "convert.blobs.dir_fsync",

@@ -46,9 +46,13 @@ pub fn blob_toc(data: &[u8]) {
             entry.offset as usize + entry.stored_len as usize,
         );
         let object = || "fuzz".to_string();
-        if let Ok(frame) =
-            crate::format::decode_frame(&patched[start..end], entry.frame_len, entry.codec, object)
-        {
+        if let Ok(frame) = crate::format::decode_frame(
+            &patched[start..end],
+            entry.frame_len,
+            entry.codec,
+            object,
+            &crate::format::NoBases,
+        ) {
             let _ =
                 crate::format::chunk_from_frame(&entry.id, &frame, entry.skip, entry.len, object);
         }
@@ -260,4 +264,36 @@ fn fuzz_entries(data: &[u8]) -> Vec<crate::format::layer_meta::LayerEntry> {
             }
         })
         .collect()
+}
+
+/// Decodes a delta frame (header, then zstd against a base) from arbitrary bytes, the base taken
+/// from the input's head; then compresses the rest against that base and checks it decodes back.
+pub fn delta_frame(data: &[u8]) {
+    use crate::format::{delta, BaseSource, Codec};
+    struct Fixed<'b>(&'b [u8]);
+    impl BaseSource for Fixed<'_> {
+        fn base_bytes(&self, ids: &[crate::ChunkId]) -> crate::Result<Vec<u8>> {
+            Ok(self.0.repeat(ids.len()))
+        }
+    }
+    let split = data.first().map_or(0, |&b| b as usize * data.len() / 256);
+    let (base, rest) = data.split_at(split);
+    let frame_len = (rest.len() as u32)
+        .saturating_mul(4)
+        .min(crate::format::MAX_FRAME_LEN);
+    let object = || "fuzz".to_string();
+    let _ = crate::format::decode_frame(rest, frame_len, Codec::Delta, object, &Fixed(base));
+    // The same bytes behind a valid header, so that they reach zstd.
+    let mut forced = Vec::new();
+    let header = delta::DeltaHeader {
+        bases: vec![crate::ChunkId([0; 32])],
+        plain_stored: 0,
+    };
+    header.encode(&mut forced);
+    forced.extend_from_slice(rest);
+    let _ = crate::format::decode_frame(&forced, frame_len, Codec::Delta, object, &Fixed(base));
+    if let Ok(zstd) = delta::compress(rest, base, 1) {
+        let back = delta::decompress(&zstd, base, rest.len()).expect("own delta frame decodes");
+        assert_eq!(back, rest, "a delta frame decodes to other bytes");
+    }
 }

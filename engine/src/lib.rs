@@ -17,6 +17,7 @@
 //!         dict: vec![],
 //!         platform: PlatformChoice::Default,
 //!         replace: false,
+//!         delta: None,
 //!     },
 //!     &NoProgress,
 //! )?;
@@ -66,7 +67,9 @@ pub use id::{BlobId, ChunkId, ImageId, LayerMetaId, Sha256Digest};
 pub use index::ImageRecord;
 pub use layer::{Compression, EntryKind};
 #[cfg(feature = "store")]
-pub use ops::convert::{ConvertOptions, ConvertReport, Count, ImageReport, LayerReport};
+pub use ops::convert::{
+    ConvertOptions, ConvertReport, Count, DeltaMode, DeltaReport, ImageReport, LayerReport,
+};
 #[cfg(feature = "store")]
 pub use ops::export::{ExportOptions, ExportReport, ExportTarget, ExportedLayer};
 #[cfg(feature = "store")]

@@ -62,6 +62,8 @@ pub struct Store {
     layout: StoreLayout,
     config: StoreConfig,
     index: Index,
+    /// Decoded frames of delta bases (`ops::bases`).
+    base_frames: crate::ops::bases::BaseFrames,
 }
 
 /// A store opened for writing: holds the writer lock for as long as it lives.
@@ -126,10 +128,21 @@ impl StoreWriter {
     /// interrupted and clears `tmp/` of any interrupted work.
     pub fn open(root: &Path) -> Result<StoreWriter> {
         let layout = StoreLayout::new(root);
-        let config = Store::read_config(&layout)?;
+        let mut config = Store::read_config(&layout)?;
         let lock = layout.lock()?;
         layout.recover_interrupted_swap(&lock)?;
         layout.clear_tmp()?;
+        if config.format_version == crate::format::store_config::UPGRADABLE_VERSION {
+            // A format-4 store is a format-5 store without delta frames; once this writer may
+            // add some, cairn releases that know none must refuse it.
+            config.format_version = crate::FORMAT_VERSION;
+            crate::fsutil::write_durably(
+                &layout.tmp_file("store.json"),
+                &layout.store_json(),
+                &config.to_json(),
+                "open.config.upgrade",
+            )?;
+        }
         let path = layout.index_dir();
         // `init` creates the index before store.json, so a store without one has lost it.
         // Opening would create an empty index, and gc would then see no image at all.
@@ -203,6 +216,7 @@ impl Store {
             layout,
             config,
             index,
+            base_frames: Default::default(),
         }
     }
 
@@ -216,6 +230,10 @@ impl Store {
 
     pub fn config(&self) -> &StoreConfig {
         &self.config
+    }
+
+    pub(crate) fn base_frames(&self) -> &crate::ops::bases::BaseFrames {
+        &self.base_frames
     }
 
     pub(crate) fn index(&self) -> &Index {

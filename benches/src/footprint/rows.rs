@@ -118,6 +118,7 @@ pub fn convert(
             dict: dict.to_vec(),
             platform: PlatformChoice::Default,
             replace: false,
+            delta: None,
         },
         &NoProgress,
     )?;

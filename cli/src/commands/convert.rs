@@ -19,6 +19,7 @@ pub fn run(cli: &Cli, args: &ConvertArgs) -> anyhow::Result<()> {
         dict: args.dict.clone(),
         platform,
         replace: args.replace,
+        delta: args.delta.map(|d| d.mode()),
     };
     let store = StoreWriter::open(&cli.store)?;
     let bar = Bar::new(cli.quiet);
@@ -76,6 +77,15 @@ pub fn render(r: &ImageReport) -> String {
         r.layer_objects_written,
         bytes(r.added_bytes)
     );
+    if t.delta.chunks > 0 {
+        out += &format!(
+            "  delta      {} new chunk(s) ({}) stored as differences to old versions: {} instead of {}\n",
+            count(t.delta.chunks),
+            bytes(t.delta.bytes),
+            bytes(t.delta.stored_bytes),
+            bytes(t.delta.plain_stored_bytes)
+        );
+    }
     let reused = r.layers.iter().filter(|l| l.reused_metadata).count();
     if reused > 0 {
         out += &format!(

@@ -34,6 +34,7 @@ pub fn run(cli: &Cli, args: &DemoArgs) -> anyhow::Result<()> {
                 dict,
                 platform: PlatformChoice::Default,
                 replace: false,
+                delta: None,
             },
             &bar,
         )

@@ -19,6 +19,9 @@ pub fn run(cli: &Cli, args: &InitArgs) -> anyhow::Result<()> {
     if let Some(frame_size) = args.frame_size {
         compression.frame_size = frame_size;
     }
+    if let Some(delta) = args.delta {
+        compression.delta = delta.mode();
+    }
     compression
         .validate()
         .map_err(|e| anyhow::anyhow!("compression: {e}"))?;

@@ -34,6 +34,20 @@ pub fn run(cli: &Cli, args: &StatsArgs) -> anyhow::Result<()> {
         "  random read            {:.2} bytes decoded per byte (a chunk read alone)",
         r.random_read_amplification
     );
+    if r.delta.chunks > 0 {
+        println!(
+            "  delta frames           {} chunks ({}) stored in {} instead of {}: {} saved",
+            count(r.delta.chunks),
+            bytes(r.delta.bytes),
+            bytes(r.delta.stored_bytes),
+            bytes(r.delta.plain_stored_bytes),
+            bytes(r.delta.saved_bytes)
+        );
+        println!(
+            "                         reading one alone decodes {:.2} bytes per byte (its bases too)",
+            r.delta.read_amplification
+        );
+    }
     if !r.per_image.is_empty() {
         let rows: Vec<Vec<String>> = r
             .per_image

@@ -98,6 +98,20 @@ fn every_fail_point_is_reached_and_leaves_the_store_whole() {
         let mut kept = "app:v1";
         let layout = format!("oci:{}", out.join("layout").display());
         let args: Vec<String> = match point.split('.').next().unwrap() {
+            "open" => {
+                // A format-4 store: the first writer to open it upgrades store.json.
+                let json = store.join("store.json");
+                let text = std::fs::read_to_string(&json).unwrap();
+                let old = text.replace("\"format_version\": 5", "\"format_version\": 4");
+                assert_ne!(old, text, "{point}: store.json names no format version 5");
+                std::fs::write(&json, old).unwrap();
+                vec![
+                    "convert".into(),
+                    v2_source.clone(),
+                    "--name".into(),
+                    "app:v2".into(),
+                ]
+            }
             "convert" => vec![
                 "convert".into(),
                 v2_source.clone(),
@@ -157,6 +171,13 @@ fn every_fail_point_is_reached_and_leaves_the_store_whole() {
 
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
         ok(cairn(&store, &args));
+        if point == "open.config.upgrade" {
+            let json = std::fs::read_to_string(store.join("store.json")).unwrap();
+            assert!(
+                json.contains("\"format_version\": 5"),
+                "{point}: not upgraded: {json}"
+            );
+        }
         assert_verify_clean(&store, &format!("after re-running {args:?}"));
         assert_eq!(
             export_all(&store, kept, 3),

@@ -12,7 +12,7 @@
 //! chunk index be rebuilt from the blobs alone. A blob is written once into `STORE/tmp/`, sealed
 //! (ToC, footer, fsync) and only then renamed into `STORE/blobs/<id>`; it is never appended to.
 
-use super::{check_frame, ChunkLocation, Codec};
+use super::{check_frame, BaseSource, ChunkLocation, Codec};
 use crate::error::{Error, IoContext, Result};
 use crate::{BlobId, ChunkId};
 use std::fs::File;
@@ -415,7 +415,8 @@ impl BlobReader {
     }
 
     /// Reads and decodes the frame a location names (not yet checked against any chunk id).
-    pub fn read_frame(&self, location: &ChunkLocation) -> Result<Vec<u8>> {
+    /// `bases` gives the bases of a delta frame.
+    pub fn read_frame(&self, location: &ChunkLocation, bases: &dyn BaseSource) -> Result<Vec<u8>> {
         let object = || format!("blob {} offset {}", self.id, location.offset);
         location.check().map_err(|e| Error::corrupt(object(), e))?;
         let start = location.offset;
@@ -435,13 +436,38 @@ impl BlobReader {
         self.file
             .read_exact_at(&mut stored, start)
             .with_path("read blob", &self.path)?;
-        super::decode_frame(&stored, location.frame_len, location.codec, object)
+        super::decode_frame(&stored, location.frame_len, location.codec, object, bases)
+    }
+
+    /// The header of the delta frame at `location` (which must be one): its bases.
+    pub fn delta_header(&self, location: &ChunkLocation) -> Result<super::delta::DeltaHeader> {
+        let object = || format!("blob {} offset {}", self.id, location.offset);
+        if location.codec != Codec::Delta {
+            return Err(Error::corrupt(object(), "not a delta frame"));
+        }
+        let max = 6 + 32 * super::delta::MAX_BASES as u64;
+        let len = (location.stored_len as u64).min(max);
+        let end = location.offset.saturating_add(len);
+        if location.offset < HEADER_LEN || end > (self.map.len() as u64).saturating_sub(FOOTER_LEN)
+        {
+            return Err(Error::corrupt(
+                object(),
+                "delta frame lies outside the blob",
+            ));
+        }
+        let mut head = vec![0; len as usize];
+        self.file
+            .read_exact_at(&mut head, location.offset)
+            .with_path("read blob", &self.path)?;
+        super::delta::DeltaHeader::decode(&head)
+            .map(|(header, _)| header)
+            .map_err(|e| Error::corrupt(object(), e))
     }
 
     /// Reads and verifies one chunk (decoding its whole frame).
     #[cfg(test)]
     pub fn read_chunk(&self, id: &ChunkId, location: &ChunkLocation) -> Result<Vec<u8>> {
-        let frame = self.read_frame(location)?;
+        let frame = self.read_frame(location, &super::NoBases)?;
         let object = || format!("blob {} offset {}", self.id, location.offset);
         super::chunk_from_frame(id, &frame, location.skip, location.len, object).map(<[u8]>::to_vec)
     }

@@ -4,6 +4,7 @@
 
 pub mod blob;
 pub mod bootstrap;
+pub mod delta;
 pub mod layer_meta;
 pub mod store_config;
 
@@ -15,6 +16,8 @@ pub enum Codec {
     Raw = 0,
     /// One zstd frame.
     Zstd = 1,
+    /// A delta frame (`delta.rs`): one chunk, zstd against the bytes of base chunks.
+    Delta = 2,
 }
 
 impl Codec {
@@ -22,6 +25,7 @@ impl Codec {
         match value {
             0 => Some(Codec::Raw),
             1 => Some(Codec::Zstd),
+            2 => Some(Codec::Delta),
             _ => None,
         }
     }
@@ -100,6 +104,11 @@ pub(crate) fn check_frame(
             "raw frame stores {stored_len} bytes but decodes to {frame_len}"
         ));
     }
+    if codec == Codec::Delta && (skip != 0 || len != frame_len) {
+        return Err(format!(
+            "delta frame of {frame_len} bytes holds a chunk at {skip}+{len}: it holds one whole chunk"
+        ));
+    }
     Ok(())
 }
 
@@ -127,11 +136,21 @@ pub fn decode_frame(
     frame_len: u32,
     codec: Codec,
     object: impl Fn() -> String,
+    bases: &dyn BaseSource,
 ) -> crate::Result<Vec<u8>> {
     let data = match codec {
         Codec::Raw => stored.to_vec(),
         Codec::Zstd => decompress(stored, frame_len as usize)
             .map_err(|e| crate::Error::corrupt(object(), format!("zstd: {e}")))?,
+        Codec::Delta => {
+            let (header, zstd) = delta::DeltaHeader::decode(stored)
+                .map_err(|e| crate::Error::corrupt(object(), e))?;
+            let base = bases.base_bytes(&header.bases).map_err(|e| {
+                crate::Error::corrupt(object(), format!("the bases of this delta frame: {e}"))
+            })?;
+            delta::decompress(zstd, &base, frame_len as usize)
+                .map_err(|e| crate::Error::corrupt(object(), format!("zstd delta: {e}")))?
+        }
     };
     if data.len() != frame_len as usize {
         return Err(crate::Error::corrupt(
@@ -143,6 +162,27 @@ pub fn decode_frame(
         ));
     }
     Ok(data)
+}
+
+/// Gives the plain bytes of the base chunks a delta frame names, back to back, each checked
+/// against its id; a base that is itself in a delta frame is refused (depth 1).
+pub trait BaseSource: Sync {
+    fn base_bytes(&self, ids: &[crate::ChunkId]) -> crate::Result<Vec<u8>>;
+}
+
+/// The base source of readers that have no store (fuzzing, tests): every base is missing.
+pub struct NoBases;
+
+impl BaseSource for NoBases {
+    fn base_bytes(&self, ids: &[crate::ChunkId]) -> crate::Result<Vec<u8>> {
+        Err(crate::Error::corrupt(
+            format!(
+                "chunk {}",
+                ids.first().map_or(String::new(), |id| id.to_hex())
+            ),
+            "no store to read delta bases from",
+        ))
+    }
 }
 
 /// Takes one chunk out of a decoded frame and checks it against its id.

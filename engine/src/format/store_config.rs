@@ -7,7 +7,11 @@ use serde::{Deserialize, Serialize};
 use std::path::Path;
 
 /// The store layout and file formats this build reads and writes.
-pub const FORMAT_VERSION: u32 = 4;
+pub const FORMAT_VERSION: u32 = 5;
+/// The version before delta frames: the same format without them, read as it is and upgraded
+/// (store.json rewritten) when a writer opens it, so that a cairn that knows no delta frames
+/// (and whose gc would not keep their bases) refuses the store from then on.
+pub const UPGRADABLE_VERSION: u32 = 4;
 const FORMAT_NAME: &str = "cairn-store";
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -25,6 +29,21 @@ pub struct CompressionParams {
     /// New chunks are compressed together in frames of up to this many bytes (a chunk larger
     /// than this is a frame of its own). Reading one chunk decodes its whole frame.
     pub frame_size: u32,
+    /// Whether convert delta-compresses new chunks against their old versions by default
+    /// (absent in stores made before delta frames: `auto`).
+    #[serde(default)]
+    pub delta: DeltaMode,
+}
+
+/// Delta compression of new chunks (`format::delta`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DeltaMode {
+    /// Never: every new chunk is compressed alone.
+    Off,
+    /// When a base image has the file: the `--dict` images, else the same repository's.
+    #[default]
+    Auto,
 }
 
 impl CompressionParams {
@@ -52,6 +71,7 @@ impl Default for CompressionParams {
             algorithm: "zstd".into(),
             level: 3,
             frame_size: 1 << 20,
+            delta: DeltaMode::Auto,
         }
     }
 }
@@ -77,7 +97,7 @@ impl StoreConfig {
             ));
         }
         let version = value.get("format_version").and_then(|v| v.as_u64());
-        if version != Some(FORMAT_VERSION as u64) {
+        if version != Some(FORMAT_VERSION as u64) && version != Some(UPGRADABLE_VERSION as u64) {
             return Err(Error::Usage(format!(
                 "store {} has format version {}, this cairn reads version {FORMAT_VERSION}; \
                  use the cairn release that wrote it, or move its images over: \

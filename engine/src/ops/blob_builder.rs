@@ -34,11 +34,14 @@ pub(crate) struct BlobBuilder<'a> {
     stored_bytes: u64,
 }
 
-/// Chunks grouped to be compressed together: their bytes back to back.
+/// Chunks grouped to be compressed together: their bytes back to back; or one chunk already
+/// compressed as a delta frame (`format::delta`).
 #[derive(Default)]
 struct Frame {
     data: Vec<u8>,
     parts: Vec<FramePart>,
+    /// The stored bytes of a delta frame (header and zstd frame); `data` is then empty.
+    delta: Option<Vec<u8>>,
 }
 
 impl Frame {
@@ -58,7 +61,7 @@ thread_local! {
 }
 
 /// Compresses a frame; `None` when zstd does not make it smaller (the frame is stored raw).
-fn compress(data: &[u8], level: i32) -> std::io::Result<Option<Vec<u8>>> {
+pub(crate) fn compress(data: &[u8], level: i32) -> std::io::Result<Option<Vec<u8>>> {
     COMPRESSOR.with(|cell| {
         let mut slot = cell.borrow_mut();
         if slot.as_ref().is_none_or(|(l, _)| *l != level) {
@@ -98,9 +101,25 @@ impl<'a> BlobBuilder<'a> {
         }
     }
 
+    /// Adds a chunk already compressed as a delta frame (`stored`: header and zstd frame),
+    /// as a frame of its own after the chunks pushed before it.
+    pub fn push_delta(&mut self, id: ChunkId, len: u32, stored: Vec<u8>) {
+        if !self.open.parts.is_empty() {
+            self.ready.push(std::mem::take(&mut self.open));
+        }
+        self.ready.push(Frame {
+            data: Vec::new(),
+            parts: vec![FramePart { id, skip: 0, len }],
+            delta: Some(stored),
+        });
+    }
+
     /// Bytes of full frames waiting for `flush`.
     pub fn pending_bytes(&self) -> usize {
-        self.ready.iter().map(|f| f.data.len()).sum()
+        self.ready
+            .iter()
+            .map(|f| f.data.len() + f.delta.as_ref().map_or(0, Vec::len))
+            .sum()
     }
 
     /// Compresses the full frames (in parallel) and appends them in order.
@@ -109,16 +128,20 @@ impl<'a> BlobBuilder<'a> {
         let level = self.level;
         let stored: Vec<std::io::Result<Option<Vec<u8>>>> = frames
             .par_iter()
-            .map(|frame| compress(&frame.data, level))
+            .map(|frame| match frame.delta {
+                Some(_) => Ok(None),
+                None => compress(&frame.data, level),
+            })
             .collect();
         for (frame, stored) in frames.into_iter().zip(stored) {
             let stored = stored.map_err(|e| {
                 Error::corrupt(self.label.clone(), format!("zstd compression: {e}"))
             })?;
-            let frame_len = frame.data.len() as u32;
-            let (codec, bytes) = match stored {
-                Some(compressed) => (Codec::Zstd, compressed),
-                None => (Codec::Raw, frame.data),
+            let plain_len = frame.data.len() as u32;
+            let (codec, bytes, frame_len) = match (frame.delta, stored) {
+                (Some(delta), _) => (Codec::Delta, delta, frame.parts[0].len),
+                (None, Some(compressed)) => (Codec::Zstd, compressed, plain_len),
+                (None, None) => (Codec::Raw, frame.data, plain_len),
             };
             self.append(&frame.parts, codec, &bytes, frame_len)?;
         }

@@ -1,5 +1,6 @@
 //! One module per operation on a store. Each is reached through one `Store` method.
 
+pub(crate) mod bases;
 pub(crate) mod blob_builder;
 pub mod convert;
 pub mod export;

@@ -102,7 +102,7 @@ impl<'a> ChunkReader<'a> {
                 "internal: the blob was not opened",
             )
         })?;
-        reader.read_frame(&chunk.location(blobs))
+        reader.read_frame(&chunk.location(blobs), self.store)
     }
 
     /// Reads these chunks, in order, decoding each frame once; with `parallel`, on rayon's pool.

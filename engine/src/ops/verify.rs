@@ -106,7 +106,7 @@ pub fn verify(store: &Store, full: bool, progress: &dyn crate::Progress) -> Resu
                     format!("content hashes to {}", actual.to_hex()),
                 );
             }
-            check_frames(&reader, id, &toc, &mut report);
+            check_frames(store, &reader, id, &toc, &mut report);
         }
         tocs.insert(id, toc.into_iter().map(|e| ((e.id, e.offset), e)).collect());
     }
@@ -156,8 +156,15 @@ pub fn verify(store: &Store, full: bool, progress: &dyn crate::Progress) -> Resu
     Ok(report)
 }
 
-/// Decodes every frame of a blob once and checks each chunk in it against its id.
-fn check_frames(reader: &BlobReader, blob: BlobId, toc: &[TocEntry], report: &mut VerifyReport) {
+/// Decodes every frame of a blob once and checks each chunk in it against its id (a delta
+/// frame's bases found through the index, checked against their ids, never deltas).
+fn check_frames(
+    store: &Store,
+    reader: &BlobReader,
+    blob: BlobId,
+    toc: &[TocEntry],
+    report: &mut VerifyReport,
+) {
     let mut start = 0;
     while start < toc.len() {
         let offset = toc[start].offset;
@@ -167,7 +174,7 @@ fn check_frames(reader: &BlobReader, blob: BlobId, toc: &[TocEntry], report: &mu
                 .take_while(|e| e.offset == offset)
                 .count();
         let object = || format!("blob {blob} offset {offset}");
-        match reader.read_frame(&toc[start].location(blob)) {
+        match reader.read_frame(&toc[start].location(blob), store) {
             Ok(frame) => {
                 for entry in &toc[start..end] {
                     report.chunks_decoded += 1;

@@ -134,6 +134,7 @@ pub fn options(source: &str, name: &str, dict: &[&str]) -> ConvertOptions {
         dict: dict.iter().map(|d| d.to_string()).collect(),
         platform: PlatformChoice::Default,
         replace: false,
+        delta: None,
     }
 }
 

@@ -1,6 +1,7 @@
 //! Integration tests of the engine (one binary, so the suite links once).
 
 mod convert;
+mod delta;
 mod export;
 mod helpers;
 mod lifecycle;

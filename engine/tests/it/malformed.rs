@@ -392,6 +392,7 @@ fn convert_as(
         dict: vec![],
         platform,
         replace: false,
+        delta: None,
     };
     store.convert(&options, &NoProgress).map(|_| ())
 }

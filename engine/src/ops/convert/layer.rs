@@ -6,7 +6,9 @@
 //! A layer whose digest or diff_id the store already has a layer object for is not read at
 //! all: that object is reused. Layers run `PARALLEL_LAYERS` at a time.
 
+use super::delta::{DeltaFrame, FileRef, Origin};
 use super::spill::{SpillWriter, SpilledChunk, SpilledEntry};
+use super::DeltaReport;
 use super::{Converted, Count, LayerContent, LayerOutput, LayerReport, Shared};
 use crate::chunk::Chunker;
 use crate::error::{Error, Result};
@@ -20,7 +22,7 @@ use crate::ChunkId;
 use rayon::prelude::*;
 use std::io::BufReader;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{mpsc, Mutex};
+use std::sync::{mpsc, Arc, Mutex};
 
 /// Chunks are handed from reader to processor in batches of about this many bytes.
 const BATCH_BYTES: usize = 8 << 20;
@@ -76,9 +78,11 @@ pub(super) fn convert_layers(shared: &Shared, layers: &[LayerSource]) -> Result<
 
 const CANCELLED: &str = "convert cancelled after an error in another layer";
 
-/// A batch of chunks from the reader: layer-local numbers start at `first`.
+/// A batch of chunks from the reader, each with its file and offset there.
+#[derive(Default)]
 struct Batch {
     chunks: Vec<Vec<u8>>,
+    origins: Vec<Origin>,
 }
 
 fn layer_label(index: usize, layer: &LayerSource) -> String {
@@ -150,6 +154,7 @@ fn convert_layer(shared: &Shared, index: usize, layer: &LayerSource) -> Result<L
     report.from_dictionary = counts.from_dictionary;
     report.repeated = counts.repeated;
     report.stored_bytes = counts.stored_bytes;
+    report.delta = counts.delta;
     Ok(LayerOutput {
         digest,
         media_type: layer.media_type.clone(),
@@ -268,7 +273,7 @@ fn read_layer<R: std::io::Read>(
     let mut entries = SpillWriter::create(shared.store.layout().tmp_file("entries"))?;
     let mut chunker = Chunker::new(&shared.store.config().chunker)
         .map_err(|e| Error::corrupt("store.json", e))?;
-    let mut batch = Batch { chunks: Vec::new() };
+    let mut batch = Batch::default();
     let mut batch_bytes = 0usize;
     let mut tar = TarStream::new(&mut plain, label);
     let disconnected = || Error::Usage(CANCELLED.into());
@@ -279,13 +284,23 @@ fn read_layer<R: std::io::Read>(
         let mut chunks = 0u64;
         let size = header.meta.size;
         if size > 0 {
+            let file = Arc::new(FileRef {
+                path: crate::ops::tree::normalize(&header.meta.path),
+                size,
+            });
+            let mut offset = 0u64;
             let read = chunker.chunk_stream(tar.content(), |chunk| -> Result<()> {
                 batch.chunks.push(chunk.to_vec());
+                batch.origins.push(Origin {
+                    file: file.clone(),
+                    offset,
+                });
+                offset += chunk.len() as u64;
                 batch_bytes += chunk.len();
                 chunks += 1;
                 report.chunks.add(chunk.len() as u64);
                 if batch_bytes >= BATCH_BYTES {
-                    let full = std::mem::replace(&mut batch, Batch { chunks: Vec::new() });
+                    let full = std::mem::take(&mut batch);
                     batch_bytes = 0;
                     sender.send(full).map_err(|_| disconnected())?;
                 }
@@ -337,6 +352,7 @@ struct Counts {
     from_dictionary: Count,
     repeated: Count,
     stored_bytes: u64,
+    delta: DeltaReport,
 }
 
 /// The processor half: hash, look up, and hand the new chunks of one layer, in stream order,
@@ -398,11 +414,28 @@ impl<'a> Processor<'a> {
 
     fn process(&mut self, batch: Batch) -> Result<()> {
         let ids: Vec<ChunkId> = batch.chunks.par_iter().map(|c| ChunkId::of(c)).collect();
-        for (id, data) in ids.iter().zip(&batch.chunks) {
-            let decision = self.decide(id, data.len() as u64)?;
+        let decisions = ids
+            .iter()
+            .zip(&batch.chunks)
+            .map(|(id, data)| self.decide(id, data.len() as u64))
+            .collect::<Result<Vec<_>>>()?;
+        let deltas = self.delta_frames(&batch, &decisions)?;
+        for (((id, data), decision), delta) in
+            ids.iter().zip(&batch.chunks).zip(decisions).zip(deltas)
+        {
             let dictionary = match decision {
                 Decision::New => {
-                    self.blobs.push(*id, data);
+                    match delta {
+                        Some(frame) => {
+                            let delta = &mut self.counts.delta;
+                            delta.chunks += 1;
+                            delta.bytes += data.len() as u64;
+                            delta.plain_stored_bytes += frame.plain_stored as u64;
+                            delta.stored_bytes += frame.stored.len() as u64;
+                            self.blobs.push_delta(*id, data.len() as u32, frame.stored);
+                        }
+                        None => self.blobs.push(*id, data),
+                    }
                     None
                 }
                 Decision::Dictionary(location) => Some(location),
@@ -414,6 +447,24 @@ impl<'a> Processor<'a> {
             })?;
         }
         self.blobs.flush()
+    }
+
+    /// The delta frames of the batch's new chunks that have a base (in parallel).
+    fn delta_frames(
+        &self,
+        batch: &Batch,
+        decisions: &[Decision],
+    ) -> Result<Vec<Option<DeltaFrame>>> {
+        let Some(finder) = self.shared.delta else {
+            return Ok(decisions.iter().map(|_| None).collect());
+        };
+        (0..decisions.len())
+            .into_par_iter()
+            .map(|i| match decisions[i] {
+                Decision::New => finder.delta_frame(&batch.chunks[i], &batch.origins[i]),
+                _ => Ok(None),
+            })
+            .collect()
     }
 
     fn finish(mut self) -> Result<(std::path::PathBuf, Vec<SealedBlob>, Counts)> {

@@ -22,6 +22,7 @@
 //! A crash before 4 leaves only files no name reaches (gc removes them); after 4 the image is
 //! complete. Before 1, an error leaves the store exactly as it was (`tmp/` is emptied).
 
+mod delta;
 mod layer;
 mod resolve;
 mod spill;
@@ -55,6 +56,31 @@ pub struct ConvertOptions {
     pub platform: PlatformChoice,
     /// Point an existing name at the new image instead of refusing.
     pub replace: bool,
+    /// Delta-compress new chunks against their old versions; `None`: the store's default.
+    pub delta: Option<DeltaMode>,
+}
+
+pub use crate::format::store_config::DeltaMode;
+
+/// New chunks stored as delta frames (`format::delta`).
+#[derive(Clone, Copy, Debug, Default, Serialize, PartialEq, Eq)]
+pub struct DeltaReport {
+    /// Chunks and their plain bytes.
+    pub chunks: u64,
+    pub bytes: u64,
+    /// Stored bytes plain compression took for them (measured when they were written), and
+    /// what their delta frames take.
+    pub plain_stored_bytes: u64,
+    pub stored_bytes: u64,
+}
+
+impl DeltaReport {
+    fn merge(&mut self, other: DeltaReport) {
+        self.chunks += other.chunks;
+        self.bytes += other.bytes;
+        self.plain_stored_bytes += other.plain_stored_bytes;
+        self.stored_bytes += other.stored_bytes;
+    }
 }
 
 #[derive(Clone, Debug, Default, Serialize)]
@@ -102,6 +128,8 @@ pub struct LayerReport {
     pub stored_bytes: u64,
     /// The store had this layer's metadata (same digest or diff_id): the layer was not read.
     pub reused_metadata: bool,
+    /// New chunks stored as delta frames (part of `new`).
+    pub delta: DeltaReport,
 }
 
 impl LayerReport {
@@ -115,6 +143,7 @@ impl LayerReport {
         self.from_dictionary.merge(other.from_dictionary);
         self.repeated.merge(other.repeated);
         self.stored_bytes += other.stored_bytes;
+        self.delta.merge(other.delta);
     }
 }
 
@@ -282,6 +311,8 @@ struct Shared<'a> {
     claimed: Mutex<HashSet<crate::id::ChunkKey>>,
     cancel: AtomicBool,
     progress: &'a dyn Progress,
+    /// Finds bases for new chunks, unless delta compression is off or there is no base image.
+    delta: Option<&'a delta::DeltaFinder<'a>>,
 }
 
 fn convert_image(
@@ -293,12 +324,21 @@ fn convert_image(
     progress: &dyn Progress,
 ) -> Result<ImageReport> {
     let started = Instant::now();
+    let delta_mode = options.delta.unwrap_or(store.config().compression.delta);
+    let finder = match delta_mode {
+        DeltaMode::Off => None,
+        DeltaMode::Auto => {
+            let bases = delta::base_images(store, name, &options.dict)?;
+            delta::DeltaFinder::new(store, &bases, store.config().compression.level)?
+        }
+    };
     let shared = Shared {
         store,
         dictionary,
         claimed: Mutex::new(HashSet::new()),
         cancel: AtomicBool::new(false),
         progress,
+        delta: finder.as_ref(),
     };
     let outputs = convert_layers(&shared, &image.layers)?;
     // The claims are the new chunks, which the sealed blobs' ToCs now list.

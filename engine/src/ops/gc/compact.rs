@@ -49,6 +49,12 @@ pub(super) fn compact_blobs(
     report.new_blobs = moved.blobs.len() as u64;
     report.new_blob_bytes = moved.blobs.iter().map(|b| b.size).sum();
     let compacted: HashSet<BlobId> = compact.iter().map(|(id, _)| *id).collect();
+    // Live bases in compacted blobs now live where compaction put them.
+    for (id, location) in live.bases.iter_mut() {
+        if let Some(new) = moved.locations.get(&(location.blob, location.offset, *id)) {
+            *location = *new;
+        }
+    }
     let mut ids: Vec<LayerMetaId> = live.objects.keys().copied().collect();
     ids.sort();
     let mut old_ids: Vec<LayerMetaId> = Vec::new();
@@ -152,7 +158,10 @@ fn write_compacted(store: &StoreWriter, compact: &[(BlobId, Vec<TocEntry>)]) -> 
                 .as_ref()
                 .is_none_or(|(offset, _)| *offset != entry.offset)
             {
-                frame = Some((entry.offset, reader.read_frame(&entry.location(*blob))?));
+                frame = Some((
+                    entry.offset,
+                    reader.read_frame(&entry.location(*blob), &**store)?,
+                ));
             }
             let (_, data) = frame.as_ref().expect("frame just read");
             let object = || format!("blob {blob} offset {}", entry.offset);

@@ -26,7 +26,7 @@ use crate::error::{Error, Result};
 use crate::format::blob::{decode_toc, BlobReader, TocEntry};
 use crate::format::bootstrap::Bootstrap;
 use crate::format::layer_meta::LayerMeta;
-use crate::format::ChunkLocation;
+use crate::format::{ChunkLocation, Codec};
 use crate::index::IndexBatch;
 use crate::store::{Store, StoreWriter};
 use crate::{BlobId, ChunkId, ImageId, LayerMetaId};
@@ -111,10 +111,12 @@ fn stopped(what: String, e: Error) -> Error {
     ))
 }
 
-/// What named images use: their bootstraps and their layer objects (open: tables only).
+/// What named images use: their bootstraps and their layer objects (open: tables only), and
+/// the base chunks of the delta frames those objects use (where the index has them).
 pub(super) struct LiveSet {
     pub bootstraps: HashMap<ImageId, Bootstrap>,
     pub objects: HashMap<LayerMetaId, LayerMeta>,
+    pub bases: HashMap<ChunkId, ChunkLocation>,
 }
 
 impl LiveSet {
@@ -124,6 +126,7 @@ impl LiveSet {
         let mut live = LiveSet {
             bootstraps: HashMap::new(),
             objects: HashMap::new(),
+            bases: HashMap::new(),
         };
         for (_, id) in refs {
             if live.bootstraps.contains_key(id) {
@@ -144,17 +147,66 @@ impl LiveSet {
             }
             live.bootstraps.insert(*id, bootstrap);
         }
+        live.bases = live.mark_bases(store)?;
         Ok(live)
+    }
+
+    /// The bases of every delta frame a live object uses, where the index has them: a base
+    /// is live while a live delta frame names it. A base the index lacks stops gc (the delta
+    /// frame could not be read; `verify --full` names it).
+    fn mark_bases(&self, store: &Store) -> Result<HashMap<ChunkId, ChunkLocation>> {
+        let mut frames: HashSet<(BlobId, u64)> = HashSet::new();
+        let mut readers: HashMap<BlobId, BlobReader> = HashMap::new();
+        let mut bases = HashMap::new();
+        for (id, object) in &self.objects {
+            for entry in object.entries() {
+                let entry = entry.map_err(|e| stopped(format!("layer object {id}"), e))?;
+                for chunk in &entry.chunks {
+                    let location = chunk.location(object.blobs());
+                    if location.codec != Codec::Delta || !frames.insert(location.frame_key()) {
+                        continue;
+                    }
+                    let what = || {
+                        format!(
+                            "delta frame at blob {} offset {}",
+                            location.blob, location.offset
+                        )
+                    };
+                    let reader = match readers.entry(location.blob) {
+                        std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+                        std::collections::hash_map::Entry::Vacant(e) => e.insert(
+                            BlobReader::open(&store.blob_path(&location.blob), location.blob)
+                                .map_err(|e| stopped(what(), e))?,
+                        ),
+                    };
+                    let header = reader
+                        .delta_header(&location)
+                        .map_err(|e| stopped(what(), e))?;
+                    for base in header.bases {
+                        let found = store.index().get_chunk(&base)?.ok_or_else(|| {
+                            stopped(
+                                what(),
+                                Error::corrupt(format!("base chunk {base}"), "not in the index"),
+                            )
+                        })?;
+                        bases.insert(base, found);
+                    }
+                }
+            }
+        }
+        Ok(bases)
     }
 
     fn blobs(&self) -> HashSet<BlobId> {
         self.objects
             .values()
             .flat_map(|o| o.blobs().iter().map(|b| b.id))
+            .chain(self.bases.values().map(|l| l.blob))
             .collect()
     }
 
-    /// Calls `visit` with every chunk reference of every live object: (chunk, its location).
+    /// Calls `visit` with every chunk reference of every live object, then every live base:
+    /// (chunk, its location).
     fn for_each_chunk(&self, mut visit: impl FnMut(&ChunkId, ChunkLocation)) -> Result<()> {
         for (id, object) in &self.objects {
             for entry in object.entries() {
@@ -163,6 +215,9 @@ impl LiveSet {
                     visit(&chunk.id, chunk.location(object.blobs()));
                 }
             }
+        }
+        for (id, location) in &self.bases {
+            visit(id, *location);
         }
         Ok(())
     }

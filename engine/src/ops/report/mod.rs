@@ -9,6 +9,7 @@
 //! objects' info or the bootstraps hold (entry, file and chunk counts, content and tar bytes)
 //! are taken from there without decoding entries.
 
+pub mod delta_stats;
 pub mod diff;
 pub mod inventory;
 pub mod stats;

@@ -27,6 +27,8 @@ pub struct StatsReport {
     /// chunk is read alone (its whole frame is decoded). Sequential reads (export, unpack, cat)
     /// decode each frame once.
     pub random_read_amplification: f64,
+    /// Chunks stored as differences to older versions (`format::delta`).
+    pub delta: super::delta_stats::DeltaStats,
     pub per_image: Vec<ImageShare>,
     pub matrix: Option<SharingMatrix>,
 }
@@ -125,6 +127,8 @@ pub fn stats(store: &Store, names: &[String], matrix: bool) -> Result<StatsRepor
     // Each image once, in the order of its first name.
     let mut images: Vec<Image> = Vec::new();
     let mut loaded: HashMap<ImageId, usize> = HashMap::new();
+    let mut objects: HashMap<crate::LayerMetaId, crate::format::layer_meta::LayerMeta> =
+        HashMap::new();
     for (_, id) in &refs {
         if loaded.contains_key(id) {
             continue;
@@ -135,7 +139,11 @@ pub fn stats(store: &Store, names: &[String], matrix: bool) -> Result<StatsRepor
             logical_bytes: bootstrap.logical_bytes(),
             chunks: ChunkSizes::of(&layers)?,
         });
+        for (layer, meta) in bootstrap.layers.iter().zip(layers) {
+            objects.entry(layer.meta).or_insert(meta);
+        }
     }
+    let delta = super::delta_stats::delta_stats(store, objects.values())?;
     let logical_bytes = images.iter().map(|i| i.logical_bytes).sum();
     let all = StoreChunks::of(&images);
     for name in names {
@@ -205,6 +213,7 @@ pub fn stats(store: &Store, names: &[String], matrix: bool) -> Result<StatsRepor
         metadata_bytes,
         dedup_ratio: logical_bytes as f64 / (stored_bytes + metadata_bytes).max(1) as f64,
         random_read_amplification: decoded as f64 / read.max(1) as f64,
+        delta,
         per_image,
         matrix,
     })

@@ -1,0 +1,283 @@
+//! Delta compression of new chunks (`format::delta`). A new chunk of a file whose path the
+//! base images hold (the `--dict` images; with the whole store as dictionary, the images of the
+//! same repository, the name before its last `:`) is compressed against the old version's
+//! chunks around the same place in the file (the offset scaled by the two files' sizes), and
+//! stored as a delta frame if that is smaller than plain compression by `MARGIN`. Old chunks
+//! that are themselves delta frames are never bases (depth 1).
+
+use crate::error::Result;
+use crate::format::delta::{self, DeltaHeader, MAX_BASES, MAX_BASE_BYTES};
+use crate::format::layer_meta::LayerMeta;
+use crate::format::{BaseSource, Codec};
+use crate::layer::EntryKind;
+use crate::ops::blob_builder::compress as compress_plain;
+use crate::ops::view::{record_entry, MergedView};
+use crate::store::Store;
+use crate::ChunkId;
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
+
+/// The images whose files are bases for a convert named `name`: the `--dict` images if any,
+/// else the stored images of the same repository (the name up to its last `:`, or all of it).
+pub(super) fn base_images(store: &Store, name: &str, dict: &[String]) -> Result<Vec<String>> {
+    if !dict.is_empty() {
+        return Ok(dict.to_vec());
+    }
+    let repository = |n: &str| n.rsplit_once(':').map_or(n, |(r, _)| r).to_string();
+    let wanted = repository(name);
+    Ok(store
+        .index()
+        .refs()?
+        .into_iter()
+        .map(|(n, _)| n)
+        .filter(|n| n != name && repository(n) == wanted)
+        .collect())
+}
+
+/// A delta frame is kept only if it is at most this share of plain compression (in tenths).
+const MARGIN_TENTHS: usize = 9;
+/// Old files kept looked up (the chunks of one file come one after another).
+const CACHED_FILES: usize = 64;
+
+/// Where a chunk comes from in its layer: its file and its offset there.
+#[derive(Clone, Debug)]
+pub(super) struct Origin {
+    pub file: Arc<FileRef>,
+    pub offset: u64,
+}
+
+/// A regular file of the layer being converted.
+#[derive(Debug)]
+pub(super) struct FileRef {
+    /// Normalized path.
+    pub path: Vec<u8>,
+    pub size: u64,
+}
+
+/// The chunks of an old version of a file.
+struct OldFile {
+    size: u64,
+    /// (offset in the file, id, length, stored in a delta frame)
+    chunks: Vec<(u64, ChunkId, u32, bool)>,
+    /// Stored bytes of the file's plain chunks, and their length: what plain compression
+    /// makes of this content.
+    plain_stored: u64,
+    plain_len: u64,
+}
+
+type LookedUp = (Vec<u8>, Option<Arc<OldFile>>);
+
+/// A new chunk as a delta frame: its stored bytes (header and zstd frame), and what plain
+/// compression makes of it.
+pub(super) struct DeltaFrame {
+    pub stored: Vec<u8>,
+    pub plain_stored: usize,
+}
+
+pub(super) struct DeltaFinder<'a> {
+    store: &'a Store,
+    /// Each base image's layer objects, bottom first.
+    images: Vec<Vec<LayerMeta>>,
+    level: i32,
+    /// The last old files looked up (path, what the base images have there).
+    files: Mutex<VecDeque<LookedUp>>,
+}
+
+impl<'a> DeltaFinder<'a> {
+    /// A finder over the images named `bases`; `None` if there are none.
+    pub fn new(store: &'a Store, bases: &[String], level: i32) -> Result<Option<Self>> {
+        let mut images = Vec::new();
+        for name in bases {
+            images.push(store.image_layers(name)?.1);
+        }
+        Ok((!images.is_empty()).then(|| DeltaFinder {
+            store,
+            images,
+            level,
+            files: Mutex::new(VecDeque::new()),
+        }))
+    }
+
+    /// The stored delta frame for new chunk `id` (`data`) from `origin`, if a base is found
+    /// and the delta beats plain compression by the margin.
+    pub fn delta_frame(&self, data: &[u8], origin: &Origin) -> Result<Option<DeltaFrame>> {
+        let Some(old) = self.old_file(&origin.file.path)? else {
+            return Ok(None);
+        };
+        let bases = choose_bases(&old, origin, data.len() as u64);
+        if bases.is_empty() {
+            return Ok(None);
+        }
+        let base = self.store.base_bytes(&bases)?;
+        let compress_err = |e: std::io::Error| {
+            crate::Error::corrupt(
+                format!("{:?}", String::from_utf8_lossy(&origin.file.path)),
+                format!("zstd delta compression: {e}"),
+            )
+        };
+        let zstd = delta::compress(data, &base, self.level).map_err(compress_err)?;
+        // Plain compression's size: estimated from what it made of the old version, when the
+        // delta is under half of that; else measured.
+        let estimate =
+            (old.plain_stored as u128 * data.len() as u128 / old.plain_len.max(1) as u128) as usize;
+        let plain_len = if old.plain_len > 0 && zstd.len() * 2 < estimate {
+            estimate.min(data.len())
+        } else {
+            compress_plain(data, self.level)
+                .map_err(compress_err)?
+                .map_or(data.len(), |p| p.len())
+        };
+        let header = DeltaHeader {
+            bases,
+            plain_stored: plain_len as u32,
+        };
+        let stored_len = header.encoded_len() + zstd.len();
+        if stored_len * 10 > plain_len * MARGIN_TENTHS {
+            return Ok(None);
+        }
+        let mut stored = Vec::with_capacity(stored_len);
+        header.encode(&mut stored);
+        stored.extend_from_slice(&zstd);
+        Ok(Some(DeltaFrame {
+            stored,
+            plain_stored: plain_len,
+        }))
+    }
+
+    /// The chunks of `path` in the first base image that has a regular file there.
+    fn old_file(&self, path: &[u8]) -> Result<Option<Arc<OldFile>>> {
+        if let Some((_, found)) = lock(&self.files).iter().find(|(p, _)| p == path) {
+            return Ok(found.clone());
+        }
+        let mut found = None;
+        for layers in &self.images {
+            let view = MergedView::new(layers, None);
+            let link_target = |l: usize, n: u64| Ok(layers[l].entry(n)?.meta.link_target);
+            let Some((layer, record)) = view.content_entry(path, link_target)? else {
+                continue;
+            };
+            let entry = record_entry(layers, layer, &record)?;
+            if entry.meta.kind != EntryKind::File || entry.chunks.is_empty() {
+                continue;
+            }
+            let mut offset = 0;
+            let (mut plain_stored, mut plain_len) = (0, 0);
+            let chunks = entry
+                .chunks
+                .iter()
+                .map(|c| {
+                    let at = offset;
+                    offset += c.len as u64;
+                    let delta = c.codec == Codec::Delta;
+                    if !delta {
+                        plain_stored += c.stored_share();
+                        plain_len += c.len as u64;
+                    }
+                    (at, c.id, c.len, delta)
+                })
+                .collect();
+            found = Some(Arc::new(OldFile {
+                size: entry.meta.size,
+                chunks,
+                plain_stored,
+                plain_len,
+            }));
+            break;
+        }
+        let mut files = lock(&self.files);
+        files.push_front((path.to_vec(), found.clone()));
+        files.truncate(CACHED_FILES);
+        Ok(found)
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// The old chunks nearest to where a new chunk of `len` bytes at `origin` falls in the old
+/// file (its offset scaled by the sizes), plain ones only, at most `MAX_BASES` of at most
+/// `MAX_BASE_BYTES` together, in file order.
+fn choose_bases(old: &OldFile, origin: &Origin, len: u64) -> Vec<ChunkId> {
+    let new_size = origin.file.size.max(1);
+    let center = (origin.offset as u128 * old.size as u128 / new_size as u128) as u64 + len / 2;
+    let distance = |&(at, _, l, _): &(u64, ChunkId, u32, bool)| {
+        let (start, end) = (at, at + l as u64);
+        if center < start {
+            start - center
+        } else {
+            center.saturating_sub(end)
+        }
+    };
+    let mut near: Vec<&(u64, ChunkId, u32, bool)> = old.chunks.iter().filter(|c| !c.3).collect();
+    near.sort_by_key(|c| (distance(c), c.0));
+    let mut chosen: Vec<&(u64, ChunkId, u32, bool)> = Vec::new();
+    let mut bytes = 0usize;
+    for c in near {
+        if chosen.len() == MAX_BASES || distance(c) > len.max(64 << 10) {
+            break;
+        }
+        if bytes + c.2 as usize > MAX_BASE_BYTES || chosen.iter().any(|k| k.1 == c.1) {
+            continue;
+        }
+        bytes += c.2 as usize;
+        chosen.push(c);
+    }
+    chosen.sort_by_key(|c| c.0);
+    chosen.iter().map(|c| c.1).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn old(lens: &[u32]) -> OldFile {
+        let mut offset = 0;
+        let chunks = lens
+            .iter()
+            .enumerate()
+            .map(|(i, &l)| {
+                let at = offset;
+                offset += l as u64;
+                (at, ChunkId([i as u8; 32]), l, i == 1)
+            })
+            .collect();
+        OldFile {
+            size: offset,
+            chunks,
+            plain_stored: 0,
+            plain_len: 0,
+        }
+    }
+
+    fn origin(offset: u64, size: u64) -> Origin {
+        Origin {
+            file: Arc::new(FileRef {
+                path: b"f".to_vec(),
+                size,
+            }),
+            offset,
+        }
+    }
+
+    #[test]
+    fn bases_are_the_plain_old_chunks_nearest_the_scaled_offset() {
+        let file = old(&[100_000, 100_000, 100_000, 100_000, 100_000, 100_000]);
+        // Same size, the 4th chunk's place: chunk 3 itself, then its neighbours (chunk 1 is a
+        // delta and never a base).
+        let bases = choose_bases(&file, &origin(300_000, 600_000), 100_000);
+        assert_eq!(bases[0], ChunkId([2; 32]));
+        assert!(bases.contains(&ChunkId([3; 32])));
+        assert!(!bases.contains(&ChunkId([1; 32])));
+        assert!(bases.len() <= MAX_BASES);
+        // The new file is twice as long: offsets are scaled.
+        let bases = choose_bases(&file, &origin(1_000_000, 1_200_000), 10_000);
+        assert_eq!(bases, vec![ChunkId([4; 32]), ChunkId([5; 32])]);
+        // A small file: its one chunk.
+        let small = old(&[3000]);
+        assert_eq!(
+            choose_bases(&small, &origin(0, 3100), 3100),
+            vec![ChunkId([0; 32])]
+        );
+    }
+}

@@ -1,0 +1,204 @@
+//! Delta frames: a file changed by scattered bytes between versions is stored as differences to
+//! its old version, read back exactly, kept readable by gc (bases stay live, compaction moves
+//! them), and checked by verify.
+
+use crate::helpers::*;
+use cairn_engine::{DeltaMode, GcOptions, NoProgress, Store, StoreWriter};
+use cairn_sample::LayerCompression;
+
+/// v1: a 3 MB binary and a small text file; v2: the binary with a byte changed every 10 KB and
+/// the text with one line changed. Returns the two layout sources.
+fn write_pair(dir: &std::path::Path) -> (String, String) {
+    let binary = pseudo_random(3 << 20, 7);
+    let text: Vec<u8> = (0..2000)
+        .flat_map(|i| format!("line {i}: the quick brown fox\n").into_bytes())
+        .collect();
+    let mut binary2 = binary.clone();
+    for i in (5000..binary2.len()).step_by(10_000) {
+        binary2[i] ^= 0xff;
+    }
+    let mut text2 = text.clone();
+    text2[1000] = b'#';
+    let layer = |bin: Vec<u8>, txt: Vec<u8>| {
+        cairn_sample::build_layer_tar(
+            &[
+                dir_entry("usr"),
+                file("usr/lib.so", bin),
+                file("usr/notes.txt", txt),
+            ],
+            1_700_000_000,
+        )
+        .unwrap()
+    };
+    let v1 = dir.join("v1");
+    let v2 = dir.join("v2");
+    write_layout(&v1, "v1", &[layer(binary, text)], LayerCompression::Gzip);
+    write_layout(&v2, "v2", &[layer(binary2, text2)], LayerCompression::Gzip);
+    (
+        format!("oci:{}:v1", v1.display()),
+        format!("oci:{}:v2", v2.display()),
+    )
+}
+
+fn dir_entry(path: &str) -> cairn_sample::SampleEntry {
+    dir(path)
+}
+
+fn store_bytes(store: &Store) -> u64 {
+    fn walk(p: &std::path::Path) -> u64 {
+        std::fs::read_dir(p)
+            .unwrap()
+            .map(|e| {
+                let e = e.unwrap();
+                let m = e.metadata().unwrap();
+                if m.is_dir() {
+                    walk(&e.path())
+                } else {
+                    m.len()
+                }
+            })
+            .sum()
+    }
+    walk(&store.root().join("blobs"))
+}
+
+fn convert_with(store: &StoreWriter, source: &str, name: &str, delta: DeltaMode) {
+    let mut options = options(source, name, &[]);
+    options.delta = Some(delta);
+    store.convert(&options, &NoProgress).unwrap();
+}
+
+fn assert_verify_clean(store: &Store) {
+    let report = store.verify(true, &NoProgress).unwrap();
+    assert!(report.problems.is_empty(), "{:?}", report.problems);
+}
+
+#[test]
+fn a_changed_file_is_stored_as_its_differences_and_read_back_exactly() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (v1, v2) = write_pair(tmp.path());
+    let mut added = Vec::new();
+    for mode in [DeltaMode::Off, DeltaMode::Auto] {
+        let store = StoreWriter::init(
+            &tmp.path().join(format!("store-{mode:?}")),
+            &Default::default(),
+        )
+        .unwrap();
+        convert_with(&store, &v1, "app:v1", mode);
+        let before = store_bytes(&store);
+        convert_with(&store, &v2, "app:v2", mode);
+        added.push(store_bytes(&store) - before);
+        let mut expected = Vec::new();
+        let plain = tmp.path().join("v2-plain");
+        if !plain.exists() {
+            convert_with(
+                &StoreWriter::init(&plain, &Default::default()).unwrap(),
+                &v2,
+                "app:v2",
+                DeltaMode::Off,
+            );
+        }
+        let reference = Store::open(&plain).unwrap();
+        expected.extend(export_all(&reference, "app:v2"));
+        assert_eq!(export_all(&store, "app:v2"), expected, "{mode:?}");
+        let mut cat = Vec::new();
+        store.cat("app:v2", "/usr/lib.so", &mut cat).unwrap();
+        let mut cat_plain = Vec::new();
+        reference
+            .cat("app:v2", "/usr/lib.so", &mut cat_plain)
+            .unwrap();
+        assert_eq!(cat, cat_plain);
+        assert_verify_clean(&store);
+    }
+    // 300 scattered bytes of 3 MB changed: the delta store adds a small fraction.
+    assert!(
+        added[1] * 10 < added[0],
+        "delta off {} / auto {}",
+        added[0],
+        added[1]
+    );
+}
+
+#[test]
+fn gc_keeps_the_bases_of_live_delta_frames_and_compaction_moves_them() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (v1, v2) = write_pair(tmp.path());
+    let store = new_store(tmp.path());
+    convert(&store, &v1, "app:v1", &[]).unwrap();
+    let report = convert(&store, &v2, "app:v2", &[]).unwrap();
+    assert!(report.images[0].totals.delta.chunks > 0, "{report:?}");
+    let expected = export_all(&store, "app:v2");
+    // v1 goes; its chunks are v2's bases. A plain gc keeps them.
+    store.remove(&["app:v1".to_string()]).unwrap();
+    store
+        .gc(&GcOptions {
+            compact_below: 0.0,
+            ..GcOptions::default()
+        })
+        .unwrap();
+    assert_eq!(export_all(&store, "app:v2"), expected);
+    assert_verify_clean(&store);
+    // Compacting every blob moves the bases (and rewrites the delta chunks plainly).
+    store
+        .gc(&GcOptions {
+            compact_below: 1.0,
+            ..GcOptions::default()
+        })
+        .unwrap();
+    assert_eq!(export_all(&store, "app:v2"), expected);
+    assert_verify_clean(&store);
+    drop(store);
+    let reopened = Store::open(&tmp.path().join("store")).unwrap();
+    assert_eq!(export_all(&reopened, "app:v2"), expected);
+}
+
+#[test]
+fn a_missing_base_is_an_error_naming_it_not_wrong_bytes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (v1, v2) = write_pair(tmp.path());
+    let store = new_store(tmp.path());
+    convert(&store, &v1, "app:v1", &[]).unwrap();
+    convert(&store, &v2, "app:v2", &[]).unwrap();
+    // Remove v1 and delete every blob only v1's layer object names: v2's bases go with them.
+    let v2_blobs: std::collections::HashSet<String> = {
+        let layers = store.bootstrap("app:v2").unwrap().layers;
+        layers
+            .iter()
+            .flat_map(|l| {
+                store
+                    .layer_meta(&l.meta)
+                    .unwrap()
+                    .blobs()
+                    .iter()
+                    .map(|b| b.id.to_hex())
+                    .collect::<Vec<_>>()
+            })
+            .collect()
+    };
+    for entry in std::fs::read_dir(store.root().join("blobs")).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_string_lossy().to_string();
+        if !v2_blobs.contains(&name) {
+            std::fs::remove_file(&path).unwrap();
+        }
+    }
+    // A fresh reader (the writer keeps recently decoded base frames).
+    drop(store);
+    let store = Store::open(&tmp.path().join("store")).unwrap();
+    let mut out = Vec::new();
+    let err = store
+        .cat("app:v2", "/usr/lib.so", &mut out)
+        .unwrap_err()
+        .to_string();
+    eprintln!("{err}");
+    assert!(err.contains("base"), "{err}");
+    let report = store.verify(true, &NoProgress).unwrap();
+    assert!(
+        report
+            .problems
+            .iter()
+            .any(|p| format!("{p:?}").contains("base")),
+        "{:?}",
+        report.problems
+    );
+}
