@@ -197,6 +197,9 @@ enum Internal {
         name: String,
         #[arg(long)]
         dict: Vec<String>,
+        /// `--delta off`.
+        #[arg(long)]
+        delta_off: bool,
     },
 }
 
@@ -290,13 +293,25 @@ fn run_internal(internal: Internal) -> Result<()> {
             source,
             name,
             dict,
-        } => rows::convert(&store, &rows::fixed_init()?, &source, &name, &dict).map(drop),
+        } => rows::convert(&store, &rows::fixed_init()?, &source, &name, &dict, None).map(drop),
         Internal::WholeFile { dir, store, name } => rows::whole_file(&dir, &store, &name),
         Internal::Convert {
             store,
             source,
             name,
             dict,
-        } => rows::convert(&store, &InitOptions::default(), &source, &name, &dict).map(drop),
+            delta_off,
+        } => {
+            let delta = delta_off.then_some(cairn_engine::DeltaMode::Off);
+            rows::convert(
+                &store,
+                &InitOptions::default(),
+                &source,
+                &name,
+                &dict,
+                delta,
+            )
+            .map(drop)
+        }
     }
 }

@@ -248,7 +248,7 @@ pub fn run(options: &Options) -> Result<Report> {
                 .to_string(),
         ),
     };
-    let convert_step = |store: &Path, i: usize, dict: bool| -> Result<Step> {
+    let convert_step = |store: &Path, i: usize, dict: bool, delta_off: bool| -> Result<Step> {
         let step = match &cairn {
             Cairn::Binary(path) => {
                 if !store.join("store.json").exists() {
@@ -279,6 +279,11 @@ pub fn run(options: &Options) -> Result<Report> {
                 .arg("--name")
                 .arg(IMAGES[i]),
         };
+        let step = match (&cairn, delta_off) {
+            (_, false) => step,
+            (Cairn::Binary(_), true) => step.arg("--delta").arg("off"),
+            (Cairn::InProcess, true) => step.arg("--delta-off"),
+        };
         Ok(if dict {
             step.arg("--dict").arg("old")
         } else {
@@ -289,7 +294,7 @@ pub fn run(options: &Options) -> Result<Report> {
     let mut blob_sizes = Vec::new();
     let steps = bench.two_steps(
         cairn_label,
-        |i| convert_step(&store, i, i == 1),
+        |i| convert_step(&store, i, i == 1, false),
         || {
             blob_sizes.push(files_bytes(&store.join("blobs")));
             du_sb(&store)
@@ -331,11 +336,24 @@ pub fn run(options: &Options) -> Result<Report> {
         notes.push(note);
     }
     rows.push(cairn_row);
+    let plain = work.join("cairn-delta-off");
+    let steps = bench.two_steps(
+        &format!("{cairn_label}, delta off"),
+        |i| convert_step(&plain, i, i == 1, true),
+        || du_sb(&plain),
+    )?;
+    rows.push(Row::from_steps(
+        "cairn-delta-off",
+        format!("{cairn_label}: as the cairn row, with --delta off"),
+        "everything",
+        steps,
+        Some("new chunks always compressed alone (no delta frames)".into()),
+    ));
     let alone = work.join("cairn-new-alone");
     let step = bench.one_step(
         &format!("{cairn_label}, new alone"),
         1,
-        &mut |i| convert_step(&alone, i, false),
+        &mut |i| convert_step(&alone, i, false, false),
         &mut || du_sb(&alone),
     )?;
     let mut alone_row = Row::from_steps(

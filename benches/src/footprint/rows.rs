@@ -105,6 +105,7 @@ pub fn convert(
     source: &str,
     name: &str,
     dict: &[String],
+    delta: Option<cairn_engine::DeltaMode>,
 ) -> Result<ConvertReport> {
     let store = if root.join("store.json").exists() {
         StoreWriter::open(root)?
@@ -118,7 +119,7 @@ pub fn convert(
             dict: dict.to_vec(),
             platform: PlatformChoice::Default,
             replace: false,
-            delta: None,
+            delta,
         },
         &NoProgress,
     )?;

@@ -2,13 +2,14 @@ use super::{bench, demo_sources, ok, sibling_cairn};
 use serde_json::Value;
 use std::path::Path;
 
-const ROWS: [&str; 7] = [
+const ROWS: [&str; 8] = [
     "registry",
     "containerd",
     "whole-file",
     "fixed-1m",
     "fastcdc-blobs",
     "cairn",
+    "cairn-delta-off",
     "cairn-new-alone",
 ];
 
@@ -88,6 +89,7 @@ fn footprint_on_the_demo_pair() {
     assert!(adds("fixed-1m") * 2 < adds("registry"));
     // With old as dictionary, new adds less than new converted alone.
     assert!(adds("cairn") < adds("cairn-new-alone"));
+    assert!(adds("cairn") <= adds("cairn-delta-off"));
     // The content of the cairn store is its blobs; the store holds more (bootstraps, index).
     assert!(after_old("cairn") > after_old("fastcdc-blobs"));
 

@@ -79,11 +79,13 @@ pub fn render(r: &ImageReport) -> String {
     );
     if t.delta.chunks > 0 {
         out += &format!(
-            "  delta      {} new chunk(s) ({}) stored as differences to old versions: {} instead of {}\n",
+            "  delta      {} new chunk(s) ({}) stored as differences to old versions: {} instead of {} ({} by path, {} by similarity)\n",
             count(t.delta.chunks),
             bytes(t.delta.bytes),
             bytes(t.delta.stored_bytes),
-            bytes(t.delta.plain_stored_bytes)
+            bytes(t.delta.plain_stored_bytes),
+            count(t.delta.by_path),
+            count(t.delta.by_sketch)
         );
     }
     let reused = r.layers.iter().filter(|l| l.reused_metadata).count();

@@ -6,6 +6,8 @@
 //! `Chunker` streams: it keeps one reusable buffer of two `max_size` windows, so memory does not
 //! depend on the file's size and no per-file allocation is made.
 
+pub mod sketch;
+
 use serde::{Deserialize, Serialize};
 use std::io::{self, Read};
 

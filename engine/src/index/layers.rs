@@ -3,6 +3,12 @@
 //! already holds instead of reading the layer again. A key is one kind byte (`d`: the digest
 //! of the layer blob as read, `u`: the diff_id, the sha256 of the uncompressed tar) and the
 //! 32 digest bytes; a value is the object id's 32 bytes.
+//!
+//! Kind `s` keys find files by similarity (`chunk::sketch`): a super-feature of a large file's
+//! first chunk (8 bytes, big-endian), the file's entry number in its layer object (8 bytes,
+//! big-endian) and the first 16 bytes of the object's id (so that keys of two objects differ);
+//! the value is the object's id, like the others', so that gc re-points or drops them with
+//! them. All keys are 33 bytes.
 
 use crate::{LayerMetaId, Sha256Digest};
 
@@ -13,25 +19,50 @@ pub enum LayerKey {
     Digest(Sha256Digest),
     /// sha256 of the uncompressed tar.
     DiffId(Sha256Digest),
+    /// A super-feature of the first chunk of entry `entry` of an object whose id starts with
+    /// `object` (`chunk::sketch`).
+    Sketch {
+        feature: u64,
+        entry: u64,
+        object: [u8; 16],
+    },
 }
 
 impl LayerKey {
     pub(crate) fn bytes(&self) -> [u8; 33] {
-        let (kind, digest) = match self {
-            LayerKey::Digest(d) => (b'd', d),
-            LayerKey::DiffId(d) => (b'u', d),
-        };
         let mut key = [0u8; 33];
-        key[0] = kind;
-        key[1..].copy_from_slice(&digest.0);
+        match self {
+            LayerKey::Digest(d) | LayerKey::DiffId(d) => {
+                key[0] = if matches!(self, LayerKey::Digest(_)) {
+                    b'd'
+                } else {
+                    b'u'
+                };
+                key[1..].copy_from_slice(&d.0);
+            }
+            LayerKey::Sketch {
+                feature,
+                entry,
+                object,
+            } => {
+                key[..9].copy_from_slice(&sketch_prefix(*feature));
+                key[9..17].copy_from_slice(&entry.to_be_bytes());
+                key[17..].copy_from_slice(object);
+            }
+        }
         key
     }
 
     pub(crate) fn from_bytes(key: &[u8]) -> Option<LayerKey> {
-        let digest = Sha256Digest(key.get(1..)?.try_into().ok()?);
+        let rest: &[u8; 32] = key.get(1..)?.try_into().ok()?;
         match key.first()? {
-            b'd' => Some(LayerKey::Digest(digest)),
-            b'u' => Some(LayerKey::DiffId(digest)),
+            b'd' => Some(LayerKey::Digest(Sha256Digest(*rest))),
+            b'u' => Some(LayerKey::DiffId(Sha256Digest(*rest))),
+            b's' => Some(LayerKey::Sketch {
+                feature: u64::from_be_bytes(rest[..8].try_into().ok()?),
+                entry: u64::from_be_bytes(rest[8..16].try_into().ok()?),
+                object: rest[16..].try_into().ok()?,
+            }),
             _ => None,
         }
     }
@@ -42,6 +73,9 @@ impl std::fmt::Display for LayerKey {
         match self {
             LayerKey::Digest(d) => write!(f, "layer digest {d}"),
             LayerKey::DiffId(d) => write!(f, "layer diff_id {d}"),
+            LayerKey::Sketch { feature, entry, .. } => {
+                write!(f, "file sketch {feature:016x} of entry {entry}")
+            }
         }
     }
 }
@@ -49,4 +83,12 @@ impl std::fmt::Display for LayerKey {
 /// Decodes a value of the column family.
 pub(crate) fn meta_id(value: &[u8]) -> Option<LayerMetaId> {
     Some(LayerMetaId(value.try_into().ok()?))
+}
+
+/// The first 9 bytes of every sketch key of super-feature `feature`.
+pub(crate) fn sketch_prefix(feature: u64) -> [u8; 9] {
+    let mut prefix = [0u8; 9];
+    prefix[0] = b's';
+    prefix[1..].copy_from_slice(&feature.to_be_bytes());
+    prefix
 }

@@ -351,6 +351,26 @@ impl Index {
             .transpose()
     }
 
+    /// The files whose first chunk has super-feature `feature`: (layer object, entry number).
+    /// At most `limit` of them.
+    pub fn sketch_matches(&self, feature: u64, limit: usize) -> Result<Vec<(LayerMetaId, u64)>> {
+        let prefix = layers::sketch_prefix(feature);
+        let mut out = Vec::new();
+        let from = IteratorMode::From(&prefix, rocksdb::Direction::Forward);
+        for item in self.db.iterator_cf(self.cf(CF_LAYERS)?, from) {
+            let (key, value) = item.map_err(|e| self.err(e))?;
+            if !key.starts_with(&prefix) || out.len() >= limit {
+                break;
+            }
+            if let (Some(LayerKey::Sketch { entry, .. }), Some(id)) =
+                (LayerKey::from_bytes(&key), layers::meta_id(&value))
+            {
+                out.push((id, entry));
+            }
+        }
+        Ok(out)
+    }
+
     /// Every entry of the `layers` column family; malformed ones are skipped (gc drops what
     /// no live image uses, the index repair rebuilds the rest).
     pub fn layer_entries(&self) -> Result<Vec<RawLayerEntry>> {

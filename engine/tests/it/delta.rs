@@ -9,6 +9,11 @@ use cairn_sample::LayerCompression;
 /// v1: a 3 MB binary and a small text file; v2: the binary with a byte changed every 10 KB and
 /// the text with one line changed. Returns the two layout sources.
 fn write_pair(dir: &std::path::Path) -> (String, String) {
+    write_pair_named(dir, "usr/lib.so", "usr/lib.so")
+}
+
+/// The same pair, the binary at `old` in v1 and at `new` in v2.
+fn write_pair_named(dir: &std::path::Path, old: &str, new: &str) -> (String, String) {
     let binary = pseudo_random(3 << 20, 7);
     let text: Vec<u8> = (0..2000)
         .flat_map(|i| format!("line {i}: the quick brown fox\n").into_bytes())
@@ -19,11 +24,11 @@ fn write_pair(dir: &std::path::Path) -> (String, String) {
     }
     let mut text2 = text.clone();
     text2[1000] = b'#';
-    let layer = |bin: Vec<u8>, txt: Vec<u8>| {
+    let layer = |path: &str, bin: Vec<u8>, txt: Vec<u8>| {
         cairn_sample::build_layer_tar(
             &[
                 dir_entry("usr"),
-                file("usr/lib.so", bin),
+                file(path, bin),
                 file("usr/notes.txt", txt),
             ],
             1_700_000_000,
@@ -32,8 +37,18 @@ fn write_pair(dir: &std::path::Path) -> (String, String) {
     };
     let v1 = dir.join("v1");
     let v2 = dir.join("v2");
-    write_layout(&v1, "v1", &[layer(binary, text)], LayerCompression::Gzip);
-    write_layout(&v2, "v2", &[layer(binary2, text2)], LayerCompression::Gzip);
+    write_layout(
+        &v1,
+        "v1",
+        &[layer(old, binary, text)],
+        LayerCompression::Gzip,
+    );
+    write_layout(
+        &v2,
+        "v2",
+        &[layer(new, binary2, text2)],
+        LayerCompression::Gzip,
+    );
     (
         format!("oci:{}:v1", v1.display()),
         format!("oci:{}:v2", v2.display()),
@@ -201,4 +216,32 @@ fn a_missing_base_is_an_error_naming_it_not_wrong_bytes() {
         "{:?}",
         report.problems
     );
+}
+
+#[test]
+fn a_renamed_file_finds_its_old_version_by_its_sketch() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (v1, v2) = write_pair_named(tmp.path(), "usr/lib-1.0.so", "usr/lib-2.0.so");
+    let store = new_store(tmp.path());
+    convert(&store, &v1, "app:v1", &[]).unwrap();
+    let report = convert(&store, &v2, "app:v2", &[]).unwrap();
+    let delta = report.images[0].totals.delta;
+    assert!(delta.by_sketch > 0, "{delta:?}");
+    // Most of the 3 MB file's new bytes went into delta frames.
+    assert!(delta.bytes > 2 << 20, "{delta:?}");
+    assert!(
+        delta.stored_bytes * 10 < delta.plain_stored_bytes,
+        "{delta:?}"
+    );
+    let mut out = Vec::new();
+    store.cat("app:v2", "/usr/lib-2.0.so", &mut out).unwrap();
+    assert_eq!(out.len(), 3 << 20);
+    assert_verify_clean(&store);
+    // With v1 removed, gc keeps the bases and drops v1's sketch keys with its object.
+    store.remove(&["app:v1".to_string()]).unwrap();
+    store.gc(&GcOptions::default()).unwrap();
+    let mut again = Vec::new();
+    store.cat("app:v2", "/usr/lib-2.0.so", &mut again).unwrap();
+    assert_eq!(again, out);
+    assert_verify_clean(&store);
 }

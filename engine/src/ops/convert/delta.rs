@@ -5,6 +5,7 @@
 //! stored as a delta frame if that is smaller than plain compression by `MARGIN`. Old chunks
 //! that are themselves delta frames are never bases (depth 1).
 
+use crate::chunk::sketch::Sketch;
 use crate::error::Result;
 use crate::format::delta::{self, DeltaHeader, MAX_BASES, MAX_BASE_BYTES};
 use crate::format::layer_meta::LayerMeta;
@@ -13,8 +14,8 @@ use crate::layer::EntryKind;
 use crate::ops::blob_builder::compress as compress_plain;
 use crate::ops::view::{record_entry, MergedView};
 use crate::store::Store;
-use crate::ChunkId;
-use std::collections::VecDeque;
+use crate::{ChunkId, LayerMetaId};
+use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 
 /// The images whose files are bases for a convert named `name`: the `--dict` images if any,
@@ -52,7 +53,17 @@ pub(super) struct FileRef {
     /// Normalized path.
     pub path: Vec<u8>,
     pub size: u64,
+    /// The sketch of its first chunk, for files of at least `SKETCH_MIN_FILE` bytes: set by
+    /// the reader before it sends that chunk on.
+    pub sketch: std::sync::OnceLock<Option<Sketch>>,
 }
+
+/// Files at least this large get a similarity sketch (of their first chunk), indexed with
+/// their layer object so that a renamed or moved version of them finds them. Their number
+/// is bounded by the layer's size over this.
+pub(super) const SKETCH_MIN_FILE: u64 = 64 << 10;
+/// Candidate old files looked at per super-feature.
+const SKETCH_CANDIDATES: usize = 4;
 
 /// The chunks of an old version of a file.
 struct OldFile {
@@ -63,6 +74,8 @@ struct OldFile {
     /// makes of this content.
     plain_stored: u64,
     plain_len: u64,
+    /// Found by similarity (another path), not at the same path.
+    by_sketch: bool,
 }
 
 type LookedUp = (Vec<u8>, Option<Arc<OldFile>>);
@@ -72,12 +85,16 @@ type LookedUp = (Vec<u8>, Option<Arc<OldFile>>);
 pub(super) struct DeltaFrame {
     pub stored: Vec<u8>,
     pub plain_stored: usize,
+    /// The base came from a file found by similarity, not at the same path.
+    pub by_sketch: bool,
 }
 
 pub(super) struct DeltaFinder<'a> {
     store: &'a Store,
     /// Each base image's layer objects, bottom first.
     images: Vec<Vec<LayerMeta>>,
+    /// Where each of those objects is: (image, layer).
+    objects: HashMap<LayerMetaId, (usize, usize)>,
     level: i32,
     /// The last old files looked up (path, what the base images have there).
     files: Mutex<VecDeque<LookedUp>>,
@@ -87,12 +104,18 @@ impl<'a> DeltaFinder<'a> {
     /// A finder over the images named `bases`; `None` if there are none.
     pub fn new(store: &'a Store, bases: &[String], level: i32) -> Result<Option<Self>> {
         let mut images = Vec::new();
+        let mut objects = HashMap::new();
         for name in bases {
-            images.push(store.image_layers(name)?.1);
+            let (bootstrap, layers) = store.image_layers(name)?;
+            for (l, layer) in bootstrap.layers.iter().enumerate() {
+                objects.entry(layer.meta).or_insert((images.len(), l));
+            }
+            images.push(layers);
         }
         Ok((!images.is_empty()).then(|| DeltaFinder {
             store,
             images,
+            objects,
             level,
             files: Mutex::new(VecDeque::new()),
         }))
@@ -101,7 +124,7 @@ impl<'a> DeltaFinder<'a> {
     /// The stored delta frame for new chunk `id` (`data`) from `origin`, if a base is found
     /// and the delta beats plain compression by the margin.
     pub fn delta_frame(&self, data: &[u8], origin: &Origin) -> Result<Option<DeltaFrame>> {
-        let Some(old) = self.old_file(&origin.file.path)? else {
+        let Some(old) = self.old_file(&origin.file)? else {
             return Ok(None);
         };
         let bases = choose_bases(&old, origin, data.len() as u64);
@@ -141,53 +164,95 @@ impl<'a> DeltaFinder<'a> {
         Ok(Some(DeltaFrame {
             stored,
             plain_stored: plain_len,
+            by_sketch: old.by_sketch,
         }))
     }
 
-    /// The chunks of `path` in the first base image that has a regular file there.
-    fn old_file(&self, path: &[u8]) -> Result<Option<Arc<OldFile>>> {
-        if let Some((_, found)) = lock(&self.files).iter().find(|(p, _)| p == path) {
+    /// The old version of `file`: the regular file at its path in the first base image that
+    /// has one, else a large file of a base image whose first chunk's sketch shares a
+    /// super-feature with `file`'s (a renamed or moved version).
+    fn old_file(&self, file: &FileRef) -> Result<Option<Arc<OldFile>>> {
+        if let Some((_, found)) = lock(&self.files).iter().find(|(p, _)| *p == file.path) {
             return Ok(found.clone());
         }
         let mut found = None;
         for layers in &self.images {
             let view = MergedView::new(layers, None);
             let link_target = |l: usize, n: u64| Ok(layers[l].entry(n)?.meta.link_target);
-            let Some((layer, record)) = view.content_entry(path, link_target)? else {
-                continue;
-            };
-            let entry = record_entry(layers, layer, &record)?;
-            if entry.meta.kind != EntryKind::File || entry.chunks.is_empty() {
-                continue;
+            if let Some((layer, record)) = view.content_entry(&file.path, link_target)? {
+                let entry = record_entry(layers, layer, &record)?;
+                found = OldFile::of(&entry, false);
+                if found.is_some() {
+                    break;
+                }
             }
-            let mut offset = 0;
-            let (mut plain_stored, mut plain_len) = (0, 0);
-            let chunks = entry
-                .chunks
-                .iter()
-                .map(|c| {
-                    let at = offset;
-                    offset += c.len as u64;
-                    let delta = c.codec == Codec::Delta;
-                    if !delta {
-                        plain_stored += c.stored_share();
-                        plain_len += c.len as u64;
-                    }
-                    (at, c.id, c.len, delta)
-                })
-                .collect();
-            found = Some(Arc::new(OldFile {
-                size: entry.meta.size,
-                chunks,
-                plain_stored,
-                plain_len,
-            }));
-            break;
         }
+        if found.is_none() {
+            found = self.similar_file(file)?;
+        }
+        let found = found.map(Arc::new);
         let mut files = lock(&self.files);
-        files.push_front((path.to_vec(), found.clone()));
+        files.push_front((file.path.clone(), found.clone()));
         files.truncate(CACHED_FILES);
         Ok(found)
+    }
+
+    /// A file of the base images whose first chunk shares a super-feature with `file`'s.
+    fn similar_file(&self, file: &FileRef) -> Result<Option<OldFile>> {
+        let Some(Some(sketch)) = file.sketch.get() else {
+            return Ok(None);
+        };
+        for &feature in sketch {
+            for (id, n) in self
+                .store
+                .index()
+                .sketch_matches(feature, SKETCH_CANDIDATES)?
+            {
+                let Some(&(image, layer)) = self.objects.get(&id) else {
+                    continue;
+                };
+                let meta = &self.images[image][layer];
+                if n >= meta.entry_count() {
+                    continue;
+                }
+                if let Some(old) = OldFile::of(&meta.entry(n)?, true) {
+                    return Ok(Some(old));
+                }
+            }
+        }
+        Ok(None)
+    }
+}
+
+impl OldFile {
+    /// The chunks of a regular file's entry, if it has any.
+    fn of(entry: &crate::format::layer_meta::LayerEntry, by_sketch: bool) -> Option<OldFile> {
+        if entry.meta.kind != EntryKind::File || entry.chunks.is_empty() {
+            return None;
+        }
+        let mut offset = 0;
+        let (mut plain_stored, mut plain_len) = (0, 0);
+        let chunks = entry
+            .chunks
+            .iter()
+            .map(|c| {
+                let at = offset;
+                offset += c.len as u64;
+                let delta = c.codec == Codec::Delta;
+                if !delta {
+                    plain_stored += c.stored_share();
+                    plain_len += c.len as u64;
+                }
+                (at, c.id, c.len, delta)
+            })
+            .collect();
+        Some(OldFile {
+            size: entry.meta.size,
+            chunks,
+            plain_stored,
+            plain_len,
+            by_sketch,
+        })
     }
 }
 
@@ -247,6 +312,7 @@ mod tests {
             chunks,
             plain_stored: 0,
             plain_len: 0,
+            by_sketch: false,
         }
     }
 
@@ -255,6 +321,7 @@ mod tests {
             file: Arc::new(FileRef {
                 path: b"f".to_vec(),
                 size,
+                sketch: std::sync::OnceLock::new(),
             }),
             offset,
         }

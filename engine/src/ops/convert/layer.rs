@@ -6,7 +6,7 @@
 //! A layer whose digest or diff_id the store already has a layer object for is not read at
 //! all: that object is reused. Layers run `PARALLEL_LAYERS` at a time.
 
-use super::delta::{DeltaFrame, FileRef, Origin};
+use super::delta::{DeltaFrame, FileRef, Origin, SKETCH_MIN_FILE};
 use super::spill::{SpillWriter, SpilledChunk, SpilledEntry};
 use super::DeltaReport;
 use super::{Converted, Count, LayerContent, LayerOutput, LayerReport, Shared};
@@ -283,13 +283,18 @@ fn read_layer<R: std::io::Read>(
         }
         let mut chunks = 0u64;
         let size = header.meta.size;
+        let mut sketch_of = None;
         if size > 0 {
             let file = Arc::new(FileRef {
                 path: crate::ops::tree::normalize(&header.meta.path),
                 size,
+                sketch: std::sync::OnceLock::new(),
             });
             let mut offset = 0u64;
             let read = chunker.chunk_stream(tar.content(), |chunk| -> Result<()> {
+                if offset == 0 && size >= SKETCH_MIN_FILE {
+                    let _ = file.sketch.set(crate::chunk::sketch::sketch(chunk));
+                }
                 batch.chunks.push(chunk.to_vec());
                 batch.origins.push(Origin {
                     file: file.clone(),
@@ -307,6 +312,7 @@ fn read_layer<R: std::io::Read>(
                 Ok(())
             });
             let read = read?;
+            sketch_of = Some(file);
             if read != size {
                 return Err(Error::bad_input(
                     label,
@@ -325,6 +331,7 @@ fn read_layer<R: std::io::Read>(
             raw_header: header.raw,
             meta: header.meta,
             chunks,
+            sketch: sketch_of.and_then(|f| f.sketch.get().copied().flatten()),
         })?;
     }
     let trailer = tar.take_trailer();
@@ -430,6 +437,11 @@ impl<'a> Processor<'a> {
                             let delta = &mut self.counts.delta;
                             delta.chunks += 1;
                             delta.bytes += data.len() as u64;
+                            if frame.by_sketch {
+                                delta.by_sketch += 1;
+                            } else {
+                                delta.by_path += 1;
+                            }
                             delta.plain_stored_bytes += frame.plain_stored as u64;
                             delta.stored_bytes += frame.stored.len() as u64;
                             self.blobs.push_delta(*id, data.len() as u32, frame.stored);

@@ -30,7 +30,6 @@ mod spill;
 use crate::error::{Error, Result};
 use crate::format::blob::SealedBlob;
 use crate::format::bootstrap::{Bootstrap, ImageLayer, SourceRecord, StoredObject};
-use crate::format::layer_meta::SealedLayerMeta;
 use crate::format::ChunkLocation;
 use crate::index::{ImageRecord, IndexBatch, LayerKey};
 use crate::layer::Compression;
@@ -68,6 +67,10 @@ pub struct DeltaReport {
     /// Chunks and their plain bytes.
     pub chunks: u64,
     pub bytes: u64,
+    /// Of the chunks, those whose base is the old version at the same path, and those whose
+    /// base is a file found by similarity (renamed or moved).
+    pub by_path: u64,
+    pub by_sketch: u64,
     /// Stored bytes plain compression took for them (measured when they were written), and
     /// what their delta frames take.
     pub plain_stored_bytes: u64,
@@ -78,6 +81,8 @@ impl DeltaReport {
     fn merge(&mut self, other: DeltaReport) {
         self.chunks += other.chunks;
         self.bytes += other.bytes;
+        self.by_path += other.by_path;
+        self.by_sketch += other.by_sketch;
         self.plain_stored_bytes += other.plain_stored_bytes;
         self.stored_bytes += other.stored_bytes;
     }
@@ -405,7 +410,7 @@ fn commit(
     image: &ImageSource,
     bootstrap: &Bootstrap,
     sealed: &[SealedBlob],
-    objects: &[SealedLayerMeta],
+    objects: &resolve::NewObjects,
     totals: &LayerReport,
 ) -> Result<Committed> {
     // Step 1: blobs, already fsynced, renamed into place; then their chunks indexed (an entry
@@ -431,7 +436,7 @@ fn commit(
     crate::failpoint::check("convert.layer_meta.write")?;
     let (objects_written, object_bytes) = crate::ops::image_write::publish_layer_objects(
         store,
-        objects,
+        &objects.sealed,
         "convert.layer_meta.rename",
     )?;
     crate::failpoint::check("convert.bootstrap.write")?;
@@ -446,6 +451,7 @@ fn commit(
             .layers
             .push((LayerKey::DiffId(layer.diff_id), layer.meta));
     }
+    batch.layers.extend(objects.sketch_keys.iter().copied());
     let record = ImageRecord {
         image_id,
         bootstrap_size: bootstrap_bytes,

@@ -7,11 +7,13 @@
 
 use super::spill::{SpillReader, SpilledChunk, SpilledEntry};
 use super::{Converted, LayerContent, LayerOutput, LayerReport};
+use crate::chunk::sketch::Sketch;
 use crate::error::{Error, Result};
 use crate::format::blob::SealedBlob;
 use crate::format::bootstrap::ImageLayer;
 use crate::format::layer_meta::{LayerEntry, LayerMetaWriter, SealedLayerMeta};
 use crate::format::ChunkLocation;
+use crate::index::LayerKey;
 use crate::ops::image_write::{stored_blob_size, BlobTable};
 use crate::store::StoreWriter;
 use crate::{BlobId, ChunkId};
@@ -61,7 +63,7 @@ impl<'a> NewChunks<'a> {
 /// (under `tmp/`), every sealed blob, and each layer's report.
 type Resolved = (
     Vec<ImageLayer>,
-    Vec<SealedLayerMeta>,
+    NewObjects,
     Vec<SealedBlob>,
     Vec<LayerReport>,
 );
@@ -78,7 +80,7 @@ pub(super) fn layer_objects(store: &StoreWriter, outputs: Vec<LayerOutput>) -> R
             .flatten()
             .collect(),
     );
-    let written: Vec<Option<Result<SealedLayerMeta>>> = outputs
+    let written: Vec<Option<Result<NewObject>>> = outputs
         .par_iter()
         .map(|o| match &o.content {
             LayerContent::Converted(c) => Some(write_object(store, c, &new_chunks)),
@@ -87,7 +89,10 @@ pub(super) fn layer_objects(store: &StoreWriter, outputs: Vec<LayerOutput>) -> R
         .collect();
     drop(new_chunks);
     let mut layers = Vec::new();
-    let mut objects = Vec::new();
+    let mut objects = NewObjects {
+        sealed: Vec::new(),
+        sketch_keys: Vec::new(),
+    };
     let mut sealed = Vec::new();
     let mut reports = Vec::new();
     for (output, written) in outputs.into_iter().zip(written) {
@@ -102,9 +107,9 @@ pub(super) fn layer_objects(store: &StoreWriter, outputs: Vec<LayerOutput>) -> R
                     compressed_size: output.compressed_size,
                     diff_id: c.source.diff_id,
                     size: c.source.size,
-                    meta: object.id,
+                    meta: object.object.id,
                 };
-                objects.push(object);
+                objects.add(object);
                 sealed.extend(c.blobs);
                 layer
             }
@@ -123,13 +128,19 @@ fn write_object(
     store: &StoreWriter,
     layer: &Converted,
     new_chunks: &NewChunks,
-) -> Result<SealedLayerMeta> {
+) -> Result<NewObject> {
     let internal = |what: String| Error::corrupt(layer.label.clone(), format!("internal: {what}"));
     let mut entries = SpillReader::<SpilledEntry>::open(&layer.entries)?;
     let mut chunks = SpillReader::<SpilledChunk>::open(&layer.chunks)?;
     let mut writer = LayerMetaWriter::create(store.layout().tmp_file("layer"))?;
     let mut table = BlobTable::default();
+    let mut sketches = Vec::new();
+    let mut number = 0u64;
     while let Some(entry) = entries.next_record()? {
+        if let Some(sketch) = entry.sketch {
+            sketches.push((number, sketch));
+        }
+        number += 1;
         let mut records = Vec::with_capacity(entry.chunks.min(1 << 16) as usize);
         for _ in 0..entry.chunks {
             let chunk = chunks
@@ -164,5 +175,37 @@ fn write_object(
     for spill in [&layer.entries, &layer.chunks] {
         std::fs::remove_file(spill).map_err(|e| Error::io("remove", spill, e))?;
     }
-    Ok(object)
+    Ok(NewObject { object, sketches })
+}
+
+/// A layer object written by this convert, and the sketches of its large files (entry number,
+/// sketch), for the index.
+struct NewObject {
+    object: SealedLayerMeta,
+    sketches: Vec<(u64, Sketch)>,
+}
+
+/// The layer objects written by this convert (under `tmp/`) and the index keys that find
+/// their large files by similarity.
+pub(super) struct NewObjects {
+    pub sealed: Vec<SealedLayerMeta>,
+    pub sketch_keys: Vec<(LayerKey, crate::LayerMetaId)>,
+}
+
+impl NewObjects {
+    fn add(&mut self, new: NewObject) {
+        let id = new.object.id;
+        let prefix: [u8; 16] = id.0[..16].try_into().expect("16 bytes");
+        for (entry, sketch) in new.sketches {
+            for feature in sketch {
+                let key = LayerKey::Sketch {
+                    feature,
+                    entry,
+                    object: prefix,
+                };
+                self.sketch_keys.push((key, id));
+            }
+        }
+        self.sealed.push(new.object);
+    }
 }

@@ -21,6 +21,8 @@ pub(super) struct SpilledEntry {
     pub raw_header: Vec<u8>,
     pub meta: EntryMeta,
     pub chunks: u64,
+    /// The similarity sketch of a large file's first chunk (`chunk::sketch`).
+    pub sketch: Option<crate::chunk::sketch::Sketch>,
 }
 
 /// One chunk reference: the dictionary's location, or none for a chunk this convert stores.
