@@ -418,6 +418,13 @@ impl BlobReader {
     /// `bases` gives the bases of a delta frame.
     pub fn read_frame(&self, location: &ChunkLocation, bases: &dyn BaseSource) -> Result<Vec<u8>> {
         let object = || format!("blob {} offset {}", self.id, location.offset);
+        let stored = self.read_stored(location)?;
+        super::decode_frame(&stored, location.frame_len, location.codec, object, bases)
+    }
+
+    /// The stored bytes of the frame at `location`, as they are in the blob (not decoded).
+    pub fn read_stored(&self, location: &ChunkLocation) -> Result<Vec<u8>> {
+        let object = || format!("blob {} offset {}", self.id, location.offset);
         location.check().map_err(|e| Error::corrupt(object(), e))?;
         let start = location.offset;
         let end = start.checked_add(location.stored_len as u64);
@@ -436,7 +443,7 @@ impl BlobReader {
         self.file
             .read_exact_at(&mut stored, start)
             .with_path("read blob", &self.path)?;
-        super::decode_frame(&stored, location.frame_len, location.codec, object, bases)
+        Ok(stored)
     }
 
     /// The header of the delta frame at `location` (which must be one): its bases.

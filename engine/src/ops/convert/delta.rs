@@ -127,7 +127,15 @@ impl<'a> DeltaFinder<'a> {
         let Some(old) = self.old_file(&origin.file)? else {
             return Ok(None);
         };
-        let bases = choose_bases(&old, origin, data.len() as u64);
+        // A base must be plain where the index has it (the copy readers will use): a chunk
+        // stored twice, once as a delta frame, may be indexed at that copy.
+        let mut bases = Vec::new();
+        for id in choose_bases(&old, origin, data.len() as u64) {
+            let indexed = self.store.index().get_chunk(&id)?;
+            if indexed.is_some_and(|l| l.codec != Codec::Delta) {
+                bases.push(id);
+            }
+        }
         if bases.is_empty() {
             return Ok(None);
         }

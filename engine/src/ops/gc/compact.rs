@@ -8,7 +8,7 @@ use crate::error::{Error, Result};
 use crate::format::blob::{BlobReader, TocEntry};
 use crate::format::bootstrap::Bootstrap;
 use crate::format::layer_meta::{LayerMeta, LayerMetaWriter, SealedLayerMeta};
-use crate::format::ChunkLocation;
+use crate::format::{ChunkLocation, Codec};
 use crate::ops::blob_builder::BlobBuilder;
 use crate::ops::image_write::{publish_bootstrap, publish_layer_objects, BlobTable};
 use crate::store::StoreWriter;
@@ -146,7 +146,8 @@ pub(super) struct Moved {
 }
 
 /// Writes the live chunks of the blobs to compact into new blobs (each chunk once, read back
-/// and verified on the way), and renames them into `blobs/` (step 1).
+/// and verified on the way), and renames them into `blobs/` (step 1). A delta frame is copied
+/// as stored (after it decoded and verified against its bases), so it stays a delta.
 fn write_compacted(store: &StoreWriter, compact: &[(BlobId, Vec<TocEntry>)]) -> Result<Moved> {
     let mut builder = BlobBuilder::new(store, "gc compaction", "gc.compact.blob_fsync");
     let mut written: HashSet<ChunkId> = HashSet::new();
@@ -168,7 +169,12 @@ fn write_compacted(store: &StoreWriter, compact: &[(BlobId, Vec<TocEntry>)]) -> 
             let chunk =
                 crate::format::chunk_from_frame(&entry.id, data, entry.skip, entry.len, object)?;
             if written.insert(entry.id) {
-                builder.push(entry.id, chunk);
+                if entry.codec == Codec::Delta {
+                    let stored = reader.read_stored(&entry.location(*blob))?;
+                    builder.push_delta(entry.id, entry.len, stored);
+                } else {
+                    builder.push(entry.id, chunk);
+                }
             }
             if builder.pending_bytes() >= 8 << 20 {
                 builder.flush()?;
