@@ -4,8 +4,9 @@
 //! The index is derived data except the names: every chunk location is in a blob's ToC and
 //! every image record follows from a bootstrap. So the rebuild reads every blob ToC and every
 //! bootstrap (a file that fails its checks is reported and skipped, never deleted) and writes:
-//! - `chunks`: every chunk of every good blob, one location per chunk id, preferring a location
-//!   some good bootstrap uses, then the old index's, then the first blob in name order;
+//! - `chunks`: every chunk of every good blob, one location per chunk id, preferring a plain frame
+//!   over a delta frame, then a location some good bootstrap uses, then the old index's, then
+//!   the first blob in name order;
 //! - `images`: a record per good bootstrap, its figures taken from the bootstrap; `created`,
 //!   `new_chunks` and `added_stored_bytes` are kept from the old record when there is one, else
 //!   derived: `created` from the bootstrap file's mtime, and each blob counted as added by the
@@ -362,19 +363,21 @@ fn derived_record(
     }
 }
 
-/// One location per chunk id; a location a bootstrap uses wins, then the old index's, then the
-/// first blob in name order. Sorted by chunk id.
+/// One location per chunk id; a plain frame wins over a delta frame (a delta frame's bases are
+/// found through the index and must be plain), then a location a bootstrap uses, then the old
+/// index's, then the first blob in name order. Sorted by chunk id.
 fn choose_locations(
     blobs: &GoodBlobs,
     used: &UsedCopies,
     old: &Salvage,
     report: &mut RepairReport,
 ) -> Vec<(ChunkId, ChunkLocation)> {
-    let mut best: HashMap<ChunkId, ((bool, bool), ChunkLocation)> = HashMap::new();
+    let mut best: HashMap<ChunkId, ((bool, bool, bool), ChunkLocation)> = HashMap::new();
     for (blob, (_, toc)) in blobs {
         for entry in toc {
             let location = toc_location(*blob, entry);
             let rank = (
+                location.codec == crate::format::Codec::Delta,
                 !used.contains(&(entry.id, *blob, entry.offset)),
                 old.chunks.get(&entry.id) != Some(&location),
             );

@@ -247,3 +247,21 @@ fn a_renamed_file_finds_its_old_version_by_its_sketch() {
     assert_eq!(again, out);
     assert_verify_clean(&store);
 }
+
+#[test]
+fn the_index_repair_keeps_delta_frames_readable() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (v1, v2) = write_pair(tmp.path());
+    let store = new_store(tmp.path());
+    convert(&store, &v1, "app:v1", &[]).unwrap();
+    let report = convert(&store, &v2, "app:v2", &[]).unwrap();
+    assert!(report.images[0].totals.delta.chunks > 0, "{report:?}");
+    let expected = export_all(&store, "app:v2");
+    let root = store.root().to_path_buf();
+    drop(store);
+    // Rebuilt from the blobs and bootstraps (the names kept from the old index).
+    StoreWriter::repair_index(&root, &NoProgress).unwrap();
+    let store = Store::open(&root).unwrap();
+    assert_eq!(export_all(&store, "app:v2"), expected);
+    assert_verify_clean(&store);
+}
