@@ -81,13 +81,18 @@ pub(crate) fn write_layer(path: &Path, size: u64, changes: Option<(u32, u64)>) -
     Ok(())
 }
 
-pub fn run(size_mb: u64, work: &Path, cairn: Option<&Path>) -> Result<()> {
-    check_gnu_time()?;
-    let cairn = cairn_binary(cairn)?;
+/// Empties `work` (or creates it) for a bench's scratch files.
+pub(crate) fn fresh_dir(work: &Path) -> Result<()> {
     if work.exists() {
         std::fs::remove_dir_all(work).with_context(|| format!("empty {}", work.display()))?;
     }
-    std::fs::create_dir_all(work).with_context(|| format!("create {}", work.display()))?;
+    std::fs::create_dir_all(work).with_context(|| format!("create {}", work.display()))
+}
+
+pub fn run(size_mb: u64, work: &Path, cairn: Option<&Path>) -> Result<()> {
+    check_gnu_time()?;
+    let cairn = cairn_binary(cairn)?;
+    fresh_dir(work)?;
     let size = size_mb * 1_000_000;
     let layer = work.join("big.tar");
     eprintln!("big-file: writing a layer with one {size_mb} MB file");

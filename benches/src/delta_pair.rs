@@ -3,10 +3,11 @@
 //! pseudo-random bytes alternating with repeated text), the second with `--changed-permille`
 //! bytes of every thousand changed at scattered offsets, then for `--delta off` and `auto`
 //! converts v1 then v2 into an empty store (names `pair:v1`, `pair:v2`, so v1 is v2's base
-//! image) and measures what v2 adds to the store directory, its convert and the read of its
+//! image) and measures what v2 adds to the store directory (`du -sb`), its convert and the read of its
 //! layer (`export-layer` to /dev/null), under GNU time.
 
 use crate::footprint::measure::{cairn_binary, check_gnu_time, Step, Usage};
+use crate::sizes::du_sb;
 use anyhow::{Context, Result};
 use serde::Serialize;
 use std::path::Path;
@@ -22,21 +23,6 @@ pub struct PairRow {
     pub read_v2: Usage,
 }
 
-fn dir_bytes(dir: &Path) -> u64 {
-    std::fs::read_dir(dir)
-        .map(|entries| {
-            entries
-                .flatten()
-                .map(|e| match e.metadata() {
-                    Ok(m) if m.is_dir() => dir_bytes(&e.path()),
-                    Ok(m) => m.len(),
-                    Err(_) => 0,
-                })
-                .sum()
-        })
-        .unwrap_or(0)
-}
-
 pub fn run(
     size_mb: u64,
     permille: u32,
@@ -46,10 +32,7 @@ pub fn run(
 ) -> Result<()> {
     check_gnu_time()?;
     let cairn = cairn_binary(cairn)?;
-    if work.exists() {
-        std::fs::remove_dir_all(work).with_context(|| format!("empty {}", work.display()))?;
-    }
-    std::fs::create_dir_all(work).with_context(|| format!("create {}", work.display()))?;
+    crate::big_file::fresh_dir(work)?;
     let size = size_mb * 1_000_000;
     let (v1, v2) = (work.join("v1.tar"), work.join("v2.tar"));
     eprintln!("delta-pair: writing two layers of one {size_mb} MB file, {permille}\u{2030} of v2's bytes changed");
@@ -65,13 +48,13 @@ pub fn run(
             .arg(&v1)
             .args(["--name", "pair:v1"])
             .run()?;
-        let before = dir_bytes(&store);
+        let before = du_sb(&store)?;
         let (convert_v2, _) = cairn_step()
             .arg("convert")
             .arg(&v2)
             .args(["--name", "pair:v2"])
             .measure(work)?;
-        let v2_added_bytes = dir_bytes(&store) - before;
+        let v2_added_bytes = du_sb(&store)? - before;
         let (read_v2, _) = cairn_step()
             .args(["export-layer", "pair:v2", "0", "-o", "/dev/null"])
             .measure(work)?;

@@ -112,12 +112,7 @@ impl StoreWriter {
         let config = StoreConfig::new(options.chunker.clone(), options.compression.clone());
         let index = Index::open(&layout.index_dir(), &layout.blobs_dir())?;
         // store.json is written last: a directory without it is not a store yet.
-        crate::fsutil::write_durably(
-            &layout.tmp_file("store.json"),
-            &layout.store_json(),
-            &config.to_json(),
-            "init.config.rename",
-        )?;
+        write_config(&layout, &config, "init.config.rename")?;
         Ok(StoreWriter {
             store: Store::new(layout, config, index),
             _lock: lock,
@@ -136,12 +131,7 @@ impl StoreWriter {
             // A format-4 store is a format-5 store without delta frames; once this writer may
             // add some, cairn releases that know none must refuse it.
             config.format_version = crate::FORMAT_VERSION;
-            crate::fsutil::write_durably(
-                &layout.tmp_file("store.json"),
-                &layout.store_json(),
-                &config.to_json(),
-                "open.config.upgrade",
-            )?;
+            write_config(&layout, &config, "open.config.upgrade")?;
         }
         let path = layout.index_dir();
         // `init` creates the index before store.json, so a store without one has lost it.
@@ -188,6 +178,16 @@ impl StoreWriter {
     pub fn gc(&self, options: &crate::ops::gc::GcOptions) -> Result<crate::ops::gc::GcReport> {
         crate::ops::gc::gc(self, options)
     }
+}
+
+/// Writes store.json durably (to `tmp/`, fsynced, renamed; `fail_at` before the rename).
+fn write_config(layout: &StoreLayout, config: &StoreConfig, fail_at: &'static str) -> Result<()> {
+    crate::fsutil::write_durably(
+        &layout.tmp_file("store.json"),
+        &layout.store_json(),
+        &config.to_json(),
+        fail_at,
+    )
 }
 
 impl Store {

@@ -77,6 +77,20 @@ fn store_bytes(store: &Store) -> u64 {
     walk(&store.root().join("blobs"))
 }
 
+/// A store holding `app:v1` and `app:v2` of `write_pair` (v2 with delta frames), v2's report
+/// and its exported layers.
+fn store_with_delta_pair(
+    dir: &std::path::Path,
+) -> (StoreWriter, cairn_engine::ConvertReport, Vec<Vec<u8>>) {
+    let (v1, v2) = write_pair(dir);
+    let store = new_store(dir);
+    convert(&store, &v1, "app:v1", &[]).unwrap();
+    let report = convert(&store, &v2, "app:v2", &[]).unwrap();
+    assert!(report.images[0].totals.delta.chunks > 0, "{report:?}");
+    let expected = export_all(&store, "app:v2");
+    (store, report, expected)
+}
+
 fn convert_with(store: &StoreWriter, source: &str, name: &str, delta: DeltaMode) {
     let mut options = options(source, name, &[]);
     options.delta = Some(delta);
@@ -137,12 +151,7 @@ fn a_changed_file_is_stored_as_its_differences_and_read_back_exactly() {
 #[test]
 fn gc_keeps_the_bases_of_live_delta_frames_and_compaction_moves_them() {
     let tmp = tempfile::tempdir().unwrap();
-    let (v1, v2) = write_pair(tmp.path());
-    let store = new_store(tmp.path());
-    convert(&store, &v1, "app:v1", &[]).unwrap();
-    let report = convert(&store, &v2, "app:v2", &[]).unwrap();
-    assert!(report.images[0].totals.delta.chunks > 0, "{report:?}");
-    let expected = export_all(&store, "app:v2");
+    let (store, report, expected) = store_with_delta_pair(tmp.path());
     // v1 goes; its chunks are v2's bases. A plain gc keeps them.
     store.remove(&["app:v1".to_string()]).unwrap();
     store
@@ -172,10 +181,7 @@ fn gc_keeps_the_bases_of_live_delta_frames_and_compaction_moves_them() {
 #[test]
 fn a_missing_base_is_an_error_naming_it_not_wrong_bytes() {
     let tmp = tempfile::tempdir().unwrap();
-    let (v1, v2) = write_pair(tmp.path());
-    let store = new_store(tmp.path());
-    convert(&store, &v1, "app:v1", &[]).unwrap();
-    convert(&store, &v2, "app:v2", &[]).unwrap();
+    let (store, _, _) = store_with_delta_pair(tmp.path());
     // Remove v1 and delete every blob only v1's layer object names: v2's bases go with them.
     let v2_blobs: std::collections::HashSet<String> = {
         let layers = store.bootstrap("app:v2").unwrap().layers;
@@ -251,12 +257,7 @@ fn a_renamed_file_finds_its_old_version_by_its_sketch() {
 #[test]
 fn the_index_repair_keeps_delta_frames_readable() {
     let tmp = tempfile::tempdir().unwrap();
-    let (v1, v2) = write_pair(tmp.path());
-    let store = new_store(tmp.path());
-    convert(&store, &v1, "app:v1", &[]).unwrap();
-    let report = convert(&store, &v2, "app:v2", &[]).unwrap();
-    assert!(report.images[0].totals.delta.chunks > 0, "{report:?}");
-    let expected = export_all(&store, "app:v2");
+    let (store, _, expected) = store_with_delta_pair(tmp.path());
     let root = store.root().to_path_buf();
     drop(store);
     // Rebuilt from the blobs and bootstraps (the names kept from the old index).
