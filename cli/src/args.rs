@@ -213,17 +213,25 @@ pub struct ExportLayerArgs {
 pub struct CatArgs {
     /// Image name.
     pub name: String,
-    /// Path inside the image.
+    /// Path inside the image. Symlinks on the way are followed as a shell in the container
+    /// follows them, inside the image only.
     pub path: String,
+    /// Take the path as it is: do not follow symlinks.
+    #[arg(long)]
+    pub no_follow: bool,
 }
 
 #[derive(Args, Debug)]
 pub struct LsArgs {
     /// Image name.
     pub name: String,
-    /// Directory (or file) inside the image.
+    /// Directory (or file) inside the image. Symlinks on the way, and a symlink it names, are
+    /// followed as a shell in the container follows them, inside the image only.
     #[arg(default_value = "/")]
     pub path: String,
+    /// Take the path as it is: do not follow symlinks (a symlink is listed itself).
+    #[arg(long)]
+    pub no_follow: bool,
     /// Mode, owner, size, modification time and link targets.
     #[arg(short, long)]
     pub long: bool,
@@ -368,4 +376,13 @@ pub struct DemoArgs {
     /// Machine-readable output.
     #[arg(long)]
     pub json: bool,
+}
+
+/// How `--no-follow` asks for a path to be looked up.
+pub fn follow(no_follow: bool) -> cairn_engine::Follow {
+    if no_follow {
+        cairn_engine::Follow::No
+    } else {
+        cairn_engine::Follow::Symlinks
+    }
 }

@@ -6,7 +6,8 @@
 //!
 //! ```no_run
 //! use cairn_engine::{
-//!     ConvertOptions, InitOptions, NoProgress, PlatformChoice, SourceSpec, Store, StoreWriter,
+//!     ConvertOptions, Follow, InitOptions, NoProgress, PlatformChoice, SourceSpec, Store,
+//!     StoreWriter,
 //! };
 //! # fn main() -> cairn_engine::Result<()> {
 //! let store = StoreWriter::init("store".as_ref(), &InitOptions::default())?;
@@ -27,7 +28,7 @@
 //! // Readers need no lock and work while a writer runs.
 //! let store = Store::open("store".as_ref())?;
 //! let mut out = Vec::new();
-//! store.cat("py:v1", "/etc/os-release", &mut out)?;
+//! store.cat("py:v1", "/etc/os-release", Follow::Symlinks, &mut out)?;
 //! # Ok(())
 //! # }
 //! ```
@@ -77,7 +78,7 @@ pub use ops::gc::{GcOptions, GcReport, DEFAULT_COMPACT_BELOW};
 #[cfg(feature = "store")]
 pub use ops::images::ImageSummary;
 #[cfg(feature = "store")]
-pub use ops::read::{ChunkReader, ListEntry, ListName};
+pub use ops::read::{ChunkReader, Follow, ListEntry, ListName};
 #[cfg(feature = "store")]
 pub use ops::repair::{NamedImage, OldIndex, RepairReport, RECOVERED_PREFIX};
 #[cfg(feature = "store")]

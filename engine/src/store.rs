@@ -382,18 +382,35 @@ impl Store {
     }
 
     /// Lists a directory of the merged view (or one entry).
-    pub fn ls(&self, name: &str, path: &str) -> Result<Vec<crate::ops::read::ListEntry>> {
-        crate::ops::read::ls(self, name, path)
+    pub fn ls(
+        &self,
+        name: &str,
+        path: &str,
+        follow: crate::Follow,
+    ) -> Result<Vec<crate::ops::read::ListEntry>> {
+        crate::ops::read::ls(self, name, path, follow)
     }
 
     /// Names and kinds only (see `ops::read::ls_names`): no entry is decoded.
-    pub fn ls_names(&self, name: &str, path: &str) -> Result<Vec<crate::ops::read::ListName>> {
-        crate::ops::read::ls_names(self, name, path)
+    pub fn ls_names(
+        &self,
+        name: &str,
+        path: &str,
+        follow: crate::Follow,
+    ) -> Result<Vec<crate::ops::read::ListName>> {
+        crate::ops::read::ls_names(self, name, path, follow)
     }
 
-    /// Streams the content of one file of the merged image (upper layers win; whiteouts apply).
-    pub fn cat(&self, name: &str, path: &str, out: &mut dyn std::io::Write) -> Result<u64> {
-        crate::ops::read::cat(self, name, path, out)
+    /// Streams the content of one file of the merged image (upper layers win; whiteouts
+    /// apply; symlinks followed within the image per `follow`).
+    pub fn cat(
+        &self,
+        name: &str,
+        path: &str,
+        follow: crate::Follow,
+        out: &mut dyn std::io::Write,
+    ) -> Result<u64> {
+        crate::ops::read::cat(self, name, path, follow, out)
     }
 
     /// Writes the root filesystem of image `name` (as of `options.top_layer`) into `dir`.

@@ -7,7 +7,12 @@ use std::io::{BufWriter, Write};
 pub fn run(cli: &Cli, args: &CatArgs) -> anyhow::Result<()> {
     let store = Store::open(&cli.store)?;
     let mut out = BufWriter::new(std::io::stdout().lock());
-    store.cat(&args.name, &args.path, &mut out)?;
+    store.cat(
+        &args.name,
+        &args.path,
+        crate::args::follow(args.no_follow),
+        &mut out,
+    )?;
     out.flush()?;
     Ok(())
 }

@@ -9,13 +9,13 @@ pub fn run(cli: &Cli, args: &LsArgs) -> anyhow::Result<()> {
     let mut out = super::buffered_stdout();
     if !args.long && !args.json {
         // Names only: the path index alone answers, no entry is decoded.
-        for entry in store.ls_names(&args.name, &args.path)? {
+        for entry in store.ls_names(&args.name, &args.path, crate::args::follow(args.no_follow))? {
             writeln!(out, "{}", base_name(&entry.path))?;
         }
         out.flush()?;
         return Ok(());
     }
-    let entries = store.ls(&args.name, &args.path)?;
+    let entries = store.ls(&args.name, &args.path, crate::args::follow(args.no_follow))?;
     if args.json {
         return super::print_json(&entries);
     }

@@ -198,13 +198,45 @@ pub fn export_layer(
     Ok(diff_id)
 }
 
-pub fn cat(store: &Store, name: &str, path: &str, out: &mut dyn Write) -> Result<u64> {
+/// How a path given to `cat` or `ls` is looked up in the image.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Follow {
+    /// Symlinks are followed as a shell in the container follows them (`ops::view::resolve`).
+    Symlinks,
+    /// The path is taken as it is: a symlink is the symlink itself.
+    No,
+}
+
+/// The normalized path `path` names in the image, symlinks followed per `follow`; `None` if a
+/// directory on the way is missing.
+fn image_path(
+    view: &MergedView<LayerMeta>,
+    layers: &[LayerMeta],
+    path: &str,
+    follow: Follow,
+) -> Result<Option<Vec<u8>>> {
+    if follow == Follow::No {
+        return Ok(Some(normalize(path.as_bytes())));
+    }
+    let link_target = |layer: usize, n: u64| Ok(layers[layer].entry(n)?.meta.link_target);
+    view.resolve(path.as_bytes(), true, link_target)
+}
+
+pub fn cat(
+    store: &Store,
+    name: &str,
+    path: &str,
+    follow: Follow,
+    out: &mut dyn Write,
+) -> Result<u64> {
     let (_, layers) = store.image_layers(name)?;
     let view = MergedView::new(&layers, None);
+    let missing = || Error::Usage(format!("{path}: no such file in image {name:?}"));
+    let resolved = image_path(&view, &layers, path, follow)?.ok_or_else(missing)?;
     let link_target = |layer: usize, n: u64| Ok(layers[layer].entry(n)?.meta.link_target);
     let (layer, record) = view
-        .content_entry(path.as_bytes(), link_target)?
-        .ok_or_else(|| Error::Usage(format!("{path}: no such file in image {name:?}")))?;
+        .content_entry(&resolved, link_target)?
+        .ok_or_else(missing)?;
     let entry = record_entry(&layers, layer, &record)?;
     if entry.meta.kind != EntryKind::File {
         return Err(Error::Usage(format!(
@@ -258,8 +290,19 @@ pub struct ListName {
 /// The visible rows of `path`: its children if it is a directory of the view, else itself.
 type Rows = Vec<(Vec<u8>, usize, PathRecord)>;
 
-fn listed_rows(view: &MergedView<LayerMeta>, name: &str, path: &str) -> Result<Rows> {
-    let wanted = normalize(path.as_bytes());
+fn listed_rows(
+    view: &MergedView<LayerMeta>,
+    layers: &[LayerMeta],
+    name: &str,
+    path: &str,
+    follow: Follow,
+) -> Result<Rows> {
+    let missing = || {
+        Error::Usage(format!(
+            "{path}: no such file or directory in image {name:?}"
+        ))
+    };
+    let wanted = image_path(view, layers, path, follow)?.ok_or_else(missing)?;
     if view.is_dir(&wanted)? {
         return Ok(view
             .children(&wanted)?
@@ -269,18 +312,16 @@ fn listed_rows(view: &MergedView<LayerMeta>, name: &str, path: &str) -> Result<R
     }
     match view.get(&wanted)? {
         Some((layer, record)) => Ok(vec![(wanted.to_vec(), layer, record)]),
-        None => Err(Error::Usage(format!(
-            "{path}: no such file or directory in image {name:?}"
-        ))),
+        None => Err(missing()),
     }
 }
 
 /// The names and kinds in directory `path` of the merged view (or the entry itself if not a
 /// directory), from the layers' path indexes alone: no entry is decoded.
-pub fn ls_names(store: &Store, name: &str, path: &str) -> Result<Vec<ListName>> {
+pub fn ls_names(store: &Store, name: &str, path: &str, follow: Follow) -> Result<Vec<ListName>> {
     let (_, layers) = store.image_layers(name)?;
     let view = MergedView::new(&layers, None);
-    Ok(listed_rows(&view, name, path)?
+    Ok(listed_rows(&view, &layers, name, path, follow)?
         .into_iter()
         .map(|(p, layer, record)| ListName {
             path: String::from_utf8_lossy(&p).into_owned(),
@@ -292,10 +333,10 @@ pub fn ls_names(store: &Store, name: &str, path: &str) -> Result<Vec<ListName>> 
 
 /// The entries of directory `path` in the merged view (or the entry itself if not a
 /// directory), with their metadata (each entry block holding some decoded once).
-pub fn ls(store: &Store, name: &str, path: &str) -> Result<Vec<ListEntry>> {
+pub fn ls(store: &Store, name: &str, path: &str, follow: Follow) -> Result<Vec<ListEntry>> {
     let (_, layers) = store.image_layers(name)?;
     let view = MergedView::new(&layers, None);
-    let rows = listed_rows(&view, name, path)?;
+    let rows = listed_rows(&view, &layers, name, path, follow)?;
     let found: Vec<(usize, &PathRecord)> = rows.iter().map(|(_, l, r)| (*l, r)).collect();
     let entries = record_entries(&layers, &found)?;
     Ok(rows

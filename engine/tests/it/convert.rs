@@ -80,7 +80,9 @@ fn metadata_and_merged_view() {
 
     let cat = |path: &str| {
         let mut out = Vec::new();
-        store.cat("t", path, &mut out).map(|_| out)
+        store
+            .cat("t", path, cairn_engine::Follow::Symlinks, &mut out)
+            .map(|_| out)
     };
     assert_eq!(cat("/etc/issue").unwrap(), b"cairn test\n");
     assert!(cat("etc/motd").is_err(), "whiteout must hide etc/motd");
@@ -197,7 +199,9 @@ fn multi_arch_index_and_platform_choice() {
     let report = store.convert(&opts, &NoProgress).unwrap();
     assert_eq!(report.images[0].platform.as_deref(), Some("linux/arm64/v8"));
     let mut out = Vec::new();
-    store.cat("m", "arch", &mut out).unwrap();
+    store
+        .cat("m", "arch", cairn_engine::Follow::Symlinks, &mut out)
+        .unwrap();
     assert_eq!(out, b"arm64");
 
     let mut opts = options(&source, "all", &[]);
@@ -303,4 +307,74 @@ fn a_stored_layer_is_not_read_again() {
         .unwrap_err()
         .to_string();
     assert!(err.contains("digest") || err.contains("gzip"), "{err}");
+}
+
+#[test]
+fn cat_and_ls_follow_symlinks_inside_the_image_only() {
+    use cairn_engine::Follow;
+    use cairn_sample::SampleEntry;
+    let link = |path: &str, target: &str| SampleEntry::Symlink {
+        path: path.as_bytes().to_vec(),
+        target: target.as_bytes().to_vec(),
+    };
+    let layer = cairn_sample::build_layer_tar(
+        &[
+            dir("usr"),
+            dir("usr/lib"),
+            file("usr/lib/os-release", b"NAME=test\n".to_vec()),
+            dir("etc"),
+            link("etc/os-release", "../usr/lib/os-release"),
+            link("lib", "usr/lib"),
+            link("abs", "/usr/lib/os-release"),
+            link("escape", "../../../../usr/lib/os-release"),
+            link("loop-a", "loop-b"),
+            link("loop-b", "loop-a"),
+            link("dangling", "nowhere"),
+        ],
+        1_700_000_000,
+    )
+    .unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let layout = tmp.path().join("img");
+    write_layout(&layout, "t", &[layer], LayerCompression::Gzip);
+    let store = new_store(tmp.path());
+    convert(&store, &format!("oci:{}", layout.display()), "t", &[]).unwrap();
+    let cat = |path: &str, follow: Follow| {
+        let mut out = Vec::new();
+        store.cat("t", path, follow, &mut out).map(|_| out)
+    };
+    for path in [
+        "/etc/os-release",
+        "/lib/os-release",
+        "abs",
+        "escape",
+        "/lib/../lib/./os-release",
+        "/../../etc/os-release",
+    ] {
+        assert_eq!(
+            cat(path, Follow::Symlinks).unwrap(),
+            b"NAME=test\n",
+            "{path}"
+        );
+    }
+    // Without following, a symlink is not a file (as before).
+    assert!(cat("/etc/os-release", Follow::No).is_err());
+    let err = cat("loop-a", Follow::Symlinks).unwrap_err().to_string();
+    assert!(err.contains("symlinks"), "{err}");
+    assert!(cat("dangling", Follow::Symlinks).is_err());
+    assert!(cat("etc/os-release/x", Follow::Symlinks).is_err());
+    // ls through a symlinked directory lists the target; without following, the link itself.
+    let names = |path: &str, follow: Follow| -> Vec<String> {
+        store
+            .ls_names("t", path, follow)
+            .unwrap()
+            .into_iter()
+            .map(|e| e.path)
+            .collect()
+    };
+    assert_eq!(names("/lib", Follow::Symlinks), vec!["usr/lib/os-release"]);
+    assert_eq!(names("/lib", Follow::No), vec!["lib"]);
+    let long = store.ls("t", "/lib", Follow::No).unwrap();
+    assert_eq!(long[0].kind, "symlink");
+    assert_eq!(long[0].link_target.as_deref(), Some("usr/lib"));
 }

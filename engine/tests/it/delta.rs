@@ -131,10 +131,22 @@ fn a_changed_file_is_stored_as_its_differences_and_read_back_exactly() {
         expected.extend(export_all(&reference, "app:v2"));
         assert_eq!(export_all(&store, "app:v2"), expected, "{mode:?}");
         let mut cat = Vec::new();
-        store.cat("app:v2", "/usr/lib.so", &mut cat).unwrap();
+        store
+            .cat(
+                "app:v2",
+                "/usr/lib.so",
+                cairn_engine::Follow::Symlinks,
+                &mut cat,
+            )
+            .unwrap();
         let mut cat_plain = Vec::new();
         reference
-            .cat("app:v2", "/usr/lib.so", &mut cat_plain)
+            .cat(
+                "app:v2",
+                "/usr/lib.so",
+                cairn_engine::Follow::Symlinks,
+                &mut cat_plain,
+            )
             .unwrap();
         assert_eq!(cat, cat_plain);
         assert_verify_clean(&store);
@@ -210,7 +222,12 @@ fn a_missing_base_is_an_error_naming_it_not_wrong_bytes() {
     let store = Store::open(&tmp.path().join("store")).unwrap();
     let mut out = Vec::new();
     let err = store
-        .cat("app:v2", "/usr/lib.so", &mut out)
+        .cat(
+            "app:v2",
+            "/usr/lib.so",
+            cairn_engine::Follow::Symlinks,
+            &mut out,
+        )
         .unwrap_err()
         .to_string();
     eprintln!("{err}");
@@ -242,14 +259,28 @@ fn a_renamed_file_finds_its_old_version_by_its_sketch() {
         "{delta:?}"
     );
     let mut out = Vec::new();
-    store.cat("app:v2", "/usr/lib-2.0.so", &mut out).unwrap();
+    store
+        .cat(
+            "app:v2",
+            "/usr/lib-2.0.so",
+            cairn_engine::Follow::Symlinks,
+            &mut out,
+        )
+        .unwrap();
     assert_eq!(out.len(), 3 << 20);
     assert_verify_clean(&store);
     // With v1 removed, gc keeps the bases and drops v1's sketch keys with its object.
     store.remove(&["app:v1".to_string()]).unwrap();
     store.gc(&GcOptions::default()).unwrap();
     let mut again = Vec::new();
-    store.cat("app:v2", "/usr/lib-2.0.so", &mut again).unwrap();
+    store
+        .cat(
+            "app:v2",
+            "/usr/lib-2.0.so",
+            cairn_engine::Follow::Symlinks,
+            &mut again,
+        )
+        .unwrap();
     assert_eq!(again, out);
     assert_verify_clean(&store);
 }

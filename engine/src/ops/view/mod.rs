@@ -11,6 +11,7 @@
 mod disk;
 #[cfg(test)]
 mod memory;
+mod resolve;
 #[cfg(test)]
 mod tests;
 
