@@ -4,11 +4,75 @@
 
 use std::fmt;
 
+/// Reads an id's 32 bytes from a hex string, a sequence of 32 numbers or a newtype of them.
+struct IdVisitor {
+    name: &'static str,
+    parse: fn(&str) -> Option<[u8; 32]>,
+}
+
+impl<'de> serde::de::Visitor<'de> for IdVisitor {
+    type Value = [u8; 32];
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        write!(f, "a {} (64 hex digits or 32 bytes)", self.name)
+    }
+
+    fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<[u8; 32], E> {
+        (self.parse)(text).ok_or_else(|| E::invalid_value(serde::de::Unexpected::Str(text), &self))
+    }
+
+    fn visit_newtype_struct<D: serde::Deserializer<'de>>(self, d: D) -> Result<[u8; 32], D::Error> {
+        <[u8; 32] as serde::Deserialize>::deserialize(d)
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<[u8; 32], A::Error> {
+        let mut bytes = [0u8; 32];
+        for (i, byte) in bytes.iter_mut().enumerate() {
+            *byte = seq
+                .next_element()?
+                .ok_or_else(|| serde::de::Error::invalid_length(i, &self))?;
+        }
+        if seq.next_element::<u8>()?.is_some() {
+            return Err(serde::de::Error::invalid_length(33, &self));
+        }
+        Ok(bytes)
+    }
+}
+
 macro_rules! id_type {
     ($(#[$doc:meta])* $name:ident, $prefix:expr) => {
         $(#[$doc])*
-        #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+        #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
         pub struct $name(pub [u8; 32]);
+
+        /// In JSON (and any human-readable format) the display form, a hex string; in bincode
+        /// the 32 bytes, as a derived newtype writes them (the binary formats do not change).
+        impl serde::Serialize for $name {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                if s.is_human_readable() {
+                    s.collect_str(self)
+                } else {
+                    s.serialize_newtype_struct(stringify!($name), &self.0)
+                }
+            }
+        }
+
+        /// Reads what `Serialize` writes; in JSON also an array of 32 numbers, the form
+        /// earlier releases wrote (index records hold some).
+        impl<'de> serde::Deserialize<'de> for $name {
+            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                let visitor = IdVisitor {
+                    name: stringify!($name),
+                    parse: |text| $name::from_hex(text).map(|id| id.0),
+                };
+                let bytes = if d.is_human_readable() {
+                    d.deserialize_any(visitor)?
+                } else {
+                    d.deserialize_newtype_struct(stringify!($name), visitor)?
+                };
+                Ok($name(bytes))
+            }
+        }
 
         impl $name {
             /// Lower-case hex, without any algorithm prefix.
@@ -122,5 +186,34 @@ mod tests {
         let c = ChunkId::of(b"abc");
         assert_eq!(ChunkId::from_hex(&c.to_hex()), Some(c));
         assert_eq!(ChunkId::from_hex("zz"), None);
+    }
+}
+
+#[cfg(test)]
+mod serde_tests {
+    use super::*;
+
+    #[test]
+    fn json_is_hex_and_reads_the_old_arrays_while_bincode_is_unchanged() {
+        let id = ImageId([7; 32]);
+        let json = serde_json::to_string(&id).unwrap();
+        assert_eq!(json, format!("\"{}\"", "07".repeat(32)));
+        assert_eq!(serde_json::from_str::<ImageId>(&json).unwrap(), id);
+        let old = serde_json::to_string(&[7u8; 32]).unwrap();
+        assert_eq!(serde_json::from_str::<ImageId>(&old).unwrap(), id);
+        assert!(serde_json::from_str::<ImageId>("\"07\"").is_err());
+        assert!(serde_json::from_str::<ImageId>("[1, 2]").is_err());
+        // bincode: the 32 bytes, as the derived newtype wrote them.
+        let config = bincode::config::standard();
+        let bytes = bincode::serde::encode_to_vec(id, config).unwrap();
+        assert_eq!(bytes, vec![7u8; 32]);
+        let (back, _): (ImageId, usize) =
+            bincode::serde::decode_from_slice(&bytes, config).unwrap();
+        assert_eq!(back, id);
+        let digest = Sha256Digest([1; 32]);
+        assert_eq!(
+            serde_json::to_string(&digest).unwrap(),
+            format!("\"sha256:{}\"", "01".repeat(32))
+        );
     }
 }
