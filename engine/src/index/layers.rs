@@ -32,12 +32,12 @@ impl LayerKey {
     pub(crate) fn bytes(&self) -> [u8; 33] {
         let mut key = [0u8; 33];
         match self {
-            LayerKey::Digest(d) | LayerKey::DiffId(d) => {
-                key[0] = if matches!(self, LayerKey::Digest(_)) {
-                    b'd'
-                } else {
-                    b'u'
-                };
+            LayerKey::Digest(d) => {
+                key[0] = b'd';
+                key[1..].copy_from_slice(&d.0);
+            }
+            LayerKey::DiffId(d) => {
+                key[0] = b'u';
                 key[1..].copy_from_slice(&d.0);
             }
             LayerKey::Sketch {

@@ -9,7 +9,7 @@ use crate::chunk::sketch::Sketch;
 use crate::error::Result;
 use crate::format::delta::{self, DeltaHeader, MAX_BASES, MAX_BASE_BYTES};
 use crate::format::layer_meta::LayerMeta;
-use crate::format::{BaseSource, Codec};
+use crate::format::Codec;
 use crate::layer::EntryKind;
 use crate::ops::blob_builder::compress as compress_plain;
 use crate::ops::view::{record_entry, MergedView};
@@ -129,17 +129,18 @@ impl<'a> DeltaFinder<'a> {
         };
         // A base must be plain where the index has it (the copy readers will use): a chunk
         // stored twice, once as a delta frame, may be indexed at that copy.
-        let mut bases = Vec::new();
+        let mut located = Vec::new();
         for id in choose_bases(&old, origin, data.len() as u64) {
-            let indexed = self.store.index().get_chunk(&id)?;
-            if indexed.is_some_and(|l| l.codec != Codec::Delta) {
-                bases.push(id);
+            match self.store.index().get_chunk(&id)? {
+                Some(location) if location.codec != Codec::Delta => located.push((id, location)),
+                _ => {}
             }
         }
-        if bases.is_empty() {
+        if located.is_empty() {
             return Ok(None);
         }
-        let base = self.store.base_bytes(&bases)?;
+        let base = self.store.base_bytes_at(&located)?;
+        let bases: Vec<ChunkId> = located.iter().map(|(id, _)| *id).collect();
         let compress_err = |e: std::io::Error| {
             crate::Error::corrupt(
                 format!("{:?}", String::from_utf8_lossy(&origin.file.path)),

@@ -26,7 +26,7 @@ use crate::error::{Error, Result};
 use crate::format::blob::{decode_toc, BlobReader, TocEntry};
 use crate::format::bootstrap::Bootstrap;
 use crate::format::layer_meta::LayerMeta;
-use crate::format::{ChunkLocation, Codec};
+use crate::format::ChunkLocation;
 use crate::index::IndexBatch;
 use crate::store::{Store, StoreWriter};
 use crate::{BlobId, ChunkId, ImageId, LayerMetaId};
@@ -155,45 +155,12 @@ impl LiveSet {
     /// is live while a live delta frame names it. A base the index lacks stops gc (the delta
     /// frame could not be read; `verify --full` names it).
     fn mark_bases(&self, store: &Store) -> Result<HashMap<ChunkId, ChunkLocation>> {
-        let mut frames: HashSet<(BlobId, u64)> = HashSet::new();
-        let mut readers: HashMap<BlobId, BlobReader> = HashMap::new();
         let mut bases = HashMap::new();
-        for (id, object) in &self.objects {
-            for entry in object.entries() {
-                let entry = entry.map_err(|e| stopped(format!("layer object {id}"), e))?;
-                for chunk in &entry.chunks {
-                    let location = chunk.location(object.blobs());
-                    if location.codec != Codec::Delta || !frames.insert(location.frame_key()) {
-                        continue;
-                    }
-                    let what = || {
-                        format!(
-                            "delta frame at blob {} offset {}",
-                            location.blob, location.offset
-                        )
-                    };
-                    let reader = match readers.entry(location.blob) {
-                        std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
-                        std::collections::hash_map::Entry::Vacant(e) => e.insert(
-                            BlobReader::open(&store.blob_path(&location.blob), location.blob)
-                                .map_err(|e| stopped(what(), e))?,
-                        ),
-                    };
-                    let header = reader
-                        .delta_header(&location)
-                        .map_err(|e| stopped(what(), e))?;
-                    for base in header.bases {
-                        let found = store.index().get_chunk(&base)?.ok_or_else(|| {
-                            stopped(
-                                what(),
-                                Error::corrupt(format!("base chunk {base}"), "not in the index"),
-                            )
-                        })?;
-                        bases.insert(base, found);
-                    }
-                }
-            }
-        }
+        crate::ops::bases::for_each_delta_frame(store, self.objects.values(), |_, _, found| {
+            bases.extend(found.iter().copied());
+            Ok(())
+        })
+        .map_err(|e| stopped("the bases of live delta frames".into(), e))?;
         Ok(bases)
     }
 

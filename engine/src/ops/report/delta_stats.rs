@@ -2,14 +2,10 @@
 //! the bytes they save against plain compression (recorded in each frame when it was written)
 //! and the read amplification they add (a delta chunk read alone decodes its bases' frames too).
 
-use crate::error::{Error, Result};
-use crate::format::blob::BlobReader;
+use crate::error::Result;
 use crate::format::layer_meta::LayerMeta;
-use crate::format::Codec;
 use crate::store::Store;
-use crate::BlobId;
 use serde::Serialize;
-use std::collections::{HashMap, HashSet};
 
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct DeltaStats {
@@ -32,38 +28,16 @@ pub(crate) fn delta_stats<'o>(
     objects: impl IntoIterator<Item = &'o LayerMeta>,
 ) -> Result<DeltaStats> {
     let mut stats = DeltaStats::default();
-    let mut frames: HashSet<(BlobId, u64)> = HashSet::new();
-    let mut readers: HashMap<BlobId, BlobReader> = HashMap::new();
     let mut decoded = 0u64;
-    for object in objects {
-        for entry in object.entries() {
-            for chunk in entry?.chunks {
-                let location = chunk.location(object.blobs());
-                if location.codec != Codec::Delta || !frames.insert(location.frame_key()) {
-                    continue;
-                }
-                let reader = match readers.entry(location.blob) {
-                    std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
-                    std::collections::hash_map::Entry::Vacant(e) => e.insert(BlobReader::open(
-                        &store.blob_path(&location.blob),
-                        location.blob,
-                    )?),
-                };
-                let header = reader.delta_header(&location)?;
-                stats.chunks += 1;
-                stats.bytes += location.len as u64;
-                stats.stored_bytes += location.stored_len as u64;
-                stats.plain_stored_bytes += header.plain_stored as u64;
-                decoded += location.frame_len as u64;
-                for base in &header.bases {
-                    let found = store.index().get_chunk(base)?.ok_or_else(|| {
-                        Error::corrupt(format!("base chunk {base}"), "not in the index")
-                    })?;
-                    decoded += found.frame_len as u64;
-                }
-            }
-        }
-    }
+    crate::ops::bases::for_each_delta_frame(store, objects, |location, header, bases| {
+        stats.chunks += 1;
+        stats.bytes += location.len as u64;
+        stats.stored_bytes += location.stored_len as u64;
+        stats.plain_stored_bytes += header.plain_stored as u64;
+        decoded += location.frame_len as u64;
+        decoded += bases.iter().map(|(_, l)| l.frame_len as u64).sum::<u64>();
+        Ok(())
+    })?;
     stats.saved_bytes = stats.plain_stored_bytes.saturating_sub(stats.stored_bytes);
     stats.read_amplification = if stats.bytes == 0 {
         0.0
