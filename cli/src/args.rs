@@ -71,6 +71,26 @@ pub enum Command {
     Rm(RmArgs),
     /// Delete what no named image uses, compact mostly-dead blobs, report the bytes freed.
     Gc(GcArgs),
+    /// Show an image as a read-only filesystem (FUSE), read straight from the store.
+    ///
+    /// `cairn mount NAME DIR` shows the image's root filesystem at DIR (every layer applied,
+    /// whiteouts and opaque directories resolved; --layer N: as of layer N); `cairn mount --all
+    /// DIR` shows every named image as DIR/NAME (a `/` in a name spelled %2F). Nothing is
+    /// unpacked: reads decode only the frames they need, each chunk checked against its
+    /// BLAKE3 (a damaged chunk is an I/O error and a log line naming blob and offset).
+    ///
+    /// The mount works as the lower directory of an overlayfs, which gives a container a
+    /// writable root:
+    ///   cairn mount app:v1 /mnt/lower
+    ///   mount -t overlay overlay -o lowerdir=/mnt/lower,upperdir=U,workdir=W /mnt/root
+    ///
+    /// Runs in the background once mounted, unless --foreground. Unmount with `cairn umount
+    /// DIR` (or `fusermount3 -u DIR`, or SIGINT/SIGTERM to the mount process). The store stays
+    /// readable and writable meanwhile; gc keeps what a mounted image uses (even if removed
+    /// with `rm`) until it is unmounted. Needs /dev/fuse and root, or fusermount3.
+    Mount(MountArgs),
+    /// Unmount a directory `cairn mount` mounted.
+    Umount(UmountArgs),
     /// Build two versions of a small generated image, convert both and show what v1 shares with v2.
     Demo(DemoArgs),
 }
@@ -366,6 +386,49 @@ pub struct GcArgs {
     /// Machine-readable output.
     #[arg(long)]
     pub json: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct MountArgs {
+    /// NAME DIR: the image and where to mount it; with --all, only DIR.
+    #[arg(value_name = "NAME DIR", num_args = 1..=2, required = true)]
+    pub operands: Vec<String>,
+    /// Every named image, as DIR/NAME.
+    #[arg(long, conflicts_with = "layer")]
+    pub all: bool,
+    /// Show the tree as of this layer (0 is the bottom one) instead of all layers.
+    #[arg(long, value_name = "N")]
+    pub layer: Option<usize>,
+    /// Stay in the foreground (serve until unmounted or interrupted) instead of returning once
+    /// mounted.
+    #[arg(long)]
+    pub foreground: bool,
+    /// Let other users see the files (FUSE allow_other; needs root or user_allow_other in
+    /// /etc/fuse.conf).
+    #[arg(long)]
+    pub allow_other: bool,
+    /// Decoded data kept in memory for reads, in MiB.
+    #[arg(long, value_name = "MIB", default_value_t = 64)]
+    pub cache_mb: usize,
+    /// Data decoded ahead of a file read from start to end, in MiB (0: none).
+    #[arg(long, value_name = "MIB", default_value_t = 4)]
+    pub readahead_mb: u64,
+    /// Threads answering file system requests.
+    #[arg(long, value_name = "N", default_value_t = 4)]
+    pub threads: usize,
+    /// Where the background mount writes its log (errors such as damaged chunks); default
+    /// /tmp/cairn-mount-PID.log.
+    #[arg(long, value_name = "FILE")]
+    pub log: Option<PathBuf>,
+}
+
+#[derive(Args, Debug)]
+pub struct UmountArgs {
+    /// The mount point.
+    pub dir: PathBuf,
+    /// Detach now even if busy (an overlay or a process still uses it); it goes once unused.
+    #[arg(long)]
+    pub lazy: bool,
 }
 
 #[derive(Args, Debug)]

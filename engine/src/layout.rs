@@ -10,6 +10,10 @@
 //! STORE/bootstraps/<hex> one per image, naming its layer objects
 //! STORE/tmp/            files being written; emptied whenever a writer opens the store
 //! STORE/LOCK            held (flock) by the one writer; names it for whoever waits
+//! STORE/leases/<pid>-<n>.lease  one per running mount, held (flock) while it runs: gc keeps
+//!                       the images it names (`mount::lease`)
+//! STORE/leases/GUARD    gc holds it (flock) exclusively while it runs; a mount shares it
+//!                       while it takes its lease
 //! ```
 
 use crate::error::{Error, IoContext, Result};
@@ -27,6 +31,8 @@ const LAYERS: &str = "layers";
 const BOOTSTRAPS: &str = "bootstraps";
 const TMP: &str = "tmp";
 const LOCK: &str = "LOCK";
+const LEASES: &str = "leases";
+const LEASE_GUARD: &str = "GUARD";
 
 /// The paths of one store directory.
 #[derive(Clone, Debug)]
@@ -83,6 +89,14 @@ impl StoreLayout {
 
     pub fn tmp_dir(&self) -> PathBuf {
         self.root.join(TMP)
+    }
+
+    pub fn leases_dir(&self) -> PathBuf {
+        self.root.join(LEASES)
+    }
+
+    pub fn lease_guard(&self) -> PathBuf {
+        self.leases_dir().join(LEASE_GUARD)
     }
 
     pub fn blob(&self, id: &BlobId) -> PathBuf {

@@ -51,6 +51,8 @@ mod index;
 mod layer;
 #[cfg(feature = "store")]
 mod layout;
+#[cfg(feature = "store")]
+pub mod mount;
 mod oci;
 #[cfg(feature = "store")]
 mod ops;

@@ -44,6 +44,12 @@ pub fn run(cli: &Cli, args: &GcArgs) -> anyhow::Result<()> {
             }
         );
     }
+    if r.mounted_images > 0 {
+        println!(
+            "kept {} mounted images and their blobs as they are (a running `cairn mount`)",
+            count(r.mounted_images)
+        );
+    }
     println!(
         "{} {} ({} images and {} blobs in use before)",
         if r.dry_run { "would free" } else { "freed" },

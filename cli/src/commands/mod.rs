@@ -11,6 +11,7 @@ mod images;
 mod init;
 mod inventory;
 mod ls;
+mod mount;
 mod rm;
 mod stats;
 mod unpack;
@@ -34,6 +35,8 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Verify(args) => verify::run(&cli, args),
         Command::Rm(args) => rm::run(&cli, args),
         Command::Gc(args) => gc::run(&cli, args),
+        Command::Mount(args) => mount::run(&cli, args),
+        Command::Umount(args) => mount::umount(args),
         Command::Demo(args) => demo::run(&cli, args),
     }
 }

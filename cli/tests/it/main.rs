@@ -3,6 +3,7 @@
 mod concurrency;
 mod crash;
 mod failpoint;
+mod mount;
 
 use std::path::Path;
 use std::process::{Command, Output};

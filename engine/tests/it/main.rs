@@ -6,6 +6,7 @@ mod export;
 mod helpers;
 mod lifecycle;
 mod malformed;
+mod mount;
 mod py_dataset;
 mod rejects;
 mod repair;

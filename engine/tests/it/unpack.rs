@@ -194,6 +194,12 @@ pub(crate) struct Node {
     xattrs: BTreeMap<Vec<u8>, Vec<u8>>,
 }
 
+impl Node {
+    pub(crate) fn content(&self) -> Option<blake3::Hash> {
+        self.content
+    }
+}
+
 pub(crate) fn walk(root: &Path) -> BTreeMap<PathBuf, Node> {
     let mut out = BTreeMap::new();
     let mut stack = vec![root.to_path_buf()];

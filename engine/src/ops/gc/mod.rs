@@ -16,6 +16,9 @@
 //!      or compacted blobs are re-pointed or dropped, records of unnamed images are dropped;
 //!   4. only then are the dead files deleted and their directories fsynced.
 //!
+//! Images a running mount holds a lease on (`mount::lease`) are live like named ones, and the
+//! blobs they use are never compacted: the mount reads them where it found them.
+//!
 //! A crash before 3 leaves new files no name reaches, after it old ones; the next gc removes
 //! either. Memory: the bootstraps and the open layer objects' tables, and (for compaction and
 //! the re-pointing of index entries) sets of chunk uses; entries are streamed, never held.
@@ -60,6 +63,8 @@ pub struct GcReport {
     pub dry_run: bool,
     pub compact_below: f64,
     pub live_images: u64,
+    /// Of the live images, those kept only or also because a running mount holds them.
+    pub mounted_images: u64,
     pub live_blobs: u64,
     pub dead_blobs: u64,
     pub dead_bootstraps: u64,
@@ -215,11 +220,21 @@ pub(crate) fn plan(store: &Store, options: &GcOptions) -> Result<GcPlan> {
         ..GcReport::default()
     };
     let refs = store.index().refs()?;
-    let live = LiveSet::mark(store, &refs)?;
+    let leased: Vec<(String, ImageId)> = crate::mount::lease::leased_images(store.layout())?
+        .into_iter()
+        .map(|id| ("(mounted)".to_string(), id))
+        .collect();
+    let roots: Vec<(String, ImageId)> = refs.iter().chain(&leased).cloned().collect();
+    let live = LiveSet::mark(store, &roots)?;
+    let pinned = match leased.is_empty() {
+        true => HashSet::new(),
+        false => LiveSet::mark(store, &leased)?.blobs(),
+    };
     report.live_images = live.bootstraps.len() as u64;
+    report.mounted_images = leased.len() as u64;
     report.live_blobs = live.blobs().len() as u64;
     let compact = if options.compact_below > 0.0 {
-        choose_compaction(store, &live, options.compact_below, &mut report)?
+        choose_compaction(store, &live, &pinned, options.compact_below, &mut report)?
     } else {
         Vec::new()
     };
@@ -247,10 +262,11 @@ pub(crate) fn plan(store: &Store, options: &GcOptions) -> Result<GcPlan> {
 }
 
 /// The live blobs whose live chunks hold less than `compact_below` of their stored bytes, with
-/// those live chunks.
+/// those live chunks; never a `pinned` one (a mounted image reads it).
 fn choose_compaction(
     store: &Store,
     live: &LiveSet,
+    pinned: &HashSet<BlobId>,
     compact_below: f64,
     report: &mut GcReport,
 ) -> Result<Vec<(BlobId, Vec<TocEntry>)>> {
@@ -258,7 +274,7 @@ fn choose_compaction(
     live.for_each_chunk(|id, location| {
         used.insert((location.blob, location.offset, *id));
     })?;
-    let mut ids: Vec<BlobId> = live.blobs().into_iter().collect();
+    let mut ids: Vec<BlobId> = live.blobs().difference(pinned).copied().collect();
     ids.sort();
     let mut compact = Vec::new();
     for id in ids {
@@ -351,6 +367,8 @@ impl Sweep {
 
 /// Runs gc: the plan, then (unless a dry run) its execution.
 pub fn gc(store: &StoreWriter, options: &GcOptions) -> Result<GcReport> {
+    // Held to the end: no mount takes a lease between the marking and the deletions.
+    let _guard = crate::mount::lease::LeaseGuard::exclusive(store.layout())?;
     let plan = plan(store, options)?;
     if options.dry_run {
         return Ok(plan.report);

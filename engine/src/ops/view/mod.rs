@@ -64,6 +64,9 @@ pub(crate) struct MergedView<'a, L: LayerPaths> {
     layers: &'a [L],
 }
 
+/// A visible entry: its layer and that layer's record (whose `entry` is `Some`).
+pub(crate) type Found = (usize, PathRecord);
+
 /// One name of a directory listing: what each applied layer that has a record there says about
 /// it, top layer first.
 struct Child {
@@ -84,6 +87,14 @@ impl Child {
             }
         }
         None
+    }
+
+    /// True if a whiteout of the name comes before any record with an entry.
+    fn whited_out(&self) -> bool {
+        self.records
+            .iter()
+            .find(|(_, r)| r.entry.is_some() || r.whiteout)
+            .is_some_and(|(_, r)| r.whiteout)
     }
 
     /// The lowest layer whose records below this name are still visible, given `floor` for the
@@ -143,6 +154,24 @@ impl<'a, L: LayerPaths> MergedView<'a, L> {
                 Some((child.name, l, record))
             })
             .collect())
+    }
+
+    /// Like `children`, with the implicit directories too: names without a visible entry of
+    /// their own that have visible entries below them (a tar may hold `a/b` without `a/`),
+    /// listed with `None`. How a filesystem lists a directory.
+    pub fn children_with_implicit(&self, dir: &[u8]) -> Result<Vec<(Vec<u8>, Option<Found>)>> {
+        let dir = normalize(dir);
+        let floor = self.floor(&dir)?;
+        let listing = self.listing(&dir, (floor..self.layers.len()).rev())?;
+        let mut out = Vec::with_capacity(listing.len());
+        for child in listing {
+            if let Some(found) = child.visible().cloned() {
+                out.push((child.name, Some(found)));
+            } else if !child.whited_out() && self.is_dir(&join(&dir, &child.name))? {
+                out.push((child.name, None));
+            }
+        }
+        Ok(out)
     }
 
     /// True if `path` is a directory of the view: the root, a visible directory entry, or a

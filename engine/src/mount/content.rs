@@ -1,0 +1,302 @@
+//! File content for the mount: an open file knows its chunks and where each starts; a read
+//! decodes only the frames it touches, through a cache of decoded frames bounded in bytes
+//! (least recently used out first). Every chunk is checked against its BLAKE3 id before its
+//! bytes are returned (once per stay of its frame in the cache), so a damaged chunk is an
+//! error naming its blob and offset, never wrong bytes. When a file is read sequentially, the
+//! frames of the next `readahead` bytes are decoded in the background.
+
+use crate::error::{Error, Result};
+use crate::format::blob::BlobReader;
+use crate::format::bootstrap::{BlobRecord, ChunkRecord};
+use crate::store::Store;
+use crate::BlobId;
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+/// A frame: its blob and its offset there.
+type FrameKey = (BlobId, u64);
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// A regular file opened through the mount.
+pub(super) struct OpenFile {
+    chunks: Vec<ChunkRecord>,
+    /// `starts[i]`: the file offset of chunk `i`; one more, the file's size.
+    starts: Vec<u64>,
+    /// The blob table the chunks index (their layer object's).
+    blobs: Arc<[BlobRecord]>,
+    /// Where the last read ended: a read starting there is sequential.
+    next: AtomicU64,
+}
+
+impl OpenFile {
+    pub fn new(chunks: Vec<ChunkRecord>, blobs: Arc<[BlobRecord]>) -> OpenFile {
+        let mut starts = Vec::with_capacity(chunks.len() + 1);
+        let mut at = 0u64;
+        for chunk in &chunks {
+            starts.push(at);
+            at += chunk.len as u64;
+        }
+        starts.push(at);
+        OpenFile {
+            chunks,
+            starts,
+            blobs,
+            next: AtomicU64::new(0),
+        }
+    }
+
+    fn size(&self) -> u64 {
+        *self.starts.last().unwrap_or(&0)
+    }
+
+    /// The chunks overlapping `offset..end`, by index.
+    fn chunks_in(&self, offset: u64, end: u64) -> std::ops::Range<usize> {
+        let first = self
+            .starts
+            .partition_point(|&s| s <= offset)
+            .saturating_sub(1);
+        let last = self.starts[..self.chunks.len()].partition_point(|&s| s < end);
+        first..last.max(first)
+    }
+}
+
+/// A decoded frame, and the chunks of it already checked against their ids.
+struct Frame {
+    data: Vec<u8>,
+    verified: Mutex<Vec<(u32, u32)>>,
+}
+
+/// Decoded frames, at most `budget` bytes of them.
+struct FrameCache {
+    budget: usize,
+    state: Mutex<CacheState>,
+}
+
+#[derive(Default)]
+struct CacheState {
+    /// Frame, and when it was last used.
+    frames: HashMap<FrameKey, (Arc<Frame>, u64)>,
+    bytes: usize,
+    clock: u64,
+}
+
+impl FrameCache {
+    fn get(&self, key: &FrameKey) -> Option<Arc<Frame>> {
+        let mut state = lock(&self.state);
+        state.clock += 1;
+        let now = state.clock;
+        state.frames.get_mut(key).map(|(frame, used)| {
+            *used = now;
+            frame.clone()
+        })
+    }
+
+    fn insert(&self, key: FrameKey, frame: Arc<Frame>) {
+        let mut state = lock(&self.state);
+        state.clock += 1;
+        let now = state.clock;
+        let len = frame.data.len();
+        if let Some((old, _)) = state.frames.insert(key, (frame, now)) {
+            state.bytes -= old.data.len();
+        }
+        state.bytes += len;
+        while state.bytes > self.budget && state.frames.len() > 1 {
+            let oldest = state
+                .frames
+                .iter()
+                .filter(|(k, _)| **k != key)
+                .min_by_key(|(_, (_, used))| *used)
+                .map(|(k, _)| *k);
+            let Some(oldest) = oldest else { break };
+            if let Some((old, _)) = state.frames.remove(&oldest) {
+                state.bytes -= old.data.len();
+            }
+        }
+    }
+}
+
+/// Reads file content from the store's blobs for any number of threads.
+pub(super) struct Content {
+    store: Arc<Store>,
+    readers: Mutex<HashMap<BlobId, Arc<BlobReader>>>,
+    cache: FrameCache,
+    /// Frames being decoded ahead of a sequential reader.
+    ahead: Mutex<HashSet<FrameKey>>,
+    readahead: u64,
+}
+
+impl Content {
+    pub fn new(store: Arc<Store>, cache_bytes: usize, readahead: u64) -> Content {
+        Content {
+            store,
+            readers: Mutex::new(HashMap::new()),
+            cache: FrameCache {
+                budget: cache_bytes,
+                state: Mutex::new(CacheState::default()),
+            },
+            ahead: Mutex::new(HashSet::new()),
+            readahead,
+        }
+    }
+
+    /// Up to `size` bytes of `file` from `offset` (fewer at its end).
+    pub fn read(self: &Arc<Self>, file: &Arc<OpenFile>, offset: u64, size: u32) -> Result<Vec<u8>> {
+        let end = offset.saturating_add(size as u64).min(file.size());
+        if offset >= end {
+            return Ok(Vec::new());
+        }
+        let mut out = Vec::with_capacity((end - offset) as usize);
+        for i in file.chunks_in(offset, end) {
+            let chunk = &file.chunks[i];
+            let frame = self.frame(chunk, &file.blobs)?;
+            let start = file.starts[i];
+            let from = offset.max(start) - start;
+            let to = end.min(start + chunk.len as u64) - start;
+            let data = self.verified(&frame, chunk, &file.blobs)?;
+            out.extend_from_slice(&data[from as usize..to as usize]);
+        }
+        if file.next.swap(end, Ordering::Relaxed) == offset && self.readahead > 0 {
+            self.read_ahead(file, end);
+        }
+        Ok(out)
+    }
+
+    /// Starts decoding, in the background, the frames of `file` from `from` on for
+    /// `readahead` bytes that are neither cached nor already being decoded.
+    fn read_ahead(self: &Arc<Self>, file: &Arc<OpenFile>, from: u64) {
+        let until = from.saturating_add(self.readahead).min(file.size());
+        for i in file.chunks_in(from, until) {
+            let chunk = &file.chunks[i];
+            let Some(blob) = file.blobs.get(chunk.blob as usize) else {
+                return;
+            };
+            let key = (blob.id, chunk.offset);
+            if self.cache.get(&key).is_some() || !lock(&self.ahead).insert(key) {
+                continue;
+            }
+            let (content, file) = (self.clone(), file.clone());
+            rayon::spawn(move || {
+                // An error here is reported by the read that needs the frame.
+                let _ = content.frame(&file.chunks[i], &file.blobs);
+                lock(&content.ahead).remove(&key);
+            });
+        }
+    }
+
+    /// The decoded frame holding `chunk`, from the cache or decoded now.
+    fn frame(&self, chunk: &ChunkRecord, blobs: &[BlobRecord]) -> Result<Arc<Frame>> {
+        let blob = blob_of(chunk, blobs)?;
+        let key = (blob.id, chunk.offset);
+        if let Some(frame) = self.cache.get(&key) {
+            return Ok(frame);
+        }
+        let reader = self.reader(&blob.id)?;
+        let data = reader.read_frame(&chunk.location(blobs), &*self.store)?;
+        let frame = Arc::new(Frame {
+            data,
+            verified: Mutex::new(Vec::new()),
+        });
+        self.cache.insert(key, frame.clone());
+        Ok(frame)
+    }
+
+    /// `chunk`'s bytes in `frame`, checked against its id unless already checked.
+    fn verified<'f>(
+        &self,
+        frame: &'f Frame,
+        chunk: &ChunkRecord,
+        blobs: &[BlobRecord],
+    ) -> Result<&'f [u8]> {
+        let span = (chunk.skip, chunk.len);
+        let end = chunk.skip as usize + chunk.len as usize;
+        if lock(&frame.verified).contains(&span) && end <= frame.data.len() {
+            return Ok(&frame.data[chunk.skip as usize..end]);
+        }
+        let blob = blob_of(chunk, blobs)?;
+        let object = || format!("blob {} offset {}", blob.id, chunk.offset);
+        let data =
+            crate::format::chunk_from_frame(&chunk.id, &frame.data, chunk.skip, chunk.len, object)?;
+        lock(&frame.verified).push(span);
+        Ok(data)
+    }
+
+    fn reader(&self, id: &BlobId) -> Result<Arc<BlobReader>> {
+        if let Some(reader) = lock(&self.readers).get(id) {
+            return Ok(reader.clone());
+        }
+        let reader = Arc::new(BlobReader::open(&self.store.blob_path(id), *id)?);
+        lock(&self.readers).insert(*id, reader.clone());
+        Ok(reader)
+    }
+}
+
+fn blob_of<'b>(chunk: &ChunkRecord, blobs: &'b [BlobRecord]) -> Result<&'b BlobRecord> {
+    blobs.get(chunk.blob as usize).ok_or_else(|| {
+        Error::corrupt(
+            format!("chunk {} at offset {}", chunk.id, chunk.offset),
+            format!("names blob {} of a table of {}", chunk.blob, blobs.len()),
+        )
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn chunk(len: u32) -> ChunkRecord {
+        ChunkRecord {
+            id: crate::ChunkId([0; 32]),
+            blob: 0,
+            offset: 0,
+            stored_len: 0,
+            frame_len: 0,
+            skip: 0,
+            len,
+            codec: crate::format::Codec::Zstd,
+        }
+    }
+
+    #[test]
+    fn chunks_in_finds_the_chunks_a_range_overlaps() {
+        let file = OpenFile::new(vec![chunk(10), chunk(10), chunk(5)], Arc::from(vec![]));
+        assert_eq!(file.size(), 25);
+        assert_eq!(file.chunks_in(0, 10), 0..1);
+        assert_eq!(file.chunks_in(9, 11), 0..2);
+        assert_eq!(file.chunks_in(10, 25), 1..3);
+        assert_eq!(file.chunks_in(24, 25), 2..3);
+        let empty = OpenFile::new(vec![], Arc::from(vec![]));
+        assert_eq!(empty.chunks_in(0, 0).len(), 0);
+    }
+
+    #[test]
+    fn the_cache_keeps_its_budget_dropping_the_least_recently_used() {
+        let cache = FrameCache {
+            budget: 25,
+            state: Mutex::new(CacheState::default()),
+        };
+        let frame = |n: usize| {
+            Arc::new(Frame {
+                data: vec![0; n],
+                verified: Mutex::new(Vec::new()),
+            })
+        };
+        let key = |n: u64| (BlobId([0; 32]), n);
+        cache.insert(key(1), frame(10));
+        cache.insert(key(2), frame(10));
+        assert!(cache.get(&key(1)).is_some());
+        cache.insert(key(3), frame(10));
+        assert!(
+            cache.get(&key(2)).is_none(),
+            "least recently used goes first"
+        );
+        assert!(cache.get(&key(1)).is_some() && cache.get(&key(3)).is_some());
+        // A frame larger than the budget is still kept, alone.
+        cache.insert(key(4), frame(40));
+        assert!(cache.get(&key(4)).is_some());
+        assert_eq!(lock(&cache.state).frames.len(), 1);
+    }
+}

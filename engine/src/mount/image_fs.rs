@@ -1,0 +1,374 @@
+//! One image (or its tree as of a layer) as a read-only filesystem: inode numbers, attributes,
+//! lookups, listings, link targets and xattrs, answered from the layers' path indexes and entry
+//! blocks through `MergedView`, the way `cat` and `ls` read an image; nothing is loaded whole.
+//!
+//! Inode numbers are fixed by the image: the root is 1; entry `e` of layer `l` is
+//! `firsts[l] + e` (the entries of the layers below come first); a hardlink is the inode of the
+//! entry holding its content, so all its names share one inode, whose link count is one plus
+//! the visible hardlinks to it (counted when the image is opened). Implicit directories (a tar
+//! may hold `a/b` without `a/`) get numbers from `IMPLICIT_BASE` on, as they are met.
+
+use super::content::{Content, OpenFile};
+use crate::error::{Error, Result};
+use crate::format::bootstrap::BlobRecord;
+use crate::format::layer_meta::{LayerEntry, LayerMeta};
+use crate::layer::{EntryKind, EntryMeta};
+use crate::ops::tree::join;
+use crate::ops::view::MergedView;
+use fuser::{FileAttr, FileType, INodeNo};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+pub(super) const ROOT: u64 = 1;
+const FIRST_ENTRY: u64 = 2;
+/// Implicit directories are numbered from here up.
+const IMPLICIT_BASE: u64 = 1 << 43;
+/// Every inode number of one image is below this (`mount --all` puts the image above it).
+pub(super) const INODE_LIMIT: u64 = 1 << 44;
+const BLOCK_SIZE: u32 = 4096;
+
+/// An inode: its number, normalized path, and entry (none for the root and implicit
+/// directories).
+pub(super) struct Node {
+    pub ino: u64,
+    pub path: Vec<u8>,
+    pub entry: Option<LayerEntry>,
+    /// The layer the entry comes from.
+    pub layer: usize,
+}
+
+impl Node {
+    pub fn kind(&self) -> FileType {
+        self.entry
+            .as_ref()
+            .map_or(FileType::Directory, |e| file_type(e.meta.kind))
+    }
+}
+
+/// One name of a directory listing.
+pub(super) struct DirItem {
+    pub name: Vec<u8>,
+    pub ino: u64,
+    pub kind: FileType,
+}
+
+pub(super) struct ImageFs {
+    /// The applied layers, bottom first.
+    layers: Vec<LayerMeta>,
+    blob_tables: Vec<Arc<[BlobRecord]>>,
+    /// The inode of each layer's entry 0.
+    firsts: Vec<u64>,
+    /// Inode -> visible hardlinks to it.
+    links: HashMap<u64, u32>,
+    implicit: Mutex<Implicit>,
+    content: Arc<Content>,
+}
+
+#[derive(Default)]
+struct Implicit {
+    inodes: HashMap<Vec<u8>, u64>,
+    paths: Vec<Vec<u8>>,
+}
+
+impl ImageFs {
+    /// The view of `layers` (already cut at the layer mounted), reading content through
+    /// `content`. Counts the visible hardlinks (one pass over the path indexes).
+    pub fn new(layers: Vec<LayerMeta>, content: Arc<Content>, object: &str) -> Result<ImageFs> {
+        let mut firsts = Vec::with_capacity(layers.len());
+        let mut next = FIRST_ENTRY;
+        for layer in &layers {
+            firsts.push(next);
+            next = next.saturating_add(layer.entry_count());
+        }
+        if next >= IMPLICIT_BASE {
+            return Err(Error::Usage(format!(
+                "{object} has {next} entries; a mount numbers at most {IMPLICIT_BASE}"
+            )));
+        }
+        let blob_tables = layers.iter().map(|l| Arc::from(l.blobs())).collect();
+        let mut fs = ImageFs {
+            layers,
+            blob_tables,
+            firsts,
+            links: HashMap::new(),
+            implicit: Mutex::new(Implicit::default()),
+            content,
+        };
+        fs.links = fs.count_hardlinks()?;
+        Ok(fs)
+    }
+
+    fn view(&self) -> MergedView<'_, LayerMeta> {
+        MergedView::new(&self.layers, None)
+    }
+
+    fn link_target(&self, layer: usize, n: u64) -> Result<Option<Vec<u8>>> {
+        Ok(self.layers[layer].entry(n)?.meta.link_target)
+    }
+
+    /// For every visible hardlink, one more name for the inode it leads to.
+    fn count_hardlinks(&self) -> Result<HashMap<u64, u32>> {
+        let view = self.view();
+        let mut links = HashMap::new();
+        for (l, layer) in self.layers.iter().enumerate() {
+            for record in layer.paths() {
+                let record = record?;
+                let (Some(EntryKind::Hardlink), Some(n)) = (record.kind, record.entry) else {
+                    continue;
+                };
+                let path = join(&record.parent, &record.name);
+                let visible = view.get(&path)?;
+                if visible.is_none_or(|(vl, r)| vl != l || r.entry != Some(n)) {
+                    continue;
+                }
+                let target = view.content_entry(&path, |l, n| self.link_target(l, n))?;
+                if let Some((tl, Some(tn))) = target.map(|(tl, r)| (tl, r.entry)) {
+                    *links.entry(self.firsts[tl] + tn).or_insert(0) += 1;
+                }
+            }
+        }
+        Ok(links)
+    }
+
+    /// The node of inode `ino`, if the image has one.
+    pub fn node(&self, ino: u64) -> Result<Option<Node>> {
+        if ino == ROOT {
+            return Ok(Some(self.root()));
+        }
+        if ino >= IMPLICIT_BASE {
+            let implicit = self.implicit.lock().unwrap_or_else(|e| e.into_inner());
+            let path = implicit.paths.get((ino - IMPLICIT_BASE) as usize).cloned();
+            return Ok(path.map(|path| Node {
+                ino,
+                path,
+                entry: None,
+                layer: 0,
+            }));
+        }
+        let Some(layer) = (ino >= FIRST_ENTRY)
+            .then(|| self.firsts.partition_point(|&f| f <= ino) - 1)
+            .filter(|&l| ino - self.firsts[l] < self.layers[l].entry_count())
+        else {
+            return Ok(None);
+        };
+        let entry = self.layers[layer].entry(ino - self.firsts[layer])?;
+        let path = crate::ops::tree::normalize(&entry.meta.path);
+        Ok(Some(Node {
+            ino,
+            path,
+            entry: Some(entry),
+            layer,
+        }))
+    }
+
+    fn root(&self) -> Node {
+        Node {
+            ino: ROOT,
+            path: Vec::new(),
+            entry: None,
+            layer: 0,
+        }
+    }
+
+    /// The node at `name` in directory `parent`, hardlinks followed to their content.
+    pub fn child(&self, parent: &Node, name: &[u8]) -> Result<Option<Node>> {
+        let path = join(&parent.path, name);
+        let view = self.view();
+        let found = match view.get(&path)? {
+            Some((_, record)) if record.kind == Some(EntryKind::Hardlink) => {
+                view.content_entry(&path, |l, n| self.link_target(l, n))?
+            }
+            Some(found) => Some(found),
+            None if view.is_dir(&path)? => return Ok(Some(self.implicit_node(path))),
+            None => None,
+        };
+        let Some((layer, Some(n))) = found.map(|(l, r)| (l, r.entry)) else {
+            return Ok(None);
+        };
+        self.node(self.firsts[layer] + n)
+    }
+
+    fn implicit_node(&self, path: Vec<u8>) -> Node {
+        let mut implicit = self.implicit.lock().unwrap_or_else(|e| e.into_inner());
+        let next = IMPLICIT_BASE + implicit.paths.len() as u64;
+        let ino = *implicit.inodes.entry(path.clone()).or_insert(next);
+        if ino == next {
+            implicit.paths.push(path.clone());
+        }
+        Node {
+            ino,
+            path,
+            entry: None,
+            layer: 0,
+        }
+    }
+
+    /// The names in directory `dir`, without `.` and `..`.
+    pub fn list(&self, dir: &Node) -> Result<Vec<DirItem>> {
+        let view = self.view();
+        let mut items = Vec::new();
+        for (name, found) in view.children_with_implicit(&dir.path)? {
+            let path = join(&dir.path, &name);
+            let target = match found {
+                None => {
+                    let ino = self.implicit_node(path).ino;
+                    items.push(DirItem {
+                        name,
+                        ino,
+                        kind: FileType::Directory,
+                    });
+                    continue;
+                }
+                Some((_, record)) if record.kind == Some(EntryKind::Hardlink) => {
+                    view.content_entry(&path, |l, n| self.link_target(l, n))?
+                }
+                Some(found) => Some(found),
+            };
+            // A hardlink leading nowhere is not listed: it could not be looked up either.
+            if let Some((layer, Some(n), kind)) = target.map(|(l, r)| (l, r.entry, r.kind)) {
+                items.push(DirItem {
+                    name,
+                    ino: self.firsts[layer] + n,
+                    kind: kind.map_or(FileType::RegularFile, file_type),
+                });
+            }
+        }
+        Ok(items)
+    }
+
+    /// The inode of the directory holding `node` (the root's is itself).
+    pub fn parent_ino(&self, node: &Node) -> Result<u64> {
+        let (parent, _) = crate::ops::tree::parent_and_name(&node.path);
+        if parent.is_empty() {
+            return Ok(ROOT);
+        }
+        let (grand, name) = crate::ops::tree::parent_and_name(parent);
+        let grand = Node {
+            ino: 0,
+            path: grand.to_vec(),
+            entry: None,
+            layer: 0,
+        };
+        Ok(self.child(&grand, name)?.map_or(ROOT, |n| n.ino))
+    }
+
+    pub fn attr(&self, node: &Node) -> Result<FileAttr> {
+        let Some(entry) = &node.entry else {
+            return Ok(dir_attr(node.ino, 2 + self.subdirectories(node)?));
+        };
+        let meta = &entry.meta;
+        let nlink = match meta.kind {
+            EntryKind::Directory => 2 + self.subdirectories(node)?,
+            _ => 1 + self.links.get(&node.ino).copied().unwrap_or(0),
+        };
+        Ok(entry_attr(node.ino, meta, nlink))
+    }
+
+    fn subdirectories(&self, dir: &Node) -> Result<u32> {
+        let listing = self.view().children_with_implicit(&dir.path)?;
+        let dirs = listing.iter().filter(|(_, found)| match found {
+            None => true,
+            Some((_, record)) => record.kind == Some(EntryKind::Directory),
+        });
+        Ok(dirs.count() as u32)
+    }
+
+    /// An open regular file's content.
+    pub fn open_file(&self, node: &Node) -> Option<Arc<OpenFile>> {
+        let entry = node.entry.as_ref()?;
+        matches!(entry.meta.kind, EntryKind::File | EntryKind::Other(_)).then(|| {
+            Arc::new(OpenFile::new(
+                entry.chunks.clone(),
+                self.blob_tables[node.layer].clone(),
+            ))
+        })
+    }
+
+    pub fn content(&self) -> &Arc<Content> {
+        &self.content
+    }
+
+    /// Entries and content bytes, for `statfs`.
+    pub fn totals(&self) -> (u64, u64) {
+        let entries = self.layers.iter().map(|l| l.entry_count()).sum();
+        let bytes = self.layers.iter().map(|l| l.info().content_bytes).sum();
+        (entries, bytes)
+    }
+}
+
+pub(super) fn file_type(kind: EntryKind) -> FileType {
+    match kind {
+        EntryKind::Directory => FileType::Directory,
+        EntryKind::Symlink => FileType::Symlink,
+        EntryKind::CharDevice => FileType::CharDevice,
+        EntryKind::BlockDevice => FileType::BlockDevice,
+        EntryKind::Fifo => FileType::NamedPipe,
+        EntryKind::File | EntryKind::Hardlink | EntryKind::Other(_) => FileType::RegularFile,
+    }
+}
+
+fn time(seconds: i64) -> SystemTime {
+    if seconds >= 0 {
+        UNIX_EPOCH + Duration::from_secs(seconds as u64)
+    } else {
+        UNIX_EPOCH - Duration::from_secs(seconds.unsigned_abs())
+    }
+}
+
+fn dir_attr(ino: u64, nlink: u32) -> FileAttr {
+    FileAttr {
+        ino: INodeNo(ino),
+        size: BLOCK_SIZE as u64,
+        blocks: 8,
+        atime: UNIX_EPOCH,
+        mtime: UNIX_EPOCH,
+        ctime: UNIX_EPOCH,
+        crtime: UNIX_EPOCH,
+        kind: FileType::Directory,
+        perm: 0o755,
+        nlink,
+        uid: 0,
+        gid: 0,
+        rdev: 0,
+        blksize: BLOCK_SIZE,
+        flags: 0,
+    }
+}
+
+/// The kernel's encoding of a device number in a FUSE attribute (`new_encode_dev`).
+fn device(major: u32, minor: u32) -> u32 {
+    (minor & 0xff) | (major << 8) | ((minor & !0xff) << 12)
+}
+
+fn entry_attr(ino: u64, meta: &EntryMeta, nlink: u32) -> FileAttr {
+    let kind = file_type(meta.kind);
+    let size = match meta.kind {
+        EntryKind::File | EntryKind::Other(_) => meta.size,
+        EntryKind::Symlink => meta.link_target.as_ref().map_or(0, |t| t.len() as u64),
+        EntryKind::Directory => BLOCK_SIZE as u64,
+        _ => 0,
+    };
+    let rdev = match meta.kind {
+        EntryKind::CharDevice | EntryKind::BlockDevice => device(meta.dev_major, meta.dev_minor),
+        _ => 0,
+    };
+    let mtime = time(meta.mtime);
+    FileAttr {
+        ino: INodeNo(ino),
+        size,
+        blocks: size.div_ceil(512),
+        atime: mtime,
+        mtime,
+        ctime: mtime,
+        crtime: mtime,
+        kind,
+        perm: (meta.mode & 0o7777) as u16,
+        nlink,
+        uid: u32::try_from(meta.uid).unwrap_or(u32::MAX),
+        gid: u32::try_from(meta.gid).unwrap_or(u32::MAX),
+        rdev,
+        blksize: BLOCK_SIZE,
+        flags: 0,
+    }
+}

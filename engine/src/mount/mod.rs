@@ -1,0 +1,205 @@
+//! `mount`: an image (or every named image) as a read-only FUSE filesystem, read straight from
+//! the store: the merged root filesystem (whiteouts and opaque directories applied) or the
+//! tree as of one layer. Nothing is unpacked; reads decode only the frames they need
+//! (`content.rs`), names and attributes come from the layer objects' indexes (`image_fs.rs`),
+//! `fuse.rs` speaks to the kernel. While mounted, a lease (`lease.rs`) keeps gc from deleting
+//! or moving what the mount reads; the store stays readable and writable meanwhile.
+
+mod content;
+mod fuse;
+mod image_fs;
+pub(crate) mod lease;
+
+use crate::error::{Error, Result};
+use crate::layout::StoreLayout;
+use crate::store::Store;
+use crate::ImageId;
+use content::Content;
+use fuse::{CairnFs, Tree};
+use image_fs::ImageFs;
+use lease::{Lease, LeaseGuard};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// What to mount.
+#[derive(Clone, Debug)]
+pub enum MountImages {
+    /// One image, all its layers or up to layer `layer` (counted from 0, the bottom).
+    One { name: String, layer: Option<usize> },
+    /// Every named image, each as directory `NAME` (a `/` in a name spelled `%2F`, a `%` as
+    /// `%25`).
+    All,
+}
+
+#[derive(Clone, Debug)]
+pub struct MountOptions {
+    pub images: MountImages,
+    /// Let users other than the one mounting see the files (FUSE `allow_other`).
+    pub allow_other: bool,
+    /// Bytes of decoded frames kept.
+    pub cache_bytes: usize,
+    /// Bytes decoded ahead of a file read sequentially.
+    pub readahead_bytes: u64,
+    /// Threads answering the kernel.
+    pub threads: usize,
+}
+
+impl Default for MountOptions {
+    fn default() -> Self {
+        MountOptions {
+            images: MountImages::All,
+            allow_other: false,
+            cache_bytes: 64 << 20,
+            readahead_bytes: 4 << 20,
+            threads: 4,
+        }
+    }
+}
+
+/// A mounted filesystem: `run` serves it until it is unmounted.
+pub struct MountSession {
+    session: fuser::Session<CairnFs>,
+    lease: Lease,
+    target: PathBuf,
+}
+
+/// Unmounts a session from another thread (a signal handler's).
+pub struct Unmounter(fuser::SessionUnmounter);
+
+impl Unmounter {
+    pub fn unmount(&mut self) -> Result<()> {
+        self.0
+            .unmount()
+            .map_err(|e| Error::io("unmount", Path::new("mount"), e))
+    }
+}
+
+impl MountSession {
+    /// Mounts at `target` (an existing directory): takes the lease, opens the images, mounts.
+    pub fn start(store_root: &Path, target: &Path, options: &MountOptions) -> Result<Self> {
+        let layout = StoreLayout::new(store_root);
+        let guard = LeaseGuard::shared(&layout)?;
+        let store = Arc::new(Store::open(store_root)?);
+        let chosen = choose_images(&store, &options.images)?;
+        let ids: Vec<ImageId> = chosen.iter().map(|(_, id, _)| *id).collect();
+        let lease = Lease::take(&layout, &ids, target)?;
+        drop(guard);
+        let content = Arc::new(Content::new(
+            store.clone(),
+            options.cache_bytes,
+            options.readahead_bytes,
+        ));
+        let mut images = Vec::new();
+        for (name, id, top) in chosen {
+            let (_, mut layers) = store.image_layers_by_id(&id)?;
+            if let Some(top) = top {
+                let top = crate::ops::read::layer_index(&name, layers.len(), top)?;
+                layers.truncate(top + 1);
+            }
+            let fs = ImageFs::new(layers, content.clone(), &format!("image {name:?}"))?;
+            images.push((dir_name(&name), fs));
+        }
+        let (fs_name, tree) = match &options.images {
+            MountImages::One { name, .. } => (name.clone(), Tree::One(images.remove(0).1)),
+            MountImages::All => {
+                images.sort_by(|a, b| a.0.cmp(&b.0));
+                ("all".to_string(), Tree::All(images))
+            }
+        };
+        let session = fuser::Session::new(CairnFs::new(tree), target, &config(&fs_name, options))
+            .map_err(|e| mount_error(target, e))?;
+        Ok(MountSession {
+            session,
+            lease,
+            target: target.to_path_buf(),
+        })
+    }
+
+    pub fn unmounter(&mut self) -> Unmounter {
+        Unmounter(self.session.unmount_callable())
+    }
+
+    /// The lease file gc honours while this runs.
+    pub fn lease_path(&self) -> &Path {
+        self.lease.path()
+    }
+
+    /// Serves requests until the filesystem is unmounted (`umount`, `fusermount -u`, or an
+    /// `Unmounter`); the lease goes with it.
+    pub fn run(self) -> Result<()> {
+        let MountSession {
+            session,
+            lease,
+            target,
+        } = self;
+        let result = session
+            .run()
+            .map_err(|e| Error::io("serve the mount", &target, e));
+        drop(lease);
+        result
+    }
+}
+
+/// The images to mount: (name, id, last layer shown).
+fn choose_images(
+    store: &Store,
+    images: &MountImages,
+) -> Result<Vec<(String, ImageId, Option<usize>)>> {
+    match images {
+        MountImages::One { name, layer } => Ok(vec![(name.clone(), store.resolve(name)?, *layer)]),
+        MountImages::All => Ok(store
+            .index()
+            .refs()?
+            .into_iter()
+            .map(|(name, id)| (name, id, None))
+            .collect()),
+    }
+}
+
+/// An image name as one directory name.
+fn dir_name(name: &str) -> Vec<u8> {
+    name.replace('%', "%25").replace('/', "%2F").into_bytes()
+}
+
+fn config(fs_name: &str, options: &MountOptions) -> fuser::Config {
+    use fuser::MountOption;
+    let mut config = fuser::Config::default();
+    config.mount_options = vec![
+        MountOption::RO,
+        MountOption::DefaultPermissions,
+        MountOption::FSName(format!("cairn:{fs_name}")),
+        MountOption::Subtype("cairn".into()),
+    ];
+    // One image is mounted to run containers from: its setuid programs and device nodes
+    // work (where the kernel allows it: mounted by root). Browsing every image does not need them.
+    if matches!(options.images, MountImages::One { .. }) {
+        config
+            .mount_options
+            .extend([MountOption::Suid, MountOption::Dev]);
+    }
+    if options.allow_other {
+        config.acl = fuser::SessionACL::All;
+    }
+    config.n_threads = Some(options.threads.max(1));
+    config
+}
+
+fn mount_error(target: &Path, e: std::io::Error) -> Error {
+    let hint = if e.kind() == std::io::ErrorKind::NotFound || e.raw_os_error() == Some(2) {
+        " (is the directory there, and is FUSE installed: /dev/fuse and fusermount3?)"
+    } else if e.kind() == std::io::ErrorKind::PermissionDenied {
+        " (mounting needs root or fusermount3 with access to /dev/fuse)"
+    } else {
+        ""
+    };
+    Error::Usage(format!("cannot mount at {}: {e}{hint}", target.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn image_names_become_one_directory_name() {
+        assert_eq!(super::dir_name("py:v1"), b"py:v1");
+        assert_eq!(super::dir_name("library/py:3%"), b"library%2Fpy:3%25");
+    }
+}

@@ -1,0 +1,307 @@
+//! `mount`: the FUSE view of an image against GNU tar applying its layers, a damaged blob,
+//! gc while mounted, and (on the py dataset) a program run from the image through overlayfs.
+//! Skipped, with a note, where FUSE cannot be mounted (no /dev/fuse, or not root).
+
+use crate::helpers::*;
+use crate::unpack::{gnu_tar_available, gnu_tar_reference, walk};
+use cairn_engine::mount::{MountImages, MountOptions, MountSession, Unmounter};
+use cairn_engine::{GcOptions, NoProgress, Store};
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// Why FUSE mounts cannot run here, if they cannot.
+fn fuse_missing() -> Option<&'static str> {
+    if std::fs::metadata("/proc/self").map(|m| m.uid()).ok() != Some(0) {
+        return Some("not running as root");
+    }
+    let fuse = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/fuse");
+    if fuse.is_err() {
+        return Some("/dev/fuse cannot be opened");
+    }
+    None
+}
+
+fn skip(test: &str) -> bool {
+    match fuse_missing() {
+        Some(reason) => {
+            eprintln!("note: {test} skipped: {reason}");
+            true
+        }
+        None => false,
+    }
+}
+
+/// A mount served on a thread; unmounted when dropped.
+struct Mounted {
+    dir: PathBuf,
+    unmounter: Unmounter,
+    thread: Option<std::thread::JoinHandle<cairn_engine::Result<()>>>,
+}
+
+impl Mounted {
+    fn new(store: &Path, dir: PathBuf, images: MountImages) -> Mounted {
+        std::fs::create_dir_all(&dir).unwrap();
+        let options = MountOptions {
+            images,
+            cache_bytes: 4 << 20,
+            ..MountOptions::default()
+        };
+        let mut session = MountSession::start(store, &dir, &options).unwrap();
+        let unmounter = session.unmounter();
+        let thread = Some(std::thread::spawn(move || session.run()));
+        Mounted {
+            dir,
+            unmounter,
+            thread,
+        }
+    }
+
+    fn image(store: &Path, dir: PathBuf, name: &str, layer: Option<usize>) -> Mounted {
+        let images = MountImages::One {
+            name: name.into(),
+            layer,
+        };
+        Mounted::new(store, dir, images)
+    }
+}
+
+impl Drop for Mounted {
+    fn drop(&mut self) {
+        self.unmounter.unmount().unwrap();
+        let served = self.thread.take().unwrap().join().unwrap();
+        served.unwrap();
+    }
+}
+
+fn layer_tars(store: &Store, name: &str) -> Vec<Vec<u8>> {
+    let count = store.bootstrap(name).unwrap().layers.len();
+    (0..count)
+        .map(|i| {
+            let mut tar = Vec::new();
+            store.export_layer(name, i, &mut tar, &NoProgress).unwrap();
+            tar
+        })
+        .collect()
+}
+
+/// The tree under `mounted` equals GNU tar's extraction of `layers` (paths, types, modes,
+/// contents, link targets, link counts, xattrs, mtimes).
+fn assert_same_as_tar(mounted: &Path, layers: &[Vec<u8>], work: &Path, what: &str) {
+    let reference = gnu_tar_reference(layers, work);
+    let ours = walk(mounted);
+    let theirs = walk(&reference);
+    let ours_keys: Vec<_> = ours.keys().collect();
+    let theirs_keys: Vec<_> = theirs.keys().collect();
+    assert_eq!(ours_keys, theirs_keys, "{what}: the same paths");
+    for (path, node) in &ours {
+        assert_eq!(node, &theirs[path], "{what}: {}", path.display());
+    }
+    std::fs::remove_dir_all(work).unwrap();
+}
+
+fn demo_store(dir: &Path) -> cairn_engine::StoreWriter {
+    let (v1, v2) = cairn_sample::write_demo_layouts(&dir.join("images")).unwrap();
+    let store = new_store(dir);
+    convert(&store, &format!("oci:{}", v1.display()), "v1", &[]).unwrap();
+    convert(&store, &format!("oci:{}", v2.display()), "v2", &["v1"]).unwrap();
+    store
+}
+
+#[test]
+fn demo_images_through_the_mount_match_gnu_tar_whole_and_by_layer() {
+    if skip("mount test") || !gnu_tar_available() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let store = demo_store(tmp.path());
+    let root = store.root().to_path_buf();
+    for name in ["v1", "v2"] {
+        let layers = layer_tars(&store, name);
+        let mounted = Mounted::image(&root, tmp.path().join(format!("m-{name}")), name, None);
+        let work = tmp.path().join(format!("tar-{name}"));
+        assert_same_as_tar(&mounted.dir, &layers, &work, name);
+        drop(mounted);
+        // As of the first layer only.
+        let mounted = Mounted::image(&root, tmp.path().join(format!("m0-{name}")), name, Some(0));
+        assert_same_as_tar(
+            &mounted.dir,
+            &layers[..1],
+            &work,
+            &format!("{name} layer 0"),
+        );
+    }
+    // Every image under its name.
+    let all = Mounted::new(&root, tmp.path().join("all"), MountImages::All);
+    let names: Vec<_> = std::fs::read_dir(&all.dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    assert_eq!(names.len(), 2, "{names:?}");
+    let layers = layer_tars(&store, "v2");
+    assert_same_as_tar(
+        &all.dir.join("v2"),
+        &layers,
+        &tmp.path().join("tar-all"),
+        "all/v2",
+    );
+}
+
+#[test]
+fn a_damaged_blob_is_an_io_error_for_the_files_using_it_and_only_them() {
+    if skip("mount test") {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let store = demo_store(tmp.path());
+    let root = store.root().to_path_buf();
+    let before = {
+        let mounted = Mounted::image(&root, tmp.path().join("m"), "v1", None);
+        walk(&mounted.dir)
+    };
+    // One byte in the middle of the largest blob.
+    let largest = std::fs::read_dir(root.join("blobs"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .max_by_key(|p| std::fs::metadata(p).unwrap().len())
+        .unwrap();
+    let mut bytes = std::fs::read(&largest).unwrap();
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0x55;
+    std::fs::write(&largest, &bytes).unwrap();
+
+    let mounted = Mounted::image(&root, tmp.path().join("m"), "v1", None);
+    let (mut failed, mut read) = (0, 0);
+    for (path, node) in &before {
+        if std::fs::symlink_metadata(mounted.dir.join(path))
+            .unwrap()
+            .is_file()
+        {
+            match std::fs::read(mounted.dir.join(path)) {
+                Ok(data) => {
+                    assert_eq!(Some(blake3::hash(&data)), node.content(), "{path:?}");
+                    read += 1;
+                }
+                Err(e) => {
+                    assert_eq!(e.raw_os_error(), Some(libc::EIO), "{path:?}: {e}");
+                    failed += 1;
+                }
+            }
+        }
+    }
+    assert!(failed > 0, "some file uses the damaged frame");
+    assert!(read > 0, "files elsewhere still read");
+}
+
+#[test]
+fn gc_keeps_what_a_mounted_image_uses_until_it_is_unmounted() {
+    if skip("mount test") {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let store = demo_store(tmp.path());
+    let root = store.root().to_path_buf();
+    let mounted = Mounted::image(&root, tmp.path().join("m"), "v2", None);
+    let before = walk(&mounted.dir);
+    store.remove(&["v2".to_string()]).unwrap();
+    let report = store.gc(&GcOptions::default()).unwrap();
+    assert_eq!(report.mounted_images, 1);
+    assert_eq!(report.dead_blobs + report.dead_bootstraps, 0, "{report:?}");
+    // Every file still reads, after gc, as before it.
+    let after = walk(&mounted.dir);
+    assert!(before == after, "the mounted tree changed under gc");
+    drop(mounted);
+    let report = store.gc(&GcOptions::default()).unwrap();
+    assert_eq!(report.mounted_images, 0);
+    assert!(
+        report.dead_bootstraps == 1 && report.dead_bytes > 0,
+        "{report:?}"
+    );
+    assert!(std::fs::read_dir(root.join("leases")).unwrap().all(|e| !e
+        .unwrap()
+        .file_name()
+        .to_string_lossy()
+        .ends_with(".lease")));
+}
+
+#[test]
+fn py_through_the_mount_matches_gnu_tar_and_runs_python_under_overlayfs() {
+    if skip("py mount test") || !gnu_tar_available() {
+        return;
+    }
+    let Some(data) = crate::py_dataset::py_dataset() else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let store = new_store(tmp.path());
+    for v in ["v1", "v2"] {
+        let layout = data.join(v);
+        convert(&store, &format!("oci:{}:{v}", layout.display()), v, &[]).unwrap();
+    }
+    let root = store.root().to_path_buf();
+    for v in ["v1", "v2"] {
+        let mounted = Mounted::image(&root, tmp.path().join(format!("m-{v}")), v, None);
+        let layers = layer_tars(&store, v);
+        assert_same_as_tar(
+            &mounted.dir,
+            &layers,
+            &tmp.path().join(format!("tar-{v}")),
+            v,
+        );
+        let expected = if v == "v1" { "2.1.4" } else { "2.2.0" };
+        assert_eq!(
+            run_python_in_overlay(&mounted.dir, tmp.path()),
+            expected,
+            "{v}"
+        );
+    }
+}
+
+/// Runs `python3 -c "import numpy, pandas; print(pandas.__version__)"` chrooted into an
+/// overlayfs whose lower directory is `lower`; its output, trimmed.
+fn run_python_in_overlay(lower: &Path, work: &Path) -> String {
+    let dirs = ["upper", "work", "root"].map(|d| work.join(format!("overlay-{d}")));
+    for dir in &dirs {
+        std::fs::create_dir_all(dir).unwrap();
+    }
+    let [upper, scratch, merged] = &dirs;
+    let options = format!(
+        "lowerdir={},upperdir={},workdir={}",
+        lower.display(),
+        upper.display(),
+        scratch.display()
+    );
+    let mount = Command::new("mount")
+        .args(["-t", "overlay", "overlay", "-o", &options])
+        .arg(merged)
+        .output()
+        .unwrap();
+    assert!(
+        mount.status.success(),
+        "mount -t overlay: {}",
+        String::from_utf8_lossy(&mount.stderr)
+    );
+    let run = Command::new("chroot")
+        .arg(merged)
+        .args([
+            "/usr/bin/python3",
+            "-c",
+            "import numpy, pandas; print(pandas.__version__)",
+        ])
+        .output()
+        .unwrap();
+    let unmounted = Command::new("umount").arg(merged).status().unwrap();
+    assert!(unmounted.success());
+    for dir in &dirs {
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+    assert!(
+        run.status.success(),
+        "python3 in the overlay: {}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    String::from_utf8_lossy(&run.stdout).trim().to_string()
+}
