@@ -14,6 +14,9 @@
 //!   large file changed by scattered bytes (`delta_pair.rs`).
 //! - `cairn-bench many-files [--files 1000000]`: time, peak RSS and store size of an image of
 //!   very many files, convert to unpack (`many_files/`).
+//! - `cairn-bench mount --image oci:DIR:REF...`: reading images through `cairn mount` against
+//!   their unpacked trees, and a node's disk with the store against blobs plus snapshots
+//!   (`mount.rs`; needs root and /dev/fuse).
 //!
 //! Throughput micro-benchmarks are criterion targets: `cargo bench -p cairn-bench`.
 
@@ -21,6 +24,7 @@ mod big_file;
 mod delta_pair;
 mod footprint;
 mod many_files;
+mod mount;
 mod sizes;
 mod sweep;
 
@@ -146,6 +150,22 @@ enum Command {
         #[arg(long, default_value_t = 3600)]
         step_timeout: u64,
     },
+    /// Read images through `cairn mount` and from their unpacked trees; the disk of a node
+    /// running them from the store against blobs plus snapshots.
+    Mount {
+        /// Images, oldest first (each converted with the one before as dictionary).
+        #[arg(long = "image", required = true)]
+        images: Vec<String>,
+        /// Scratch directory (emptied first, removed after); its file system is the "ext4" side.
+        #[arg(long, default_value = "bench-out/mount")]
+        work: PathBuf,
+        /// The cairn binary (default: next to this one).
+        #[arg(long)]
+        cairn: Option<PathBuf>,
+        /// Also write the figures as JSON to this file.
+        #[arg(long)]
+        json: Option<PathBuf>,
+    },
     /// One step of a footprint row, run by `footprint` as a measured child process.
     #[command(hide = true, subcommand)]
     Internal(Internal),
@@ -243,6 +263,16 @@ fn main() -> Result<()> {
             work,
             cairn,
         } => big_file::run(size_mb, &work, cairn.as_deref()),
+        Command::Mount {
+            images,
+            work,
+            cairn,
+            json,
+        } => {
+            let result = mount::run(&images, &work, cairn.as_deref(), json.as_deref());
+            let _ = std::fs::remove_dir_all(&work);
+            result
+        }
         Command::DeltaPair {
             size_mb,
             changed_permille,
