@@ -23,6 +23,7 @@ fn convert_into(store: &StoreWriter, source: &str, name: &str) {
                 platform: PlatformChoice::Default,
                 replace: false,
                 delta: None,
+                layers_in_flight: None,
             },
             &NoProgress,
         )

@@ -54,6 +54,7 @@ fn convert(
             platform: PlatformChoice::Default,
             replace: false,
             delta: None,
+            layers_in_flight: None,
         },
         &NoProgress,
     )?;

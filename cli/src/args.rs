@@ -130,9 +130,10 @@ pub struct InitArgs {
 pub enum DeltaArg {
     /// Every new chunk is compressed alone.
     Off,
-    /// A new chunk of a file that a base image has (the --dict images, else the images of the
-    /// same repository: the name before its last ':') is stored as the difference to the old
-    /// version's chunks when that is smaller.
+    /// A new chunk of a file that an earlier layer of the same image has at the same path, or
+    /// else a base image (the --dict images, else the images of the same repository: the name
+    /// before its last ':'), is stored as the difference to the old version's chunks when that
+    /// is smaller.
     Auto,
 }
 
@@ -173,6 +174,10 @@ pub struct ConvertArgs {
     /// `init --delta`, auto unless changed).
     #[arg(long, value_enum)]
     pub delta: Option<DeltaArg>,
+    /// Layers converted at the same time (default: 2). With 1, each layer starts once the
+    /// layers before it are done, so the delta bases it finds in them do not depend on timing.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub layers_in_flight: Option<u32>,
     /// Machine-readable output.
     #[arg(long)]
     pub json: bool,

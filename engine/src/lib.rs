@@ -19,6 +19,7 @@
 //!         platform: PlatformChoice::Default,
 //!         replace: false,
 //!         delta: None,
+//!         layers_in_flight: None,
 //!     },
 //!     &NoProgress,
 //! )?;
@@ -72,6 +73,7 @@ pub use layer::{Compression, EntryKind};
 #[cfg(feature = "store")]
 pub use ops::convert::{
     ConvertOptions, ConvertReport, Count, DeltaMode, DeltaReport, ImageReport, LayerReport,
+    DEFAULT_LAYERS_IN_FLIGHT,
 };
 #[cfg(feature = "store")]
 pub use ops::export::{ExportOptions, ExportReport, ExportTarget, ExportedLayer};

@@ -120,6 +120,7 @@ pub fn convert(
             platform: PlatformChoice::Default,
             replace: false,
             delta,
+            layers_in_flight: None,
         },
         &NoProgress,
     )?;

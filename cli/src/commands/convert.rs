@@ -20,6 +20,7 @@ pub fn run(cli: &Cli, args: &ConvertArgs) -> anyhow::Result<()> {
         platform,
         replace: args.replace,
         delta: args.delta.map(|d| d.mode()),
+        layers_in_flight: args.layers_in_flight.map(|n| n as usize),
     };
     let store = StoreWriter::open(&cli.store)?;
     let bar = Bar::new(cli.quiet);
@@ -79,13 +80,14 @@ pub fn render(r: &ImageReport) -> String {
     );
     if t.delta.chunks > 0 {
         out += &format!(
-            "  delta      {} new chunk(s) ({}) stored as differences to old versions: {} instead of {} ({} by path, {} by similarity)\n",
+            "  delta      {} new chunk(s) ({}) stored as differences to old versions: {} instead of {} ({} by path, {} by similarity, {} from earlier layers)\n",
             count(t.delta.chunks),
             bytes(t.delta.bytes),
             bytes(t.delta.stored_bytes),
             bytes(t.delta.plain_stored_bytes),
             count(t.delta.by_path),
-            count(t.delta.by_sketch)
+            count(t.delta.by_sketch),
+            count(t.delta.by_earlier_layer)
         );
     }
     let reused = r.layers.iter().filter(|l| l.reused_metadata).count();

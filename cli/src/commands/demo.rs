@@ -35,6 +35,7 @@ pub fn run(cli: &Cli, args: &DemoArgs) -> anyhow::Result<()> {
                 platform: PlatformChoice::Default,
                 replace: false,
                 delta: None,
+                layers_in_flight: None,
             },
             &bar,
         )

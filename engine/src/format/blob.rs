@@ -131,6 +131,12 @@ impl BlobWriter {
         Ok(())
     }
 
+    /// Hands the bytes appended so far to the kernel (no fsync), so that another reader of the
+    /// file sees them.
+    pub fn flush(&mut self) -> Result<()> {
+        self.out.flush().with_path("write blob", &self.path)
+    }
+
     /// Bytes written so far (the size the blob would have without its ToC and footer).
     pub fn len(&self) -> u64 {
         self.offset

@@ -13,26 +13,34 @@ use crate::{BlobId, ChunkId};
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex};
 
-/// Decoded base frames kept per store.
+/// Decoded base frames kept per cache.
 const CACHED_BASE_FRAMES: usize = 8;
 
 /// A frame: its blob and its offset there.
 type FrameKey = (BlobId, u64);
 
-/// The last few decoded base frames, most recent first.
-#[derive(Default)]
-pub(crate) struct BaseFrames(Mutex<VecDeque<(FrameKey, Arc<Vec<u8>>)>>);
+/// The last few decoded frames, most recent first, by a key naming the frame.
+pub(crate) struct FrameCache<K>(Mutex<VecDeque<(K, Arc<Vec<u8>>)>>);
 
-impl BaseFrames {
-    fn get(&self, key: FrameKey) -> Option<Arc<Vec<u8>>> {
+/// The base frames a store decoded last.
+pub(crate) type BaseFrames = FrameCache<FrameKey>;
+
+impl<K> Default for FrameCache<K> {
+    fn default() -> Self {
+        FrameCache(Mutex::new(VecDeque::new()))
+    }
+}
+
+impl<K: PartialEq> FrameCache<K> {
+    pub(crate) fn get(&self, key: &K) -> Option<Arc<Vec<u8>>> {
         let frames = self.0.lock().unwrap_or_else(|e| e.into_inner());
         frames
             .iter()
-            .find(|(k, _)| *k == key)
+            .find(|(k, _)| k == key)
             .map(|(_, f)| f.clone())
     }
 
-    fn put(&self, key: FrameKey, frame: Arc<Vec<u8>>) {
+    pub(crate) fn put(&self, key: K, frame: Arc<Vec<u8>>) {
         let mut frames = self.0.lock().unwrap_or_else(|e| e.into_inner());
         frames.push_front((key, frame));
         frames.truncate(CACHED_BASE_FRAMES);
@@ -67,7 +75,7 @@ impl Store {
     }
 
     /// One base chunk's bytes, verified.
-    fn base_chunk(&self, id: &ChunkId, location: &ChunkLocation) -> Result<Vec<u8>> {
+    pub(crate) fn base_chunk(&self, id: &ChunkId, location: &ChunkLocation) -> Result<Vec<u8>> {
         let object = || format!("base chunk {id}");
         if location.codec == Codec::Delta {
             return Err(Error::corrupt(
@@ -79,7 +87,7 @@ impl Store {
             ));
         }
         let key = location.frame_key();
-        let frame = match self.base_frames().get(key) {
+        let frame = match self.base_frames().get(&key) {
             Some(frame) => frame,
             None => {
                 let reader = BlobReader::open(&self.blob_path(&location.blob), location.blob)?;

@@ -3,15 +3,20 @@
 //! parallel and appended in order to a blob under `STORE/tmp/`, which is sealed and a new one
 //! started past `BLOB_SPLIT_BYTES`. Used by convert (new chunks of a layer) and by gc
 //! (live chunks of blobs it compacts). Renaming the sealed blobs into place is the caller's
-//! step of its write order.
+//! step of its write order. Chunks pushed with `push_shared` are recorded in a
+//! `WrittenChunks` once their frame is in the file, for readers in the same convert
+//! (`written_chunks.rs`).
 
 use crate::error::{Error, Result};
 use crate::format::blob::{BlobWriter, FramePart, SealedBlob};
 use crate::format::Codec;
+use crate::ops::written_chunks::{WrittenChunks, WrittenPlace};
 use crate::store::StoreWriter;
 use crate::ChunkId;
 use rayon::prelude::*;
 use std::cell::RefCell;
+use std::path::PathBuf;
+use std::sync::Arc;
 
 /// A blob is sealed and a new one started past this size.
 const BLOB_SPLIT_BYTES: u64 = 256 << 20;
@@ -28,8 +33,13 @@ pub(crate) struct BlobBuilder<'a> {
     open: Frame,
     /// Full frames waiting to be compressed.
     ready: Vec<Frame>,
-    writer: Option<BlobWriter>,
+    /// The blob being written, and its path.
+    writer: Option<(BlobWriter, Arc<PathBuf>)>,
     sealed: Vec<SealedBlob>,
+    /// Where shared chunks go once their frames are in the file, and those written since the
+    /// last `flush`.
+    shared: Option<&'a WrittenChunks>,
+    unshared: Vec<(ChunkId, WrittenPlace)>,
     /// Bytes appended to blobs (stored frames).
     stored_bytes: u64,
 }
@@ -42,15 +52,18 @@ struct Frame {
     parts: Vec<FramePart>,
     /// The stored bytes of a delta frame (header and zstd frame); `data` is then empty.
     delta: Option<Vec<u8>>,
+    /// Per part: its place goes to the builder's `WrittenChunks` once written.
+    shared: Vec<bool>,
 }
 
 impl Frame {
-    fn push(&mut self, id: ChunkId, chunk: &[u8]) {
+    fn push(&mut self, id: ChunkId, chunk: &[u8], shared: bool) {
         self.parts.push(FramePart {
             id,
             skip: self.data.len() as u32,
             len: chunk.len() as u32,
         });
+        self.shared.push(shared);
         self.data.extend_from_slice(chunk);
     }
 }
@@ -86,16 +99,34 @@ impl<'a> BlobBuilder<'a> {
             ready: Vec::new(),
             writer: None,
             sealed: Vec::new(),
+            shared: None,
+            unshared: Vec::new(),
             stored_bytes: 0,
         }
     }
 
+    /// A builder that records the places of chunks pushed with `push_shared` in `written`.
+    pub fn sharing(mut self, written: &'a WrittenChunks) -> Self {
+        self.shared = Some(written);
+        self
+    }
+
     /// Adds a chunk to the open frame (nothing is written until `flush` or `finish`).
     pub fn push(&mut self, id: ChunkId, data: &[u8]) {
+        self.push_chunk(id, data, false);
+    }
+
+    /// Like `push`; once the chunk's frame is written (by `flush` or `finish`), its place
+    /// is recorded in the `WrittenChunks` given to `sharing`.
+    pub fn push_shared(&mut self, id: ChunkId, data: &[u8]) {
+        self.push_chunk(id, data, self.shared.is_some());
+    }
+
+    fn push_chunk(&mut self, id: ChunkId, data: &[u8], shared: bool) {
         if !self.open.data.is_empty() && self.open.data.len() + data.len() > self.frame_size {
             self.ready.push(std::mem::take(&mut self.open));
         }
-        self.open.push(id, data);
+        self.open.push(id, data, shared);
         if self.open.data.len() >= self.frame_size {
             self.ready.push(std::mem::take(&mut self.open));
         }
@@ -111,6 +142,7 @@ impl<'a> BlobBuilder<'a> {
             data: Vec::new(),
             parts: vec![FramePart { id, skip: 0, len }],
             delta: Some(stored),
+            shared: vec![false],
         });
     }
 
@@ -122,7 +154,8 @@ impl<'a> BlobBuilder<'a> {
             .sum()
     }
 
-    /// Compresses the full frames (in parallel) and appends them in order.
+    /// Compresses the full frames (in parallel) and appends them in order; then records the
+    /// places of their shared chunks.
     pub fn flush(&mut self) -> Result<()> {
         let frames = std::mem::take(&mut self.ready);
         let level = self.level;
@@ -143,27 +176,63 @@ impl<'a> BlobBuilder<'a> {
                 (None, Some(compressed)) => (Codec::Zstd, compressed, plain_len),
                 (None, None) => (Codec::Raw, frame.data, plain_len),
             };
-            self.append(&frame.parts, codec, &bytes, frame_len)?;
+            self.append(&frame.parts, &frame.shared, codec, &bytes, frame_len)?;
         }
-        Ok(())
+        self.share_written()
     }
 
-    fn append(&mut self, parts: &[FramePart], codec: Codec, bytes: &[u8], len: u32) -> Result<()> {
+    fn append(
+        &mut self,
+        parts: &[FramePart],
+        shared: &[bool],
+        codec: Codec,
+        bytes: &[u8],
+        len: u32,
+    ) -> Result<()> {
         if self
             .writer
             .as_ref()
-            .is_some_and(|w| w.len() >= BLOB_SPLIT_BYTES)
+            .is_some_and(|(w, _)| w.len() >= BLOB_SPLIT_BYTES)
         {
-            let full = self.writer.take().expect("writer present");
+            let (full, _) = self.writer.take().expect("writer present");
             self.sealed.push(full.seal(self.fail_at)?);
         }
         if self.writer.is_none() {
             let path = self.store.layout().tmp_file("blob");
-            self.writer = Some(BlobWriter::create(path)?);
+            let writer = BlobWriter::create(path.clone())?;
+            self.writer = Some((writer, Arc::new(path)));
         }
-        let writer = self.writer.as_mut().expect("writer present");
-        writer.append_frame(codec, bytes, len, parts)?;
+        let (writer, path) = self.writer.as_mut().expect("writer present");
+        let offset = writer.append_frame(codec, bytes, len, parts)?;
         self.stored_bytes += bytes.len() as u64;
+        for (part, _) in parts.iter().zip(shared).filter(|(_, s)| **s) {
+            let place = WrittenPlace {
+                file: path.clone(),
+                offset,
+                stored_len: bytes.len() as u32,
+                frame_len: len,
+                skip: part.skip,
+                len: part.len,
+                codec,
+            };
+            self.unshared.push((part.id, place));
+        }
+        Ok(())
+    }
+
+    /// Records the places of the shared chunks appended since the last call, once their
+    /// bytes are in the file (a blob sealed meanwhile holds its own already).
+    fn share_written(&mut self) -> Result<()> {
+        let Some(written) = self.shared else {
+            return Ok(());
+        };
+        if self.unshared.is_empty() {
+            return Ok(());
+        }
+        if let Some((writer, _)) = self.writer.as_mut() {
+            writer.flush()?;
+        }
+        written.add(self.unshared.drain(..));
         Ok(())
     }
 
@@ -175,7 +244,7 @@ impl<'a> BlobBuilder<'a> {
             self.ready.push(last);
         }
         self.flush()?;
-        if let Some(writer) = self.writer.take() {
+        if let Some((writer, _)) = self.writer.take() {
             self.sealed.push(writer.seal(self.fail_at)?);
         }
         Ok((self.sealed, self.stored_bytes))

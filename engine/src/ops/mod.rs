@@ -16,3 +16,4 @@ pub mod unpack;
 pub mod verify;
 pub(crate) mod view;
 pub mod whole_image;
+pub(crate) mod written_chunks;

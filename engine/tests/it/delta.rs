@@ -59,7 +59,7 @@ fn dir_entry(path: &str) -> cairn_sample::SampleEntry {
     dir(path)
 }
 
-fn store_bytes(store: &Store) -> u64 {
+pub(crate) fn store_bytes(store: &Store) -> u64 {
     fn walk(p: &std::path::Path) -> u64 {
         std::fs::read_dir(p)
             .unwrap()
@@ -97,7 +97,7 @@ fn convert_with(store: &StoreWriter, source: &str, name: &str, delta: DeltaMode)
     store.convert(&options, &NoProgress).unwrap();
 }
 
-fn assert_verify_clean(store: &Store) {
+pub(crate) fn assert_verify_clean(store: &Store) {
     let report = store.verify(true, &NoProgress).unwrap();
     assert!(report.problems.is_empty(), "{:?}", report.problems);
 }

@@ -135,6 +135,7 @@ pub fn options(source: &str, name: &str, dict: &[&str]) -> ConvertOptions {
         platform: PlatformChoice::Default,
         replace: false,
         delta: None,
+        layers_in_flight: None,
     }
 }
 

@@ -2,6 +2,7 @@
 
 mod convert;
 mod delta;
+mod delta_layers;
 mod export;
 mod helpers;
 mod lifecycle;

@@ -393,6 +393,7 @@ fn convert_as(
         platform,
         replace: false,
         delta: None,
+        layers_in_flight: None,
     };
     store.convert(&options, &NoProgress).map(|_| ())
 }

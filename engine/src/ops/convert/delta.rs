@@ -1,18 +1,21 @@
-//! Delta compression of new chunks (`format::delta`). A new chunk of a file whose path the
+//! Delta compression of new chunks (`format::delta`). A new chunk of a file that an earlier
+//! layer of the same image wrote at the same path (`earlier_layers.rs`), or else whose path the
 //! base images hold (the `--dict` images; with the whole store as dictionary, the images of the
-//! same repository, the name before its last `:`) is compressed against the old version's
+//! same repository, the name before its last `:`), is compressed against the old version's
 //! chunks around the same place in the file (the offset scaled by the two files' sizes), and
 //! stored as a delta frame if that is smaller than plain compression by `MARGIN`. Old chunks
 //! that are themselves delta frames are never bases (depth 1).
 
+use super::earlier_layers::EarlierLayers;
 use crate::chunk::sketch::Sketch;
 use crate::error::Result;
 use crate::format::delta::{self, DeltaHeader, MAX_BASES, MAX_BASE_BYTES};
 use crate::format::layer_meta::LayerMeta;
-use crate::format::Codec;
+use crate::format::{ChunkLocation, Codec};
 use crate::layer::EntryKind;
 use crate::ops::blob_builder::compress as compress_plain;
 use crate::ops::view::{record_entry, MergedView};
+use crate::ops::written_chunks::WrittenPlace;
 use crate::store::Store;
 use crate::{ChunkId, LayerMetaId};
 use std::collections::{HashMap, VecDeque};
@@ -53,9 +56,19 @@ pub(super) struct FileRef {
     /// Normalized path.
     pub path: Vec<u8>,
     pub size: u64,
+    /// A regular file (not content that another entry kind carries).
+    pub regular: bool,
     /// The sketch of its first chunk, for files of at least `SKETCH_MIN_FILE` bytes: set by
     /// the reader before it sends that chunk on.
     pub sketch: std::sync::OnceLock<Option<Sketch>>,
+}
+
+impl FileRef {
+    /// May its chunks serve as bases for later layers of the same image: a regular file of at
+    /// least `SKETCH_MIN_FILE` bytes (`earlier_layers.rs`).
+    pub fn may_be_base(&self) -> bool {
+        self.regular && self.size >= SKETCH_MIN_FILE
+    }
 }
 
 /// Files at least this large get a similarity sketch (of their first chunk), indexed with
@@ -65,28 +78,58 @@ pub(super) const SKETCH_MIN_FILE: u64 = 64 << 10;
 /// Candidate old files looked at per super-feature.
 const SKETCH_CANDIDATES: usize = 4;
 
+/// A chunk of an old version of a file: (offset in the file, id, length, stored in a delta
+/// frame).
+pub(super) type OldChunk = (u64, ChunkId, u32, bool);
+
 /// The chunks of an old version of a file.
-struct OldFile {
-    size: u64,
-    /// (offset in the file, id, length, stored in a delta frame)
-    chunks: Vec<(u64, ChunkId, u32, bool)>,
+pub(super) struct OldFile {
+    pub size: u64,
+    pub chunks: Vec<OldChunk>,
     /// Stored bytes of the file's plain chunks, and their length: what plain compression
-    /// makes of this content.
-    plain_stored: u64,
-    plain_len: u64,
-    /// Found by similarity (another path), not at the same path.
-    by_sketch: bool,
+    /// makes of this content (0 when not known: then the chosen bases' figures serve).
+    pub plain_stored: u64,
+    pub plain_len: u64,
+    pub origin: BaseOrigin,
+}
+
+/// Where the old version a delta frame's bases come from was found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum BaseOrigin {
+    /// At the same path in a base image.
+    SamePath,
+    /// In a base image, by similarity (a renamed or moved file).
+    Similar,
+    /// At the same path in an earlier layer of the image being converted.
+    EarlierLayer,
 }
 
 type LookedUp = (Vec<u8>, Option<Arc<OldFile>>);
+
+/// Where a base chunk is read from.
+enum BasePlace {
+    /// In the store, where the index has it.
+    Stored(ChunkLocation),
+    /// In a blob this convert is writing under `tmp/` (`ops/written_chunks.rs`).
+    Written(WrittenPlace),
+}
+
+impl BasePlace {
+    /// The chunk's share of its frame's stored bytes, and its length.
+    fn stored_and_len(&self) -> (u64, u64) {
+        match self {
+            BasePlace::Stored(location) => (location.stored_share(), location.len as u64),
+            BasePlace::Written(place) => (place.stored_share(), place.len as u64),
+        }
+    }
+}
 
 /// A new chunk as a delta frame: its stored bytes (header and zstd frame), and what plain
 /// compression makes of it.
 pub(super) struct DeltaFrame {
     pub stored: Vec<u8>,
     pub plain_stored: usize,
-    /// The base came from a file found by similarity, not at the same path.
-    pub by_sketch: bool,
+    pub origin: BaseOrigin,
 }
 
 pub(super) struct DeltaFinder<'a> {
@@ -98,11 +141,13 @@ pub(super) struct DeltaFinder<'a> {
     level: i32,
     /// The last old files looked up (path, what the base images have there).
     files: Mutex<VecDeque<LookedUp>>,
+    /// The files of this image's layers processed so far.
+    earlier: EarlierLayers,
 }
 
 impl<'a> DeltaFinder<'a> {
-    /// A finder over the images named `bases`; `None` if there are none.
-    pub fn new(store: &'a Store, bases: &[String], level: i32) -> Result<Option<Self>> {
+    /// A finder over the images named `bases` (maybe none) and the image's own layers.
+    pub fn new(store: &'a Store, bases: &[String], level: i32) -> Result<Self> {
         let mut images = Vec::new();
         let mut objects = HashMap::new();
         for name in bases {
@@ -112,34 +157,46 @@ impl<'a> DeltaFinder<'a> {
             }
             images.push(layers);
         }
-        Ok((!images.is_empty()).then(|| DeltaFinder {
+        Ok(DeltaFinder {
             store,
             images,
             objects,
             level,
             files: Mutex::new(VecDeque::new()),
-        }))
+            earlier: EarlierLayers::default(),
+        })
     }
 
-    /// The stored delta frame for new chunk `id` (`data`) from `origin`, if a base is found
-    /// and the delta beats plain compression by the margin.
-    pub fn delta_frame(&self, data: &[u8], origin: &Origin) -> Result<Option<DeltaFrame>> {
-        let Some(old) = self.old_file(&origin.file)? else {
-            return Ok(None);
-        };
-        // A base must be plain where the index has it (the copy readers will use): a chunk
-        // stored twice, once as a delta frame, may be indexed at that copy.
+    /// Where the layers' processors register their files and record their written chunks.
+    pub fn earlier(&self) -> &EarlierLayers {
+        &self.earlier
+    }
+
+    /// The stored delta frame for a new chunk (`data`) of layer `layer` from `origin`, if a
+    /// base is found and the delta beats plain compression by the margin. The old version is
+    /// the nearest earlier layer's file at the same path, or, if it has none or none of its
+    /// chunks can be read yet (a layer still in flight), the base images'.
+    pub fn delta_frame(
+        &self,
+        layer: usize,
+        data: &[u8],
+        origin: &Origin,
+    ) -> Result<Option<DeltaFrame>> {
         let mut located = Vec::new();
-        for id in choose_bases(&old, origin, data.len() as u64) {
-            match self.store.index().get_chunk(&id)? {
-                Some(location) if location.codec != Codec::Delta => located.push((id, location)),
-                _ => {}
-            }
+        let mut old = self.earlier.find(layer, &origin.file.path);
+        if let Some(own) = &old {
+            located = self.located_bases(own, origin, data.len())?;
         }
         if located.is_empty() {
-            return Ok(None);
+            old = self.old_file(&origin.file)?;
+            if let Some(found) = &old {
+                located = self.located_bases(found, origin, data.len())?;
+            }
         }
-        let base = self.store.base_bytes_at(&located)?;
+        let Some(old) = old.filter(|_| !located.is_empty()) else {
+            return Ok(None);
+        };
+        let base = self.base_bytes(&located)?;
         let bases: Vec<ChunkId> = located.iter().map(|(id, _)| *id).collect();
         let compress_err = |e: std::io::Error| {
             crate::Error::corrupt(
@@ -148,11 +205,18 @@ impl<'a> DeltaFinder<'a> {
             )
         };
         let zstd = delta::compress(data, &base, self.level).map_err(compress_err)?;
-        // Plain compression's size: estimated from what it made of the old version, when the
-        // delta is under half of that; else measured.
-        let estimate =
-            (old.plain_stored as u128 * data.len() as u128 / old.plain_len.max(1) as u128) as usize;
-        let plain_len = if old.plain_len > 0 && zstd.len() * 2 < estimate {
+        // Plain compression's size: estimated from what it made of the old version (or of the
+        // bases), when the delta is under half of that; else measured.
+        let (old_stored, old_len) = if old.plain_len > 0 {
+            (old.plain_stored, old.plain_len)
+        } else {
+            located.iter().fold((0, 0), |(s, l), (_, place)| {
+                let (stored, len) = place.stored_and_len();
+                (s + stored, l + len)
+            })
+        };
+        let estimate = (old_stored as u128 * data.len() as u128 / old_len.max(1) as u128) as usize;
+        let plain_len = if old_len > 0 && zstd.len() * 2 < estimate {
             estimate.min(data.len())
         } else {
             compress_plain(data, self.level)
@@ -173,14 +237,59 @@ impl<'a> DeltaFinder<'a> {
         Ok(Some(DeltaFrame {
             stored,
             plain_stored: plain_len,
-            by_sketch: old.by_sketch,
+            origin: old.origin,
         }))
+    }
+
+    /// The bases `choose_bases` picks in `old` for a new chunk of `len` bytes at `origin`,
+    /// with where each is read from; those that cannot be read as plain chunks are left out.
+    fn located_bases(
+        &self,
+        old: &OldFile,
+        origin: &Origin,
+        len: usize,
+    ) -> Result<Vec<(ChunkId, BasePlace)>> {
+        let mut located = Vec::new();
+        for id in choose_bases(old, origin, len as u64) {
+            if let Some(place) = self.base_place(&id)? {
+                located.push((id, place));
+            }
+        }
+        Ok(located)
+    }
+
+    /// Where base chunk `id` is read from: where the index has it, if it is plain there (a
+    /// chunk the index has stays indexed there, also when this convert stores it again, and
+    /// readers of the delta frame will read that copy); else where this convert wrote it in a
+    /// plain frame (committed with the image, indexed there); else nowhere (`None`).
+    fn base_place(&self, id: &ChunkId) -> Result<Option<BasePlace>> {
+        Ok(match self.store.index().get_chunk(id)? {
+            Some(location) if location.codec != Codec::Delta => Some(BasePlace::Stored(location)),
+            Some(_) => None,
+            None => self.earlier.written.get(id).map(BasePlace::Written),
+        })
+    }
+
+    /// The bytes of the bases, back to back, each checked against its id.
+    fn base_bytes(&self, bases: &[(ChunkId, BasePlace)]) -> Result<Vec<u8>> {
+        let mut out = Vec::new();
+        for (id, place) in bases {
+            let bytes = match place {
+                BasePlace::Stored(location) => self.store.base_chunk(id, location)?,
+                BasePlace::Written(place) => self.earlier.written.read(id, place)?,
+            };
+            out.extend_from_slice(&bytes);
+        }
+        Ok(out)
     }
 
     /// The old version of `file`: the regular file at its path in the first base image that
     /// has one, else a large file of a base image whose first chunk's sketch shares a
     /// super-feature with `file`'s (a renamed or moved version).
     fn old_file(&self, file: &FileRef) -> Result<Option<Arc<OldFile>>> {
+        if self.images.is_empty() {
+            return Ok(None);
+        }
         if let Some((_, found)) = lock(&self.files).iter().find(|(p, _)| *p == file.path) {
             return Ok(found.clone());
         }
@@ -190,7 +299,7 @@ impl<'a> DeltaFinder<'a> {
             let link_target = |l: usize, n: u64| Ok(layers[l].entry(n)?.meta.link_target);
             if let Some((layer, record)) = view.content_entry(&file.path, link_target)? {
                 let entry = record_entry(layers, layer, &record)?;
-                found = OldFile::of(&entry, false);
+                found = OldFile::of(&entry, BaseOrigin::SamePath);
                 if found.is_some() {
                     break;
                 }
@@ -224,7 +333,7 @@ impl<'a> DeltaFinder<'a> {
                 if n >= meta.entry_count() {
                     continue;
                 }
-                if let Some(old) = OldFile::of(&meta.entry(n)?, true) {
+                if let Some(old) = OldFile::of(&meta.entry(n)?, BaseOrigin::Similar) {
                     return Ok(Some(old));
                 }
             }
@@ -235,7 +344,7 @@ impl<'a> DeltaFinder<'a> {
 
 impl OldFile {
     /// The chunks of a regular file's entry, if it has any.
-    fn of(entry: &crate::format::layer_meta::LayerEntry, by_sketch: bool) -> Option<OldFile> {
+    fn of(entry: &crate::format::layer_meta::LayerEntry, origin: BaseOrigin) -> Option<OldFile> {
         if entry.meta.kind != EntryKind::File || entry.chunks.is_empty() {
             return None;
         }
@@ -260,7 +369,7 @@ impl OldFile {
             chunks,
             plain_stored,
             plain_len,
-            by_sketch,
+            origin,
         })
     }
 }
@@ -275,7 +384,7 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 fn choose_bases(old: &OldFile, origin: &Origin, len: u64) -> Vec<ChunkId> {
     let new_size = origin.file.size.max(1);
     let center = (origin.offset as u128 * old.size as u128 / new_size as u128) as u64 + len / 2;
-    let distance = |&(at, _, l, _): &(u64, ChunkId, u32, bool)| {
+    let distance = |&(at, _, l, _): &OldChunk| {
         let (start, end) = (at, at + l as u64);
         if center < start {
             start - center
@@ -283,9 +392,9 @@ fn choose_bases(old: &OldFile, origin: &Origin, len: u64) -> Vec<ChunkId> {
             center.saturating_sub(end)
         }
     };
-    let mut near: Vec<&(u64, ChunkId, u32, bool)> = old.chunks.iter().filter(|c| !c.3).collect();
+    let mut near: Vec<&OldChunk> = old.chunks.iter().filter(|c| !c.3).collect();
     near.sort_by_key(|c| (distance(c), c.0));
-    let mut chosen: Vec<&(u64, ChunkId, u32, bool)> = Vec::new();
+    let mut chosen: Vec<&OldChunk> = Vec::new();
     let mut bytes = 0usize;
     for c in near {
         if chosen.len() == MAX_BASES || distance(c) > len.max(64 << 10) {
@@ -321,7 +430,7 @@ mod tests {
             chunks,
             plain_stored: 0,
             plain_len: 0,
-            by_sketch: false,
+            origin: BaseOrigin::SamePath,
         }
     }
 
@@ -330,6 +439,7 @@ mod tests {
             file: Arc::new(FileRef {
                 path: b"f".to_vec(),
                 size,
+                regular: true,
                 sketch: std::sync::OnceLock::new(),
             }),
             offset,

@@ -4,9 +4,12 @@
 //! layer's blob builder. Entries (reader) and chunk decisions (processor) are spilled to
 //! `tmp/` (`spill.rs`) for the layer object, written once every new chunk has its place.
 //! A layer whose digest or diff_id the store already has a layer object for is not read at
-//! all: that object is reused. Layers run `PARALLEL_LAYERS` at a time.
+//! all: that object is reused. Layers run `Shared::layers_in_flight` at a time. With delta
+//! compression on, each processor registers its layer's large files and its blob builder
+//! records where it wrote their chunks, for later layers' delta bases (`earlier_layers.rs`).
 
-use super::delta::{DeltaFrame, FileRef, Origin, SKETCH_MIN_FILE};
+use super::delta::{BaseOrigin, DeltaFrame, FileRef, Origin, SKETCH_MIN_FILE};
+use super::earlier_layers::LayerFiles;
 use super::spill::{SpillWriter, SpilledChunk, SpilledEntry};
 use super::DeltaReport;
 use super::{Converted, Count, LayerContent, LayerOutput, LayerReport, Shared};
@@ -26,16 +29,15 @@ use std::sync::{mpsc, Arc, Mutex};
 
 /// Chunks are handed from reader to processor in batches of about this many bytes.
 const BATCH_BYTES: usize = 8 << 20;
-/// Layers converted at the same time.
-const PARALLEL_LAYERS: usize = 2;
 
-/// Converts every layer, `PARALLEL_LAYERS` at a time; the first error stops the others.
+/// Converts every layer, `layers_in_flight` at a time, each taking the next unstarted layer
+/// in image order; the first error stops the others.
 pub(super) fn convert_layers(shared: &Shared, layers: &[LayerSource]) -> Result<Vec<LayerOutput>> {
     let next = AtomicUsize::new(0);
     let results: Mutex<Vec<Option<Result<LayerOutput>>>> =
         Mutex::new((0..layers.len()).map(|_| None).collect());
     std::thread::scope(|scope| {
-        for _ in 0..PARALLEL_LAYERS.min(layers.len()) {
+        for _ in 0..shared.layers_in_flight.min(layers.len()) {
             scope.spawn(|| loop {
                 let i = next.fetch_add(1, Ordering::Relaxed);
                 if i >= layers.len() || shared.cancel.load(Ordering::Relaxed) {
@@ -112,7 +114,7 @@ fn convert_layer(shared: &Shared, index: usize, layer: &LayerSource) -> Result<L
         return Ok(output);
     }
     let (sender, receiver) = mpsc::sync_channel::<Batch>(2);
-    let mut processor = Processor::new(shared, &label)?;
+    let mut processor = Processor::new(shared, &label, index)?;
     let (read, processed) = std::thread::scope(|scope| {
         let handle = scope.spawn(move || -> Result<Processor> {
             for batch in receiver {
@@ -288,6 +290,7 @@ fn read_layer<R: std::io::Read>(
             let file = Arc::new(FileRef {
                 path: crate::ops::tree::normalize(&header.meta.path),
                 size,
+                regular: header.meta.kind == crate::layer::EntryKind::File,
                 sketch: std::sync::OnceLock::new(),
             });
             let mut offset = 0u64;
@@ -367,8 +370,12 @@ struct Counts {
 /// chunk reference goes to the chunk spill with the dictionary's location if it had one.
 struct Processor<'a> {
     shared: &'a Shared<'a>,
+    /// The layer's index in the image.
+    layer: usize,
     spill: SpillWriter<SpilledChunk>,
     blobs: BlobBuilder<'a>,
+    /// The layer's large files, for later layers' delta bases (with delta compression on).
+    files: LayerFiles,
     counts: Counts,
 }
 
@@ -379,11 +386,17 @@ enum Decision {
 }
 
 impl<'a> Processor<'a> {
-    fn new(shared: &'a Shared<'a>, label: &str) -> Result<Self> {
+    fn new(shared: &'a Shared<'a>, label: &str, layer: usize) -> Result<Self> {
+        let mut blobs = BlobBuilder::new(shared.store, label, "convert.blob.fsync");
+        if let Some(finder) = shared.delta {
+            blobs = blobs.sharing(&finder.earlier().written);
+        }
         Ok(Processor {
             shared,
+            layer,
             spill: SpillWriter::create(shared.store.layout().tmp_file("chunks"))?,
-            blobs: BlobBuilder::new(shared.store, label, "convert.blob.fsync"),
+            blobs,
+            files: LayerFiles::default(),
             counts: Counts::default(),
         })
     }
@@ -427,38 +440,55 @@ impl<'a> Processor<'a> {
             .map(|(id, data)| self.decide(id, data.len() as u64))
             .collect::<Result<Vec<_>>>()?;
         let deltas = self.delta_frames(&batch, &decisions)?;
-        for (((id, data), decision), delta) in
-            ids.iter().zip(&batch.chunks).zip(decisions).zip(deltas)
-        {
-            let dictionary = match decision {
-                Decision::New => {
-                    match delta {
-                        Some(frame) => {
-                            let delta = &mut self.counts.delta;
-                            delta.chunks += 1;
-                            delta.bytes += data.len() as u64;
-                            if frame.by_sketch {
-                                delta.by_sketch += 1;
-                            } else {
-                                delta.by_path += 1;
-                            }
-                            delta.plain_stored_bytes += frame.plain_stored as u64;
-                            delta.stored_bytes += frame.stored.len() as u64;
-                            self.blobs.push_delta(*id, data.len() as u32, frame.stored);
-                        }
-                        None => self.blobs.push(*id, data),
+        for (i, (decision, delta)) in decisions.into_iter().zip(deltas).enumerate() {
+            let (id, data, origin) = (ids[i], &batch.chunks[i], &batch.origins[i]);
+            let (dictionary, is_delta) = match decision {
+                Decision::New => match delta {
+                    Some(frame) => {
+                        self.count_delta(&frame, data.len());
+                        self.blobs.push_delta(id, data.len() as u32, frame.stored);
+                        (None, true)
                     }
-                    None
-                }
-                Decision::Dictionary(location) => Some(location),
-                Decision::Repeated => None,
+                    None if origin.file.may_be_base() => {
+                        self.blobs.push_shared(id, data);
+                        (None, false)
+                    }
+                    None => {
+                        self.blobs.push(id, data);
+                        (None, false)
+                    }
+                },
+                Decision::Dictionary(location) => (
+                    Some(location),
+                    location.codec == crate::format::Codec::Delta,
+                ),
+                Decision::Repeated => (None, false),
             };
-            self.spill.push(&SpilledChunk {
-                id: *id,
-                dictionary,
-            })?;
+            if self.shared.delta.is_some() {
+                self.files.chunk(origin, id, data.len() as u32, is_delta);
+            }
+            self.spill.push(&SpilledChunk { id, dictionary })?;
         }
-        self.blobs.flush()
+        self.blobs.flush()?;
+        // The files whose last chunk this batch held are written (but for chunks still in the
+        // builder's open frame, which are no base until the next batch writes them).
+        if let Some(finder) = self.shared.delta {
+            self.files.register(finder.earlier(), self.layer);
+        }
+        Ok(())
+    }
+
+    fn count_delta(&mut self, frame: &DeltaFrame, len: usize) {
+        let delta = &mut self.counts.delta;
+        delta.chunks += 1;
+        delta.bytes += len as u64;
+        match frame.origin {
+            BaseOrigin::SamePath => delta.by_path += 1,
+            BaseOrigin::Similar => delta.by_sketch += 1,
+            BaseOrigin::EarlierLayer => delta.by_earlier_layer += 1,
+        }
+        delta.plain_stored_bytes += frame.plain_stored as u64;
+        delta.stored_bytes += frame.stored.len() as u64;
     }
 
     /// The delta frames of the batch's new chunks that have a base (in parallel).
@@ -473,7 +503,9 @@ impl<'a> Processor<'a> {
         (0..decisions.len())
             .into_par_iter()
             .map(|i| match decisions[i] {
-                Decision::New => finder.delta_frame(&batch.chunks[i], &batch.origins[i]),
+                Decision::New => {
+                    finder.delta_frame(self.layer, &batch.chunks[i], &batch.origins[i])
+                }
                 _ => Ok(None),
             })
             .collect()
@@ -481,6 +513,10 @@ impl<'a> Processor<'a> {
 
     fn finish(mut self) -> Result<(std::path::PathBuf, Vec<SealedBlob>, Counts)> {
         let (sealed, stored_bytes) = self.blobs.finish()?;
+        // The last files' chunks are all written now.
+        if let Some(finder) = self.shared.delta {
+            self.files.register(finder.earlier(), self.layer);
+        }
         self.counts.stored_bytes = stored_bytes;
         Ok((self.spill.finish()?, sealed, self.counts))
     }

@@ -23,6 +23,7 @@
 //! complete. Before 1, an error leaves the store exactly as it was (`tmp/` is emptied).
 
 mod delta;
+mod earlier_layers;
 mod layer;
 mod resolve;
 mod spill;
@@ -57,7 +58,14 @@ pub struct ConvertOptions {
     pub replace: bool,
     /// Delta-compress new chunks against their old versions; `None`: the store's default.
     pub delta: Option<DeltaMode>,
+    /// Layers converted at the same time (at least 1); `None`: `DEFAULT_LAYERS_IN_FLIGHT`.
+    /// With one, every earlier layer of the image is complete before a layer starts, so the
+    /// delta bases its files find there do not depend on timing.
+    pub layers_in_flight: Option<usize>,
 }
+
+/// Layers converted at the same time unless `ConvertOptions::layers_in_flight` says otherwise.
+pub const DEFAULT_LAYERS_IN_FLIGHT: usize = 2;
 
 pub use crate::format::store_config::DeltaMode;
 
@@ -67,10 +75,12 @@ pub struct DeltaReport {
     /// Chunks and their plain bytes.
     pub chunks: u64,
     pub bytes: u64,
-    /// Of the chunks, those whose base is the old version at the same path, and those whose
-    /// base is a file found by similarity (renamed or moved).
+    /// Of the chunks, those whose base is the old version at the same path in a base image,
+    /// those whose base is a base image's file found by similarity (renamed or moved), and
+    /// those whose base is the version at the same path in an earlier layer of the same image.
     pub by_path: u64,
     pub by_sketch: u64,
+    pub by_earlier_layer: u64,
     /// Stored bytes plain compression took for them (measured when they were written), and
     /// what their delta frames take.
     pub plain_stored_bytes: u64,
@@ -83,6 +93,7 @@ impl DeltaReport {
         self.bytes += other.bytes;
         self.by_path += other.by_path;
         self.by_sketch += other.by_sketch;
+        self.by_earlier_layer += other.by_earlier_layer;
         self.plain_stored_bytes += other.plain_stored_bytes;
         self.stored_bytes += other.stored_bytes;
     }
@@ -210,6 +221,11 @@ pub fn convert(
     progress: &dyn Progress,
 ) -> Result<ConvertReport> {
     validate_name(&options.name)?;
+    if options.layers_in_flight == Some(0) {
+        return Err(Error::Usage(
+            "layers in flight must be at least 1".to_string(),
+        ));
+    }
     let images = options.source.resolve(&options.platform)?;
     let several = images.len() > 1;
     let named: Vec<(String, ImageSource)> = images
@@ -316,8 +332,10 @@ struct Shared<'a> {
     claimed: Mutex<HashSet<crate::id::ChunkKey>>,
     cancel: AtomicBool,
     progress: &'a dyn Progress,
-    /// Finds bases for new chunks, unless delta compression is off or there is no base image.
+    /// Finds bases for new chunks, unless delta compression is off.
     delta: Option<&'a delta::DeltaFinder<'a>>,
+    /// Layers converted at the same time.
+    layers_in_flight: usize,
 }
 
 fn convert_image(
@@ -334,7 +352,8 @@ fn convert_image(
         DeltaMode::Off => None,
         DeltaMode::Auto => {
             let bases = delta::base_images(store, name, &options.dict)?;
-            delta::DeltaFinder::new(store, &bases, store.config().compression.level)?
+            let level = store.config().compression.level;
+            Some(delta::DeltaFinder::new(store, &bases, level)?)
         }
     };
     let shared = Shared {
@@ -344,10 +363,13 @@ fn convert_image(
         cancel: AtomicBool::new(false),
         progress,
         delta: finder.as_ref(),
+        layers_in_flight: options.layers_in_flight.unwrap_or(DEFAULT_LAYERS_IN_FLIGHT),
     };
     let outputs = convert_layers(&shared, &image.layers)?;
-    // The claims are the new chunks, which the sealed blobs' ToCs now list.
+    // The claims are the new chunks, which the sealed blobs' ToCs now list; the finder's
+    // record of this image's files and written chunks served the layers only.
     drop(shared);
+    drop(finder);
     let (layers, objects, sealed, layer_reports) = resolve::layer_objects(store, outputs)?;
     let mut totals = LayerReport::default();
     for report in &layer_reports {
