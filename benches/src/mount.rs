@@ -44,7 +44,12 @@ pub struct Report {
     pub cold_is_cold: bool,
 }
 
-pub fn run(images: &[String], work: &Path, cairn: Option<&Path>, json: Option<&Path>) -> Result<()> {
+pub fn run(
+    images: &[String],
+    work: &Path,
+    cairn: Option<&Path>,
+    json: Option<&Path>,
+) -> Result<()> {
     let cairn = cairn_binary(cairn)?;
     crate::big_file::fresh_dir(work)?;
     let store = work.join("store");
@@ -59,7 +64,10 @@ pub fn run(images: &[String], work: &Path, cairn: Option<&Path>, json: Option<&P
     let names: Vec<String> = (0..images.len()).map(|i| format!("image:{i}")).collect();
     for (i, source) in images.iter().enumerate() {
         eprintln!("mount bench: converting {source}");
-        let mut step = cairn_step().arg("convert").arg(source).args(["--name", &names[i]]);
+        let mut step = cairn_step()
+            .arg("convert")
+            .arg(source)
+            .args(["--name", &names[i]]);
         if i > 0 {
             step = step.args(["--dict", &names[i - 1]]);
         }
@@ -70,7 +78,9 @@ pub fn run(images: &[String], work: &Path, cairn: Option<&Path>, json: Option<&P
     report.containerd_bytes = du_sb(&work.join("containerd"))?;
     for (source, name) in images.iter().zip(&names) {
         eprintln!("mount bench: reading {source}");
-        report.images.push(measure_image(&cairn, &store, source, name, work)?);
+        report
+            .images
+            .push(measure_image(&cairn, &store, source, name, work)?);
     }
     print_report(&report);
     if let Some(path) = json {
@@ -147,7 +157,10 @@ fn quoted(path: &Path) -> String {
 fn shell(command: &str) -> Result<String> {
     let out = Command::new("sh").args(["-c", command]).output()?;
     if !out.status.success() {
-        bail!("`{command}` failed: {}", String::from_utf8_lossy(&out.stderr));
+        bail!(
+            "`{command}` failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }

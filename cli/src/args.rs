@@ -415,8 +415,9 @@ pub struct MountArgs {
     /// Decoded data kept in memory for reads, in MiB.
     #[arg(long, value_name = "MIB", default_value_t = 64)]
     pub cache_mb: usize,
-    /// Data decoded ahead of a file read from start to end, in MiB (0: none).
-    #[arg(long, value_name = "MIB", default_value_t = 4)]
+    /// Data decoded ahead of reads that go through a file, or through the files of a layer,
+    /// in the order they were stored, in MiB (0: none; at most half the cache).
+    #[arg(long, value_name = "MIB", default_value_t = 8)]
     pub readahead_mb: u64,
     /// Threads answering file system requests.
     #[arg(long, value_name = "N", default_value_t = 4)]

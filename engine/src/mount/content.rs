@@ -2,12 +2,15 @@
 //! decodes only the frames it touches, through a cache of decoded frames bounded in bytes
 //! (least recently used out first). Every chunk is checked against its BLAKE3 id before its
 //! bytes are returned (once per stay of its frame in the cache), so a damaged chunk is an
-//! error naming its blob and offset, never wrong bytes. When a file is read sequentially, the
-//! frames of the next `readahead` bytes are decoded in the background.
+//! error naming its blob and offset, never wrong bytes. Read-ahead, in the background: when a
+//! file is read sequentially, the frames of its next `readahead` bytes; when reads move on
+//! from one frame of a blob to the next (files read in the order they were stored, as `tar`
+//! or an unpack does), the blob's next frames for `readahead` bytes.
 
 use crate::error::{Error, Result};
-use crate::format::blob::BlobReader;
+use crate::format::blob::{decode_toc, BlobReader};
 use crate::format::bootstrap::{BlobRecord, ChunkRecord};
+use crate::format::ChunkLocation;
 use crate::store::Store;
 use crate::BlobId;
 use std::collections::{HashMap, HashSet};
@@ -124,9 +127,14 @@ pub(super) struct Content {
     store: Arc<Store>,
     readers: Mutex<HashMap<BlobId, Arc<BlobReader>>>,
     cache: FrameCache,
-    /// Frames being decoded ahead of a sequential reader.
+    /// Frames being decoded ahead of a reader.
     ahead: Mutex<HashSet<FrameKey>>,
     readahead: u64,
+    /// Each blob's frames in offset order (read from its ToC the first time it is scanned).
+    frame_tables: Mutex<HashMap<BlobId, Arc<Vec<ChunkLocation>>>>,
+    /// Per blob, the offset of the frame reads used last: reads moving on to the next frame
+    /// of a blob are a scan (unpacking, `tar`, a program loading its files in order).
+    last_frame: Mutex<HashMap<BlobId, u64>>,
 }
 
 impl Content {
@@ -140,6 +148,8 @@ impl Content {
             },
             ahead: Mutex::new(HashSet::new()),
             readahead,
+            frame_tables: Mutex::new(HashMap::new()),
+            last_frame: Mutex::new(HashMap::new()),
         }
     }
 
@@ -152,76 +162,101 @@ impl Content {
         let mut out = Vec::with_capacity((end - offset) as usize);
         for i in file.chunks_in(offset, end) {
             let chunk = &file.chunks[i];
-            let frame = self.frame(chunk, &file.blobs)?;
+            let location = location_of(chunk, &file.blobs)?;
+            let frame = self.frame(&location)?;
+            self.follow_scan(&location);
             let start = file.starts[i];
             let from = offset.max(start) - start;
             let to = end.min(start + chunk.len as u64) - start;
-            let data = self.verified(&frame, chunk, &file.blobs)?;
+            let data = verified(&frame, chunk, &location)?;
             out.extend_from_slice(&data[from as usize..to as usize]);
         }
         if file.next.swap(end, Ordering::Relaxed) == offset && self.readahead > 0 {
-            self.read_ahead(file, end);
+            self.file_ahead(file, end);
         }
         Ok(out)
     }
 
-    /// Starts decoding, in the background, the frames of `file` from `from` on for
-    /// `readahead` bytes that are neither cached nor already being decoded.
-    fn read_ahead(self: &Arc<Self>, file: &Arc<OpenFile>, from: u64) {
+    /// Decodes, in the background, the frames of `file` from `from` on for `readahead` bytes.
+    fn file_ahead(self: &Arc<Self>, file: &Arc<OpenFile>, from: u64) {
         let until = from.saturating_add(self.readahead).min(file.size());
         for i in file.chunks_in(from, until) {
-            let chunk = &file.chunks[i];
-            let Some(blob) = file.blobs.get(chunk.blob as usize) else {
-                return;
-            };
-            let key = (blob.id, chunk.offset);
-            if self.cache.get(&key).is_some() || !lock(&self.ahead).insert(key) {
-                continue;
+            if let Ok(location) = location_of(&file.chunks[i], &file.blobs) {
+                self.decode_ahead(location);
             }
-            let (content, file) = (self.clone(), file.clone());
-            rayon::spawn(move || {
-                // An error here is reported by the read that needs the frame.
-                let _ = content.frame(&file.chunks[i], &file.blobs);
-                lock(&content.ahead).remove(&key);
-            });
         }
     }
 
-    /// The decoded frame holding `chunk`, from the cache or decoded now.
-    fn frame(&self, chunk: &ChunkRecord, blobs: &[BlobRecord]) -> Result<Arc<Frame>> {
-        let blob = blob_of(chunk, blobs)?;
-        let key = (blob.id, chunk.offset);
+    /// When reads move on from a blob's frame to a later one close after it, decodes the
+    /// frames after it for `readahead` bytes in the background.
+    fn follow_scan(self: &Arc<Self>, location: &ChunkLocation) {
+        if self.readahead == 0 {
+            return;
+        }
+        let before = lock(&self.last_frame).insert(location.blob, location.offset);
+        let moved_on = before.is_some_and(|b| {
+            b < location.offset && location.offset - b <= self.readahead.max(4 << 20)
+        });
+        if !moved_on {
+            return;
+        }
+        let Ok(table) = self.frame_table(&location.blob) else {
+            return;
+        };
+        let next = table.partition_point(|f| f.offset <= location.offset);
+        let mut decoded = 0u64;
+        for frame in &table[next..] {
+            if decoded >= self.readahead {
+                break;
+            }
+            decoded += frame.frame_len as u64;
+            self.decode_ahead(*frame);
+        }
+    }
+
+    /// Decodes `location`'s frame on the thread pool unless it is cached or under way.
+    fn decode_ahead(self: &Arc<Self>, location: ChunkLocation) {
+        let key = location.frame_key();
+        if self.cache.get(&key).is_some() || !lock(&self.ahead).insert(key) {
+            return;
+        }
+        let content = self.clone();
+        rayon::spawn(move || {
+            // An error here is reported by the read that needs the frame.
+            let _ = content.frame(&location);
+            lock(&content.ahead).remove(&key);
+        });
+    }
+
+    /// The frames of `blob`, one location each, in offset order.
+    fn frame_table(&self, blob: &BlobId) -> Result<Arc<Vec<ChunkLocation>>> {
+        if let Some(table) = lock(&self.frame_tables).get(blob) {
+            return Ok(table.clone());
+        }
+        let reader = self.reader(blob)?;
+        let toc = decode_toc(reader.bytes(), &format!("blob {blob}"))?;
+        let mut frames: Vec<ChunkLocation> = toc.iter().map(|e| e.location(*blob)).collect();
+        frames.sort_by_key(|f| f.offset);
+        frames.dedup_by_key(|f| f.offset);
+        let table = Arc::new(frames);
+        lock(&self.frame_tables).insert(*blob, table.clone());
+        Ok(table)
+    }
+
+    /// The decoded frame at `location`, from the cache or decoded now.
+    fn frame(&self, location: &ChunkLocation) -> Result<Arc<Frame>> {
+        let key = location.frame_key();
         if let Some(frame) = self.cache.get(&key) {
             return Ok(frame);
         }
-        let reader = self.reader(&blob.id)?;
-        let data = reader.read_frame(&chunk.location(blobs), &*self.store)?;
+        let reader = self.reader(&location.blob)?;
+        let data = reader.read_frame(location, &*self.store)?;
         let frame = Arc::new(Frame {
             data,
             verified: Mutex::new(Vec::new()),
         });
         self.cache.insert(key, frame.clone());
         Ok(frame)
-    }
-
-    /// `chunk`'s bytes in `frame`, checked against its id unless already checked.
-    fn verified<'f>(
-        &self,
-        frame: &'f Frame,
-        chunk: &ChunkRecord,
-        blobs: &[BlobRecord],
-    ) -> Result<&'f [u8]> {
-        let span = (chunk.skip, chunk.len);
-        let end = chunk.skip as usize + chunk.len as usize;
-        if lock(&frame.verified).contains(&span) && end <= frame.data.len() {
-            return Ok(&frame.data[chunk.skip as usize..end]);
-        }
-        let blob = blob_of(chunk, blobs)?;
-        let object = || format!("blob {} offset {}", blob.id, chunk.offset);
-        let data =
-            crate::format::chunk_from_frame(&chunk.id, &frame.data, chunk.skip, chunk.len, object)?;
-        lock(&frame.verified).push(span);
-        Ok(data)
     }
 
     fn reader(&self, id: &BlobId) -> Result<Arc<BlobReader>> {
@@ -232,6 +267,26 @@ impl Content {
         lock(&self.readers).insert(*id, reader.clone());
         Ok(reader)
     }
+}
+
+/// `chunk`'s bytes in `frame`, checked against its id unless already checked.
+fn verified<'f>(frame: &'f Frame, chunk: &ChunkRecord, at: &ChunkLocation) -> Result<&'f [u8]> {
+    let span = (chunk.skip, chunk.len);
+    let end = chunk.skip as usize + chunk.len as usize;
+    if lock(&frame.verified).contains(&span) && end <= frame.data.len() {
+        return Ok(&frame.data[chunk.skip as usize..end]);
+    }
+    let object = || format!("blob {} offset {}", at.blob, at.offset);
+    let data =
+        crate::format::chunk_from_frame(&chunk.id, &frame.data, chunk.skip, chunk.len, object)?;
+    lock(&frame.verified).push(span);
+    Ok(data)
+}
+
+/// Where `chunk` is, its blob index checked against `blobs`.
+fn location_of(chunk: &ChunkRecord, blobs: &[BlobRecord]) -> Result<ChunkLocation> {
+    blob_of(chunk, blobs)?;
+    Ok(chunk.location(blobs))
 }
 
 fn blob_of<'b>(chunk: &ChunkRecord, blobs: &'b [BlobRecord]) -> Result<&'b BlobRecord> {

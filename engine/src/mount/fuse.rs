@@ -9,7 +9,7 @@ use super::content::OpenFile;
 use super::image_fs::{DirItem, ImageFs, Node, INODE_LIMIT, ROOT};
 use crate::error::Error;
 use fuser::{
-    Errno, FileAttr, FileHandle, FileType, Filesystem, FopenFlags, Generation, INodeNo,
+    Errno, FileAttr, FileHandle, FileType, Filesystem, FopenFlags, Generation, INodeNo, InitFlags,
     KernelConfig, LockOwner, OpenFlags, ReplyAttr, ReplyData, ReplyDirectory, ReplyEmpty,
     ReplyEntry, ReplyOpen, ReplyStatfs, ReplyXattr, Request,
 };
@@ -24,6 +24,8 @@ use std::time::{Duration, UNIX_EPOCH};
 const TTL: Duration = Duration::from_secs(24 * 3600);
 /// The kernel's read-ahead window for the mount.
 const KERNEL_READAHEAD: u32 = 1 << 20;
+/// Files kept open for reads when the kernel does not send opens (`FUSE_NO_OPEN_SUPPORT`).
+const OPEN_FILES: usize = 256;
 
 pub(super) enum Tree {
     One(ImageFs),
@@ -34,7 +36,12 @@ pub(super) enum Tree {
 /// The mounted filesystem.
 pub(super) struct CairnFs {
     tree: Tree,
+    /// The kernel opens files without asking (each open is a round trip less); reads find
+    /// their file in `by_inode`.
+    no_open: bool,
     files: Mutex<HashMap<u64, Arc<OpenFile>>>,
+    /// Files read lately, by inode, least recently used first (when `no_open`).
+    by_inode: Mutex<Vec<(u64, Arc<OpenFile>)>>,
     dirs: Mutex<HashMap<u64, Arc<Vec<DirItem>>>>,
     next_handle: AtomicU64,
 }
@@ -67,7 +74,9 @@ impl CairnFs {
     pub fn new(tree: Tree) -> CairnFs {
         CairnFs {
             tree,
+            no_open: false,
             files: Mutex::new(HashMap::new()),
+            by_inode: Mutex::new(Vec::new()),
             dirs: Mutex::new(HashMap::new()),
             next_handle: AtomicU64::new(1),
         }
@@ -182,6 +191,34 @@ impl CairnFs {
         Ok(items)
     }
 
+    /// The open file for a read: its handle's, or (when the kernel does not send opens)
+    /// the one kept for its inode, opened now if none is.
+    fn file_for_read(&self, ino: INodeNo, fh: FileHandle) -> Result<Arc<OpenFile>, Errno> {
+        if let Some(file) = lock(&self.files).get(&fh.0) {
+            return Ok(file.clone());
+        }
+        if !self.no_open {
+            return Err(Errno::EBADF);
+        }
+        {
+            let mut kept = lock(&self.by_inode);
+            if let Some(k) = kept.iter().position(|(i, _)| *i == ino.0) {
+                let hit = kept.remove(k);
+                let file = hit.1.clone();
+                kept.push(hit);
+                return Ok(file);
+            }
+        }
+        let (fs, node, _) = self.node(ino)?;
+        let file = fs.open_file(&node).ok_or(Errno::EINVAL)?;
+        let mut kept = lock(&self.by_inode);
+        if kept.len() >= OPEN_FILES {
+            kept.remove(0);
+        }
+        kept.push((ino.0, file.clone()));
+        Ok(file)
+    }
+
     fn handle(&self) -> u64 {
         self.next_handle.fetch_add(1, Ordering::Relaxed)
     }
@@ -211,6 +248,13 @@ impl Filesystem for CairnFs {
     fn init(&mut self, _req: &Request, config: &mut KernelConfig) -> std::io::Result<()> {
         // The kernel keeps its own value when it allows less.
         let _ = config.set_max_readahead(KERNEL_READAHEAD);
+        // Each is a round trip less per file where the kernel offers it: opens answered by
+        // the kernel, symlink targets cached, lookups in one directory in parallel.
+        self.no_open = config
+            .add_capabilities(InitFlags::FUSE_NO_OPEN_SUPPORT)
+            .is_ok();
+        let _ = config.add_capabilities(InitFlags::FUSE_CACHE_SYMLINKS);
+        let _ = config.add_capabilities(InitFlags::FUSE_PARALLEL_DIROPS);
         Ok(())
     }
 
@@ -254,6 +298,8 @@ impl Filesystem for CairnFs {
             Err(e) => return reply.error(e),
         };
         match fs.open_file(&node) {
+            // The kernel opens by itself from now on (and sends no release).
+            Some(_) if self.no_open => reply.error(Errno::ENOSYS),
             Some(file) => {
                 let fh = self.handle();
                 lock(&self.files).insert(fh, file);
@@ -276,9 +322,12 @@ impl Filesystem for CairnFs {
         _lock_owner: Option<LockOwner>,
         reply: ReplyData,
     ) {
-        let file = lock(&self.files).get(&fh.0).cloned();
-        let (Some(file), Some(Target::Image { fs, .. })) = (file, self.target(ino.0)) else {
+        let Some(Target::Image { fs, .. }) = self.target(ino.0) else {
             return reply.error(Errno::EBADF);
+        };
+        let file = match self.file_for_read(ino, fh) {
+            Ok(file) => file,
+            Err(e) => return reply.error(e),
         };
         match fs.content().read(&file, offset, size) {
             Ok(data) => reply.data(&data),

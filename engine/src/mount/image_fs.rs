@@ -27,6 +27,8 @@ const IMPLICIT_BASE: u64 = 1 << 43;
 /// Every inode number of one image is below this (`mount --all` puts the image above it).
 pub(super) const INODE_LIMIT: u64 = 1 << 44;
 const BLOCK_SIZE: u32 = 4096;
+/// Decoded metadata blocks kept per kind over all layers (blocks hold 32 to 64 KiB encoded).
+const CACHED_BLOCKS_TOTAL: usize = 256;
 
 /// An inode: its number, normalized path, and entry (none for the root and implicit
 /// directories).
@@ -86,6 +88,12 @@ impl ImageFs {
                 "{object} has {next} entries; a mount numbers at most {IMPLICIT_BASE}"
             )));
         }
+        // Lookups come back to the same blocks in no particular order: keep more of them.
+        let cache_blocks = (CACHED_BLOCKS_TOTAL / layers.len().max(1)).clamp(4, 64);
+        let layers: Vec<LayerMeta> = layers
+            .into_iter()
+            .map(|l| l.with_block_cache(cache_blocks))
+            .collect();
         let blob_tables = layers.iter().map(|l| Arc::from(l.blobs())).collect();
         let mut fs = ImageFs {
             layers,

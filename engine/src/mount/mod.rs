@@ -50,7 +50,7 @@ impl Default for MountOptions {
             images: MountImages::All,
             allow_other: false,
             cache_bytes: 64 << 20,
-            readahead_bytes: 4 << 20,
+            readahead_bytes: 8 << 20,
             threads: 4,
         }
     }
@@ -84,11 +84,9 @@ impl MountSession {
         let ids: Vec<ImageId> = chosen.iter().map(|(_, id, _)| *id).collect();
         let lease = Lease::take(&layout, &ids, target)?;
         drop(guard);
-        let content = Arc::new(Content::new(
-            store.clone(),
-            options.cache_bytes,
-            options.readahead_bytes,
-        ));
+        // Frames decoded ahead must not push out of the cache the ones being read.
+        let readahead = options.readahead_bytes.min(options.cache_bytes as u64 / 2);
+        let content = Arc::new(Content::new(store.clone(), options.cache_bytes, readahead));
         let mut images = Vec::new();
         for (name, id, top) in chosen {
             let (_, mut layers) = store.image_layers_by_id(&id)?;

@@ -17,7 +17,8 @@ use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-/// Decoded blocks kept per kind, so that sequential reads decode each block once.
+/// Decoded blocks kept per kind unless set otherwise (`with_block_cache`), so that sequential
+/// reads decode each block once.
 const CACHED_BLOCKS: usize = 2;
 
 /// Where the object's bytes come from. Blocks are read with `pread` into buffers of their own
@@ -59,7 +60,7 @@ impl Backing {
     }
 }
 
-/// The last few decoded blocks of one kind, most recent last.
+/// The last few decoded blocks of one kind, most recently used last.
 type BlockCache<T> = Mutex<Vec<(usize, Arc<Vec<T>>)>>;
 
 /// An open layer metadata object.
@@ -71,6 +72,8 @@ pub struct LayerMeta {
     check_hashes: bool,
     entry_cache: BlockCache<LayerEntry>,
     path_cache: BlockCache<PathRecord>,
+    /// Blocks kept per cache.
+    cache_blocks: usize,
 }
 
 impl LayerMeta {
@@ -101,7 +104,15 @@ impl LayerMeta {
             check_hashes: id.is_some(),
             entry_cache: Mutex::new(Vec::new()),
             path_cache: Mutex::new(Vec::new()),
+            cache_blocks: CACHED_BLOCKS,
         })
+    }
+
+    /// Keeps up to `blocks` decoded blocks of each kind (at least 1): for readers that come
+    /// back to the same blocks out of order, such as a mounted filesystem answering lookups.
+    pub fn with_block_cache(mut self, blocks: usize) -> Self {
+        self.cache_blocks = blocks.max(1);
+        self
     }
 
     pub fn info(&self) -> &LayerInfo {
@@ -208,16 +219,23 @@ impl LayerMeta {
     }
 
     fn cached<T>(
+        &self,
         cache: &BlockCache<T>,
         i: usize,
         decode: impl FnOnce() -> Result<Vec<T>>,
     ) -> Result<Arc<Vec<T>>> {
-        if let Some((_, block)) = lock(cache).iter().find(|(n, _)| *n == i) {
-            return Ok(block.clone());
+        {
+            let mut slots = lock(cache);
+            if let Some(k) = slots.iter().position(|(n, _)| *n == i) {
+                let hit = slots.remove(k);
+                let block = hit.1.clone();
+                slots.push(hit);
+                return Ok(block);
+            }
         }
         let block = Arc::new(decode()?);
         let mut slots = lock(cache);
-        if slots.len() >= CACHED_BLOCKS {
+        if slots.len() >= self.cache_blocks {
             slots.remove(0);
         }
         slots.push((i, block.clone()));
@@ -234,7 +252,7 @@ impl LayerMeta {
         }
         let blocks = &self.tables.entry_blocks;
         let i = blocks.partition_point(|b| b.first_entry <= n) - 1;
-        let block = Self::cached(&self.entry_cache, i, || self.entry_block(i))?;
+        let block = self.cached(&self.entry_cache, i, || self.entry_block(i))?;
         Ok(block[(n - blocks[i].first_entry) as usize].clone())
     }
 
@@ -291,7 +309,7 @@ impl LayerMeta {
         if i == 0 {
             return Ok(None);
         }
-        let block = Self::cached(&self.path_cache, i - 1, || self.path_block(i - 1))?;
+        let block = self.cached(&self.path_cache, i - 1, || self.path_block(i - 1))?;
         Ok(block
             .binary_search_by(|r| r.key().cmp(&key))
             .ok()
@@ -327,13 +345,44 @@ impl LayerMeta {
         // in the block before the first one starting past start, else that block's first.
         let i = blocks.partition_point(|b| b.first_key() <= start);
         if i > 0 {
-            let block = Self::cached(&self.path_cache, i - 1, || self.path_block(i - 1))?;
+            let block = self.cached(&self.path_cache, i - 1, || self.path_block(i - 1))?;
             let k = block.partition_point(|r| r.key() <= start);
             if let Some(record) = block.get(k) {
                 return Ok(record.parent == dir);
             }
         }
         Ok(blocks.get(i).is_some_and(|b| b.first_parent == dir))
+    }
+
+    /// True if this reader keeps more blocks than a streaming one (`with_block_cache`).
+    pub fn caches_blocks(&self) -> bool {
+        self.cache_blocks > CACHED_BLOCKS
+    }
+
+    /// The records whose parent is `dir` (any spelling), in name order, read through the block
+    /// cache: what a reader listing directories again and again (a mount) wants, where
+    /// `children` decodes its blocks afresh.
+    pub fn children_cached(&self, dir: &[u8]) -> Result<Vec<PathRecord>> {
+        let dir = normalize(dir);
+        let start = (&dir[..], &b""[..]);
+        let blocks = &self.tables.path_blocks;
+        let mut i = blocks
+            .partition_point(|b| b.first_key() <= start)
+            .saturating_sub(1);
+        let mut out = Vec::new();
+        while i < blocks.len() {
+            let block = self.cached(&self.path_cache, i, || self.path_block(i))?;
+            // Names are never empty: the first child is the first key past (dir, "").
+            let first = block.partition_point(|r| r.key() <= start);
+            let listed = block[first..].iter().take_while(|r| r.parent == dir);
+            let before = out.len();
+            out.extend(listed.cloned());
+            if first + (out.len() - before) < block.len() {
+                break;
+            }
+            i += 1;
+        }
+        Ok(out)
     }
 
     /// Every path record in key order, one block decoded at a time.

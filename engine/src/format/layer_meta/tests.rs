@@ -181,8 +181,10 @@ fn check_against_model(meta: &LayerMeta, entries: &[LayerEntry]) {
             "children of {:?}",
             String::from_utf8_lossy(dir)
         );
+        assert_eq!(meta.children_cached(dir).unwrap(), expected);
     }
     assert_eq!(meta.children(b"no/such/dir").count(), 0);
+    assert!(meta.children_cached(b"no/such/dir").unwrap().is_empty());
     assert_eq!(meta.lookup(b"", b"").unwrap(), None);
 }
 

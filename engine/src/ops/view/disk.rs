@@ -11,6 +11,9 @@ impl LayerPaths for LayerMeta {
     }
 
     fn children(&self, dir: &[u8]) -> Result<Box<dyn Iterator<Item = Result<PathRecord>> + '_>> {
+        if self.caches_blocks() {
+            return Ok(Box::new(self.children_cached(dir)?.into_iter().map(Ok)));
+        }
         if !self.has_children(dir)? {
             return Ok(Box::new(std::iter::empty()));
         }
