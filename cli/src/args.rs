@@ -413,7 +413,7 @@ pub struct MountArgs {
     #[arg(long)]
     pub allow_other: bool,
     /// Decoded data kept in memory for reads, in MiB.
-    #[arg(long, value_name = "MIB", default_value_t = 64)]
+    #[arg(long, value_name = "MIB", default_value_t = 32)]
     pub cache_mb: usize,
     /// Data decoded ahead of reads that go through a file, or through the files of a layer,
     /// in the order they were stored, in MiB (0: none; at most half the cache).

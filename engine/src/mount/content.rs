@@ -13,9 +13,9 @@ use crate::format::bootstrap::{BlobRecord, ChunkRecord};
 use crate::format::ChunkLocation;
 use crate::store::Store;
 use crate::BlobId;
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{mpsc, Arc, Mutex, MutexGuard, Weak};
 
 /// A frame: its blob and its offset there.
 type FrameKey = (BlobId, u64);
@@ -83,38 +83,47 @@ struct FrameCache {
 struct CacheState {
     /// Frame, and when it was last used.
     frames: HashMap<FrameKey, (Arc<Frame>, u64)>,
+    /// The frames by when they were last used, oldest first.
+    by_use: BTreeMap<u64, FrameKey>,
     bytes: usize,
     clock: u64,
+}
+
+impl CacheState {
+    /// Marks `key` (cached, last used at `used`) as used now.
+    fn touch(&mut self, key: FrameKey, used: u64) -> u64 {
+        self.clock += 1;
+        self.by_use.remove(&used);
+        self.by_use.insert(self.clock, key);
+        self.clock
+    }
 }
 
 impl FrameCache {
     fn get(&self, key: &FrameKey) -> Option<Arc<Frame>> {
         let mut state = lock(&self.state);
-        state.clock += 1;
-        let now = state.clock;
-        state.frames.get_mut(key).map(|(frame, used)| {
-            *used = now;
-            frame.clone()
-        })
+        let (frame, used) = state.frames.get(key).map(|(f, u)| (f.clone(), *u))?;
+        let now = state.touch(*key, used);
+        if let Some(entry) = state.frames.get_mut(key) {
+            entry.1 = now;
+        }
+        Some(frame)
     }
 
     fn insert(&self, key: FrameKey, frame: Arc<Frame>) {
         let mut state = lock(&self.state);
-        state.clock += 1;
-        let now = state.clock;
         let len = frame.data.len();
-        if let Some((old, _)) = state.frames.insert(key, (frame, now)) {
-            state.bytes -= old.data.len();
+        let previous = state.frames.get(&key).map(|(f, u)| (f.data.len(), *u));
+        let now = state.touch(key, previous.map_or(u64::MAX, |(_, u)| u));
+        if let Some((old_len, _)) = previous {
+            state.bytes -= old_len;
         }
+        state.frames.insert(key, (frame, now));
         state.bytes += len;
         while state.bytes > self.budget && state.frames.len() > 1 {
-            let oldest = state
-                .frames
-                .iter()
-                .filter(|(k, _)| **k != key)
-                .min_by_key(|(_, (_, used))| *used)
-                .map(|(k, _)| *k);
-            let Some(oldest) = oldest else { break };
+            let Some((_, oldest)) = state.by_use.pop_first() else {
+                break;
+            };
             if let Some((old, _)) = state.frames.remove(&oldest) {
                 state.bytes -= old.data.len();
             }
@@ -135,11 +144,18 @@ pub(super) struct Content {
     /// Per blob, the offset of the frame reads used last: reads moving on to the next frame
     /// of a blob are a scan (unpacking, `tar`, a program loading its files in order).
     last_frame: Mutex<HashMap<BlobId, u64>>,
+    /// Frames to decode ahead, for the read-ahead threads.
+    to_decode: Mutex<mpsc::Sender<ChunkLocation>>,
 }
 
+/// Threads decoding frames ahead of readers. They block while idle (a pool that spins
+/// waiting for work would take the CPU the readers need) and end with the `Content`.
+const AHEAD_THREADS: usize = 2;
+
 impl Content {
-    pub fn new(store: Arc<Store>, cache_bytes: usize, readahead: u64) -> Content {
-        Content {
+    pub fn new(store: Arc<Store>, cache_bytes: usize, readahead: u64) -> Arc<Content> {
+        let (sender, receiver) = mpsc::channel::<ChunkLocation>();
+        let content = Arc::new(Content {
             store,
             readers: Mutex::new(HashMap::new()),
             cache: FrameCache {
@@ -150,7 +166,14 @@ impl Content {
             readahead,
             frame_tables: Mutex::new(HashMap::new()),
             last_frame: Mutex::new(HashMap::new()),
+            to_decode: Mutex::new(sender),
+        });
+        let receiver = Arc::new(Mutex::new(receiver));
+        for _ in 0..AHEAD_THREADS {
+            let (content, receiver) = (Arc::downgrade(&content), receiver.clone());
+            std::thread::spawn(move || decode_ahead_loop(&content, &receiver));
         }
+        content
     }
 
     /// Up to `size` bytes of `file` from `offset` (fewer at its end).
@@ -220,12 +243,9 @@ impl Content {
         if self.cache.get(&key).is_some() || !lock(&self.ahead).insert(key) {
             return;
         }
-        let content = self.clone();
-        rayon::spawn(move || {
-            // An error here is reported by the read that needs the frame.
-            let _ = content.frame(&location);
-            lock(&content.ahead).remove(&key);
-        });
+        if lock(&self.to_decode).send(location).is_err() {
+            lock(&self.ahead).remove(&key);
+        }
     }
 
     /// The frames of `blob`, one location each, in offset order.
@@ -266,6 +286,19 @@ impl Content {
         let reader = Arc::new(BlobReader::open(&self.store.blob_path(id), *id)?);
         lock(&self.readers).insert(*id, reader.clone());
         Ok(reader)
+    }
+}
+
+/// A read-ahead thread: decodes the frames sent to it until the `Content` is gone.
+fn decode_ahead_loop(content: &Weak<Content>, receiver: &Mutex<mpsc::Receiver<ChunkLocation>>) {
+    loop {
+        let next = lock(receiver).recv();
+        let (Ok(location), Some(content)) = (next, content.upgrade()) else {
+            return;
+        };
+        // An error here is reported by the read that needs the frame.
+        let _ = content.frame(&location);
+        lock(&content.ahead).remove(&location.frame_key());
     }
 }
 

@@ -6,7 +6,7 @@
 //! damaged (blob and offset, layer object), never wrong bytes.
 
 use super::content::OpenFile;
-use super::image_fs::{DirItem, ImageFs, Node, INODE_LIMIT, ROOT};
+use super::image_fs::{dir_attr, DirItem, ImageFs, Node, INODE_LIMIT, ROOT};
 use crate::error::Error;
 use fuser::{
     Errno, FileAttr, FileHandle, FileType, Filesystem, FopenFlags, Generation, INodeNo, InitFlags,
@@ -18,7 +18,7 @@ use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, UNIX_EPOCH};
+use std::time::Duration;
 
 /// How long the kernel may keep names and attributes: the image never changes.
 const TTL: Duration = Duration::from_secs(24 * 3600);
@@ -119,28 +119,15 @@ impl CairnFs {
         Ok(attr)
     }
 
+    /// The top directory of `mount --all`: read-only, one link per image directory.
     fn top_attr(&self) -> FileAttr {
         let images = match &self.tree {
             Tree::All(images) => images.len() as u32,
             Tree::One(_) => 0,
         };
-        FileAttr {
-            ino: INodeNo(ROOT),
-            size: 4096,
-            blocks: 8,
-            atime: UNIX_EPOCH,
-            mtime: UNIX_EPOCH,
-            ctime: UNIX_EPOCH,
-            crtime: UNIX_EPOCH,
-            kind: FileType::Directory,
-            perm: 0o555,
-            nlink: 2 + images,
-            uid: 0,
-            gid: 0,
-            rdev: 0,
-            blksize: 4096,
-            flags: 0,
-        }
+        let mut attr = dir_attr(ROOT, 2 + images);
+        attr.perm = 0o555;
+        attr
     }
 
     fn lookup_in(&self, parent: INodeNo, name: &[u8]) -> Result<FileAttr, Errno> {
@@ -219,6 +206,15 @@ impl CairnFs {
         Ok(file)
     }
 
+    /// The attributes of inode `ino`.
+    fn attr_of(&self, ino: INodeNo) -> Result<FileAttr, Errno> {
+        if let Some(Target::Top) = self.target(ino.0) {
+            return Ok(self.top_attr());
+        }
+        let (fs, node, base) = self.node(ino)?;
+        Self::attr(fs, &node, base)
+    }
+
     fn handle(&self) -> u64 {
         self.next_handle.fetch_add(1, Ordering::Relaxed)
     }
@@ -249,7 +245,9 @@ impl Filesystem for CairnFs {
         // The kernel keeps its own value when it allows less.
         let _ = config.set_max_readahead(KERNEL_READAHEAD);
         // Each is a round trip less per file where the kernel offers it: opens answered by
-        // the kernel, symlink targets cached, lookups in one directory in parallel.
+        // the kernel, symlink targets cached, lookups in one directory in parallel. (Listings
+        // with attributes, READDIRPLUS, made `find` slower here: 2.0 s against 1.6 s on
+        // 92,000 entries, the attributes of names it never stats.)
         self.no_open = config
             .add_capabilities(InitFlags::FUSE_NO_OPEN_SUPPORT)
             .is_ok();
@@ -266,13 +264,7 @@ impl Filesystem for CairnFs {
     }
 
     fn getattr(&self, _req: &Request, ino: INodeNo, _fh: Option<FileHandle>, reply: ReplyAttr) {
-        if let Some(Target::Top) = self.target(ino.0) {
-            return reply.attr(&TTL, &self.top_attr());
-        }
-        match self
-            .node(ino)
-            .and_then(|(fs, node, base)| Self::attr(fs, &node, base))
-        {
+        match self.attr_of(ino) {
             Ok(attr) => reply.attr(&TTL, &attr),
             Err(e) => reply.error(e),
         }

@@ -28,7 +28,7 @@ const IMPLICIT_BASE: u64 = 1 << 43;
 pub(super) const INODE_LIMIT: u64 = 1 << 44;
 const BLOCK_SIZE: u32 = 4096;
 /// Decoded metadata blocks kept per kind over all layers (blocks hold 32 to 64 KiB encoded).
-const CACHED_BLOCKS_TOTAL: usize = 256;
+const CACHED_BLOCKS_TOTAL: usize = 64;
 
 /// An inode: its number, normalized path, and entry (none for the root and implicit
 /// directories).
@@ -324,7 +324,7 @@ fn time(seconds: i64) -> SystemTime {
     }
 }
 
-fn dir_attr(ino: u64, nlink: u32) -> FileAttr {
+pub(super) fn dir_attr(ino: u64, nlink: u32) -> FileAttr {
     FileAttr {
         ino: INodeNo(ino),
         size: BLOCK_SIZE as u64,

@@ -49,7 +49,7 @@ impl Default for MountOptions {
         MountOptions {
             images: MountImages::All,
             allow_other: false,
-            cache_bytes: 64 << 20,
+            cache_bytes: 32 << 20,
             readahead_bytes: 8 << 20,
             threads: 4,
         }
@@ -86,7 +86,7 @@ impl MountSession {
         drop(guard);
         // Frames decoded ahead must not push out of the cache the ones being read.
         let readahead = options.readahead_bytes.min(options.cache_bytes as u64 / 2);
-        let content = Arc::new(Content::new(store.clone(), options.cache_bytes, readahead));
+        let content = Content::new(store.clone(), options.cache_bytes, readahead);
         let mut images = Vec::new();
         for (name, id, top) in chosen {
             let (_, mut layers) = store.image_layers_by_id(&id)?;

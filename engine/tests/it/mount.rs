@@ -104,11 +104,31 @@ fn assert_same_as_tar(mounted: &Path, layers: &[Vec<u8>], work: &Path, what: &st
 }
 
 fn demo_store(dir: &Path) -> cairn_engine::StoreWriter {
-    let (v1, v2) = cairn_sample::write_demo_layouts(&dir.join("images")).unwrap();
+    let (v1, v2) = demo_layouts(dir);
     let store = new_store(dir);
     convert(&store, &format!("oci:{}", v1.display()), "v1", &[]).unwrap();
     convert(&store, &format!("oci:{}", v2.display()), "v2", &["v1"]).unwrap();
     store
+}
+
+fn demo_layouts(dir: &Path) -> (PathBuf, PathBuf) {
+    let images = dir.join("images");
+    if images.join("v1").exists() {
+        return (images.join("v1"), images.join("v2"));
+    }
+    cairn_sample::write_demo_layouts(&images).unwrap()
+}
+
+/// `stat -f` of a mounted directory: (blocks, inodes).
+fn statfs(dir: &Path) -> (u64, u64) {
+    let out = Command::new("stat")
+        .args(["-f", "-c", "%b %c"])
+        .arg(dir)
+        .output()
+        .unwrap();
+    let text = String::from_utf8(out.stdout).unwrap();
+    let mut numbers = text.split_whitespace().map(|n| n.parse().unwrap());
+    (numbers.next().unwrap(), numbers.next().unwrap())
 }
 
 #[test]
@@ -122,6 +142,12 @@ fn demo_images_through_the_mount_match_gnu_tar_whole_and_by_layer() {
     for name in ["v1", "v2"] {
         let layers = layer_tars(&store, name);
         let mounted = Mounted::image(&root, tmp.path().join(format!("m-{name}")), name, None);
+        // A hardlink and its target are one inode with two names.
+        let link = std::fs::metadata(mounted.dir.join("app/bin/demo")).unwrap();
+        let target = std::fs::metadata(mounted.dir.join("app/bin/demo-server")).unwrap();
+        assert_eq!((link.ino(), link.nlink()), (target.ino(), 2), "{name}");
+        let (blocks, inodes) = statfs(&mounted.dir);
+        assert!(blocks > 0 && inodes > 0, "{name}: statfs {blocks} {inodes}");
         let work = tmp.path().join(format!("tar-{name}"));
         assert_same_as_tar(&mounted.dir, &layers, &work, name);
         drop(mounted);
@@ -206,6 +232,9 @@ fn gc_keeps_what_a_mounted_image_uses_until_it_is_unmounted() {
     let root = store.root().to_path_buf();
     let mounted = Mounted::image(&root, tmp.path().join("m"), "v2", None);
     let before = walk(&mounted.dir);
+    // The store takes new images while mounted.
+    let (v1, _) = demo_layouts(tmp.path());
+    convert(&store, &format!("oci:{}", v1.display()), "v3", &[]).unwrap();
     store.remove(&["v2".to_string()]).unwrap();
     let report = store.gc(&GcOptions::default()).unwrap();
     assert_eq!(report.mounted_images, 1);
