@@ -37,6 +37,8 @@ pub enum Command {
     Init(InitArgs),
     /// Convert an image into the store, deduplicated against a dictionary.
     Convert(ConvertArgs),
+    /// Pull an image from an OCI registry into the store (layers streamed, never saved).
+    Pull(PullArgs),
     /// List the images in the store.
     Images(JsonArg),
     /// Write an image out as an OCI image layout or an archive for `docker load`.
@@ -148,9 +150,17 @@ impl DeltaArg {
 
 #[derive(Args, Debug)]
 pub struct ConvertArgs {
-    /// oci:DIR[:REF] (OCI image layout), docker-archive:FILE (`docker save` output), or a path
+    /// oci:DIR[:REF] (OCI image layout), docker://REGISTRY/REPO[:TAG|@DIGEST] (see `cairn
+    /// pull` for the registry options), docker-archive:FILE (`docker save` output), or a path
     /// to a single layer .tar, .tar.gz or .tar.zst.
     pub source: String,
+    #[command(flatten)]
+    pub into: IntoStoreArgs,
+}
+
+/// How an image goes into the store: what `convert` and `pull` share.
+#[derive(Args, Debug)]
+pub struct IntoStoreArgs {
     /// Name to record the image under.
     #[arg(long)]
     pub name: String,
@@ -181,6 +191,35 @@ pub struct ConvertArgs {
     /// Machine-readable output.
     #[arg(long)]
     pub json: bool,
+}
+
+#[derive(Args, Debug)]
+#[command(long_about = "Pull an image from an OCI registry into the store.\n\n\
+                  Reads the index or manifest and the config (digests verified) and streams each \
+                  layer straight into the converter as it downloads: no layer is written to a \
+                  file, and a layer whose digest the store already holds is not downloaded. A \
+                  broken download is resumed where it stopped (up to 5 tries); on any error \
+                  nothing is committed.\n\n\
+                  Credentials: --user, else ~/.docker/config.json (`docker login`, `skopeo \
+                  login`), else anonymous; bearer tokens are fetched as the registry asks.\n\n\
+                  Examples:\n  cairn pull docker.io/library/python:3.12-slim --name py:3.12\n  \
+                  cairn pull --insecure 127.0.0.1:5000/app:v2 --name app:v2 --dict app:v1")]
+pub struct PullArgs {
+    /// REGISTRY/REPO[:TAG|@DIGEST] (a leading docker:// is allowed).
+    pub reference: String,
+    /// Plain HTTP, certificates not checked: for a registry on localhost or a test network.
+    #[arg(long)]
+    pub insecure: bool,
+    /// USER:PASSWORD for basic auth (or a token as the password).
+    #[arg(
+        long,
+        value_name = "USER:PASSWORD",
+        env = "CAIRN_REGISTRY_USER",
+        hide_env_values = true
+    )]
+    pub user: Option<String>,
+    #[command(flatten)]
+    pub into: IntoStoreArgs,
 }
 
 #[derive(Args, Debug)]

@@ -58,7 +58,7 @@ mod oci;
 #[cfg(feature = "store")]
 mod ops;
 mod progress;
-mod source;
+pub mod source;
 #[cfg(feature = "store")]
 mod store;
 
@@ -98,6 +98,6 @@ pub use ops::verify::{Problem, VerifyReport};
 #[cfg(feature = "store")]
 pub use ops::whole_image::WholeImage;
 pub use progress::{NoProgress, Progress, Unit};
-pub use source::{Platform, PlatformChoice, SourceSpec};
+pub use source::{LayerBytes, Platform, PlatformChoice, SourceSpec};
 #[cfg(feature = "store")]
 pub use store::{InitOptions, Store, StoreWriter};

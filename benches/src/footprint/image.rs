@@ -37,18 +37,23 @@ pub fn layers(source: &str) -> Result<Vec<Layer>> {
             images.len()
         );
     };
-    Ok(image
+    image
         .layers
         .iter()
-        .map(|l| Layer {
-            path: l.bytes.path.clone(),
-            offset: l.bytes.offset,
-            len: l.bytes.len,
-            digest: l.digest,
-            diff_id: l.diff_id,
-            compression: l.compression,
+        .map(|l| {
+            let cairn_engine::LayerBytes::File(range) = &l.bytes else {
+                bail!("{source}: the footprint bench reads local images only");
+            };
+            Ok(Layer {
+                path: range.path.clone(),
+                offset: range.offset,
+                len: range.len,
+                digest: l.digest,
+                diff_id: l.diff_id,
+                compression: l.compression,
+            })
         })
-        .collect())
+        .collect()
 }
 
 impl Layer {

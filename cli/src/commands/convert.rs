@@ -1,6 +1,6 @@
 //! `cairn convert`: an image into the store.
 
-use crate::args::{Cli, ConvertArgs};
+use crate::args::{Cli, ConvertArgs, IntoStoreArgs};
 use crate::output::{bytes, count, percent, table};
 use crate::progress::Bar;
 use cairn_engine::{
@@ -8,13 +8,18 @@ use cairn_engine::{
 };
 
 pub fn run(cli: &Cli, args: &ConvertArgs) -> anyhow::Result<()> {
+    into_store(cli, SourceSpec::parse(&args.source)?, &args.into)
+}
+
+/// Converts `source` into the store as `args` say, and prints the report.
+pub fn into_store(cli: &Cli, source: SourceSpec, args: &IntoStoreArgs) -> anyhow::Result<()> {
     let platform = match (&args.platform, args.all_platforms) {
         (_, true) => PlatformChoice::All,
         (Some(p), false) => PlatformChoice::Exact(Platform::parse(p).map_err(anyhow::Error::msg)?),
         (None, false) => PlatformChoice::Default,
     };
     let options = ConvertOptions {
-        source: SourceSpec::parse(&args.source)?,
+        source,
         name: args.name.clone(),
         dict: args.dict.clone(),
         platform,

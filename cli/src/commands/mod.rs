@@ -12,6 +12,7 @@ mod init;
 mod inventory;
 mod ls;
 mod mount;
+mod pull;
 mod rm;
 mod stats;
 mod unpack;
@@ -23,6 +24,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
     match &cli.command {
         Command::Init(args) => init::run(&cli, args),
         Command::Convert(args) => convert::run(&cli, args),
+        Command::Pull(args) => pull::run(&cli, args),
         Command::Images(args) => images::run(&cli, args),
         Command::Export(args) => export::run(&cli, args),
         Command::ExportLayer(args) => export_layer::run(&cli, args),

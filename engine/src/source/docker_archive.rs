@@ -128,7 +128,7 @@ pub fn resolve(file: &Path, choice: &PlatformChoice) -> Result<Vec<ImageSource>>
                 media_type: String::new(),
                 compression: None,
                 diff_id: Some(diff_id),
-                bytes: member(name)?.clone(),
+                bytes: super::LayerBytes::File(member(name)?.clone()),
             })
         })
         .collect::<Result<Vec<_>>>()?;

@@ -5,8 +5,13 @@
 //! through the convert. The OCI JSON documents read here are `oci`'s types.
 
 mod docker_archive;
+#[cfg(feature = "registry")]
+mod docker_config;
 mod oci_layout;
 mod platform;
+#[cfg(feature = "registry")]
+pub mod registry;
+mod resolve;
 
 pub use platform::{Platform, PlatformChoice};
 
@@ -33,6 +38,9 @@ pub enum SourceSpec {
     LayerFile {
         file: PathBuf,
     },
+    /// `docker://REGISTRY/REPO[:TAG|@DIGEST]`.
+    #[cfg(feature = "registry")]
+    Registry(registry::RegistrySpec),
 }
 
 impl SourceSpec {
@@ -41,19 +49,37 @@ impl SourceSpec {
         if let Some(rest) = text.strip_prefix("oci:") {
             let (dir, reference) = split_oci_reference(text, rest)?;
             Ok(SourceSpec::OciLayout { dir, reference })
+        } else if let Some(reference) = text.strip_prefix("docker://") {
+            Self::registry(text, reference)
         } else if let Some(file) = text.strip_prefix("docker-archive:") {
             Ok(SourceSpec::DockerArchive {
                 file: PathBuf::from(file),
             })
         } else if text.contains(':') && !Path::new(text).exists() {
             Err(Error::Usage(format!(
-                "{text}: unknown source; use oci:DIR[:REF], docker-archive:FILE or a path to a layer .tar/.tar.gz/.tar.zst"
+                "{text}: unknown source; use oci:DIR[:REF], docker://REGISTRY/REPO[:TAG], docker-archive:FILE or a path to a layer .tar/.tar.gz/.tar.zst"
             )))
         } else {
             Ok(SourceSpec::LayerFile {
                 file: PathBuf::from(text),
             })
         }
+    }
+
+    #[cfg(feature = "registry")]
+    fn registry(_text: &str, reference: &str) -> Result<SourceSpec> {
+        Ok(SourceSpec::Registry(registry::RegistrySpec {
+            reference: reference.to_string(),
+            insecure: false,
+            credentials: None,
+        }))
+    }
+
+    #[cfg(not(feature = "registry"))]
+    fn registry(text: &str, _reference: &str) -> Result<SourceSpec> {
+        Err(Error::Usage(format!(
+            "{text}: this cairn was built without registry support"
+        )))
     }
 
     /// Resolves the source into the single-platform images to convert.
@@ -64,6 +90,8 @@ impl SourceSpec {
             }
             SourceSpec::DockerArchive { file } => docker_archive::resolve(file, choice),
             SourceSpec::LayerFile { file } => layer_file(file),
+            #[cfg(feature = "registry")]
+            SourceSpec::Registry(spec) => registry::resolve(spec, choice),
         }
     }
 }
@@ -80,6 +108,8 @@ impl std::fmt::Display for SourceSpec {
             }
             SourceSpec::DockerArchive { file } => write!(f, "docker-archive:{}", file.display()),
             SourceSpec::LayerFile { file } => write!(f, "{}", file.display()),
+            #[cfg(feature = "registry")]
+            SourceSpec::Registry(spec) => write!(f, "docker://{}", spec.reference),
         }
     }
 }
@@ -137,6 +167,47 @@ impl ByteRange {
     }
 }
 
+/// Where a layer's stored (compressed) bytes are read from.
+#[derive(Clone, Debug)]
+pub enum LayerBytes {
+    File(ByteRange),
+    /// Streamed from a registry as the convert reads it.
+    #[cfg(feature = "registry")]
+    Remote(registry::RemoteBlob),
+}
+
+impl LayerBytes {
+    pub fn len(&self) -> u64 {
+        match self {
+            LayerBytes::File(range) => range.len,
+            #[cfg(feature = "registry")]
+            LayerBytes::Remote(blob) => blob.len(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The bytes from the start; nothing is read (or downloaded) before this is called.
+    pub fn open(&self) -> Result<Box<dyn Read + Send + '_>> {
+        match self {
+            LayerBytes::File(range) => Ok(Box::new(range.open()?)),
+            #[cfg(feature = "registry")]
+            LayerBytes::Remote(blob) => Ok(Box::new(blob.open()?)),
+        }
+    }
+
+    /// Where the bytes are, for messages.
+    pub fn describe(&self) -> String {
+        match self {
+            LayerBytes::File(range) => range.path.display().to_string(),
+            #[cfg(feature = "registry")]
+            LayerBytes::Remote(blob) => blob.describe(),
+        }
+    }
+}
+
 /// One layer to convert and the digests its bytes must have.
 #[derive(Clone, Debug)]
 pub struct LayerSource {
@@ -147,7 +218,7 @@ pub struct LayerSource {
     pub compression: Option<Compression>,
     /// sha256 of the uncompressed tar, from the image config.
     pub diff_id: Option<Sha256Digest>,
-    pub bytes: ByteRange,
+    pub bytes: LayerBytes,
 }
 
 /// One single-platform image, ready to convert.
@@ -173,7 +244,7 @@ fn layer_file(file: &Path) -> Result<Vec<ImageSource>> {
             media_type: String::new(),
             compression: None,
             diff_id: None,
-            bytes,
+            bytes: LayerBytes::File(bytes),
         }],
     }])
 }

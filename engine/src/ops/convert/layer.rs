@@ -90,7 +90,7 @@ struct Batch {
 fn layer_label(index: usize, layer: &LayerSource) -> String {
     match &layer.digest {
         Some(d) => format!("layer {index} ({d})"),
-        None => format!("layer {index} ({})", layer.bytes.path.display()),
+        None => format!("layer {index} ({})", layer.bytes.describe()),
     }
 }
 
@@ -110,7 +110,7 @@ fn convert_layer(shared: &Shared, index: usize, layer: &LayerSource) -> Result<L
         }
     };
     if let Some(output) = reuse(shared, layer, compression)? {
-        shared.progress.inc(layer.bytes.len);
+        shared.progress.inc(layer.bytes.len());
         return Ok(output);
     }
     let (sender, receiver) = mpsc::sync_channel::<Batch>(2);
@@ -209,7 +209,7 @@ fn reuse(
             digest: digest.to_string(),
             diff_id: info.source.diff_id.to_string(),
             compression: compression.name().into(),
-            compressed_bytes: layer.bytes.len,
+            compressed_bytes: layer.bytes.len(),
             tar_bytes: info.source.size,
             entries: info.entry_count,
             files: info.file_count,
@@ -224,12 +224,12 @@ fn reuse(
             digest,
             media_type: layer.media_type.clone(),
             compression,
-            compressed_size: layer.bytes.len,
+            compressed_size: layer.bytes.len(),
             content: LayerContent::Reused(ImageLayer {
                 digest,
                 media_type: layer.media_type.clone(),
                 compression,
-                compressed_size: layer.bytes.len,
+                compressed_size: layer.bytes.len(),
                 diff_id: info.source.diff_id,
                 size: info.source.size,
                 meta: id,

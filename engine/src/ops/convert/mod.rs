@@ -266,7 +266,7 @@ pub fn convert(
     let total: u64 = named
         .iter()
         .flat_map(|(_, i)| &i.layers)
-        .map(|l| l.bytes.len)
+        .map(|l| l.bytes.len())
         .sum();
     progress.set_length(total, Unit::Bytes);
     let mut report = ConvertReport::default();

@@ -1,0 +1,422 @@
+//! Images in an OCI registry, `docker://REGISTRY/REPO[:TAG|@DIGEST]`, read through the
+//! distribution API (`oci-client`: HTTPS, or HTTP with `insecure`; anonymous, basic and
+//! bearer-token auth). The index or manifest and the configs are fetched whole (bounded) and
+//! checked against their digests. A layer is streamed into the convert while it downloads,
+//! never written to a file, and only when the convert reads it: a layer whose digest the store
+//! already has is never downloaded. A download that breaks is resumed where it stopped (an
+//! HTTP range request), up to `ATTEMPTS` times with growing pauses; the convert checks every
+//! layer's sha256 and diff_id as it streams, so a resumed layer is verified whole.
+
+use super::platform::PlatformChoice;
+use super::resolve::{parse_digest, Blobs};
+use super::{ImageSource, LayerBytes, MAX_JSON_LEN};
+use crate::error::{Error, Result};
+use crate::oci::{media_type, Descriptor};
+use crate::Sha256Digest;
+use futures_util::StreamExt;
+use oci_client::client::{BlobResponse, ClientConfig, ClientProtocol, SizedStream};
+use oci_client::secrets::RegistryAuth;
+use oci_client::{Client, Reference};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// Tries per layer download (the first and the resumptions).
+const ATTEMPTS: u32 = 5;
+/// The pause before the second try; doubled for each further one.
+const FIRST_PAUSE: Duration = Duration::from_millis(500);
+/// Downloaded pieces buffered ahead of the convert, per layer.
+const PIECES_AHEAD: usize = 64;
+
+/// A registry image and how to reach it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RegistrySpec {
+    /// `REGISTRY/REPO[:TAG|@DIGEST]`, as given after `docker://`.
+    pub reference: String,
+    /// Plain HTTP (and unchecked certificates) for this registry.
+    pub insecure: bool,
+    /// `None`: from `~/.docker/config.json` if it has some for the registry, else anonymous.
+    pub credentials: Option<Credentials>,
+}
+
+/// A user name and password (or token) for basic auth; never printed.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Credentials {
+    pub user: String,
+    pub password: String,
+}
+
+impl std::fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Credentials({}, <password>)", self.user)
+    }
+}
+
+impl Credentials {
+    /// `USER:PASSWORD`.
+    pub fn parse(text: &str) -> Result<Credentials> {
+        match text.split_once(':') {
+            Some((user, password)) if !user.is_empty() => Ok(Credentials {
+                user: user.into(),
+                password: password.into(),
+            }),
+            _ => Err(Error::Usage("--user takes USER:PASSWORD".into())),
+        }
+    }
+}
+
+/// The client, the credentials and the reference: what every request needs.
+#[derive(Clone)]
+struct Connection {
+    client: Client,
+    auth: RegistryAuth,
+    reference: Reference,
+    /// `http(s)://REGISTRY/v2/REPO`, for messages.
+    url: String,
+}
+
+impl Connection {
+    fn error(&self, what: &str, e: impl std::fmt::Display) -> Error {
+        Error::bad_input(format!("{} {what}", self.url), e.to_string())
+    }
+}
+
+/// A registry being read: its connection, the runtime its requests run on, and the documents
+/// fetched so far.
+struct Registry {
+    connection: Connection,
+    runtime: tokio::runtime::Runtime,
+    fetched: Mutex<HashMap<Sha256Digest, Vec<u8>>>,
+}
+
+/// The single-platform images at `spec`.
+pub(crate) fn resolve(spec: &RegistrySpec, choice: &PlatformChoice) -> Result<Vec<ImageSource>> {
+    let registry = Arc::new(Registry::connect(spec)?);
+    let c = &registry.connection;
+    let accepted = [
+        media_type::OCI_INDEX,
+        media_type::DOCKER_LIST,
+        media_type::OCI_MANIFEST,
+        media_type::DOCKER_MANIFEST,
+    ];
+    let (bytes, digest) = registry
+        .runtime
+        .block_on(c.client.pull_manifest_raw(&c.reference, &c.auth, &accepted))
+        .map_err(|e| c.error(&format!("manifest {}", c.reference), e))?;
+    let digest = parse_digest(&digest, "manifest")?;
+    check_digest(&bytes, &digest, &c.url)?;
+    let top = Descriptor {
+        media_type: document_media_type(&bytes),
+        digest: digest.to_string(),
+        size: Some(bytes.len() as u64),
+        platform: None,
+        annotations: Default::default(),
+    };
+    registry
+        .fetched
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .insert(digest, bytes.to_vec());
+    let what = format!("docker://{}", spec.reference);
+    super::resolve::images(&RegistryBlobs(registry), &[top], choice, &what)
+}
+
+fn check_digest(bytes: &[u8], digest: &Sha256Digest, url: &str) -> Result<()> {
+    let actual = Sha256Digest::of(bytes);
+    if actual != *digest {
+        return Err(Error::DigestMismatch {
+            object: format!("{url} {digest}"),
+            expected: digest.to_string(),
+            actual: actual.to_string(),
+        });
+    }
+    Ok(())
+}
+
+/// The media type a manifest or index states, or the one its shape implies.
+fn document_media_type(bytes: &[u8]) -> String {
+    let value: serde_json::Value = serde_json::from_slice(bytes).unwrap_or_default();
+    if let Some(stated) = value.get("mediaType").and_then(|m| m.as_str()) {
+        return stated.to_string();
+    }
+    if value.get("manifests").is_some() {
+        media_type::OCI_INDEX.into()
+    } else {
+        media_type::OCI_MANIFEST.into()
+    }
+}
+
+impl Registry {
+    fn connect(spec: &RegistrySpec) -> Result<Registry> {
+        let reference: Reference = spec.reference.parse().map_err(|e| {
+            Error::Usage(format!(
+                "docker://{}: not an image reference ({e}); expected REGISTRY/REPO[:TAG|@DIGEST]",
+                spec.reference
+            ))
+        })?;
+        let registry = reference.resolve_registry().to_string();
+        let config = ClientConfig {
+            protocol: if spec.insecure {
+                ClientProtocol::HttpsExcept(vec![registry.clone()])
+            } else {
+                ClientProtocol::Https
+            },
+            accept_invalid_certificates: spec.insecure,
+            ..ClientConfig::default()
+        };
+        let scheme = if spec.insecure { "http" } else { "https" };
+        let url = format!("{scheme}://{registry}/v2/{}", reference.repository());
+        let credentials = match &spec.credentials {
+            Some(c) => Some(c.clone()),
+            None => super::docker_config::credentials(reference.registry())?,
+        };
+        let auth = match credentials {
+            Some(c) => RegistryAuth::Basic(c.user, c.password),
+            None => RegistryAuth::Anonymous,
+        };
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .map_err(|e| Error::io("start the network runtime", std::path::Path::new("-"), e))?;
+        Ok(Registry {
+            connection: Connection {
+                client: Client::new(config),
+                auth,
+                reference,
+                url,
+            },
+            runtime,
+            fetched: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// A JSON document, whole (at most `MAX_JSON_LEN` bytes), checked against its digest.
+    fn document(&self, desc: &Descriptor, digest: &Sha256Digest, what: &str) -> Result<Vec<u8>> {
+        if let Some(bytes) = self
+            .fetched
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(digest)
+        {
+            return Ok(bytes.clone());
+        }
+        let c = &self.connection;
+        let object = format!("{what} {digest}");
+        let is_manifest = matches!(
+            desc.media_type.as_str(),
+            media_type::OCI_INDEX
+                | media_type::DOCKER_LIST
+                | media_type::OCI_MANIFEST
+                | media_type::DOCKER_MANIFEST
+        );
+        let bytes = if is_manifest {
+            let at = c.reference.clone_with_digest(digest.to_string());
+            let accepted = [desc.media_type.as_str()];
+            let (bytes, _) = self
+                .runtime
+                .block_on(c.client.pull_manifest_raw(&at, &c.auth, &accepted))
+                .map_err(|e| c.error(&object, e))?;
+            bytes.to_vec()
+        } else {
+            self.runtime
+                .block_on(small_blob(c, digest))
+                .map_err(|e| c.error(&object, e))?
+        };
+        check_digest(&bytes, digest, &format!("{} {what}", c.url))?;
+        if let Some(size) = desc.size.filter(|&s| s != bytes.len() as u64) {
+            return Err(c.error(
+                &object,
+                format!(
+                    "descriptor says {size} bytes, the registry sent {}",
+                    bytes.len()
+                ),
+            ));
+        }
+        Ok(bytes)
+    }
+}
+
+/// A blob of at most `MAX_JSON_LEN` bytes, whole.
+async fn small_blob(c: &Connection, digest: &Sha256Digest) -> std::result::Result<Vec<u8>, String> {
+    c.client
+        .auth(&c.reference, &c.auth, oci_client::RegistryOperation::Pull)
+        .await
+        .map_err(|e| e.to_string())?;
+    let digest = digest.to_string();
+    let mut stream = c
+        .client
+        .pull_blob_stream(&c.reference, digest.as_str())
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut bytes = Vec::new();
+    while let Some(piece) = stream.next().await {
+        bytes.extend_from_slice(&piece.map_err(|e| e.to_string())?);
+        if bytes.len() as u64 > MAX_JSON_LEN {
+            return Err(format!("over the {MAX_JSON_LEN}-byte limit"));
+        }
+    }
+    Ok(bytes)
+}
+
+/// `Blobs` over a shared registry, so that layers can hold on to it.
+struct RegistryBlobs(Arc<Registry>);
+
+impl Blobs for RegistryBlobs {
+    fn read_json(&self, desc: &Descriptor, what: &str) -> Result<(Sha256Digest, Vec<u8>)> {
+        let digest = parse_digest(&desc.digest, what)?;
+        let bytes = self.0.document(desc, &digest, what)?;
+        Ok((digest, bytes))
+    }
+
+    fn layer(&self, digest: &Sha256Digest, size: Option<u64>) -> Result<LayerBytes> {
+        Ok(LayerBytes::Remote(RemoteBlob {
+            registry: self.0.clone(),
+            digest: *digest,
+            size,
+        }))
+    }
+}
+
+/// A layer in a registry, downloaded when opened.
+#[derive(Clone)]
+pub struct RemoteBlob {
+    registry: Arc<Registry>,
+    digest: Sha256Digest,
+    size: Option<u64>,
+}
+
+impl std::fmt::Debug for RemoteBlob {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "RemoteBlob({})", self.describe())
+    }
+}
+
+impl RemoteBlob {
+    pub fn len(&self) -> u64 {
+        self.size.unwrap_or(0)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    pub fn describe(&self) -> String {
+        format!("{} blob {}", self.registry.connection.url, self.digest)
+    }
+
+    /// Starts the download; its bytes come through the reader as they arrive.
+    pub fn open(&self) -> Result<RemoteReader> {
+        let (sender, receiver) = tokio::sync::mpsc::channel(PIECES_AHEAD);
+        let connection = self.registry.connection.clone();
+        let digest = self.digest;
+        let task = self.registry.runtime.spawn(async move {
+            if let Err(e) = download(&connection, &digest, &sender).await {
+                let _ = sender.send(Err(std::io::Error::other(e))).await;
+            }
+        });
+        Ok(RemoteReader {
+            receiver,
+            piece: bytes::Bytes::new(),
+            task,
+        })
+    }
+}
+
+/// Sends the blob's bytes, resuming after a broken transfer; the error after the last try.
+async fn download(
+    c: &Connection,
+    digest: &Sha256Digest,
+    sender: &tokio::sync::mpsc::Sender<std::io::Result<bytes::Bytes>>,
+) -> std::result::Result<(), String> {
+    let name = digest.to_string();
+    let mut received = 0u64;
+    let mut pause = FIRST_PAUSE;
+    let mut attempt = 1;
+    loop {
+        let failure = match open_at(c, &name, received).await {
+            Ok((mut stream, mut skip)) => loop {
+                match stream.next().await {
+                    None => return Ok(()),
+                    Some(Ok(mut piece)) => {
+                        // A registry that ignored the range sends the whole blob again.
+                        let dropped = skip.min(piece.len() as u64);
+                        skip -= dropped;
+                        piece = piece.slice(dropped as usize..);
+                        received += piece.len() as u64;
+                        if !piece.is_empty() && sender.send(Ok(piece)).await.is_err() {
+                            return Ok(()); // The reader is gone: the convert stopped.
+                        }
+                    }
+                    Some(Err(e)) => break e.to_string(),
+                }
+            },
+            Err(e) => e,
+        };
+        if attempt >= ATTEMPTS {
+            return Err(format!(
+                "{} blob {name}: {failure} (gave up after {ATTEMPTS} tries, {received} bytes received)",
+                c.url
+            ));
+        }
+        tokio::time::sleep(pause).await;
+        pause *= 2;
+        attempt += 1;
+    }
+}
+
+/// The blob's stream from byte `from`, and how many bytes of it to drop (a registry that
+/// ignores range requests sends everything from the start).
+async fn open_at(
+    c: &Connection,
+    digest: &str,
+    from: u64,
+) -> std::result::Result<(SizedStream, u64), String> {
+    c.client
+        .auth(&c.reference, &c.auth, oci_client::RegistryOperation::Pull)
+        .await
+        .map_err(|e| e.to_string())?;
+    if from == 0 {
+        let stream = c.client.pull_blob_stream(&c.reference, digest).await;
+        return stream.map(|s| (s, 0)).map_err(|e| e.to_string());
+    }
+    match c
+        .client
+        .pull_blob_stream_partial(&c.reference, digest, from, None)
+        .await
+    {
+        Ok(BlobResponse::Partial(stream)) => Ok((stream, 0)),
+        Ok(BlobResponse::Full(stream)) => Ok((stream, from)),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+/// A layer's bytes as they download (see `RemoteBlob::open`); the download stops when it is
+/// dropped.
+pub struct RemoteReader {
+    receiver: tokio::sync::mpsc::Receiver<std::io::Result<bytes::Bytes>>,
+    piece: bytes::Bytes,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl std::io::Read for RemoteReader {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        while self.piece.is_empty() {
+            match self.receiver.blocking_recv() {
+                Some(Ok(piece)) => self.piece = piece,
+                Some(Err(e)) => return Err(e),
+                None => return Ok(0),
+            }
+        }
+        let n = buf.len().min(self.piece.len());
+        buf[..n].copy_from_slice(&self.piece[..n]);
+        self.piece = self.piece.slice(n..);
+        Ok(n)
+    }
+}
+
+impl Drop for RemoteReader {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
