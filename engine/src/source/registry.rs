@@ -77,7 +77,15 @@ struct Connection {
 
 impl Connection {
     fn error(&self, what: &str, e: impl std::fmt::Display) -> Error {
-        Error::bad_input(format!("{} {what}", self.url), e.to_string())
+        let mut reason = e.to_string();
+        if reason.contains("error sending request") {
+            reason += if self.url.starts_with("https:") {
+                " (the registry is unreachable, or speaks plain HTTP: then use --insecure)"
+            } else {
+                " (the registry is unreachable)"
+            };
+        }
+        Error::bad_input(format!("{} {what}", self.url), reason)
     }
 }
 

@@ -9,6 +9,7 @@ mod lifecycle;
 mod malformed;
 mod mount;
 mod py_dataset;
+mod registry;
 mod rejects;
 mod repair;
 mod report;

@@ -1,0 +1,333 @@
+//! Pulling from registries: a real one on loopback (the CNCF distribution registry, Debian's
+//! `docker-registry`, fed by `skopeo copy`; skipped with a note where either is missing), and a
+//! small fake one in this file that breaks transfers on purpose.
+
+use crate::helpers::*;
+use cairn_engine::source::registry::{Credentials, RegistrySpec};
+use cairn_engine::{ConvertOptions, PlatformChoice, SourceSpec, StoreWriter};
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+fn which(tool: &str) -> bool {
+    Command::new("sh")
+        .args(["-c", &format!("command -v {tool}")])
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// `docker-registry serve` on a free loopback port with its own storage; stopped when dropped.
+struct LocalRegistry {
+    child: Child,
+    address: String,
+}
+
+impl LocalRegistry {
+    fn start(dir: &Path) -> Option<LocalRegistry> {
+        for tool in ["docker-registry", "skopeo"] {
+            if !which(tool) {
+                eprintln!(
+                    "note: registry test skipped: {tool} is not installed (.ci/setup installs it)"
+                );
+                return None;
+            }
+        }
+        let address = format!("127.0.0.1:{}", free_port());
+        let config = dir.join("registry.yml");
+        let storage = dir.join("registry-data");
+        std::fs::write(
+            &config,
+            format!(
+                "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: {address}\n",
+                storage.display()
+            ),
+        )
+        .unwrap();
+        let child = Command::new("docker-registry")
+            .arg("serve")
+            .arg(&config)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let registry = LocalRegistry { child, address };
+        let start = Instant::now();
+        while TcpStream::connect(&registry.address).is_err() {
+            assert!(
+                start.elapsed() < Duration::from_secs(20),
+                "registry did not start"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Some(registry)
+    }
+
+    fn push(&self, layout: &Path, reference: &str, target: &str) {
+        let out = Command::new("skopeo")
+            .args(["copy", "-q", "--dest-tls-verify=false"])
+            .arg(format!("oci:{}:{reference}", layout.display()))
+            .arg(format!("docker://{}/{target}", self.address))
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+impl Drop for LocalRegistry {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn pull_options(reference: &str, name: &str, dict: &[&str]) -> ConvertOptions {
+    ConvertOptions {
+        source: SourceSpec::Registry(RegistrySpec {
+            reference: reference.to_string(),
+            insecure: true,
+            credentials: None,
+        }),
+        platform: PlatformChoice::Default,
+        ..options("oci:unused", name, dict)
+    }
+}
+
+#[test]
+fn pulled_images_equal_their_layouts_and_known_layers_are_not_downloaded() {
+    let tmp = tempfile::tempdir().unwrap();
+    let Some(registry) = LocalRegistry::start(tmp.path()) else {
+        return;
+    };
+    let (v1, v2) = cairn_sample::write_demo_layouts(&tmp.path().join("images")).unwrap();
+    registry.push(&v1, "v1", "demo:v1");
+    registry.push(&v2, "v2", "demo:v2");
+    let pulled = new_store(&tmp.path().join("pulled"));
+    let at = |tag: &str| format!("{}/demo:{tag}", registry.address);
+    pulled
+        .convert(
+            &pull_options(&at("v1"), "v1", &[]),
+            &cairn_engine::NoProgress,
+        )
+        .unwrap();
+    let report = pulled
+        .convert(
+            &pull_options(&at("v2"), "v2", &["v1"]),
+            &cairn_engine::NoProgress,
+        )
+        .unwrap();
+    assert!(report.images[0].reference.starts_with("docker://"));
+    let local = new_store(&tmp.path().join("local"));
+    convert(&local, &format!("oci:{}:v1", v1.display()), "v1", &[]).unwrap();
+    convert(&local, &format!("oci:{}:v2", v2.display()), "v2", &["v1"]).unwrap();
+    for name in ["v1", "v2"] {
+        assert_eq!(
+            export_all(&pulled, name),
+            export_all(&local, name),
+            "{name}"
+        );
+        assert_eq!(
+            pulled.bootstrap(name).unwrap().source.manifest,
+            local.bootstrap(name).unwrap().source.manifest,
+            "{name}: the same manifest bytes"
+        );
+    }
+    // Pulled again: every layer is one the store has, so none is downloaded.
+    let again = pulled
+        .convert(
+            &pull_options(&at("v2"), "again", &[]),
+            &cairn_engine::NoProgress,
+        )
+        .unwrap();
+    assert!(again.images[0].layers.iter().all(|l| l.reused_metadata));
+    let missing = pulled.convert(
+        &pull_options(&at("nope"), "x", &[]),
+        &cairn_engine::NoProgress,
+    );
+    let message = missing.unwrap_err().to_string();
+    assert!(message.contains(&registry.address), "{message}");
+}
+
+/// What the fake registry does with a layer's first download.
+#[derive(Clone, Copy, PartialEq)]
+enum Breakage {
+    /// Sends half the body, then closes; answers range requests properly.
+    CutOnce,
+    /// Cuts every download.
+    CutAlways,
+}
+
+/// A registry serving one image (`demo:v1`) from an OCI layout, breaking layer downloads as
+/// told, and asking for basic auth `user`/`secret`.
+struct FakeRegistry {
+    address: String,
+    downloads: Arc<AtomicUsize>,
+}
+
+impl FakeRegistry {
+    fn start(layout: &Path, breakage: Breakage) -> FakeRegistry {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let address = listener.local_addr().unwrap().to_string();
+        let index: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(layout.join("index.json")).unwrap()).unwrap();
+        let manifest = index["manifests"][0]["digest"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let blobs = layout.join("blobs/sha256");
+        let downloads = Arc::new(AtomicUsize::new(0));
+        let counter = downloads.clone();
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(stream) = stream else { return };
+                let (blobs, manifest, counter) = (blobs.clone(), manifest.clone(), counter.clone());
+                std::thread::spawn(move || serve(stream, &blobs, &manifest, breakage, &counter));
+            }
+        });
+        FakeRegistry { address, downloads }
+    }
+}
+
+/// Answers requests on one connection until it closes or a transfer is cut.
+fn serve(stream: TcpStream, blobs: &Path, manifest: &str, breakage: Breakage, cuts: &AtomicUsize) {
+    let mut reader = BufReader::new(stream.try_clone().unwrap());
+    let mut out = stream;
+    loop {
+        let mut line = String::new();
+        if reader.read_line(&mut line).unwrap_or(0) == 0 {
+            return;
+        }
+        let path = line.split_whitespace().nth(1).unwrap_or("").to_string();
+        let mut headers = HashMap::new();
+        loop {
+            let mut header = String::new();
+            reader.read_line(&mut header).unwrap();
+            let Some((k, v)) = header.trim_end().split_once(": ") else {
+                break;
+            };
+            headers.insert(k.to_ascii_lowercase(), v.to_string());
+        }
+        // Basic auth user:secret (base64 "dXNlcjpzZWNyZXQ=").
+        if headers.get("authorization").map(String::as_str) != Some("Basic dXNlcjpzZWNyZXQ=") {
+            let body = b"{\"errors\":[{\"code\":\"UNAUTHORIZED\"}]}";
+            let head = format!("HTTP/1.1 401 Unauthorized\r\nWWW-Authenticate: Basic realm=\"fake\"\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n", body.len());
+            out.write_all(head.as_bytes()).unwrap();
+            out.write_all(body).unwrap();
+            continue;
+        }
+        let digest = path.rsplit('/').next().unwrap_or("").to_string();
+        let (kind, file) = if path == "/v2/" {
+            ("none", None)
+        } else if path.contains("/manifests/") {
+            let wanted = if digest.starts_with("sha256:") {
+                digest.clone()
+            } else {
+                manifest.to_string()
+            };
+            ("manifest", Some(wanted))
+        } else {
+            ("blob", Some(digest.clone()))
+        };
+        let body = file.map_or_else(Vec::new, |d| {
+            std::fs::read(blobs.join(d.trim_start_matches("sha256:"))).unwrap_or_default()
+        });
+        let from: usize = headers
+            .get("range")
+            .and_then(|r| r.strip_prefix("bytes="))
+            .and_then(|r| r.trim_end_matches('-').parse().ok())
+            .unwrap_or(0);
+        let mut head = if from > 0 {
+            "HTTP/1.1 206 Partial Content\r\n".to_string()
+        } else {
+            "HTTP/1.1 200 OK\r\n".to_string()
+        };
+        if kind == "manifest" {
+            head += &format!("Content-Type: application/vnd.oci.image.manifest.v1+json\r\nDocker-Content-Digest: {manifest}\r\n");
+        }
+        let part = &body[from.min(body.len())..];
+        head += &format!("Content-Length: {}\r\n\r\n", part.len());
+        out.write_all(head.as_bytes()).unwrap();
+        let is_layer = kind == "blob" && body.len() > 4096;
+        let cut = is_layer && from == 0 && {
+            let n = cuts.fetch_add(1, Ordering::SeqCst);
+            breakage == Breakage::CutAlways || n < 16
+        };
+        let cut = cut || (is_layer && breakage == Breakage::CutAlways);
+        if cut {
+            let _ = out.write_all(&part[..part.len() / 2]);
+            let _ = out.shutdown(std::net::Shutdown::Both);
+            return;
+        }
+        out.write_all(part).unwrap();
+    }
+}
+
+fn fake_pull(
+    store: &StoreWriter,
+    registry: &FakeRegistry,
+    password: &str,
+) -> cairn_engine::Result<()> {
+    let mut options = pull_options(&format!("{}/demo:v1", registry.address), "v1", &[]);
+    if let SourceSpec::Registry(spec) = &mut options.source {
+        spec.credentials = Some(Credentials::parse(&format!("user:{password}")).unwrap());
+    }
+    store.convert(&options, &cairn_engine::NoProgress).map(drop)
+}
+
+#[test]
+fn a_cut_transfer_resumes_and_a_registry_that_keeps_cutting_leaves_the_store_unchanged() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (v1, _) = cairn_sample::write_demo_layouts(&tmp.path().join("images")).unwrap();
+    let local = new_store(&tmp.path().join("local"));
+    convert(&local, &format!("oci:{}:v1", v1.display()), "v1", &[]).unwrap();
+
+    // Every layer's first download is cut halfway: the pull resumes each and succeeds.
+    let resumes = FakeRegistry::start(&v1, Breakage::CutOnce);
+    let store = new_store(&tmp.path().join("a"));
+    fake_pull(&store, &resumes, "secret").unwrap();
+    assert!(
+        resumes.downloads.load(Ordering::SeqCst) >= 2,
+        "layers were cut"
+    );
+    assert_eq!(export_all(&store, "v1"), export_all(&local, "v1"));
+
+    // A wrong password: a clear error, nothing written.
+    let store = new_store(&tmp.path().join("b"));
+    let before = snapshot(&store);
+    let err = fake_pull(&store, &resumes, "wrong")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains(&resumes.address) && err.to_lowercase().contains("auth"),
+        "{err}"
+    );
+    assert_eq!(snapshot(&store), before);
+
+    // Every download cut: the pull fails after its tries, naming the blob; the store is as before.
+    let breaks = FakeRegistry::start(&v1, Breakage::CutAlways);
+    let err = fake_pull(&store, &breaks, "secret")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("gave up after") && err.contains("sha256:"),
+        "{err}"
+    );
+    assert_eq!(snapshot(&store), before);
+    assert!(store.images().unwrap().is_empty());
+}
