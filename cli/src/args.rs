@@ -341,6 +341,32 @@ pub struct StatsArgs {
 
 #[derive(Args, Debug)]
 pub struct InventoryArgs {
+    /// docker://REGISTRY/REPO[:TAG]: a registry's repository instead of the store, read from
+    /// its manifests and configs only (no layer is downloaded).
+    #[arg(value_name = "docker://REGISTRY/REPO")]
+    pub repository: Option<String>,
+    /// With a repository: the tags matching this pattern (`*`, `?`).
+    #[arg(
+        long,
+        value_name = "PATTERN",
+        conflicts_with = "all_tags",
+        requires = "repository"
+    )]
+    pub tags: Option<String>,
+    /// With a repository: every tag.
+    #[arg(long, requires = "repository")]
+    pub all_tags: bool,
+    /// With a repository: plain HTTP, certificates not checked.
+    #[arg(long, requires = "repository")]
+    pub insecure: bool,
+    /// With a repository: USER:PASSWORD for basic auth.
+    #[arg(
+        long,
+        value_name = "USER:PASSWORD",
+        env = "CAIRN_REGISTRY_USER",
+        hide_env_values = true
+    )]
+    pub user: Option<String>,
     /// Output format.
     #[arg(long, value_enum, default_value = "table")]
     pub format: InventoryFormat,

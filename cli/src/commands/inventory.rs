@@ -2,9 +2,14 @@
 
 use crate::args::{Cli, InventoryArgs, InventoryFormat};
 use crate::output::{bytes, table};
+use crate::progress::Bar;
+use cairn_engine::source::registry::{remote_inventory, Credentials, RegistrySpec, Tags};
 use cairn_engine::{top_layers, InventoryRow, Store};
 
 pub fn run(cli: &Cli, args: &InventoryArgs) -> anyhow::Result<()> {
+    if let Some(repository) = &args.repository {
+        return remote(cli, repository, args);
+    }
     let store = Store::open(&cli.store)?;
     let rows = store.inventory()?;
     if let Some(n) = args.top_layers {
@@ -27,6 +32,53 @@ pub fn run(cli: &Cli, args: &InventoryArgs) -> anyhow::Result<()> {
         InventoryFormat::Csv => write_csv(&rows),
         InventoryFormat::Table => {
             println!("{}", render_table(&rows));
+            Ok(())
+        }
+    }
+}
+
+/// The rows of a registry's repository.
+fn remote(cli: &Cli, repository: &str, args: &InventoryArgs) -> anyhow::Result<()> {
+    let Some(reference) = repository.strip_prefix("docker://") else {
+        anyhow::bail!("{repository}: a repository is given as docker://REGISTRY/REPO[:TAG]");
+    };
+    let spec = RegistrySpec {
+        reference: reference.to_string(),
+        insecure: args.insecure,
+        credentials: args.user.as_deref().map(Credentials::parse).transpose()?,
+    };
+    let tags = match (&args.tags, args.all_tags) {
+        (_, true) => Tags::All,
+        (Some(pattern), false) => Tags::Matching(pattern.clone()),
+        (None, false) => Tags::Given,
+    };
+    let bar = Bar::new(cli.quiet);
+    let rows = remote_inventory(&spec, &tags, &bar)?;
+    match args.format {
+        InventoryFormat::Json => super::print_json(&rows),
+        InventoryFormat::Csv => write_csv(&rows),
+        InventoryFormat::Table => {
+            let cells: Vec<Vec<String>> = rows
+                .iter()
+                .map(|r| {
+                    let platform = match r.variant.as_str() {
+                        "" => format!("{}/{}", r.os, r.architecture),
+                        v => format!("{}/{}/{v}", r.os, r.architecture),
+                    };
+                    let short =
+                        |d: &str| d.trim_start_matches("sha256:").chars().take(12).collect();
+                    vec![
+                        r.name.clone(),
+                        platform,
+                        short(&r.manifest_digest),
+                        r.layer_index.to_string(),
+                        short(&r.layer_digest),
+                        bytes(r.layer_size),
+                    ]
+                })
+                .collect();
+            let head = ["IMAGE", "PLATFORM", "MANIFEST", "#", "LAYER", "SIZE"];
+            println!("{}", table(&head, &cells));
             Ok(())
         }
     }

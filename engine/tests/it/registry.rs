@@ -3,7 +3,7 @@
 //! small fake one in this file that breaks transfers on purpose.
 
 use crate::helpers::*;
-use cairn_engine::source::registry::{Credentials, RegistrySpec};
+use cairn_engine::source::registry::{remote_inventory, Credentials, RegistrySpec, Tags};
 use cairn_engine::{ConvertOptions, PlatformChoice, SourceSpec, StoreWriter};
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Write};
@@ -77,7 +77,7 @@ impl LocalRegistry {
 
     fn push(&self, layout: &Path, reference: &str, target: &str) {
         let out = Command::new("skopeo")
-            .args(["copy", "-q", "--dest-tls-verify=false"])
+            .args(["copy", "-q", "--all", "--dest-tls-verify=false"])
             .arg(format!("oci:{}:{reference}", layout.display()))
             .arg(format!("docker://{}/{target}", self.address))
             .output()
@@ -162,6 +162,82 @@ fn pulled_images_equal_their_layouts_and_known_layers_are_not_downloaded() {
     );
     let message = missing.unwrap_err().to_string();
     assert!(message.contains(&registry.address), "{message}");
+}
+
+#[test]
+fn remote_inventory_reads_every_tag_and_platform_without_layers() {
+    let tmp = tempfile::tempdir().unwrap();
+    let Some(registry) = LocalRegistry::start(tmp.path()) else {
+        return;
+    };
+    let (v1, _) = cairn_sample::write_demo_layouts(&tmp.path().join("images")).unwrap();
+    registry.push(&v1, "v1", "demo:v1");
+    let multi = tmp.path().join("multi");
+    let mut writer = cairn_sample::OciLayoutWriter::create(&multi).unwrap();
+    let layers: cairn_sample::SampleLayers = tricky_layers()
+        .into_iter()
+        .map(|l| (l, cairn_sample::LayerCompression::Gzip))
+        .collect();
+    writer
+        .add_multi_arch(
+            Some("multi"),
+            &[(amd64(), layers.clone()), (arm64(), layers)],
+        )
+        .unwrap();
+    writer.finish().unwrap();
+    registry.push(&multi, "multi", "demo:multi");
+
+    let spec = RegistrySpec {
+        reference: format!("{}/demo", registry.address),
+        insecure: true,
+        credentials: None,
+    };
+    let rows = remote_inventory(&spec, &Tags::All, &cairn_engine::NoProgress).unwrap();
+    let per = |name: &str, arch: &str| {
+        rows.iter()
+            .filter(|r| r.name == name && r.architecture == arch)
+            .count()
+    };
+    assert_eq!(per("demo:v1", "amd64"), 3, "{rows:?}");
+    assert_eq!(
+        (per("demo:multi", "amd64"), per("demo:multi", "arm64")),
+        (2, 2),
+        "{rows:?}"
+    );
+    // The same rows as the local inventory of the pulled image, where both have the column.
+    let store = new_store(&tmp.path().join("s"));
+    let pulled = format!("{}/demo:v1", registry.address);
+    store
+        .convert(
+            &pull_options(&pulled, "demo:v1", &[]),
+            &cairn_engine::NoProgress,
+        )
+        .unwrap();
+    let local = store.inventory().unwrap();
+    let remote: Vec<_> = rows.iter().filter(|r| r.name == "demo:v1").collect();
+    for (l, r) in local.iter().zip(&remote) {
+        assert_eq!(
+            (
+                &l.manifest_digest,
+                &l.layer_digest,
+                l.layer_size,
+                &l.diff_id
+            ),
+            (
+                &r.manifest_digest,
+                &r.layer_digest,
+                r.layer_size,
+                &r.diff_id
+            )
+        );
+    }
+    let only = remote_inventory(
+        &spec,
+        &Tags::Matching("mu*".into()),
+        &cairn_engine::NoProgress,
+    )
+    .unwrap();
+    assert!(only.iter().all(|r| r.name == "demo:multi") && only.len() == 4);
 }
 
 /// What the fake registry does with a layer's first download.

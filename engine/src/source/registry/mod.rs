@@ -7,6 +7,10 @@
 //! HTTP range request), up to `ATTEMPTS` times with growing pauses; the convert checks every
 //! layer's sha256 and diff_id as it streams, so a resumed layer is verified whole.
 
+mod inventory;
+
+pub use inventory::{remote_inventory, RemoteRow, Tags};
+
 use super::platform::PlatformChoice;
 use super::resolve::{parse_digest, Blobs};
 use super::{ImageSource, LayerBytes, MAX_JSON_LEN};
