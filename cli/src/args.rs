@@ -39,6 +39,8 @@ pub enum Command {
     Convert(ConvertArgs),
     /// Pull an image from an OCI registry into the store (layers streamed, never saved).
     Pull(PullArgs),
+    /// Push an image from the store to an OCI registry, as an ordinary OCI image.
+    Push(PushArgs),
     /// List the images in the store.
     Images(JsonArg),
     /// Write an image out as an OCI image layout or an archive for `docker load`.
@@ -188,6 +190,38 @@ pub struct IntoStoreArgs {
     /// layers before it are done, so the delta bases it finds in them do not depend on timing.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
     pub layers_in_flight: Option<u32>,
+    /// Machine-readable output.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args, Debug)]
+#[command(
+    long_about = "Push an image from the store to an OCI registry, as an ordinary OCI \
+                  image.\n\n\
+                  Every layer is re-created from the store and checked against its diff_id, \
+                  compressed with gzip (deterministically: the same image pushes the same \
+                  digests), the config is sent byte for byte; blobs the registry already has are \
+                  skipped (one HEAD each), and the manifest goes last, so the tag never names a \
+                  missing blob. The layers are staged in a temporary directory ($TMPDIR).\n\n\
+                  Example:\n  cairn push app:v2 registry.example.com/team/app:v2"
+)]
+pub struct PushArgs {
+    /// Image name in the store.
+    pub name: String,
+    /// REGISTRY/REPO:TAG (a leading docker:// is allowed).
+    pub target: String,
+    /// Plain HTTP, certificates not checked: for a registry on localhost or a test network.
+    #[arg(long)]
+    pub insecure: bool,
+    /// USER:PASSWORD for basic auth (or a token as the password).
+    #[arg(
+        long,
+        value_name = "USER:PASSWORD",
+        env = "CAIRN_REGISTRY_USER",
+        hide_env_values = true
+    )]
+    pub user: Option<String>,
     /// Machine-readable output.
     #[arg(long)]
     pub json: bool,

@@ -13,6 +13,7 @@ mod inventory;
 mod ls;
 mod mount;
 mod pull;
+mod push;
 mod rm;
 mod stats;
 mod unpack;
@@ -25,6 +26,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Init(args) => init::run(&cli, args),
         Command::Convert(args) => convert::run(&cli, args),
         Command::Pull(args) => pull::run(&cli, args),
+        Command::Push(args) => push::run(&cli, args),
         Command::Images(args) => images::run(&cli, args),
         Command::Export(args) => export::run(&cli, args),
         Command::ExportLayer(args) => export_layer::run(&cli, args),

@@ -3,7 +3,7 @@
 //! small fake one in this file that breaks transfers on purpose.
 
 use crate::helpers::*;
-use cairn_engine::source::registry::{remote_inventory, Credentials, RegistrySpec, Tags};
+use cairn_engine::source::registry::{push, remote_inventory, Credentials, RegistrySpec, Tags};
 use cairn_engine::{ConvertOptions, PlatformChoice, SourceSpec, StoreWriter};
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Write};
@@ -156,6 +156,42 @@ fn pulled_images_equal_their_layouts_and_known_layers_are_not_downloaded() {
         )
         .unwrap();
     assert!(again.images[0].layers.iter().all(|l| l.reused_metadata));
+    // Pushed back as an ordinary image (skopeo reads it), pulled into a fresh store: the same
+    // layers; pushed again: every blob is already there.
+    let target = RegistrySpec {
+        reference: format!("{}/pushed:v2", registry.address),
+        insecure: true,
+        credentials: None,
+    };
+    let first = push(&pulled, "v2", &target, &cairn_engine::NoProgress).unwrap();
+    assert!(
+        first.blobs_uploaded > 0 && first.blobs_present == 0,
+        "{first:?}"
+    );
+    let again = push(&pulled, "v2", &target, &cairn_engine::NoProgress).unwrap();
+    assert_eq!(
+        (again.blobs_uploaded, again.manifest_digest.clone()),
+        (0, first.manifest_digest)
+    );
+    let inspect = Command::new("skopeo")
+        .args(["inspect", "--tls-verify=false"])
+        .arg(format!("docker://{}", target.reference))
+        .output()
+        .unwrap();
+    assert!(
+        inspect.status.success(),
+        "{}",
+        String::from_utf8_lossy(&inspect.stderr)
+    );
+    let fresh = new_store(&tmp.path().join("fresh"));
+    fresh
+        .convert(
+            &pull_options(&target.reference, "v2", &[]),
+            &cairn_engine::NoProgress,
+        )
+        .unwrap();
+    assert_eq!(export_all(&fresh, "v2"), export_all(&local, "v2"));
+
     let missing = pulled.convert(
         &pull_options(&at("nope"), "x", &[]),
         &cairn_engine::NoProgress,

@@ -8,8 +8,10 @@
 //! layer's sha256 and diff_id as it streams, so a resumed layer is verified whole.
 
 mod inventory;
+mod push;
 
 pub use inventory::{remote_inventory, RemoteRow, Tags};
+pub use push::{push, PushReport};
 
 use super::platform::PlatformChoice;
 use super::resolve::{parse_digest, Blobs};
