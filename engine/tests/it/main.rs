@@ -13,3 +13,4 @@ mod rejects;
 mod repair;
 mod report;
 mod unpack;
+mod writers;
