@@ -419,7 +419,7 @@ impl StoreLayout {
         Ok(())
     }
 
-    /// Run under the writer lock before the index is opened. If a crash stopped an index swap
+    /// Run under the commit lock before the index is opened. If a crash stopped an index swap
     /// between its two renames (`index` missing, `index.old` present), the old index is renamed
     /// back; then a leftover `index.old` (the swap had finished) and `index.new` (it had not
     /// started) are removed.

@@ -24,7 +24,7 @@
 //!     &NoProgress,
 //! )?;
 //! println!("stored {} new bytes", report.images[0].added_bytes);
-//! drop(store); // releases the writer lock
+//! drop(store); // releases the writer locks
 //!
 //! // Readers need no lock and work while a writer runs.
 //! let store = Store::open("store".as_ref())?;
