@@ -1,5 +1,5 @@
-//! `StoreLayout`: the one owner of a store directory's paths, its writer lock and the swap of a
-//! rebuilt index.
+//! `StoreLayout`: the one owner of a store directory's paths, its locks, the writers' own
+//! directories under `tmp/` and the swap of a rebuilt index.
 //!
 //! ```text
 //! STORE/store.json      format version, chunker and compression (fixed at init)
@@ -8,13 +8,22 @@
 //! STORE/blobs/<hex>     sealed data blobs
 //! STORE/layers/<hex>    layer metadata objects, one per distinct layer content and placement
 //! STORE/bootstraps/<hex> one per image, naming its layer objects
-//! STORE/tmp/            files being written; emptied whenever a writer opens the store
-//! STORE/LOCK            held (flock) by the one writer; names it for whoever waits
+//! STORE/tmp/<pid>-<nanos>/       one per running writer: its files in progress
+//! STORE/tmp/<pid>-<nanos>/LIVE   held (flock) by that writer while it runs; names it
+//! STORE/WRITERS         flock held by every writer for its whole run: shared by converts,
+//!                       exclusive by gc, rm and the index repair (their text names them)
+//! STORE/LOCK            the commit lock (flock): a convert holds it while it starts (below)
+//!                       and while it commits; gc, rm and the index repair for their whole run
 //! STORE/leases/<pid>-<n>.lease  one per running mount, held (flock) while it runs: gc keeps
 //!                       the images it names (`mount::lease`)
 //! STORE/leases/GUARD    gc holds it (flock) exclusively while it runs; a mount shares it
 //!                       while it takes its lease
 //! ```
+//!
+//! A writer starting takes `WRITERS`, then `LOCK`, and under `LOCK` finishes an interrupted
+//! index swap, removes the directories of dead writers (whose `LIVE` nobody holds) and creates
+//! its own. Since directories are created and removed only under `LOCK`, a reclaim never sees a
+//! writer's directory before its `LIVE` is held.
 
 use crate::error::{Error, IoContext, Result};
 use crate::{BlobId, ImageId, LayerMetaId};
@@ -31,6 +40,8 @@ const LAYERS: &str = "layers";
 const BOOTSTRAPS: &str = "bootstraps";
 const TMP: &str = "tmp";
 const LOCK: &str = "LOCK";
+const WRITERS: &str = "WRITERS";
+const LIVE: &str = "LIVE";
 const LEASES: &str = "leases";
 const LEASE_GUARD: &str = "GUARD";
 
@@ -40,10 +51,112 @@ pub(crate) struct StoreLayout {
     root: PathBuf,
 }
 
-/// The writer lock of a store: held (flock) until dropped.
+/// The commit lock of a store (`LOCK`): held (flock) until dropped.
 #[derive(Debug)]
 pub(crate) struct WriterLock {
     _file: File,
+}
+
+/// A writer's hold on `WRITERS` (shared or exclusive), until dropped.
+#[derive(Debug)]
+pub(crate) struct WritersGuard {
+    _file: File,
+}
+
+/// A running writer's own directory under `tmp/`, with its `LIVE` file locked; removed (with
+/// whatever is left in it) when dropped.
+#[derive(Debug)]
+pub(crate) struct WriterDir {
+    path: PathBuf,
+    _live: File,
+}
+
+/// What dead writers left under `tmp/` and a starting writer removed.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct TmpReclaimed {
+    /// Directories of writers that had died (a crash, a kill), and loose files.
+    pub writers: u64,
+    pub files: u64,
+    pub bytes: u64,
+}
+
+/// Who this process is, for the lock files: `pid N (command line)`.
+fn identity() -> String {
+    format!(
+        "pid {} ({})",
+        std::process::id(),
+        std::env::args().collect::<Vec<_>>().join(" ")
+    )
+}
+
+fn open_lock_file(path: &Path) -> Result<File> {
+    OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(path)
+        .with_path("open", path)
+}
+
+/// Replaces a held lock file's text by this process's identity.
+fn write_identity(file: &mut File, path: &Path) -> Result<()> {
+    file.set_len(0).with_path("write", path)?;
+    file.write_all(identity().as_bytes())
+        .with_path("write", path)
+}
+
+/// The text of a lock file, or "unknown process".
+fn holder_in(path: &Path) -> String {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    match text.trim() {
+        "" => "unknown process".into(),
+        text => text.to_string(),
+    }
+}
+
+/// Bytes of the files under `path` (a file or a directory tree), as far as they can be listed.
+fn tree_bytes(path: &Path) -> u64 {
+    let Ok(meta) = std::fs::symlink_metadata(path) else {
+        return 0;
+    };
+    if !meta.is_dir() {
+        return meta.len();
+    }
+    std::fs::read_dir(path)
+        .map(|entries| entries.flatten().map(|e| tree_bytes(&e.path())).sum())
+        .unwrap_or(0)
+}
+
+impl WriterDir {
+    /// A fresh, unique path in this writer's directory.
+    pub fn file(&self, suffix: &str) -> PathBuf {
+        crate::fsutil::tmp_path(&self.path, suffix)
+    }
+
+    /// Removes this writer's files in progress (after an error), keeping `LIVE`.
+    pub fn clear(&self) -> Result<()> {
+        for entry in std::fs::read_dir(&self.path).with_path("read", &self.path)? {
+            let path = entry.with_path("read", &self.path)?.path();
+            if path.file_name() == Some(LIVE.as_ref()) {
+                continue;
+            }
+            let removed = match path.is_dir() {
+                true => std::fs::remove_dir_all(&path),
+                false => std::fs::remove_file(&path),
+            };
+            removed.with_path("remove", &path)?;
+        }
+        Ok(())
+    }
+}
+
+impl Drop for WriterDir {
+    fn drop(&mut self) {
+        // Whatever is left (an error's files) goes now; what a crash leaves, the next writer
+        // reclaims.
+        let _ = std::fs::remove_dir_all(&self.path);
+    }
 }
 
 impl StoreLayout {
@@ -111,11 +224,6 @@ impl StoreLayout {
         self.bootstraps_dir().join(id.to_hex())
     }
 
-    /// A fresh, unique path under `tmp/`.
-    pub fn tmp_file(&self, suffix: &str) -> PathBuf {
-        crate::fsutil::tmp_path(&self.tmp_dir(), suffix)
-    }
-
     /// Creates the directories of a new store.
     pub fn create_dirs(&self) -> Result<()> {
         for dir in [
@@ -129,13 +237,80 @@ impl StoreLayout {
         Ok(())
     }
 
-    /// Empties `tmp/` of whatever interrupted work left there.
-    pub fn clear_tmp(&self) -> Result<()> {
+    /// Creates this writer's directory under `tmp/` and takes its `LIVE` lock. Under `lock`,
+    /// so that no reclaim runs in between.
+    pub fn create_writer_dir(&self, _lock: &WriterLock) -> Result<WriterDir> {
         let tmp = self.tmp_dir();
-        if tmp.exists() {
-            std::fs::remove_dir_all(&tmp).with_path("clear", &tmp)?;
+        std::fs::create_dir_all(&tmp).with_path("create", &tmp)?;
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos());
+        let path = tmp.join(format!("{}-{nanos}", std::process::id()));
+        std::fs::create_dir(&path).with_path("create", &path)?;
+        let live = path.join(LIVE);
+        let mut file = open_lock_file(&live)?;
+        file.try_lock()
+            .map_err(|e| Error::io("lock", &live, std::io::Error::other(e.to_string())))?;
+        write_identity(&mut file, &live)?;
+        Ok(WriterDir { path, _live: file })
+    }
+
+    /// Whether the writer directory `dir` belongs to a running writer: its `LIVE` is held.
+    fn is_live_writer(dir: &Path) -> bool {
+        let Ok(file) = File::open(dir.join(LIVE)) else {
+            return false;
+        };
+        matches!(
+            file.try_lock_shared(),
+            Err(std::fs::TryLockError::WouldBlock)
+        )
+    }
+
+    /// Removes what dead writers left under `tmp/`: the directories whose `LIVE` nobody holds,
+    /// and loose files (from cairn releases before writer directories). Under `lock`.
+    pub fn reclaim_dead_writers(&self, _lock: &WriterLock) -> Result<TmpReclaimed> {
+        let tmp = self.tmp_dir();
+        let mut reclaimed = TmpReclaimed::default();
+        let Ok(entries) = std::fs::read_dir(&tmp) else {
+            return Ok(reclaimed);
+        };
+        for entry in entries {
+            let path = entry.with_path("read", &tmp)?.path();
+            let is_dir = std::fs::symlink_metadata(&path).is_ok_and(|m| m.is_dir());
+            if is_dir && Self::is_live_writer(&path) {
+                continue;
+            }
+            reclaimed.bytes += tree_bytes(&path);
+            let removed = match is_dir {
+                true => std::fs::remove_dir_all(&path),
+                false => std::fs::remove_file(&path),
+            };
+            match removed {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(Error::io("remove", &path, e)),
+            }
+            match is_dir {
+                true => reclaimed.writers += 1,
+                false => reclaimed.files += 1,
+            }
         }
-        std::fs::create_dir_all(&tmp).with_path("create", &tmp)
+        Ok(reclaimed)
+    }
+
+    /// The running writers, as their `LIVE` files name them.
+    fn live_writers(&self) -> Vec<String> {
+        let Ok(entries) = std::fs::read_dir(self.tmp_dir()) else {
+            return Vec::new();
+        };
+        let mut holders: Vec<String> = entries
+            .flatten()
+            .map(|e| e.path())
+            .filter(|dir| dir.is_dir() && Self::is_live_writer(dir))
+            .map(|dir| holder_in(&dir.join(LIVE)))
+            .collect();
+        holders.sort();
+        holders
     }
 
     /// The index a reader opens: `index`, or between the two renames of an index swap (or
@@ -161,39 +336,67 @@ impl StoreLayout {
         )
     }
 
-    /// Takes the writer lock and writes who holds it into `LOCK`; fails at once, naming the
-    /// holder, when another process has it.
-    pub fn lock(&self) -> Result<WriterLock> {
-        let path = self.root.join(LOCK);
-        let mut file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(&path)
-            .with_path("open", &path)?;
+    fn locked(&self, holder: String) -> Error {
+        Error::Locked {
+            store: self.root.clone(),
+            holder,
+        }
+    }
+
+    /// Takes `WRITERS` shared, for a convert's whole run; fails at once, naming the holder,
+    /// while gc, rm or the index repair holds it.
+    pub fn writers_shared(&self) -> Result<WritersGuard> {
+        let path = self.root.join(WRITERS);
+        let file = open_lock_file(&path)?;
+        match file.try_lock_shared() {
+            Ok(()) => Ok(WritersGuard { _file: file }),
+            Err(std::fs::TryLockError::WouldBlock) => Err(self.locked(holder_in(&path))),
+            Err(std::fs::TryLockError::Error(e)) => Err(Error::io("lock", &path, e)),
+        }
+    }
+
+    /// Takes `WRITERS` exclusively (gc, rm, the index repair) and writes who holds it; fails at
+    /// once, naming the running writers, while any other writer runs.
+    pub fn writers_exclusive(&self) -> Result<WritersGuard> {
+        let path = self.root.join(WRITERS);
+        let mut file = open_lock_file(&path)?;
         match file.try_lock() {
             Ok(()) => {}
             Err(std::fs::TryLockError::WouldBlock) => {
-                let holder = std::fs::read_to_string(&path).unwrap_or_default();
-                return Err(Error::Locked {
-                    store: self.root.clone(),
-                    holder: if holder.trim().is_empty() {
-                        "unknown process".into()
-                    } else {
-                        holder.trim().to_string()
-                    },
-                });
+                let running = self.live_writers();
+                let holder = match running.is_empty() {
+                    true => holder_in(&path),
+                    false => running.join(", "),
+                };
+                return Err(self.locked(holder));
             }
             Err(std::fs::TryLockError::Error(e)) => return Err(Error::io("lock", &path, e)),
         }
-        let who = format!(
-            "pid {} ({})",
-            std::process::id(),
-            std::env::args().collect::<Vec<_>>().join(" ")
-        );
-        file.set_len(0).with_path("write", &path)?;
-        file.write_all(who.as_bytes()).with_path("write", &path)?;
+        write_identity(&mut file, &path)?;
+        Ok(WritersGuard { _file: file })
+    }
+
+    /// Takes the commit lock and writes who holds it into `LOCK`; fails at once, naming the
+    /// holder, when another process has it (for the exclusive writers, which hold `WRITERS`
+    /// exclusively already).
+    pub fn lock(&self) -> Result<WriterLock> {
+        let path = self.root.join(LOCK);
+        let mut file = open_lock_file(&path)?;
+        match file.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => return Err(self.locked(holder_in(&path))),
+            Err(std::fs::TryLockError::Error(e)) => return Err(Error::io("lock", &path, e)),
+        }
+        write_identity(&mut file, &path)?;
+        Ok(WriterLock { _file: file })
+    }
+
+    /// Takes the commit lock, waiting while another convert starts or commits.
+    pub fn lock_wait(&self) -> Result<WriterLock> {
+        let path = self.root.join(LOCK);
+        let mut file = open_lock_file(&path)?;
+        file.lock().with_path("lock", &path)?;
+        write_identity(&mut file, &path)?;
         Ok(WriterLock { _file: file })
     }
 
@@ -216,7 +419,7 @@ impl StoreLayout {
         Ok(())
     }
 
-    /// Run under the writer lock before the index is opened. If a crash stopped an index swap
+    /// Run under the commit lock before the index is opened. If a crash stopped an index swap
     /// between its two renames (`index` missing, `index.old` present), the old index is renamed
     /// back; then a leftover `index.old` (the swap had finished) and `index.new` (it had not
     /// started) are removed.

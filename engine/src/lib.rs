@@ -24,7 +24,7 @@
 //!     &NoProgress,
 //! )?;
 //! println!("stored {} new bytes", report.images[0].added_bytes);
-//! drop(store); // releases the writer lock
+//! drop(store); // releases the writer locks
 //!
 //! // Readers need no lock and work while a writer runs.
 //! let store = Store::open("store".as_ref())?;
@@ -71,6 +71,8 @@ pub use id::{BlobId, ChunkId, ImageId, LayerMetaId, Sha256Digest};
 pub use index::ImageRecord;
 pub use layer::{Compression, EntryKind};
 #[cfg(feature = "store")]
+pub use layout::TmpReclaimed;
+#[cfg(feature = "store")]
 pub use ops::convert::{
     ConvertOptions, ConvertReport, Count, DeltaMode, DeltaReport, ImageReport, LayerReport,
     DEFAULT_LAYERS_IN_FLIGHT,
@@ -100,4 +102,4 @@ pub use ops::whole_image::WholeImage;
 pub use progress::{NoProgress, Progress, Unit};
 pub use source::{LayerBytes, Platform, PlatformChoice, SourceSpec};
 #[cfg(feature = "store")]
-pub use store::{InitOptions, Store, StoreWriter};
+pub use store::{InitOptions, SharedWriter, Store, StoreWriter};

@@ -1,8 +1,16 @@
-//! `Store`: a store directory opened for reading, and `StoreWriter`: the same opened for
-//! writing, holding the writer lock. Each operation is one method that calls into `ops/`; the
-//! operations that change the store (convert, rm, gc, the index repair) exist only on
-//! `StoreWriter`, which dereferences to `Store` for everything else. Paths, the lock and the
-//! index swap belong to `StoreLayout` (`layout.rs`).
+//! `Store`: a store directory opened for reading; `SharedWriter`: the same opened for adding
+//! images alongside other writers (convert); `StoreWriter`: opened by the one exclusive writer
+//! (convert, rm, gc, the index repair). Each operation is one method that calls into `ops/`;
+//! the operations that change the store exist only on the writers, which dereference to
+//! `Writer` (what both hold: the store, the writer's own directory under `tmp/`, its locks)
+//! and on to `Store` for everything else.
+//!
+//! A shared writer holds `WRITERS` shared for its whole run and looks chunks up in an index
+//! opened read-only (its table files opened at once, so that another writer's compaction
+//! cannot take them away); only for a commit does it take the commit lock (`LOCK`, waiting its
+//! turn) and open the index for writing (`Writer::commit_access`). An exclusive writer holds
+//! `WRITERS` exclusively, `LOCK` and the index open for writing for as long as it lives.
+//! Paths, locks and the index swap belong to `StoreLayout` (`layout.rs`).
 
 use crate::chunk::ChunkerParams;
 use crate::error::{Error, IoContext, Result};
@@ -10,7 +18,7 @@ use crate::format::bootstrap::Bootstrap;
 use crate::format::layer_meta::LayerMeta;
 use crate::format::store_config::{CompressionParams, StoreConfig};
 use crate::index::{ImageRecord, Index};
-use crate::layout::{StoreLayout, WriterLock};
+use crate::layout::{StoreLayout, TmpReclaimed, WriterDir, WriterLock, WritersGuard};
 use crate::ops::whole_image::WholeImage;
 use crate::{BlobId, ImageId, LayerMetaId};
 use std::path::{Path, PathBuf};
@@ -66,17 +74,214 @@ pub struct Store {
     base_frames: crate::ops::bases::BaseFrames,
 }
 
-/// A store opened for writing: holds the writer lock for as long as it lives.
-pub struct StoreWriter {
+/// What every writer holds (see the module doc). Fields drop in order: the index closes
+/// before the writer's directory goes and its locks are released.
+pub struct Writer {
     store: Store,
-    _lock: WriterLock,
+    dir: WriterDir,
+    /// An exclusive writer's commit lock, held for its whole life.
+    lock: Option<WriterLock>,
+    /// What dead writers left under `tmp/`, removed when this one started.
+    reclaimed: TmpReclaimed,
+    _writers: WritersGuard,
 }
 
-impl std::ops::Deref for StoreWriter {
+impl std::ops::Deref for Writer {
     type Target = Store;
 
     fn deref(&self) -> &Store {
         &self.store
+    }
+}
+
+/// The index a writer looks chunks up in: its own, or one opened for the purpose.
+pub(crate) enum IndexRef<'a> {
+    Borrowed(&'a Index),
+    Owned(Box<Index>),
+}
+
+impl std::ops::Deref for IndexRef<'_> {
+    type Target = Index;
+
+    fn deref(&self) -> &Index {
+        match self {
+            IndexRef::Borrowed(index) => index,
+            IndexRef::Owned(index) => index,
+        }
+    }
+}
+
+/// The index open for writing while a writer commits, with the commit lock. Fields drop in
+/// order: the index closes before the lock is released.
+pub(crate) struct CommitAccess<'a> {
+    index: IndexRef<'a>,
+    _lock: Option<WriterLock>,
+    /// How long the writer waited for the commit lock.
+    pub waited: std::time::Duration,
+}
+
+impl std::ops::Deref for CommitAccess<'_> {
+    type Target = Index;
+
+    fn deref(&self) -> &Index {
+        &self.index
+    }
+}
+
+impl Writer {
+    /// Opens for writing: takes `WRITERS` (exclusively or shared), then the commit lock, under
+    /// which it finishes or undoes an index swap that a crash interrupted, removes what dead
+    /// writers left under `tmp/` and creates its own directory there. A shared writer then
+    /// releases the commit lock and keeps the index open read-only.
+    fn open(root: &Path, exclusive: bool) -> Result<Writer> {
+        let layout = StoreLayout::new(root);
+        let mut config = Store::read_config(&layout)?;
+        let writers = match exclusive {
+            true => layout.writers_exclusive()?,
+            false => layout.writers_shared()?,
+        };
+        let lock = match exclusive {
+            true => layout.lock()?,
+            false => layout.lock_wait()?,
+        };
+        layout.recover_interrupted_swap(&lock)?;
+        let reclaimed = layout.reclaim_dead_writers(&lock)?;
+        let dir = layout.create_writer_dir(&lock)?;
+        if config.format_version == crate::format::store_config::UPGRADABLE_VERSION {
+            // A format-4 store is a format-5 store without delta frames; once this writer may
+            // add some, cairn releases that know none must refuse it.
+            config.format_version = crate::FORMAT_VERSION;
+            write_config(&layout, &dir, &config, "open.config.upgrade")?;
+        }
+        let path = layout.index_dir();
+        // `init` creates the index before store.json, so a store without one has lost it.
+        // Opening would create an empty index, and gc would then see no image at all.
+        if !path.exists() {
+            return Err(layout.missing_index());
+        }
+        let blobs = layout.blobs_dir();
+        let index = match exclusive {
+            true => Index::open(&path, &blobs),
+            // Under the commit lock: no commit flushes while the files are listed.
+            false => Index::open_pinned(&path, &blobs),
+        }
+        .map_err(repair_hint)?;
+        Ok(Writer {
+            store: Store::new(layout, config, index),
+            dir,
+            lock: exclusive.then_some(lock),
+            reclaimed,
+            _writers: writers,
+        })
+    }
+
+    /// A fresh, unique path in this writer's directory under `tmp/`.
+    pub(crate) fn tmp_file(&self, suffix: &str) -> PathBuf {
+        self.dir.file(suffix)
+    }
+
+    /// Removes this writer's files in progress (after an error: nothing of them is committed).
+    pub(crate) fn clear_tmp(&self) -> Result<()> {
+        self.dir.clear()
+    }
+
+    /// What dead writers left under `tmp/`, removed when this writer started.
+    pub fn tmp_reclaimed(&self) -> TmpReclaimed {
+        self.reclaimed
+    }
+
+    /// The index to look chunks up in. An exclusive writer's own is always current; a shared
+    /// writer's was opened with it, and `fresh` opens it again (read-only, table files pinned)
+    /// to see what writers committed since (this one's earlier images among them).
+    pub(crate) fn lookup_index(&self, fresh: bool) -> Result<IndexRef<'_>> {
+        if self.lock.is_some() || !fresh {
+            return Ok(IndexRef::Borrowed(self.index()));
+        }
+        let layout = self.layout();
+        let index = Index::open_pinned(&layout.index_dir(), &layout.blobs_dir());
+        Ok(IndexRef::Owned(Box::new(index.map_err(repair_hint)?)))
+    }
+
+    /// The index open for writing, for a commit: an exclusive writer's own; a shared writer
+    /// waits for the commit lock (another writer may be committing) and opens the index.
+    pub(crate) fn commit_access(&self) -> Result<CommitAccess<'_>> {
+        if self.lock.is_some() {
+            return Ok(CommitAccess {
+                index: IndexRef::Borrowed(self.index()),
+                _lock: None,
+                waited: std::time::Duration::ZERO,
+            });
+        }
+        let asked = std::time::Instant::now();
+        let layout = self.layout();
+        let lock = layout.lock_wait()?;
+        let waited = asked.elapsed();
+        let path = layout.index_dir();
+        if !path.exists() {
+            return Err(layout.missing_index());
+        }
+        let index = Index::open(&path, &layout.blobs_dir()).map_err(repair_hint)?;
+        Ok(CommitAccess {
+            index: IndexRef::Owned(Box::new(index)),
+            _lock: Some(lock),
+            waited,
+        })
+    }
+
+    /// Converts an image source into the store.
+    fn convert(
+        &self,
+        options: &crate::ops::convert::ConvertOptions,
+        progress: &dyn crate::Progress,
+    ) -> Result<crate::ops::convert::ConvertReport> {
+        crate::ops::convert::convert(self, options, progress)
+    }
+}
+
+/// A store opened for adding images while other writers do the same: holds `WRITERS` shared
+/// for as long as it lives (gc, rm and the index repair wait until it is dropped); takes the
+/// commit lock only to commit.
+pub struct SharedWriter {
+    writer: Writer,
+}
+
+impl std::ops::Deref for SharedWriter {
+    type Target = Writer;
+
+    fn deref(&self) -> &Writer {
+        &self.writer
+    }
+}
+
+impl SharedWriter {
+    /// Opens for adding images; refused at once while gc, rm or the index repair runs.
+    pub fn open(root: &Path) -> Result<SharedWriter> {
+        Ok(SharedWriter {
+            writer: Writer::open(root, false)?,
+        })
+    }
+
+    /// Converts an image source into the store; other converts may run meanwhile.
+    pub fn convert(
+        &self,
+        options: &crate::ops::convert::ConvertOptions,
+        progress: &dyn crate::Progress,
+    ) -> Result<crate::ops::convert::ConvertReport> {
+        self.writer.convert(options, progress)
+    }
+}
+
+/// A store opened by the one exclusive writer: holds `WRITERS` exclusively and the commit lock
+/// for as long as it lives; refused at once while any other writer runs.
+pub struct StoreWriter {
+    writer: Writer,
+}
+
+impl std::ops::Deref for StoreWriter {
+    type Target = Writer;
+
+    fn deref(&self) -> &Writer {
+        &self.writer
     }
 }
 
@@ -108,53 +313,41 @@ impl StoreWriter {
             }
         }
         layout.create_dirs()?;
+        let writers = layout.writers_exclusive()?;
         let lock = layout.lock()?;
+        let dir = layout.create_writer_dir(&lock)?;
         let config = StoreConfig::new(options.chunker.clone(), options.compression.clone());
         let index = Index::open(&layout.index_dir(), &layout.blobs_dir())?;
         // store.json is written last: a directory without it is not a store yet.
-        write_config(&layout, &config, "init.config.rename")?;
+        write_config(&layout, &dir, &config, "init.config.rename")?;
         Ok(StoreWriter {
-            store: Store::new(layout, config, index),
-            _lock: lock,
+            writer: Writer {
+                store: Store::new(layout, config, index),
+                dir,
+                lock: Some(lock),
+                reclaimed: TmpReclaimed::default(),
+                _writers: writers,
+            },
         })
     }
 
-    /// Opens for writing: takes the writer lock, finishes or undoes an index swap that a crash
-    /// interrupted and clears `tmp/` of any interrupted work.
+    /// Opens for writing exclusively (see `Writer::open`).
     pub fn open(root: &Path) -> Result<StoreWriter> {
-        let layout = StoreLayout::new(root);
-        let mut config = Store::read_config(&layout)?;
-        let lock = layout.lock()?;
-        layout.recover_interrupted_swap(&lock)?;
-        layout.clear_tmp()?;
-        if config.format_version == crate::format::store_config::UPGRADABLE_VERSION {
-            // A format-4 store is a format-5 store without delta frames; once this writer may
-            // add some, cairn releases that know none must refuse it.
-            config.format_version = crate::FORMAT_VERSION;
-            write_config(&layout, &config, "open.config.upgrade")?;
-        }
-        let path = layout.index_dir();
-        // `init` creates the index before store.json, so a store without one has lost it.
-        // Opening would create an empty index, and gc would then see no image at all.
-        if !path.exists() {
-            return Err(layout.missing_index());
-        }
-        let index = Index::open(&path, &layout.blobs_dir()).map_err(repair_hint)?;
         Ok(StoreWriter {
-            store: Store::new(layout, config, index),
-            _lock: lock,
+            writer: Writer::open(root, true)?,
         })
     }
 
     /// Rebuilds the index of the store in `root` from its blobs and bootstraps, keeping the
     /// names the old index still gives (see `ops::repair`). Needs no readable index, so it
-    /// opens no `StoreWriter` first; it takes the writer lock itself.
+    /// opens no `StoreWriter` first; it takes `WRITERS` exclusively and the commit lock itself.
     pub fn repair_index(
         root: &Path,
         progress: &dyn crate::Progress,
     ) -> Result<crate::ops::repair::RepairReport> {
         let layout = StoreLayout::new(root);
         Store::read_config(&layout)?;
+        let _writers = layout.writers_exclusive()?;
         let lock = layout.lock()?;
         layout.recover_interrupted_swap(&lock)?;
         crate::ops::repair::repair_index(&layout, &lock, progress)
@@ -166,7 +359,7 @@ impl StoreWriter {
         options: &crate::ops::convert::ConvertOptions,
         progress: &dyn crate::Progress,
     ) -> Result<crate::ops::convert::ConvertReport> {
-        crate::ops::convert::convert(self, options, progress)
+        self.writer.convert(options, progress)
     }
 
     /// Removes image names; their data stays until `gc`.
@@ -180,10 +373,16 @@ impl StoreWriter {
     }
 }
 
-/// Writes store.json durably (to `tmp/`, fsynced, renamed; `fail_at` before the rename).
-fn write_config(layout: &StoreLayout, config: &StoreConfig, fail_at: &'static str) -> Result<()> {
+/// Writes store.json durably (to the writer's directory under `tmp/`, fsynced, renamed;
+/// `fail_at` before the rename).
+fn write_config(
+    layout: &StoreLayout,
+    dir: &WriterDir,
+    config: &StoreConfig,
+    fail_at: &'static str,
+) -> Result<()> {
     crate::fsutil::write_durably(
-        &layout.tmp_file("store.json"),
+        &dir.file("store.json"),
         &layout.store_json(),
         &config.to_json(),
         fail_at,

@@ -4,7 +4,7 @@ use crate::args::{Cli, ConvertArgs, IntoStoreArgs};
 use crate::output::{bytes, count, percent, table};
 use crate::progress::Bar;
 use cairn_engine::{
-    ConvertOptions, ImageReport, Platform, PlatformChoice, SourceSpec, StoreWriter,
+    ConvertOptions, ImageReport, Platform, PlatformChoice, SharedWriter, SourceSpec, TmpReclaimed,
 };
 
 pub fn run(cli: &Cli, args: &ConvertArgs) -> anyhow::Result<()> {
@@ -27,16 +27,31 @@ pub fn into_store(cli: &Cli, source: SourceSpec, args: &IntoStoreArgs) -> anyhow
         delta: args.delta.map(|d| d.mode()),
         layers_in_flight: args.layers_in_flight.map(|n| n as usize),
     };
-    let store = StoreWriter::open(&cli.store)?;
+    // Other converts may run into the store meanwhile; gc, rm and the index repair may not.
+    let store = SharedWriter::open(&cli.store)?;
     let bar = Bar::new(cli.quiet);
     let report = store.convert(&options, &bar)?;
     if args.json {
         return super::print_json(&report);
     }
+    if let Some(line) = reclaimed(&report.tmp_reclaimed) {
+        println!("{line}");
+    }
     for image in &report.images {
         println!("{}", render(image));
     }
     Ok(())
+}
+
+/// What dead writers had left under `tmp/` and a starting writer removed, if anything.
+pub fn reclaimed(r: &TmpReclaimed) -> Option<String> {
+    (r.writers + r.files > 0).then(|| {
+        format!(
+            "removed {} left in tmp/ by {} interrupted writer(s)",
+            bytes(r.bytes),
+            count(r.writers + r.files)
+        )
+    })
 }
 
 /// The human summary of one converted image.
@@ -83,6 +98,14 @@ pub fn render(r: &ImageReport) -> String {
         r.layer_objects_written,
         bytes(r.added_bytes)
     );
+    if r.duplicate.chunks > 0 {
+        out += &format!(
+            "  duplicate  {} new chunk(s) ({}) another writer stored meanwhile: the image uses the stored copy; {} of copies here until gc compacts them\n",
+            count(r.duplicate.chunks),
+            bytes(r.duplicate.bytes),
+            bytes(r.duplicate_stored_bytes)
+        );
+    }
     if t.delta.chunks > 0 {
         out += &format!(
             "  delta      {} new chunk(s) ({}) stored as differences to old versions: {} instead of {} ({} by path, {} by similarity, {} from earlier layers)\n",
@@ -103,8 +126,16 @@ pub fn render(r: &ImageReport) -> String {
         );
     }
     out += &format!(
-        "  time       {:.2} s, {:.1} MB/s of tar\n",
-        r.seconds, r.tar_mb_per_s
+        "  time       {:.2} s, {:.1} MB/s of tar{}\n",
+        r.seconds,
+        r.tar_mb_per_s,
+        match r.commit_wait_seconds >= 0.01 {
+            true => format!(
+                ", {:.2} s of it waiting for other writers' commits",
+                r.commit_wait_seconds
+            ),
+            false => String::new(),
+        }
     );
     let rows: Vec<Vec<String>> = r
         .layers

@@ -44,6 +44,13 @@ pub fn run(cli: &Cli, args: &GcArgs) -> anyhow::Result<()> {
             }
         );
     }
+    if r.tmp_reclaimed_writers > 0 {
+        println!(
+            "removed {} left in tmp/ by {} interrupted writer(s)",
+            bytes(r.tmp_reclaimed_bytes),
+            count(r.tmp_reclaimed_writers)
+        );
+    }
     if r.mounted_images > 0 {
         println!(
             "kept {} mounted images and their blobs as they are (a running `cairn mount`)",

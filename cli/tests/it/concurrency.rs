@@ -1,7 +1,7 @@
 //! Readers work while a writer runs: `export-layer`, `cat`, `diff` and `stats` on a committed
 //! image give the same bytes as before while a `convert` (of a large generated layer) and then a
-//! `gc` (with many files to delete) run in another process; and a second writer is refused at
-//! once, with the lock holder named.
+//! `gc` (with many files to delete) run in another process; a second convert meanwhile
+//! succeeds, and a gc is refused at once, with the running convert named.
 //!
 //! Only the readers' results are asserted; the overlap is best effort, except that some reader
 //! must have run start to end while the convert was running (it runs for about a second).
@@ -25,7 +25,7 @@ fn random_bytes(len: usize, seed: u64) -> Vec<u8> {
 
 /// Writes a bare layer tar of `files` random files without holding it all in memory: each
 /// file's own tar, less its end-of-archive blocks, then one end-of-archive.
-fn write_random_layer(path: &Path, files: u64, seed: u64) {
+pub(super) fn write_random_layer(path: &Path, files: u64, seed: u64) {
     let mut out = std::io::BufWriter::new(std::fs::File::create(path).unwrap());
     for i in 0..files {
         let entry = SampleEntry::file(
@@ -55,6 +55,16 @@ fn spawn(store: &Path, args: &[&str]) -> Child {
         .stderr(Stdio::piped())
         .spawn()
         .expect("start cairn")
+}
+
+/// The running writers, as the `LIVE` files of their directories under `tmp/` name them.
+pub(super) fn live_writers(store: &Path) -> Vec<String> {
+    let Ok(dirs) = std::fs::read_dir(store.join("tmp")) else {
+        return Vec::new();
+    };
+    dirs.flatten()
+        .filter_map(|d| std::fs::read_to_string(d.path().join("LIVE")).ok())
+        .collect()
 }
 
 fn running(child: &mut Child) -> bool {
@@ -182,33 +192,39 @@ fn readers_work_while_a_writer_runs() {
     assert_eq!(expected.stats_images, 2);
     let setup = started.elapsed();
 
-    // 1. A convert runs; a second writer meanwhile is refused at once, naming the first.
+    // 1. A convert runs; a second convert meanwhile succeeds, and gc is refused at once,
+    // naming the first.
     let convert_started = Instant::now();
     let mut convert = spawn(&store, &["convert", big.to_str().unwrap(), "--name", "big"]);
     let holder = format!("pid {} (", convert.id());
     let mut refused = false;
     let (rounds, overlapped) =
-        read_while_running(&store, &mut convert, &expected, &[2, 3], |writer| {
+        read_while_running(&store, &mut convert, &expected, &[2, 3, 4], |writer| {
             if refused {
                 return;
             }
-            // The lock is held once LOCK names the writer.
-            let lock = std::fs::read_to_string(store.join("LOCK")).unwrap_or_default();
-            if !lock.starts_with(&holder) {
+            // The convert runs once its directory under tmp/ names it.
+            if !live_writers(&store).iter().any(|w| w.starts_with(&holder)) {
                 return;
             }
             let asked = Instant::now();
+            let gc = cairn(&store, &["gc"]);
+            let waited = asked.elapsed();
             let second = cairn(
                 &store,
                 &["convert", small.to_str().unwrap(), "--name", "second"],
             );
-            let waited = asked.elapsed();
+            assert!(
+                second.status.success(),
+                "a second convert failed: {}",
+                String::from_utf8_lossy(&second.stderr)
+            );
             if !running(writer) {
                 // The first writer may have finished meanwhile: nothing can be concluded.
                 return;
             }
-            let stderr = String::from_utf8_lossy(&second.stderr);
-            assert!(!second.status.success(), "a second writer got the lock");
+            let stderr = String::from_utf8_lossy(&gc.stderr);
+            assert!(!gc.status.success(), "gc ran while a convert did");
             assert!(
                 stderr.contains("in use by another writer") && stderr.contains(&holder),
                 "{stderr}"
@@ -222,16 +238,13 @@ fn readers_work_while_a_writer_runs() {
     finish(convert, "convert");
     let convert_time = convert_started.elapsed();
     eprintln!("convert: {convert_time:?}, {rounds} reader rounds, {overlapped} wholly during it");
-    assert!(
-        refused,
-        "no second writer tried while the convert held the lock"
-    );
+    assert!(refused, "no gc tried while the convert ran");
     assert!(
         overlapped > 0,
         "no reader ran while the convert did ({convert_time:?}); make the layer bigger"
     );
     let after_convert = read_all(&store);
-    assert_eq!(after_convert.stats_images, 3);
+    assert_eq!(after_convert.stats_images, 4);
     assert_eq!(
         Reads {
             stats_images: 2,
@@ -242,7 +255,7 @@ fn readers_work_while_a_writer_runs() {
 
     // 2. gc runs with work to do: the big image's blob and bootstrap, and many orphan files
     // (what crashed converts leave).
-    ok(cairn(&store, &["rm", "big"]));
+    ok(cairn(&store, &["rm", "big", "second"]));
     for i in 0..ORPHANS {
         std::fs::write(store.join("blobs").join(format!("{i:064x}")), b"orphan").unwrap();
     }

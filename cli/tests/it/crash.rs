@@ -1,14 +1,24 @@
 //! Crash safety: `cairn convert` and `cairn gc` killed with SIGKILL at arbitrary instants. After
 //! every kill the store opens, `verify --full` is clean, the image committed before is exported
-//! byte for byte, and re-running the killed command succeeds.
+//! byte for byte, and re-running the killed command succeeds. And one of several converts
+//! running at once killed: the others succeed, and the same holds.
 //!
-//! `CAIRN_CRASH_KILLS=N` sets how many kills (default 200).
+//! `CAIRN_CRASH_KILLS=N` sets how many kills (default 200; a tenth of them, at least 10, among
+//! concurrent converts).
 
+use super::concurrency::write_random_layer;
 use super::{cairn, export_all, ok};
 use cairn_sample::Rng;
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::time::Duration;
+
+fn kills() -> usize {
+    std::env::var("CAIRN_CRASH_KILLS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(200)
+}
 
 /// Starts `cairn ARGS` and kills it after `delay`; returns whether it had already finished.
 fn run_and_kill(store: &Path, args: &[&str], delay: Duration) -> bool {
@@ -31,10 +41,7 @@ fn run_and_kill(store: &Path, args: &[&str], delay: Duration) -> bool {
 
 #[test]
 fn kills_at_random_instants_lose_nothing_committed() {
-    let kills: usize = std::env::var("CAIRN_CRASH_KILLS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(200);
+    let kills = kills();
     let tmp = tempfile::tempdir().unwrap();
     let store = tmp.path().join("store");
     let (v1, v2) = cairn_sample::write_demo_layouts(&tmp.path().join("images")).unwrap();
@@ -108,4 +115,110 @@ fn kills_at_random_instants_lose_nothing_committed() {
     assert_eq!(export_all(&store, "v1", 3), committed);
     assert!(compactions > 0, "no compacting gc was killed");
     eprintln!("{killed} kills survived in {round} rounds ({compactions} of gc compacting)");
+}
+
+fn spawn_cairn(store: &Path, args: &[&str]) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_cairn"))
+        .arg("--store")
+        .arg(store)
+        .args(args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start cairn")
+}
+
+#[test]
+fn killing_one_of_several_concurrent_converts_loses_nothing() {
+    let kills = (kills() / 10).max(10);
+    let tmp = tempfile::tempdir().unwrap();
+    let store = tmp.path().join("store");
+    let (v1, v2) = cairn_sample::write_demo_layouts(&tmp.path().join("images")).unwrap();
+    let (a, b) = (tmp.path().join("a.tar"), tmp.path().join("b.tar"));
+    write_random_layer(&a, 3, 41);
+    write_random_layer(&b, 3, 42);
+    ok(cairn(&store, &["init"]));
+    ok(cairn(
+        &store,
+        &["convert", &format!("oci:{}", v1.display()), "--name", "v1"],
+    ));
+    let committed = export_all(&store, "v1", 3);
+    let v2_source = format!("oci:{}", v2.display());
+    let converts: [(&str, &str); 3] = [
+        (&v2_source, "v2"),
+        (a.to_str().unwrap(), "a"),
+        (b.to_str().unwrap(), "b"),
+    ];
+    let mut rng = Rng::new(0x2545_F491_4F6C_DD1D);
+    let (mut killed, mut round) = (0, 0);
+    while killed < kills {
+        round += 1;
+        assert!(
+            round < kills * 5,
+            "converts finish before the kill too often"
+        );
+        let victim = round % converts.len();
+        let children: Vec<Child> = converts
+            .iter()
+            .map(|(source, name)| {
+                spawn_cairn(&store, &["convert", source, "--name", name, "--replace"])
+            })
+            .collect();
+        std::thread::sleep(Duration::from_micros(rng.below(150_000)));
+        for (i, mut child) in children.into_iter().enumerate() {
+            if i == victim {
+                if child.try_wait().expect("wait").is_none() {
+                    let _ = child.kill(); // SIGKILL
+                    killed += 1;
+                }
+                let _ = child.wait();
+                continue;
+            }
+            let out = child.wait_with_output().unwrap();
+            assert!(
+                out.status.success(),
+                "round {round}: convert {} failed while another was killed: {}",
+                converts[i].1,
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        let verify = cairn(&store, &["verify", "--full"]);
+        assert!(
+            verify.status.success(),
+            "round {round}, after killing {:?}: {}",
+            converts[victim].1,
+            String::from_utf8_lossy(&verify.stdout)
+        );
+        if round % 5 == 0 {
+            assert_eq!(
+                export_all(&store, "v1", 3),
+                committed,
+                "v1 changed after a kill"
+            );
+        }
+    }
+    // Each image, converted again, comes back exactly; gc leaves the store whole.
+    for (source, name) in converts {
+        ok(cairn(
+            &store,
+            &["convert", source, "--name", name, "--replace"],
+        ));
+    }
+    ok(cairn(&store, &["gc"]));
+    assert!(ok(cairn(&store, &["verify", "--full"])).contains("no problems found"));
+    assert_eq!(export_all(&store, "v1", 3), committed);
+    assert_eq!(
+        export_all(&store, "v2", 3),
+        cairn_sample::demo_layers(2).unwrap()
+    );
+    assert!(export_all(&store, "a", 1)[0] == std::fs::read(&a).unwrap());
+    assert!(export_all(&store, "b", 1)[0] == std::fs::read(&b).unwrap());
+    assert!(
+        std::fs::read_dir(store.join("tmp"))
+            .unwrap()
+            .next()
+            .is_none(),
+        "tmp/ not empty after gc"
+    );
+    eprintln!("{killed} kills among concurrent converts survived in {round} rounds");
 }

@@ -4,6 +4,7 @@ mod concurrency;
 mod crash;
 mod failpoint;
 mod mount;
+mod writers;
 
 use std::path::Path;
 use std::process::{Command, Output};

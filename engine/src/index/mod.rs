@@ -167,12 +167,23 @@ impl Index {
     /// (every commit does), a write-ahead log or table file it listed is gone. Such an open
     /// is tried again, a few times, from a fresh listing.
     pub fn open_read_only(path: &Path, blobs_dir: &Path) -> Result<Index> {
+        // Table files are opened when first read, not all at open: a reader that looks up a
+        // name and a few chunks does not load the index blocks and filters of every table.
+        Self::open_read_only_with(path, blobs_dir, READ_ONLY_OPEN_FILES)
+    }
+
+    /// Opens read-only with every table file opened at once and kept open: a writer's
+    /// compaction may delete the files meanwhile (a shared writer's long lookups while other
+    /// writers commit), and an open file stays readable.
+    pub fn open_pinned(path: &Path, blobs_dir: &Path) -> Result<Index> {
+        Self::open_read_only_with(path, blobs_dir, -1)
+    }
+
+    fn open_read_only_with(path: &Path, blobs_dir: &Path, open_files: i32) -> Result<Index> {
         let mut opts = Options::default();
         opts.set_log_level(LogLevel::Warn);
         opts.set_keep_log_file_num(1);
-        // Table files are opened when first read, not all at open: a reader that looks up a
-        // name and a few chunks does not load the index blocks and filters of every table.
-        opts.set_max_open_files(READ_ONLY_OPEN_FILES);
+        opts.set_max_open_files(open_files);
         opts.set_skip_stats_update_on_db_open(true);
         let mut attempt = 0;
         let db = loop {

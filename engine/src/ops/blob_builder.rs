@@ -11,7 +11,7 @@ use crate::error::{Error, Result};
 use crate::format::blob::{BlobWriter, FramePart, SealedBlob};
 use crate::format::Codec;
 use crate::ops::written_chunks::{WrittenChunks, WrittenPlace};
-use crate::store::StoreWriter;
+use crate::store::Writer;
 use crate::ChunkId;
 use rayon::prelude::*;
 use std::cell::RefCell;
@@ -22,7 +22,7 @@ use std::sync::Arc;
 const BLOB_SPLIT_BYTES: u64 = 256 << 20;
 
 pub(crate) struct BlobBuilder<'a> {
-    store: &'a StoreWriter,
+    store: &'a Writer,
     /// Names the work in errors (a layer, or a blob being compacted).
     label: String,
     /// The fail point checked before each blob's fsync.
@@ -87,7 +87,7 @@ pub(crate) fn compress(data: &[u8], level: i32) -> std::io::Result<Option<Vec<u8
 }
 
 impl<'a> BlobBuilder<'a> {
-    pub fn new(store: &'a StoreWriter, label: &str, fail_at: &'static str) -> Self {
+    pub fn new(store: &'a Writer, label: &str, fail_at: &'static str) -> Self {
         let compression = &store.config().compression;
         BlobBuilder {
             store,
@@ -198,7 +198,7 @@ impl<'a> BlobBuilder<'a> {
             self.sealed.push(full.seal(self.fail_at)?);
         }
         if self.writer.is_none() {
-            let path = self.store.layout().tmp_file("blob");
+            let path = self.store.tmp_file("blob");
             let writer = BlobWriter::create(path.clone())?;
             self.writer = Some((writer, Arc::new(path)));
         }
@@ -254,14 +254,14 @@ impl<'a> BlobBuilder<'a> {
 /// Renames sealed blobs (already fsynced) into `blobs/` and fsyncs it; a blob whose very bytes
 /// are already stored is dropped. `fail_at` is checked before each rename. Returns the blobs
 /// and bytes actually added.
-pub(crate) fn publish(
-    store: &StoreWriter,
-    sealed: &[SealedBlob],
+pub(crate) fn publish<'b>(
+    store: &Writer,
+    sealed: impl IntoIterator<Item = &'b SealedBlob>,
     fail_at: &'static str,
     dir_fail_at: Option<&'static str>,
 ) -> Result<(u64, u64)> {
     let files: Vec<_> = sealed
-        .iter()
+        .into_iter()
         .map(|b| (&*b.tmp_path, store.blob_path(&b.id), b.size))
         .collect();
     crate::fsutil::publish_sealed(&files, &store.layout().blobs_dir(), fail_at, dir_fail_at)

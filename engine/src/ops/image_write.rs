@@ -6,7 +6,7 @@
 use crate::error::{Error, Result};
 use crate::format::bootstrap::{BlobRecord, Bootstrap, ChunkRecord};
 use crate::format::layer_meta::SealedLayerMeta;
-use crate::store::StoreWriter;
+use crate::store::Writer;
 use crate::{BlobId, ImageId};
 use std::collections::HashMap;
 
@@ -48,7 +48,7 @@ impl BlobTable {
 }
 
 /// The size of a stored blob (for a blob table naming a blob this write did not create).
-pub(crate) fn stored_blob_size(store: &StoreWriter, blob: &BlobId) -> Result<u64> {
+pub(crate) fn stored_blob_size(store: &Writer, blob: &BlobId) -> Result<u64> {
     let path = store.blob_path(blob);
     Ok(std::fs::metadata(&path)
         .map_err(|e| Error::io("stat blob", &path, e))?
@@ -58,7 +58,7 @@ pub(crate) fn stored_blob_size(store: &StoreWriter, blob: &BlobId) -> Result<u64
 /// Renames sealed layer objects into `layers/` (one already there is dropped: same id, same
 /// bytes) and fsyncs the directory. Returns the objects and bytes actually added.
 pub(crate) fn publish_layer_objects(
-    store: &StoreWriter,
+    store: &Writer,
     sealed: &[SealedLayerMeta],
     fail_at: &'static str,
 ) -> Result<(u64, u64)> {
@@ -72,7 +72,7 @@ pub(crate) fn publish_layer_objects(
 /// Writes a bootstrap durably into `bootstraps/` (unless that very bootstrap is there); returns
 /// the image id and the bootstrap's size. `fail_at` is checked before its rename.
 pub(crate) fn publish_bootstrap(
-    store: &StoreWriter,
+    store: &Writer,
     bootstrap: &Bootstrap,
     fail_at: &'static str,
 ) -> Result<(ImageId, u64)> {
@@ -80,12 +80,7 @@ pub(crate) fn publish_bootstrap(
     let image_id = crate::format::bootstrap::image_id(&encoded);
     let path = store.bootstrap_path(&image_id);
     if !path.exists() {
-        crate::fsutil::write_durably(
-            &store.layout().tmp_file("bootstrap"),
-            &path,
-            &encoded,
-            fail_at,
-        )?;
+        crate::fsutil::write_durably(&store.tmp_file("bootstrap"), &path, &encoded, fail_at)?;
     }
     Ok((image_id, encoded.len() as u64))
 }

@@ -18,9 +18,10 @@
 //!   image removed with `rm` but not yet garbage-collected therefore comes back under such a
 //!   name (`cairn rm` it again).
 //!
-//! It runs under the writer lock and never needs to open the old index for writing, so it
-//! works when the old index is missing or unreadable. Crash safety: the new database is built in
-//! `STORE/index.new` (not under `tmp/`, which every writer empties), synced, then swapped in:
+//! It runs alone (`WRITERS` exclusively, and the commit lock) and never needs to open the old
+//! index for writing, so it works when the old index is missing or unreadable. Crash safety:
+//! the new database is built in `STORE/index.new` (not under `tmp/`, where only writers' own
+//! directories live), synced, then swapped in:
 //! rename `index` -> `index.old`, rename `index.new` -> `index`, fsync `STORE`, remove
 //! `index.old` (`StoreLayout::swap_in_new_index`); `StoreLayout::recover_interrupted_swap`
 //! (run by every writer open) undoes or finishes a swap a crash interrupted.
@@ -122,7 +123,7 @@ fn problem(object: impl Into<String>, detail: impl Into<String>) -> Problem {
     }
 }
 
-/// Rebuilds the index under the writer lock `lock` (already taken by `StoreWriter`, which
+/// Rebuilds the index under the commit lock `lock` (already taken by `StoreWriter`, which
 /// also recovered any interrupted swap).
 pub(crate) fn repair_index(
     layout: &StoreLayout,

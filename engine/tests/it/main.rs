@@ -14,3 +14,4 @@ mod rejects;
 mod repair;
 mod report;
 mod unpack;
+mod writers;

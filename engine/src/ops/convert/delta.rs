@@ -12,6 +12,7 @@ use crate::error::Result;
 use crate::format::delta::{self, DeltaHeader, MAX_BASES, MAX_BASE_BYTES};
 use crate::format::layer_meta::LayerMeta;
 use crate::format::{ChunkLocation, Codec};
+use crate::index::Index;
 use crate::layer::EntryKind;
 use crate::ops::blob_builder::compress as compress_plain;
 use crate::ops::view::{record_entry, MergedView};
@@ -134,6 +135,8 @@ pub(super) struct DeltaFrame {
 
 pub(super) struct DeltaFinder<'a> {
     store: &'a Store,
+    /// The index the convert looks chunks up in (bases, sketches).
+    index: &'a Index,
     /// Each base image's layer objects, bottom first.
     images: Vec<Vec<LayerMeta>>,
     /// Where each of those objects is: (image, layer).
@@ -147,7 +150,7 @@ pub(super) struct DeltaFinder<'a> {
 
 impl<'a> DeltaFinder<'a> {
     /// A finder over the images named `bases` (maybe none) and the image's own layers.
-    pub fn new(store: &'a Store, bases: &[String], level: i32) -> Result<Self> {
+    pub fn new(store: &'a Store, index: &'a Index, bases: &[String], level: i32) -> Result<Self> {
         let mut images = Vec::new();
         let mut objects = HashMap::new();
         for name in bases {
@@ -159,6 +162,7 @@ impl<'a> DeltaFinder<'a> {
         }
         Ok(DeltaFinder {
             store,
+            index,
             images,
             objects,
             level,
@@ -263,7 +267,7 @@ impl<'a> DeltaFinder<'a> {
     /// readers of the delta frame will read that copy); else where this convert wrote it in a
     /// plain frame (committed with the image, indexed there); else nowhere (`None`).
     fn base_place(&self, id: &ChunkId) -> Result<Option<BasePlace>> {
-        Ok(match self.store.index().get_chunk(id)? {
+        Ok(match self.index.get_chunk(id)? {
             Some(location) if location.codec != Codec::Delta => Some(BasePlace::Stored(location)),
             Some(_) => None,
             None => self.earlier.written.get(id).map(BasePlace::Written),
@@ -321,11 +325,7 @@ impl<'a> DeltaFinder<'a> {
             return Ok(None);
         };
         for &feature in sketch {
-            for (id, n) in self
-                .store
-                .index()
-                .sketch_matches(feature, SKETCH_CANDIDATES)?
-            {
+            for (id, n) in self.index.sketch_matches(feature, SKETCH_CANDIDATES)? {
                 let Some(&(image, layer)) = self.objects.get(&id) else {
                     continue;
                 };

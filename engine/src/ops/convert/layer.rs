@@ -192,7 +192,7 @@ fn reuse(
     };
     let keys = std::iter::once(LayerKey::Digest(digest)).chain(layer.diff_id.map(LayerKey::DiffId));
     for key in keys {
-        let Some(id) = shared.store.index().get_layer(&key)? else {
+        let Some(id) = shared.index.get_layer(&key)? else {
             continue;
         };
         if !shared.dictionary.has_layer(&id) {
@@ -272,7 +272,7 @@ fn read_layer<R: std::io::Read>(
     let decoder = compression.decoder(raw).map_err(io_err)?;
     let mut plain = DigestReader::new(decoder);
     let mut report = LayerReport::default();
-    let mut entries = SpillWriter::create(shared.store.layout().tmp_file("entries"))?;
+    let mut entries = SpillWriter::create(shared.store.tmp_file("entries"))?;
     let mut chunker = Chunker::new(&shared.store.config().chunker)
         .map_err(|e| Error::corrupt("store.json", e))?;
     let mut batch = Batch::default();
@@ -394,7 +394,7 @@ impl<'a> Processor<'a> {
         Ok(Processor {
             shared,
             layer,
-            spill: SpillWriter::create(shared.store.layout().tmp_file("chunks"))?,
+            spill: SpillWriter::create(shared.store.tmp_file("chunks"))?,
             blobs,
             files: LayerFiles::default(),
             counts: Counts::default(),
@@ -411,7 +411,7 @@ impl<'a> Processor<'a> {
         };
         let decision = if claimed(id) {
             Decision::Repeated
-        } else if let Some(location) = self.shared.dictionary.get(id)? {
+        } else if let Some(location) = self.shared.dictionary.get(self.shared.index, id)? {
             Decision::Dictionary(location)
         } else if self
             .shared

@@ -10,8 +10,17 @@
 //! object for is not read at all (`layer.rs`). Layers run concurrently. Memory is bounded by
 //! the batches in flight and the set of new chunks (an id each), not by the number of files.
 //!
+//! Several converts may run into one store at once (`store::SharedWriter`): all of the above
+//! runs without a lock, against the index as this writer opened it. Only the commit is
+//! serialised (`commit.rs`): it waits for the commit lock, opens the index for writing and
+//! re-checks the new chunks against it. A new chunk another writer committed meanwhile is a
+//! duplicate: it is not indexed, the layer objects are written again to use the indexed copy,
+//! and its copy here is dead space that gc's compaction reclaims (a blob holding nothing else
+//! is not added at all). The report counts duplicates.
+//!
 //! Commit, once every layer's digest and diff_id verified (the write order that keeps the store
-//! consistent across a crash at any instant):
+//! consistent across a crash at any instant), under the commit lock:
+//!   0. the names are checked again and the new chunks re-checked (above);
 //!   1. each sealed blob (already fsynced) is renamed into `blobs/`, then `blobs/` is fsynced;
 //!      the new chunk entries go to the index (synced batches; harmless before step 4: they
 //!      name blobs that are in place);
@@ -20,8 +29,10 @@
 //!   4. one synced RocksDB write batch adds the layer keys, the image record, its name.
 //!
 //! A crash before 4 leaves only files no name reaches (gc removes them); after 4 the image is
-//! complete. Before 1, an error leaves the store exactly as it was (`tmp/` is emptied).
+//! complete. Before 1, an error leaves the store exactly as it was (this writer's directory
+//! under `tmp/` is emptied; a crashed writer's is reclaimed by the next writer to start).
 
+mod commit;
 mod delta;
 mod earlier_layers;
 mod layer;
@@ -30,13 +41,13 @@ mod spill;
 
 use crate::error::{Error, Result};
 use crate::format::blob::SealedBlob;
-use crate::format::bootstrap::{Bootstrap, ImageLayer, SourceRecord, StoredObject};
+use crate::format::bootstrap::ImageLayer;
 use crate::format::ChunkLocation;
-use crate::index::{ImageRecord, IndexBatch, LayerKey};
+use crate::index::Index;
 use crate::layer::Compression;
 use crate::progress::{Progress, Unit};
-use crate::source::{ImageSource, PlatformChoice, RawObject, SourceSpec};
-use crate::store::StoreWriter;
+use crate::source::{ImageSource, PlatformChoice, SourceSpec};
+use crate::store::Writer;
 use crate::{ChunkId, Sha256Digest};
 use layer::convert_layers;
 use serde::Serialize;
@@ -102,6 +113,8 @@ impl DeltaReport {
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct ConvertReport {
     pub images: Vec<ImageReport>,
+    /// What dead writers had left under `tmp/`, removed when this convert started.
+    pub tmp_reclaimed: crate::TmpReclaimed,
 }
 
 /// Chunk and byte counts.
@@ -182,15 +195,22 @@ pub struct ImageReport {
     pub bootstrap_bytes: u64,
     /// Bytes added to the store: new blobs, layer objects and the bootstrap.
     pub added_bytes: u64,
+    /// New chunks another writer committed while this one converted (part of `new`): the
+    /// image uses the indexed copy; this convert's copies are dead space in the blobs it added
+    /// (`duplicate_stored_bytes`, reclaimed by gc's compaction) or were not added at all.
+    pub duplicate: Count,
+    pub duplicate_stored_bytes: u64,
+    /// Seconds spent waiting for other writers' commits before this one's.
+    pub commit_wait_seconds: f64,
     pub seconds: f64,
     /// Uncompressed tar bytes per second.
     pub tar_mb_per_s: f64,
 }
 
 /// The chunks (and layer objects) a convert may reuse.
-enum Dictionary<'a> {
+enum Dictionary {
     /// Every chunk in the store (index lookups), every layer object.
-    Store(&'a crate::index::Index),
+    Store,
     /// Only the chunks and layer objects of named images.
     Images {
         chunks: HashMap<ChunkId, ChunkLocation>,
@@ -198,10 +218,11 @@ enum Dictionary<'a> {
     },
 }
 
-impl Dictionary<'_> {
-    fn get(&self, id: &ChunkId) -> Result<Option<ChunkLocation>> {
+impl Dictionary {
+    /// Where the dictionary has chunk `id`; `index`: the index the writer looks chunks up in.
+    fn get(&self, index: &Index, id: &ChunkId) -> Result<Option<ChunkLocation>> {
         match self {
-            Dictionary::Store(index) => index.get_chunk(id),
+            Dictionary::Store => index.get_chunk(id),
             Dictionary::Images { chunks, .. } => Ok(chunks.get(id).copied()),
         }
     }
@@ -209,14 +230,14 @@ impl Dictionary<'_> {
     /// May the convert use this stored layer object as it is?
     fn has_layer(&self, id: &crate::LayerMetaId) -> bool {
         match self {
-            Dictionary::Store(_) => true,
+            Dictionary::Store => true,
             Dictionary::Images { layers, .. } => layers.contains(id),
         }
     }
 }
 
 pub fn convert(
-    store: &StoreWriter,
+    store: &Writer,
     options: &ConvertOptions,
     progress: &dyn Progress,
 ) -> Result<ConvertReport> {
@@ -238,15 +259,12 @@ pub fn convert(
             (name, image)
         })
         .collect();
+    // Checked again under the commit lock: another writer may take a name meanwhile.
     for (name, _) in &named {
-        if !options.replace && store.index().get_ref(name)?.is_some() {
-            return Err(Error::Usage(format!(
-                "an image named {name:?} already exists; choose another --name or pass --replace"
-            )));
-        }
+        commit::check_name(store.index(), name, options.replace)?;
     }
     let dictionary = if options.dict.is_empty() {
-        Dictionary::Store(store.index())
+        Dictionary::Store
     } else {
         let mut chunks = HashMap::new();
         let mut layers = HashSet::new();
@@ -269,15 +287,21 @@ pub fn convert(
         .map(|l| l.bytes.len())
         .sum();
     progress.set_length(total, Unit::Bytes);
-    let mut report = ConvertReport::default();
-    for (name, image) in &named {
+    let mut report = ConvertReport {
+        images: Vec::new(),
+        tmp_reclaimed: store.tmp_reclaimed(),
+    };
+    for (i, (name, image)) in named.iter().enumerate() {
         progress.set_message(name);
-        let result = convert_image(store, &dictionary, name, image, options, progress);
+        // Later images look up what the earlier ones committed.
+        let result = store.lookup_index(i > 0).and_then(|index| {
+            convert_image(store, &index, &dictionary, name, image, options, progress)
+        });
         match result {
             Ok(image_report) => report.images.push(image_report),
             Err(e) => {
                 // Nothing of this image was committed: drop its temporary files.
-                let _ = store.layout().clear_tmp();
+                let _ = store.clear_tmp();
                 return Err(e);
             }
         }
@@ -324,8 +348,10 @@ struct Converted {
 
 /// State shared by the layers of one image.
 struct Shared<'a> {
-    store: &'a StoreWriter,
-    dictionary: &'a Dictionary<'a>,
+    store: &'a Writer,
+    /// The index chunks and layer objects are looked up in.
+    index: &'a Index,
+    dictionary: &'a Dictionary,
     /// Chunks this convert is storing (first claim wins), by their index key (the first 16
     /// bytes of the id: half the memory). Two new chunks sharing a key (about n^2 / 2^129 among
     /// n) would make the convert fail when it places the second, never store wrong data.
@@ -339,7 +365,8 @@ struct Shared<'a> {
 }
 
 fn convert_image(
-    store: &StoreWriter,
+    store: &Writer,
+    index: &Index,
     dictionary: &Dictionary,
     name: &str,
     image: &ImageSource,
@@ -353,11 +380,12 @@ fn convert_image(
         DeltaMode::Auto => {
             let bases = delta::base_images(store, name, &options.dict)?;
             let level = store.config().compression.level;
-            Some(delta::DeltaFinder::new(store, &bases, level)?)
+            Some(delta::DeltaFinder::new(store, index, &bases, level)?)
         }
     };
     let shared = Shared {
         store,
+        index,
         dictionary,
         claimed: Mutex::new(HashSet::new()),
         cancel: AtomicBool::new(false),
@@ -370,21 +398,21 @@ fn convert_image(
     // record of this image's files and written chunks served the layers only.
     drop(shared);
     drop(finder);
-    let (layers, objects, sealed, layer_reports) = resolve::layer_objects(store, outputs)?;
+    let resolved = resolve::layer_objects(store, &outputs, &HashMap::new())?;
     let mut totals = LayerReport::default();
-    for report in &layer_reports {
-        totals.merge_counts(report);
+    for output in &outputs {
+        totals.merge_counts(&output.report);
     }
-    let bootstrap = Bootstrap {
-        source: SourceRecord {
-            reference: image.reference.clone(),
-            platform: image.platform.clone(),
-            manifest: image.manifest.as_ref().map(stored_object),
-            config: image.config.as_ref().map(stored_object),
-        },
-        layers,
+    let prepared = commit::Prepared {
+        name,
+        image,
+        replace: options.replace,
+        use_indexed_copies: matches!(dictionary, Dictionary::Store),
+        outputs: &outputs,
+        totals: &totals,
     };
-    let committed = commit(store, name, image, &bootstrap, &sealed, &objects, &totals)?;
+    let committed = commit::commit(store, &prepared, resolved)?;
+    resolve::remove_spills(&outputs);
     let seconds = started.elapsed().as_secs_f64();
     Ok(ImageReport {
         name: name.to_string(),
@@ -402,115 +430,12 @@ fn convert_image(
         layer_object_bytes: committed.object_bytes,
         bootstrap_bytes: committed.bootstrap_bytes,
         added_bytes: committed.blob_bytes + committed.object_bytes + committed.bootstrap_bytes,
+        duplicate: committed.duplicate,
+        duplicate_stored_bytes: committed.duplicate_stored_bytes,
+        commit_wait_seconds: committed.waited.as_secs_f64(),
         seconds,
         tar_mb_per_s: totals.tar_bytes as f64 / 1e6 / seconds.max(1e-9),
-        layers: layer_reports,
+        layers: outputs.into_iter().map(|o| o.report).collect(),
         totals,
     })
-}
-
-/// What the commit of one image wrote.
-struct Committed {
-    image_id: crate::ImageId,
-    blobs_written: u64,
-    blob_bytes: u64,
-    objects_written: u64,
-    object_bytes: u64,
-    bootstrap_bytes: u64,
-}
-
-/// Chunk entries go to the index in batches of this many (after their blobs are in place), so
-/// that the last batch does not hold every new chunk of a large image.
-const CHUNK_BATCH: usize = 65_536;
-
-/// Commits one converted image in the write order of the module's doc: sealed blobs renamed
-/// into place (and their chunk entries indexed), the layer objects, the bootstrap, then one
-/// synced index batch naming it.
-fn commit(
-    store: &StoreWriter,
-    name: &str,
-    image: &ImageSource,
-    bootstrap: &Bootstrap,
-    sealed: &[SealedBlob],
-    objects: &resolve::NewObjects,
-    totals: &LayerReport,
-) -> Result<Committed> {
-    // Step 1: blobs, already fsynced, renamed into place; then their chunks indexed (an entry
-    // naming a blob in place that no image uses yet is harmless: gc drops it with the blob).
-    let (blobs_written, blob_bytes) = crate::ops::blob_builder::publish(
-        store,
-        sealed,
-        "convert.blob.rename",
-        Some("convert.blobs.dir_fsync"),
-    )?;
-    let mut batch = IndexBatch::default();
-    for blob in sealed {
-        for (record, entry) in blob.toc.iter().enumerate() {
-            if store.index().get_chunk(&entry.id)?.is_none() {
-                batch.chunk_records.push((entry.id, blob.id, record as u64));
-            }
-            if batch.chunk_records.len() >= CHUNK_BATCH {
-                store.index().commit(std::mem::take(&mut batch))?;
-            }
-        }
-    }
-    // Step 2: the layer objects, then the bootstrap naming them.
-    crate::failpoint::check("convert.layer_meta.write")?;
-    let (objects_written, object_bytes) = crate::ops::image_write::publish_layer_objects(
-        store,
-        &objects.sealed,
-        "convert.layer_meta.rename",
-    )?;
-    crate::failpoint::check("convert.bootstrap.write")?;
-    let (image_id, bootstrap_bytes) =
-        crate::ops::image_write::publish_bootstrap(store, bootstrap, "convert.bootstrap.rename")?;
-    // Step 3: one synced index batch.
-    for layer in &bootstrap.layers {
-        batch
-            .layers
-            .push((LayerKey::Digest(layer.digest), layer.meta));
-        batch
-            .layers
-            .push((LayerKey::DiffId(layer.diff_id), layer.meta));
-    }
-    batch.layers.extend(objects.sketch_keys.iter().copied());
-    let record = ImageRecord {
-        image_id,
-        bootstrap_size: bootstrap_bytes,
-        reference: image.reference.clone(),
-        platform: image.platform.clone(),
-        manifest_digest: image.manifest.as_ref().map(|m| m.digest.to_string()),
-        layers: bootstrap.layers.len() as u64,
-        files: totals.files,
-        logical_bytes: bootstrap.logical_bytes(),
-        new_chunks: totals.new.chunks,
-        added_stored_bytes: blob_bytes,
-        created: std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs()),
-    };
-    // The same image converted again under another name keeps the record of its first convert.
-    if store.index().get_image(&image_id)?.is_none() {
-        batch.images.push(record);
-    }
-    batch.refs.push((name.to_string(), image_id));
-    crate::failpoint::check("convert.index.batch")?;
-    store.index().commit(batch)?;
-    store.index().flush()?;
-    Ok(Committed {
-        image_id,
-        blobs_written,
-        blob_bytes,
-        objects_written,
-        object_bytes,
-        bootstrap_bytes,
-    })
-}
-
-fn stored_object(raw: &RawObject) -> StoredObject {
-    StoredObject {
-        digest: raw.digest,
-        media_type: raw.media_type.clone(),
-        bytes: raw.bytes.clone(),
-    }
 }

@@ -1,12 +1,14 @@
 //! Writes each converted layer's metadata object from its spills, once every layer's blobs are
 //! sealed (so every new chunk has its place): entries in tar order, each chunk reference
 //! resolved to the dictionary's location the processor recorded or to the new chunk's place in
-//! a sealed blob of this convert (any layer's: a chunk repeated across layers is stored once).
+//! a sealed blob of this convert (any layer's: a chunk repeated across layers is stored once),
+//! or, for a new chunk another writer committed meanwhile, to where the index has it (the
+//! commit re-resolves the layers then: `commit.rs`).
 //! Memory: one entry at a time, the layer object's writer, and the new chunks' places (8
 //! bytes per new chunk, sorted by id for binary search).
 
 use super::spill::{SpillReader, SpilledChunk, SpilledEntry};
-use super::{Converted, LayerContent, LayerOutput, LayerReport};
+use super::{Converted, LayerContent, LayerOutput};
 use crate::chunk::sketch::Sketch;
 use crate::error::{Error, Result};
 use crate::format::blob::SealedBlob;
@@ -15,7 +17,7 @@ use crate::format::layer_meta::{LayerEntry, LayerMetaWriter, SealedLayerMeta};
 use crate::format::ChunkLocation;
 use crate::index::LayerKey;
 use crate::ops::image_write::{stored_blob_size, BlobTable};
-use crate::store::StoreWriter;
+use crate::store::Writer;
 use crate::{BlobId, ChunkId};
 use rayon::prelude::*;
 use std::collections::HashMap;
@@ -59,17 +61,29 @@ impl<'a> NewChunks<'a> {
     }
 }
 
-/// What the layers of one image became: the bootstrap's layer list, the new layer objects
-/// (under `tmp/`), every sealed blob, and each layer's report.
-type Resolved = (
-    Vec<ImageLayer>,
-    NewObjects,
-    Vec<SealedBlob>,
-    Vec<LayerReport>,
-);
+/// What the layers of one image became: the bootstrap's layer list and the new layer objects
+/// (under the writer's `tmp/`).
+pub(super) struct Resolved {
+    pub layers: Vec<ImageLayer>,
+    pub objects: NewObjects,
+}
 
-/// Writes the layer objects of the converted layers (two at a time).
-pub(super) fn layer_objects(store: &StoreWriter, outputs: Vec<LayerOutput>) -> Result<Resolved> {
+impl Resolved {
+    /// Removes the layer objects written (when they are written again).
+    pub fn discard(self) {
+        for object in &self.objects.sealed {
+            let _ = std::fs::remove_file(&*object.tmp_path);
+        }
+    }
+}
+
+/// Writes the layer objects of the converted layers (in parallel). A new chunk in `elsewhere`
+/// (another writer committed it meanwhile) is referenced where the index has it.
+pub(super) fn layer_objects(
+    store: &Writer,
+    outputs: &[LayerOutput],
+    elsewhere: &HashMap<ChunkId, ChunkLocation>,
+) -> Result<Resolved> {
     let new_chunks = NewChunks::new(
         outputs
             .iter()
@@ -83,56 +97,75 @@ pub(super) fn layer_objects(store: &StoreWriter, outputs: Vec<LayerOutput>) -> R
     let written: Vec<Option<Result<NewObject>>> = outputs
         .par_iter()
         .map(|o| match &o.content {
-            LayerContent::Converted(c) => Some(write_object(store, c, &new_chunks)),
+            LayerContent::Converted(c) => Some(write_object(store, c, &new_chunks, elsewhere)),
             LayerContent::Reused(_) => None,
         })
         .collect();
     drop(new_chunks);
-    let mut layers = Vec::new();
-    let mut objects = NewObjects {
-        sealed: Vec::new(),
-        sketch_keys: Vec::new(),
+    let mut resolved = Resolved {
+        layers: Vec::new(),
+        objects: NewObjects {
+            sealed: Vec::new(),
+            sketch_keys: Vec::new(),
+        },
     };
-    let mut sealed = Vec::new();
-    let mut reports = Vec::new();
-    for (output, written) in outputs.into_iter().zip(written) {
-        let layer = match (output.content, written) {
-            (LayerContent::Reused(layer), _) => layer,
-            (LayerContent::Converted(c), Some(object)) => {
-                let object = object?;
+    let mut failed = None;
+    for (output, written) in outputs.iter().zip(written) {
+        let layer = match (&output.content, written) {
+            (LayerContent::Reused(layer), _) => layer.clone(),
+            (LayerContent::Converted(c), Some(Ok(object))) => {
                 let layer = ImageLayer {
                     digest: output.digest,
-                    media_type: output.media_type,
+                    media_type: output.media_type.clone(),
                     compression: output.compression,
                     compressed_size: output.compressed_size,
                     diff_id: c.source.diff_id,
                     size: c.source.size,
                     meta: object.object.id,
                 };
-                objects.add(object);
-                sealed.extend(c.blobs);
+                resolved.objects.add(object);
                 layer
             }
+            (LayerContent::Converted(_), Some(Err(e))) => {
+                failed.get_or_insert(e);
+                continue;
+            }
             (LayerContent::Converted(c), None) => {
-                return Err(Error::corrupt(c.label, "internal: no layer object written"))
+                let e = Error::corrupt(c.label.clone(), "internal: no layer object written");
+                failed.get_or_insert(e);
+                continue;
             }
         };
-        layers.push(layer);
-        reports.push(output.report);
+        resolved.layers.push(layer);
     }
-    Ok((layers, objects, sealed, reports))
+    if let Some(e) = failed {
+        resolved.discard();
+        return Err(e);
+    }
+    Ok(resolved)
+}
+
+/// Removes the layers' spill files (once the image is committed).
+pub(super) fn remove_spills(outputs: &[LayerOutput]) {
+    for output in outputs {
+        if let LayerContent::Converted(c) = &output.content {
+            let _ = std::fs::remove_file(&c.entries);
+            let _ = std::fs::remove_file(&c.chunks);
+        }
+    }
 }
 
 /// Reads one layer's spills back in step and writes its layer object (fsynced, under `tmp/`).
 fn write_object(
-    store: &StoreWriter,
+    store: &Writer,
     layer: &Converted,
     new_chunks: &NewChunks,
+    elsewhere: &HashMap<ChunkId, ChunkLocation>,
 ) -> Result<NewObject> {
     let internal = |what: String| Error::corrupt(layer.label.clone(), format!("internal: {what}"));
     let mut entries = SpillReader::<SpilledEntry>::open(&layer.entries)?;
     let mut chunks = SpillReader::<SpilledChunk>::open(&layer.chunks)?;
-    let mut writer = LayerMetaWriter::create(store.layout().tmp_file("layer"))?;
+    let mut writer = LayerMetaWriter::create(store.tmp_file("layer"))?;
     let mut table = BlobTable::default();
     let mut sketches = Vec::new();
     let mut number = 0u64;
@@ -146,7 +179,10 @@ fn write_object(
             let chunk = chunks
                 .next_record()?
                 .ok_or_else(|| internal("chunk spill ends early".into()))?;
-            let location = match chunk.dictionary {
+            let location = match chunk
+                .dictionary
+                .or_else(|| elsewhere.get(&chunk.id).copied())
+            {
                 Some(location) => location,
                 None => new_chunks
                     .get(&chunk.id)
@@ -172,9 +208,6 @@ fn write_object(
         table.blobs,
         "convert.layer_meta.fsync",
     )?;
-    for spill in [&layer.entries, &layer.chunks] {
-        std::fs::remove_file(spill).map_err(|e| Error::io("remove", spill, e))?;
-    }
     Ok(NewObject { object, sketches })
 }
 

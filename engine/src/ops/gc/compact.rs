@@ -115,7 +115,7 @@ fn rewrite_object(
         .map(|b| (b.id, b.size))
         .chain(moved.blobs.iter().map(|b| (b.id, b.size)))
         .collect();
-    let mut writer = LayerMetaWriter::create(store.layout().tmp_file("layer"))?;
+    let mut writer = LayerMetaWriter::create(store.tmp_file("layer"))?;
     let mut table = BlobTable::default();
     for entry in object.entries() {
         let mut entry = entry?;
@@ -161,7 +161,7 @@ fn write_compacted(store: &StoreWriter, compact: &[(BlobId, Vec<TocEntry>)]) -> 
             {
                 frame = Some((
                     entry.offset,
-                    reader.read_frame(&entry.location(*blob), &**store)?,
+                    reader.read_frame(&entry.location(*blob), &***store)?,
                 ));
             }
             let (_, data) = frame.as_ref().expect("frame just read");

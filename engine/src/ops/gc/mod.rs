@@ -16,6 +16,9 @@
 //!      or compacted blobs are re-pointed or dropped, records of unnamed images are dropped;
 //!   4. only then are the dead files deleted and their directories fsynced.
 //!
+//! gc excludes every other writer (`WRITERS`, see `layout.rs`); opening the store removed
+//! what dead writers left under `tmp/`, which the report counts (`tmp_reclaimed_bytes`).
+//!
 //! Images a running mount holds a lease on (`mount::lease`) are live like named ones, and the
 //! blobs they use are never compacted: the mount reads them where it found them.
 //!
@@ -79,8 +82,13 @@ pub struct GcReport {
     pub new_blobs: u64,
     pub new_blob_bytes: u64,
     pub rewritten_images: u64,
+    /// What writers that died (a crash, a kill) had left under `tmp/`: their directories (and
+    /// loose files), and bytes; removed when gc opened the store, also in a dry run.
+    pub tmp_reclaimed_writers: u64,
+    pub tmp_reclaimed_bytes: u64,
     /// Net bytes the store shrank by (dead files and compacted blobs and replaced bootstraps
-    /// deleted, minus new blobs and bootstraps); in a dry run, an estimate.
+    /// deleted, minus new blobs and bootstraps, plus `tmp_reclaimed_bytes`); in a dry run, an
+    /// estimate.
     pub freed_bytes: u64,
     /// Index chunk entries dropped (their chunk is nowhere live) or re-pointed to a live copy.
     pub index_chunks_dropped: u64,
@@ -370,10 +378,15 @@ pub fn gc(store: &StoreWriter, options: &GcOptions) -> Result<GcReport> {
     // Held to the end: no mount takes a lease between the marking and the deletions.
     let _guard = crate::mount::lease::LeaseGuard::exclusive(store.layout())?;
     let plan = plan(store, options)?;
-    if options.dry_run {
-        return Ok(plan.report);
-    }
-    apply(store, plan)
+    let mut report = match options.dry_run {
+        true => plan.report,
+        false => apply(store, plan)?,
+    };
+    let reclaimed = store.tmp_reclaimed();
+    report.tmp_reclaimed_writers = reclaimed.writers + reclaimed.files;
+    report.tmp_reclaimed_bytes = reclaimed.bytes;
+    report.freed_bytes += reclaimed.bytes;
+    Ok(report)
 }
 
 /// Carries out a plan in the write order of the module's doc: compaction's new blobs and
