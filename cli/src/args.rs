@@ -211,10 +211,21 @@ pub struct PushArgs {
     pub name: String,
     /// REGISTRY/REPO:TAG (a leading docker:// is allowed).
     pub target: String,
+    #[command(flatten)]
+    pub registry: RegistryArgs,
+    /// Machine-readable output.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// How to reach a registry: what `pull`, `push` and `inventory docker://` share.
+#[derive(Args, Debug)]
+pub struct RegistryArgs {
     /// Plain HTTP, certificates not checked: for a registry on localhost or a test network.
     #[arg(long)]
     pub insecure: bool,
-    /// USER:PASSWORD for basic auth (or a token as the password).
+    /// USER:PASSWORD for basic auth (or a token as the password). Default: the credentials
+    /// `docker login` or `skopeo login` stored in ~/.docker/config.json, else anonymous.
     #[arg(
         long,
         value_name = "USER:PASSWORD",
@@ -222,9 +233,21 @@ pub struct PushArgs {
         hide_env_values = true
     )]
     pub user: Option<String>,
-    /// Machine-readable output.
-    #[arg(long)]
-    pub json: bool,
+}
+
+impl RegistryArgs {
+    /// The registry image `reference` (`REGISTRY/REPO[:TAG|@DIGEST]`) reached this way.
+    pub fn spec(
+        &self,
+        reference: &str,
+    ) -> cairn_engine::Result<cairn_engine::source::registry::RegistrySpec> {
+        use cairn_engine::source::registry::{Credentials, RegistrySpec};
+        Ok(RegistrySpec {
+            reference: reference.to_string(),
+            insecure: self.insecure,
+            credentials: self.user.as_deref().map(Credentials::parse).transpose()?,
+        })
+    }
 }
 
 #[derive(Args, Debug)]
@@ -241,17 +264,8 @@ pub struct PushArgs {
 pub struct PullArgs {
     /// REGISTRY/REPO[:TAG|@DIGEST] (a leading docker:// is allowed).
     pub reference: String,
-    /// Plain HTTP, certificates not checked: for a registry on localhost or a test network.
-    #[arg(long)]
-    pub insecure: bool,
-    /// USER:PASSWORD for basic auth (or a token as the password).
-    #[arg(
-        long,
-        value_name = "USER:PASSWORD",
-        env = "CAIRN_REGISTRY_USER",
-        hide_env_values = true
-    )]
-    pub user: Option<String>,
+    #[command(flatten)]
+    pub registry: RegistryArgs,
     #[command(flatten)]
     pub into: IntoStoreArgs,
 }
@@ -390,17 +404,9 @@ pub struct InventoryArgs {
     /// With a repository: every tag.
     #[arg(long, requires = "repository")]
     pub all_tags: bool,
-    /// With a repository: plain HTTP, certificates not checked.
-    #[arg(long, requires = "repository")]
-    pub insecure: bool,
-    /// With a repository: USER:PASSWORD for basic auth.
-    #[arg(
-        long,
-        value_name = "USER:PASSWORD",
-        env = "CAIRN_REGISTRY_USER",
-        hide_env_values = true
-    )]
-    pub user: Option<String>,
+    /// With a repository: how to reach its registry.
+    #[command(flatten)]
+    pub registry: RegistryArgs,
     /// Output format.
     #[arg(long, value_enum, default_value = "table")]
     pub format: InventoryFormat,

@@ -3,7 +3,7 @@
 use crate::args::{Cli, InventoryArgs, InventoryFormat};
 use crate::output::{bytes, table};
 use crate::progress::Bar;
-use cairn_engine::source::registry::{remote_inventory, Credentials, RegistrySpec, Tags};
+use cairn_engine::source::registry::{remote_inventory, Tags};
 use cairn_engine::{top_layers, InventoryRow, Store};
 
 pub fn run(cli: &Cli, args: &InventoryArgs) -> anyhow::Result<()> {
@@ -42,11 +42,7 @@ fn remote(cli: &Cli, repository: &str, args: &InventoryArgs) -> anyhow::Result<(
     let Some(reference) = repository.strip_prefix("docker://") else {
         anyhow::bail!("{repository}: a repository is given as docker://REGISTRY/REPO[:TAG]");
     };
-    let spec = RegistrySpec {
-        reference: reference.to_string(),
-        insecure: args.insecure,
-        credentials: args.user.as_deref().map(Credentials::parse).transpose()?,
-    };
+    let spec = args.registry.spec(reference)?;
     let tags = match (&args.tags, args.all_tags) {
         (_, true) => Tags::All,
         (Some(pattern), false) => Tags::Matching(pattern.clone()),

@@ -3,7 +3,7 @@
 use crate::args::{Cli, PushArgs};
 use crate::output::{bytes, count};
 use crate::progress::Bar;
-use cairn_engine::source::registry::{push, Credentials, RegistrySpec};
+use cairn_engine::source::registry::push;
 use cairn_engine::Store;
 
 pub fn run(cli: &Cli, args: &PushArgs) -> anyhow::Result<()> {
@@ -11,11 +11,7 @@ pub fn run(cli: &Cli, args: &PushArgs) -> anyhow::Result<()> {
         .target
         .strip_prefix("docker://")
         .unwrap_or(&args.target);
-    let spec = RegistrySpec {
-        reference: target.to_string(),
-        insecure: args.insecure,
-        credentials: args.user.as_deref().map(Credentials::parse).transpose()?,
-    };
+    let spec = args.registry.spec(target)?;
     let store = Store::open(&cli.store)?;
     let bar = Bar::new(cli.quiet);
     let report = push(&store, &args.name, &spec, &bar)?;
