@@ -189,6 +189,14 @@ impl Config {
         }
     }
 
+    /// The layers' diff_ids as the config lists them (none without a `rootfs`).
+    pub fn diff_ids(&self) -> &[String] {
+        self.rootfs
+            .as_ref()
+            .map(|r| r.diff_ids.as_slice())
+            .unwrap_or(&[])
+    }
+
     /// The platform the config names; an empty variant or OS version counts as none.
     pub fn platform(&self) -> Platform {
         Platform {

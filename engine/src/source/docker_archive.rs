@@ -97,11 +97,7 @@ pub fn resolve(file: &Path, choice: &PlatformChoice) -> Result<Vec<ImageSource>>
     let platform = config.platform();
     choose(vec![(platform.clone(), ())], choice, &object).map_err(Error::Usage)?;
 
-    let diff_ids = config
-        .rootfs
-        .as_ref()
-        .map(|r| r.diff_ids.as_slice())
-        .unwrap_or(&[]);
+    let diff_ids = config.diff_ids();
     if diff_ids.len() != manifest.layers.len() {
         return Err(Error::bad_input(
             &object,

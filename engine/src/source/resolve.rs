@@ -136,11 +136,7 @@ fn layer_sources(
     config: &Config,
     manifest_digest: &Sha256Digest,
 ) -> Result<Vec<LayerSource>> {
-    let diff_ids = config
-        .rootfs
-        .as_ref()
-        .map(|r| r.diff_ids.as_slice())
-        .unwrap_or(&[]);
+    let diff_ids = config.diff_ids();
     if diff_ids.len() != manifest.layers.len() {
         return Err(Error::bad_input(
             format!("manifest {manifest_digest}"),

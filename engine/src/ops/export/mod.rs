@@ -277,10 +277,10 @@ impl ImageConfig {
         let parsed: oci::Config = serde_json::from_slice(&config.bytes)
             .map_err(|e| Error::corrupt(&object, format!("invalid JSON: {e}")))?;
         let listed: Vec<Option<Sha256Digest>> = parsed
-            .rootfs
-            .as_ref()
-            .map(|r| r.diff_ids.iter().map(|d| Sha256Digest::parse(d)).collect())
-            .unwrap_or_default();
+            .diff_ids()
+            .iter()
+            .map(|d| Sha256Digest::parse(d))
+            .collect();
         if listed != diff_ids.iter().copied().map(Some).collect::<Vec<_>>() {
             return Err(Error::corrupt(
                 &object,

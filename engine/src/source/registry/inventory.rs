@@ -2,7 +2,10 @@
 //! the registry's tag list, indexes, manifests and configs only (no layer is downloaded),
 //! several tags at a time.
 
-use super::{check_digest, document_media_type, Connection, Registry, RegistrySpec};
+use super::{
+    check_digest, document_media_type, manifest_at, Connection, Registry, RegistrySpec,
+    MANIFEST_TYPES,
+};
 use crate::error::{Error, Result};
 use crate::oci::{self, media_type, Config, Index, Manifest};
 use crate::progress::{Progress, Unit};
@@ -139,20 +142,7 @@ async fn document(c: &Connection, at: &str) -> Result<(Sha256Digest, Vec<u8>)> {
             at.to_string(),
         ),
     };
-    let accepted = [
-        media_type::OCI_INDEX,
-        media_type::DOCKER_LIST,
-        media_type::OCI_MANIFEST,
-        media_type::DOCKER_MANIFEST,
-    ];
-    let (bytes, digest) = c
-        .client
-        .pull_manifest_raw(&reference, &c.auth, &accepted)
-        .await
-        .map_err(|e| c.error(&format!("manifest {at}"), e))?;
-    let digest = super::parse_digest(&digest, "manifest")?;
-    check_digest(&bytes, &digest, &c.url)?;
-    Ok((digest, bytes.to_vec()))
+    manifest_at(c, &reference, &MANIFEST_TYPES).await
 }
 
 /// The rows of one tag: each platform of its index (or its one manifest).
@@ -181,7 +171,7 @@ async fn tag_rows(c: &Connection, tag: &str) -> Result<Vec<RemoteRow>> {
         check_digest(&config_bytes, &config_digest, &c.url)?;
         let config: Config = oci::parse(&config_bytes, &format!("config {config_digest}"))?;
         let platform = config.platform();
-        let diff_ids = config.rootfs.map(|r| r.diff_ids).unwrap_or_default();
+        let diff_ids = config.diff_ids();
         if diff_ids.len() != manifest.layers.len() {
             return Err(Error::bad_input(
                 format!("manifest {digest} of {name}"),
@@ -199,7 +189,7 @@ async fn tag_rows(c: &Connection, tag: &str) -> Result<Vec<RemoteRow>> {
                 layer_index: i,
                 layer_digest: layer.digest.clone(),
                 layer_size: layer.size.unwrap_or(0),
-                diff_id,
+                diff_id: diff_id.clone(),
             });
         }
     }

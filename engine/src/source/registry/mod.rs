@@ -108,18 +108,10 @@ struct Registry {
 pub(crate) fn resolve(spec: &RegistrySpec, choice: &PlatformChoice) -> Result<Vec<ImageSource>> {
     let registry = Arc::new(Registry::connect(spec)?);
     let c = &registry.connection;
-    let accepted = [
-        media_type::OCI_INDEX,
-        media_type::DOCKER_LIST,
-        media_type::OCI_MANIFEST,
-        media_type::DOCKER_MANIFEST,
-    ];
-    let (bytes, digest) = registry
-        .runtime
-        .block_on(c.client.pull_manifest_raw(&c.reference, &c.auth, &accepted))
-        .map_err(|e| c.error(&format!("manifest {}", c.reference), e))?;
-    let digest = parse_digest(&digest, "manifest")?;
-    check_digest(&bytes, &digest, &c.url)?;
+    let (digest, bytes) =
+        registry
+            .runtime
+            .block_on(manifest_at(c, &c.reference, &MANIFEST_TYPES))?;
     let top = Descriptor {
         media_type: document_media_type(&bytes),
         digest: digest.to_string(),
@@ -131,9 +123,34 @@ pub(crate) fn resolve(spec: &RegistrySpec, choice: &PlatformChoice) -> Result<Ve
         .fetched
         .lock()
         .unwrap_or_else(|e| e.into_inner())
-        .insert(digest, bytes.to_vec());
+        .insert(digest, bytes);
     let what = format!("docker://{}", spec.reference);
     super::resolve::images(&RegistryBlobs(registry), &[top], choice, &what)
+}
+
+/// The media types of indexes and image manifests.
+const MANIFEST_TYPES: [&str; 4] = [
+    media_type::OCI_INDEX,
+    media_type::DOCKER_LIST,
+    media_type::OCI_MANIFEST,
+    media_type::DOCKER_MANIFEST,
+];
+
+/// The manifest or index at `at` (a tag or a digest), of one of the `accepted` media types,
+/// checked against the digest the registry states (or `at`'s own).
+async fn manifest_at(
+    c: &Connection,
+    at: &Reference,
+    accepted: &[&str],
+) -> Result<(Sha256Digest, Vec<u8>)> {
+    let (bytes, digest) = c
+        .client
+        .pull_manifest_raw(at, &c.auth, accepted)
+        .await
+        .map_err(|e| c.error(&format!("manifest {at}"), e))?;
+    let digest = parse_digest(&digest, "manifest")?;
+    check_digest(&bytes, &digest, &c.url)?;
+    Ok((digest, bytes.to_vec()))
 }
 
 fn check_digest(bytes: &[u8], digest: &Sha256Digest, url: &str) -> Result<()> {
@@ -218,21 +235,10 @@ impl Registry {
         }
         let c = &self.connection;
         let object = format!("{what} {digest}");
-        let is_manifest = matches!(
-            desc.media_type.as_str(),
-            media_type::OCI_INDEX
-                | media_type::DOCKER_LIST
-                | media_type::OCI_MANIFEST
-                | media_type::DOCKER_MANIFEST
-        );
-        let bytes = if is_manifest {
+        let bytes = if MANIFEST_TYPES.contains(&desc.media_type.as_str()) {
             let at = c.reference.clone_with_digest(digest.to_string());
             let accepted = [desc.media_type.as_str()];
-            let (bytes, _) = self
-                .runtime
-                .block_on(c.client.pull_manifest_raw(&at, &c.auth, &accepted))
-                .map_err(|e| c.error(&object, e))?;
-            bytes.to_vec()
+            self.runtime.block_on(manifest_at(c, &at, &accepted))?.1
         } else {
             self.runtime
                 .block_on(small_blob(c, digest))
