@@ -3,7 +3,7 @@
 use crate::args::{Cli, PushArgs};
 use crate::output::{bytes, count};
 use crate::progress::Bar;
-use cairn_engine::source::registry::push;
+use cairn_engine::source::registry::{push, PushOptions};
 use cairn_engine::Store;
 
 pub fn run(cli: &Cli, args: &PushArgs) -> anyhow::Result<()> {
@@ -14,7 +14,8 @@ pub fn run(cli: &Cli, args: &PushArgs) -> anyhow::Result<()> {
     let spec = args.registry.spec(target)?;
     let store = Store::open(&cli.store)?;
     let bar = Bar::new(cli.quiet);
-    let report = push(&store, &args.name, &spec, &bar)?;
+    let options = PushOptions::default();
+    let report = push(&store, &args.name, &spec, &options, &bar)?;
     if args.json {
         return super::print_json(&report);
     }
@@ -23,10 +24,10 @@ pub fn run(cli: &Cli, args: &PushArgs) -> anyhow::Result<()> {
         report.name,
         report.target,
         report.manifest_digest,
-        count(report.blobs_uploaded),
-        bytes(report.bytes_uploaded),
-        count(report.blobs_present),
-        bytes(report.bytes_present),
+        count(report.transferred.blobs_uploaded),
+        bytes(report.transferred.bytes_uploaded),
+        count(report.transferred.blobs_present),
+        bytes(report.transferred.bytes_present),
         report.seconds
     );
     Ok(())

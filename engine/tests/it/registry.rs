@@ -3,7 +3,9 @@
 //! small fake one in this file that breaks transfers on purpose.
 
 use crate::helpers::*;
-use cairn_engine::source::registry::{push, remote_inventory, Credentials, RegistrySpec, Tags};
+use cairn_engine::source::registry::{
+    push, remote_inventory, Credentials, PushOptions, RegistrySpec, Tags,
+};
 use cairn_engine::{ConvertOptions, PlatformChoice, SourceSpec, StoreWriter};
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Write};
@@ -163,14 +165,18 @@ fn pulled_images_equal_their_layouts_and_known_layers_are_not_downloaded() {
         insecure: true,
         credentials: None,
     };
-    let first = push(&pulled, "v2", &target, &cairn_engine::NoProgress).unwrap();
+    let plain = PushOptions::default();
+    let first = push(&pulled, "v2", &target, &plain, &cairn_engine::NoProgress).unwrap();
     assert!(
-        first.blobs_uploaded > 0 && first.blobs_present == 0,
+        first.transferred.blobs_uploaded > 0 && first.transferred.blobs_present == 0,
         "{first:?}"
     );
-    let again = push(&pulled, "v2", &target, &cairn_engine::NoProgress).unwrap();
+    let again = push(&pulled, "v2", &target, &plain, &cairn_engine::NoProgress).unwrap();
     assert_eq!(
-        (again.blobs_uploaded, again.manifest_digest.clone()),
+        (
+            again.transferred.blobs_uploaded,
+            again.manifest_digest.clone()
+        ),
         (0, first.manifest_digest)
     );
     let inspect = Command::new("skopeo")

@@ -9,9 +9,11 @@
 
 mod inventory;
 mod push;
+mod upload;
 
 pub use inventory::{remote_inventory, RemoteRow, Tags};
-pub use push::{push, PushReport};
+pub use push::{push, PushOptions, PushReport};
+pub use upload::Transferred;
 
 use super::platform::PlatformChoice;
 use super::resolve::{parse_digest, Blobs};

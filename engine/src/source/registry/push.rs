@@ -4,19 +4,16 @@
 //! then its blobs go up one by one (chunked uploads), except those the registry already has
 //! (a HEAD request each), and the manifest last, so the tag never names missing blobs.
 
+use super::upload::{put_manifest, upload_missing, LocalBlob, Transferred};
 use super::{Registry, RegistrySpec};
 use crate::error::{Error, IoContext, Result};
 use crate::oci::{self, Index, Manifest};
 use crate::ops::export::{ExportOptions, ExportTarget};
-use crate::progress::{Progress, Unit};
+use crate::progress::Progress;
 use crate::store::Store;
 use crate::Sha256Digest;
 use serde::Serialize;
-use std::io::Read;
 use std::path::{Path, PathBuf};
-
-/// Bytes per upload request body piece.
-const PIECE: usize = 1 << 20;
 
 #[derive(Clone, Debug, Serialize)]
 pub struct PushReport {
@@ -24,13 +21,20 @@ pub struct PushReport {
     /// `REGISTRY/REPO:TAG`.
     pub target: String,
     pub manifest_digest: String,
-    /// Blobs (layers and config) sent, and their bytes.
-    pub blobs_uploaded: u64,
-    pub bytes_uploaded: u64,
-    /// Blobs the registry had already.
-    pub blobs_present: u64,
-    pub bytes_present: u64,
+    /// Blobs (layers and config, or the store's objects) sent, found, mounted.
+    #[serde(flatten)]
+    pub transferred: Transferred,
     pub seconds: f64,
+}
+
+/// How to push.
+#[derive(Clone, Debug, Default)]
+pub struct PushOptions {
+    /// Push the store's own objects (bootstrap, layer objects, blobs) as a cairn artifact
+    /// rather than an ordinary OCI image.
+    pub store_format: bool,
+    /// Other repositories of the same registry to mount missing blobs from.
+    pub mount_from: Vec<String>,
 }
 
 /// A directory removed when dropped.
@@ -46,12 +50,17 @@ pub fn push(
     store: &Store,
     name: &str,
     spec: &RegistrySpec,
+    options: &PushOptions,
     progress: &dyn Progress,
 ) -> Result<PushReport> {
     let started = std::time::Instant::now();
     let registry = Registry::connect(spec)?;
-    let c = &registry.connection;
-    let tag = c.reference.tag().unwrap_or("latest").to_string();
+    let tag = registry
+        .connection
+        .reference
+        .tag()
+        .unwrap_or("latest")
+        .to_string();
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos());
@@ -66,50 +75,27 @@ pub fn push(
     let manifest: Manifest = oci::parse(&manifest_bytes, "exported manifest")?;
     let mut blobs = vec![(manifest.config.digest.clone(), manifest.config.size)];
     blobs.extend(manifest.layers.iter().map(|l| (l.digest.clone(), l.size)));
-    let total: u64 = blobs.iter().map(|(_, size)| size.unwrap_or(0)).sum();
-    progress.set_length(total, Unit::Bytes);
-    let mut report = PushReport {
+    let blobs: Vec<LocalBlob> = blobs
+        .into_iter()
+        .map(|(digest, size)| LocalBlob {
+            path: dir
+                .0
+                .join("blobs/sha256")
+                .join(digest.trim_start_matches("sha256:")),
+            digest,
+            size: size.unwrap_or(0),
+        })
+        .collect();
+    let transferred = upload_missing(&registry, &blobs, &options.mount_from, progress)?;
+    put_manifest(&registry, manifest_bytes, &media_type)?;
+    progress.finish();
+    Ok(PushReport {
         name: name.to_string(),
         target: spec.reference.clone(),
         manifest_digest: manifest_digest.to_string(),
-        blobs_uploaded: 0,
-        bytes_uploaded: 0,
-        blobs_present: 0,
-        bytes_present: 0,
-        seconds: 0.0,
-    };
-    for (digest, size) in &blobs {
-        let size = size.unwrap_or(0);
-        let exists = registry
-            .runtime
-            .block_on(c.client.blob_exists(&c.reference, digest))
-            .map_err(|e| c.error(&format!("blob {digest}"), e))?;
-        if exists {
-            report.blobs_present += 1;
-            report.bytes_present += size;
-        } else {
-            let path = dir
-                .0
-                .join("blobs/sha256")
-                .join(digest.trim_start_matches("sha256:"));
-            upload(&registry, &path, digest, size)?;
-            report.blobs_uploaded += 1;
-            report.bytes_uploaded += size;
-        }
-        progress.inc(size);
-    }
-    let content_type = http::HeaderValue::from_str(&media_type)
-        .map_err(|e| Error::corrupt("exported manifest", e.to_string()))?;
-    registry
-        .runtime
-        .block_on(
-            c.client
-                .push_manifest_raw(&c.reference, manifest_bytes, content_type),
-        )
-        .map_err(|e| c.error(&format!("manifest {tag}"), e))?;
-    progress.finish();
-    report.seconds = started.elapsed().as_secs_f64();
-    Ok(report)
+        transferred,
+        seconds: started.elapsed().as_secs_f64(),
+    })
 }
 
 /// The manifest the exported layout's index names: digest, bytes, media type.
@@ -125,32 +111,4 @@ fn read_manifest(dir: &Path) -> Result<(Sha256Digest, Vec<u8>, String)> {
     let path = dir.join("blobs/sha256").join(digest.to_hex());
     let bytes = std::fs::read(&path).with_path("read", &path)?;
     Ok((digest, bytes, desc.media_type.clone()))
-}
-
-/// Sends one blob file in `PIECE`-sized parts.
-fn upload(registry: &Registry, path: &Path, digest: &str, size: u64) -> Result<()> {
-    let c = &registry.connection;
-    let file = std::fs::File::open(path).with_path("open", path)?;
-    let pieces = futures_util::stream::unfold(file, |mut file| async move {
-        let mut piece = vec![0; PIECE];
-        match file.read(&mut piece) {
-            Ok(0) => None,
-            Ok(n) => {
-                piece.truncate(n);
-                Some((Ok(bytes::Bytes::from(piece)), file))
-            }
-            Err(e) => Some((
-                Err(oci_client::errors::OciDistributionError::IoError(e)),
-                file,
-            )),
-        }
-    });
-    registry
-        .runtime
-        .block_on(
-            c.client
-                .push_blob_stream(&c.reference, pieces, digest, Some(size)),
-        )
-        .map_err(|e| c.error(&format!("upload of blob {digest}"), e))?;
-    Ok(())
 }
