@@ -6,6 +6,7 @@ mod delta_layers;
 mod export;
 mod helpers;
 mod lifecycle;
+mod local_registry;
 mod malformed;
 mod mount;
 mod py_dataset;
