@@ -15,7 +15,6 @@ use std::path::Path;
 use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
 
 #[test]
 fn pulled_images_equal_their_layouts_and_known_layers_are_not_downloaded() {
