@@ -204,13 +204,22 @@ pub struct IntoStoreArgs {
                   digests), the config is sent byte for byte; blobs the registry already has are \
                   skipped (one HEAD each), and the manifest goes last, so the tag never names a \
                   missing blob. The layers are staged in a temporary directory ($TMPDIR).\n\n\
-                  Example:\n  cairn push app:v2 registry.example.com/team/app:v2"
+                  With --store-format, the image's store files go instead, as a cairn \
+                  artifact (docs/FORMAT.md), for `cairn pull --store-format` on other hosts: \
+                  several hosts share one converted store through the registry.\n\n\
+                  Examples:\n  cairn push app:v2 registry.example.com/team/app:v2\n  \
+                  cairn push --store-format app:v2 registry.example.com/team/app:v2-cairn"
 )]
 pub struct PushArgs {
     /// Image name in the store.
     pub name: String,
     /// REGISTRY/REPO:TAG (a leading docker:// is allowed).
     pub target: String,
+    /// Push the store's own files (bootstrap, layer objects, the blobs they name and the blobs
+    /// of their delta bases) as a cairn artifact, for `pull --store-format` into other stores,
+    /// rather than an ordinary OCI image. Only files the repository lacks are sent.
+    #[arg(long)]
+    pub store_format: bool,
     #[command(flatten)]
     pub registry: RegistryArgs,
     /// Machine-readable output.
@@ -260,10 +269,16 @@ impl RegistryArgs {
                   Credentials: --user, else ~/.docker/config.json (`docker login`, `skopeo \
                   login`), else anonymous; bearer tokens are fetched as the registry asks.\n\n\
                   Examples:\n  cairn pull docker.io/library/python:3.12-slim --name py:3.12\n  \
-                  cairn pull --insecure 127.0.0.1:5000/app:v2 --name app:v2 --dict app:v1")]
+                  cairn pull --insecure 127.0.0.1:5000/app:v2 --name app:v2 --dict app:v1\n  \
+                  cairn pull --store-format registry.example.com/team/app:v2-cairn --name app:v2")]
 pub struct PullArgs {
     /// REGISTRY/REPO[:TAG|@DIGEST] (a leading docker:// is allowed).
     pub reference: String,
+    /// Pull a cairn artifact pushed with `push --store-format`: the store files (bootstrap,
+    /// layer objects, blobs) are taken as they are, and only those this store lacks are
+    /// downloaded. Takes --name, --replace and --json only.
+    #[arg(long)]
+    pub store_format: bool,
     #[command(flatten)]
     pub registry: RegistryArgs,
     #[command(flatten)]

@@ -7,6 +7,7 @@ pub mod export;
 pub mod gc;
 pub(crate) mod image_write;
 pub mod images;
+pub(crate) mod import;
 pub mod read;
 pub mod remove;
 pub mod repair;

@@ -341,7 +341,7 @@ fn read_bootstraps(
 
 /// The record of an image as far as its bootstrap tells (`new_chunks` and
 /// `added_stored_bytes` are set later; `created` is the file's mtime until then).
-fn derived_record(
+pub(crate) fn derived_record(
     id: ImageId,
     bootstrap: &crate::format::bootstrap::Bootstrap,
     files: u64,

@@ -106,7 +106,15 @@ pub fn verify(store: &Store, full: bool, progress: &dyn crate::Progress) -> Resu
                     format!("content hashes to {}", actual.to_hex()),
                 );
             }
-            check_frames(store, &reader, id, &toc, &mut report);
+            let mut decoded = 0;
+            let mut problems = Vec::new();
+            check_frames(&reader, id, &toc, store, &mut decoded, &mut |o, d| {
+                problems.push((o, d))
+            });
+            report.chunks_decoded += decoded;
+            for (object, detail) in problems {
+                report.problem(object, detail);
+            }
         }
         tocs.insert(id, toc.into_iter().map(|e| ((e.id, e.offset), e)).collect());
     }
@@ -157,13 +165,15 @@ pub fn verify(store: &Store, full: bool, progress: &dyn crate::Progress) -> Resu
 }
 
 /// Decodes every frame of a blob once and checks each chunk in it against its id (a delta
-/// frame's bases found through the index, checked against their ids, never deltas).
-fn check_frames(
-    store: &Store,
+/// frame's bases come from `bases`, checked against their ids, never deltas). Counts the
+/// chunks checked in `decoded` and reports each problem as (object, detail).
+pub(crate) fn check_frames(
     reader: &BlobReader,
     blob: BlobId,
     toc: &[TocEntry],
-    report: &mut VerifyReport,
+    bases: &dyn crate::format::BaseSource,
+    decoded: &mut u64,
+    problem: &mut dyn FnMut(String, String),
 ) {
     let mut start = 0;
     while start < toc.len() {
@@ -174,10 +184,10 @@ fn check_frames(
                 .take_while(|e| e.offset == offset)
                 .count();
         let object = || format!("blob {blob} offset {offset}");
-        match reader.read_frame(&toc[start].location(blob), store) {
+        match reader.read_frame(&toc[start].location(blob), bases) {
             Ok(frame) => {
                 for entry in &toc[start..end] {
-                    report.chunks_decoded += 1;
+                    *decoded += 1;
                     let checked = entry.location(blob).check().map_err(|e| {
                         crate::Error::corrupt(object(), format!("chunk {}: {e}", entry.id))
                     });
@@ -188,11 +198,11 @@ fn check_frames(
                         .map(|_| ())
                     });
                     if let Err(e) = checked {
-                        report.problem(object(), e.to_string());
+                        problem(object(), e.to_string());
                     }
                 }
             }
-            Err(e) => report.problem(object(), e.to_string()),
+            Err(e) => problem(object(), e.to_string()),
         }
         start = end;
     }

@@ -8,7 +8,7 @@ use cairn_sample::LayerCompression;
 
 /// v1: a 3 MB binary and a small text file; v2: the binary with a byte changed every 10 KB and
 /// the text with one line changed. Returns the two layout sources.
-fn write_pair(dir: &std::path::Path) -> (String, String) {
+pub(crate) fn write_pair(dir: &std::path::Path) -> (String, String) {
     write_pair_named(dir, "usr/lib.so", "usr/lib.so")
 }
 

@@ -24,7 +24,7 @@ use crate::{BlobId, ChunkId};
 use std::collections::{HashMap, HashSet};
 
 /// Refuses a name that is taken, unless it is to be replaced.
-pub(super) fn check_name(index: &Index, name: &str, replace: bool) -> Result<()> {
+pub(crate) fn check_name(index: &Index, name: &str, replace: bool) -> Result<()> {
     if !replace && index.get_ref(name)?.is_some() {
         return Err(Error::Usage(format!(
             "an image named {name:?} already exists; choose another --name or pass --replace"

@@ -32,7 +32,7 @@
 //! complete. Before 1, an error leaves the store exactly as it was (this writer's directory
 //! under `tmp/` is emptied; a crashed writer's is reclaimed by the next writer to start).
 
-mod commit;
+pub(crate) mod commit;
 mod delta;
 mod earlier_layers;
 mod layer;

@@ -7,12 +7,16 @@
 //! HTTP range request), up to `ATTEMPTS` times with growing pauses; the convert checks every
 //! layer's sha256 and diff_id as it streams, so a resumed layer is verified whole.
 
+pub mod artifact;
 mod inventory;
 mod push;
+mod store_pull;
+mod store_push;
 mod upload;
 
 pub use inventory::{remote_inventory, RemoteRow, Tags};
 pub use push::{push, PushOptions, PushReport};
+pub use store_pull::{pull_store_format, StorePullReport};
 pub use upload::Transferred;
 
 use super::platform::PlatformChoice;

@@ -1,4 +1,5 @@
-//! `cairn push NAME REGISTRY/REPO:TAG`: an image from the store as an ordinary OCI image.
+//! `cairn push NAME REGISTRY/REPO:TAG`: an image from the store as an ordinary OCI image, or
+//! with `--store-format` as a cairn artifact of its store files (`store_push`).
 //! The image is exported (layers re-created exactly, each checked against its diff_id,
 //! compressed with gzip deterministically; config byte for byte) into a temporary OCI layout,
 //! then its blobs go up one by one (chunked uploads), except those the registry already has
@@ -20,6 +21,8 @@ pub struct PushReport {
     pub name: String,
     /// `REGISTRY/REPO:TAG`.
     pub target: String,
+    /// Pushed as a cairn store-format artifact.
+    pub store_format: bool,
     pub manifest_digest: String,
     /// Blobs (layers and config, or the store's objects) sent, found, mounted.
     #[serde(flatten)]
@@ -55,6 +58,30 @@ pub fn push(
 ) -> Result<PushReport> {
     let started = std::time::Instant::now();
     let registry = Registry::connect(spec)?;
+    let mount_from = &options.mount_from;
+    let (manifest_digest, transferred) = match options.store_format {
+        true => super::store_push::push_store_format(store, name, &registry, mount_from, progress)?,
+        false => push_image(store, name, &registry, mount_from, progress)?,
+    };
+    progress.finish();
+    Ok(PushReport {
+        name: name.to_string(),
+        target: spec.reference.clone(),
+        store_format: options.store_format,
+        manifest_digest: manifest_digest.to_string(),
+        transferred,
+        seconds: started.elapsed().as_secs_f64(),
+    })
+}
+
+/// The image exported as an ordinary OCI image, then sent.
+fn push_image(
+    store: &Store,
+    name: &str,
+    registry: &Registry,
+    mount_from: &[String],
+    progress: &dyn Progress,
+) -> Result<(Sha256Digest, Transferred)> {
     let tag = registry
         .connection
         .reference
@@ -68,7 +95,7 @@ pub fn push(
         TempDir(std::env::temp_dir().join(format!("cairn-push-{}-{nanos}", std::process::id())));
     let target = ExportTarget::OciLayout {
         dir: dir.0.clone(),
-        reference: Some(tag.clone()),
+        reference: Some(tag),
     };
     crate::ops::export::export(store, name, &ExportOptions::new(target), progress)?;
     let (manifest_digest, manifest_bytes, media_type) = read_manifest(&dir.0)?;
@@ -86,16 +113,9 @@ pub fn push(
             size: size.unwrap_or(0),
         })
         .collect();
-    let transferred = upload_missing(&registry, &blobs, &options.mount_from, progress)?;
-    put_manifest(&registry, manifest_bytes, &media_type)?;
-    progress.finish();
-    Ok(PushReport {
-        name: name.to_string(),
-        target: spec.reference.clone(),
-        manifest_digest: manifest_digest.to_string(),
-        transferred,
-        seconds: started.elapsed().as_secs_f64(),
-    })
+    let transferred = upload_missing(registry, &blobs, mount_from, progress)?;
+    put_manifest(registry, manifest_bytes, &media_type)?;
+    Ok((manifest_digest, transferred))
 }
 
 /// The manifest the exported layout's index names: digest, bytes, media type.

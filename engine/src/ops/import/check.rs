@@ -1,0 +1,243 @@
+//! Checking objects that arrive from outside the store (a store-format pull, a bundle) before
+//! anything of them is committed: every blob's BLAKE3 against its name, its ToC, and every
+//! chunk decoded and checked against its id (a delta frame's bases taken from the arriving
+//! blobs or from the store, never from a delta frame); every layer object's id and every block
+//! of it, and every chunk it names present, as it names it, in an arriving or stored blob; the
+//! bootstrap's checksum and name, and the layer objects it names, with their diff_ids.
+
+use super::Incoming;
+use crate::error::{Error, Result};
+use crate::format::blob::{decode_toc, BlobReader, CheckedToc, TocEntry};
+use crate::format::bootstrap::Bootstrap;
+use crate::format::layer_meta::LayerMeta;
+use crate::format::{chunk_from_frame, BaseSource, ChunkLocation, Codec, NoBases};
+use crate::progress::{Progress, Unit};
+use crate::store::Writer;
+use crate::{BlobId, ChunkId};
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+/// What the checks found out that the commit needs.
+pub(super) struct Checked {
+    pub bootstrap: Bootstrap,
+    /// Each arriving blob's ToC, in the order of `Incoming::blobs`.
+    pub tocs: Vec<Vec<TocEntry>>,
+    /// Files in the image (over its layers).
+    pub files: u64,
+}
+
+pub(super) fn check(
+    store: &Writer,
+    incoming: &Incoming,
+    progress: &dyn Progress,
+) -> Result<Checked> {
+    let total: u64 = incoming.blobs.iter().map(|b| b.size).sum();
+    progress.set_length(total, Unit::Bytes);
+    progress.set_message("checking blobs");
+    let mut tocs = Vec::with_capacity(incoming.blobs.len());
+    let mut plain: HashMap<ChunkId, (usize, TocEntry)> = HashMap::new();
+    for (n, blob) in incoming.blobs.iter().enumerate() {
+        let reader = BlobReader::open(&blob.path, blob.id)?;
+        let actual = blake3::hash(reader.bytes());
+        if actual.as_bytes() != &blob.id.0 {
+            return Err(Error::corrupt(
+                format!("{} blob {}", incoming.origin, blob.id),
+                format!("content hashes to {}", actual.to_hex()),
+            ));
+        }
+        let toc = decode_toc(reader.bytes(), &format!("blob {}", blob.id))?;
+        for entry in toc.iter().filter(|e| e.codec != Codec::Delta) {
+            plain.entry(entry.id).or_insert((n, *entry));
+        }
+        tocs.push(toc);
+    }
+    let bases = ArrivingBases {
+        store,
+        incoming,
+        plain: &plain,
+        readers: Mutex::new(HashMap::new()),
+    };
+    for (blob, toc) in incoming.blobs.iter().zip(&tocs) {
+        let reader = BlobReader::open(&blob.path, blob.id)?;
+        let mut first = None;
+        let mut decoded = 0;
+        crate::ops::verify::check_frames(
+            &reader,
+            blob.id,
+            toc,
+            &bases,
+            &mut decoded,
+            &mut |o, d| {
+                first.get_or_insert((o, d));
+            },
+        );
+        if let Some((object, detail)) = first {
+            return Err(Error::corrupt(
+                format!("{} {object}", incoming.origin),
+                detail,
+            ));
+        }
+        progress.inc(blob.size);
+    }
+    progress.set_message("checking metadata");
+    let mut blob_tocs = BlobTocs {
+        store,
+        incoming,
+        open: HashMap::new(),
+    };
+    for object in &incoming.objects {
+        let what = format!("{} layer object {}", incoming.origin, object.id);
+        let meta = LayerMeta::open(&object.path, object.id, &what)?;
+        check_layer_chunks(&meta, &what, &mut blob_tocs)?;
+        for record in meta.paths() {
+            record?;
+        }
+    }
+    let (bootstrap, files) = check_bootstrap(store, incoming)?;
+    Ok(Checked {
+        bootstrap,
+        tocs,
+        files,
+    })
+}
+
+/// The bootstrap (arriving or stored) and the layer objects it names (arriving or stored),
+/// each holding the diff_id the bootstrap says; and the image's file count.
+fn check_bootstrap(store: &Writer, incoming: &Incoming) -> Result<(Bootstrap, u64)> {
+    let bootstrap = match &incoming.bootstrap {
+        Some(path) => crate::store::read_bootstrap(path, &incoming.image)?,
+        None => store.bootstrap_by_id(&incoming.image)?,
+    };
+    let mut files = 0;
+    for layer in &bootstrap.layers {
+        let meta = match incoming.objects.iter().find(|o| o.id == layer.meta) {
+            Some(o) => LayerMeta::open(&o.path, o.id, &format!("layer object {}", o.id))?,
+            None if store.layer_meta_path(&layer.meta).exists() => store.layer_meta(&layer.meta)?,
+            None => {
+                return Err(Error::corrupt(
+                    format!("{} image {}", incoming.origin, incoming.image),
+                    format!(
+                        "names layer object {}, which neither it nor this store holds",
+                        layer.meta
+                    ),
+                ))
+            }
+        };
+        if meta.info().source.diff_id != layer.diff_id {
+            return Err(Error::corrupt(
+                format!("{} layer object {}", incoming.origin, layer.meta),
+                format!(
+                    "holds layer {}, the bootstrap says {}",
+                    meta.info().source.diff_id,
+                    layer.diff_id
+                ),
+            ));
+        }
+        files += meta.info().file_count;
+    }
+    Ok((bootstrap, files))
+}
+
+/// The ToCs of the blobs layer objects name, arriving or stored, opened as they are named.
+struct BlobTocs<'a> {
+    store: &'a Writer,
+    incoming: &'a Incoming,
+    open: HashMap<BlobId, CheckedToc>,
+}
+
+impl BlobTocs<'_> {
+    fn get(&mut self, blob: BlobId, object: &str) -> Result<&CheckedToc> {
+        if !self.open.contains_key(&blob) {
+            let path = match self.incoming.blobs.iter().find(|b| b.id == blob) {
+                Some(b) => b.path.clone(),
+                None => self.store.blob_path(&blob),
+            };
+            if !path.exists() {
+                return Err(Error::corrupt(
+                    object.to_string(),
+                    format!("names blob {blob}, which neither it nor this store holds"),
+                ));
+            }
+            self.open.insert(blob, CheckedToc::open(&path, blob)?);
+        }
+        Ok(&self.open[&blob])
+    }
+}
+
+/// Every chunk the object's entries name is in its blob as the object says.
+fn check_layer_chunks(meta: &LayerMeta, what: &str, tocs: &mut BlobTocs) -> Result<()> {
+    for entry in meta.entries() {
+        let entry = entry?;
+        for chunk in &entry.chunks {
+            let location = chunk.location(meta.blobs());
+            let toc = tocs.get(location.blob, what)?;
+            let found = toc
+                .find(location.offset, location.skip)
+                .map(|i| toc.get(i))
+                .transpose()?;
+            if !found.is_some_and(|e| e.id == chunk.id && e.location(location.blob) == location) {
+                return Err(Error::corrupt(
+                    format!("{what} path {:?}", entry.meta.path_lossy()),
+                    format!(
+                        "chunk {} is not in blob {} at offset {}",
+                        chunk.id, location.blob, location.offset
+                    ),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Delta bases for checking arriving blobs: a plain copy among the arriving blobs, else the
+/// store's (through its index).
+struct ArrivingBases<'a> {
+    store: &'a Writer,
+    incoming: &'a Incoming,
+    plain: &'a HashMap<ChunkId, (usize, TocEntry)>,
+    readers: Mutex<HashMap<usize, BlobReader>>,
+}
+
+impl BaseSource for ArrivingBases<'_> {
+    fn base_bytes(&self, ids: &[ChunkId]) -> Result<Vec<u8>> {
+        let mut out = Vec::new();
+        for id in ids {
+            match self.plain.get(id) {
+                Some((n, entry)) => out.extend_from_slice(&self.arriving(*n, id, entry)?),
+                None => {
+                    let location = self.store.index().get_chunk(id)?.ok_or_else(|| {
+                        Error::corrupt(
+                            format!("{} base chunk {id}", self.incoming.origin),
+                            "a delta frame needs it, and neither the arriving blobs nor this \
+                             store hold it",
+                        )
+                    })?;
+                    out.extend_from_slice(&self.store.base_chunk(id, &location)?);
+                }
+            }
+        }
+        Ok(out)
+    }
+}
+
+impl ArrivingBases<'_> {
+    fn arriving(&self, n: usize, id: &ChunkId, entry: &TocEntry) -> Result<Vec<u8>> {
+        let blob = &self.incoming.blobs[n];
+        let mut readers = self.readers.lock().unwrap_or_else(|e| e.into_inner());
+        let reader = match readers.entry(n) {
+            std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+            std::collections::hash_map::Entry::Vacant(e) => {
+                e.insert(BlobReader::open(&blob.path, blob.id)?)
+            }
+        };
+        let location: ChunkLocation = entry.location(blob.id);
+        let frame = reader.read_frame(&location, &NoBases)?;
+        let object = || {
+            format!(
+                "base chunk {id} in blob {} offset {}",
+                blob.id, entry.offset
+            )
+        };
+        chunk_from_frame(id, &frame, entry.skip, entry.len, object).map(<[u8]>::to_vec)
+    }
+}
