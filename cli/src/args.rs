@@ -97,6 +97,10 @@ pub enum Command {
     Umount(UmountArgs),
     /// Build two versions of a small generated image, convert both and show what v1 shares with v2.
     Demo(DemoArgs),
+    /// Chunk dictionaries: what a store holds, to send to a sender of bundles.
+    Dict(crate::bundle_args::DictArgs),
+    /// Offline bundles: images in one file holding only what the receiver lacks.
+    Bundle(crate::bundle_args::BundleArgs),
 }
 
 #[derive(Args, Debug)]

@@ -1,6 +1,7 @@
 //! The `cairn` command. Parses arguments, runs one engine operation, renders its result.
 
 mod args;
+mod bundle_args;
 mod commands;
 mod output;
 mod progress;

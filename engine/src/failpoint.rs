@@ -38,6 +38,12 @@ pub const ALL: &[&str] = &[
     "export.layout.rename",
     "export.index.rename",
     "export.archive.rename",
+    "import.blob.fsync",
+    "import.layer_meta.fsync",
+    "import.blob.rename",
+    "import.layer_meta.rename",
+    "import.bootstrap.rename",
+    "import.index.batch",
 ];
 
 /// The names in `CAIRN_FAIL_AT`, read once.

@@ -72,6 +72,8 @@ pub use index::ImageRecord;
 pub use layer::{Compression, EntryKind};
 #[cfg(feature = "store")]
 pub use layout::TmpReclaimed;
+/// Offline bundles and chunk dictionaries.
+pub use ops::bundle;
 #[cfg(feature = "store")]
 pub use ops::convert::{
     ConvertOptions, ConvertReport, Count, DeltaMode, DeltaReport, ImageReport, LayerReport,

@@ -1,5 +1,6 @@
 //! One module per command.
 
+mod bundle;
 mod cat;
 mod convert;
 mod demo;
@@ -42,6 +43,8 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Mount(args) => mount::run(&cli, args),
         Command::Umount(args) => mount::umount(args),
         Command::Demo(args) => demo::run(&cli, args),
+        Command::Dict(args) => bundle::dict(&cli, args),
+        Command::Bundle(args) => bundle::bundle(&cli, args),
     }
 }
 

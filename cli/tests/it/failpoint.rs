@@ -153,6 +153,22 @@ fn every_fail_point_is_reached_and_leaves_the_store_whole() {
                 };
                 vec!["export".into(), "app:v1".into(), target]
             }
+            "import" => {
+                // A bundle of app:v2 made by another store, relying on app:v1.
+                let sender = dir.join("sender");
+                ok(cairn(&sender, &["init"]));
+                ok(cairn(&sender, &["convert", &v1_source, "--name", "app:v1"]));
+                ok(cairn(&sender, &["convert", &v2_source, "--name", "app:v2"]));
+                let bundle = dir.join("app-v2.cairn");
+                let bundle = bundle.to_str().unwrap();
+                ok(cairn(
+                    &sender,
+                    &[
+                        "bundle", "create", "app:v2", "--have", "app:v1", "-o", bundle,
+                    ],
+                ));
+                vec!["bundle".into(), "import".into(), bundle.into()]
+            }
             other => panic!("fail point {point}: no command to test the {other} fail points"),
         };
         let committed = export_all(&store, kept, 3);
@@ -185,7 +201,7 @@ fn every_fail_point_is_reached_and_leaves_the_store_whole() {
             "{point}: {kept} changed"
         );
         match args[0] {
-            "convert" => assert!(names(&store).contains(&"app:v2".to_string())),
+            "convert" | "bundle" => assert!(names(&store).contains(&"app:v2".to_string())),
             "rm" => assert_eq!(names(&store), ["app:v1"]),
             "gc" if point.starts_with("gc.compact.") => {
                 let again: serde_json::Value = serde_json::from_str(&ok(cairn(

@@ -9,7 +9,7 @@
 //! reads (memory-mapped, the ToC's checksum checked once per blob) and compares with the id
 //! asked for: an entry whose record names another chunk is no match.
 
-mod blobs;
+pub(crate) mod blobs;
 mod layers;
 
 pub use layers::LayerKey;

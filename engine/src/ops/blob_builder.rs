@@ -19,7 +19,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 /// A blob is sealed and a new one started past this size.
-const BLOB_SPLIT_BYTES: u64 = 256 << 20;
+pub(crate) const BLOB_SPLIT_BYTES: u64 = 256 << 20;
 
 pub(crate) struct BlobBuilder<'a> {
     store: &'a Writer,

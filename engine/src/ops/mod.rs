@@ -2,6 +2,7 @@
 
 pub(crate) mod bases;
 pub(crate) mod blob_builder;
+pub mod bundle;
 pub mod convert;
 pub mod export;
 pub mod gc;
