@@ -1,5 +1,6 @@
 //! End-to-end tests of the `cairn` binary.
 
+mod bundle;
 mod concurrency;
 mod crash;
 mod failpoint;

@@ -1,5 +1,6 @@
 //! Integration tests of the engine (one binary, so the suite links once).
 
+mod bundle;
 mod convert;
 mod delta;
 mod delta_layers;
