@@ -8,7 +8,7 @@ use std::process::{Command, Stdio};
 
 /// `cairn --store FROM bundle create ARGS -o - | cairn --store TO bundle import - --json`.
 fn pipe(from: &Path, create: &[&str], to: &Path) -> serde_json::Value {
-    let sender = Command::new(env!("CARGO_BIN_EXE_cairn"))
+    let mut sender = Command::new(env!("CARGO_BIN_EXE_cairn"))
         .arg("--store")
         .arg(from)
         .args(["bundle", "create"])
@@ -22,9 +22,10 @@ fn pipe(from: &Path, create: &[&str], to: &Path) -> serde_json::Value {
         .arg("--store")
         .arg(to)
         .args(["bundle", "import", "-", "--json"])
-        .stdin(sender.stdout.unwrap())
+        .stdin(sender.stdout.take().unwrap())
         .output()
         .unwrap();
+    assert!(sender.wait().unwrap().success(), "bundle create failed");
     serde_json::from_str(&ok(receiver)).unwrap()
 }
 
