@@ -93,9 +93,37 @@ impl Connection {
             } else {
                 " (the registry is unreachable)"
             };
+        } else if refused(&reason) {
+            reason = match &self.auth {
+                RegistryAuth::Basic(user, _) => format!(
+                    "the registry refused the credentials of user {user} (a wrong password, or \
+                     no access to this repository; check --user or ~/.docker/config.json): \
+                     {reason}"
+                ),
+                _ => format!(
+                    "the registry requires credentials and none were found (use --user \
+                     USER:PASSWORD, or `docker login {}` to keep them in \
+                     ~/.docker/config.json): {reason}",
+                    self.reference.registry()
+                ),
+            };
         }
         Error::bad_input(format!("{} {what}", self.url), reason)
     }
+}
+
+/// Whether `oci-client`'s message says the registry turned the request away: a 401
+/// (`UnauthorizedError`), a token service's refusal (`AuthenticationFailure`), a 403 with or
+/// without the distribution API's `DENIED` body.
+fn refused(reason: &str) -> bool {
+    [
+        "Not authorized: url",
+        "Authentication failure:",
+        "code: 403",
+        "access to the resource is denied",
+    ]
+    .iter()
+    .any(|sign| reason.contains(sign))
 }
 
 /// A registry being read: its connection, the runtime its requests run on, and the documents
