@@ -11,6 +11,7 @@ mod malformed;
 mod mount;
 mod py_dataset;
 mod registry;
+mod registry_auth;
 mod rejects;
 mod repair;
 mod report;

@@ -7,7 +7,7 @@ use crate::local_registry::*;
 use cairn_engine::source::registry::{
     push, remote_inventory, Credentials, PushOptions, RegistrySpec, Tags,
 };
-use cairn_engine::{SourceSpec, StoreWriter};
+use cairn_engine::{ConvertOptions, PlatformChoice, SourceSpec, StoreWriter};
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Write};
 use std::net::{TcpListener, TcpStream};
@@ -15,6 +15,19 @@ use std::path::Path;
 use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
+
+/// A pull of `reference` (`REGISTRY/REPO:TAG`, over plain HTTP, no credentials given) as `name`.
+pub fn pull_options(reference: &str, name: &str, dict: &[&str]) -> ConvertOptions {
+    ConvertOptions {
+        source: SourceSpec::Registry(RegistrySpec {
+            reference: reference.to_string(),
+            insecure: true,
+            credentials: None,
+        }),
+        platform: PlatformChoice::Default,
+        ..options("oci:unused", name, dict)
+    }
+}
 
 #[test]
 fn pulled_images_equal_their_layouts_and_known_layers_are_not_downloaded() {
