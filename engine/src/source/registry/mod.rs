@@ -86,7 +86,12 @@ struct Connection {
 
 impl Connection {
     fn error(&self, what: &str, e: impl std::fmt::Display) -> Error {
-        let mut reason = e.to_string();
+        Error::bad_input(format!("{} {what}", self.url), self.explain(e.to_string()))
+    }
+
+    /// `oci-client`'s `reason`, with what it means for the user where it is a common case:
+    /// the registry is unreachable, refused the credentials, or wants some.
+    fn explain(&self, mut reason: String) -> String {
         if reason.contains("error sending request") {
             reason += if self.url.starts_with("https:") {
                 " (the registry is unreachable, or speaks plain HTTP: then use --insecure)"
@@ -108,7 +113,7 @@ impl Connection {
                 ),
             };
         }
-        Error::bad_input(format!("{} {what}", self.url), reason)
+        reason
     }
 }
 
@@ -406,8 +411,9 @@ async fn download(
         };
         if attempt >= ATTEMPTS {
             return Err(format!(
-                "{} blob {name}: {failure} (gave up after {ATTEMPTS} tries, {received} bytes received)",
-                c.url
+                "{} blob {name}: {} (gave up after {ATTEMPTS} tries, {received} bytes received)",
+                c.url,
+                c.explain(failure)
             ));
         }
         tokio::time::sleep(pause).await;
