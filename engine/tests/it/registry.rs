@@ -245,7 +245,7 @@ fn a_registry_killed_mid_pull_leaves_the_store_unchanged_and_a_later_pull_succee
     write_layout(
         &layout,
         "v1",
-        &[tar.clone()],
+        std::slice::from_ref(&tar),
         cairn_sample::LayerCompression::None,
     );
     registry.push(&layout, "v1", "big:v1");
