@@ -4,10 +4,9 @@
 //! before is exported byte for byte, an export's output is as before, and the command then runs
 //! again without the variable and succeeds, leaving `verify --full` clean.
 
-use super::{cairn, export_all, ok};
+use super::{cairn, export_all, files, ok};
 use cairn_engine::failpoint;
-use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output};
 
 fn cairn_failing_at(point: &str, store: &Path, args: &[String]) -> Output {
@@ -50,23 +49,6 @@ fn names(store: &Path) -> Vec<String> {
         .iter()
         .map(|i| i["name"].as_str().unwrap().to_string())
         .collect()
-}
-
-/// Every file under `dir` with its bytes (directories left out).
-fn files(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
-    let mut out = BTreeMap::new();
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return out;
-    };
-    for entry in entries {
-        let path = entry.unwrap().path();
-        if path.is_dir() {
-            out.extend(files(&path));
-        } else {
-            out.insert(path.clone(), std::fs::read(&path).unwrap());
-        }
-    }
-    out
 }
 
 #[test]

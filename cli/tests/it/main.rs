@@ -5,9 +5,17 @@ mod concurrency;
 mod crash;
 mod failpoint;
 mod mount;
+mod registry;
 mod writers;
 
-use std::path::Path;
+// The engine's loopback registry harness (std only), shared rather than copied; not every
+// part of it is used here.
+#[allow(dead_code)]
+#[path = "../../../engine/tests/it/local_registry.rs"]
+mod local_registry;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 fn cairn(store: &Path, args: &[&str]) -> Output {
@@ -42,6 +50,23 @@ fn export_all(store: &Path, name: &str, layers: usize) -> Vec<Vec<u8>> {
             out.stdout
         })
         .collect()
+}
+
+/// Every file under `dir` with its bytes (directories left out).
+fn files(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
+    let mut out = BTreeMap::new();
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return out;
+    };
+    for entry in entries {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            out.extend(files(&path));
+        } else {
+            out.insert(path.clone(), std::fs::read(&path).unwrap());
+        }
+    }
+    out
 }
 
 /// A new store in `dir/store` holding the demo image v1 as `app:v1`.

@@ -148,6 +148,26 @@ pub fn convert(
     store.convert(&options(source, name, dict), &NoProgress)
 }
 
+/// Every file under the store's root with its size, for "the store is exactly as before".
+pub fn store_files(store: &Store) -> BTreeMap<String, u64> {
+    fn walk(root: &Path, dir: &Path, files: &mut BTreeMap<String, u64>) {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let entry = entry.unwrap();
+            let meta = entry.metadata().unwrap();
+            if meta.is_dir() {
+                walk(root, &entry.path(), files);
+            } else {
+                let path = entry.path();
+                let name = path.strip_prefix(root).unwrap().display().to_string();
+                files.insert(name, meta.len());
+            }
+        }
+    }
+    let mut files = BTreeMap::new();
+    walk(store.root(), store.root(), &mut files);
+    files
+}
+
 /// Every file of the store that matters (blobs, bootstraps, store.json) with its bytes' hash,
 /// plus the image list: equal snapshots mean an unchanged store.
 pub fn snapshot(store: &Store) -> (BTreeMap<String, String>, String) {

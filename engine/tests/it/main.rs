@@ -12,6 +12,7 @@ mod malformed;
 mod mount;
 mod py_dataset;
 mod registry;
+mod registry_auth;
 mod registry_store_format;
 mod rejects;
 mod repair;

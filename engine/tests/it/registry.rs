@@ -7,14 +7,27 @@ use crate::local_registry::*;
 use cairn_engine::source::registry::{
     push, remote_inventory, Credentials, PushOptions, RegistrySpec, Tags,
 };
-use cairn_engine::{SourceSpec, StoreWriter};
+use cairn_engine::{ConvertOptions, PlatformChoice, Progress, SourceSpec, StoreWriter};
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::Path;
 use std::process::Command;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
+
+/// A pull of `reference` (`REGISTRY/REPO:TAG`, over plain HTTP, no credentials given) as `name`.
+pub fn pull_options(reference: &str, name: &str, dict: &[&str]) -> ConvertOptions {
+    ConvertOptions {
+        source: SourceSpec::Registry(RegistrySpec {
+            reference: reference.to_string(),
+            insecure: true,
+            credentials: None,
+        }),
+        platform: PlatformChoice::Default,
+        ..options("oci:unused", name, dict)
+    }
+}
 
 #[test]
 fn pulled_images_equal_their_layouts_and_known_layers_are_not_downloaded() {
@@ -125,7 +138,7 @@ fn remote_inventory_reads_every_tag_and_platform_without_layers() {
         .into_iter()
         .map(|l| (l, cairn_sample::LayerCompression::Gzip))
         .collect();
-    writer
+    let index = writer
         .add_multi_arch(
             Some("multi"),
             &[(amd64(), layers.clone()), (arm64(), layers)],
@@ -150,6 +163,18 @@ fn remote_inventory_reads_every_tag_and_platform_without_layers() {
         (per("demo:multi", "amd64"), per("demo:multi", "arm64")),
         (2, 2),
         "{rows:?}"
+    );
+    // The repository's two tags and nothing else; the index's platforms each with the rows
+    // of its own manifest.
+    assert_eq!(rows.len(), 3 + 4, "{rows:?}");
+    let manifests: std::collections::BTreeSet<_> = rows
+        .iter()
+        .filter(|r| r.name == "demo:multi")
+        .map(|r| r.manifest_digest.as_str())
+        .collect();
+    assert!(
+        manifests.len() == 2 && !manifests.contains(index.as_str()),
+        "{manifests:?}"
     );
     // The same rows as the local inventory of the pulled image, where both have the column.
     let store = new_store(&tmp.path().join("s"));
@@ -185,6 +210,78 @@ fn remote_inventory_reads_every_tag_and_platform_without_layers() {
     )
     .unwrap();
     assert!(only.iter().all(|r| r.name == "demo:multi") && only.len() == 4);
+}
+
+/// Kills the registry once the pull has read `after` bytes of its layers.
+struct KillAfter<'a> {
+    registry: &'a LocalRegistry,
+    after: u64,
+    read: AtomicU64,
+}
+
+impl Progress for KillAfter<'_> {
+    fn inc(&self, delta: u64) {
+        let before = self.read.fetch_add(delta, Ordering::SeqCst);
+        if before < self.after && before + delta >= self.after {
+            self.registry.kill();
+        }
+    }
+}
+
+/// Takes ~8 s: the pull tries the dead registry 5 times, pausing 0.5, 1, 2 and 4 s.
+#[test]
+fn a_registry_killed_mid_pull_leaves_the_store_unchanged_and_a_later_pull_succeeds() {
+    let tmp = tempfile::tempdir().unwrap();
+    let Some(registry) = LocalRegistry::start(tmp.path()) else {
+        return;
+    };
+    // One uncompressed layer of 48 MiB: when the registry dies after the first MiB was read,
+    // far more is still to come than loopback's socket buffers (a few MiB) can hold.
+    let size = 48 << 20;
+    let tar =
+        cairn_sample::build_layer_tar(&[file("big.bin", pseudo_random(size, 7))], 1_700_000_000)
+            .unwrap();
+    let layout = tmp.path().join("big");
+    write_layout(
+        &layout,
+        "v1",
+        std::slice::from_ref(&tar),
+        cairn_sample::LayerCompression::None,
+    );
+    registry.push(&layout, "v1", "big:v1");
+    let reference = format!("{}/big:v1", registry.address);
+    let store = new_store(&tmp.path().join("s"));
+    let (files, snap) = (store_files(&store), snapshot(&store));
+
+    let killer = KillAfter {
+        registry: &registry,
+        after: 1 << 20,
+        read: AtomicU64::new(0),
+    };
+    let err = store
+        .convert(&pull_options(&reference, "big", &[]), &killer)
+        .unwrap_err()
+        .to_string();
+    let read = killer.read.load(Ordering::SeqCst);
+    assert!(read >= 1 << 20 && read < size as u64, "{read} bytes read");
+    assert!(
+        err.contains(&format!("http://{}/v2/big blob sha256:", registry.address))
+            && err.contains("the registry is unreachable")
+            && err.contains("gave up after 5 tries"),
+        "{err}"
+    );
+    assert_eq!((store_files(&store), snapshot(&store)), (files, snap));
+    assert!(store.images().unwrap().is_empty());
+
+    // The registry back on the same port and storage: the same pull succeeds.
+    registry.restart();
+    store
+        .convert(
+            &pull_options(&reference, "big", &[]),
+            &cairn_engine::NoProgress,
+        )
+        .unwrap();
+    assert_eq!(export_all(&store, "big"), vec![tar]);
 }
 
 /// What the fake registry does with a layer's first download.

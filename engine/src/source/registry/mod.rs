@@ -90,16 +90,49 @@ struct Connection {
 
 impl Connection {
     fn error(&self, what: &str, e: impl std::fmt::Display) -> Error {
-        let mut reason = e.to_string();
+        Error::bad_input(format!("{} {what}", self.url), self.explain(e.to_string()))
+    }
+
+    /// `oci-client`'s `reason`, with what it means for the user where it is a common case:
+    /// the registry is unreachable, refused the credentials, or wants some.
+    fn explain(&self, mut reason: String) -> String {
         if reason.contains("error sending request") {
             reason += if self.url.starts_with("https:") {
                 " (the registry is unreachable, or speaks plain HTTP: then use --insecure)"
             } else {
                 " (the registry is unreachable)"
             };
+        } else if refused(&reason) {
+            reason = match &self.auth {
+                RegistryAuth::Basic(user, _) => format!(
+                    "the registry refused the credentials of user {user} (a wrong password, or \
+                     no access to this repository; check --user or ~/.docker/config.json): \
+                     {reason}"
+                ),
+                _ => format!(
+                    "the registry requires credentials and none were found (use --user \
+                     USER:PASSWORD, or `docker login {}` to keep them in \
+                     ~/.docker/config.json): {reason}",
+                    self.reference.registry()
+                ),
+            };
         }
-        Error::bad_input(format!("{} {what}", self.url), reason)
+        reason
     }
+}
+
+/// Whether `oci-client`'s message says the registry turned the request away: a 401
+/// (`UnauthorizedError`), a token service's refusal (`AuthenticationFailure`), a 403 with or
+/// without the distribution API's `DENIED` body.
+fn refused(reason: &str) -> bool {
+    [
+        "Not authorized: url",
+        "Authentication failure:",
+        "code: 403",
+        "access to the resource is denied",
+    ]
+    .iter()
+    .any(|sign| reason.contains(sign))
 }
 
 /// A registry being read: its connection, the runtime its requests run on, and the documents
@@ -382,8 +415,9 @@ async fn download(
         };
         if attempt >= ATTEMPTS {
             return Err(format!(
-                "{} blob {name}: {failure} (gave up after {ATTEMPTS} tries, {received} bytes received)",
-                c.url
+                "{} blob {name}: {} (gave up after {ATTEMPTS} tries, {received} bytes received)",
+                c.url,
+                c.explain(failure)
             ));
         }
         tokio::time::sleep(pause).await;
