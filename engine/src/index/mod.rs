@@ -87,6 +87,18 @@ pub struct IndexBatch {
     pub delete_layers: Vec<LayerKey>,
 }
 
+impl IndexBatch {
+    /// The layer keys of an image's layers: each layer's digest and diff_id to its object.
+    pub fn add_layer_keys(&mut self, bootstrap: &crate::format::bootstrap::Bootstrap) {
+        for layer in &bootstrap.layers {
+            self.layers
+                .push((LayerKey::Digest(layer.digest), layer.meta));
+            self.layers
+                .push((LayerKey::DiffId(layer.diff_id), layer.meta));
+        }
+    }
+}
+
 /// One entry of the chunk index, resolved against its blob's ToC: the chunk's id and location,
 /// or why the entry does not lead to one.
 pub struct ChunkEntry {

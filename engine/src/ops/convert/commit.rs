@@ -17,7 +17,7 @@ use crate::error::{Error, Result};
 use crate::format::blob::SealedBlob;
 use crate::format::bootstrap::{Bootstrap, SourceRecord, StoredObject};
 use crate::format::{ChunkLocation, Codec};
-use crate::index::{ImageRecord, Index, IndexBatch, LayerKey};
+use crate::index::{ImageRecord, Index, IndexBatch};
 use crate::source::{ImageSource, RawObject};
 use crate::store::Writer;
 use crate::{BlobId, ChunkId};
@@ -180,14 +180,7 @@ fn commit_locked(
         crate::ops::image_write::publish_bootstrap(store, &bootstrap, "convert.bootstrap.rename")?;
     // Step 4: one synced index batch.
     let mut batch = IndexBatch::default();
-    for layer in &bootstrap.layers {
-        batch
-            .layers
-            .push((LayerKey::Digest(layer.digest), layer.meta));
-        batch
-            .layers
-            .push((LayerKey::DiffId(layer.diff_id), layer.meta));
-    }
+    batch.add_layer_keys(&bootstrap);
     batch
         .layers
         .extend(resolved.objects.sketch_keys.iter().copied());

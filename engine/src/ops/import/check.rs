@@ -108,7 +108,9 @@ fn blake3_of_file(path: &std::path::Path) -> Result<blake3::Hash> {
     let mut hasher = blake3::Hasher::new();
     let mut piece = vec![0u8; 1 << 20];
     loop {
-        let n = file.read(&mut piece).map_err(|e| Error::io("read", path, e))?;
+        let n = file
+            .read(&mut piece)
+            .map_err(|e| Error::io("read", path, e))?;
         if n == 0 {
             return Ok(hasher.finalize());
         }

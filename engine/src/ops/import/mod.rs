@@ -11,7 +11,7 @@ mod check;
 
 use crate::error::{IoContext, Result};
 use crate::format::Codec;
-use crate::index::{IndexBatch, LayerKey};
+use crate::index::IndexBatch;
 use crate::progress::Progress;
 use crate::store::Writer;
 use crate::{BlobId, ChunkId, ImageId, LayerMetaId};
@@ -139,14 +139,7 @@ pub(crate) fn import(
     // Step 4: one synced index batch.
     let bootstrap = &checked.bootstrap;
     let mut batch = IndexBatch::default();
-    for layer in &bootstrap.layers {
-        batch
-            .layers
-            .push((LayerKey::Digest(layer.digest), layer.meta));
-        batch
-            .layers
-            .push((LayerKey::DiffId(layer.diff_id), layer.meta));
-    }
+    batch.add_layer_keys(bootstrap);
     if index.get_image(&incoming.image)?.is_none() {
         let size = std::fs::metadata(&bootstrap_path)
             .with_path("stat", &bootstrap_path)?
