@@ -14,18 +14,23 @@ pub fn run(cli: &Cli, args: &PushArgs) -> anyhow::Result<()> {
     let spec = args.registry.spec(target)?;
     let store = Store::open(&cli.store)?;
     let bar = Bar::new(cli.quiet);
-    let options = PushOptions::default();
+    let options = PushOptions {
+        mount_from: args.mount_from.clone(),
+        ..PushOptions::default()
+    };
     let report = push(&store, &args.name, &spec, &options, &bar)?;
     if args.json {
         return super::print_json(&report);
     }
     println!(
-        "pushed {} as {} ({})\n  sent {} blobs ({}), {} already there ({}), in {:.2} s",
+        "pushed {} as {} ({})\n  sent {} blobs ({}), mounted {} ({}), {} already there ({}), in {:.2} s",
         report.name,
         report.target,
         report.manifest_digest,
         count(report.transferred.blobs_uploaded),
         bytes(report.transferred.bytes_uploaded),
+        count(report.transferred.blobs_mounted),
+        bytes(report.transferred.bytes_mounted),
         count(report.transferred.blobs_present),
         bytes(report.transferred.bytes_present),
         report.seconds
