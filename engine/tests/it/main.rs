@@ -11,6 +11,7 @@ mod malformed;
 mod mount;
 mod py_dataset;
 mod registry;
+mod registry_push;
 mod rejects;
 mod repair;
 mod report;
