@@ -206,12 +206,15 @@ pub struct IntoStoreArgs {
                   Every layer is re-created from the store and checked against its diff_id, \
                   compressed with gzip (deterministically: the same image pushes the same \
                   digests), the config is sent byte for byte; blobs the registry already has are \
-                  skipped (one HEAD each), and the manifest goes last, so the tag never names a \
-                  missing blob. The layers are staged in a temporary directory ($TMPDIR).\n\n\
+                  skipped (one HEAD each), a missing one is mounted from another repository of \
+                  the same registry where it can be (--mount-from, and the repository the image \
+                  was pulled from), the others are sent, several at once; the manifest goes \
+                  last, so the tag never names a missing blob. The layers are staged in a \
+                  temporary directory ($TMPDIR).\n\n\
                   With --store-format, the image's store files go instead, as a cairn \
                   artifact (docs/FORMAT.md), for `cairn pull --store-format` on other hosts: \
                   several hosts share one converted store through the registry.\n\n\
-                  Examples:\n  cairn push app:v2 registry.example.com/team/app:v2\n  \
+                  Examples:\n  cairn push app:v2 registry.example.com/team/app:v2 --mount-from team/base\n  \
                   cairn push --store-format app:v2 registry.example.com/team/app:v2-cairn"
 )]
 pub struct PushArgs {
@@ -226,6 +229,10 @@ pub struct PushArgs {
     pub store_format: bool,
     #[command(flatten)]
     pub registry: RegistryArgs,
+    /// Another repository of the same registry (a path such as team/base) that may hold some
+    /// of the blobs: they are mounted from it rather than sent. Repeatable; tried in order.
+    #[arg(long, value_name = "REPO")]
+    pub mount_from: Vec<String>,
     /// Machine-readable output.
     #[arg(long)]
     pub json: bool,

@@ -101,7 +101,7 @@ pub use ops::unpack::{Skipped, UnpackOptions, UnpackReport, XattrFailure};
 pub use ops::verify::{Problem, VerifyReport};
 #[cfg(feature = "store")]
 pub use ops::whole_image::WholeImage;
-pub use progress::{NoProgress, Progress, Unit};
+pub use progress::{ItemProgress, NoProgress, Progress, Unit};
 pub use source::{LayerBytes, Platform, PlatformChoice, SourceSpec};
 #[cfg(feature = "store")]
 pub use store::{InitOptions, SharedWriter, Store, StoreWriter};

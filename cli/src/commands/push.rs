@@ -16,14 +16,14 @@ pub fn run(cli: &Cli, args: &PushArgs) -> anyhow::Result<()> {
     let bar = Bar::new(cli.quiet);
     let options = PushOptions {
         store_format: args.store_format,
-        ..PushOptions::default()
+        mount_from: args.mount_from.clone(),
     };
     let report = push(&store, &args.name, &spec, &options, &bar)?;
     if args.json {
         return super::print_json(&report);
     }
     println!(
-        "pushed {} as {}{} ({})\n  sent {} blobs ({}), {} already there ({}), in {:.2} s",
+        "pushed {} as {}{} ({})\n  sent {} blobs ({}), mounted {} ({}), {} already there ({}), in {:.2} s",
         report.name,
         report.target,
         if report.store_format {
@@ -34,6 +34,8 @@ pub fn run(cli: &Cli, args: &PushArgs) -> anyhow::Result<()> {
         report.manifest_digest,
         count(report.transferred.blobs_uploaded),
         bytes(report.transferred.bytes_uploaded),
+        count(report.transferred.blobs_mounted),
+        bytes(report.transferred.bytes_mounted),
         count(report.transferred.blobs_present),
         bytes(report.transferred.bytes_present),
         report.seconds

@@ -13,6 +13,7 @@ mod mount;
 mod py_dataset;
 mod registry;
 mod registry_auth;
+mod registry_push;
 mod registry_store_format;
 mod rejects;
 mod repair;

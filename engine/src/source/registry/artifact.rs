@@ -65,6 +65,16 @@ impl ArtifactFile {
         }
     }
 
+    /// What it is, for messages.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            ArtifactFile::Bootstrap(_) => "bootstrap",
+            ArtifactFile::LayerMeta(_) => "layer object",
+            ArtifactFile::Blob(_) => "blob",
+            ArtifactFile::BaseBlob(_) => "bases blob",
+        }
+    }
+
     fn id_hex(&self) -> String {
         match self {
             ArtifactFile::Bootstrap(id) => id.to_hex(),

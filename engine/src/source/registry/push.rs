@@ -2,8 +2,10 @@
 //! with `--store-format` as a cairn artifact of its store files (`store_push`).
 //! The image is exported (layers re-created exactly, each checked against its diff_id,
 //! compressed with gzip deterministically; config byte for byte) into a temporary OCI layout,
-//! then its blobs go up one by one (chunked uploads), except those the registry already has
-//! (a HEAD request each), and the manifest last, so the tag never names missing blobs.
+//! then its blobs go up, several at once (chunked uploads), except those the registry already
+//! has (a HEAD request each) or can mount from another of its repositories (`mount_from`, and
+//! the one the image was pulled from), and the manifest last, so the tag never names missing
+//! blobs.
 
 use super::upload::{put_manifest, upload_missing, LocalBlob, Transferred};
 use super::{Registry, RegistrySpec};
@@ -113,9 +115,23 @@ fn push_image(
             size: size.unwrap_or(0),
         })
         .collect();
-    let transferred = upload_missing(registry, &blobs, mount_from, progress)?;
+    let mut mount_from = mount_from.to_vec();
+    mount_from.extend(pulled_from(store, name, registry)?);
+    let transferred = upload_missing(registry, &blobs, &mount_from, progress)?;
     put_manifest(registry, manifest_bytes, &media_type)?;
     Ok((manifest_digest, transferred))
+}
+
+/// The repository of the pushed-to registry the image was pulled from, if it was: its config
+/// (kept byte for byte) is there, and its layers too when they were compressed as cairn does.
+fn pulled_from(store: &Store, name: &str, registry: &Registry) -> Result<Option<String>> {
+    let record = store.image_record(&store.resolve(name)?)?;
+    let source = record.reference.strip_prefix("docker://");
+    let source: Option<oci_client::Reference> = source.and_then(|s| s.parse().ok());
+    let target = &registry.connection.reference;
+    Ok(source
+        .filter(|s| s.resolve_registry() == target.resolve_registry())
+        .map(|s| s.repository().to_string()))
 }
 
 /// The manifest the exported layout's index names: digest, bytes, media type.

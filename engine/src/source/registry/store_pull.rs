@@ -211,6 +211,8 @@ async fn download_to_file(c: &Connection, w: &Wanted, progress: &dyn Progress) -
             let _ = sender.send(Err(std::io::Error::other(e))).await;
         }
     });
+    let label = format!("{} {}", w.file.kind(), &w.digest.to_hex()[..12]);
+    let item = progress.item(&label, w.size, Unit::Bytes);
     let mut file = std::fs::File::create(&w.path).map_err(|e| Error::io("create", &w.path, e))?;
     let mut hasher = sha2::Sha256::new();
     let mut received = 0u64;
@@ -228,7 +230,9 @@ async fn download_to_file(c: &Connection, w: &Wanted, progress: &dyn Progress) -
         file.write_all(&piece)
             .map_err(|e| Error::io("write", &w.path, e))?;
         progress.inc(piece.len() as u64);
+        item.inc(piece.len() as u64);
     }
+    item.finish();
     let actual = Sha256Digest(hasher.finalize().into());
     if received != w.size || actual != w.digest {
         return Err(Error::DigestMismatch {
