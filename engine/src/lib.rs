@@ -73,6 +73,7 @@ pub use layer::{Compression, EntryKind};
 #[cfg(feature = "store")]
 pub use layout::TmpReclaimed;
 /// Offline bundles and chunk dictionaries.
+#[cfg(feature = "store")]
 pub use ops::bundle;
 #[cfg(feature = "store")]
 pub use ops::convert::{
