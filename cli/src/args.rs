@@ -439,12 +439,29 @@ pub struct InventoryArgs {
     /// Instead of the layer rows: the N images with the most layers, per platform.
     #[arg(long, value_name = "N")]
     pub top_layers: Option<usize>,
+    /// With --format parquet: one row per image, per layer (the default), per file entry, or
+    /// per chunk reference of a file.
+    #[arg(long, value_enum)]
+    pub level: Option<InventoryLevel>,
+    /// With --format parquet: FILE.parquet, or DIR/ for one file per image.
+    #[arg(short, long, value_name = "PATH")]
+    pub output: Option<std::path::PathBuf>,
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum InventoryLevel {
+    Image,
+    Layer,
+    File,
+    Chunk,
 }
 
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
 pub enum InventoryFormat {
     Csv,
     Json,
+    /// Parquet tables (needs -o), for DuckDB, Athena, Spark.
+    Parquet,
     Table,
 }
 

@@ -97,6 +97,8 @@ pub use ops::report::inventory::{top_layers, InventoryRow, LayerCount};
 #[cfg(feature = "store")]
 pub use ops::report::stats::{ImageShare, SharingMatrix, StatsReport};
 #[cfg(feature = "store")]
+pub use ops::report::tables::{for_each_chunk, for_each_file, ChunkRow, FileRow};
+#[cfg(feature = "store")]
 pub use ops::unpack::{Skipped, UnpackOptions, UnpackReport, XattrFailure};
 #[cfg(feature = "store")]
 pub use ops::verify::{Problem, VerifyReport};

@@ -1,7 +1,7 @@
 //! `cairn inventory`: images, platforms and layers as CSV (RFC 4180), JSON or a table.
 
-use crate::args::{Cli, InventoryArgs, InventoryFormat};
-use crate::output::{bytes, table};
+use crate::args::{Cli, InventoryArgs, InventoryFormat, InventoryLevel};
+use crate::output::{bytes, count, table};
 use crate::progress::Bar;
 use cairn_engine::source::registry::{remote_inventory, Tags};
 use cairn_engine::{top_layers, InventoryRow, Store};
@@ -11,12 +11,18 @@ pub fn run(cli: &Cli, args: &InventoryArgs) -> anyhow::Result<()> {
         return remote(cli, repository, args);
     }
     let store = Store::open(&cli.store)?;
+    if args.format == InventoryFormat::Parquet {
+        return parquet(&store, args);
+    }
+    if args.level.is_some_and(|l| l != InventoryLevel::Layer) || args.output.is_some() {
+        anyhow::bail!("--level and -o go with --format parquet (csv and json are layer rows)");
+    }
     let rows = store.inventory()?;
     if let Some(n) = args.top_layers {
         let top = top_layers(&rows, n);
         return match args.format {
             InventoryFormat::Json => super::print_json(&top),
-            InventoryFormat::Csv => write_csv(&top),
+            InventoryFormat::Csv | InventoryFormat::Parquet => write_csv(&top),
             InventoryFormat::Table => {
                 let cells: Vec<Vec<String>> = top
                     .iter()
@@ -29,12 +35,27 @@ pub fn run(cli: &Cli, args: &InventoryArgs) -> anyhow::Result<()> {
     }
     match args.format {
         InventoryFormat::Json => super::print_json(&rows),
-        InventoryFormat::Csv => write_csv(&rows),
+        InventoryFormat::Csv | InventoryFormat::Parquet => write_csv(&rows),
         InventoryFormat::Table => {
             println!("{}", render_table(&rows));
             Ok(())
         }
     }
+}
+
+fn parquet(store: &Store, args: &InventoryArgs) -> anyhow::Result<()> {
+    let Some(output) = &args.output else {
+        anyhow::bail!("--format parquet writes files: give -o FILE.parquet or -o DIR/");
+    };
+    if args.top_layers.is_some() {
+        anyhow::bail!("--top-layers is a csv, json or table report");
+    }
+    let level = args.level.unwrap_or(InventoryLevel::Layer);
+    let written = super::inventory_parquet::write(store, level, output, &[])?;
+    for (path, rows) in written {
+        println!("{} ({} rows)", path.display(), count(rows));
+    }
+    Ok(())
 }
 
 /// The rows of a registry's repository.
@@ -48,11 +69,14 @@ fn remote(cli: &Cli, repository: &str, args: &InventoryArgs) -> anyhow::Result<(
         (Some(pattern), false) => Tags::Matching(pattern.clone()),
         (None, false) => Tags::Given,
     };
+    if args.format == InventoryFormat::Parquet {
+        anyhow::bail!("a registry's inventory is csv, json or a table; parquet is for the store");
+    }
     let bar = Bar::new(cli.quiet);
     let rows = remote_inventory(&spec, &tags, &bar)?;
     match args.format {
         InventoryFormat::Json => super::print_json(&rows),
-        InventoryFormat::Csv => write_csv(&rows),
+        InventoryFormat::Csv | InventoryFormat::Parquet => write_csv(&rows),
         InventoryFormat::Table => {
             let cells: Vec<Vec<String>> = rows
                 .iter()

@@ -11,6 +11,7 @@ mod gc;
 mod images;
 mod init;
 mod inventory;
+mod inventory_parquet;
 mod ls;
 mod mount;
 mod pull;

@@ -4,6 +4,7 @@ mod bundle;
 mod concurrency;
 mod crash;
 mod failpoint;
+mod inventory_parquet;
 mod mount;
 mod registry;
 mod writers;

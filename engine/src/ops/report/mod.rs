@@ -13,6 +13,7 @@ pub mod delta_stats;
 pub mod diff;
 pub mod inventory;
 pub mod stats;
+pub mod tables;
 
 use crate::error::Result;
 use crate::format::layer_meta::{LayerEntry, LayerMeta};

@@ -1,0 +1,129 @@
+//! Rows of the analytics tables (`inventory --format parquet --level file|chunk`): every file
+//! entry of an image's layers, and every chunk reference of its files, streamed one layer
+//! object block at a time to a visitor (nothing per image is held).
+
+use crate::error::Result;
+use crate::format::Codec;
+use crate::layer::EntryKind;
+use crate::store::Store;
+
+/// One entry of one layer of an image (every entry kind; whiteouts are entries too).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FileRow<'a> {
+    pub layer_index: u32,
+    pub path: &'a str,
+    /// file, hardlink, symlink, char, block, dir, fifo, other
+    pub kind: &'static str,
+    pub size: u64,
+    pub mode: u32,
+    pub uid: u64,
+    pub gid: u64,
+    pub mtime: i64,
+    pub link_target: Option<&'a str>,
+    /// BLAKE3 of the file's chunk ids, hex: equal contents, equal ids (regular files only).
+    pub content_id: Option<String>,
+    pub chunks: u32,
+}
+
+/// One chunk reference of one regular file.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ChunkRow<'a> {
+    pub layer_index: u32,
+    pub path: &'a str,
+    /// Position of the chunk in the file, from 0.
+    pub chunk_index: u32,
+    pub file_offset: u64,
+    /// Hex BLAKE3 chunk id.
+    pub chunk_id: String,
+    pub length: u32,
+    /// This reference's share of its stored frame's bytes.
+    pub stored_bytes: u64,
+    /// raw, zstd, delta
+    pub codec: &'static str,
+}
+
+fn kind_name(kind: EntryKind) -> &'static str {
+    match kind {
+        EntryKind::File => "file",
+        EntryKind::Hardlink => "hardlink",
+        EntryKind::Symlink => "symlink",
+        EntryKind::CharDevice => "char",
+        EntryKind::BlockDevice => "block",
+        EntryKind::Directory => "dir",
+        EntryKind::Fifo => "fifo",
+        EntryKind::Other(_) => "other",
+    }
+}
+
+fn codec_name(codec: Codec) -> &'static str {
+    match codec {
+        Codec::Raw => "raw",
+        Codec::Zstd => "zstd",
+        Codec::Delta => "delta",
+    }
+}
+
+/// Calls `visit` for every entry of every layer of image `name`.
+pub fn for_each_file(
+    store: &Store,
+    name: &str,
+    mut visit: impl FnMut(&FileRow) -> Result<()>,
+) -> Result<()> {
+    let (_, layers) = store.image_layers(name)?;
+    for (index, layer) in layers.iter().enumerate() {
+        for entry in layer.entries() {
+            let entry = entry?;
+            let path = String::from_utf8_lossy(&entry.meta.path);
+            let target = entry
+                .meta
+                .link_target
+                .as_ref()
+                .map(|t| String::from_utf8_lossy(t));
+            let file = entry.meta.kind == EntryKind::File;
+            visit(&FileRow {
+                layer_index: index as u32,
+                path: &path,
+                kind: kind_name(entry.meta.kind),
+                size: entry.meta.size,
+                mode: entry.meta.mode,
+                uid: entry.meta.uid,
+                gid: entry.meta.gid,
+                mtime: entry.meta.mtime,
+                link_target: target.as_deref(),
+                content_id: file.then(|| hex::encode(super::content_key(&entry))),
+                chunks: entry.chunks.len() as u32,
+            })?;
+        }
+    }
+    Ok(())
+}
+
+/// Calls `visit` for every chunk reference of every regular file of image `name`.
+pub fn for_each_chunk(
+    store: &Store,
+    name: &str,
+    mut visit: impl FnMut(&ChunkRow) -> Result<()>,
+) -> Result<()> {
+    let (_, layers) = store.image_layers(name)?;
+    for (index, layer) in layers.iter().enumerate() {
+        for entry in layer.entries() {
+            let entry = entry?;
+            let path = String::from_utf8_lossy(&entry.meta.path);
+            let mut offset = 0u64;
+            for (n, chunk) in entry.chunks.iter().enumerate() {
+                visit(&ChunkRow {
+                    layer_index: index as u32,
+                    path: &path,
+                    chunk_index: n as u32,
+                    file_offset: offset,
+                    chunk_id: chunk.id.to_hex(),
+                    length: chunk.len,
+                    stored_bytes: chunk.stored_share(),
+                    codec: codec_name(chunk.codec),
+                })?;
+                offset += chunk.len as u64;
+            }
+        }
+    }
+    Ok(())
+}
