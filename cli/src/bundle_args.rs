@@ -19,6 +19,30 @@ pub enum DictCommand {
     ///
     /// Example: cairn dict export --all -o site.dict
     Export(DictExportArgs),
+    /// Make a dictionary image of the chunks that at least K of these images share.
+    ///
+    /// The image (one layer of files chunks/<id>, one chunk each) stores nothing new but its
+    /// metadata; convert new images against it with `--dict NAME`. Prints its size and how much
+    /// of each source image it holds.
+    ///
+    /// Example: cairn dict build api:v1 worker:v1 cli:v1 --min-images 2 --name runtime-dict
+    Build(DictBuildArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct DictBuildArgs {
+    /// The images to draw shared chunks from.
+    #[arg(required = true)]
+    pub names: Vec<String>,
+    /// A chunk goes in when at least this many of the images hold it.
+    #[arg(long, value_name = "K", default_value_t = 2)]
+    pub min_images: usize,
+    /// The name of the dictionary image.
+    #[arg(long)]
+    pub name: String,
+    /// Machine-readable output.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Args, Debug)]

@@ -3,7 +3,7 @@
 use crate::args::Cli;
 use crate::bundle_args::{
     BundleArgs, BundleCommand, BundleCreateArgs, BundleImportArgs, BundleInspectArgs, DictArgs,
-    DictCommand,
+    DictBuildArgs, DictCommand,
 };
 use crate::output::{bytes, count};
 use crate::progress::Bar;
@@ -13,7 +13,10 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 pub fn dict(cli: &Cli, args: &DictArgs) -> anyhow::Result<()> {
-    let DictCommand::Export(args) = &args.command;
+    let args = match &args.command {
+        DictCommand::Export(args) => args,
+        DictCommand::Build(args) => return build_dict(cli, args),
+    };
     let store = Store::open(&cli.store)?;
     let dict = dict::export_dict(&store, &args.names, args.all)?;
     write_output(&args.output, |out| Ok(dict.write(out)?))?;
@@ -24,6 +27,40 @@ pub fn dict(cli: &Cli, args: &DictArgs) -> anyhow::Result<()> {
         dict.images.len(),
         describe(&args.output)
     );
+    Ok(())
+}
+
+fn build_dict(cli: &Cli, args: &DictBuildArgs) -> anyhow::Result<()> {
+    let store = SharedWriter::open(&cli.store)?;
+    let bar = Bar::new(cli.quiet);
+    let report = cairn_engine::bundle::dict_build::build_dict(
+        &store,
+        &args.names,
+        args.min_images,
+        &args.name,
+        &bar,
+    )?;
+    if args.json {
+        return super::print_json(&report);
+    }
+    println!(
+        "{}: {} chunks ({}) held by at least {} of the images; added {} in {:.2} s",
+        report.name,
+        count(report.chunks),
+        bytes(report.bytes),
+        report.min_images,
+        bytes(report.added_bytes),
+        report.seconds
+    );
+    for c in &report.coverage {
+        println!(
+            "  {:<30} {:>10} of {:>10} ({:.1} %) of its distinct chunk bytes",
+            c.image,
+            bytes(c.covered_bytes),
+            bytes(c.unique_bytes),
+            100.0 * c.covered_ratio
+        );
+    }
     Ok(())
 }
 

@@ -415,6 +415,10 @@ impl BlobReader {
         })
     }
 
+    pub fn id(&self) -> BlobId {
+        self.id
+    }
+
     /// The whole file.
     pub fn bytes(&self) -> &[u8] {
         &self.map

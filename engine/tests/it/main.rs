@@ -4,6 +4,7 @@ mod bundle;
 mod convert;
 mod delta;
 mod delta_layers;
+mod dict_build;
 mod export;
 mod helpers;
 mod lifecycle;

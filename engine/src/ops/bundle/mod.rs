@@ -4,6 +4,7 @@
 
 pub mod create;
 pub mod dict;
+pub mod dict_build;
 pub mod file;
 pub mod import;
 
