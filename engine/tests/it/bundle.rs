@@ -152,7 +152,8 @@ fn a_chain_of_three_bundles_and_a_dictionary_from_the_receiver() {
     let b1 = write("1", bundle(&sender, &["v1"], &[], &[]).0);
     let b2 = write("2", bundle(&sender, &["v2"], &[], &[&b1]).0);
     let (third, report) = bundle(&sender, &["v3"], &[], &[&b1, &b2]);
-    assert!(report.manifest.relied_chunks > 0);
+    // v2's layers are whole at the receiver: relied on as layers, their objects not carried.
+    assert_eq!(report.manifest.relied_layers.len(), 3, "{report:?}");
     assert!(
         report.manifest.chunks > 0 && report.manifest.chunks < 10,
         "{report:?}"

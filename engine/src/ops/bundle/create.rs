@@ -49,6 +49,8 @@ struct Have {
     ids: HashSet<ChunkId>,
     dicts: Vec<ChunkDictionary>,
     images: Vec<(String, String)>,
+    /// diff_ids (hex) of whole layers the receiver holds.
+    layers: HashSet<String>,
 }
 
 impl Have {
@@ -61,7 +63,10 @@ impl Have {
         for name in &options.have {
             let id = store.resolve(name)?;
             have.images.push((name.clone(), id.to_hex()));
-            for layer in store.image_layers_by_id(&id)?.1 {
+            let (bootstrap, objects) = store.image_layers_by_id(&id)?;
+            have.layers
+                .extend(bootstrap.layers.iter().map(|l| l.diff_id.to_hex()));
+            for layer in objects {
                 for entry in layer.entries() {
                     have.ids.extend(entry?.chunks.iter().map(|c| c.id));
                 }
@@ -81,13 +86,15 @@ impl Have {
             let mut reader = BundleReader::new(std::io::BufReader::new(file), &what)?;
             while let Some(head) = reader.next_head()? {
                 match head.kind {
-                    Kind::Manifest => have.images.extend(
-                        reader
-                            .manifest(&head)?
-                            .images
-                            .into_iter()
-                            .map(|i| (i.name, i.id)),
-                    ),
+                    Kind::Manifest => {
+                        let manifest = reader.manifest(&head)?;
+                        for image in manifest.images {
+                            have.layers.extend(image.diff_ids);
+                            have.images.push((image.name, image.id));
+                        }
+                        have.layers
+                            .extend(manifest.relied_layers.into_iter().map(|(d, _)| d));
+                    }
                     Kind::Relied => have
                         .ids
                         .extend(reader.relied(&head)?.into_iter().map(|c| c.0)),
@@ -206,10 +213,22 @@ fn plan(store: &Store, options: &BundleOptions, have: &Have) -> Result<Plan> {
             layers: bootstrap.layers.len() as u64,
             files: layers.iter().map(|l| l.info().file_count).sum(),
             logical_bytes: bootstrap.logical_bytes(),
+            diff_ids: bootstrap
+                .layers
+                .iter()
+                .map(|l| l.diff_id.to_hex())
+                .collect(),
         });
         bootstraps.push((id, store.bootstrap_path(&id)));
         for (layer, meta) in bootstrap.layers.iter().zip(&layers) {
             if !objects_seen.insert(layer.meta) {
+                continue;
+            }
+            let diff_id = layer.diff_id.to_hex();
+            if have.layers.contains(&diff_id) {
+                plan.manifest
+                    .relied_layers
+                    .push((diff_id, layer.meta.to_hex()));
                 continue;
             }
             plan.objects.push((

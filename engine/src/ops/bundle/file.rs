@@ -60,13 +60,15 @@ pub struct BundleManifest {
     /// The images whose chunks the receiver is expected to hold (name, image id hex), as the
     /// sender knew them: `--have` images, a dictionary's images, earlier bundles' images.
     pub relies_on: Vec<(String, String)>,
+    /// Whole layers the receiver holds (diff_id hex, the sender's layer object id hex): their
+    /// layer objects are not carried; the receiver uses its own object for that diff_id.
+    pub relied_layers: Vec<(String, String)>,
     pub relied_chunks: u64,
     pub relied_bytes: u64,
-    /// Chunk data it carries: frames, chunks in them, their bytes decoded and as stored.
+    /// Chunk data it carries: frames, the chunks in them and their bytes (decoded).
     pub frames: u64,
     pub chunks: u64,
     pub chunk_bytes: u64,
-    pub stored_bytes: u64,
     /// Layer objects and bootstraps, and their bytes.
     pub objects: u64,
     pub object_bytes: u64,
@@ -83,6 +85,8 @@ pub struct BundleImage {
     pub files: u64,
     /// Bytes of its layers' tars.
     pub logical_bytes: u64,
+    /// Its layers' diff_ids (hex), bottom first.
+    pub diff_ids: Vec<String>,
 }
 
 /// A frame of chunk data, as stored.

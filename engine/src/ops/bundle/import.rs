@@ -11,6 +11,7 @@ use crate::format::blob::{BlobWriter, SealedBlob};
 use crate::format::bootstrap::Bootstrap;
 use crate::format::layer_meta::{LayerMeta, LayerMetaWriter};
 use crate::format::{ChunkLocation, Codec};
+use crate::index::LayerKey;
 use crate::ops::image_write::BlobTable;
 use crate::ops::import::{Arriving, ImportReport, Incoming};
 use crate::progress::{Progress, Unit};
@@ -71,6 +72,7 @@ fn import_inner(
         })?;
     let manifest = reader.manifest(&head)?;
     check_manifest(store, &manifest, what)?;
+    let held_layers = held_layers(store, &manifest, what)?;
     progress.set_length(manifest.chunk_bytes, Unit::Bytes);
     progress.set_message("reading the bundle");
     let received = receive(store, &mut reader, &manifest, progress)?;
@@ -101,7 +103,7 @@ fn import_inner(
         };
         prepared.push((
             image.name.clone(),
-            rehome(store, &bootstrap, &received, &placed, what)?,
+            rehome(store, &bootstrap, &received, &held_layers, &placed, what)?,
         ));
     }
     let mut report = BundleImportReport {
@@ -142,6 +144,40 @@ fn import_inner(
     }
     report.seconds = started.elapsed().as_secs_f64();
     Ok(report)
+}
+
+/// The layers the bundle relies on, by the sender's layer object id: this store's own layer
+/// object for the same diff_id. Refused, before anything is read further, when one is missing.
+fn held_layers(
+    store: &Writer,
+    manifest: &BundleManifest,
+    what: &str,
+) -> Result<HashMap<LayerMetaId, LayerMetaId>> {
+    let mut held = HashMap::new();
+    let mut missing = 0;
+    for (diff_id, sent) in &manifest.relied_layers {
+        let bad = || Error::bad_input(what.to_string(), "a relied-on layer is not named by ids");
+        let diff_id = crate::Sha256Digest::from_hex(diff_id).ok_or_else(bad)?;
+        let sent = LayerMetaId::from_hex(sent).ok_or_else(bad)?;
+        match store.index().get_layer(&LayerKey::DiffId(diff_id))? {
+            Some(own) => {
+                held.insert(sent, own);
+            }
+            None => missing += 1,
+        }
+    }
+    if missing > 0 {
+        let expected: Vec<&str> = manifest.relies_on.iter().map(|(n, _)| n.as_str()).collect();
+        return Err(Error::bad_input(
+            what.to_string(),
+            format!(
+                "it relies on {} whole layers of this store, and {missing} of them are missing:                  it expects the layers of {}. Import the bundles it follows first. The store                  is unchanged",
+                manifest.relied_layers.len(),
+                expected.join(", ")
+            ),
+        ));
+    }
+    Ok(held)
 }
 
 fn check_manifest(store: &Writer, manifest: &BundleManifest, what: &str) -> Result<()> {
@@ -319,6 +355,7 @@ fn rehome(
     store: &Writer,
     bootstrap: &Bootstrap,
     received: &Received,
+    held: &HashMap<LayerMetaId, LayerMetaId>,
     placed: &Placed,
     what: &str,
 ) -> Result<Incoming> {
@@ -327,6 +364,10 @@ fn rehome(
     for layer in &mut new.layers {
         if let Some(done) = rewritten.get(&layer.meta) {
             layer.meta = done.id;
+            continue;
+        }
+        if let Some(own) = held.get(&layer.meta) {
+            layer.meta = *own;
             continue;
         }
         let object = format!("{what} layer object {}", layer.meta);
