@@ -13,9 +13,9 @@
 //!   `layers/<digest>/`, `mksquashfs` with zstd; the incremental image holds both versions;
 //!   import is `unsquashfs`. Skipped when squashfs-tools is missing.
 //!
-//! Every create and import is a child process under GNU time (`footprint/measure.rs`); the
-//! steps this binary does itself run as `cairn-bench internal image-tar|tar-import|
-//! unpack-layers`. `report.rs` checks the goals and renders the table.
+//! Every create and import is a child process under GNU time (`footprint/measure.rs`), run
+//! after a `sync`; the steps this binary does itself run as `cairn-bench internal
+//! image-tar|tar-import|unpack-layers`. `report.rs` checks the goals and renders the table.
 
 pub mod report;
 pub mod tars;
@@ -49,8 +49,11 @@ struct Bench {
 }
 
 impl Bench {
+    /// Measures `step` after `sync`, so that it does not pay for the writeback of the files
+    /// the steps before it wrote.
     fn measure(&self, what: &str, step: Step) -> Result<Usage> {
         eprintln!("bundle: {what}");
+        Step::new("sync").run()?;
         let (usage, _) = step.measure(&self.work).with_context(|| what.to_string())?;
         Ok(usage)
     }
