@@ -293,7 +293,7 @@ fn tar_rows(bench: &Bench) -> Result<[Row; 2]> {
     let layers_import = import("load NEW's new layers", "new-layers.tar", "tar-receiver")?;
     bench.remove("tar-receiver")?;
     let layer_count = tars::layer_digests(&bench.new)?.len();
-    let kept = layer_count - count_layers(&bench.work.join("new-layers.tar"))?;
+    let left_out = layer_count - count_layers(&bench.work.join("new-layers.tar"))?;
     Ok([
         Row {
             id: "docker-save",
@@ -315,9 +315,9 @@ fn tar_rows(bench: &Bench) -> Result<[Row; 2]> {
             id: "layer-digest",
             label: "layer-digest tar",
             how: format!(
-                "full: the docker save row's archive of OLD (same figures); incremental: the same \
-                 archive of NEW without the layers whose digest OLD has ({kept} of {layer_count} \
-                 left out); import as the docker save row"
+                "full: the docker save row's archive of OLD (same figures); incremental: the \
+                 same archive of NEW without the layers whose digest OLD has ({left_out} of \
+                 {layer_count} left out); import as the docker save row"
             ),
             full,
             incremental: Shipment {

@@ -10,7 +10,9 @@ fn bytes(row: &Value, column: &str) -> u64 {
 #[test]
 fn bundle_bench_on_the_demo_pair() {
     let Some(cairn) = sibling_cairn() else {
-        eprintln!("the bundle bench needs the cairn binary: build the workspace (`cargo test --workspace`)");
+        eprintln!(
+            "the bundle bench needs the cairn binary: build the workspace (cargo test --workspace)"
+        );
         return;
     };
     let tmp = tempfile::tempdir().unwrap();
