@@ -14,6 +14,10 @@
 //!   large file changed by scattered bytes (`delta_pair.rs`).
 //! - `cairn-bench many-files [--files 1000000]`: time, peak RSS and store size of an image of
 //!   very many files, convert to unpack (`many_files/`).
+//! - `cairn-bench bundle --old oci:DIR:REF --new oci:DIR:REF [--out DIR] [--json]`: shipping
+//!   OLD, then NEW to a site holding OLD, offline: a cairn bundle against a `docker save`-style
+//!   tar, image-transmit's layer-digest tar and squashfs; bytes, create and import time, and
+//!   issue 16's goals checked (`bundle/`).
 //! - `cairn-bench mount --image oci:DIR:REF...`: reading images through `cairn mount` against
 //!   their unpacked trees, and a node's disk with the store against blobs plus snapshots
 //!   (`mount.rs`; needs root and /dev/fuse).
@@ -21,6 +25,7 @@
 //! Throughput micro-benchmarks are criterion targets: `cargo bench -p cairn-bench`.
 
 mod big_file;
+mod bundle;
 mod delta_pair;
 mod footprint;
 mod many_files;
@@ -150,6 +155,29 @@ enum Command {
         #[arg(long, default_value_t = 3600)]
         step_timeout: u64,
     },
+    /// Ship OLD, then NEW to a receiver holding OLD: cairn bundles against docker save, a
+    /// layer-digest tar and squashfs; bytes, create and import time.
+    Bundle {
+        /// The older image: oci:DIR:REF (or docker-archive:FILE).
+        #[arg(long)]
+        old: String,
+        /// The newer image.
+        #[arg(long)]
+        new: String,
+        /// Where to write report.md and report.json; the scratch directory is OUT/work
+        /// (emptied first, removed after).
+        #[arg(long, default_value = "bench-out/bundle")]
+        out: PathBuf,
+        /// Keep the work directory (stores, bundles, tars, squashfs images).
+        #[arg(long)]
+        keep_work: bool,
+        /// The cairn binary (default: next to this one).
+        #[arg(long)]
+        cairn: Option<PathBuf>,
+        /// Print the report as JSON instead of the table.
+        #[arg(long)]
+        json: bool,
+    },
     /// Read images through `cairn mount` and from their unpacked trees; the disk of a node
     /// running them from the store against blobs plus snapshots.
     Mount {
@@ -207,6 +235,29 @@ enum Internal {
         #[arg(long)]
         name: String,
     },
+    /// A `docker save`-style tar of SOURCE, without the layers of --receiver-has images.
+    ImageTar {
+        #[arg(long)]
+        source: String,
+        #[arg(long)]
+        out: PathBuf,
+        #[arg(long)]
+        receiver_has: Vec<String>,
+    },
+    /// Gunzip and untar each layer of ARCHIVE that DIR lacks into DIR/layers/<digest>.
+    TarImport {
+        #[arg(long)]
+        archive: PathBuf,
+        #[arg(long)]
+        dir: PathBuf,
+    },
+    /// Unpack each layer of SOURCE that DIR lacks into DIR/layers/<digest>.
+    UnpackLayers {
+        #[arg(long)]
+        source: String,
+        #[arg(long)]
+        dir: PathBuf,
+    },
     /// What `cairn convert` does (init with the defaults first if there is no store).
     Convert {
         #[arg(long)]
@@ -263,6 +314,32 @@ fn main() -> Result<()> {
             work,
             cairn,
         } => big_file::run(size_mb, &work, cairn.as_deref()),
+        Command::Bundle {
+            old,
+            new,
+            out,
+            keep_work,
+            cairn,
+            json,
+        } => {
+            let report = bundle::run(&bundle::Options {
+                old,
+                new,
+                out: out.clone(),
+                keep_work,
+                cairn,
+            })?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                print!("{}", bundle::report::table(&report));
+            }
+            eprintln!(
+                "bundle: wrote report.md and report.json to {}",
+                out.display()
+            );
+            Ok(())
+        }
         Command::Mount {
             images,
             work,
@@ -325,6 +402,15 @@ fn run_internal(internal: Internal) -> Result<()> {
             dict,
         } => rows::convert(&store, &rows::fixed_init()?, &source, &name, &dict, None).map(drop),
         Internal::WholeFile { dir, store, name } => rows::whole_file(&dir, &store, &name),
+        Internal::ImageTar {
+            source,
+            out,
+            receiver_has,
+        } => bundle::tars::image_tar(&source, &out, &receiver_has).map(drop),
+        Internal::TarImport { archive, dir } => bundle::tars::tar_import(&archive, &dir).map(drop),
+        Internal::UnpackLayers { source, dir } => {
+            bundle::tars::unpack_layers(&source, &dir).map(drop)
+        }
         Internal::Convert {
             store,
             source,

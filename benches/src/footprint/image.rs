@@ -33,7 +33,7 @@ pub fn layers(source: &str) -> Result<Vec<Layer>> {
         .with_context(|| format!("resolve {source}"))?;
     let [image] = images.as_slice() else {
         bail!(
-            "{source} resolves to {} images; the footprint bench takes one",
+            "{source} resolves to {} images; the bench takes one",
             images.len()
         );
     };
@@ -42,7 +42,7 @@ pub fn layers(source: &str) -> Result<Vec<Layer>> {
         .iter()
         .map(|l| {
             let cairn_engine::LayerBytes::File(range) = &l.bytes else {
-                bail!("{source}: the footprint bench reads local images only");
+                bail!("{source}: the bench reads local images only");
             };
             Ok(Layer {
                 path: range.path.clone(),
@@ -68,12 +68,7 @@ impl Layer {
 
     /// The uncompressed tar stream.
     pub fn open_tar(&self) -> Result<Box<dyn Read>> {
-        let mut stored = BufReader::with_capacity(256 * 1024, self.open_stored()?);
-        let compression = match self.compression {
-            Some(c) => c,
-            None => Compression::sniff(stored.fill_buf().context("read layer")?),
-        };
-        Ok(compression.decoder(stored)?)
+        decoded(self.open_stored()?, self.compression)
     }
 
     /// Bytes of the uncompressed tar.
@@ -93,31 +88,49 @@ impl Layer {
     /// Unpacks the layer into `dest` (created) with GNU tar, default options: the way a
     /// snapshotter or a backup tool's input directory would hold it.
     pub fn unpack(&self, dest: &Path) -> Result<()> {
-        std::fs::create_dir_all(dest).with_context(|| format!("create {}", dest.display()))?;
-        let mut child = Command::new("tar")
-            .arg("-x")
-            .arg("-f")
-            .arg("-")
-            .arg("-C")
-            .arg(dest)
-            .stdin(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .context("run GNU tar")?;
-        let mut stdin = child.stdin.take().context("tar's stdin")?;
-        let copied = std::io::copy(&mut self.open_tar()?, &mut stdin);
-        drop(stdin);
-        let output = child.wait_with_output().context("wait for tar")?;
-        if !output.status.success() {
-            bail!(
-                "tar -x of layer {} into {} failed ({}): {}",
-                self.name(),
-                dest.display(),
-                output.status,
-                String::from_utf8_lossy(&output.stderr).trim()
-            );
-        }
-        copied.with_context(|| format!("feed layer {} to tar", self.name()))?;
-        Ok(())
+        untar(&mut self.open_tar()?, dest, &self.name())
     }
+}
+
+/// A layer's stored bytes decompressed: `compression`, or recognised from the first bytes.
+pub fn decoded<'a>(
+    stored: impl Read + 'a,
+    compression: Option<Compression>,
+) -> Result<Box<dyn Read + 'a>> {
+    let mut stored = BufReader::with_capacity(256 * 1024, stored);
+    let compression = match compression {
+        Some(c) => c,
+        None => Compression::sniff(stored.fill_buf().context("read layer")?),
+    };
+    Ok(compression.decoder(stored)?)
+}
+
+/// Feeds the tar stream `tar` (layer `what`) to GNU tar, default options, unpacking it into
+/// `dest` (created).
+pub fn untar(tar: &mut dyn Read, dest: &Path, what: &str) -> Result<()> {
+    std::fs::create_dir_all(dest).with_context(|| format!("create {}", dest.display()))?;
+    let mut child = Command::new("tar")
+        .arg("-x")
+        .arg("-f")
+        .arg("-")
+        .arg("-C")
+        .arg(dest)
+        .stdin(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .context("run GNU tar")?;
+    let mut stdin = child.stdin.take().context("tar's stdin")?;
+    let copied = std::io::copy(tar, &mut stdin);
+    drop(stdin);
+    let output = child.wait_with_output().context("wait for tar")?;
+    if !output.status.success() {
+        bail!(
+            "tar -x of layer {what} into {} failed ({}): {}",
+            dest.display(),
+            output.status,
+            String::from_utf8_lossy(&output.stderr).trim()
+        );
+    }
+    copied.with_context(|| format!("feed layer {what} to tar"))?;
+    Ok(())
 }

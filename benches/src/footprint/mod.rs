@@ -6,10 +6,10 @@
 //! binary's hidden `internal` subcommand for the rows it computes (`rows.rs`). `image.rs`
 //! reads the sources; `report.rs` renders the result.
 
-mod image;
+pub mod image;
 pub mod measure;
 mod peers;
-mod report;
+pub mod report;
 pub mod rows;
 
 use crate::sizes::{du_sb, files_bytes};
@@ -534,7 +534,7 @@ pub fn load_average() -> f64 {
         .unwrap_or(0.0)
 }
 
-fn machine(load_average_start: f64) -> Machine {
+pub fn machine(load_average_start: f64) -> Machine {
     let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
     let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
     let field = |text: &str, key: &str| -> Option<String> {
