@@ -37,6 +37,10 @@ use std::time::Duration;
 const ATTEMPTS: u32 = 5;
 /// The pause before the second try; doubled for each further one.
 const FIRST_PAUSE: Duration = Duration::from_millis(500);
+/// How long a connection may take to open, and a response to send its next bytes: a registry
+/// that stops answering is then a failed try (resumed, or reported), not a hang.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
+const READ_TIMEOUT: Duration = Duration::from_secs(120);
 /// Downloaded pieces buffered ahead of the convert, per layer. A piece may hold on to a larger
 /// network buffer: 64 took py v1's pull to 201 MiB of peak RSS, 8 to 159-166 MiB (2: 153-157).
 const PIECES_AHEAD: usize = 8;
@@ -233,6 +237,8 @@ impl Registry {
                 ClientProtocol::Https
             },
             accept_invalid_certificates: spec.insecure,
+            connect_timeout: Some(CONNECT_TIMEOUT),
+            read_timeout: Some(READ_TIMEOUT),
             ..ClientConfig::default()
         };
         let scheme = if spec.insecure { "http" } else { "https" };
