@@ -39,8 +39,6 @@ fn a_dictionary_of_shared_chunks_is_reused_as_its_coverage_says() {
     // rest anew.
     let mut options = options(&v2, "v2-again", &["dict"]);
     options.delta = Some(cairn_engine::DeltaMode::Off);
-    drop(writer);
-    let writer = SharedWriter::open(&root).unwrap();
     let again = writer.convert(&options, &NoProgress).unwrap();
     let totals = &again.images[0].totals;
     let store = Store::open(&root).unwrap();

@@ -268,8 +268,17 @@ pub fn convert(
     } else {
         let mut chunks = HashMap::new();
         let mut layers = HashSet::new();
+        // Names as they are now: this writer may have committed the dictionary images itself
+        // since it opened the index.
+        let index = store.lookup_index(true)?;
         for name in &options.dict {
-            let (bootstrap, objects) = store.image_layers(name)?;
+            let id = index.get_ref(name)?.ok_or_else(|| {
+                Error::Usage(format!(
+                    "no image named {name:?} in {}; `cairn images` lists them",
+                    store.root().display()
+                ))
+            })?;
+            let (bootstrap, objects) = store.image_layers_by_id(&id)?;
             layers.extend(bootstrap.layers.iter().map(|l| l.meta));
             for object in &objects {
                 for entry in object.entries() {
