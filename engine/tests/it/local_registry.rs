@@ -149,3 +149,17 @@ impl Drop for LocalRegistry {
         self.kill();
     }
 }
+
+/// `skopeo inspect` reads `REGISTRY/REPO:TAG` (plain HTTP).
+pub fn assert_skopeo_reads(reference: &str) {
+    let inspect = Command::new("skopeo")
+        .args(["inspect", "--tls-verify=false"])
+        .arg(format!("docker://{reference}"))
+        .output()
+        .unwrap();
+    assert!(
+        inspect.status.success(),
+        "{}",
+        String::from_utf8_lossy(&inspect.stderr)
+    );
+}

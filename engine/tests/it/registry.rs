@@ -12,7 +12,6 @@ use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::Path;
-use std::process::Command;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 
@@ -97,16 +96,7 @@ fn pulled_images_equal_their_layouts_and_known_layers_are_not_downloaded() {
         ),
         (0, first.manifest_digest)
     );
-    let inspect = Command::new("skopeo")
-        .args(["inspect", "--tls-verify=false"])
-        .arg(format!("docker://{}", target.reference))
-        .output()
-        .unwrap();
-    assert!(
-        inspect.status.success(),
-        "{}",
-        String::from_utf8_lossy(&inspect.stderr)
-    );
+    assert_skopeo_reads(&target.reference);
     let fresh = new_store(&tmp.path().join("fresh"));
     fresh
         .convert(

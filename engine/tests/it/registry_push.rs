@@ -12,7 +12,6 @@ use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::Path;
-use std::process::Command;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -55,16 +54,7 @@ fn a_push_mounts_the_blobs_another_repository_has_and_uploads_the_rest() {
     );
     assert_eq!(t.bytes_mounted, first.transferred.bytes_uploaded);
     assert_eq!(mounted.manifest_digest, first.manifest_digest);
-    let inspect = Command::new("skopeo")
-        .args(["inspect", "--tls-verify=false"])
-        .arg(format!("docker://{}/b:v1", registry.address))
-        .output()
-        .unwrap();
-    assert!(
-        inspect.status.success(),
-        "{}",
-        String::from_utf8_lossy(&inspect.stderr)
-    );
+    assert_skopeo_reads(&format!("{}/b:v1", registry.address));
     let fresh = new_store(&tmp.path().join("fresh"));
     let pulled = pull_options(&format!("{}/b:v1", registry.address), "v1", &[]);
     fresh.convert(&pulled, &NoProgress).unwrap();

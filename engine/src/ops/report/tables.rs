@@ -3,6 +3,7 @@
 //! object block at a time to a visitor (nothing per image is held).
 
 use crate::error::Result;
+use crate::format::layer_meta::LayerEntry;
 use crate::format::Codec;
 use crate::layer::EntryKind;
 use crate::store::Store;
@@ -63,39 +64,53 @@ fn codec_name(codec: Codec) -> &'static str {
     }
 }
 
+/// Calls `visit` with every entry of every layer of image `name`, its layer index and its path.
+fn for_each_entry(
+    store: &Store,
+    name: &str,
+    mut visit: impl FnMut(u32, &LayerEntry, &str) -> Result<()>,
+) -> Result<()> {
+    let (_, layers) = store.image_layers(name)?;
+    for (index, layer) in layers.iter().enumerate() {
+        for entry in layer.entries() {
+            let entry = entry?;
+            visit(
+                index as u32,
+                &entry,
+                &String::from_utf8_lossy(&entry.meta.path),
+            )?;
+        }
+    }
+    Ok(())
+}
+
 /// Calls `visit` for every entry of every layer of image `name`.
 pub fn for_each_file(
     store: &Store,
     name: &str,
     mut visit: impl FnMut(&FileRow) -> Result<()>,
 ) -> Result<()> {
-    let (_, layers) = store.image_layers(name)?;
-    for (index, layer) in layers.iter().enumerate() {
-        for entry in layer.entries() {
-            let entry = entry?;
-            let path = String::from_utf8_lossy(&entry.meta.path);
-            let target = entry
-                .meta
-                .link_target
-                .as_ref()
-                .map(|t| String::from_utf8_lossy(t));
-            let file = entry.meta.kind == EntryKind::File;
-            visit(&FileRow {
-                layer_index: index as u32,
-                path: &path,
-                kind: kind_name(entry.meta.kind),
-                size: entry.meta.size,
-                mode: entry.meta.mode,
-                uid: entry.meta.uid,
-                gid: entry.meta.gid,
-                mtime: entry.meta.mtime,
-                link_target: target.as_deref(),
-                content_id: file.then(|| hex::encode(super::content_key(&entry))),
-                chunks: entry.chunks.len() as u32,
-            })?;
-        }
-    }
-    Ok(())
+    for_each_entry(store, name, |index, entry, path| {
+        let target = entry
+            .meta
+            .link_target
+            .as_ref()
+            .map(|t| String::from_utf8_lossy(t));
+        let file = entry.meta.kind == EntryKind::File;
+        visit(&FileRow {
+            layer_index: index,
+            path,
+            kind: kind_name(entry.meta.kind),
+            size: entry.meta.size,
+            mode: entry.meta.mode,
+            uid: entry.meta.uid,
+            gid: entry.meta.gid,
+            mtime: entry.meta.mtime,
+            link_target: target.as_deref(),
+            content_id: file.then(|| hex::encode(super::content_key(entry))),
+            chunks: entry.chunks.len() as u32,
+        })
+    })
 }
 
 /// Calls `visit` for every chunk reference of every regular file of image `name`.
@@ -104,26 +119,21 @@ pub fn for_each_chunk(
     name: &str,
     mut visit: impl FnMut(&ChunkRow) -> Result<()>,
 ) -> Result<()> {
-    let (_, layers) = store.image_layers(name)?;
-    for (index, layer) in layers.iter().enumerate() {
-        for entry in layer.entries() {
-            let entry = entry?;
-            let path = String::from_utf8_lossy(&entry.meta.path);
-            let mut offset = 0u64;
-            for (n, chunk) in entry.chunks.iter().enumerate() {
-                visit(&ChunkRow {
-                    layer_index: index as u32,
-                    path: &path,
-                    chunk_index: n as u32,
-                    file_offset: offset,
-                    chunk_id: chunk.id.to_hex(),
-                    length: chunk.len,
-                    stored_bytes: chunk.stored_share(),
-                    codec: codec_name(chunk.codec),
-                })?;
-                offset += chunk.len as u64;
-            }
+    for_each_entry(store, name, |index, entry, path| {
+        let mut offset = 0u64;
+        for (n, chunk) in entry.chunks.iter().enumerate() {
+            visit(&ChunkRow {
+                layer_index: index,
+                path,
+                chunk_index: n as u32,
+                file_offset: offset,
+                chunk_id: chunk.id.to_hex(),
+                length: chunk.len,
+                stored_bytes: chunk.stored_share(),
+                codec: codec_name(chunk.codec),
+            })?;
+            offset += chunk.len as u64;
         }
-    }
-    Ok(())
+        Ok(())
+    })
 }
