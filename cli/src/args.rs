@@ -57,6 +57,18 @@ pub enum Command {
     Stats(StatsArgs),
     /// One row per image, platform and layer (CSV, JSON or a table).
     Inventory(InventoryArgs),
+    /// Propose shared base images (a tree: OS, runtime, framework) for these images.
+    ///
+    /// Finds what the images' filesystems share entry by entry (path, metadata and content;
+    /// mtimes aside) and proposes bases as a tree, each base `FROM` its parent. For each base:
+    /// the images it serves, what it holds (by directory prefix and package, with bytes), and
+    /// what it saves. For each image: the bytes a release ships at layer granularity today
+    /// (its layers no other image has) and rebuilt on its bases (its one top layer). Bytes are
+    /// uncompressed tar bytes. `--emit-base N oci:DIR:REF` writes a base as an OCI image usable
+    /// as `FROM`; `--emit-image NAME oci:DIR:REF` writes an image rebuilt on its bases.
+    ///
+    /// Example: cairn plan api:v1 api:v2 worker:v1 batch:v1 --emit-base 1 oci:bases:os
+    Plan(crate::plan_args::PlanArgs),
     /// Write an image's root filesystem (all its layers applied) into a directory.
     ///
     /// Writes the root filesystem into DIR as a container runtime would see it: every layer

@@ -4,6 +4,7 @@ mod args;
 mod bundle_args;
 mod commands;
 mod output;
+mod plan_args;
 mod progress;
 
 use clap::Parser;

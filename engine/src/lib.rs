@@ -87,6 +87,10 @@ pub use ops::gc::{GcOptions, GcReport, DEFAULT_COMPACT_BELOW};
 #[cfg(feature = "store")]
 pub use ops::images::ImageSummary;
 #[cfg(feature = "store")]
+pub use ops::plan::{
+    EmitRequest, EmitWhat, Emitted, PlanBase, PlanImage, PlanOptions, PlanReport, PlanTotals,
+};
+#[cfg(feature = "store")]
 pub use ops::read::{ChunkReader, Follow, ListEntry, ListName};
 #[cfg(feature = "store")]
 pub use ops::repair::{NamedImage, OldIndex, RepairReport, RECOVERED_PREFIX};

@@ -556,6 +556,15 @@ impl Store {
         crate::ops::report::stats::stats(self, names, matrix)
     }
 
+    /// Proposes shared base images for these images (and writes those asked for).
+    pub fn plan(
+        &self,
+        options: &crate::ops::plan::PlanOptions,
+        progress: &dyn crate::Progress,
+    ) -> Result<crate::ops::plan::PlanReport> {
+        crate::ops::plan::plan(self, options, progress)
+    }
+
     /// One row per image, platform and layer.
     pub fn inventory(&self) -> Result<Vec<crate::ops::report::inventory::InventoryRow>> {
         crate::ops::report::inventory::inventory(self)

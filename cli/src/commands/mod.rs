@@ -14,6 +14,7 @@ mod inventory;
 mod inventory_parquet;
 mod ls;
 mod mount;
+mod plan;
 mod pull;
 mod push;
 mod rm;
@@ -37,6 +38,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Diff(args) => diff::run(&cli, args),
         Command::Stats(args) => stats::run(&cli, args),
         Command::Inventory(args) => inventory::run(&cli, args),
+        Command::Plan(args) => plan::run(&cli, args),
         Command::Unpack(args) => unpack::run(&cli, args),
         Command::Verify(args) => verify::run(&cli, args),
         Command::Rm(args) => rm::run(&cli, args),

@@ -11,6 +11,7 @@ mod lifecycle;
 mod local_registry;
 mod malformed;
 mod mount;
+mod plan;
 mod py_dataset;
 mod registry;
 mod registry_auth;

@@ -242,6 +242,15 @@ pub(crate) fn walk(root: &Path) -> BTreeMap<PathBuf, Node> {
     out
 }
 
+/// `walk` with mtimes left out: a planned base takes the mtimes of one of the images it serves.
+pub(crate) fn walk_without_mtimes(root: &Path) -> BTreeMap<PathBuf, Node> {
+    let mut tree = walk(root);
+    for node in tree.values_mut() {
+        node.mtime = None;
+    }
+    tree
+}
+
 fn remove_any(path: &Path) {
     match std::fs::symlink_metadata(path) {
         Ok(m) if m.is_dir() => std::fs::remove_dir_all(path).unwrap(),

@@ -13,7 +13,7 @@
 //! (temporary files, durable renames). Each writer's file says in what order it writes.
 
 mod docker_archive;
-mod oci_layout;
+pub(crate) mod oci_layout;
 
 use crate::error::{Error, Result};
 use crate::format::bootstrap::{Bootstrap, ImageLayer};

@@ -129,19 +129,19 @@ fn write_layer(
     Ok((digest, report))
 }
 
-fn blob_path(dir: &Path, digest: &Sha256Digest) -> PathBuf {
+pub(crate) fn blob_path(dir: &Path, digest: &Sha256Digest) -> PathBuf {
     dir.join("blobs/sha256").join(digest.to_hex())
 }
 
 /// A blob of the right size is taken to be the one its name says (names are digests); one of
 /// another size (a broken copy) is replaced.
-fn blob_present(path: &Path, size: u64) -> bool {
+pub(crate) fn blob_present(path: &Path, size: u64) -> bool {
     std::fs::metadata(path).is_ok_and(|m| m.is_file() && m.len() == size)
 }
 
 /// Step 1: checks that `dir` is an OCI layout cairn can add to, or a new or empty directory;
 /// writes `oci-layout` if missing, then makes `blobs/sha256/`. Returns the bytes written.
-fn prepare_layout(dir: &Path) -> Result<u64> {
+pub(crate) fn prepare_layout(dir: &Path) -> Result<u64> {
     let layout_file = dir.join("oci-layout");
     let exists = layout_file.exists();
     if exists {
@@ -199,7 +199,7 @@ fn read_bounded(path: &Path) -> Result<Vec<u8>> {
 
 /// Writes a small blob (fsynced, renamed; the caller fsyncs the directory) unless it is there.
 /// Returns the bytes written.
-fn write_json_blob(dir: &Path, digest: &Sha256Digest, bytes: &[u8]) -> Result<u64> {
+pub(crate) fn write_json_blob(dir: &Path, digest: &Sha256Digest, bytes: &[u8]) -> Result<u64> {
     let dest = blob_path(dir, digest);
     if blob_present(&dest, bytes.len() as u64) {
         return Ok(0);
@@ -217,7 +217,7 @@ fn write_json_blob(dir: &Path, digest: &Sha256Digest, bytes: &[u8]) -> Result<u6
 
 /// Adds `entry` to `DIR/index.json` (created if missing), replacing any entry with the same ref
 /// name; other entries and fields are kept. Returns the bytes written.
-fn update_index(dir: &Path, entry: &Descriptor, reference: &str) -> Result<u64> {
+pub(crate) fn update_index(dir: &Path, entry: &Descriptor, reference: &str) -> Result<u64> {
     let path = dir.join("index.json");
     let object = path.display().to_string();
     // Through `serde_json::Value`, not `Index`: the fields and entries cairn does not know
