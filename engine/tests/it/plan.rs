@@ -137,17 +137,18 @@ fn demo_pair_rebuilt_on_its_base_is_the_same_filesystem() {
     )
     .unwrap();
 
-    // Bad requests say what to do, and write nothing.
+    // A bad request says what to do, and nothing is written, not even the good requests.
     for (what, text) in [
         (EmitWhat::Base(2), "bases 1 to 1"),
         (EmitWhat::Image("nope".into()), "not one of the images"),
     ] {
         let target = tmp.path().join("bad");
+        let request = |what| EmitRequest {
+            what,
+            target: format!("oci:{}:x", target.display()),
+        };
         let options = PlanOptions {
-            emit: vec![EmitRequest {
-                what,
-                target: format!("oci:{}:x", target.display()),
-            }],
+            emit: vec![request(EmitWhat::Base(1)), request(what)],
             ..options.clone()
         };
         let err = store.plan(&options, &NoProgress).unwrap_err().to_string();

@@ -68,6 +68,22 @@ pub struct EmittedLayer {
 
 const GZIP_LEVEL: i32 = 6;
 
+/// Checks a request without writing anything: its target, and the base or image it names.
+pub(super) fn check(catalog: &Catalog, tree: &Tree, request: &EmitRequest) -> Result<()> {
+    target(request)?;
+    choose(catalog, tree, &request.what).map(|_| ())
+}
+
+fn target(request: &EmitRequest) -> Result<(std::path::PathBuf, Option<String>)> {
+    match ExportTarget::parse(&request.target)? {
+        ExportTarget::OciLayout { dir, reference } => Ok((dir, reference)),
+        ExportTarget::DockerArchive { .. } => Err(Error::Usage(format!(
+            "{}: plan writes OCI image layouts only (oci:DIR[:REF])",
+            request.target
+        ))),
+    }
+}
+
 pub(super) fn emit(
     store: &Store,
     catalog: &Catalog,
@@ -75,48 +91,13 @@ pub(super) fn emit(
     request: &EmitRequest,
     progress: &dyn Progress,
 ) -> Result<Emitted> {
-    let (dir, reference) = match ExportTarget::parse(&request.target)? {
-        ExportTarget::OciLayout { dir, reference } => (dir, reference),
-        ExportTarget::DockerArchive { .. } => {
-            return Err(Error::Usage(format!(
-                "{}: plan writes OCI image layouts only (oci:DIR[:REF])",
-                request.target
-            )))
-        }
-    };
-    let (what, chain, top, source) = match &request.what {
-        EmitWhat::Base(n) => {
-            let b = n
-                .checked_sub(1)
-                .filter(|&b| b < tree.bases.len())
-                .ok_or_else(|| {
-                    Error::Usage(format!(
-                        "--emit-base {n}: the plan has bases 1 to {}",
-                        tree.bases.len()
-                    ))
-                })?;
-            let mut chain = vec![b];
-            while let Some(p) = tree.bases[*chain.last().expect("not empty")].parent {
-                chain.push(p);
-            }
-            chain.reverse();
-            let first = tree.bases[b].members[0];
-            (format!("base {n}"), chain, None, first)
-        }
-        EmitWhat::Image(name) => {
-            let i = catalog
-                .images
-                .iter()
-                .position(|image| &image.name == name)
-                .ok_or_else(|| {
-                    Error::Usage(format!(
-                        "--emit-image {name}: not one of the images planned"
-                    ))
-                })?;
-            let i = i as u16;
-            (format!("image {name}"), tree.chain(i), Some(i), i)
-        }
-    };
+    let (dir, reference) = target(request)?;
+    let Chosen {
+        what,
+        chain,
+        top,
+        source,
+    } = choose(catalog, tree, &request.what)?;
     let reference = reference.unwrap_or_else(|| match &request.what {
         EmitWhat::Base(n) => format!("base-{n}"),
         EmitWhat::Image(name) => format!("{name}-rebased"),
@@ -189,6 +170,64 @@ pub(super) fn emit(
                 compressed_size: l.compressed_size,
             })
             .collect(),
+    })
+}
+
+/// What one request writes.
+struct Chosen {
+    /// `base N` or `image NAME`.
+    what: String,
+    /// The bases whose layers come first, root first.
+    chain: Vec<usize>,
+    /// The image whose top layer comes last, if an image is written.
+    top: Option<u16>,
+    /// The image whose config the written one starts from.
+    source: u16,
+}
+
+fn choose(catalog: &Catalog, tree: &Tree, what: &EmitWhat) -> Result<Chosen> {
+    Ok(match what {
+        EmitWhat::Base(n) => {
+            let b = n
+                .checked_sub(1)
+                .filter(|&b| b < tree.bases.len())
+                .ok_or_else(|| {
+                    Error::Usage(format!(
+                        "--emit-base {n}: the plan has bases 1 to {}",
+                        tree.bases.len()
+                    ))
+                })?;
+            let mut chain = vec![b];
+            while let Some(p) = tree.bases[*chain.last().expect("not empty")].parent {
+                chain.push(p);
+            }
+            chain.reverse();
+            let first = tree.bases[b].members[0];
+            Chosen {
+                what: format!("base {n}"),
+                chain,
+                top: None,
+                source: first,
+            }
+        }
+        EmitWhat::Image(name) => {
+            let i = catalog
+                .images
+                .iter()
+                .position(|image| &image.name == name)
+                .ok_or_else(|| {
+                    Error::Usage(format!(
+                        "--emit-image {name}: not one of the images planned"
+                    ))
+                })?;
+            let i = i as u16;
+            Chosen {
+                what: format!("image {name}"),
+                chain: tree.chain(i),
+                top: Some(i),
+                source: i,
+            }
+        }
     })
 }
 

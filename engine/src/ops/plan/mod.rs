@@ -126,6 +126,9 @@ pub fn plan(store: &Store, options: &PlanOptions, progress: &dyn Progress) -> Re
     let bases = describe_bases(&catalog, &tree, &accounts);
     let images = describe_images(&catalog, &tree, &accounts);
     let totals = totals(&catalog, &bases, &images);
+    for request in &options.emit {
+        emit::check(&catalog, &tree, request)?;
+    }
     let mut emitted = Vec::new();
     for request in &options.emit {
         emitted.push(emit::emit(store, &catalog, &tree, request, progress)?);
