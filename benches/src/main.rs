@@ -18,6 +18,10 @@
 //!   OLD, then NEW to a site holding OLD, offline: a cairn bundle against a `docker save`-style
 //!   tar, image-transmit's layer-digest tar and squashfs; bytes, create and import time, and
 //!   issue 16's goals checked (`bundle/`).
+//! - `cairn-bench limits --source oci:DIR[:REF] [--out DIR] [--json]`: each stage of a convert
+//!   (decode, sha256, FastCDC, BLAKE3, zstd, writing the blob) alone on the image's own layers in
+//!   CPU seconds per GB, the pipeline limit they allow on this machine, and `cairn convert`'s
+//!   speed against it, for new data and for known content (`limits/`).
 //! - `cairn-bench mount --image oci:DIR:REF...`: reading images through `cairn mount` against
 //!   their unpacked trees, and a node's disk with the store against blobs plus snapshots
 //!   (`mount.rs`; needs root and /dev/fuse).
@@ -28,6 +32,7 @@ mod big_file;
 mod bundle;
 mod delta_pair;
 mod footprint;
+mod limits;
 mod many_files;
 mod mount;
 mod sizes;
@@ -178,6 +183,9 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Each stage of a convert alone on the image's layers, the pipeline limit they allow, and
+    /// `cairn convert` against it (new data, then known content).
+    Limits(limits::Options),
     /// Read images through `cairn mount` and from their unpacked trees; the disk of a node
     /// running them from the store against blobs plus snapshots.
     Mount {
@@ -340,6 +348,7 @@ fn main() -> Result<()> {
             );
             Ok(())
         }
+        Command::Limits(options) => limits::command(&options),
         Command::Mount {
             images,
             work,

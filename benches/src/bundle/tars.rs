@@ -182,7 +182,8 @@ fn append_blob(tar: &mut tar::Builder<impl Write>, blob: &Blob) -> Result<()> {
     append(tar, &blob_path(&blob.digest), blob.len(), &mut blob.open()?)
 }
 
-fn append(
+/// Appends a regular file `name` of `len` bytes, read from `data`, to the archive.
+pub fn append(
     tar: &mut tar::Builder<impl Write>,
     name: &str,
     len: u64,

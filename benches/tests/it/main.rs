@@ -3,6 +3,7 @@
 
 mod bundle;
 mod footprint;
+mod limits;
 mod many_files;
 mod sweep;
 
