@@ -8,6 +8,7 @@
 
 pub mod image;
 pub mod measure;
+mod nydus;
 mod peers;
 pub mod report;
 pub mod rows;
@@ -370,6 +371,7 @@ pub fn run(options: &Options) -> Result<Report> {
     alone_row.new_adds_percent_of_old =
         cairn_old.map(|o| report::percent(alone_row.new_adds_bytes, o));
     rows.push(alone_row);
+    let limits = old_against_limit(&bench, &rows)?;
 
     let report = Report {
         old: options.old.clone(),
@@ -381,6 +383,7 @@ pub fn run(options: &Options) -> Result<Report> {
         machine: machine(load_average_start),
         cairn: how,
         peers,
+        limits,
         rows,
         notes,
     };
@@ -444,6 +447,7 @@ fn run_peers(
             }
         })
         .collect();
+    nydus::run(bench, rows, &mut result)?;
     if found.is_empty() {
         return Ok(result);
     }
@@ -500,6 +504,29 @@ fn run_peers(
         }
     }
     Ok(result)
+}
+
+/// The cairn row's convert of the old image against the pipeline limit `limits` measures.
+fn old_against_limit(bench: &Bench, rows: &[Row]) -> Result<Option<report::Limits>> {
+    let Some(step) = rows
+        .iter()
+        .find(|r| r.id == "cairn")
+        .and_then(|r| r.steps.first())
+    else {
+        return Ok(None);
+    };
+    eprintln!("footprint: each convert stage alone, for the pipeline limit");
+    let limit = crate::limits::pipeline_limit(&bench.sources[0], &bench.work.join("limits"))?;
+    let convert_mbps = step.tar_bytes as f64 / 1e6 / step.usage.wall_s.max(1e-9);
+    Ok(Some(report::Limits {
+        pipeline_limit_mbps: limit,
+        convert_mbps,
+        convert_ratio: if limit > 0.0 {
+            convert_mbps / limit
+        } else {
+            0.0
+        },
+    }))
 }
 
 /// Creates the work directory, emptying it first if an earlier run of this bench left it.

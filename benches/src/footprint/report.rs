@@ -20,7 +20,19 @@ pub struct Report {
     /// `None` when `--peers` was not given.
     pub peers: Option<Peers>,
     pub rows: Vec<Row>,
+    /// The cairn row's convert of the old image against the machine's limit for it.
+    pub limits: Option<Limits>,
     pub notes: Vec<String>,
+}
+
+/// `cairn-bench limits`'s figures for the old image, measured in this run.
+#[derive(Debug, Serialize)]
+pub struct Limits {
+    /// Tar bytes / (the stages' CPU seconds alone / cores).
+    pub pipeline_limit_mbps: f64,
+    /// The cairn row's old step (into an empty store: new data), in MB/s of tar.
+    pub convert_mbps: f64,
+    pub convert_ratio: f64,
 }
 
 #[derive(Debug, Serialize)]
@@ -180,6 +192,13 @@ pub fn table(report: &Report) -> String {
             opt(r.cpu_s, |s| format!("{s:.2}")),
             opt(r.tar_mb_per_s, |s| format!("{s:.1}")),
             opt(r.max_rss_mib, |s| format!("{s:.0}")),
+        );
+    }
+    if let Some(l) = &report.limits {
+        out += &format!(
+            "\ncairn convert of old (new data): {:.1} MB/s of tar, {:.2} of the pipeline limit \
+             {:.1} MB/s (each stage alone, `cairn-bench limits`)\n",
+            l.convert_mbps, l.convert_ratio, l.pipeline_limit_mbps
         );
     }
     out
@@ -366,6 +385,11 @@ mod tests {
                     None,
                 ),
             ],
+            limits: Some(Limits {
+                pipeline_limit_mbps: 200.0,
+                convert_mbps: 150.0,
+                convert_ratio: 0.75,
+            }),
             notes: vec![],
         }
     }
@@ -386,6 +410,7 @@ mod tests {
             "| A <&> \\| B | content | 4.0 | 5.0 | 1.0 | 25.0 % | 4.00 | 6.00 | 5.0 | 2 |"
         ));
         assert!(md.contains("| alone | everything | - | - | 3.0 | - |"));
+        assert!(md.contains("150.0 MB/s of tar, 0.75 of the pipeline limit 200.0 MB/s"));
         let svg = svg(&report);
         assert!(svg.starts_with("<svg") && svg.trim_end().ends_with("</svg>"));
         assert!(svg.contains("A &lt;&amp;&gt; | B"));

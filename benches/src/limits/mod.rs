@@ -143,6 +143,35 @@ fn run(options: &Options) -> Result<Report> {
     Ok(report)
 }
 
+/// The pipeline limit of `source` on this machine, in MB/s of tar: its stages measured alone
+/// as `limits` measures them, in `work` (created, and removed after). `footprint` sets the
+/// cairn row's convert of the old image (new data) against it.
+pub fn pipeline_limit(source: &str, work: &Path) -> Result<f64> {
+    let layers = image::layers(source)?;
+    std::fs::create_dir_all(work).with_context(|| format!("create {}", work.display()))?;
+    let tars = layers
+        .iter()
+        .enumerate()
+        .map(|(i, layer)| layer_tar::prepare(layer, &work.join(format!("layer-{i}.tar"))))
+        .collect::<Result<Vec<_>>>()?;
+    let measured = measure_stages(
+        &layers,
+        &tars,
+        &ChunkerParams::default(),
+        &CompressionParams::default(),
+        work,
+    )?;
+    std::fs::remove_dir_all(work).with_context(|| format!("remove {}", work.display()))?;
+    let tar_bytes: u64 = tars.iter().map(|t| t.tar_bytes).sum();
+    let cpu_s: f64 = measured
+        .stages
+        .iter()
+        .map(|(_, _, _, span)| span.cpu_s)
+        .sum();
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    Ok(report::mbps(tar_bytes, cpu_s / cores as f64))
+}
+
 /// A stage's id, label, input bytes and span.
 type StageSpan = (&'static str, &'static str, u64, clock::Span);
 
