@@ -177,7 +177,8 @@ fn version(program: &Path) -> String {
         .find_map(|l| l.trim().strip_prefix("Version:"))
         .map(|v| v.trim().to_string());
     match version {
-        Some(v) => format!("{PROGRAM} {v}"),
+        Some(v) if v != "unknown" => format!("{PROGRAM} {v}"),
+        Some(_) => format!("{PROGRAM} (built without a version)"),
         None => format!("{PROGRAM} (unknown version)"),
     }
 }

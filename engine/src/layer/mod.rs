@@ -5,6 +5,7 @@
 pub mod compress;
 pub mod decompress;
 pub mod digest_reader;
+pub mod pipe;
 pub mod tar_stream;
 
 pub use compress::Encoder;

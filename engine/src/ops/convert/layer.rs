@@ -1,7 +1,7 @@
-//! One layer's conversion: a reader thread (source -> sha256 -> decompress -> sha256 -> tar
-//! stream -> chunker) sends batches of chunks to a processor that hashes them, decides per
-//! chunk whether the dictionary or this convert already has it, and hands the new ones to the
-//! layer's blob builder. Entries (reader) and chunk decisions (processor) are spilled to
+//! One layer's conversion: a decoder thread (source -> sha256 -> decompress, `layer::pipe`)
+//! feeds a reader thread (sha256 -> tar stream -> chunker), which sends batches of chunks to a
+//! processor that hashes them, decides per chunk whether the dictionary or this convert
+//! already has it, and hands the new ones to the layer's blob builder. Entries (reader) and chunk decisions (processor) are spilled to
 //! `tmp/` (`spill.rs`) for the layer object, written once every new chunk has its place.
 //! A layer whose digest or diff_id the store already has a layer object for is not read at
 //! all: that object is reused. Layers run `Shared::layers_in_flight` at a time. With delta
@@ -115,6 +115,7 @@ fn convert_layer(shared: &Shared, index: usize, layer: &LayerSource) -> Result<L
     }
     let (sender, receiver) = mpsc::sync_channel::<Batch>(2);
     let mut processor = Processor::new(shared, &label, index)?;
+    let (pump, decoded) = crate::layer::pipe::pipe();
     let (read, processed) = std::thread::scope(|scope| {
         let handle = scope.spawn(move || -> Result<Processor> {
             for batch in receiver {
@@ -122,7 +123,14 @@ fn convert_layer(shared: &Shared, index: usize, layer: &LayerSource) -> Result<L
             }
             Ok(processor)
         });
-        let read = read_layer(shared, &label, &mut raw, compression, sender);
+        // Decompression on a thread of its own, beside the tar walker and the chunker.
+        let source = &mut raw;
+        let decoding = scope.spawn(move || match compression.decoder(source) {
+            Ok(decoder) => pump.run(decoder),
+            Err(e) => pump.fail(e),
+        });
+        let read = read_layer(shared, &label, decoded, sender);
+        decoding.join().expect("layer decoder panicked");
         let processed = handle.join().expect("chunk processor panicked");
         (read, processed)
     });
@@ -261,16 +269,14 @@ struct ReadLayer {
 }
 
 /// The reader half: decompress, walk the tar, cut file contents into chunks and send them on.
-fn read_layer<R: std::io::Read>(
+fn read_layer(
     shared: &Shared,
     label: &str,
-    raw: &mut R,
-    compression: Compression,
+    decoded: impl std::io::Read,
     sender: mpsc::SyncSender<Batch>,
 ) -> Result<(ReadLayer, LayerReport)> {
     let io_err = |e: std::io::Error| Error::bad_input(label, e.to_string());
-    let decoder = compression.decoder(raw).map_err(io_err)?;
-    let mut plain = DigestReader::new(decoder);
+    let mut plain = DigestReader::new(decoded);
     let mut report = LayerReport::default();
     let mut entries = SpillWriter::create(shared.store.tmp_file("entries"))?;
     let mut chunker = Chunker::new(&shared.store.config().chunker)
