@@ -2,8 +2,8 @@
 //! one `nydus-image create` per layer (RAFS v6 and its other defaults: 1 MiB chunks, zstd; a
 //! gzip layer read as it is stored, `--type targz-rafs`, anything else as its tar) then
 //! `nydus-image merge` of the layers' bootstraps into the image's; the new image's layers are
-//! built with `--chunk-dict bootstrap=<the old image's bootstrap>`, as cairn's new image uses
-//! the old one as its dictionary. The whole conversion of an image is one measured shell
+//! built and merged with `--chunk-dict bootstrap=<the old image's bootstrap>`, as cairn's new
+//! image uses the old one as its dictionary. The whole conversion of an image is one measured shell
 //! script, so wall time, CPU and peak memory cover every step. Footprint: the blob directory
 //! and the two images' merged bootstraps (the layers' own bootstraps are intermediate).
 
@@ -131,14 +131,15 @@ fn script(
     let q = |p: &Path| format!("'{}'", p.display().to_string().replace('\'', r"'\''"));
     let mut lines = vec![format!("mkdir -p {}", q(scratch))];
     let mut boots = Vec::new();
+    // `merge` needs the dictionary too: it tells a layer's own blob from the dictionary's.
+    let dict = dict.map_or(String::new(), |d| {
+        format!(
+            " --chunk-dict {}",
+            q(Path::new(&format!("bootstrap={}", d.display())))
+        )
+    });
     for (n, layer) in layers.iter().enumerate() {
         let boot = scratch.join(format!("layer{n}.boot"));
-        let dict = dict.map_or(String::new(), |d| {
-            format!(
-                " --chunk-dict {}",
-                q(Path::new(&format!("bootstrap={}", d.display())))
-            )
-        });
         lines.push(format!(
             "{} create --log-level warn --type {} --bootstrap {} --blob-dir {}{dict} {}",
             q(program),
@@ -150,7 +151,7 @@ fn script(
         boots.push(q(&boot));
     }
     lines.push(format!(
-        "{} merge --log-level warn --bootstrap {} {}",
+        "{} merge --log-level warn --bootstrap {}{dict} {}",
         q(program),
         q(bootstrap),
         boots.join(" ")
@@ -213,6 +214,7 @@ mod tests {
         assert!(lines[1].contains("--chunk-dict 'bootstrap=/w/old.boot'"));
         assert!(lines[2].ends_with("'/l/b c'"));
         assert!(lines[3].contains("merge"));
+        assert!(lines[3].contains("--chunk-dict 'bootstrap=/w/old.boot'"));
         assert!(lines[3].ends_with("'/w/new/layer0.boot' '/w/new/layer1.boot'"));
     }
 }
