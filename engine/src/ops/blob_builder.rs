@@ -126,6 +126,10 @@ impl<'a> BlobBuilder<'a> {
         if !self.open.data.is_empty() && self.open.data.len() + data.len() > self.frame_size {
             self.ready.push(std::mem::take(&mut self.open));
         }
+        if self.open.data.is_empty() {
+            // A frame's whole size at once: growing it by doubling copied it twice.
+            self.open.data.reserve(self.frame_size.max(data.len()));
+        }
         self.open.push(id, data, shared);
         if self.open.data.len() >= self.frame_size {
             self.ready.push(std::mem::take(&mut self.open));
