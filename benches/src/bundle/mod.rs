@@ -131,14 +131,13 @@ pub fn run(options: &Options) -> Result<Report> {
         cairn_store,
         skipped,
     };
-    std::fs::create_dir_all(&options.out)
-        .with_context(|| format!("create {}", options.out.display()))?;
-    let write = |name: &str, bytes: &[u8]| {
-        let path = options.out.join(name);
-        std::fs::write(&path, bytes).with_context(|| format!("write {}", path.display()))
-    };
-    write("report.md", report::markdown(&report).as_bytes())?;
-    write("report.json", &serde_json::to_vec_pretty(&report)?)?;
+    crate::footprint::write_reports(
+        &options.out,
+        &[
+            ("report.md", report::markdown(&report).into_bytes()),
+            ("report.json", serde_json::to_vec_pretty(&report)?),
+        ],
+    )?;
     if options.keep_work {
         eprintln!("bundle: work directory kept: {}", work.display());
     } else {

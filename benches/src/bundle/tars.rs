@@ -14,7 +14,7 @@
 
 use crate::footprint::image;
 use anyhow::{bail, Context, Result};
-use cairn_engine::{LayerBytes, PlatformChoice, Sha256Digest, SourceSpec};
+use cairn_engine::{LayerBytes, Sha256Digest};
 use serde_json::json;
 use std::collections::HashSet;
 use std::fs::File;
@@ -67,17 +67,7 @@ struct ImageBlobs {
 }
 
 fn image_blobs(source: &str) -> Result<ImageBlobs> {
-    let spec = SourceSpec::parse(source).with_context(|| format!("source {source}"))?;
-    let mut images = spec
-        .resolve(&PlatformChoice::Default)
-        .with_context(|| format!("resolve {source}"))?;
-    if images.len() != 1 {
-        bail!(
-            "{source} resolves to {} images; the bench takes one",
-            images.len()
-        );
-    }
-    let image = images.remove(0);
+    let image = image::resolve_one(source)?;
     let (Some(manifest), Some(config)) = (image.manifest, image.config) else {
         bail!("{source}: an image with a manifest and a config is needed (not a bare layer)");
     };

@@ -4,6 +4,7 @@
 //! directory.
 
 use anyhow::{bail, Context, Result};
+use cairn_engine::source::ImageSource;
 use cairn_engine::{Compression, PlatformChoice, Sha256Digest, SourceSpec};
 use std::fs::File;
 use std::io::{BufRead, BufReader, Read, Seek, SeekFrom};
@@ -24,20 +25,24 @@ pub struct Layer {
     pub compression: Option<Compression>,
 }
 
-/// Resolves `source` (`oci:DIR[:REF]`, ...) to the layers of its one image (the default
-/// platform).
-pub fn layers(source: &str) -> Result<Vec<Layer>> {
+/// The one image `source` (`oci:DIR[:REF]`, ...) resolves to, for the default platform.
+pub fn resolve_one(source: &str) -> Result<ImageSource> {
     let spec = SourceSpec::parse(source).with_context(|| format!("source {source}"))?;
-    let images = spec
+    let mut images = spec
         .resolve(&PlatformChoice::Default)
         .with_context(|| format!("resolve {source}"))?;
-    let [image] = images.as_slice() else {
+    if images.len() != 1 {
         bail!(
             "{source} resolves to {} images; the bench takes one",
             images.len()
         );
-    };
-    image
+    }
+    Ok(images.remove(0))
+}
+
+/// Resolves `source` to the layers of its one image (the default platform).
+pub fn layers(source: &str) -> Result<Vec<Layer>> {
+    resolve_one(source)?
         .layers
         .iter()
         .map(|l| {

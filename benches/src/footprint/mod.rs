@@ -585,14 +585,23 @@ pub fn machine(load_average_start: f64) -> Machine {
 }
 
 fn write_outputs(out: &Path, report: &Report) -> Result<()> {
+    write_reports(
+        out,
+        &[
+            ("report.md", report::markdown(report).into_bytes()),
+            ("report.json", serde_json::to_vec_pretty(report)?),
+            ("footprint.svg", report::svg(report).into_bytes()),
+        ],
+    )
+}
+
+/// Writes each named report into `out` (created if missing).
+pub fn write_reports(out: &Path, files: &[(&str, Vec<u8>)]) -> Result<()> {
     std::fs::create_dir_all(out).with_context(|| format!("create {}", out.display()))?;
-    let write = |name: &str, bytes: &[u8]| {
+    for (name, bytes) in files {
         let path = out.join(name);
-        std::fs::write(&path, bytes).with_context(|| format!("write {}", path.display()))
-    };
-    write("report.md", report::markdown(report).as_bytes())?;
-    write("report.json", &serde_json::to_vec_pretty(report)?)?;
-    write("footprint.svg", report::svg(report).as_bytes())?;
+        std::fs::write(&path, bytes).with_context(|| format!("write {}", path.display()))?;
+    }
     Ok(())
 }
 

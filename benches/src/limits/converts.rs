@@ -15,7 +15,6 @@ use super::clock::Span;
 use super::sys;
 use crate::footprint::measure::Step;
 use anyhow::{bail, Context, Result};
-use cairn_engine::{PlatformChoice, SourceSpec};
 use serde::Serialize;
 use std::fs::File;
 use std::io::{BufWriter, Write};
@@ -109,17 +108,7 @@ impl ConvertRun {
 /// layer states a digest. Returns the source to convert: `docker-archive:OUT`, or `source`
 /// itself when it is a bare layer (which states no digest either).
 pub fn known_content_archive(source: &str, out: &Path) -> Result<String> {
-    let spec = SourceSpec::parse(source).with_context(|| format!("source {source}"))?;
-    let mut images = spec
-        .resolve(&PlatformChoice::Default)
-        .with_context(|| format!("resolve {source}"))?;
-    if images.len() != 1 {
-        bail!(
-            "{source} resolves to {} images; the bench takes one",
-            images.len()
-        );
-    }
-    let image = images.remove(0);
+    let image = crate::footprint::image::resolve_one(source)?;
     let Some(config) = image.config else {
         return Ok(source.to_string());
     };

@@ -260,12 +260,11 @@ fn measure_stages(
 }
 
 fn write_outputs(out: &Path, report: &Report) -> Result<()> {
-    std::fs::create_dir_all(out).with_context(|| format!("create {}", out.display()))?;
-    let write = |name: &str, bytes: &[u8]| {
-        let path = out.join(name);
-        std::fs::write(&path, bytes).with_context(|| format!("write {}", path.display()))
-    };
-    write("report.md", report::markdown(report).as_bytes())?;
-    write("report.json", &serde_json::to_vec_pretty(report)?)?;
-    Ok(())
+    crate::footprint::write_reports(
+        out,
+        &[
+            ("report.md", report::markdown(report).into_bytes()),
+            ("report.json", serde_json::to_vec_pretty(report)?),
+        ],
+    )
 }
