@@ -5,6 +5,7 @@
 //! Debian packages) when it can be built.
 
 use crate::helpers::*;
+use crate::py_dataset::{built_dataset, Dataset};
 use crate::unpack::walk_without_mtimes;
 use cairn_engine::bundle::dict_build::build_dict;
 use cairn_engine::{
@@ -13,7 +14,6 @@ use cairn_engine::{
 };
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::OnceLock;
 
 /// Distinct layers (by diff_id) of these images and their tar bytes.
@@ -166,37 +166,17 @@ fn demo_pair_rebuilt_on_its_base_is_the_same_filesystem() {
 /// `~/.cache/cairn-family`); `None` (the test skipped with a note) if it cannot be built.
 fn family_dataset() -> Option<&'static Path> {
     static DATASET: OnceLock<Option<PathBuf>> = OnceLock::new();
-    DATASET
-        .get_or_init(|| {
-            let dir = match std::env::var_os("CAIRN_FAMILY_DATASET") {
-                Some(dir) => PathBuf::from(dir),
-                None => PathBuf::from(std::env::var_os("HOME")?).join(".cache/cairn-family"),
-            };
-            if dir.join("family.json").is_file() {
-                return Some(dir);
-            }
-            let script =
-                Path::new(env!("CARGO_MANIFEST_DIR")).join("../benches/scripts/gen_family.py");
-            eprintln!(
-                "building the family dataset into {} (minutes)",
-                dir.display()
-            );
-            let built = Command::new("python3")
-                .arg(&script)
-                .arg("--out")
-                .arg(&dir)
-                .status();
-            if built.is_ok_and(|s| s.success()) && dir.join("family.json").is_file() {
-                Some(dir)
-            } else {
-                eprintln!(
-                    "note: family dataset test skipped: gen_family.py failed (needs root, \
-                     apt-get and the Debian archive)"
-                );
-                None
-            }
-        })
-        .as_deref()
+    built_dataset(
+        &DATASET,
+        Dataset {
+            name: "family",
+            env: "CAIRN_FAMILY_DATASET",
+            cache: ".cache/cairn-family",
+            marker: "family.json",
+            script: "../benches/scripts/gen_family.py",
+            why: "it needs root, apt-get and the Debian archive",
+        },
+    )
 }
 
 #[test]

@@ -12,30 +12,77 @@ use std::sync::OnceLock;
 
 pub fn py_dataset() -> Option<&'static Path> {
     static DATASET: OnceLock<Option<PathBuf>> = OnceLock::new();
-    DATASET
-        .get_or_init(|| {
-            let dir = match std::env::var_os("CAIRN_PY_DATASET") {
-                Some(dir) => PathBuf::from(dir),
-                None => PathBuf::from(std::env::var_os("HOME")?).join(".cache/cairn-py"),
-            };
-            if dir.join("layers.json").is_file() {
-                return Some(dir);
-            }
-            let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/datasets/gen_py.py");
-            if !script.is_file() {
-                eprintln!("note: py dataset test skipped: {} not found", script.display());
-                return None;
-            }
-            eprintln!("building the py dataset into {} (several minutes)", dir.display());
-            let built = Command::new("python3").arg(&script).arg("--out").arg(&dir).status();
-            if built.is_ok_and(|s| s.success()) && dir.join("layers.json").is_file() {
-                Some(dir)
-            } else {
-                eprintln!("note: py dataset test skipped: gen_py.py failed (package registries unreachable?)");
-                None
-            }
-        })
-        .as_deref()
+    built_dataset(
+        &DATASET,
+        Dataset {
+            name: "py",
+            env: "CAIRN_PY_DATASET",
+            cache: ".cache/cairn-py",
+            marker: "layers.json",
+            script: "../../shared/datasets/gen_py.py",
+            why: "package registries unreachable?",
+        },
+    )
+}
+
+/// A dataset a script builds from real packages, once, into a cache directory.
+pub struct Dataset {
+    pub name: &'static str,
+    /// The variable naming its directory, and the default under `$HOME`.
+    pub env: &'static str,
+    pub cache: &'static str,
+    /// The file the script writes last.
+    pub marker: &'static str,
+    /// The script, relative to the engine crate.
+    pub script: &'static str,
+    /// What usually makes the script fail, for the skip note.
+    pub why: &'static str,
+}
+
+/// The dataset's directory, built on first use (`python3 SCRIPT --out DIR`); `None`, with a
+/// note that the test is skipped, when it cannot be built.
+pub fn built_dataset(
+    cell: &'static OnceLock<Option<PathBuf>>,
+    d: Dataset,
+) -> Option<&'static Path> {
+    cell.get_or_init(|| {
+        let dir = match std::env::var_os(d.env) {
+            Some(dir) => PathBuf::from(dir),
+            None => PathBuf::from(std::env::var_os("HOME")?).join(d.cache),
+        };
+        if dir.join(d.marker).is_file() {
+            return Some(dir);
+        }
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join(d.script);
+        if !script.is_file() {
+            eprintln!(
+                "note: {} dataset test skipped: {} not found",
+                d.name,
+                script.display()
+            );
+            return None;
+        }
+        eprintln!(
+            "building the {} dataset into {} (minutes)",
+            d.name,
+            dir.display()
+        );
+        let built = Command::new("python3")
+            .arg(&script)
+            .arg("--out")
+            .arg(&dir)
+            .status();
+        if built.is_ok_and(|s| s.success()) && dir.join(d.marker).is_file() {
+            Some(dir)
+        } else {
+            eprintln!(
+                "note: {} dataset test skipped: the script failed ({})",
+                d.name, d.why
+            );
+            None
+        }
+    })
+    .as_deref()
 }
 
 /// (sha256, size) of every regular file in a gzip layer blob.

@@ -106,18 +106,7 @@ fn write_layer(
     };
     let diff_id = write_layer_tar(&mut reader, &tar, &mut encoder, path, job.progress)?;
     let counted = encoder.finish().with_path("compress into", path)?;
-    let (digest, compressed_size, buffered) = counted.finish();
-    let file = buffered
-        .into_inner()
-        .map_err(|e| Error::io("write", path, e.into_error()))?;
-    let dest = blob_path(dir, &digest);
-    let already_present = blob_present(&dest, compressed_size);
-    if !already_present {
-        file.sync_all().with_path("fsync", path)?;
-        drop(file);
-        std::fs::rename(path, &dest).with_path("rename into place", &dest)?;
-        partial.keep();
-    }
+    let (digest, compressed_size, already_present) = place_blob(dir, partial, counted)?;
     let report = ExportedLayer {
         digest: digest.to_string(),
         diff_id: diff_id.to_string(),
@@ -127,6 +116,30 @@ fn write_layer(
         already_present,
     };
     Ok((digest, report))
+}
+
+/// Finishes a blob written into `partial` through `counted`: flushed, and unless the layout
+/// already has a blob of that digest and size, fsynced and renamed to its digest. Returns the
+/// digest, the size, and whether the blob was already there.
+pub(crate) fn place_blob(
+    dir: &Path,
+    partial: PartialFile,
+    counted: DigestWriter<BufWriter<File>>,
+) -> Result<(Sha256Digest, u64, bool)> {
+    let path = partial.path().to_path_buf();
+    let (digest, size, buffered) = counted.finish();
+    let file = buffered
+        .into_inner()
+        .map_err(|e| Error::io("write", &path, e.into_error()))?;
+    let dest = blob_path(dir, &digest);
+    let already_present = blob_present(&dest, size);
+    if !already_present {
+        file.sync_all().with_path("fsync", &path)?;
+        drop(file);
+        std::fs::rename(&path, &dest).with_path("rename into place", &dest)?;
+        partial.keep();
+    }
+    Ok((digest, size, already_present))
 }
 
 pub(crate) fn blob_path(dir: &Path, digest: &Sha256Digest) -> PathBuf {

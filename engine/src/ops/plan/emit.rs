@@ -301,17 +301,7 @@ fn write_layer<F: Fn(&Bits) -> bool>(
         .with_path("write", &path)?;
     let (diff_id, size, encoder) = tar.finish();
     let compressed = encoder.finish().with_path("compress into", &path)?;
-    let (digest, compressed_size, buffered) = compressed.finish();
-    let file = buffered
-        .into_inner()
-        .map_err(|e| Error::io("write", &path, e.into_error()))?;
-    let dest = oci_layout::blob_path(dir, &digest);
-    if !oci_layout::blob_present(&dest, compressed_size) {
-        file.sync_all().with_path("fsync", &path)?;
-        drop(file);
-        std::fs::rename(&path, &dest).with_path("rename into place", &dest)?;
-        partial.keep();
-    }
+    let (digest, compressed_size, _) = oci_layout::place_blob(dir, partial, compressed)?;
     Ok(LayerOut {
         digest,
         diff_id,
