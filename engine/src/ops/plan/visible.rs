@@ -1,9 +1,9 @@
 //! The entries an image shows (its merged view: what a container sees), each with its
 //! **identity key**: what must be equal for two images to share the entry in a common base
 //! image. The key covers the normalized path, kind, mode, owner, xattrs, link target, device
-//! numbers, the content (its chunk ids, `report::content_key`) and the size of the tar header
-//! `plan` would write for it; it leaves out the mtime, which separately built images rarely
-//! agree on (a base takes the mtimes of one image it serves). A hardlink's key holds its
+//! numbers, the content (its chunk ids, `report::content_key`) and the bytes it takes in a
+//! tar `plan` writes (header and content); it leaves out the mtime, which separately built
+//! images rarely agree on (a base takes the mtimes of one image it serves). A hardlink's key holds its
 //! target's path and key, so a link is shared only where its target is, in the same base or a
 //! lower one; a link whose target is not a regular file is never shared.
 //!
@@ -50,9 +50,10 @@ pub(super) fn for_each_visible(
                     hardlinks.push((path, layer, entry));
                     continue;
                 }
+                let tar_bytes = tar_entry::entry_bytes(&entry.meta, &path);
                 visit(&Visible {
-                    key: entry_key(&path, &entry, None),
-                    tar_bytes: tar_entry::entry_bytes(&entry.meta, &path),
+                    key: entry_key(&path, &entry, tar_bytes, None),
+                    tar_bytes,
                     path: &path,
                     layer,
                     entry: &entry,
@@ -66,13 +67,15 @@ pub(super) fn for_each_visible(
         let target_key = match view.get(&target)? {
             Some((l, record)) if record.kind == Some(EntryKind::File) => {
                 let target_entry = record_entry(layers, l, &record)?;
-                entry_key(&target, &target_entry, None)
+                let tar_bytes = tar_entry::entry_bytes(&target_entry.meta, &target);
+                entry_key(&target, &target_entry, tar_bytes, None)
             }
             _ => unshared(image),
         };
+        let tar_bytes = tar_entry::entry_bytes(&entry.meta, &path);
         visit(&Visible {
-            key: entry_key(&path, &entry, Some((&target, &target_key))),
-            tar_bytes: tar_entry::entry_bytes(&entry.meta, &path),
+            key: entry_key(&path, &entry, tar_bytes, Some((&target, &target_key))),
+            tar_bytes,
             path: &path,
             layer,
             entry: &entry,
@@ -89,7 +92,9 @@ fn unshared(image: u16) -> Key {
     *hasher.finalize().as_bytes()
 }
 
-fn entry_key(path: &[u8], entry: &LayerEntry, link: Option<(&[u8], &Key)>) -> Key {
+/// `tar_bytes`: what the entry takes in a tar `plan` writes (its header's size varies with
+/// fields the key also holds, and with user and group names and mtimes it does not).
+fn entry_key(path: &[u8], entry: &LayerEntry, tar_bytes: u64, link: Option<(&[u8], &Key)>) -> Key {
     let meta = &entry.meta;
     let mut h = blake3::Hasher::new();
     let mut field = |bytes: &[u8]| {
@@ -110,7 +115,7 @@ fn entry_key(path: &[u8], entry: &LayerEntry, link: Option<(&[u8], &Key)>) -> Ke
         field(name);
         field(value);
     }
-    field(&(tar_entry::header(meta, path).len() as u64).to_le_bytes());
+    field(&tar_bytes.to_le_bytes());
     if matches!(meta.kind, EntryKind::File | EntryKind::Other(_)) {
         field(&crate::ops::report::content_key(entry));
     }
