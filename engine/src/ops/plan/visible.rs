@@ -3,9 +3,9 @@
 //! image. The key covers the normalized path, kind, mode, owner, xattrs, link target, device
 //! numbers, the content (its chunk ids, `report::content_key`) and the bytes it takes in a
 //! tar `plan` writes (header and content); it leaves out the mtime, which separately built
-//! images rarely agree on (a base takes the mtimes of one image it serves). A hardlink's key holds its
-//! target's path and key, so a link is shared only where its target is, in the same base or a
-//! lower one; a link whose target is not a regular file is never shared.
+//! images rarely agree on (a base takes the mtimes of one image it serves). A hardlink's key
+//! holds its target's path and key, so a link is shared only where its target is, in the
+//! same base or a lower one; a link whose target is not a regular file is never shared.
 //!
 //! The view is walked parents before children (`ops::view`), entries decoded a batch at a time;
 //! hardlinks come last, once their targets have been seen, as a tar needs them.
