@@ -87,6 +87,17 @@ pub enum Command {
     Rm(RmArgs),
     /// Delete what no named image uses, compact mostly-dead blobs, report the bytes freed.
     Gc(GcArgs),
+    /// Recompress cold data hard: rewrite blobs compressed below the store's optimize target
+    /// (zstd-18 by default), oldest first, at low priority.
+    ///
+    /// Convert compresses fast (zstd-3); optimize, run when the machine is idle, makes the
+    /// store smaller. It works in rounds of about 32 MiB of old blobs, each committed on its
+    /// own: it can be stopped (--max-seconds, --budget-mb, or killed) and run again to go on.
+    /// Images get new bootstraps, their names follow; mounts and readers keep working (a
+    /// mounted image's blobs wait for a later run). Like gc, it excludes other writers while it
+    /// runs (a convert fails at once, naming it): bound it with --max-seconds. It also deletes
+    /// what `cairn gc` would.
+    Optimize(crate::optimize_args::OptimizeArgs),
     /// Show an image as a read-only filesystem (FUSE), read straight from the store.
     ///
     /// `cairn mount NAME DIR` shows the image's root filesystem at DIR (every layer applied,

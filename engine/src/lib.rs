@@ -87,6 +87,8 @@ pub use ops::gc::{GcOptions, GcReport, DEFAULT_COMPACT_BELOW};
 #[cfg(feature = "store")]
 pub use ops::images::ImageSummary;
 #[cfg(feature = "store")]
+pub use ops::optimize::{lower_priority, OptimizeOptions, OptimizeReport};
+#[cfg(feature = "store")]
 pub use ops::plan::{
     EmitRequest, EmitWhat, Emitted, PlanBase, PlanImage, PlanOptions, PlanReport, PlanTotals,
 };

@@ -371,6 +371,15 @@ impl StoreWriter {
     pub fn gc(&self, options: &crate::ops::gc::GcOptions) -> Result<crate::ops::gc::GcReport> {
         crate::ops::gc::gc(self, options)
     }
+
+    /// Recompresses blobs below the optimize target (`ops::optimize`).
+    pub fn optimize(
+        &self,
+        options: &crate::ops::optimize::OptimizeOptions,
+        progress: &dyn crate::Progress,
+    ) -> Result<crate::ops::optimize::OptimizeReport> {
+        crate::ops::optimize::optimize(self, options, progress)
+    }
 }
 
 /// Writes store.json durably (to the writer's directory under `tmp/`, fsynced, renamed;

@@ -14,6 +14,7 @@ mod inventory;
 mod inventory_parquet;
 mod ls;
 mod mount;
+mod optimize;
 mod plan;
 mod pull;
 mod push;
@@ -43,6 +44,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Verify(args) => verify::run(&cli, args),
         Command::Rm(args) => rm::run(&cli, args),
         Command::Gc(args) => gc::run(&cli, args),
+        Command::Optimize(args) => optimize::run(&cli, args),
         Command::Mount(args) => mount::run(&cli, args),
         Command::Umount(args) => mount::umount(args),
         Command::Demo(args) => demo::run(&cli, args),

@@ -1,4 +1,4 @@
-//! Crash safety: `cairn convert` and `cairn gc` killed with SIGKILL at arbitrary instants. After
+//! Crash safety: `cairn convert`, `cairn gc` and `cairn optimize` killed with SIGKILL at arbitrary
 //! every kill the store opens, `verify --full` is clean, the image committed before is exported
 //! byte for byte, and re-running the killed command succeeds. And one of several converts
 //! running at once killed: the others succeed, and the same holds.
@@ -54,7 +54,8 @@ fn kills_at_random_instants_lose_nothing_committed() {
     let v1_source = format!("oci:{}", v1.display());
     let v2_source = format!("oci:{}", v2.display());
     // For compaction rounds: a store where v1 uses part of the blobs of an image "x" (v2,
-    // converted first); with x removed, `gc --compact-below 1` rewrites those blobs and v1.
+    // converted first); with x removed, `gc --compact-below 1` rewrites those blobs and v1, and
+    // `optimize` every blob.
     let compact_store = tmp.path().join("compact");
     let compact_setup = |store: &Path| {
         let _ = std::fs::remove_dir_all(store);
@@ -79,7 +80,11 @@ fn kills_at_random_instants_lose_nothing_committed() {
         let compact_round = round % 8 == 4;
         let args: Vec<&str> = if compact_round {
             compact_setup(&compact_store);
-            vec!["gc", "--compact-below", "1"]
+            match round % 16 {
+                4 => vec!["gc", "--compact-below", "1"],
+                // The same write path with every blob rewritten: optimize.
+                _ => vec!["optimize", "--quiet"],
+            }
         } else if round % 8 == 0 {
             // Give gc something to delete: drop v2 (if it was committed) first.
             let _ = cairn(&store, &["rm", "v2"]);

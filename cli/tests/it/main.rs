@@ -6,6 +6,7 @@ mod crash;
 mod failpoint;
 mod inventory_parquet;
 mod mount;
+mod optimize;
 mod plan;
 mod registry;
 mod writers;

@@ -1,13 +1,16 @@
 //! Data blobs: immutable files of stored chunks followed by a table of contents (ToC).
 //!
 //! ```text
-//! header   "CAIRNBLB" | version u32 LE | reserved u32          (16 bytes)
+//! header   "CAIRNBLB" | version u32 LE | compressed_with u32     (16 bytes)
 //! frames   stored frames, back to back: each one zstd frame (or raw bytes) holding one chunk
 //!          or several small chunks, in the order they were written
 //! ToC      per chunk: id [32] | frame offset u64 | frame stored_len u32 | frame_len u32 |
 //!          skip u32 | len u32 | codec u8                                         (57 bytes)
 //! footer   toc_offset u64 | chunk_count u64 | BLAKE3(ToC) [32] | "CAIRNEND"      (56 bytes)
 //! ```
+//! `compressed_with` records how the writer compressed the blob's frames (`CompressedWith`):
+//! zstd level in the low byte, frame size in KiB above it; 0 when not recorded (blobs written
+//! before it was, and blobs whose frames were copied from elsewhere). `optimize` reads it.
 //! All integers little-endian. The blob id is the BLAKE3 of the whole file. The ToC lets the
 //! chunk index be rebuilt from the blobs alone. A blob is written once into `STORE/tmp/`, sealed
 //! (ToC, footer, fsync) and only then renamed into `STORE/blobs/<id>`; it is never appended to.
@@ -50,6 +53,32 @@ pub struct FramePart {
     pub len: u32,
 }
 
+/// How a blob's frames were compressed, as its header records it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CompressedWith {
+    /// zstd level, 1 to 22.
+    pub level: i32,
+    /// The frame size the writer filled frames up to, bytes (a multiple of 1 KiB; 0 when each
+    /// chunk is a frame of its own).
+    pub frame_size: u32,
+}
+
+impl CompressedWith {
+    /// The header field: level in the low byte, frame size in KiB above it.
+    fn encode(self) -> u32 {
+        (self.level.clamp(1, 255) as u32) | ((self.frame_size / 1024) << 8)
+    }
+
+    /// `None` for 0 (not recorded).
+    fn decode(field: u32) -> Option<CompressedWith> {
+        let level = (field & 0xff) as i32;
+        (level != 0).then_some(CompressedWith {
+            level,
+            frame_size: (field >> 8).saturating_mul(1024),
+        })
+    }
+}
+
 /// Appends stored chunks to a new blob under `STORE/tmp/`.
 pub struct BlobWriter {
     path: PathBuf,
@@ -75,7 +104,13 @@ pub struct SealedBlob {
 }
 
 impl BlobWriter {
+    /// A new blob whose header records no compression (its frames come from elsewhere).
     pub fn create(path: PathBuf) -> Result<Self> {
+        Self::create_recording(path, None)
+    }
+
+    /// A new blob whose header records that its frames were compressed `with` this.
+    pub fn create_recording(path: PathBuf, with: Option<CompressedWith>) -> Result<Self> {
         let file = File::create(&path).with_path("create blob", &path)?;
         let mut writer = BlobWriter {
             out: BufWriter::with_capacity(1 << 20, file),
@@ -88,7 +123,7 @@ impl BlobWriter {
         let mut header = Vec::with_capacity(HEADER_LEN as usize);
         header.extend_from_slice(MAGIC);
         header.extend_from_slice(&BLOB_VERSION.to_le_bytes());
-        header.extend_from_slice(&0u32.to_le_bytes());
+        header.extend_from_slice(&with.map_or(0, CompressedWith::encode).to_le_bytes());
         writer.write(&header)?;
         Ok(writer)
     }
@@ -422,6 +457,12 @@ impl BlobReader {
     /// The whole file.
     pub fn bytes(&self) -> &[u8] {
         &self.map
+    }
+
+    /// How the writer compressed the blob's frames, if its header records it.
+    pub fn compressed_with(&self) -> Option<CompressedWith> {
+        let field = self.map.get(12..16)?;
+        CompressedWith::decode(u32::from_le_bytes(field.try_into().ok()?))
     }
 
     /// Reads and decodes the frame a location names (not yet checked against any chunk id).

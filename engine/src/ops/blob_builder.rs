@@ -8,7 +8,7 @@
 //! (`written_chunks.rs`).
 
 use crate::error::{Error, Result};
-use crate::format::blob::{BlobWriter, FramePart, SealedBlob};
+use crate::format::blob::{BlobWriter, CompressedWith, FramePart, SealedBlob};
 use crate::format::Codec;
 use crate::ops::written_chunks::{WrittenChunks, WrittenPlace};
 use crate::store::Writer;
@@ -103,6 +103,13 @@ impl<'a> BlobBuilder<'a> {
             unshared: Vec::new(),
             stored_bytes: 0,
         }
+    }
+
+    /// A builder that compresses with this level and frame size instead of the store's.
+    pub fn compressing_with(mut self, with: CompressedWith) -> Self {
+        self.level = with.level;
+        self.frame_size = with.frame_size as usize;
+        self
     }
 
     /// A builder that records the places of chunks pushed with `push_shared` in `written`.
@@ -203,7 +210,11 @@ impl<'a> BlobBuilder<'a> {
         }
         if self.writer.is_none() {
             let path = self.store.tmp_file("blob");
-            let writer = BlobWriter::create(path.clone())?;
+            let with = CompressedWith {
+                level: self.level,
+                frame_size: self.frame_size as u32,
+            };
+            let writer = BlobWriter::create_recording(path.clone(), Some(with))?;
             self.writer = Some((writer, Arc::new(path)));
         }
         let (writer, path) = self.writer.as_mut().expect("writer present");

@@ -9,6 +9,7 @@ pub mod gc;
 pub(crate) mod image_write;
 pub mod images;
 pub(crate) mod import;
+pub mod optimize;
 pub mod plan;
 pub mod read;
 pub mod remove;

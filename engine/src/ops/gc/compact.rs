@@ -5,7 +5,7 @@
 
 use super::{ChunkUse, GcReport, LiveSet};
 use crate::error::{Error, Result};
-use crate::format::blob::{BlobReader, TocEntry};
+use crate::format::blob::{BlobReader, CompressedWith, TocEntry};
 use crate::format::bootstrap::Bootstrap;
 use crate::format::layer_meta::{LayerMeta, LayerMetaWriter, SealedLayerMeta};
 use crate::format::{ChunkLocation, Codec};
@@ -40,12 +40,13 @@ pub(super) fn compact_blobs(
     compact: &[(BlobId, Vec<TocEntry>)],
     live: &mut LiveSet,
     report: &mut GcReport,
+    with: Option<CompressedWith>,
 ) -> Result<Rewrites> {
     let mut rewrites = Rewrites::default();
     if compact.is_empty() {
         return Ok(rewrites);
     }
-    let moved = write_compacted(store, compact)?;
+    let moved = write_compacted(store, compact, with)?;
     report.new_blobs = moved.blobs.len() as u64;
     report.new_blob_bytes = moved.blobs.iter().map(|b| b.size).sum();
     let compacted: HashSet<BlobId> = compact.iter().map(|(id, _)| *id).collect();
@@ -146,10 +147,17 @@ pub(super) struct Moved {
 }
 
 /// Writes the live chunks of the blobs to compact into new blobs (each chunk once, read back
-/// and verified on the way), and renames them into `blobs/` (step 1). A delta frame is copied
+/// and verified on the way; compressed `with` these parameters, else the store's), and renames them into `blobs/` (step 1). A delta frame is copied
 /// as stored (after it decoded and verified against its bases), so it stays a delta.
-fn write_compacted(store: &StoreWriter, compact: &[(BlobId, Vec<TocEntry>)]) -> Result<Moved> {
+fn write_compacted(
+    store: &StoreWriter,
+    compact: &[(BlobId, Vec<TocEntry>)],
+    with: Option<CompressedWith>,
+) -> Result<Moved> {
     let mut builder = BlobBuilder::new(store, "gc compaction", "gc.compact.blob_fsync");
+    if let Some(with) = with {
+        builder = builder.compressing_with(with);
+    }
     let mut written: HashSet<ChunkId> = HashSet::new();
     for (blob, live) in compact {
         let reader = BlobReader::open(&store.blob_path(blob), *blob)?;

@@ -29,7 +29,7 @@
 mod compact;
 
 use crate::error::{Error, Result};
-use crate::format::blob::{decode_toc, BlobReader, TocEntry};
+use crate::format::blob::{decode_toc, BlobReader, CompressedWith, TocEntry};
 use crate::format::bootstrap::Bootstrap;
 use crate::format::layer_meta::LayerMeta;
 use crate::format::ChunkLocation;
@@ -203,14 +203,34 @@ impl LiveSet {
     }
 }
 
+/// Which live blobs a run rewrites (never one a mount pins).
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Rewrite {
+    /// gc: those whose live chunks hold less than this share of their stored bytes.
+    Sparse(f64),
+    /// optimize: those whose frames were compressed below `target` (a lower level, smaller
+    /// frames, or not recorded), oldest first, while their bytes add up to at most
+    /// `round_bytes` (or one larger blob) and to at most `budget_bytes`.
+    Recompress {
+        target: CompressedWith,
+        round_bytes: u64,
+        budget_bytes: u64,
+    },
+}
+
 /// What gc will do, decided without changing anything: the live set (marked), the blobs to
 /// compact, and the report as estimated before any write (what `--dry-run` prints).
 pub(crate) struct GcPlan {
     /// The names, as the index gave them when marking.
     refs: Vec<(String, ImageId)>,
     live: LiveSet,
-    /// Live blobs below the threshold, with their live ToC entries.
-    compact: Vec<(BlobId, Vec<TocEntry>)>,
+    /// Live blobs to rewrite, with their live ToC entries.
+    pub compact: Vec<(BlobId, Vec<TocEntry>)>,
+    /// With `Rewrite::Recompress`: every live blob below the target (those chosen first), with
+    /// its stored bytes.
+    pub below_target: Vec<(BlobId, u64)>,
+    /// What the new blobs are compressed with (`None`: the store's own parameters).
+    with: Option<CompressedWith>,
     pub report: GcReport,
 }
 
@@ -222,9 +242,21 @@ pub(crate) fn plan(store: &Store, options: &GcOptions) -> Result<GcPlan> {
             options.compact_below
         )));
     }
+    plan_rewrite(
+        store,
+        options.dry_run,
+        Rewrite::Sparse(options.compact_below),
+    )
+}
+
+/// Marks, chooses the blobs `rewrite` names and estimates what the run frees.
+pub(crate) fn plan_rewrite(store: &Store, dry_run: bool, rewrite: Rewrite) -> Result<GcPlan> {
     let mut report = GcReport {
-        dry_run: options.dry_run,
-        compact_below: options.compact_below,
+        dry_run,
+        compact_below: match rewrite {
+            Rewrite::Sparse(below) => below,
+            Rewrite::Recompress { .. } => 0.0,
+        },
         ..GcReport::default()
     };
     let refs = store.index().refs()?;
@@ -241,16 +273,45 @@ pub(crate) fn plan(store: &Store, options: &GcOptions) -> Result<GcPlan> {
     report.live_images = live.bootstraps.len() as u64;
     report.mounted_images = leased.len() as u64;
     report.live_blobs = live.blobs().len() as u64;
-    let compact = if options.compact_below > 0.0 {
-        choose_compaction(store, &live, &pinned, options.compact_below, &mut report)?
-    } else {
-        Vec::new()
+    let (compact, below_target, with) = match rewrite {
+        Rewrite::Sparse(below) if below > 0.0 => {
+            let compact = choose_compaction(store, &live, &pinned, below, &mut report)?;
+            (compact, Vec::new(), None)
+        }
+        Rewrite::Sparse(_) => (Vec::new(), Vec::new(), None),
+        Rewrite::Recompress {
+            target,
+            round_bytes,
+            budget_bytes,
+        } => {
+            let below = below_target(store, &live, &pinned, target)?;
+            let mut chosen = HashSet::new();
+            let mut sum = 0u64;
+            for (id, size) in &below {
+                let fits_round = sum + size <= round_bytes || chosen.is_empty();
+                if !fits_round || sum + size > budget_bytes {
+                    break;
+                }
+                sum += size;
+                chosen.insert(*id);
+            }
+            let compact = live_entries(store, &live, |id, blob| {
+                let take = chosen.contains(&id);
+                if take {
+                    report.compacted_blobs += 1;
+                    report.compacted_bytes += blob.size;
+                    report.compacted_live_bytes += blob.live;
+                }
+                take
+            })?;
+            (compact, below, Some(target))
+        }
     };
     let sweep = Sweep::find(store, &live, &compact, &Rewrites::default(), &mut report)?;
     // Estimate: compacted blobs shrink to about their live bytes.
     report.freed_bytes =
         (report.dead_bytes + sweep.compacted_bytes).saturating_sub(report.compacted_live_bytes);
-    if options.dry_run {
+    if dry_run {
         // The index entries gc would drop or re-point (without compaction's moves).
         index_batch(
             store,
@@ -265,26 +326,58 @@ pub(crate) fn plan(store: &Store, options: &GcOptions) -> Result<GcPlan> {
         refs,
         live,
         compact,
+        below_target,
+        with,
         report,
     })
 }
 
-/// The live blobs whose live chunks hold less than `compact_below` of their stored bytes, with
-/// those live chunks; never a `pinned` one (a mounted image reads it).
-fn choose_compaction(
+/// The live blobs (not `pinned`) whose header says their frames were compressed below `target`
+/// or says nothing, oldest file first, with their sizes.
+fn below_target(
     store: &Store,
     live: &LiveSet,
     pinned: &HashSet<BlobId>,
-    compact_below: f64,
-    report: &mut GcReport,
+    target: CompressedWith,
+) -> Result<Vec<(BlobId, u64)>> {
+    let mut found = Vec::new();
+    for id in live.blobs().difference(pinned) {
+        let path = store.blob_path(id);
+        let reader = BlobReader::open(&path, *id).map_err(|e| stopped(format!("blob {id}"), e))?;
+        let below = reader.compressed_with().is_none_or(|with| {
+            with.level < target.level || with.frame_size / 1024 < target.frame_size / 1024
+        });
+        if below {
+            let meta = std::fs::metadata(&path).map_err(|e| Error::io("stat", &path, e))?;
+            let modified = meta.modified().map_err(|e| Error::io("stat", &path, e))?;
+            found.push((modified, *id, meta.len()));
+        }
+    }
+    found.sort();
+    Ok(found.into_iter().map(|(_, id, size)| (id, size)).collect())
+}
+
+/// What `live_entries` tells of a blob: its file's size, its frames' stored bytes and its live
+/// chunks' share of them.
+struct BlobUse {
+    size: u64,
+    stored: u64,
+    live: u64,
+}
+
+/// The live ToC entries of each live blob `take` accepts.
+fn live_entries(
+    store: &Store,
+    live: &LiveSet,
+    mut take: impl FnMut(BlobId, BlobUse) -> bool,
 ) -> Result<Vec<(BlobId, Vec<TocEntry>)>> {
     let mut used: HashSet<ChunkUse> = HashSet::new();
     live.for_each_chunk(|id, location| {
         used.insert((location.blob, location.offset, *id));
     })?;
-    let mut ids: Vec<BlobId> = live.blobs().difference(pinned).copied().collect();
+    let mut ids: Vec<BlobId> = live.blobs().into_iter().collect();
     ids.sort();
-    let mut compact = Vec::new();
+    let mut chosen = Vec::new();
     for id in ids {
         let path = store.blob_path(&id);
         let reader = BlobReader::open(&path, id).map_err(|e| stopped(format!("blob {id}"), e))?;
@@ -296,14 +389,38 @@ fn choose_compaction(
             .filter(|e| used.contains(&(id, e.offset, e.id)))
             .collect();
         let live_bytes: u64 = live.iter().map(|e| e.location(id).stored_share()).sum();
-        if total > 0 && (live_bytes as f64) < compact_below * total as f64 {
-            report.compacted_blobs += 1;
-            report.compacted_bytes += reader.bytes().len() as u64;
-            report.compacted_live_bytes += live_bytes;
-            compact.push((id, live));
+        let blob = BlobUse {
+            size: reader.bytes().len() as u64,
+            stored: total,
+            live: live_bytes,
+        };
+        if take(id, blob) {
+            chosen.push((id, live));
         }
     }
-    Ok(compact)
+    Ok(chosen)
+}
+
+/// The live blobs whose live chunks hold less than `compact_below` of their stored bytes, with
+/// those live chunks; never a `pinned` one (a mounted image reads it).
+fn choose_compaction(
+    store: &Store,
+    live: &LiveSet,
+    pinned: &HashSet<BlobId>,
+    compact_below: f64,
+    report: &mut GcReport,
+) -> Result<Vec<(BlobId, Vec<TocEntry>)>> {
+    live_entries(store, live, |id, blob| {
+        let take = !pinned.contains(&id)
+            && blob.stored > 0
+            && (blob.live as f64) < compact_below * blob.stored as f64;
+        if take {
+            report.compacted_blobs += 1;
+            report.compacted_bytes += blob.size;
+            report.compacted_live_bytes += blob.live;
+        }
+        take
+    })
 }
 
 /// The files nothing live uses.
@@ -391,14 +508,16 @@ pub fn gc(store: &StoreWriter, options: &GcOptions) -> Result<GcReport> {
 
 /// Carries out a plan in the write order of the module's doc: compaction's new blobs and
 /// bootstraps, one synced index batch, then the deletions.
-fn apply(store: &StoreWriter, plan: GcPlan) -> Result<GcReport> {
+pub(crate) fn apply(store: &StoreWriter, plan: GcPlan) -> Result<GcReport> {
     let GcPlan {
         refs,
         mut live,
         compact,
+        with,
         mut report,
+        ..
     } = plan;
-    let rewrites = compact_blobs(store, &compact, &mut live, &mut report)?;
+    let rewrites = compact_blobs(store, &compact, &mut live, &mut report, with)?;
     let sweep = Sweep::find(store, &live, &compact, &rewrites, &mut report)?;
     report.freed_bytes = (report.dead_bytes + sweep.compacted_bytes + rewrites.replaced_bytes)
         .saturating_sub(report.new_blob_bytes + rewrites.new_bytes);

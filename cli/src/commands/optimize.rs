@@ -1,0 +1,95 @@
+//! `cairn optimize`: recompress cold data hard, in the background.
+
+use crate::args::Cli;
+use crate::optimize_args::OptimizeArgs;
+use crate::output::{bytes, count};
+use crate::progress::Bar;
+use cairn_engine::{OptimizeOptions, OptimizeReport, StoreWriter};
+use std::time::Duration;
+
+pub fn run(cli: &Cli, args: &OptimizeArgs) -> anyhow::Result<()> {
+    // Before any worker thread starts: they inherit it.
+    cairn_engine::lower_priority(args.nice, args.io_idle)?;
+    let seconds = |s: f64| {
+        (s.is_finite() && s >= 0.0)
+            .then(|| Duration::from_secs_f64(s))
+            .ok_or_else(|| anyhow::anyhow!("--max-seconds {s} is not a number of seconds"))
+    };
+    let budget = |mb: f64| {
+        (mb.is_finite() && mb >= 0.0)
+            .then_some((mb * 1e6) as u64)
+            .ok_or_else(|| anyhow::anyhow!("--budget-mb {mb} is not a number of megabytes"))
+    };
+    let options = OptimizeOptions {
+        level: args.level,
+        frame_size: args.frame_size,
+        max_duration: args.max_seconds.map(seconds).transpose()?,
+        budget_bytes: args.budget_mb.map(budget).transpose()?,
+        dry_run: args.dry_run,
+    };
+    let store = StoreWriter::open(&cli.store)?;
+    let bar = Bar::new(cli.quiet || args.json);
+    let report = store.optimize(&options, &bar)?;
+    if args.json {
+        return super::print_json(&report);
+    }
+    print!("{}", render(&report));
+    Ok(())
+}
+
+fn render(r: &OptimizeReport) -> String {
+    let target = format!(
+        "zstd-{} in frames of up to {}",
+        r.level,
+        bytes(r.frame_size as u64)
+    );
+    let mut out = format!(
+        "{} blobs ({}) were below the target, {target}\n",
+        count(r.blobs_below_target),
+        bytes(r.bytes_below_target)
+    );
+    if let Some(estimate) = r.estimated_new_bytes {
+        out += &format!(
+            "would rewrite them into about {} (estimated from {} frames recompressed), \
+             freeing about {}\n",
+            bytes(estimate),
+            count(r.estimate_sample_frames),
+            bytes(r.freed_bytes)
+        );
+        return out;
+    }
+    if r.rewritten_blobs > 0 {
+        out += &format!(
+            "rewrote {} blobs ({}) into {} ({} new blobs, {} image bootstraps) in {:.1} s: \
+             {:.1} MB/s of chunks\n",
+            count(r.rewritten_blobs),
+            bytes(r.rewritten_bytes),
+            bytes(r.new_blob_bytes),
+            count(r.new_blobs),
+            count(r.bootstraps_written),
+            r.seconds,
+            r.chunk_mb_per_s
+        );
+    }
+    if r.garbage_bytes > 0 {
+        out += &format!(
+            "deleted {} no named image uses (as gc would)\n",
+            bytes(r.garbage_bytes)
+        );
+    }
+    if r.remaining_blobs > 0 {
+        let why = match (r.stopped_by.as_deref(), r.mounted_images) {
+            (Some("budget"), _) => "the budget is spent".to_string(),
+            (Some(_), _) => "--max-seconds passed".to_string(),
+            (None, n) if n > 0 => format!("{} mounted images use them", count(n)),
+            (None, _) => "they were left".to_string(),
+        };
+        out += &format!(
+            "left {} blobs ({}) below the target: {why}; run `cairn optimize` again to go on\n",
+            count(r.remaining_blobs),
+            bytes(r.remaining_bytes)
+        );
+    }
+    out += &format!("freed {}\n", bytes(r.freed_bytes));
+    out
+}

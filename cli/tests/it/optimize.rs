@@ -1,0 +1,190 @@
+//! `cairn optimize`: every blob below the target rewritten once, the images read back byte for
+//! byte, a dry run or a spent budget changing nothing, a stopped run resumed, and every write
+//! step's fail point leaving the store whole and the run resumable.
+
+use super::{cairn, export_all, ok};
+use std::path::Path;
+
+fn json(store: &Path, args: &[&str]) -> serde_json::Value {
+    serde_json::from_str(&ok(cairn(store, args))).unwrap()
+}
+
+/// The demo pair converted: app:v2 has delta frames against app:v1's chunks.
+fn demo_store(dir: &Path) -> std::path::PathBuf {
+    let (v1, v2) = cairn_sample::write_demo_layouts(&dir.join("images")).unwrap();
+    let store = dir.join("store");
+    ok(cairn(&store, &["init"]));
+    for (source, name) in [(v1, "app:v1"), (v2, "app:v2")] {
+        let source = format!("oci:{}", source.display());
+        ok(cairn(&store, &["convert", &source, "--name", name]));
+    }
+    store
+}
+
+fn blob_files(store: &Path) -> std::collections::BTreeMap<std::path::PathBuf, Vec<u8>> {
+    super::files(&store.join("blobs"))
+}
+
+fn assert_verify_clean(store: &Path) {
+    let out = ok(cairn(store, &["verify", "--full"]));
+    assert!(out.contains("no problems found"), "{out}");
+}
+
+#[test]
+fn optimize_rewrites_each_blob_once_and_images_read_back_exactly() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = demo_store(tmp.path());
+    let before = [
+        export_all(&store, "app:v1", 3),
+        export_all(&store, "app:v2", 3),
+    ];
+    let stats = json(&store, &["stats", "app:v2", "--json"]);
+    let blobs_before = blob_files(&store);
+
+    // A dry run changes nothing and estimates from sampled frames.
+    let dry = json(&store, &["optimize", "--dry-run", "--json"]);
+    assert_eq!(blob_files(&store), blobs_before);
+    assert_eq!(dry["blobs_below_target"], blobs_before.len(), "{dry}");
+    assert!(dry["estimate_sample_frames"].as_u64().unwrap() > 0, "{dry}");
+    assert!(dry["estimated_new_bytes"].as_u64().unwrap() > 0, "{dry}");
+
+    // A budget smaller than any blob rewrites nothing and says why.
+    let none = json(&store, &["optimize", "--budget-mb", "0.000001", "--json"]);
+    assert_eq!(none["rewritten_blobs"], 0, "{none}");
+    assert_eq!(none["stopped_by"], "budget", "{none}");
+    assert_eq!(none["remaining_blobs"], blobs_before.len(), "{none}");
+    assert_eq!(blob_files(&store), blobs_before);
+
+    let done = json(&store, &["optimize", "--level", "12", "--json"]);
+    assert_eq!(done["rewritten_blobs"], blobs_before.len(), "{done}");
+    assert_eq!(done["remaining_blobs"], 0, "{done}");
+    assert!(done["rounds"].as_u64().unwrap() >= 1, "{done}");
+    assert!(
+        blob_files(&store)
+            .keys()
+            .all(|p| !blobs_before.contains_key(p)),
+        "an old blob is left"
+    );
+    assert_verify_clean(&store);
+    assert_eq!(
+        [
+            export_all(&store, "app:v1", 3),
+            export_all(&store, "app:v2", 3)
+        ],
+        before
+    );
+    // Delta frames were copied as they are: v2 keeps them.
+    let after = json(&store, &["stats", "app:v2", "--json"]);
+    for field in ["chunks", "bytes", "stored_bytes"] {
+        assert_eq!(after["delta"][field], stats["delta"][field], "{after}");
+    }
+
+    // At the target now: nothing to do at that level, everything again at a higher one.
+    let again = json(&store, &["optimize", "--level", "12", "--json"]);
+    assert_eq!(again["blobs_below_target"], 0, "{again}");
+    let blobs = blob_files(&store);
+    let higher = json(
+        &store,
+        &["optimize", "--level", "13", "--dry-run", "--json"],
+    );
+    assert_eq!(higher["blobs_below_target"], blobs.len(), "{higher}");
+
+    let text = ok(cairn(&store, &["optimize", "--level", "13"]));
+    assert!(text.contains("were below the target, zstd-13"), "{text}");
+    assert!(text.contains("rewrote"), "{text}");
+    assert_eq!(
+        [
+            export_all(&store, "app:v1", 3),
+            export_all(&store, "app:v2", 3)
+        ],
+        before
+    );
+}
+
+#[test]
+fn a_budget_stops_it_and_the_next_run_goes_on_oldest_first() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = demo_store(tmp.path());
+    let before = export_all(&store, "app:v2", 3);
+    let dry = json(&store, &["optimize", "--dry-run", "--json"]);
+    let blobs = dry["blobs_below_target"].as_u64().unwrap();
+    assert!(blobs >= 2, "{dry}");
+    // The oldest blob is the first converted: the budget of exactly its size takes it alone.
+    let mut sizes: Vec<(std::time::SystemTime, u64)> = std::fs::read_dir(store.join("blobs"))
+        .unwrap()
+        .map(|e| {
+            let meta = e.unwrap().metadata().unwrap();
+            (meta.modified().unwrap(), meta.len())
+        })
+        .collect();
+    sizes.sort();
+    let oldest_mb = format!("{}", sizes[0].1 as f64 / 1e6);
+    let first = json(&store, &["optimize", "--budget-mb", &oldest_mb, "--json"]);
+    assert_eq!(first["rewritten_blobs"], 1, "{first}");
+    assert_eq!(first["rewritten_bytes"], sizes[0].1, "{first}");
+    assert_eq!(first["stopped_by"], "budget", "{first}");
+    assert_eq!(first["remaining_blobs"], blobs - 1, "{first}");
+    assert_eq!(export_all(&store, "app:v2", 3), before);
+
+    let rest = json(&store, &["optimize", "--json"]);
+    assert_eq!(rest["blobs_below_target"], blobs - 1, "{rest}");
+    assert_eq!(rest["remaining_blobs"], 0, "{rest}");
+    assert_eq!(rest["stopped_by"], serde_json::Value::Null, "{rest}");
+    assert_verify_clean(&store);
+    assert_eq!(export_all(&store, "app:v2", 3), before);
+}
+
+#[test]
+fn optimize_failing_at_any_write_step_leaves_the_store_whole_and_resumes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let points = [
+        "gc.compact.blob_fsync",
+        "gc.compact.blob_rename",
+        "gc.compact.layer_meta_fsync",
+        "gc.compact.layer_meta_rename",
+        "gc.compact.bootstrap_rename",
+        "gc.index.batch",
+        "gc.delete",
+        "gc.dir_fsync",
+    ];
+    for point in points {
+        let dir = tmp.path().join(point);
+        let store = demo_store(&dir);
+        let before = [
+            export_all(&store, "app:v1", 3),
+            export_all(&store, "app:v2", 3),
+        ];
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_cairn"))
+            .env(cairn_engine::failpoint::ENV, point)
+            .arg("--store")
+            .arg(&store)
+            .args(["optimize", "--quiet"])
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{point}: optimize succeeded");
+        assert!(err.contains(point), "{point}: not reached: {err}");
+        assert_verify_clean(&store);
+        assert_eq!(
+            [
+                export_all(&store, "app:v1", 3),
+                export_all(&store, "app:v2", 3)
+            ],
+            before,
+            "{point}"
+        );
+        let again = json(&store, &["optimize", "--json"]);
+        assert_eq!(again["remaining_blobs"], 0, "{point}: {again}");
+        let gc = json(&store, &["gc", "--dry-run", "--json"]);
+        assert_eq!(gc["dead_blobs"], 0, "{point}: {gc}");
+        assert_verify_clean(&store);
+        assert_eq!(
+            [
+                export_all(&store, "app:v1", 3),
+                export_all(&store, "app:v2", 3)
+            ],
+            before,
+            "{point}"
+        );
+    }
+}
