@@ -153,7 +153,7 @@ fn first_line(step: Step) -> String {
     text.lines().next().unwrap_or("").trim().to_string()
 }
 
-fn find_on_path(program: &str) -> Option<PathBuf> {
+pub fn find_on_path(program: &str) -> Option<PathBuf> {
     let path = std::env::var_os("PATH")?;
     std::env::split_paths(&path)
         .map(|dir| dir.join(program))

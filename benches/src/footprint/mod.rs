@@ -8,6 +8,7 @@
 
 pub mod image;
 pub mod measure;
+mod cold;
 mod nydus;
 mod peers;
 pub mod report;
@@ -48,6 +49,9 @@ struct Bench {
     work: PathBuf,
     sources: [String; 2],
     tar_bytes: [u64; 2],
+    layer_counts: [usize; 2],
+    /// The index of new's layer with the most tar bytes.
+    largest_new_layer: usize,
 }
 
 const IMAGES: [&str; 2] = ["old", "new"];
@@ -99,12 +103,17 @@ pub fn run(options: &Options) -> Result<Report> {
     let sources = [options.old.clone(), options.new.clone()];
     let mut tar_bytes = [0u64; 2];
     let mut layer_counts = [0usize; 2];
+    let mut largest_new_layer = (0, 0);
     for i in 0..2 {
         let layers = image::layers(&sources[i])?;
         layer_counts[i] = layers.len();
         // Reading every layer once also warms the page cache for the first measured row.
-        for layer in &layers {
-            tar_bytes[i] += layer.tar_bytes()?;
+        for (n, layer) in layers.iter().enumerate() {
+            let bytes = layer.tar_bytes()?;
+            tar_bytes[i] += bytes;
+            if i == 1 && bytes > largest_new_layer.1 {
+                largest_new_layer = (n, bytes);
+            }
         }
     }
     let work = prepare_work(options.work.as_deref().unwrap_or(&options.out.join("work")))?;
@@ -126,6 +135,8 @@ pub fn run(options: &Options) -> Result<Report> {
         work: work.clone(),
         sources,
         tar_bytes,
+        layer_counts,
+        largest_new_layer: largest_new_layer.0,
     };
     let mut notes = Vec::new();
     let mut rows = Vec::new();
@@ -371,6 +382,7 @@ pub fn run(options: &Options) -> Result<Report> {
     alone_row.new_adds_percent_of_old =
         cairn_old.map(|o| report::percent(alone_row.new_adds_bytes, o));
     rows.push(alone_row);
+    let cold = cold_rows(&bench, &cairn, &store, &mut rows, &mut notes)?;
     let limits = old_against_limit(&bench, &rows)?;
 
     let report = Report {
@@ -384,6 +396,7 @@ pub fn run(options: &Options) -> Result<Report> {
         cairn: how,
         peers,
         limits,
+        cold,
         rows,
         notes,
     };
@@ -394,6 +407,48 @@ pub fn run(options: &Options) -> Result<Report> {
         std::fs::remove_dir_all(&work).with_context(|| format!("remove {}", work.display()))?;
     }
     Ok(report)
+}
+
+/// The `cairn-optimized` and `squashfs` rows (`cold.rs`), with a note comparing them.
+fn cold_rows(
+    bench: &Bench,
+    cairn: &Cairn,
+    store: &Path,
+    rows: &mut Vec<Row>,
+    notes: &mut Vec<String>,
+) -> Result<Option<cold::Cold>> {
+    let Cairn::Binary(program) = cairn else {
+        notes.push("cairn-optimized: needs the cairn binary (not in-process)".into());
+        return Ok(None);
+    };
+    let (row, cold) = cold::optimized_row(bench, program, store)?;
+    let optimized = row.after_old_and_new_bytes;
+    rows.push(row);
+    match cold::squashfs_row(bench)? {
+        Ok(squashfs) => {
+            if let (Some(o), Some(s)) = (optimized, squashfs.after_old_and_new_bytes) {
+                notes.push(format!(
+                    "after old and new: cairn optimized {:.1} MB, squashfs {:.1} MB ({:.2}x)",
+                    o as f64 / 1e6,
+                    s as f64 / 1e6,
+                    o as f64 / s as f64
+                ));
+            }
+            rows.push(squashfs);
+        }
+        Err(skipped) => notes.push(skipped),
+    }
+    notes.push(format!(
+        "reads after optimize: a full read of new {:.2}x the speed of before ({:.2} s against \
+         {:.2} s), its largest layer {:.2}x; random-read amplification {:.2} before, {:.2} after",
+        cold.read_speed_ratio,
+        cold.read_after_s,
+        cold.read_before_s,
+        cold.layer_read_speed_ratio,
+        cold.random_read_amplification_before,
+        cold.random_read_amplification_after
+    ));
+    Ok(Some(cold))
 }
 
 /// How much faster cairn took in both images than each peer, by wall and by CPU time (the

@@ -22,6 +22,8 @@ pub struct Report {
     pub rows: Vec<Row>,
     /// The cairn row's convert of the old image against the machine's limit for it.
     pub limits: Option<Limits>,
+    /// The store after `cairn optimize` and the reads before and after (`cold.rs`).
+    pub cold: Option<super::cold::Cold>,
     pub notes: Vec<String>,
 }
 
@@ -390,6 +392,7 @@ mod tests {
                 convert_mbps: 150.0,
                 convert_ratio: 0.75,
             }),
+            cold: None,
             notes: vec![],
         }
     }
