@@ -134,7 +134,9 @@ fn alternate(
 }
 
 fn stats(program: &Path, store: &Path) -> Result<serde_json::Value> {
-    let out = cairn(program, store).args(["stats", "new", "--json"]).run()?;
+    let out = cairn(program, store)
+        .args(["stats", "new", "--json"])
+        .run()?;
     serde_json::from_slice(&out).context("cairn stats --json")
 }
 
@@ -147,14 +149,20 @@ fn amplification(program: &Path, store: &Path) -> Result<f64> {
 /// The squashfs row, or why it was skipped.
 pub(super) fn squashfs_row(bench: &Bench) -> Result<std::result::Result<Row, String>> {
     let Some(mksquashfs) = crate::bundle::find_on_path("mksquashfs") else {
-        return Ok(Err("squashfs: mksquashfs not on PATH (squashfs-tools)".into()));
+        return Ok(Err(
+            "squashfs: mksquashfs not on PATH (squashfs-tools)".into()
+        ));
     };
     let tree = bench.work.join("squashfs-tree");
     let mut steps = Vec::new();
     for (i, image) in IMAGES.iter().enumerate() {
         eprintln!("footprint: squashfs: {image}");
         let unpack = bench.internal().args(["unpack-layers", "--source"]);
-        unpack.arg(&bench.sources[i]).arg("--dir").arg(&tree).run()?;
+        unpack
+            .arg(&bench.sources[i])
+            .arg("--dir")
+            .arg(&tree)
+            .run()?;
         let file = bench.work.join(format!("squashfs-{image}.sqfs"));
         let step = Step::new(&mksquashfs).arg(&tree).arg(&file);
         let step = step.args(["-comp", "zstd", "-noappend", "-no-progress"]);

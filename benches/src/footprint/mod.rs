@@ -6,9 +6,9 @@
 //! binary's hidden `internal` subcommand for the rows it computes (`rows.rs`). `image.rs`
 //! reads the sources; `report.rs` renders the result.
 
+mod cold;
 pub mod image;
 pub mod measure;
-mod cold;
 mod nydus;
 mod peers;
 pub mod report;

@@ -78,12 +78,19 @@ fn render(r: &OptimizeReport) -> String {
         );
     }
     if r.remaining_blobs > 0 {
-        let why = match (r.stopped_by.as_deref(), r.mounted_images) {
-            (Some("budget"), _) => "the budget is spent".to_string(),
-            (Some(_), _) => "--max-seconds passed".to_string(),
-            (None, n) if n > 0 => format!("{} mounted images use them", count(n)),
-            (None, _) => "they were left".to_string(),
+        let mut why = match r.stopped_by.as_deref() {
+            Some("budget") => vec!["the budget is spent".to_string()],
+            Some(_) => vec!["--max-seconds passed".to_string()],
+            None => Vec::new(),
         };
+        if r.remaining_pinned_blobs > 0 {
+            why.push(format!(
+                "{} of them are read by {} mounted images",
+                count(r.remaining_pinned_blobs),
+                count(r.mounted_images)
+            ));
+        }
+        let why = why.join("; ");
         out += &format!(
             "left {} blobs ({}) below the target: {why}; run `cairn optimize` again to go on\n",
             count(r.remaining_blobs),

@@ -1,7 +1,7 @@
-//! Crash safety: `cairn convert`, `cairn gc` and `cairn optimize` killed with SIGKILL at arbitrary
-//! every kill the store opens, `verify --full` is clean, the image committed before is exported
-//! byte for byte, and re-running the killed command succeeds. And one of several converts
-//! running at once killed: the others succeed, and the same holds.
+//! Crash safety: `cairn convert`, `cairn gc` and `cairn optimize` killed with SIGKILL at
+//! arbitrary instants. After every kill the store opens, `verify --full` is clean, the image
+//! committed before is exported byte for byte, and re-running the killed command succeeds. And
+//! one of several converts running at once killed: the others succeed, and the same holds.
 //!
 //! `CAIRN_CRASH_KILLS=N` sets how many kills (default 200; a tenth of them, at least 10, among
 //! concurrent converts).

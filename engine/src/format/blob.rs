@@ -536,6 +536,23 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_header_records_how_frames_were_compressed() {
+        let dir = tempfile::tempdir().unwrap();
+        let with = CompressedWith {
+            level: 18,
+            frame_size: 1 << 20,
+        };
+        for (name, recorded) in [("a", Some(with)), ("b", None)] {
+            let writer = BlobWriter::create_recording(dir.path().join(name), recorded).unwrap();
+            let sealed = writer.seal("gc.compact.blob_fsync").unwrap();
+            let reader = BlobReader::open(&sealed.tmp_path, sealed.id).unwrap();
+            assert_eq!(reader.compressed_with(), recorded);
+        }
+        assert_eq!(CompressedWith::decode(with.encode()), Some(with));
+        assert_eq!(CompressedWith::decode(0), None);
+    }
+
+    #[test]
     fn write_seal_decode_read() {
         let dir = tempfile::tempdir().unwrap();
         let mut writer = BlobWriter::create(dir.path().join("b")).unwrap();

@@ -218,6 +218,9 @@ pub(crate) enum Rewrite {
     },
 }
 
+/// A live blob below optimize's target: its id, its bytes, whether a mount pins it.
+pub(crate) type BelowTarget = (BlobId, u64, bool);
+
 /// What gc will do, decided without changing anything: the live set (marked), the blobs to
 /// compact, and the report as estimated before any write (what `--dry-run` prints).
 pub(crate) struct GcPlan {
@@ -226,9 +229,9 @@ pub(crate) struct GcPlan {
     live: LiveSet,
     /// Live blobs to rewrite, with their live ToC entries.
     pub compact: Vec<(BlobId, Vec<TocEntry>)>,
-    /// With `Rewrite::Recompress`: every live blob below the target (those chosen first), with
-    /// its stored bytes.
-    pub below_target: Vec<(BlobId, u64)>,
+    /// With `Rewrite::Recompress`: every live blob below the target (those chosen first; those
+    /// a mount pins too).
+    pub below_target: Vec<BelowTarget>,
     /// What the new blobs are compressed with (`None`: the store's own parameters).
     with: Option<CompressedWith>,
     pub report: GcReport,
@@ -284,10 +287,14 @@ pub(crate) fn plan_rewrite(store: &Store, dry_run: bool, rewrite: Rewrite) -> Re
             round_bytes,
             budget_bytes,
         } => {
-            let below = below_target(store, &live, &pinned, target)?;
+            let below = below_target(store, &live, target)?;
             let mut chosen = HashSet::new();
             let mut sum = 0u64;
-            for (id, size) in &below {
+            let below: Vec<BelowTarget> = below
+                .into_iter()
+                .map(|(id, size)| (id, size, pinned.contains(&id)))
+                .collect();
+            for (id, size, _) in below.iter().filter(|b| !b.2) {
                 let fits_round = sum + size <= round_bytes || chosen.is_empty();
                 if !fits_round || sum + size > budget_bytes {
                     break;
@@ -332,16 +339,15 @@ pub(crate) fn plan_rewrite(store: &Store, dry_run: bool, rewrite: Rewrite) -> Re
     })
 }
 
-/// The live blobs (not `pinned`) whose header says their frames were compressed below `target`
-/// or says nothing, oldest file first, with their sizes.
+/// The live blobs whose header says their frames were compressed below `target` or says
+/// nothing, oldest file first, with their sizes.
 fn below_target(
     store: &Store,
     live: &LiveSet,
-    pinned: &HashSet<BlobId>,
     target: CompressedWith,
 ) -> Result<Vec<(BlobId, u64)>> {
     let mut found = Vec::new();
-    for id in live.blobs().difference(pinned) {
+    for id in &live.blobs() {
         let path = store.blob_path(id);
         let reader = BlobReader::open(&path, *id).map_err(|e| stopped(format!("blob {id}"), e))?;
         let below = reader.compressed_with().is_none_or(|with| {

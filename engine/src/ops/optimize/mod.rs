@@ -71,6 +71,8 @@ pub struct OptimizeReport {
     /// running mount.
     pub remaining_blobs: u64,
     pub remaining_bytes: u64,
+    /// Of those, the blobs a running mount reads (left for a run after it ends).
+    pub remaining_pinned_blobs: u64,
     /// Images running mounts hold (their blobs are left for a later run).
     pub mounted_images: u64,
     /// Why the run stopped before the end: "max-seconds" or "budget".
@@ -127,17 +129,15 @@ pub fn optimize(
         };
         let plan = gc::plan_rewrite(store, options.dry_run, rewrite)?;
         let chosen: Vec<_> = plan.compact.iter().map(|(id, _)| *id).collect();
-        let rest = plan
-            .below_target
-            .iter()
-            .filter(|(id, _)| !chosen.contains(id));
+        let rest = plan.below_target.iter().filter(|b| !chosen.contains(&b.0));
         report.remaining_blobs = rest.clone().count() as u64;
-        report.remaining_bytes = rest.map(|(_, size)| size).sum();
+        report.remaining_bytes = rest.clone().map(|b| b.1).sum();
+        report.remaining_pinned_blobs = rest.filter(|b| b.2).count() as u64;
         report.mounted_images = plan.report.mounted_images;
         if first {
             first = false;
             report.blobs_below_target = plan.below_target.len() as u64;
-            report.bytes_below_target = plan.below_target.iter().map(|(_, s)| s).sum();
+            report.bytes_below_target = plan.below_target.iter().map(|b| b.1).sum();
             progress.set_length(report.bytes_below_target, Unit::Bytes);
         }
         if options.dry_run {
@@ -145,7 +145,8 @@ pub fn optimize(
             break;
         }
         let last_round = plan.compact.is_empty();
-        if last_round && report.remaining_blobs > 0 && options.budget_bytes.is_some() {
+        let unpinned = report.remaining_blobs - report.remaining_pinned_blobs;
+        if last_round && unpinned > 0 && options.budget_bytes.is_some() {
             report.stopped_by = Some("budget".into());
         }
         if last_round && plan.report.dead_bytes == 0 {
@@ -185,3 +186,6 @@ pub fn optimize(
     }
     Ok(report)
 }
+
+#[cfg(test)]
+mod tests;
