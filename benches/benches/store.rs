@@ -24,6 +24,7 @@ fn convert_into(store: &StoreWriter, source: &str, name: &str) {
                 replace: false,
                 delta: None,
                 layers_in_flight: None,
+                optimize: false,
             },
             &NoProgress,
         )

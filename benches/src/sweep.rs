@@ -55,6 +55,7 @@ fn convert(
             replace: false,
             delta: None,
             layers_in_flight: None,
+            optimize: false,
         },
         &NoProgress,
     )?;

@@ -217,6 +217,10 @@ pub struct IntoStoreArgs {
     /// layers before it are done, so the delta bases it finds in them do not depend on timing.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
     pub layers_in_flight: Option<u32>,
+    /// Compress new chunks at the store's optimize target (zstd-18) at once, as `cairn
+    /// optimize` would later: a smaller store for a convert several times slower.
+    #[arg(long)]
+    pub optimize: bool,
     /// Machine-readable output.
     #[arg(long)]
     pub json: bool,

@@ -20,6 +20,7 @@
 //!         replace: false,
 //!         delta: None,
 //!         layers_in_flight: None,
+//!         optimize: false,
 //!     },
 //!     &NoProgress,
 //! )?;

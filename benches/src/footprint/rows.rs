@@ -121,6 +121,7 @@ pub fn convert(
             replace: false,
             delta,
             layers_in_flight: None,
+            optimize: false,
         },
         &NoProgress,
     )?;

@@ -26,6 +26,7 @@ pub fn into_store(cli: &Cli, source: SourceSpec, args: &IntoStoreArgs) -> anyhow
         replace: args.replace,
         delta: args.delta.map(|d| d.mode()),
         layers_in_flight: args.layers_in_flight.map(|n| n as usize),
+        optimize: args.optimize,
     };
     // Other converts may run into the store meanwhile; gc, rm and the index repair may not.
     let store = SharedWriter::open(&cli.store)?;

@@ -36,6 +36,7 @@ pub fn run(cli: &Cli, args: &DemoArgs) -> anyhow::Result<()> {
                 replace: false,
                 delta: None,
                 layers_in_flight: None,
+                optimize: false,
             },
             &bar,
         )

@@ -43,12 +43,15 @@ fn render(r: &OptimizeReport) -> String {
         r.level,
         bytes(r.frame_size as u64)
     );
-    let mut out = format!(
-        "{} blobs ({}) were below the target, {target}\n",
-        count(r.blobs_below_target),
-        bytes(r.bytes_below_target)
-    );
-    if let Some(estimate) = r.estimated_new_bytes {
+    let mut out = match r.blobs_below_target {
+        0 => format!("every blob is at the target, {target}: nothing to recompress\n"),
+        n => format!(
+            "{} blobs ({}) were below the target, {target}\n",
+            count(n),
+            bytes(r.bytes_below_target)
+        ),
+    };
+    if let Some(estimate) = r.estimated_new_bytes.filter(|_| r.blobs_below_target > 0) {
         out += &format!(
             "would rewrite them into about {} (estimated from {} frames recompressed), \
              freeing about {}\n",

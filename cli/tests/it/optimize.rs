@@ -102,6 +102,28 @@ fn optimize_rewrites_each_blob_once_and_images_read_back_exactly() {
 }
 
 #[test]
+fn convert_optimize_stores_at_the_target_at_once() {
+    let tmp = tempfile::tempdir().unwrap();
+    let plain = demo_store(tmp.path());
+    let (v1, _) = cairn_sample::write_demo_layouts(&tmp.path().join("again")).unwrap();
+    let store = tmp.path().join("optimized");
+    ok(cairn(&store, &["init"]));
+    let source = format!("oci:{}", v1.display());
+    ok(cairn(
+        &store,
+        &["convert", &source, "--name", "app:v1", "--optimize"],
+    ));
+    assert_eq!(
+        export_all(&store, "app:v1", 3),
+        export_all(&plain, "app:v1", 3)
+    );
+    let dry = json(&store, &["optimize", "--dry-run", "--json"]);
+    assert_eq!(dry["blobs_below_target"], 0, "{dry}");
+    let text = ok(cairn(&store, &["optimize"]));
+    assert!(text.contains("nothing to recompress"), "{text}");
+}
+
+#[test]
 fn a_budget_stops_it_and_the_next_run_goes_on_oldest_first() {
     let tmp = tempfile::tempdir().unwrap();
     let store = demo_store(tmp.path());

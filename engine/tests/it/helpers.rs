@@ -136,6 +136,7 @@ pub fn options(source: &str, name: &str, dict: &[&str]) -> ConvertOptions {
         replace: false,
         delta: None,
         layers_in_flight: None,
+        optimize: false,
     }
 }
 

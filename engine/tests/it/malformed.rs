@@ -394,6 +394,7 @@ fn convert_as(
         replace: false,
         delta: None,
         layers_in_flight: None,
+        optimize: false,
     };
     store.convert(&options, &NoProgress).map(|_| ())
 }

@@ -94,6 +94,7 @@ pub fn build_dict(
         replace: false,
         delta: Some(DeltaMode::Off),
         layers_in_flight: None,
+        optimize: false,
     };
     let converted: Result<ConvertReport> = store.convert(&options, progress);
     let _ = std::fs::remove_file(&tar);

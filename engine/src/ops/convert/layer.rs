@@ -397,6 +397,9 @@ impl<'a> Processor<'a> {
         if let Some(finder) = shared.delta {
             blobs = blobs.sharing(&finder.earlier().written);
         }
+        if let Some(with) = shared.compress {
+            blobs = blobs.compressing_with(with);
+        }
         Ok(Processor {
             shared,
             layer,

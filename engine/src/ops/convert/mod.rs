@@ -73,6 +73,9 @@ pub struct ConvertOptions {
     /// With one, every earlier layer of the image is complete before a layer starts, so the
     /// delta bases its files find there do not depend on timing.
     pub layers_in_flight: Option<usize>,
+    /// Compress new chunks at the store's `optimize` target (zstd-18) instead of its convert
+    /// level: a smaller store at once, for a slower convert.
+    pub optimize: bool,
 }
 
 /// Layers converted at the same time unless `ConvertOptions::layers_in_flight` says otherwise.
@@ -371,6 +374,8 @@ struct Shared<'a> {
     delta: Option<&'a delta::DeltaFinder<'a>>,
     /// Layers converted at the same time.
     layers_in_flight: usize,
+    /// New chunks' compression, when not the store's convert level (`--optimize`).
+    compress: Option<crate::format::blob::CompressedWith>,
 }
 
 fn convert_image(
@@ -388,7 +393,10 @@ fn convert_image(
         DeltaMode::Off => None,
         DeltaMode::Auto => {
             let bases = delta::base_images(store, name, &options.dict)?;
-            let level = store.config().compression.level;
+            let level = match options.optimize {
+                true => store.config().optimize.level,
+                false => store.config().compression.level,
+            };
             Some(delta::DeltaFinder::new(store, index, &bases, level)?)
         }
     };
@@ -401,6 +409,13 @@ fn convert_image(
         progress,
         delta: finder.as_ref(),
         layers_in_flight: options.layers_in_flight.unwrap_or(DEFAULT_LAYERS_IN_FLIGHT),
+        compress: options.optimize.then(|| {
+            let target = store.config().optimize;
+            crate::format::blob::CompressedWith {
+                level: target.level,
+                frame_size: target.frame_size,
+            }
+        }),
     };
     let outputs = convert_layers(&shared, &image.layers)?;
     // The claims are the new chunks, which the sealed blobs' ToCs now list; the finder's

@@ -36,6 +36,7 @@ fn a_mounted_images_blobs_wait_for_a_later_run() {
             replace: false,
             delta: None,
             layers_in_flight: None,
+            optimize: false,
         };
         store.convert(&options, &NoProgress).unwrap();
     }
