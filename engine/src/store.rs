@@ -14,6 +14,7 @@
 
 use crate::chunk::ChunkerParams;
 use crate::error::{Error, IoContext, Result};
+use crate::format::blob::BlobReader;
 use crate::format::bootstrap::Bootstrap;
 use crate::format::layer_meta::LayerMeta;
 use crate::format::store_config::{CompressionParams, StoreConfig};
@@ -21,7 +22,9 @@ use crate::index::{ImageRecord, Index};
 use crate::layout::{StoreLayout, TmpReclaimed, WriterDir, WriterLock, WritersGuard};
 use crate::ops::whole_image::WholeImage;
 use crate::{BlobId, ImageId, LayerMetaId};
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 /// Reads and checks a bootstrap file: its BLAKE3 must be `id`, then it must decode.
 pub(crate) fn read_bootstrap(path: &Path, id: &ImageId) -> Result<Bootstrap> {
@@ -72,6 +75,10 @@ pub struct Store {
     index: Index,
     /// Decoded frames of delta bases (`ops::bases`).
     base_frames: crate::ops::bases::BaseFrames,
+    /// The blobs of the images opened so far (`image_layers_by_id`), mapped at once: a gc or
+    /// optimize that rewrites an image meanwhile deletes its old blobs, but a file open here
+    /// stays readable, so a reader that has started goes on.
+    held_blobs: std::sync::Mutex<HashMap<BlobId, Arc<BlobReader>>>,
 }
 
 /// What every writer holds (see the module doc). Fields drop in order: the index closes
@@ -425,6 +432,7 @@ impl Store {
             config,
             index,
             base_frames: Default::default(),
+            held_blobs: Default::default(),
         }
     }
 
@@ -489,7 +497,31 @@ impl Store {
                 Ok(meta)
             })
             .collect::<Result<Vec<_>>>()?;
+        for blob in layers.iter().flat_map(|l| l.blobs()) {
+            self.hold_blob(&blob.id).map_err(|e| match e {
+                Error::Io { source, .. } if source.kind() == std::io::ErrorKind::NotFound => {
+                    Error::Usage(format!(
+                        "image {id}: its blob {} is missing: if a gc or optimize ran \
+                         meanwhile, it rewrote the image; run the command again (otherwise \
+                         `cairn verify` names the damage)",
+                        blob.id
+                    ))
+                }
+                other => other,
+            })?;
+        }
         Ok((bootstrap, layers))
+    }
+
+    /// Blob `id`, mapped: the one held since an image using it was opened, else opened now.
+    pub(crate) fn hold_blob(&self, id: &BlobId) -> Result<Arc<BlobReader>> {
+        let mut held = self.held_blobs.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(reader) = held.get(id) {
+            return Ok(reader.clone());
+        }
+        let reader = Arc::new(BlobReader::open(&self.blob_path(id), *id)?);
+        held.insert(*id, reader.clone());
+        Ok(reader)
     }
 
     /// Every entry of image `name` in memory (see `ops::whole_image`).

@@ -31,7 +31,7 @@ pub(crate) use layer_tar::{write_layer_tar, LayerTar};
 /// layers), decodes each frame about once.
 pub struct ChunkReader<'a> {
     store: &'a Store,
-    blobs: HashMap<BlobId, BlobReader>,
+    blobs: HashMap<BlobId, std::sync::Arc<BlobReader>>,
     frames: VecDeque<(FrameKey, Vec<u8>)>,
 }
 
@@ -83,7 +83,7 @@ impl<'a> ChunkReader<'a> {
 
     fn open_blob(&mut self, blob: &BlobRecord) -> Result<()> {
         if let std::collections::hash_map::Entry::Vacant(e) = self.blobs.entry(blob.id) {
-            e.insert(BlobReader::open(&self.store.blob_path(&blob.id), blob.id)?);
+            e.insert(self.store.hold_blob(&blob.id)?);
         }
         Ok(())
     }

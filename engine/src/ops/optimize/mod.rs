@@ -13,7 +13,9 @@
 //! a stop (a budget, a kill) loses at most the round in flight and the next run resumes with
 //! the blobs still below the target. Each round holds `leases/GUARD` only for itself: a mount
 //! starting meanwhile waits for the round, and the blobs a mount's lease pins are left for a
-//! later run. Readers need no lock (a blob a reader has open stays readable when deleted).
+//! later run. Readers need no lock: a reader maps an image's blobs when it opens the image
+//! (`Store::image_layers_by_id`), and a mapped file stays readable once deleted, so a read
+//! that has started goes on through a round's deletions.
 
 mod estimate;
 mod priority;

@@ -71,3 +71,49 @@ fn a_mounted_images_blobs_wait_for_a_later_run() {
     assert_eq!(report.remaining_blobs, 0);
     assert!(pinned.is_disjoint(&blobs(&store)));
 }
+
+#[test]
+fn a_reader_that_opened_an_image_reads_it_through_an_optimize() {
+    let dir = tempfile::tempdir().unwrap();
+    let (v1, _) = cairn_sample::write_demo_layouts(&dir.path().join("demo")).unwrap();
+    let root = dir.path().join("store");
+    let store = StoreWriter::init(&root, &InitOptions::default()).unwrap();
+    let options = ConvertOptions {
+        source: SourceSpec::parse(&format!("oci:{}", v1.display())).unwrap(),
+        name: "v1".into(),
+        dict: Vec::new(),
+        platform: PlatformChoice::Default,
+        replace: false,
+        delta: None,
+        layers_in_flight: None,
+        optimize: false,
+    };
+    store.convert(&options, &NoProgress).unwrap();
+    let before = blobs(&store);
+
+    // A reader opens the image, then optimize rewrites every blob it uses and deletes them.
+    let reader = crate::Store::open(&root).unwrap();
+    let (bootstrap, layers) = reader.image_layers("v1").unwrap();
+    let report = optimize(&store, &OptimizeOptions::default(), &NoProgress).unwrap();
+    assert_eq!(report.rewritten_blobs as usize, before.len());
+    assert!(before.is_disjoint(&blobs(&store)));
+
+    let mut chunks = crate::ChunkReader::new(&reader);
+    for (layer, meta) in bootstrap.layers.iter().zip(&layers) {
+        let tar = crate::ops::read::LayerTar {
+            meta,
+            diff_id: layer.diff_id,
+            label: "v1",
+        };
+        let mut out = Vec::new();
+        let diff_id = crate::ops::read::write_layer_tar(
+            &mut chunks,
+            &tar,
+            &mut out,
+            Path::new("memory"),
+            &NoProgress,
+        )
+        .unwrap();
+        assert_eq!(diff_id, layer.diff_id);
+    }
+}
