@@ -6,6 +6,8 @@
 //! binary's hidden `internal` subcommand for the rows it computes (`rows.rs`). `image.rs`
 //! reads the sources; `report.rs` renders the result.
 
+mod baseline;
+mod cairn_rows;
 mod cold;
 pub mod image;
 pub mod measure;
@@ -14,9 +16,9 @@ mod peers;
 pub mod report;
 pub mod rows;
 
-use crate::sizes::{du_sb, files_bytes};
+use crate::sizes::du_sb;
 use anyhow::{bail, Context, Result};
-use cairn_engine::Store;
+use cairn_rows::Cairn;
 use measure::Step;
 use report::{Machine, Peers, Report, Row, Skipped, StepReport};
 use std::path::{Path, PathBuf};
@@ -37,13 +39,6 @@ pub struct Options {
 /// A file that marks a work directory as this bench's, so it may be emptied.
 const WORK_MARKER: &str = ".cairn-bench-work";
 
-/// How the cairn rows run.
-enum Cairn {
-    Binary(PathBuf),
-    /// `cairn-bench internal convert`: the same engine call, in this binary.
-    InProcess,
-}
-
 struct Bench {
     this: PathBuf,
     work: PathBuf,
@@ -57,6 +52,35 @@ struct Bench {
 const IMAGES: [&str; 2] = ["old", "new"];
 
 impl Bench {
+    /// Reads both sources' layers once (their tar sizes; this also warms the page cache for
+    /// the first measured row) and prepares the work directory.
+    fn open(options: &Options) -> Result<Bench> {
+        let sources = [options.old.clone(), options.new.clone()];
+        let mut tar_bytes = [0u64; 2];
+        let mut layer_counts = [0usize; 2];
+        let mut largest_new_layer = (0, 0);
+        for i in 0..2 {
+            let layers = image::layers(&sources[i])?;
+            layer_counts[i] = layers.len();
+            for (n, layer) in layers.iter().enumerate() {
+                let bytes = layer.tar_bytes()?;
+                tar_bytes[i] += bytes;
+                if i == 1 && bytes > largest_new_layer.1 {
+                    largest_new_layer = (n, bytes);
+                }
+            }
+        }
+        let work = prepare_work(options.work.as_deref().unwrap_or(&options.out.join("work")))?;
+        Ok(Bench {
+            this: std::env::current_exe().context("locate cairn-bench")?,
+            work,
+            sources,
+            tar_bytes,
+            layer_counts,
+            largest_new_layer: largest_new_layer.0,
+        })
+    }
+
     fn internal(&self) -> Step {
         Step::new(&self.this).arg("internal")
     }
@@ -100,300 +124,36 @@ pub fn run(options: &Options) -> Result<Report> {
     if !String::from_utf8_lossy(&tar_version).contains("GNU tar") {
         bail!("`tar` is not GNU tar; the unpacked rows need it");
     }
-    let sources = [options.old.clone(), options.new.clone()];
-    let mut tar_bytes = [0u64; 2];
-    let mut layer_counts = [0usize; 2];
-    let mut largest_new_layer = (0, 0);
-    for i in 0..2 {
-        let layers = image::layers(&sources[i])?;
-        layer_counts[i] = layers.len();
-        // Reading every layer once also warms the page cache for the first measured row.
-        for (n, layer) in layers.iter().enumerate() {
-            let bytes = layer.tar_bytes()?;
-            tar_bytes[i] += bytes;
-            if i == 1 && bytes > largest_new_layer.1 {
-                largest_new_layer = (n, bytes);
-            }
-        }
-    }
-    let work = prepare_work(options.work.as_deref().unwrap_or(&options.out.join("work")))?;
-    let this = std::env::current_exe().context("locate cairn-bench")?;
-    let cairn = match &options.cairn {
-        Some(path) if path.is_file() => Cairn::Binary(path.clone()),
-        Some(path) => bail!("--cairn {}: no such file", path.display()),
-        None => {
-            let sibling = this.with_file_name("cairn");
-            if sibling.is_file() {
-                Cairn::Binary(sibling)
-            } else {
-                Cairn::InProcess
-            }
-        }
-    };
-    let bench = Bench {
-        this,
-        work: work.clone(),
-        sources,
-        tar_bytes,
-        layer_counts,
-        largest_new_layer: largest_new_layer.0,
-    };
+    let bench = Bench::open(options)?;
+    let cairn = Cairn::choose(options.cairn.as_deref(), &bench.this)?;
     let mut notes = Vec::new();
     let mut rows = Vec::new();
-
-    let dir = work.join("registry");
-    let steps = bench.two_steps(
-        "registry",
-        |i| {
-            Ok(bench
-                .internal()
-                .arg("registry")
-                .arg("--dir")
-                .arg(&dir)
-                .arg("--source")
-                .arg(&bench.sources[i]))
-        },
-        || Ok(files_bytes(&dir)),
-    )?;
-    rows.push(Row::from_steps(
-        "registry",
-        "OCI layers as stored, dedup by layer digest (registry)".into(),
-        "content",
-        steps,
-        Some("the layer blobs, each once by digest, copied and sha256-checked".into()),
-    ));
-
-    let dir = work.join("containerd");
-    let steps = bench.two_steps(
-        "containerd",
-        |i| {
-            Ok(bench
-                .internal()
-                .arg("containerd")
-                .arg("--dir")
-                .arg(&dir)
-                .arg("--source")
-                .arg(&bench.sources[i]))
-        },
-        || du_sb(&dir),
-    )?;
-    rows.push(Row::from_steps(
-        "containerd",
-        "containerd-style: compressed blobs + each layer unpacked as a snapshot".into(),
-        "everything",
-        steps,
-        Some(
-            "the registry's blobs plus one directory per layer chain id, unpacked by GNU tar; \
-             `du -sb` (directories and symlinks included)"
-                .into(),
-        ),
-    ));
-
-    let fixed = work.join("fixed-1m");
-    let steps = bench.two_steps(
-        "fixed 1 MiB chunks",
-        |i| {
-            let step = bench
-                .internal()
-                .arg("fixed")
-                .arg("--store")
-                .arg(&fixed)
-                .arg("--source")
-                .arg(&bench.sources[i])
-                .arg("--name")
-                .arg(IMAGES[i]);
-            Ok(if i == 1 {
-                step.arg("--dict").arg("old")
-            } else {
-                step
-            })
-        },
-        || Ok(files_bytes(&fixed.join("blobs"))),
-    )?;
-    let fixed_row = Row::from_steps(
-        "fixed-1m",
-        "fixed 1 MiB chunks per file, zstd-3 per chunk (Nydus's scheme)".into(),
-        "content",
-        steps,
-        Some(
-            "a cairn store initialised with fixed 1 MiB chunks, new converted with --dict old; \
-             blob files only (chunk data and a 49-byte ToC entry per chunk)"
-                .into(),
-        ),
-    );
-
-    let dir = work.join("whole-file");
-    let steps = bench.two_steps(
-        "whole-file",
-        |i| {
-            Ok(bench
-                .internal()
-                .arg("whole-file")
-                .arg("--dir")
-                .arg(&dir)
-                .arg("--store")
-                .arg(&fixed)
-                .arg("--name")
-                .arg(IMAGES[i]))
-        },
-        || Ok(files_bytes(&dir)),
-    )?;
-    rows.push(Row::from_steps(
-        "whole-file",
-        "whole-file dedup, zstd-3 per file".into(),
-        "content",
-        steps,
-        Some(
-            "each distinct file content once, compressed alone; file contents are read back \
-             from the fixed-chunk store, so the time is that pass (no gzip, no tar parsing)"
-                .into(),
-        ),
-    ));
-    rows.push(fixed_row);
-
-    let (cairn_label, how) = match &cairn {
-        Cairn::Binary(path) => ("cairn", format!("the cairn binary {}", path.display())),
-        Cairn::InProcess => (
-            "cairn (in-process)",
-            "in-process (`cairn-bench internal convert`): no cairn binary next to cairn-bench; \
-             build it with `cargo build --release --bin cairn` or pass --cairn"
-                .to_string(),
-        ),
-    };
-    let convert_step = |store: &Path, i: usize, dict: bool, delta_off: bool| -> Result<Step> {
-        let step = match &cairn {
-            Cairn::Binary(path) => {
-                if !store.join("store.json").exists() {
-                    Step::new(path)
-                        .arg("--store")
-                        .arg(store)
-                        .arg("--quiet")
-                        .arg("init")
-                        .run()?;
-                }
-                Step::new(path)
-                    .arg("--store")
-                    .arg(store)
-                    .arg("--quiet")
-                    .arg("convert")
-                    .arg(&bench.sources[i])
-                    .arg("--name")
-                    .arg(IMAGES[i])
-                    .arg("--json")
-            }
-            Cairn::InProcess => bench
-                .internal()
-                .arg("convert")
-                .arg("--store")
-                .arg(store)
-                .arg("--source")
-                .arg(&bench.sources[i])
-                .arg("--name")
-                .arg(IMAGES[i]),
-        };
-        let step = match (&cairn, delta_off) {
-            (_, false) => step,
-            (Cairn::Binary(_), true) => step.arg("--delta").arg("off"),
-            (Cairn::InProcess, true) => step.arg("--delta-off"),
-        };
-        Ok(if dict {
-            step.arg("--dict").arg("old")
-        } else {
-            step
-        })
-    };
-    let store = work.join("cairn");
-    let mut blob_sizes = Vec::new();
-    let steps = bench.two_steps(
-        cairn_label,
-        |i| convert_step(&store, i, i == 1, false),
-        || {
-            blob_sizes.push(files_bytes(&store.join("blobs")));
-            du_sb(&store)
-        },
-    )?;
-    let chunker = Store::open(&store)?.config().chunker.label();
-    let cairn_row = Row::from_steps(
-        "cairn",
-        format!("{cairn_label}: whole store, new with --dict old"),
-        "everything",
-        steps,
-        Some(format!(
-            "{chunker}; every file of the store directory (blobs, bootstraps, index, \
-             store.json), `du -sb`"
-        )),
-    );
-    let store_compression = Store::open(&store)?.config().compression.clone();
-    rows.push(Row::sizes_only(
-        "fastcdc-blobs",
-        format!(
-            "FastCDC per file ({}), zstd-{} in frames of up to {} KiB",
-            chunker_sizes(&store)?,
-            store_compression.level,
-            store_compression.frame_size >> 10
-        ),
-        "content",
-        blob_sizes[0],
-        blob_sizes[1],
-        "blob files of the cairn store (frames and ToC); measured in the cairn row".into(),
-    ));
-
+    baseline::rows(&bench, &mut rows)?;
+    let store = bench.work.join("cairn");
+    let (cairn_row, blobs_row) = cairn_rows::main_rows(&bench, &cairn, &store)?;
+    rows.push(blobs_row);
     let peers = if options.peers {
-        Some(run_peers(&bench, &layer_counts, &mut rows, &mut notes)?)
+        Some(run_peers(&bench, &mut rows, &mut notes)?)
     } else {
         None
     };
-
     if let Some(note) = speed_against_peers(&cairn_row, &rows) {
         notes.push(note);
     }
     rows.push(cairn_row);
-    let plain = work.join("cairn-delta-off");
-    let steps = bench.two_steps(
-        &format!("{cairn_label}, delta off"),
-        |i| convert_step(&plain, i, i == 1, true),
-        || du_sb(&plain),
-    )?;
-    rows.push(Row::from_steps(
-        "cairn-delta-off",
-        format!("{cairn_label}: as the cairn row, with --delta off"),
-        "everything",
-        steps,
-        Some("new chunks always compressed alone (no delta frames)".into()),
-    ));
-    let alone = work.join("cairn-new-alone");
-    let step = bench.one_step(
-        &format!("{cairn_label}, new alone"),
-        1,
-        &mut |i| convert_step(&alone, i, false, false),
-        &mut || du_sb(&alone),
-    )?;
-    let mut alone_row = Row::from_steps(
-        "cairn-new-alone",
-        format!("{cairn_label}: new alone, empty store, no dictionary"),
-        "everything",
-        vec![step],
-        Some("\"new adds\" is the whole store; % of old is of the cairn row's after old".into()),
-    );
-    let cairn_old = rows
-        .iter()
-        .find(|r| r.id == "cairn")
-        .and_then(|r| r.after_old_bytes);
-    alone_row.new_adds_percent_of_old =
-        cairn_old.map(|o| report::percent(alone_row.new_adds_bytes, o));
-    rows.push(alone_row);
+    cairn_rows::variant_rows(&bench, &cairn, &mut rows)?;
     let cold = cold_rows(&bench, &cairn, &store, &mut rows, &mut notes)?;
     let limits = old_against_limit(&bench, &rows)?;
 
     let report = Report {
         old: options.old.clone(),
         new: options.new.clone(),
-        old_layers: layer_counts[0],
-        new_layers: layer_counts[1],
-        old_tar_bytes: tar_bytes[0],
-        new_tar_bytes: tar_bytes[1],
+        old_layers: bench.layer_counts[0],
+        new_layers: bench.layer_counts[1],
+        old_tar_bytes: bench.tar_bytes[0],
+        new_tar_bytes: bench.tar_bytes[1],
         machine: machine(load_average_start),
-        cairn: how,
+        cairn: cairn.how(),
         peers,
         limits,
         cold,
@@ -402,9 +162,10 @@ pub fn run(options: &Options) -> Result<Report> {
     };
     write_outputs(&options.out, &report)?;
     if options.keep_work {
-        eprintln!("footprint: work directory kept: {}", work.display());
+        eprintln!("footprint: work directory kept: {}", bench.work.display());
     } else {
-        std::fs::remove_dir_all(&work).with_context(|| format!("remove {}", work.display()))?;
+        std::fs::remove_dir_all(&bench.work)
+            .with_context(|| format!("remove {}", bench.work.display()))?;
     }
     Ok(report)
 }
@@ -470,24 +231,8 @@ fn speed_against_peers(cairn: &Row, rows: &[Row]) -> Option<String> {
     (!ratios.is_empty()).then(|| format!("cairn's speed against the peers: {}", ratios.join("; ")))
 }
 
-/// `min/avg/max` of the cairn store's chunker, e.g. `32K/128K/1024K`.
-fn chunker_sizes(store: &Path) -> Result<String> {
-    let config = Store::open(store)?.config().chunker.clone();
-    Ok(format!(
-        "{}K/{}K/{}K",
-        config.min_size / 1024,
-        config.avg_size / 1024,
-        config.max_size / 1024
-    ))
-}
-
 /// Unpacks both images' layers (not measured) and runs every peer found on PATH on them.
-fn run_peers(
-    bench: &Bench,
-    layer_counts: &[usize; 2],
-    rows: &mut Vec<Row>,
-    notes: &mut Vec<String>,
-) -> Result<Peers> {
+fn run_peers(bench: &Bench, rows: &mut Vec<Row>, notes: &mut Vec<String>) -> Result<Peers> {
     let mut result = Peers::default();
     let found: Vec<_> = peers::ALL
         .iter()
@@ -510,7 +255,7 @@ fn run_peers(
     for i in 0..2 {
         eprintln!("footprint: unpacking {} for the peers", IMAGES[i]);
         let layers = image::layers(&bench.sources[i])?;
-        debug_assert_eq!(layers.len(), layer_counts[i]);
+        debug_assert_eq!(layers.len(), bench.layer_counts[i]);
         for (n, layer) in layers.iter().enumerate() {
             layer.unpack(&inputs[i].join(format!("layer{n}")))?;
         }

@@ -216,7 +216,22 @@ pub fn render(r: &Report) -> String {
         );
     }
 
-    let (a, b) = (&r.store_after_v1, &r.store_after_v2);
+    render_store(&mut s, &r.store_after_v1, &r.store_after_v2);
+    for step in r.steps.iter().filter(|s| !s.ok) {
+        let _ = writeln!(
+            s,
+            "\n{} failed ({}): `{}`\n{}",
+            step.step,
+            step.status,
+            step.command,
+            step.stderr_tail.as_deref().unwrap_or("")
+        );
+    }
+    s
+}
+
+/// The store's size table after each version, and its metadata per file and index per chunk.
+fn render_store(s: &mut String, a: &StoreState, b: &StoreState) {
     let _ = writeln!(s, "\n| store (du -sb, MB) | after v1 | after v1 + v2 |");
     let _ = writeln!(s, "|---|---:|---:|");
     let mut names: Vec<&String> = a.entries.keys().chain(b.entries.keys()).collect();
@@ -247,15 +262,4 @@ pub fn render(r: &Report) -> String {
             st.metadata_bytes_per_file, st.metadata_bytes, st.files
         );
     }
-    for step in r.steps.iter().filter(|s| !s.ok) {
-        let _ = writeln!(
-            s,
-            "\n{} failed ({}): `{}`\n{}",
-            step.step,
-            step.status,
-            step.command,
-            step.stderr_tail.as_deref().unwrap_or("")
-        );
-    }
-    s
 }
