@@ -218,7 +218,7 @@ fn speed_against_peers(cairn: &Row, rows: &[Row]) -> Option<String> {
     let (wall, cpu) = (cairn.wall_s?, cairn.cpu_s?);
     let ratios: Vec<String> = rows
         .iter()
-        .filter(|r| peers::ALL.iter().any(|p| p.command() == r.id))
+        .filter(|r| r.id == nydus::ROW_ID || peers::ALL.iter().any(|p| p.command() == r.id))
         .filter_map(|r| {
             Some(format!(
                 "{} {:.2}x by wall time, {:.2}x by CPU time",
@@ -408,4 +408,37 @@ pub fn write_reports(out: &Path, files: &[(&str, Vec<u8>)]) -> Result<()> {
 /// The table, for the terminal.
 pub fn table(report: &Report) -> String {
     report::table(report)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn timed(id: &str, wall: f64, cpu: f64) -> Row {
+        let mut row = Row::sizes_only(id, id.into(), "everything", 1, 2, String::new());
+        row.wall_s = Some(wall);
+        row.cpu_s = Some(cpu);
+        row
+    }
+
+    #[test]
+    fn speed_against_peers_names_nydus_and_the_backup_tools() {
+        let cairn = timed("cairn", 2.0, 4.0);
+        let rows = [
+            timed("nydus", 5.0, 5.0),
+            timed("restic", 8.0, 12.0),
+            timed("whole-file", 9.0, 9.0),
+        ];
+        let note = speed_against_peers(&cairn, &rows).expect("a note");
+        assert!(
+            note.contains("nydus 2.50x by wall time, 1.25x by CPU time"),
+            "{note}"
+        );
+        assert!(
+            note.contains("restic 4.00x by wall time, 3.00x by CPU time"),
+            "{note}"
+        );
+        assert!(!note.contains("whole-file"), "{note}");
+        assert_eq!(speed_against_peers(&cairn, &rows[2..]), None);
+    }
 }

@@ -17,6 +17,8 @@ use cairn_engine::Compression;
 use std::path::{Path, PathBuf};
 
 const PROGRAM: &str = "nydus-image";
+/// The row's id in the report.
+pub(super) const ROW_ID: &str = "nydus";
 
 /// Adds the Nydus row, or says why there is none.
 pub fn run(bench: &Bench, rows: &mut Vec<Row>, peers: &mut Peers) -> Result<()> {
@@ -74,7 +76,7 @@ fn row(bench: &Bench, program: &Path, version: &str) -> Result<Row> {
         || Ok(du_sb(&blobs)? + du_sb(&images)?),
     )?;
     Ok(Row::from_steps(
-        "nydus",
+        ROW_ID,
         format!("{version} (RAFS v6, 1 MiB chunks, zstd; --chunk-dict of the old image)"),
         "everything",
         steps,
