@@ -252,6 +252,15 @@ pub fn run(options: &Options) -> Result<Report> {
         std::fs::remove_dir_all(&unpacked)
             .with_context(|| format!("remove {}", unpacked.display()))?;
     }
+    // The store-wide writers: optimize plans over every live chunk before its first round
+    // (bounded here to a minute of rounds), gc after v1 is removed compacts v2's blobs.
+    steps.push(bench.measure(
+        "optimize",
+        None,
+        bench.cairn(["optimize", "--max-seconds", "60"]),
+    ));
+    steps.push(bench.measure("rm v1", None, bench.cairn(["rm", "many:v1"])));
+    steps.push(bench.measure("gc", None, bench.cairn(["gc"])));
 
     let bars = bars(&steps);
     let report = Report {
@@ -289,7 +298,9 @@ fn bars(steps: &[StepResult]) -> Vec<Bar> {
     let mut bars = Vec::new();
     for step in steps {
         let checks: &[Check] = match step.step.as_str() {
-            "convert v1" | "convert v2" | "diff" => &[("peak RSS MiB", WRITE_RSS_BAR_MIB, rss)],
+            "convert v1" | "convert v2" | "diff" | "optimize" | "gc" => {
+                &[("peak RSS MiB", WRITE_RSS_BAR_MIB, rss)]
+            }
             "cat" | "ls" | "ls -l" => &[
                 ("peak RSS MiB", READ_RSS_BAR_MIB, rss),
                 ("wall s", READ_WALL_BAR_S, wall),

@@ -2,7 +2,7 @@ use super::{bench, ok, sibling_cairn};
 use serde_json::Value;
 use std::path::Path;
 
-const STEPS: [&str; 8] = [
+const STEPS: [&str; 11] = [
     "convert v1",
     "convert v2",
     "cat",
@@ -11,6 +11,9 @@ const STEPS: [&str; 8] = [
     "diff",
     "export-layer",
     "unpack",
+    "optimize",
+    "rm v1",
+    "gc",
 ];
 
 /// many-files at 300 files with 1 MB large files, through `cairn`: its output and JSON report.
@@ -86,8 +89,8 @@ fn many_files_measures_every_step() {
         );
     }
     assert!(step(&report, "convert v1")["mb_s"].as_f64().unwrap() > 0.0);
-    // convert v1, convert v2 and diff: RSS; cat, ls and ls -l: RSS and wall.
-    assert_eq!(report["bars"].as_array().unwrap().len(), 9);
+    // convert v1, convert v2, diff, optimize and gc: RSS; cat, ls and ls -l: RSS and wall.
+    assert_eq!(report["bars"].as_array().unwrap().len(), 11);
 
     for when in ["store_after_v1", "store_after_v2"] {
         let store = &report[when];
