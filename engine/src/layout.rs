@@ -99,6 +99,28 @@ fn open_lock_file(path: &Path) -> Result<File> {
         .with_path("open", path)
 }
 
+/// Takes `file`'s flock, shared or exclusive, without waiting for a real holder. A refusal is
+/// retried for a moment (under 0.2 s): a child that another thread of this process is spawning
+/// holds copies of this process's descriptors until its exec closes them, so a lock released
+/// here just before can look held for that long.
+fn try_flock(file: &File, shared: bool) -> std::result::Result<(), std::fs::TryLockError> {
+    const ATTEMPTS: u32 = 10;
+    let mut attempt = 1;
+    loop {
+        let outcome = match shared {
+            true => file.try_lock_shared(),
+            false => file.try_lock(),
+        };
+        match outcome {
+            Err(std::fs::TryLockError::WouldBlock) if attempt < ATTEMPTS => {
+                attempt += 1;
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            other => return other,
+        }
+    }
+}
+
 /// Replaces a held lock file's text by this process's identity.
 fn write_identity(file: &mut File, path: &Path) -> Result<()> {
     file.set_len(0).with_path("write", path)?;
@@ -348,7 +370,7 @@ impl StoreLayout {
     pub fn writers_shared(&self) -> Result<WritersGuard> {
         let path = self.root.join(WRITERS);
         let file = open_lock_file(&path)?;
-        match file.try_lock_shared() {
+        match try_flock(&file, true) {
             Ok(()) => Ok(WritersGuard { _file: file }),
             Err(std::fs::TryLockError::WouldBlock) => Err(self.locked(holder_in(&path))),
             Err(std::fs::TryLockError::Error(e)) => Err(Error::io("lock", &path, e)),
@@ -360,7 +382,7 @@ impl StoreLayout {
     pub fn writers_exclusive(&self) -> Result<WritersGuard> {
         let path = self.root.join(WRITERS);
         let mut file = open_lock_file(&path)?;
-        match file.try_lock() {
+        match try_flock(&file, false) {
             Ok(()) => {}
             Err(std::fs::TryLockError::WouldBlock) => {
                 let running = self.live_writers();
@@ -382,7 +404,7 @@ impl StoreLayout {
     pub fn lock(&self) -> Result<WriterLock> {
         let path = self.root.join(LOCK);
         let mut file = open_lock_file(&path)?;
-        match file.try_lock() {
+        match try_flock(&file, false) {
             Ok(()) => {}
             Err(std::fs::TryLockError::WouldBlock) => return Err(self.locked(holder_in(&path))),
             Err(std::fs::TryLockError::Error(e)) => return Err(Error::io("lock", &path, e)),
@@ -442,5 +464,29 @@ impl StoreLayout {
             crate::fsutil::fsync_dir(&self.root)?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_lock_released_within_the_grace_is_taken_and_a_held_one_is_refused() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("LOCK");
+        let holder = open_lock_file(&path).unwrap();
+        holder.try_lock().unwrap();
+        let contender = open_lock_file(&path).unwrap();
+        assert!(matches!(
+            try_flock(&contender, true),
+            Err(std::fs::TryLockError::WouldBlock)
+        ));
+        let release = std::thread::spawn(move || {
+            std::thread::sleep(std::time::Duration::from_millis(20));
+            drop(holder);
+        });
+        try_flock(&contender, false).unwrap();
+        release.join().unwrap();
     }
 }
