@@ -64,8 +64,9 @@ const CHUNK_BATCH: usize = 65_536;
 /// This convert's new chunks checked against the index as it is at the commit.
 #[derive(Default)]
 struct Recheck {
-    /// (chunk, blob, ToC record) to index.
-    to_index: Vec<(ChunkId, BlobId, u64)>,
+    /// The chunks to index, as (position in the re-checked blobs, ToC record): 8 bytes each,
+    /// since a large image has millions (their ids are read back from the blobs' ToCs).
+    to_index: Vec<(u32, u32)>,
     /// Duplicates the image uses from where the index has them.
     elsewhere: HashMap<ChunkId, ChunkLocation>,
     /// The blobs to add: those holding a chunk the image uses from them.
@@ -78,7 +79,7 @@ struct Recheck {
 impl Recheck {
     fn run(index: &Index, blobs: &[&SealedBlob], use_indexed_copies: bool) -> Result<Recheck> {
         let mut recheck = Recheck::default();
-        for blob in blobs {
+        for (position, blob) in blobs.iter().enumerate() {
             let mut used_here = !use_indexed_copies;
             for (record, entry) in blob.toc.iter().enumerate() {
                 let here = blob.location(entry);
@@ -95,7 +96,7 @@ impl Recheck {
                     }
                     // Not in the index, or only in a delta frame while this copy is plain.
                     _ => {
-                        recheck.to_index.push((entry.id, blob.id, record as u64));
+                        recheck.to_index.push((position as u32, record as u32));
                         used_here = true;
                     }
                 }
@@ -129,10 +130,9 @@ fn commit_locked(
     image: &Prepared,
     resolved: Resolved,
 ) -> Result<Committed> {
-    let checked = check_name(index, image.name, image.replace).and_then(|()| {
-        let blobs: Vec<&SealedBlob> = sealed_blobs(image.outputs).collect();
-        Recheck::run(index, &blobs, image.use_indexed_copies)
-    });
+    let blobs: Vec<&SealedBlob> = sealed_blobs(image.outputs).collect();
+    let checked = check_name(index, image.name, image.replace)
+        .and_then(|()| Recheck::run(index, &blobs, image.use_indexed_copies));
     let recheck = match checked {
         Ok(recheck) => recheck,
         Err(e) => {
@@ -162,8 +162,15 @@ fn commit_locked(
         Some("convert.blobs.dir_fsync"),
     )?;
     for records in recheck.to_index.chunks(CHUNK_BATCH) {
+        let chunk_records = records
+            .iter()
+            .map(|&(position, record)| {
+                let blob = blobs[position as usize];
+                (blob.toc[record as usize].id, blob.id, record as u64)
+            })
+            .collect();
         index.commit(IndexBatch {
-            chunk_records: records.to_vec(),
+            chunk_records,
             ..IndexBatch::default()
         })?;
     }
