@@ -11,8 +11,9 @@ pub struct OptimizeArgs {
     /// one chunk decodes its whole frame.
     #[arg(long, value_name = "BYTES")]
     pub frame_size: Option<u32>,
-    /// Start no new round after this many seconds (a round is about 32 MiB of old blobs);
-    /// run again later to go on.
+    /// Start no new round after this many seconds; a round that has started finishes (it is
+    /// about 32 MiB of old blobs, or one larger blob: up to 256 MiB, a minute or more at zstd-18
+    /// on 2 cores). Run again later to go on.
     #[arg(long, value_name = "S", conflicts_with = "budget_mb")]
     pub max_seconds: Option<f64>,
     /// Rewrite at most this many megabytes of old blobs; run again later to go on.
