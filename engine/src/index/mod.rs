@@ -427,6 +427,19 @@ impl Index {
     /// Every chunk entry, in key order, resolved against the blob ToCs.
     pub fn chunk_entries(&self) -> Result<Vec<ChunkEntry>> {
         let mut out = Vec::new();
+        self.for_each_chunk_entry(|entry| {
+            out.push(entry);
+            Ok(())
+        })?;
+        Ok(out)
+    }
+
+    /// Calls `visit` with every chunk entry, in key order, holding none of them (a store of
+    /// millions of chunks would otherwise hold them all at once).
+    pub fn for_each_chunk_entry(
+        &self,
+        mut visit: impl FnMut(ChunkEntry) -> Result<()>,
+    ) -> Result<()> {
         for item in self
             .db
             .iterator_cf(self.cf(CF_CHUNKS)?, IteratorMode::Start)
@@ -439,9 +452,9 @@ impl Index {
                 )
             })?);
             let resolved = self.resolve(&key.0, &value);
-            out.push(ChunkEntry { key, resolved });
+            visit(ChunkEntry { key, resolved })?;
         }
-        Ok(out)
+        Ok(())
     }
 
     /// Every image record.

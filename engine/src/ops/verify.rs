@@ -141,13 +141,13 @@ pub fn verify(store: &Store, full: bool, progress: &dyn crate::Progress) -> Resu
             );
         }
     }
-    for entry in store.index().chunk_entries()? {
+    store.index().for_each_chunk_entry(|entry| {
         report.index_chunks += 1;
         let (id, location) = match entry.resolved {
             Ok(found) => found,
             Err(e) => {
                 report.problem(format!("index entry {}", entry.key), e);
-                continue;
+                return Ok(());
             }
         };
         if !toc_has(&tocs, &id, &location) {
@@ -159,7 +159,8 @@ pub fn verify(store: &Store, full: bool, progress: &dyn crate::Progress) -> Resu
                 ),
             );
         }
-    }
+        Ok(())
+    })?;
     progress.finish();
     Ok(report)
 }
