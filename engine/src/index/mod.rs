@@ -424,18 +424,8 @@ impl Index {
         Ok(out)
     }
 
-    /// Every chunk entry, in key order, resolved against the blob ToCs.
-    pub fn chunk_entries(&self) -> Result<Vec<ChunkEntry>> {
-        let mut out = Vec::new();
-        self.for_each_chunk_entry(|entry| {
-            out.push(entry);
-            Ok(())
-        })?;
-        Ok(out)
-    }
-
-    /// Calls `visit` with every chunk entry, in key order, holding none of them (a store of
-    /// millions of chunks would otherwise hold them all at once).
+    /// Calls `visit` with every chunk entry, in key order, resolved against the blob ToCs,
+    /// holding none of them (a store of millions of chunks would otherwise hold them all).
     pub fn for_each_chunk_entry(
         &self,
         mut visit: impl FnMut(ChunkEntry) -> Result<()>,
@@ -703,7 +693,13 @@ mod tests {
             .unwrap();
         let err = index.get_chunk(&a).unwrap_err().to_string();
         assert!(err.contains("--repair-index"), "{err}");
-        let entries = index.chunk_entries().unwrap();
+        let mut entries = Vec::new();
+        index
+            .for_each_chunk_entry(|entry| {
+                entries.push(entry);
+                Ok(())
+            })
+            .unwrap();
         let bad = entries.iter().find(|e| e.key == a.key()).unwrap();
         assert!(bad.resolved.as_ref().unwrap_err().contains("holds chunk"));
         // A record number past the ToC is an error naming the blob.

@@ -221,7 +221,7 @@ pub fn export_dict(store: &Store, names: &[String], all: bool) -> Result<ChunkDi
         }
     }
     if all {
-        for entry in store.index().chunk_entries()? {
+        store.index().for_each_chunk_entry(|entry| {
             let (id, location) = entry.resolved.map_err(|e| {
                 Error::corrupt(
                     "chunk index",
@@ -229,7 +229,8 @@ pub fn export_dict(store: &Store, names: &[String], all: bool) -> Result<ChunkDi
                 )
             })?;
             chunks.push((id, location.len));
-        }
+            Ok(())
+        })?;
         for (name, id) in store.index().refs()? {
             images.push(DictImage {
                 name,

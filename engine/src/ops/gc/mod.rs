@@ -395,13 +395,13 @@ fn live_entries(
         .enumerate()
         .map(|(i, id)| (*id, i as u32))
         .collect();
-    let position = |blob: &BlobId| positions.get(blob).copied().unwrap_or(u32::MAX);
     let mut used: HashSet<UseKey> = HashSet::new();
     live.for_each_chunk(|id, location| {
-        used.insert(use_key(position(&location.blob), location.offset, id));
+        let position = positions.get(&location.blob).copied().unwrap_or(u32::MAX);
+        used.insert(use_key(position, location.offset, id));
     })?;
     let mut chosen = Vec::new();
-    for id in ids {
+    for (position, id) in ids.into_iter().enumerate() {
         let path = store.blob_path(&id);
         let reader = BlobReader::open(&path, id).map_err(|e| stopped(format!("blob {id}"), e))?;
         let toc = decode_toc(reader.bytes(), &format!("blob {id}"))
@@ -409,7 +409,7 @@ fn live_entries(
         let total: u64 = toc.iter().map(|e| e.location(id).stored_share()).sum();
         let live: Vec<TocEntry> = toc
             .into_iter()
-            .filter(|e| used.contains(&use_key(position(&id), e.offset, &e.id)))
+            .filter(|e| used.contains(&use_key(position as u32, e.offset, &e.id)))
             .collect();
         let live_bytes: u64 = live.iter().map(|e| e.location(id).stored_share()).sum();
         let blob = BlobUse {
