@@ -14,7 +14,9 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 /// Files and size of the generated layer (random bytes: nothing shared with the demo images).
-const BIG_FILES: u64 = 32;
+/// Big enough that the convert outlives a refused gc (about 0.2 s since locks are retried) and a
+/// second convert: 256 MiB of random data, about 2.5 s here.
+const BIG_FILES: u64 = 64;
 const BIG_FILE_LEN: usize = 4 << 20;
 /// Files planted in `blobs/` for gc to delete.
 const ORPHANS: u64 = 20_000;
