@@ -13,7 +13,7 @@ use cairn_engine::bundle::file::{BundleManifest, BundleReader, BundleWriter, Fra
 use cairn_engine::bundle::import::{import_bundle, BundleImportReport};
 use cairn_engine::{
     Bootstrap, ChunkId, EmitRequest, EmitWhat, Follow, LayerMetaId, NoProgress, PlanOptions,
-    Progress, Sha256Digest, SharedWriter, Store, StoreWriter,
+    Progress, Sha256Digest, SharedWriter, Store,
 };
 use cairn_sample::LayerCompression;
 use std::path::{Path, PathBuf};
