@@ -63,7 +63,13 @@ mod tests {
 
     #[test]
     fn names() {
-        for good in ["py:v1", "library/py:3.12@linux/arm64/v8", "a..b", "x.y", "é"] {
+        for good in [
+            "py:v1",
+            "library/py:3.12@linux/arm64/v8",
+            "a..b",
+            "x.y",
+            "é",
+        ] {
             assert!(check_image_name(good).is_ok(), "{good:?}");
         }
         let long = "a".repeat(4096);

@@ -69,9 +69,7 @@ pub fn render(r: &DiffReport, by: DiffBy) -> String {
             format!("{} zstd", bytes(r.added_stored_bytes)),
         ],
     ];
-    out += &format!(
-        "  what {new} adds on top of {old}, by dedup granularity\n"
-    );
+    out += &format!("  what {new} adds on top of {old}, by dedup granularity\n");
     out += &indent(&table(&["GRANULARITY", "ADDS", "OF NEW", "STORED"], &rows));
     out += "\n";
     match by {

@@ -96,7 +96,11 @@ fn print_repair(r: &RepairReport) {
         );
     }
     for n in &r.recovered {
-        println!("  RECOVERED  {} <- {}", escape(&n.name), escape(&n.reference));
+        println!(
+            "  RECOVERED  {} <- {}",
+            escape(&n.name),
+            escape(&n.reference)
+        );
     }
     if !r.recovered.is_empty() {
         println!("  (images removed with `cairn rm` but not yet collected by `cairn gc` come");

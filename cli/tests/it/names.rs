@@ -48,7 +48,10 @@ fn hostile_names_are_escaped_on_the_terminal_and_refused_as_new_names() {
     ok(cairn(&store, &["convert", &source, "--name", "files"]));
     for args in [&["ls", "files", "/"][..], &["ls", "-l", "files", "/"][..]] {
         let out = ok(cairn(&store, args));
-        assert!(!out.contains('\x1b') && out.contains("\\u{1b}[2J"), "{out:?}");
+        assert!(
+            !out.contains('\x1b') && out.contains("\\u{1b}[2J"),
+            "{out:?}"
+        );
     }
 
     // A name no command creates any more, as an older cairn could have left it.

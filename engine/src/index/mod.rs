@@ -112,7 +112,8 @@ pub(crate) fn layer_keys(
 ) -> impl Iterator<Item = (LayerKey, LayerMetaId)> {
     let uncompressed =
         layer.compression == crate::layer::Compression::None && layer.digest == layer.diff_id;
-    let digest = (digest_checked || uncompressed).then_some((LayerKey::Digest(layer.digest), layer.meta));
+    let digest =
+        (digest_checked || uncompressed).then_some((LayerKey::Digest(layer.digest), layer.meta));
     std::iter::once((LayerKey::DiffId(layer.diff_id), layer.meta)).chain(digest)
 }
 

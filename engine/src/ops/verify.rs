@@ -280,7 +280,10 @@ fn check_layer_keys(
             ),
             Some((LayerKey::DiffId(diff_id), id)) if objects[&id] != diff_id => report.problem(
                 format!("index entry for layer diff_id {diff_id}"),
-                format!("names layer object {id}, which holds diff_id {}", objects[&id]),
+                format!(
+                    "names layer object {id}, which holds diff_id {}",
+                    objects[&id]
+                ),
             ),
             Some(_) => {}
             None => report.problem(

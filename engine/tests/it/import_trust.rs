@@ -93,13 +93,9 @@ fn relabel(
         let (id, bytes) = object_mut(&mut records, Kind::LayerObject, target.meta.0);
         let (src, dst) = (dir.join("object"), dir.join("relabelled"));
         std::fs::write(&src, bytes.as_slice()).unwrap();
-        let new = cairn_engine::testing::relabel_layer_object(
-            &src,
-            LayerMetaId(*id),
-            &dst,
-            diff_id,
-        )
-        .unwrap();
+        let new =
+            cairn_engine::testing::relabel_layer_object(&src, LayerMetaId(*id), &dst, diff_id)
+                .unwrap();
         (*id, *bytes) = (new.0, std::fs::read(&dst).unwrap());
         target.meta = new;
     }
@@ -121,7 +117,13 @@ fn bundle_of(store: &Path, images: &[&str]) -> Vec<u8> {
         since: vec![],
     };
     let mut out = Vec::new();
-    create(&Store::open(store).unwrap(), &options, &mut out, &NoProgress).unwrap();
+    create(
+        &Store::open(store).unwrap(),
+        &options,
+        &mut out,
+        &NoProgress,
+    )
+    .unwrap();
     out
 }
 
@@ -195,8 +197,18 @@ fn a_bundle_relabelling_its_layer_as_another_is_refused_and_changes_nothing() {
         .unwrap()
         .convert(&options(&genuine, "g", &[]), &NoProgress)
         .unwrap();
-    let g = Store::open(&reference).unwrap().bootstrap("g").unwrap().layers[0].clone();
-    let own = Store::open(&sender).unwrap().bootstrap("app").unwrap().layers[0].clone();
+    let g = Store::open(&reference)
+        .unwrap()
+        .bootstrap("g")
+        .unwrap()
+        .layers[0]
+        .clone();
+    let own = Store::open(&sender)
+        .unwrap()
+        .bootstrap("app")
+        .unwrap()
+        .layers[0]
+        .clone();
     let bundle = bundle_of(&sender, &["app"]);
 
     // The crafting itself is sound: relabelled with the layer's own ids, the bundle imports.
@@ -400,7 +412,10 @@ fn hostile_names_are_refused_by_every_command_that_names_an_image() {
         let mut renamed = manifest.clone();
         renamed.images[0].name = name.clone();
         let err = import(&receiver, &encode(&renamed, &records)).unwrap_err();
-        assert!(err.to_string().contains("not allowed"), "import {shown}: {err}");
+        assert!(
+            err.to_string().contains("not allowed"),
+            "import {shown}: {err}"
+        );
 
         // `oci:DIR:REF`: an empty REF, or one with a slash, is no reference but part of DIR.
         if !name.is_empty() && !name.contains('/') {
@@ -419,7 +434,10 @@ fn hostile_names_are_refused_by_every_command_that_names_an_image() {
     let mut renamed = manifest.clone();
     renamed.images[0].name = "v1.renamed".into();
     import(&receiver, &encode(&renamed, &records)).unwrap();
-    assert_eq!(Store::open(&sender).unwrap().images().unwrap().len(), senders_images + 1);
+    assert_eq!(
+        Store::open(&sender).unwrap().images().unwrap().len(),
+        senders_images + 1
+    );
 }
 
 fn emit_base(

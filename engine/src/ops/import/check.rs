@@ -16,10 +16,10 @@ use crate::format::blob::{decode_toc, BlobReader, CheckedToc, TocEntry};
 use crate::format::bootstrap::Bootstrap;
 use crate::format::layer_meta::LayerMeta;
 use crate::format::{chunk_from_frame, BaseSource, ChunkLocation, Codec, NoBases};
+use crate::ops::read::{write_layer_tar, ChunkReader, LayerTar};
 use crate::progress::{Progress, Unit};
 use crate::store::Writer;
 use crate::{BlobId, ChunkId};
-use crate::ops::read::{write_layer_tar, ChunkReader, LayerTar};
 use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
 
@@ -160,7 +160,13 @@ fn recreate_layers(
             diff_id: layer.diff_id,
             label: &label,
         };
-        write_layer_tar(&mut reader, &tar, &mut std::io::sink(), &object.path, progress)?;
+        write_layer_tar(
+            &mut reader,
+            &tar,
+            &mut std::io::sink(),
+            &object.path,
+            progress,
+        )?;
     }
     Ok(())
 }

@@ -94,7 +94,12 @@ pub(crate) fn import(
         .blobs
         .iter()
         .map(|b| &b.path)
-        .chain(incoming.images.iter().flat_map(|i| i.objects.iter().map(|o| &o.path)))
+        .chain(
+            incoming
+                .images
+                .iter()
+                .flat_map(|i| i.objects.iter().map(|o| &o.path)),
+        )
         .chain(incoming.images.iter().flat_map(|i| &i.bootstrap))
     {
         std::fs::File::open(file)
@@ -196,36 +201,36 @@ fn publish_blobs(
     tocs: &[Vec<crate::format::blob::TocEntry>],
     first: &mut ImportReport,
 ) -> Result<()> {
-let mut to_index: Vec<(ChunkId, BlobId, u64)> = Vec::new();
-for (blob, toc) in incoming.blobs.iter().zip(tocs) {
-    for (record, entry) in toc.iter().enumerate() {
-        match index.get_chunk(&entry.id)? {
-            Some(found) if found.codec != Codec::Delta || entry.codec == Codec::Delta => {
-                first.chunks_already_stored += 1
+    let mut to_index: Vec<(ChunkId, BlobId, u64)> = Vec::new();
+    for (blob, toc) in incoming.blobs.iter().zip(tocs) {
+        for (record, entry) in toc.iter().enumerate() {
+            match index.get_chunk(&entry.id)? {
+                Some(found) if found.codec != Codec::Delta || entry.codec == Codec::Delta => {
+                    first.chunks_already_stored += 1
+                }
+                _ => to_index.push((entry.id, blob.id, record as u64)),
             }
-            _ => to_index.push((entry.id, blob.id, record as u64)),
         }
     }
-}
-let files: Vec<_> = incoming
-    .blobs
-    .iter()
-    .map(|b| (&*b.path, store.blob_path(&b.id), b.size))
-    .collect();
-(first.blobs_added, first.blob_bytes_added) = crate::fsutil::publish_sealed(
-    &files,
-    &store.layout().blobs_dir(),
-    "import.blob.rename",
-    None,
-)?;
-first.chunks_indexed = to_index.len() as u64;
-for records in to_index.chunks(CHUNK_BATCH) {
-    index.commit(IndexBatch {
-        chunk_records: records.to_vec(),
-        ..IndexBatch::default()
-    })?;
-}
-Ok(())
+    let files: Vec<_> = incoming
+        .blobs
+        .iter()
+        .map(|b| (&*b.path, store.blob_path(&b.id), b.size))
+        .collect();
+    (first.blobs_added, first.blob_bytes_added) = crate::fsutil::publish_sealed(
+        &files,
+        &store.layout().blobs_dir(),
+        "import.blob.rename",
+        None,
+    )?;
+    first.chunks_indexed = to_index.len() as u64;
+    for records in to_index.chunks(CHUNK_BATCH) {
+        index.commit(IndexBatch {
+            chunk_records: records.to_vec(),
+            ..IndexBatch::default()
+        })?;
+    }
+    Ok(())
 }
 
 /// Every name follows the name rule, and no two images of one import share a name.
