@@ -59,3 +59,48 @@ pub fn plant_name(store: &StoreWriter, name: &str, id: crate::ImageId) -> Result
         ..IndexBatch::default()
     })
 }
+
+/// What a sender who controls its own store could push as a store-format artifact: image
+/// `name` copied as `new_name` with layer `layer` relabelled as `diff_id` and `digest` (its
+/// layer object relabelled too, and the bootstrap naming that copy). Returns the copy's id.
+pub fn plant_relabelled_image(
+    store: &StoreWriter,
+    name: &str,
+    new_name: &str,
+    layer: usize,
+    (diff_id, digest): (Sha256Digest, Sha256Digest),
+) -> Result<crate::ImageId> {
+    let mut bootstrap = store.bootstrap(name)?;
+    let target = bootstrap
+        .layers
+        .get_mut(layer)
+        .ok_or_else(|| crate::Error::Usage(format!("no layer {layer}")))?;
+    let tmp = store.tmp_file("layer");
+    let object = relabel_layer_object(
+        &store.layer_meta_path(&target.meta),
+        target.meta,
+        &tmp,
+        diff_id,
+    )?;
+    std::fs::rename(&tmp, store.layer_meta_path(&object))
+        .map_err(|e| crate::Error::io("rename", &tmp, e))?;
+    (target.meta, target.diff_id, target.digest) = (object, diff_id, digest);
+    let encoded = bootstrap.encode()?;
+    let id = crate::format::bootstrap::image_id(&encoded);
+    let path = store.bootstrap_path(&id);
+    std::fs::write(&path, &encoded).map_err(|e| crate::Error::io("write", &path, e))?;
+    let files = store.image_record(&store.resolve(name)?)?.files;
+    let record = crate::ops::repair::derived_record(
+        id,
+        &bootstrap,
+        files,
+        encoded.len() as u64,
+        std::time::Duration::ZERO,
+    );
+    store.index().commit(IndexBatch {
+        images: vec![record],
+        refs: vec![(new_name.to_string(), id)],
+        ..IndexBatch::default()
+    })?;
+    Ok(id)
+}

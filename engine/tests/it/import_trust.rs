@@ -141,7 +141,7 @@ fn import(store: &Path, bytes: &[u8]) -> cairn_engine::Result<BundleImportReport
 }
 
 /// A layout of one gzip layer holding `/etc/os-release` with `content`.
-fn one_file_image(dir: &Path, content: &[u8]) -> String {
+pub fn one_file_image(dir: &Path, content: &[u8]) -> String {
     let tar = cairn_sample::build_layer_tar(
         &[dir_entry("etc"), file("etc/os-release", content.to_vec())],
         1_700_000_000,
@@ -155,7 +155,7 @@ fn dir_entry(path: &str) -> cairn_sample::SampleEntry {
     crate::helpers::dir(path)
 }
 
-fn store_at(dir: &Path) -> PathBuf {
+pub fn store_at(dir: &Path) -> PathBuf {
     drop(new_store(dir));
     dir.join("store")
 }
