@@ -35,6 +35,10 @@ pub struct ChunkReader<'a> {
     arriving: HashMap<BlobId, std::path::PathBuf>,
     /// Where a delta frame's bases come from: the store, or an import's arriving blobs first.
     bases: &'a dyn crate::format::BaseSource,
+    /// Store blobs are held by the store (mapped for its life, shared with other readers), or,
+    /// when false, mapped by this reader alone and unmapped when it is dropped (a pass over
+    /// every layer, as `verify --full` makes, need not keep every blob mapped).
+    hold: bool,
     blobs: HashMap<BlobId, std::sync::Arc<BlobReader>>,
     frames: VecDeque<(FrameKey, Vec<u8>)>,
 }
@@ -61,6 +65,7 @@ impl<'a> ChunkReader<'a> {
             store,
             arriving: HashMap::new(),
             bases: store,
+            hold: true,
             blobs: HashMap::new(),
             frames: VecDeque::new(),
         }
@@ -77,6 +82,15 @@ impl<'a> ChunkReader<'a> {
         ChunkReader {
             arriving,
             bases,
+            hold: false,
+            ..ChunkReader::new(store)
+        }
+    }
+
+    /// A reader that maps the blobs it reads itself, unmapping them when dropped.
+    pub(crate) fn unheld(store: &'a Store) -> Self {
+        ChunkReader {
+            hold: false,
             ..ChunkReader::new(store)
         }
     }
@@ -106,7 +120,10 @@ impl<'a> ChunkReader<'a> {
         if let std::collections::hash_map::Entry::Vacant(e) = self.blobs.entry(blob.id) {
             e.insert(match self.arriving.get(&blob.id) {
                 Some(path) => std::sync::Arc::new(BlobReader::open(path, blob.id)?),
-                None => self.store.hold_blob(&blob.id)?,
+                None if self.hold => self.store.hold_blob(&blob.id)?,
+                None => {
+                    std::sync::Arc::new(BlobReader::open(&self.store.blob_path(&blob.id), blob.id)?)
+                }
             });
         }
         Ok(())

@@ -305,7 +305,6 @@ fn check_layer_objects(
     report: &mut VerifyReport,
 ) -> Result<HashMap<LayerMetaId, Sha256Digest>> {
     let mut whole = HashMap::new();
-    let mut reader = ChunkReader::new(store);
     for (name, _) in hex_files(&store.layout().layers_dir())? {
         let Some(id) = LayerMetaId::from_hex(&name) else {
             report.problem(
@@ -330,6 +329,8 @@ fn check_layer_objects(
                     label: &object,
                 };
                 let dest = store.layer_meta_path(&id);
+                // A reader per object: its blobs are unmapped once the object is checked.
+                let mut reader = ChunkReader::unheld(store);
                 write_layer_tar(&mut reader, &tar, &mut std::io::sink(), &dest, &NoProgress)?;
             }
             Ok((diff_id, problems))
