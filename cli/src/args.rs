@@ -190,7 +190,8 @@ pub struct ConvertArgs {
 /// How an image goes into the store: what `convert` and `pull` share.
 #[derive(Args, Debug)]
 pub struct IntoStoreArgs {
-    /// Name to record the image under.
+    /// Name to record the image under: 1 to 255 bytes of printable characters, with no
+    /// empty, `.` or `..` step between slashes (e.g. `py:3.12`, `library/py:3.12`).
     #[arg(long)]
     pub name: String,
     /// Reuse only chunks of this image (repeatable). Default: every chunk in the store.
@@ -535,7 +536,8 @@ pub enum XattrPolicy {
                   they are. The check then runs on the rebuilt index."
 )]
 pub struct VerifyArgs {
-    /// Also hash every blob and decompress every chunk to check its BLAKE3 (reads all data).
+    /// Also hash every blob and decompress every chunk to check its BLAKE3, and re-create
+    /// every layer's tar to check its sha256 against its diff_id (reads all data).
     #[arg(long)]
     pub full: bool,
     /// First rebuild the index from the blobs, bootstraps and layer objects (takes the writer lock).

@@ -1,4 +1,43 @@
-//! Human output: sizes with units, counts with separators, aligned tables.
+//! Human output: sizes with units, counts with separators, aligned tables, and names and
+//! paths escaped for a terminal (`escape`: every name or path from a store or an image goes
+//! through it before it is printed as text; JSON and CSV output carry them as data).
+
+use std::borrow::Cow;
+
+/// `text` safe to print to a terminal: control characters (C0, DEL, C1) and invisible
+/// formatting characters (bidi overrides, zero-width ones) are shown escaped, as Rust escapes
+/// them (`\n`, `\u{1b}`), so a hostile image or file name cannot move the cursor, rewrite
+/// the screen or hide text; everything else is printed as it is.
+pub fn escape(text: &str) -> Cow<'_, str> {
+    let hostile = |c: char| c.is_control() || is_invisible(c);
+    if !text.chars().any(hostile) {
+        return Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        if hostile(c) {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    Cow::Owned(out)
+}
+
+/// Characters that print as nothing or reorder what follows (the engine's name rule refuses
+/// them in image names; file names in images may still hold them).
+fn is_invisible(c: char) -> bool {
+    matches!(c,
+        '\u{00AD}'
+        | '\u{061C}'
+        | '\u{180E}'
+        | '\u{200B}'..='\u{200F}'
+        | '\u{2028}'..='\u{202E}'
+        | '\u{2060}'..='\u{206F}'
+        | '\u{FEFF}'
+        | '\u{FFF9}'..='\u{FFFB}'
+    )
+}
 
 /// `74.3 MB` (SI units, as `du --si` and the dataset tables use).
 pub fn bytes(n: u64) -> String {
@@ -47,8 +86,13 @@ pub fn shorten(text: &str, max: usize) -> String {
     format!("{head}...{tail}")
 }
 
-/// Left-aligns the first column, right-aligns the others.
+/// Left-aligns the first column, right-aligns the others; every cell escaped (`escape`).
 pub fn table(header: &[&str], rows: &[Vec<String>]) -> String {
+    let rows: Vec<Vec<String>> = rows
+        .iter()
+        .map(|row| row.iter().map(|c| escape(c).into_owned()).collect())
+        .collect();
+    let rows = &rows;
     let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
     for row in rows {
         for (i, cell) in row.iter().enumerate() {
@@ -93,5 +137,16 @@ mod tests {
             table(&["a", "bb"], &[vec!["x".into(), "1".into()]]),
             "a  bb\nx   1"
         );
+    }
+
+    #[test]
+    fn escapes_what_a_terminal_would_obey() {
+        assert_eq!(escape("py:v1"), "py:v1");
+        assert_eq!(escape("a\nb"), "a\\nb");
+        assert_eq!(escape("\x1b[2Jx"), "\\u{1b}[2Jx");
+        assert_eq!(escape("a\u{202e}b\0"), "a\\u{202e}b\\u{0}");
+        assert_eq!(escape("é/x"), "é/x");
+        let t = table(&["NAME"], &[vec!["\x1b]0;x\x07".into()]]);
+        assert!(!t.contains('\x1b') && !t.contains('\x07'), "{t}");
     }
 }

@@ -48,6 +48,7 @@ mod fsutil;
 #[doc(hidden)]
 pub mod fuzzing;
 mod id;
+mod image_name;
 #[cfg(feature = "store")]
 mod index;
 mod layer;
@@ -62,12 +63,16 @@ mod progress;
 pub mod source;
 #[cfg(feature = "store")]
 mod store;
+#[cfg(feature = "store")]
+#[doc(hidden)]
+pub mod testing;
 
 pub use chunk::{Chunker, ChunkerParams};
 pub use error::{Error, Result};
 pub use format::bootstrap::Bootstrap;
 pub use format::store_config::{CompressionParams, StoreConfig, FORMAT_VERSION};
 pub use id::{BlobId, ChunkId, ImageId, LayerMetaId, Sha256Digest};
+pub use image_name::{check_image_name, MAX_IMAGE_NAME};
 #[cfg(feature = "store")]
 pub use index::ImageRecord;
 pub use layer::{Compression, EntryKind};

@@ -5,7 +5,7 @@ use crate::bundle_args::{
     BundleArgs, BundleCommand, BundleCreateArgs, BundleImportArgs, BundleInspectArgs, DictArgs,
     DictBuildArgs, DictCommand,
 };
-use crate::output::{bytes, count};
+use crate::output::{bytes, count, escape};
 use crate::progress::Bar;
 use cairn_engine::bundle::{create, dict, import};
 use cairn_engine::{SharedWriter, Store};
@@ -184,7 +184,7 @@ fn import_bundle(cli: &Cli, args: &BundleImportArgs) -> anyhow::Result<()> {
     for image in &report.images {
         println!(
             "imported {} (image {}): {} blobs ({}), {} layer objects, {} new chunks indexed",
-            image.name,
+            escape(&image.name),
             &image.image_id[..12],
             count(image.blobs_added),
             bytes(image.blob_bytes_added),
@@ -193,7 +193,7 @@ fn import_bundle(cli: &Cli, args: &BundleImportArgs) -> anyhow::Result<()> {
         );
     }
     for name in &report.unchanged {
-        println!("{name}: already imported, unchanged");
+        println!("{}: already imported, unchanged", escape(name));
     }
     println!(
         "read {} in {:.2} s; {} relied-on chunks found in the store",
@@ -236,7 +236,7 @@ fn inspect(args: &BundleInspectArgs) -> anyhow::Result<()> {
             .map_or("-".to_string(), |p| p.to_string());
         println!(
             "  {:<24} {:<16} {:>6} {:>9} {:>11}",
-            image.name,
+            escape(&image.name),
             platform,
             image.layers,
             count(image.files),

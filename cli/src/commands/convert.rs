@@ -60,8 +60,8 @@ pub fn render(r: &ImageReport) -> String {
     let t = &r.totals;
     let mut out = format!(
         "{} <- {}{}\n",
-        r.name,
-        r.reference,
+        crate::output::escape(&r.name),
+        crate::output::escape(&r.reference),
         r.platform
             .as_ref()
             .map(|p| format!(" [{p}]"))

@@ -1,7 +1,7 @@
 //! `cairn diff OLD NEW`: what NEW shares with OLD.
 
 use crate::args::{Cli, DiffArgs, DiffBy};
-use crate::output::{bytes, count, percent, shorten, table};
+use crate::output::{bytes, count, escape, percent, shorten, table};
 use cairn_engine::{DiffReport, Store};
 
 pub fn run(cli: &Cli, args: &DiffArgs) -> anyhow::Result<()> {
@@ -19,7 +19,8 @@ fn pct(ratio: f64) -> String {
 }
 
 pub fn render(r: &DiffReport, by: DiffBy) -> String {
-    let mut out = format!("{} -> {}\n", r.old, r.new);
+    let (old, new) = (escape(&r.old), escape(&r.new));
+    let mut out = format!("{old} -> {new}\n");
     out += &format!(
         "  content  {} in {} chunk refs ({} distinct, {})\n",
         bytes(r.new_logical_bytes),
@@ -68,10 +69,7 @@ pub fn render(r: &DiffReport, by: DiffBy) -> String {
             format!("{} zstd", bytes(r.added_stored_bytes)),
         ],
     ];
-    out += &format!(
-        "  what {} adds on top of {}, by dedup granularity\n",
-        r.new, r.old
-    );
+    out += &format!("  what {new} adds on top of {old}, by dedup granularity\n");
     out += &indent(&table(&["GRANULARITY", "ADDS", "OF NEW", "STORED"], &rows));
     out += "\n";
     match by {
@@ -96,7 +94,7 @@ pub fn render(r: &DiffReport, by: DiffBy) -> String {
                     ]
                 })
                 .collect();
-            out += &format!("  layers of {}, against {}\n", r.new, r.old);
+            out += &format!("  layers of {new}, against {old}\n");
             out += "  (SHARED: with the whole image; =DIGEST: the layer with the same digest;\n";
             out += "   AT POS: share with the layer at the same index; BEST: the layer sharing most)\n";
             out += &indent(&table(
@@ -125,7 +123,7 @@ pub fn render(r: &DiffReport, by: DiffBy) -> String {
                     ]
                 })
                 .collect();
-            out += &format!("  top {} files by bytes {} lacks\n", rows.len(), r.old);
+            out += &format!("  top {} files by bytes {old} lacks\n", rows.len());
             out += &indent(&table(&["PATH", "STATUS", "SIZE", "NEW"], &rows));
         }
     }

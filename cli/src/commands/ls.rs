@@ -1,6 +1,7 @@
 //! `cairn ls`: a directory of an image's merged view, from the bootstrap alone.
 
 use crate::args::{Cli, LsArgs};
+use crate::output::escape;
 use cairn_engine::{ListEntry, Store};
 use std::io::Write;
 
@@ -10,7 +11,7 @@ pub fn run(cli: &Cli, args: &LsArgs) -> anyhow::Result<()> {
     if !args.long && !args.json {
         // Names only: the path index alone answers, no entry is decoded.
         for entry in store.ls_names(&args.name, &args.path, crate::args::follow(args.no_follow))? {
-            writeln!(out, "{}", base_name(&entry.path))?;
+            writeln!(out, "{}", escape(base_name(&entry.path)))?;
         }
         out.flush()?;
         return Ok(());
@@ -20,7 +21,7 @@ pub fn run(cli: &Cli, args: &LsArgs) -> anyhow::Result<()> {
         return super::print_json(&entries);
     }
     for entry in &entries {
-        writeln!(out, "{}", long_line(entry, base_name(&entry.path)))?;
+        writeln!(out, "{}", long_line(entry, &escape(base_name(&entry.path))))?;
     }
     out.flush()?;
     Ok(())
@@ -49,7 +50,7 @@ fn long_line(e: &ListEntry, name: &str) -> String {
         e.mtime
     );
     if let Some(target) = &e.link_target {
-        line += &format!(" -> {target}");
+        line += &format!(" -> {}", escape(target));
     }
     line
 }

@@ -27,8 +27,8 @@ pub fn run(cli: &Cli, args: &PullArgs) -> anyhow::Result<()> {
     println!(
         "pulled {} as {} (image {})\n  downloaded {} files ({}), {} already here ({}), in {:.2} s\n  \
          added {} blobs ({}), {} layer objects, {} new chunks indexed",
-        report.reference,
-        i.name,
+        crate::output::escape(&report.reference),
+        crate::output::escape(&i.name),
         &i.image_id[..12.min(i.image_id.len())],
         count(report.files_downloaded),
         bytes(report.bytes_downloaded),

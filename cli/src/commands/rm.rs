@@ -8,7 +8,11 @@ pub fn run(cli: &Cli, args: &RmArgs) -> anyhow::Result<()> {
     store.remove(&args.names)?;
     println!(
         "removed {}; run `cairn gc` to free their data",
-        args.names.join(", ")
+        args.names
+            .iter()
+            .map(|n| crate::output::escape(n))
+            .collect::<Vec<_>>()
+            .join(", ")
     );
     Ok(())
 }

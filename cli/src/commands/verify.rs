@@ -2,7 +2,7 @@
 //! `--repair-index`, first rebuild the index (without opening it: it may be missing or broken).
 
 use crate::args::{Cli, VerifyArgs};
-use crate::output::{bytes, count};
+use crate::output::{bytes, count, escape};
 use crate::progress::Bar;
 use cairn_engine::{OldIndex, RepairReport, Store, StoreWriter};
 
@@ -42,7 +42,7 @@ pub fn run(cli: &Cli, args: &VerifyArgs) -> anyhow::Result<()> {
             }
         );
         for p in &report.problems {
-            println!("DAMAGED  {}: {}", p.object, p.detail);
+            println!("DAMAGED  {}: {}", escape(&p.object), escape(&p.detail));
         }
         if report.is_clean() {
             println!("no problems found");
@@ -91,20 +91,25 @@ fn print_repair(r: &RepairReport) {
     for n in &r.refs_dropped {
         println!(
             "  DROPPED    {} (image {} is missing or damaged)",
-            n.name, n.image_id
+            escape(&n.name),
+            n.image_id
         );
     }
     for n in &r.recovered {
-        println!("  RECOVERED  {} <- {}", n.name, n.reference);
+        println!(
+            "  RECOVERED  {} <- {}",
+            escape(&n.name),
+            escape(&n.reference)
+        );
     }
     if !r.recovered.is_empty() {
         println!("  (images removed with `cairn rm` but not yet collected by `cairn gc` come");
         println!("   back as recovered names too; `cairn rm` those again)");
     }
     for p in &r.incomplete_images {
-        println!("  INCOMPLETE {}: {}", p.object, p.detail);
+        println!("  INCOMPLETE {}: {}", escape(&p.object), escape(&p.detail));
     }
     for p in &r.damaged {
-        println!("  SKIPPED    {}: {}", p.object, p.detail);
+        println!("  SKIPPED    {}: {}", escape(&p.object), escape(&p.detail));
     }
 }

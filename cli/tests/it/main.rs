@@ -6,6 +6,7 @@ mod crash;
 mod failpoint;
 mod inventory_parquet;
 mod mount;
+mod names;
 mod optimize;
 mod plan;
 mod registry;

@@ -88,15 +88,33 @@ pub struct IndexBatch {
 }
 
 impl IndexBatch {
-    /// The layer keys of an image's layers: each layer's digest and diff_id to its object.
-    pub fn add_layer_keys(&mut self, bootstrap: &crate::format::bootstrap::Bootstrap) {
-        for layer in &bootstrap.layers {
-            self.layers
-                .push((LayerKey::Digest(layer.digest), layer.meta));
-            self.layers
-                .push((LayerKey::DiffId(layer.diff_id), layer.meta));
-        }
+    /// The layer keys of one layer whose tar this writer read or re-created and checked against
+    /// its diff_id (see `layer_keys`).
+    pub fn add_layer_keys(
+        &mut self,
+        layer: &crate::format::bootstrap::ImageLayer,
+        digest_checked: bool,
+    ) {
+        self.layers.extend(layer_keys(layer, digest_checked));
     }
+}
+
+/// The `layers` keys of a layer that cairn checked itself (docs/FORMAT.md, "Reusing a stored
+/// layer"): no key is indexed that cairn did not compute from the bytes. The diff_id key
+/// always (the caller hashed the tar it read or re-created); the digest key only when
+/// `digest_checked` (the caller hashed the layer blob as it read it: a convert) or when the
+/// layer is an uncompressed tar whose digest is its diff_id. An imported layer arrives as
+/// metadata and chunks, so its compressed blob, and the digest the sender claims for it,
+/// cannot be checked: it gets no digest key.
+pub(crate) fn layer_keys(
+    layer: &crate::format::bootstrap::ImageLayer,
+    digest_checked: bool,
+) -> impl Iterator<Item = (LayerKey, LayerMetaId)> {
+    let uncompressed =
+        layer.compression == crate::layer::Compression::None && layer.digest == layer.diff_id;
+    let digest =
+        (digest_checked || uncompressed).then_some((LayerKey::Digest(layer.digest), layer.meta));
+    std::iter::once((LayerKey::DiffId(layer.diff_id), layer.meta)).chain(digest)
 }
 
 /// One entry of the chunk index, resolved against its blob's ToC: the chunk's id and location,

@@ -154,9 +154,14 @@ fn choose_images(
     }
 }
 
-/// An image name as one directory name.
+/// An image name as one directory name (`%`, `/` and a whole name of dots percent-encoded: a
+/// name made before the name rule, `crate::check_image_name`, may be `..`).
 fn dir_name(name: &str) -> Vec<u8> {
-    name.replace('%', "%25").replace('/', "%2F").into_bytes()
+    let name = name.replace('%', "%25").replace('/', "%2F");
+    match name.as_str() {
+        "." | ".." => name.replace('.', "%2E").into_bytes(),
+        _ => name.into_bytes(),
+    }
 }
 
 fn config(fs_name: &str, options: &MountOptions) -> fuser::Config {
@@ -199,5 +204,6 @@ mod tests {
     fn image_names_become_one_directory_name() {
         assert_eq!(super::dir_name("py:v1"), b"py:v1");
         assert_eq!(super::dir_name("library/py:3%"), b"library%2Fpy:3%25");
+        assert_eq!(super::dir_name(".."), b"%2E%2E");
     }
 }

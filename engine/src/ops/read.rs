@@ -31,6 +31,14 @@ pub(crate) use layer_tar::{write_layer_tar, LayerTar};
 /// layers), decodes each frame about once.
 pub struct ChunkReader<'a> {
     store: &'a Store,
+    /// Blobs not in the store yet (an import's arriving blobs, under `tmp/`), by id.
+    arriving: HashMap<BlobId, std::path::PathBuf>,
+    /// Where a delta frame's bases come from: the store, or an import's arriving blobs first.
+    bases: &'a dyn crate::format::BaseSource,
+    /// Store blobs are held by the store (mapped for its life, shared with other readers), or,
+    /// when false, mapped by this reader alone and unmapped when it is dropped (a pass over
+    /// every layer, as `verify --full` makes, need not keep every blob mapped).
+    hold: bool,
     blobs: HashMap<BlobId, std::sync::Arc<BlobReader>>,
     frames: VecDeque<(FrameKey, Vec<u8>)>,
 }
@@ -55,8 +63,35 @@ impl<'a> ChunkReader<'a> {
     pub fn new(store: &'a Store) -> Self {
         ChunkReader {
             store,
+            arriving: HashMap::new(),
+            bases: store,
+            hold: true,
             blobs: HashMap::new(),
             frames: VecDeque::new(),
+        }
+    }
+
+    /// A reader that takes the blobs in `arriving` from their files (not yet in the store) and
+    /// every other blob from the store, and delta bases from `bases`: an import re-creating
+    /// the layers that arrived, before it commits them.
+    pub(crate) fn with_arriving(
+        store: &'a Store,
+        arriving: HashMap<BlobId, std::path::PathBuf>,
+        bases: &'a dyn crate::format::BaseSource,
+    ) -> Self {
+        ChunkReader {
+            arriving,
+            bases,
+            hold: false,
+            ..ChunkReader::new(store)
+        }
+    }
+
+    /// A reader that maps the blobs it reads itself, unmapping them when dropped.
+    pub(crate) fn unheld(store: &'a Store) -> Self {
+        ChunkReader {
+            hold: false,
+            ..ChunkReader::new(store)
         }
     }
 
@@ -83,7 +118,13 @@ impl<'a> ChunkReader<'a> {
 
     fn open_blob(&mut self, blob: &BlobRecord) -> Result<()> {
         if let std::collections::hash_map::Entry::Vacant(e) = self.blobs.entry(blob.id) {
-            e.insert(self.store.hold_blob(&blob.id)?);
+            e.insert(match self.arriving.get(&blob.id) {
+                Some(path) => std::sync::Arc::new(BlobReader::open(path, blob.id)?),
+                None if self.hold => self.store.hold_blob(&blob.id)?,
+                None => {
+                    std::sync::Arc::new(BlobReader::open(&self.store.blob_path(&blob.id), blob.id)?)
+                }
+            });
         }
         Ok(())
     }
@@ -102,7 +143,7 @@ impl<'a> ChunkReader<'a> {
                 "internal: the blob was not opened",
             )
         })?;
-        reader.read_frame(&chunk.location(blobs), self.store)
+        reader.read_frame(&chunk.location(blobs), self.bases)
     }
 
     /// Reads these chunks, in order, decoding each frame once; with `parallel`, on rayon's pool.

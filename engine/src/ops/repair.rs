@@ -326,12 +326,9 @@ fn read_bootstraps(
             layers: bootstrap
                 .layers
                 .iter()
-                .flat_map(|l| {
-                    [
-                        (LayerKey::Digest(l.digest), l.meta),
-                        (LayerKey::DiffId(l.diff_id), l.meta),
-                    ]
-                })
+                // The layers' digests are not checked here: only the keys any import would
+                // index (the diff_id, checked by `verify --full`).
+                .flat_map(|l| crate::index::layer_keys(l, false))
                 .collect(),
         });
     }

@@ -4,13 +4,19 @@
 //! (hashes, decoding, records); every chunk a layer object names exists in the blob it names,
 //! at the offset and with the sizes it names (a ToC entry says so); every bootstrap's checksum,
 //! name and decoding, and the layer objects it names; every index chunk location likewise;
-//! every name leads to an image record and a bootstrap; every layer key to a layer object. With `full`, also every blob's BLAKE3 against its name and every
-//! chunk decompressed and checked against its id.
+//! every name leads to an image record and a bootstrap; every layer key to a layer object,
+//! and every diff_id key to one holding that diff_id. With `full`, also every blob's BLAKE3
+//! against its name, every chunk decompressed and checked against its id, and every layer
+//! object's tar re-created and its sha256 checked against the diff_id it holds (so a layer key
+//! an older cairn indexed for an object relabelled with another layer's diff_id is found).
 
 use crate::error::Result;
 use crate::format::blob::{decode_toc, BlobReader, TocEntry};
 use crate::format::layer_meta::LayerMeta;
 use crate::format::ChunkLocation;
+use crate::index::LayerKey;
+use crate::ops::read::{write_layer_tar, ChunkReader, LayerTar};
+use crate::progress::NoProgress;
 use crate::progress::Unit;
 use crate::store::Store;
 use crate::{BlobId, ChunkId, ImageId, LayerMetaId, Sha256Digest};
@@ -120,7 +126,7 @@ pub fn verify(store: &Store, full: bool, progress: &dyn crate::Progress) -> Resu
     }
 
     // Layer objects, and every chunk they name; then the bootstraps naming them.
-    let objects = check_layer_objects(store, &tocs, &mut report)?;
+    let objects = check_layer_objects(store, &tocs, full, &mut report)?;
     let bootstraps = check_bootstraps(store, &objects, &mut report)?;
     check_layer_keys(store, &objects, &mut report)?;
 
@@ -259,7 +265,8 @@ fn check_bootstraps(
     Ok(bootstraps)
 }
 
-/// Every `layers` key of the index names a whole layer object.
+/// Every `layers` key of the index names a whole layer object; a diff_id key one holding that
+/// diff_id.
 fn check_layer_keys(
     store: &Store,
     objects: &HashMap<LayerMetaId, Sha256Digest>,
@@ -270,6 +277,13 @@ fn check_layer_keys(
             Some((key, id)) if !objects.contains_key(&id) => report.problem(
                 format!("index entry for {key}"),
                 format!("layer object {id} is missing or damaged"),
+            ),
+            Some((LayerKey::DiffId(diff_id), id)) if objects[&id] != diff_id => report.problem(
+                format!("index entry for layer diff_id {diff_id}"),
+                format!(
+                    "names layer object {id}, which holds diff_id {}",
+                    objects[&id]
+                ),
             ),
             Some(_) => {}
             None => report.problem(
@@ -287,6 +301,7 @@ fn check_layer_keys(
 fn check_layer_objects(
     store: &Store,
     tocs: &HashMap<BlobId, Toc>,
+    full: bool,
     report: &mut VerifyReport,
 ) -> Result<HashMap<LayerMetaId, Sha256Digest>> {
     let mut whole = HashMap::new();
@@ -305,7 +320,20 @@ fn check_layer_objects(
             for record in meta.paths() {
                 record?;
             }
-            Ok((meta.info().source.diff_id, problems))
+            let diff_id = meta.info().source.diff_id;
+            if full && problems.is_empty() {
+                // The tar the object re-creates must hash to the diff_id it holds.
+                let tar = LayerTar {
+                    meta: &meta,
+                    diff_id,
+                    label: &object,
+                };
+                let dest = store.layer_meta_path(&id);
+                // A reader per object: its blobs are unmapped once the object is checked.
+                let mut reader = ChunkReader::unheld(store);
+                write_layer_tar(&mut reader, &tar, &mut std::io::sink(), &dest, &NoProgress)?;
+            }
+            Ok((diff_id, problems))
         });
         match checked {
             Ok((diff_id, problems)) => {

@@ -7,6 +7,7 @@ mod delta_layers;
 mod dict_build;
 mod export;
 mod helpers;
+mod import_trust;
 mod lifecycle;
 mod local_registry;
 mod malformed;

@@ -194,3 +194,41 @@ fn registry_blob_path(storage: &Path, digest: &str) -> std::path::PathBuf {
         .join(hex)
         .join("data")
 }
+
+#[test]
+fn an_artifact_relabelling_its_layer_as_another_is_refused_with_the_store_unchanged() {
+    use crate::import_trust::{one_file_image, store_at};
+    let tmp = tempfile::tempdir().unwrap();
+    let Some(registry) = LocalRegistry::start(tmp.path()) else {
+        return;
+    };
+    let genuine = one_file_image(&tmp.path().join("genuine"), b"genuine\n");
+    let evil = one_file_image(&tmp.path().join("evil"), b"evil\n");
+    let source = new_store(&tmp.path().join("source"));
+    convert(&source, &evil, "app", &[]).unwrap();
+    convert(&source, &genuine, "g", &[]).unwrap();
+    let g = source.bootstrap("g").unwrap().layers[0].clone();
+    // The sender's own store holds "fake": the evil layer claiming the genuine one's ids.
+    cairn_engine::testing::plant_relabelled_image(&source, "app", "fake", 0, (g.diff_id, g.digest))
+        .unwrap();
+    drop(source);
+    push_store(
+        &tmp.path().join("source/store"),
+        "fake",
+        &spec(&registry, "fake:v1"),
+    );
+
+    let receiver = store_at(&tmp.path().join("receiver"));
+    let before = snapshot(&Store::open(&receiver).unwrap());
+    let err = pull(&receiver, &spec(&registry, "fake:v1"), "fake")
+        .unwrap_err()
+        .to_string();
+    for part in [
+        "image \"fake\" layer 0",
+        &g.diff_id.to_string(),
+        "re-created",
+    ] {
+        assert!(err.contains(part), "{part:?} in {err}");
+    }
+    assert_eq!(snapshot(&Store::open(&receiver).unwrap()), before);
+}

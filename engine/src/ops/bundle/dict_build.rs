@@ -47,6 +47,7 @@ pub fn build_dict(
     progress: &dyn Progress,
 ) -> Result<DictBuildReport> {
     let started = std::time::Instant::now();
+    crate::check_image_name(dict_name)?;
     if min_images < 1 || min_images > names.len() {
         return Err(Error::Usage(format!(
             "--min-images {min_images}: give a number from 1 to the {} images named",

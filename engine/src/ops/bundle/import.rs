@@ -3,7 +3,8 @@
 //! refusing it before the frames when a chunk it relies on is missing here; after the end
 //! record's checksum, each image's layer objects are written again with their chunks where
 //! this store has them (the new blobs, or the index), and `ops::import` checks everything whole
-//! and commits each image. Nothing is committed before the whole bundle is read and checked.
+//! (every arriving layer re-created against its diff_id) and commits all images together, in
+//! one index batch, or none. Nothing is committed before the whole bundle is read and checked.
 
 use super::file::{BundleManifest, BundleReader, FrameRecord, Kind, RecordHead};
 use crate::error::{Error, IoContext, Result};
@@ -13,7 +14,7 @@ use crate::format::layer_meta::{LayerMeta, LayerMetaWriter};
 use crate::format::{ChunkLocation, Codec};
 use crate::index::LayerKey;
 use crate::ops::image_write::BlobTable;
-use crate::ops::import::{Arriving, ImportReport, Incoming};
+use crate::ops::import::{Arriving, ImportReport, Incoming, IncomingImage};
 use crate::progress::{Progress, Unit};
 use crate::store::{SharedWriter, Writer};
 use crate::{BlobId, ChunkId, ImageId, LayerMetaId};
@@ -101,49 +102,47 @@ fn import_inner(
             new: &new_locations,
             sizes: &sizes,
         };
-        prepared.push((
-            image.name.clone(),
-            rehome(store, &bootstrap, &received, &held_layers, &placed, what)?,
-        ));
-    }
-    let mut report = BundleImportReport {
-        bytes,
-        relied_chunks: manifest.relied_chunks,
-        images: Vec::new(),
-        unchanged: Vec::new(),
-        seconds: 0.0,
-    };
-    // Names first, so that no image is committed when a later one's name is taken.
-    let mut todo = Vec::new();
-    for (name, incoming) in prepared {
-        match store.index().get_ref(&name)? {
-            Some(id) if id == incoming.image => report.unchanged.push(name),
-            Some(_) if !replace => {
-                return Err(Error::Usage(format!(
-                    "an image named {name:?} already exists; pass --replace to point it at the \
-                     bundle's image"
-                )))
-            }
-            _ => todo.push((name, incoming)),
-        }
-    }
-    let mut blobs = received
-        .blobs
-        .iter()
-        .map(|b| Arriving {
-            id: b.id,
-            path: b.tmp_path.clone(),
-            size: b.size,
-        })
-        .collect::<Vec<_>>();
-    for (name, mut incoming) in todo {
-        incoming.blobs = std::mem::take(&mut blobs);
-        report.images.push(crate::ops::import::import(
-            store, &incoming, &name, true, progress,
+        prepared.push(rehome(
+            store,
+            &image.name,
+            &bootstrap,
+            &received,
+            &held_layers,
+            &placed,
+            what,
         )?);
     }
-    report.seconds = started.elapsed().as_secs_f64();
-    Ok(report)
+    // Names first, so that nothing is checked when one is taken; checked again under the
+    // commit lock, where all images are committed together or none.
+    for image in &prepared {
+        match store.index().get_ref(&image.name)? {
+            Some(id) if id != image.image && !replace => {
+                return Err(crate::ops::import::name_taken(&image.name))
+            }
+            _ => {}
+        }
+    }
+    let incoming = Incoming {
+        origin: what.to_string(),
+        blobs: received
+            .blobs
+            .iter()
+            .map(|b| Arriving {
+                id: b.id,
+                path: b.tmp_path.clone(),
+                size: b.size,
+            })
+            .collect(),
+        images: prepared,
+    };
+    let outcome = crate::ops::import::import(store, &incoming, replace, progress)?;
+    Ok(BundleImportReport {
+        bytes,
+        relied_chunks: manifest.relied_chunks,
+        images: outcome.images,
+        unchanged: outcome.unchanged,
+        seconds: started.elapsed().as_secs_f64(),
+    })
 }
 
 /// The layers the bundle relies on, by the sender's layer object id: this store's own layer
@@ -198,6 +197,14 @@ fn check_manifest(store: &Writer, manifest: &BundleManifest, what: &str) -> Resu
     }
     if manifest.images.is_empty() {
         return refuse("it holds no image".into());
+    }
+    // The names before anything else is read (`ops::import` checks them again).
+    let mut names = std::collections::HashSet::new();
+    for image in &manifest.images {
+        crate::check_image_name(&image.name).or_else(|e| refuse(e.to_string()))?;
+        if !names.insert(&image.name) {
+            return refuse(format!("it holds two images named {:?}", image.name));
+        }
     }
     Ok(())
 }
@@ -353,12 +360,13 @@ impl Placed<'_> {
 /// where this store has them, and a bootstrap naming those.
 fn rehome(
     store: &Writer,
+    name: &str,
     bootstrap: &Bootstrap,
     received: &Received,
     held: &HashMap<LayerMetaId, LayerMetaId>,
     placed: &Placed,
     what: &str,
-) -> Result<Incoming> {
+) -> Result<IncomingImage> {
     let mut rewritten: HashMap<LayerMetaId, Arriving<LayerMetaId>> = HashMap::new();
     let mut new = bootstrap.clone();
     for layer in &mut new.layers {
@@ -405,11 +413,10 @@ fn rehome(
     let image = crate::format::bootstrap::image_id(&encoded);
     let path = store.tmp_file("bootstrap");
     std::fs::write(&path, &encoded).with_path("write", &path)?;
-    Ok(Incoming {
-        origin: what.to_string(),
+    Ok(IncomingImage {
+        name: name.to_string(),
         image,
         bootstrap: (!store.bootstrap_path(&image).exists()).then_some(path),
         objects: rewritten.into_values().collect(),
-        blobs: Vec::new(),
     })
 }

@@ -187,7 +187,12 @@ fn commit_locked(
         crate::ops::image_write::publish_bootstrap(store, &bootstrap, "convert.bootstrap.rename")?;
     // Step 4: one synced index batch.
     let mut batch = IndexBatch::default();
-    batch.add_layer_keys(&bootstrap);
+    // A converted layer's blob and tar were hashed as they were read; a reused one was not
+    // read (its object's diff_id key is re-stated, its source digest is not indexed).
+    for (layer, output) in bootstrap.layers.iter().zip(image.outputs) {
+        let read = matches!(output.content, LayerContent::Converted(_));
+        batch.add_layer_keys(layer, read);
+    }
     batch
         .layers
         .extend(resolved.objects.sketch_keys.iter().copied());

@@ -187,9 +187,9 @@ fn convert_layer(shared: &Shared, index: usize, layer: &LayerSource) -> Result<L
 
 /// The stored layer object this layer can reuse without being read: one made from a layer with
 /// the same digest, or with the same diff_id (see `docs/FORMAT.md`), that the dictionary
-/// allows (with `--dict`, only the named images' layers). Only a layer whose digest
-/// the source states is skipped (the bootstrap records it); the object must open and hold the
-/// diff_id the source states, if it states one.
+/// allows (with `--dict`, only the named images' layers). Only a layer whose digest and diff_id
+/// the source states is skipped (the bootstrap records the digest); the object must open and
+/// hold the diff_id the source states.
 fn reuse(
     shared: &Shared,
     layer: &LayerSource,
@@ -210,7 +210,9 @@ fn reuse(
             continue;
         };
         let info = meta.info();
-        if layer.diff_id.is_some_and(|d| d != info.source.diff_id) {
+        // Whichever key found it, the object must hold the diff_id the source states: a digest
+        // key alone never decides what a layer holds.
+        if layer.diff_id != Some(info.source.diff_id) {
             continue;
         }
         let report = LayerReport {

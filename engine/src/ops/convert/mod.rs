@@ -244,7 +244,7 @@ pub fn convert(
     options: &ConvertOptions,
     progress: &dyn Progress,
 ) -> Result<ConvertReport> {
-    validate_name(&options.name)?;
+    crate::check_image_name(&options.name)?;
     if options.layers_in_flight == Some(0) {
         return Err(Error::Usage(
             "layers in flight must be at least 1".to_string(),
@@ -264,6 +264,7 @@ pub fn convert(
         .collect();
     // Checked again under the commit lock: another writer may take a name meanwhile.
     for (name, _) in &named {
+        crate::check_image_name(name)?;
         commit::check_name(store.index(), name, options.replace)?;
     }
     let dictionary = if options.dict.is_empty() {
@@ -320,15 +321,6 @@ pub fn convert(
     }
     progress.finish();
     Ok(report)
-}
-
-fn validate_name(name: &str) -> Result<()> {
-    if name.is_empty() || name.len() > 255 || name.chars().any(|c| c.is_control()) {
-        return Err(Error::Usage(format!(
-            "image name {name:?} must be 1 to 255 printable characters"
-        )));
-    }
-    Ok(())
 }
 
 /// What one layer's conversion produced.

@@ -2,26 +2,37 @@
 //! anything of them is committed: every blob's BLAKE3 against its name, its ToC, and every
 //! chunk decoded and checked against its id (a delta frame's bases taken from the arriving
 //! blobs or from the store, never from a delta frame); every layer object's id and every block
-//! of it, and every chunk it names present, as it names it, in an arriving or stored blob; the
-//! bootstrap's checksum and name, and the layer objects it names, with their diff_ids.
+//! of it, and every chunk it names present, as it names it, in an arriving or stored blob; each
+//! bootstrap's checksum and name, and the layer objects it names, with their diff_ids; then
+//! every arriving layer object's tar re-created from its entries and chunks (arriving or
+//! stored) and its sha256 checked against the diff_id the bootstrap and object claim, so that
+//! no layer key is indexed for bytes cairn did not hash itself (an object relabelled with
+//! another layer's diff_id is refused here). Memory: one blob's ToC per arriving blob, and a
+//! re-created layer's window of chunks (`ops::read`'s `layer_tar`).
 
-use super::Incoming;
+use super::{Incoming, IncomingImage};
 use crate::error::{Error, Result};
 use crate::format::blob::{decode_toc, BlobReader, CheckedToc, TocEntry};
 use crate::format::bootstrap::Bootstrap;
 use crate::format::layer_meta::LayerMeta;
 use crate::format::{chunk_from_frame, BaseSource, ChunkLocation, Codec, NoBases};
+use crate::ops::read::{write_layer_tar, ChunkReader, LayerTar};
 use crate::progress::{Progress, Unit};
 use crate::store::Writer;
 use crate::{BlobId, ChunkId};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
 
 /// What the checks found out that the commit needs.
 pub(super) struct Checked {
-    pub bootstrap: Bootstrap,
     /// Each arriving blob's ToC, in the order of `Incoming::blobs`.
     pub tocs: Vec<Vec<TocEntry>>,
+    /// Each image's, in the order of `Incoming::images`.
+    pub images: Vec<CheckedImage>,
+}
+
+pub(super) struct CheckedImage {
+    pub bootstrap: Bootstrap,
     /// Files in the image (over its layers).
     pub files: u64,
 }
@@ -86,20 +97,87 @@ pub(super) fn check(
         incoming,
         open: HashMap::new(),
     };
-    for object in &incoming.objects {
-        let what = format!("{} layer object {}", incoming.origin, object.id);
-        let meta = LayerMeta::open(&object.path, object.id, &what)?;
-        check_layer_chunks(&meta, &what, &mut blob_tocs)?;
-        for record in meta.paths() {
-            record?;
+    let mut images = Vec::with_capacity(incoming.images.len());
+    for image in &incoming.images {
+        for object in &image.objects {
+            let what = format!("{} layer object {}", incoming.origin, object.id);
+            let meta = LayerMeta::open(&object.path, object.id, &what)?;
+            check_layer_chunks(&meta, &what, &mut blob_tocs)?;
+            for record in meta.paths() {
+                record?;
+            }
+        }
+        let (bootstrap, files) = check_bootstrap(store, incoming, image)?;
+        images.push(CheckedImage { bootstrap, files });
+    }
+    drop(blob_tocs);
+    recreate_layers(store, incoming, &images, &bases, progress)?;
+    Ok(Checked { tocs, images })
+}
+
+/// Re-creates the tar of every arriving layer object an image names (each once) from its
+/// entries and chunks, arriving or stored, and checks its sha256 against the diff_id the
+/// bootstrap says (which the object holds too, `check_bootstrap`); the error names the
+/// import, the image, the layer and its object. A layer whose object the store holds already
+/// was checked when that object was made (a convert hashed the tar it read; an import
+/// re-created it here).
+fn recreate_layers(
+    store: &Writer,
+    incoming: &Incoming,
+    images: &[CheckedImage],
+    bases: &ArrivingBases,
+    progress: &dyn Progress,
+) -> Result<()> {
+    let arriving: HashMap<BlobId, std::path::PathBuf> = incoming
+        .blobs
+        .iter()
+        .map(|b| (b.id, b.path.clone()))
+        .collect();
+    let mut reader = ChunkReader::with_arriving(store, arriving, bases);
+    let mut done = HashSet::new();
+    let mut todo = Vec::new();
+    for (image, checked) in incoming.images.iter().zip(images) {
+        for (n, layer) in checked.bootstrap.layers.iter().enumerate() {
+            let object = image.objects.iter().find(|o| o.id == layer.meta);
+            if let Some(object) = object.filter(|o| done.insert(o.id)) {
+                todo.push((image, n, layer, object));
+            }
         }
     }
-    let (bootstrap, files) = check_bootstrap(store, incoming)?;
-    Ok(Checked {
-        bootstrap,
-        tocs,
-        files,
-    })
+    progress.set_length(todo.iter().map(|t| t.2.size).sum(), Unit::Bytes);
+    progress.set_message("re-creating layers");
+    for (image, n, layer, object) in todo {
+        let label = format!(
+            "{} image {} layer {n} (diff_id {}, layer object {})",
+            incoming.origin,
+            shown_name(&image.name),
+            layer.diff_id,
+            object.id
+        );
+        let meta = LayerMeta::open(&object.path, object.id, &label)?;
+        let tar = LayerTar {
+            meta: &meta,
+            diff_id: layer.diff_id,
+            label: &label,
+        };
+        write_layer_tar(
+            &mut reader,
+            &tar,
+            &mut std::io::sink(),
+            &object.path,
+            progress,
+        )?;
+    }
+    Ok(())
+}
+
+/// A name as error messages show it: quoted, its characters escaped, at most 64 of them.
+fn shown_name(name: &str) -> String {
+    let mut shown: String = name.chars().take(64).flat_map(char::escape_debug).collect();
+    if name.chars().count() > 64 {
+        shown.push_str("...");
+    }
+    format!("\"{shown}\"")
 }
 
 fn blake3_of_file(path: &std::path::Path) -> Result<blake3::Hash> {
@@ -120,19 +198,23 @@ fn blake3_of_file(path: &std::path::Path) -> Result<blake3::Hash> {
 
 /// The bootstrap (arriving or stored) and the layer objects it names (arriving or stored),
 /// each holding the diff_id the bootstrap says; and the image's file count.
-fn check_bootstrap(store: &Writer, incoming: &Incoming) -> Result<(Bootstrap, u64)> {
-    let bootstrap = match &incoming.bootstrap {
-        Some(path) => crate::store::read_bootstrap(path, &incoming.image)?,
-        None => store.bootstrap_by_id(&incoming.image)?,
+fn check_bootstrap(
+    store: &Writer,
+    incoming: &Incoming,
+    image: &IncomingImage,
+) -> Result<(Bootstrap, u64)> {
+    let bootstrap = match &image.bootstrap {
+        Some(path) => crate::store::read_bootstrap(path, &image.image)?,
+        None => store.bootstrap_by_id(&image.image)?,
     };
     let mut files = 0;
     for layer in &bootstrap.layers {
-        let meta = match incoming.objects.iter().find(|o| o.id == layer.meta) {
+        let meta = match image.objects.iter().find(|o| o.id == layer.meta) {
             Some(o) => LayerMeta::open(&o.path, o.id, &format!("layer object {}", o.id))?,
             None if store.layer_meta_path(&layer.meta).exists() => store.layer_meta(&layer.meta)?,
             None => {
                 return Err(Error::corrupt(
-                    format!("{} image {}", incoming.origin, incoming.image),
+                    format!("{} image {}", incoming.origin, image.image),
                     format!(
                         "names layer object {}, which neither it nor this store holds",
                         layer.meta

@@ -76,7 +76,13 @@ pub(super) fn check(catalog: &Catalog, tree: &Tree, request: &EmitRequest) -> Re
 
 fn target(request: &EmitRequest) -> Result<(std::path::PathBuf, Option<String>)> {
     match ExportTarget::parse(&request.target)? {
-        ExportTarget::OciLayout { dir, reference } => Ok((dir, reference)),
+        ExportTarget::OciLayout { dir, reference } => {
+            // The reference names the image written: the name rule of the store's images.
+            if let Some(reference) = &reference {
+                crate::check_image_name(reference)?;
+            }
+            Ok((dir, reference))
+        }
         ExportTarget::DockerArchive { .. } => Err(Error::Usage(format!(
             "{}: plan writes OCI image layouts only (oci:DIR[:REF])",
             request.target
@@ -102,6 +108,7 @@ pub(super) fn emit(
         EmitWhat::Base(n) => format!("base-{n}"),
         EmitWhat::Image(name) => format!("{name}-rebased"),
     });
+    crate::check_image_name(&reference)?;
     oci_layout::prepare_layout(&dir)?;
     let mut layers = Vec::new();
     for &b in &chain {

@@ -2,14 +2,14 @@
 //! into this store. Only the files this store lacks are downloaded: a bootstrap, layer object or
 //! data blob whose file is here already is not, and a blob of delta bases only when some base
 //! it is listed for is missing from the index. The downloads run in parallel (bounded), each
-//! checked against its sha256 as it arrives; then `ops::import` checks everything whole and
-//! commits it.
+//! checked against its sha256 as it arrives; then `ops::import` checks everything whole (every
+//! arriving layer re-created and hashed against its diff_id) and commits it.
 
 use super::artifact::{ArtifactConfig, ArtifactFile, ArtifactManifest};
 use super::{manifest_at, parse_digest, Connection, Registry, RegistrySpec, PIECES_AHEAD};
 use crate::error::{Error, Result};
 use crate::oci::{self, media_type};
-use crate::ops::import::{Arriving, ImportReport, Incoming};
+use crate::ops::import::{Arriving, ImportReport, Incoming, IncomingImage};
 use crate::progress::{Progress, Unit};
 use crate::store::SharedWriter;
 use crate::Sha256Digest;
@@ -53,6 +53,10 @@ pub fn pull_store_format(
     progress: &dyn Progress,
 ) -> Result<StorePullReport> {
     let started = std::time::Instant::now();
+    crate::check_image_name(name)?;
+    // As a convert: a taken name is refused before anything is downloaded (and again under
+    // the commit lock, where one another writer took meanwhile for another image fails).
+    crate::ops::convert::commit::check_name(store.index(), name, replace)?;
     let registry = Registry::connect(spec)?;
     let c = &registry.connection;
     let origin = format!("{} {}", c.url, c.reference);
@@ -78,8 +82,19 @@ pub fn pull_store_format(
     };
     let wanted = wanted_files(store, &manifest, &config, &origin, &mut report)?;
     let result = download_all(&registry, &wanted, progress).and_then(|()| {
-        let incoming = incoming(&origin, &config, &wanted)?;
-        crate::ops::import::import(store, &incoming, name, replace, progress)
+        let incoming = incoming(&origin, &config, &wanted, name)?;
+        let image_id = incoming.images[0].image.to_string();
+        let outcome = crate::ops::import::import(store, &incoming, replace, progress)?;
+        // One image: committed, or its name named it already (nothing to do).
+        Ok(outcome
+            .images
+            .into_iter()
+            .next()
+            .unwrap_or_else(|| ImportReport {
+                name: name.to_string(),
+                image_id,
+                ..ImportReport::default()
+            }))
     });
     let import = match result {
         Ok(import) => import,
@@ -153,36 +168,45 @@ fn wanted_files(
 }
 
 /// The downloaded files, as an import.
-fn incoming(origin: &str, config: &ArtifactConfig, wanted: &[Wanted]) -> Result<Incoming> {
+fn incoming(
+    origin: &str,
+    config: &ArtifactConfig,
+    wanted: &[Wanted],
+    name: &str,
+) -> Result<Incoming> {
     let image = crate::ImageId::from_hex(&config.image).ok_or_else(|| {
         Error::corrupt(
             format!("{origin} config"),
             "its image id is not 64 hex digits",
         )
     })?;
-    let mut incoming = Incoming {
-        origin: origin.to_string(),
+    let mut image = IncomingImage {
+        name: name.to_string(),
         image,
         bootstrap: None,
         objects: Vec::new(),
-        blobs: Vec::new(),
     };
+    let mut blobs = Vec::new();
     for w in wanted {
         match w.file {
-            ArtifactFile::Bootstrap(_) => incoming.bootstrap = Some(w.path.clone()),
-            ArtifactFile::LayerMeta(id) => incoming.objects.push(Arriving {
+            ArtifactFile::Bootstrap(_) => image.bootstrap = Some(w.path.clone()),
+            ArtifactFile::LayerMeta(id) => image.objects.push(Arriving {
                 id,
                 path: w.path.clone(),
                 size: w.size,
             }),
-            ArtifactFile::Blob(id) | ArtifactFile::BaseBlob(id) => incoming.blobs.push(Arriving {
+            ArtifactFile::Blob(id) | ArtifactFile::BaseBlob(id) => blobs.push(Arriving {
                 id,
                 path: w.path.clone(),
                 size: w.size,
             }),
         }
     }
-    Ok(incoming)
+    Ok(Incoming {
+        origin: origin.to_string(),
+        blobs,
+        images: vec![image],
+    })
 }
 
 /// Downloads the files, `DOWNLOADS_IN_FLIGHT` at a time.
