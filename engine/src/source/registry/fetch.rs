@@ -300,3 +300,16 @@ pub(super) async fn small_blob(
     })
     .await
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The module doc's arithmetic: a stalled transfer ends within 257.5 s by default.
+    #[test]
+    fn the_default_timeouts_bound_a_stalled_transfer_under_five_minutes() {
+        let worst = Timeouts::default().worst_case();
+        assert_eq!(worst, Duration::from_millis(257_500));
+        assert!(worst < Duration::from_secs(300));
+    }
+}

@@ -110,17 +110,17 @@ impl Connection {
     /// `oci-client`'s `reason`, with what it means for the user where it is a common case:
     /// the registry is unreachable, refused the credentials, or wants some.
     fn explain(&self, mut reason: String) -> String {
-        if reason.contains("error sending request") {
+        if reason.contains("timed out") && !reason.contains("stalled") {
+            reason += &format!(
+                " (the registry stalled: no answer within {} s, --read-timeout)",
+                self.timeouts.read.as_secs_f64()
+            );
+        } else if reason.contains("error sending request") {
             reason += if self.url.starts_with("https:") {
                 " (the registry is unreachable, or speaks plain HTTP: then use --insecure)"
             } else {
                 " (the registry is unreachable)"
             };
-        } else if reason.contains("timed out") && !reason.contains("stalled") {
-            reason += &format!(
-                " (the registry stalled: no answer within {} s, --read-timeout)",
-                self.timeouts.read.as_secs_f64()
-            );
         } else if refused(&reason) {
             reason = match &self.auth {
                 RegistryAuth::Basic(user, _) => format!(
