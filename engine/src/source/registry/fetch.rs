@@ -275,7 +275,7 @@ pub(super) async fn small_blob(
             c.client
                 .auth(&c.reference, &c.auth, RegistryOperation::Pull)
                 .await?;
-            Ok(c.client.pull_blob_stream(&c.reference, digest.as_str()).await?)
+            Ok::<_, Failure>(c.client.pull_blob_stream(&c.reference, digest.as_str()).await?)
         };
         let mut stream = within(c, "no answer", open).await?;
         if let Some(len) = stream.content_length.filter(|&len| len > limit) {
