@@ -17,7 +17,7 @@
 //! on a stated length over its limit, and read piece by piece up to it.
 
 use super::Connection;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::oci::limits::over_len;
 use crate::Sha256Digest;
 use futures_util::StreamExt;

@@ -17,7 +17,6 @@ use oci_client::errors::OciDistributionError;
 use oci_client::{Reference, RegistryOperation};
 use serde::Serialize;
 use std::cell::Cell;
-use std::future::Future;
 use std::io::Read;
 use std::path::PathBuf;
 
