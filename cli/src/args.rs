@@ -284,14 +284,29 @@ pub struct RegistryArgs {
     /// send each next piece of it, before the try counts as stalled. With the defaults a
     /// registry that stalls fails the transfer within 5 tries x 2 x 25 s + 7.5 s of pauses =
     /// 257.5 s. Raise it on a very slow link (a 4 MiB upload piece must go within it).
-    #[arg(long, value_name = "SECONDS", default_value_t = 25.0, env = "CAIRN_REGISTRY_READ_TIMEOUT")]
+    #[arg(
+        long,
+        value_name = "SECONDS",
+        default_value_t = 25.0,
+        env = "CAIRN_REGISTRY_READ_TIMEOUT"
+    )]
     pub read_timeout: f64,
     /// Seconds to open a connection to the registry.
-    #[arg(long, value_name = "SECONDS", default_value_t = 10.0, env = "CAIRN_REGISTRY_CONNECT_TIMEOUT")]
+    #[arg(
+        long,
+        value_name = "SECONDS",
+        default_value_t = 10.0,
+        env = "CAIRN_REGISTRY_CONNECT_TIMEOUT"
+    )]
     pub connect_timeout: f64,
     /// Tries of each request or transfer (a broken or stalled download resumes where it
     /// stopped), with pauses of 0.5 s, 1 s, 2 s, ... between them.
-    #[arg(long, value_name = "N", default_value_t = 5, env = "CAIRN_REGISTRY_ATTEMPTS")]
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = 5,
+        env = "CAIRN_REGISTRY_ATTEMPTS"
+    )]
     pub attempts: u32,
 }
 
@@ -307,7 +322,9 @@ impl RegistryArgs {
             }
         };
         if self.attempts == 0 {
-            return Err(cairn_engine::Error::Usage("--attempts takes 1 or more".into()));
+            return Err(cairn_engine::Error::Usage(
+                "--attempts takes 1 or more".into(),
+            ));
         }
         Ok(cairn_engine::source::registry::Timeouts {
             connect: seconds("connect-timeout", self.connect_timeout)?,

@@ -105,7 +105,9 @@ pub fn artifact_config(data: &[u8]) {
         let _ = config.check("fuzz", &crate::chunk::ChunkerParams::default());
         for blob in config.bases.keys() {
             let id = crate::BlobId::from_hex(blob).expect("decode checked every bases blob id");
-            config.bases_of(&id).expect("decode checked every base chunk id");
+            config
+                .bases_of(&id)
+                .expect("decode checked every base chunk id");
         }
     }
 }

@@ -92,7 +92,14 @@ fn pull_from_a_stalled_registry_fails_within_its_timeouts_and_names_the_stall() 
     let before = data_files(&store);
     let reference = format!("{address}/demo:v1");
     let args = ["pull", "--insecure", &reference, "--name", "x:v1"];
-    let timeouts = ["--read-timeout", "1", "--connect-timeout", "1", "--attempts", "2"];
+    let timeouts = [
+        "--read-timeout",
+        "1",
+        "--connect-timeout",
+        "1",
+        "--attempts",
+        "2",
+    ];
     let output = cairn(&store, &[&args[..], &timeouts[..]].concat());
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(!output.status.success());
@@ -103,5 +110,8 @@ fn pull_from_a_stalled_registry_fails_within_its_timeouts_and_names_the_stall() 
     assert_eq!(data_files(&store), before);
     let zero = cairn(&store, &[&args[..], &["--read-timeout", "0"][..]].concat());
     let stderr = String::from_utf8_lossy(&zero.stderr);
-    assert!(!zero.status.success() && stderr.contains("--read-timeout"), "{stderr}");
+    assert!(
+        !zero.status.success() && stderr.contains("--read-timeout"),
+        "{stderr}"
+    );
 }

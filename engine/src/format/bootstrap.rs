@@ -230,7 +230,10 @@ impl Bootstrap {
                 self.layers.len()
             ));
         }
-        let documents = [("manifest", &self.source.manifest), ("config", &self.source.config)];
+        let documents = [
+            ("manifest", &self.source.manifest),
+            ("config", &self.source.config),
+        ];
         for (what, object) in documents {
             let len = object.as_ref().map_or(0, |o| o.bytes.len() as u64);
             if len > crate::source::MAX_JSON_LEN {

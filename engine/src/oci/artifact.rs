@@ -9,12 +9,12 @@
 //! checked document, within `limits`), so that they build without the `registry` feature and
 //! the fuzz targets reach them; the transfers are `source::registry::store_push`/`store_pull`.
 
-use crate::chunk::ChunkerParams;
-use crate::error::{Error, IoContext, Result};
 use super::limits::{
     check_count, check_len, MAX_ARTIFACT_CONFIG_LEN, MAX_ARTIFACT_FILES, MAX_MANIFEST_LEN,
 };
 use super::{media_type, Descriptor};
+use crate::chunk::ChunkerParams;
+use crate::error::{Error, IoContext, Result};
 use crate::{BlobId, ChunkId, ImageId, LayerMetaId, Sha256Digest};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -142,7 +142,12 @@ impl ArtifactManifest {
     /// A manifest as read from a registry: within the manifest size limit and
     /// `MAX_ARTIFACT_FILES` layers, and a cairn artifact of this layout version (`check`).
     pub fn decode(bytes: &[u8], origin: &str) -> Result<ArtifactManifest> {
-        check_len(bytes.len() as u64, MAX_MANIFEST_LEN, "manifest size", origin)?;
+        check_len(
+            bytes.len() as u64,
+            MAX_MANIFEST_LEN,
+            "manifest size",
+            origin,
+        )?;
         let manifest: ArtifactManifest = super::parse(bytes, origin)?;
         check_count(
             manifest.layers.len(),

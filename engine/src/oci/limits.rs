@@ -48,7 +48,13 @@ pub fn check_len(len: u64, limit: u64, name: &str, object: &str) -> Result<()> {
 }
 
 /// Refuses `count` `things` of `object` over `limit` (named `name`, e.g. "layer count").
-pub fn check_count(count: usize, limit: usize, name: &str, things: &str, object: &str) -> Result<()> {
+pub fn check_count(
+    count: usize,
+    limit: usize,
+    name: &str,
+    things: &str,
+    object: &str,
+) -> Result<()> {
     if count > limit {
         return Err(Error::bad_input(
             object,
@@ -60,15 +66,31 @@ pub fn check_count(count: usize, limit: usize, name: &str, things: &str, object:
 
 /// An image manifest, within `MAX_MANIFEST_LEN` bytes and `MAX_LAYERS` layers.
 pub fn decode_manifest(bytes: &[u8], object: &str) -> Result<Manifest> {
-    check_len(bytes.len() as u64, MAX_MANIFEST_LEN, "manifest size", object)?;
+    check_len(
+        bytes.len() as u64,
+        MAX_MANIFEST_LEN,
+        "manifest size",
+        object,
+    )?;
     let manifest: Manifest = parse(bytes, object)?;
-    check_count(manifest.layers.len(), MAX_LAYERS, "layer count", "layers", object)?;
+    check_count(
+        manifest.layers.len(),
+        MAX_LAYERS,
+        "layer count",
+        "layers",
+        object,
+    )?;
     Ok(manifest)
 }
 
 /// An image index, within `MAX_MANIFEST_LEN` bytes and `MAX_INDEX_ENTRIES` entries.
 pub fn decode_index(bytes: &[u8], object: &str) -> Result<Index> {
-    check_len(bytes.len() as u64, MAX_MANIFEST_LEN, "manifest size", object)?;
+    check_len(
+        bytes.len() as u64,
+        MAX_MANIFEST_LEN,
+        "manifest size",
+        object,
+    )?;
     let index: Index = parse(bytes, object)?;
     check_count(
         index.manifests.len(),
@@ -84,7 +106,13 @@ pub fn decode_index(bytes: &[u8], object: &str) -> Result<Index> {
 pub fn decode_config(bytes: &[u8], object: &str) -> Result<Config> {
     check_len(bytes.len() as u64, MAX_CONFIG_LEN, "config size", object)?;
     let config: Config = parse(bytes, object)?;
-    check_count(config.diff_ids().len(), MAX_LAYERS, "layer count", "diff_ids", object)?;
+    check_count(
+        config.diff_ids().len(),
+        MAX_LAYERS,
+        "layer count",
+        "diff_ids",
+        object,
+    )?;
     Ok(config)
 }
 
@@ -112,18 +140,42 @@ mod tests {
 
     #[test]
     fn each_limit_is_named_with_its_value() {
-        assert_eq!(decode_manifest(&manifest_with(MAX_LAYERS), "m").unwrap().layers.len(), MAX_LAYERS);
-        let err = decode_manifest(&manifest_with(MAX_LAYERS + 1), "m").unwrap_err().to_string();
-        assert!(err.contains("layer count limit of 1000") && err.contains("1001 layers"), "{err}");
-        let err = decode_manifest(&manifest_with(100_000), "m").unwrap_err().to_string();
-        assert!(err.contains("manifest size limit of 4194304 bytes"), "{err}");
-        let index = format!(r#"{{"manifests":[{}]}}"#, vec![r#"{"digest":"x"}"#; 1001].join(","));
+        assert_eq!(
+            decode_manifest(&manifest_with(MAX_LAYERS), "m")
+                .unwrap()
+                .layers
+                .len(),
+            MAX_LAYERS
+        );
+        let err = decode_manifest(&manifest_with(MAX_LAYERS + 1), "m")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("layer count limit of 1000") && err.contains("1001 layers"),
+            "{err}"
+        );
+        let err = decode_manifest(&manifest_with(100_000), "m")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("manifest size limit of 4194304 bytes"),
+            "{err}"
+        );
+        let index = format!(
+            r#"{{"manifests":[{}]}}"#,
+            vec![r#"{"digest":"x"}"#; 1001].join(",")
+        );
         let err = decode_index(index.as_bytes(), "i").unwrap_err().to_string();
         assert!(err.contains("index entry count limit of 1000"), "{err}");
         let ids = vec![r#""sha256:00""#; 1001].join(",");
         let config = format!(r#"{{"rootfs":{{"type":"layers","diff_ids":[{ids}]}}}}"#);
-        let err = decode_config(config.as_bytes(), "c").unwrap_err().to_string();
-        assert!(err.contains("layer count limit of 1000") && err.contains("1001 diff_ids"), "{err}");
+        let err = decode_config(config.as_bytes(), "c")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("layer count limit of 1000") && err.contains("1001 diff_ids"),
+            "{err}"
+        );
         let big = vec![b' '; MAX_CONFIG_LEN as usize + 1];
         let err = decode_config(&big, "c").unwrap_err().to_string();
         assert!(err.contains("config size limit"), "{err}");

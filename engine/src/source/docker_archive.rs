@@ -93,7 +93,8 @@ pub fn resolve(file: &Path, choice: &PlatformChoice) -> Result<Vec<ImageSource>>
         }
     };
     let config_bytes = read_verified(config_range, &config_digest, None, "config")?;
-    let config = crate::oci::limits::decode_config(&config_bytes, &format!("config {config_digest}"))?;
+    let config =
+        crate::oci::limits::decode_config(&config_bytes, &format!("config {config_digest}"))?;
     let platform = config.platform();
     choose(vec![(platform.clone(), ())], choice, &object).map_err(Error::Usage)?;
 

@@ -54,7 +54,10 @@ fn start(layout: &Path, hostile: Hostile) -> String {
     let address = listener.local_addr().unwrap().to_string();
     let index: serde_json::Value =
         serde_json::from_slice(&std::fs::read(layout.join("index.json")).unwrap()).unwrap();
-    let manifest = index["manifests"][0]["digest"].as_str().unwrap().to_string();
+    let manifest = index["manifests"][0]["digest"]
+        .as_str()
+        .unwrap()
+        .to_string();
     let blobs = layout.join("blobs/sha256");
     std::thread::spawn(move || {
         for stream in listener.incoming() {
@@ -131,7 +134,10 @@ fn serve(stream: TcpStream, blobs: &Path, manifest: &str, hostile: Hostile) {
             match hostile {
                 Hostile::Headers => return stall(),
                 Hostile::ManifestBody => {
-                    let head = format!("HTTP/1.1 200 OK\r\n{extra}Content-Length: {}\r\n\r\n", body.len());
+                    let head = format!(
+                        "HTTP/1.1 200 OK\r\n{extra}Content-Length: {}\r\n\r\n",
+                        body.len()
+                    );
                     let _ = out.write_all(head.as_bytes());
                     let _ = out.write_all(&body[..body.len() / 2]);
                     return stall();
@@ -146,7 +152,10 @@ fn serve(stream: TcpStream, blobs: &Path, manifest: &str, hostile: Hostile) {
                 _ => respond(&mut out, "200 OK", &extra, &body),
             }
         } else if path.contains("/blobs/uploads/") && method == "POST" {
-            let location = format!("Location: {}\r\n", path.trim_end_matches('/').to_string() + "/u1");
+            let location = format!(
+                "Location: {}\r\n",
+                path.trim_end_matches('/').to_string() + "/u1"
+            );
             respond(&mut out, "202 Accepted", &location, b"");
         } else if path.contains("/blobs/uploads/") {
             // PATCH or PUT of an upload: the server takes nothing more.
@@ -178,7 +187,13 @@ fn serve(stream: TcpStream, blobs: &Path, manifest: &str, hostile: Hostile) {
         } else {
             respond(&mut out, "404 Not Found", "", b"");
         }
-        let mut rest = vec![0u8; headers.get("content-length").and_then(|l| l.parse().ok()).unwrap_or(0)];
+        let mut rest = vec![
+            0u8;
+            headers
+                .get("content-length")
+                .and_then(|l| l.parse().ok())
+                .unwrap_or(0)
+        ];
         let _ = reader.read_exact(&mut rest);
     }
 }

@@ -247,7 +247,12 @@ async fn read_body(
     }
     let mut bytes = Vec::new();
     loop {
-        let next = async { response.chunk().await.map_err(|e| Failure::transient(chain(&e))) };
+        let next = async {
+            response
+                .chunk()
+                .await
+                .map_err(|e| Failure::transient(chain(&e)))
+        };
         match within(c, "no data", next).await? {
             None => return Ok(bytes),
             Some(piece) => {
@@ -275,7 +280,11 @@ pub(super) async fn small_blob(
             c.client
                 .auth(&c.reference, &c.auth, RegistryOperation::Pull)
                 .await?;
-            Ok::<_, Failure>(c.client.pull_blob_stream(&c.reference, digest.as_str()).await?)
+            Ok::<_, Failure>(
+                c.client
+                    .pull_blob_stream(&c.reference, digest.as_str())
+                    .await?,
+            )
         };
         let mut stream = within(c, "no answer", open).await?;
         if let Some(len) = stream.content_length.filter(|&len| len > limit) {

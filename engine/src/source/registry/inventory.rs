@@ -102,9 +102,11 @@ async fn all_tags(c: &Connection) -> Result<Vec<String>> {
         let page = super::fetch::with_tries(c, "tag list", || {
             let list = async {
                 let last = last.as_deref();
-                Ok::<_, super::fetch::Failure>(c.client
-                    .list_tags(&c.reference, &c.auth, Some(TAG_PAGE), last)
-                    .await?)
+                Ok::<_, super::fetch::Failure>(
+                    c.client
+                        .list_tags(&c.reference, &c.auth, Some(TAG_PAGE), last)
+                        .await?,
+                )
             };
             super::fetch::within(c, "no answer", list)
         })

@@ -29,8 +29,8 @@ use super::{ImageSource, LayerBytes};
 use crate::error::{Error, Result};
 use crate::oci::limits::{check_len, len_limit};
 use crate::oci::{media_type, Descriptor};
-use fetch::{manifest_at, within, Failure, FIRST_PAUSE};
 use crate::Sha256Digest;
+use fetch::{manifest_at, within, Failure, FIRST_PAUSE};
 use futures_util::StreamExt;
 use oci_client::client::{BlobResponse, ClientConfig, ClientProtocol, SizedStream};
 use oci_client::secrets::RegistryAuth;
@@ -296,7 +296,9 @@ impl Registry {
         let bytes = if MANIFEST_TYPES.contains(&desc.media_type.as_str()) {
             let at = c.reference.clone_with_digest(digest.to_string());
             let accepted = [desc.media_type.as_str()];
-            self.runtime.block_on(manifest_at(c, &at, &accepted, limit))?.1
+            self.runtime
+                .block_on(manifest_at(c, &at, &accepted, limit))?
+                .1
         } else {
             self.runtime
                 .block_on(fetch::small_blob(c, digest, &object, limit))?
@@ -391,7 +393,11 @@ async fn download(
     let mut attempt = 1;
     let attempts = c.timeouts.attempts;
     loop {
-        let opened = async { open_at(c, &name, received).await.map_err(Failure::transient) };
+        let opened = async {
+            open_at(c, &name, received)
+                .await
+                .map_err(Failure::transient)
+        };
         let failure = match within(c, "no answer", opened).await {
             Ok((mut stream, mut skip)) => loop {
                 let next = async { Ok(stream.next().await) };

@@ -57,10 +57,12 @@ pub fn pull_store_format(
     let c = &registry.connection;
     let origin = format!("{} {}", c.url, c.reference);
     let limit = crate::oci::limits::len_limit(media_type::OCI_MANIFEST);
-    let (manifest_digest, bytes) =
-        registry
-            .runtime
-            .block_on(manifest_at(c, &c.reference, &[media_type::OCI_MANIFEST], limit))?;
+    let (manifest_digest, bytes) = registry.runtime.block_on(manifest_at(
+        c,
+        &c.reference,
+        &[media_type::OCI_MANIFEST],
+        limit,
+    ))?;
     let manifest = ArtifactManifest::decode(&bytes, &origin)?;
     let config_digest = parse_digest(&manifest.config.digest, "artifact config")?;
     let config_bytes = registry.document(&manifest.config, &config_digest, "artifact config")?;

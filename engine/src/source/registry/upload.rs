@@ -159,7 +159,8 @@ async fn send(
 ) -> Result<Outcome> {
     let what = format!("blob {}", blob.digest);
     let exists = with_tries(c, &what, || {
-        let head = async { Ok::<_, Failure>(c.client.blob_exists(&c.reference, &blob.digest).await?) };
+        let head =
+            async { Ok::<_, Failure>(c.client.blob_exists(&c.reference, &blob.digest).await?) };
         within(c, "no answer", head)
     })
     .await?;
@@ -197,7 +198,13 @@ fn short(digest: &str) -> &str {
 /// Whether a repository in `sources` lent the blob (a 201 answer to a mount request).
 async fn mount(c: &Connection, blob: &LocalBlob, sources: &[Reference]) -> bool {
     for source in sources {
-        let lend = async { Ok::<_, Failure>(c.client.mount_blob(&c.reference, source, &blob.digest).await?) };
+        let lend = async {
+            Ok::<_, Failure>(
+                c.client
+                    .mount_blob(&c.reference, source, &blob.digest)
+                    .await?,
+            )
+        };
         if within(c, "no answer", lend).await.is_ok() {
             return true;
         }
@@ -278,9 +285,11 @@ pub(super) fn put_manifest(registry: &Registry, bytes: Vec<u8>, media_type: &str
     registry.runtime.block_on(with_tries(c, &what, || {
         let put = async {
             let (bytes, content_type) = (bytes.clone(), content_type.clone());
-            Ok::<_, Failure>(c.client
-                .push_manifest_raw(&c.reference, bytes, content_type)
-                .await?)
+            Ok::<_, Failure>(
+                c.client
+                    .push_manifest_raw(&c.reference, bytes, content_type)
+                    .await?,
+            )
         };
         within(c, "no answer", put)
     }))?;
