@@ -281,9 +281,59 @@ pub struct RegistryArgs {
         hide_env_values = true
     )]
     pub user: Option<String>,
+    /// Seconds a registry may take to answer a request (connecting included), and then to
+    /// send each next piece of it, before the try counts as stalled. With the defaults a
+    /// registry that stalls fails the transfer within 5 tries x 2 x 25 s + 7.5 s of pauses =
+    /// 257.5 s. Raise it on a very slow link (a 4 MiB upload piece must go within it).
+    #[arg(
+        long,
+        value_name = "SECONDS",
+        default_value_t = 25.0,
+        env = "CAIRN_REGISTRY_READ_TIMEOUT"
+    )]
+    pub read_timeout: f64,
+    /// Seconds to open a connection to the registry.
+    #[arg(
+        long,
+        value_name = "SECONDS",
+        default_value_t = 10.0,
+        env = "CAIRN_REGISTRY_CONNECT_TIMEOUT"
+    )]
+    pub connect_timeout: f64,
+    /// Tries of each request or transfer (a broken or stalled download resumes where it
+    /// stopped), with pauses of 0.5 s, 1 s, 2 s, ... between them.
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = 5,
+        env = "CAIRN_REGISTRY_ATTEMPTS"
+    )]
+    pub attempts: u32,
 }
 
 impl RegistryArgs {
+    fn timeouts(&self) -> cairn_engine::Result<cairn_engine::source::registry::Timeouts> {
+        let seconds = |name: &str, value: f64| {
+            if value.is_finite() && value > 0.0 && value <= 86_400.0 {
+                Ok(std::time::Duration::from_secs_f64(value))
+            } else {
+                Err(cairn_engine::Error::Usage(format!(
+                    "--{name} takes a number of seconds above 0 (at most a day), not {value}"
+                )))
+            }
+        };
+        if self.attempts == 0 {
+            return Err(cairn_engine::Error::Usage(
+                "--attempts takes 1 or more".into(),
+            ));
+        }
+        Ok(cairn_engine::source::registry::Timeouts {
+            connect: seconds("connect-timeout", self.connect_timeout)?,
+            read: seconds("read-timeout", self.read_timeout)?,
+            attempts: self.attempts,
+        })
+    }
+
     /// The registry image `reference` (`REGISTRY/REPO[:TAG|@DIGEST]`) reached this way.
     pub fn spec(
         &self,
@@ -294,6 +344,7 @@ impl RegistryArgs {
             reference: reference.to_string(),
             insecure: self.insecure,
             credentials: self.user.as_deref().map(Credentials::parse).transpose()?,
+            timeouts: self.timeouts()?,
         })
     }
 }

@@ -70,6 +70,48 @@ pub fn bootstrap_payload(data: &[u8]) {
     let _ = crate::format::bootstrap::Bootstrap::decode_payload(data, "fuzz");
 }
 
+/// Decodes the same bytes as a registry's manifest, index and config are decoded (within
+/// `oci::limits`: size, layer count, index entries), and walks what a pull then reads of them.
+pub fn registry_manifest(data: &[u8]) {
+    use crate::oci::limits::{decode_config, decode_index, decode_manifest};
+    if let Ok(manifest) = decode_manifest(data, "fuzz") {
+        assert!(manifest.layers.len() <= crate::oci::limits::MAX_LAYERS);
+        for layer in &manifest.layers {
+            let _ = crate::Sha256Digest::parse(&layer.digest);
+        }
+    }
+    if let Ok(index) = decode_index(data, "fuzz") {
+        assert!(index.manifests.len() <= crate::oci::limits::MAX_INDEX_ENTRIES);
+        for entry in &index.manifests {
+            let _ = entry.platform.as_ref().map(crate::source::Platform::from);
+        }
+    }
+    if let Ok(config) = decode_config(data, "fuzz") {
+        assert!(config.diff_ids().len() <= crate::oci::limits::MAX_LAYERS);
+        let _ = config.platform();
+    }
+}
+
+/// Decodes the same bytes as a store-format artifact's manifest (then each of its files'
+/// descriptors) and config (then checked against a store and its bases listed).
+pub fn artifact_config(data: &[u8]) {
+    use crate::oci::artifact::{ArtifactConfig, ArtifactFile, ArtifactManifest};
+    if let Ok(manifest) = ArtifactManifest::decode(data, "fuzz") {
+        for desc in &manifest.layers {
+            let _ = ArtifactFile::from_descriptor(desc, "fuzz");
+        }
+    }
+    if let Ok(config) = ArtifactConfig::decode(data, "fuzz") {
+        let _ = config.check("fuzz", &crate::chunk::ChunkerParams::default());
+        for blob in config.bases.keys() {
+            let id = crate::BlobId::from_hex(blob).expect("decode checked every bases blob id");
+            config
+                .bases_of(&id)
+                .expect("decode checked every base chunk id");
+        }
+    }
+}
+
 /// Parses an OCI index, manifest and config from the same bytes.
 pub fn oci_json(data: &[u8]) {
     use crate::oci::{parse, Config, Index, Manifest};

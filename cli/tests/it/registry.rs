@@ -73,3 +73,45 @@ fn pull_takes_credentials_from_the_docker_config_file() {
     assert_eq!(data_files(&store), before);
     assert_eq!(ok(cairn(&store, &["images", "--json"])).trim(), "[]");
 }
+
+/// A registry that accepts connections and never answers: `pull` gives up after its tries of
+/// `--read-timeout` each, naming the registry and the stall, and leaves the store as it was;
+/// a timeout of 0 is refused before anything is sent.
+#[test]
+fn pull_from_a_stalled_registry_fails_within_its_timeouts_and_names_the_stall() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = store_with_demo_v1(tmp.path());
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = listener.local_addr().unwrap().to_string();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for stream in listener.incoming() {
+            held.push(stream);
+        }
+    });
+    let before = data_files(&store);
+    let reference = format!("{address}/demo:v1");
+    let args = ["pull", "--insecure", &reference, "--name", "x:v1"];
+    let timeouts = [
+        "--read-timeout",
+        "1",
+        "--connect-timeout",
+        "1",
+        "--attempts",
+        "2",
+    ];
+    let output = cairn(&store, &[&args[..], &timeouts[..]].concat());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success());
+    assert!(
+        stderr.contains(&address) && stderr.contains("stalled") && stderr.contains("2 tries"),
+        "{stderr}"
+    );
+    assert_eq!(data_files(&store), before);
+    let zero = cairn(&store, &[&args[..], &["--read-timeout", "0"][..]].concat());
+    let stderr = String::from_utf8_lossy(&zero.stderr);
+    assert!(
+        !zero.status.success() && stderr.contains("--read-timeout"),
+        "{stderr}"
+    );
+}

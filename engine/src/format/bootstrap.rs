@@ -220,6 +220,29 @@ impl Bootstrap {
     /// What a bootstrap must hold to be read: at least one layer is not required (an image
     /// may have none), but every layer's sizes must be consistent with a tar.
     fn check_references(&self) -> std::result::Result<(), String> {
+        // The limits a convert holds sources to (`oci::limits`), so that a bootstrap from a
+        // bundle or a registry is no larger than one this store could have made; the document
+        // sizes at the bound sources were read with before those limits.
+        use crate::oci::limits::MAX_LAYERS;
+        if self.layers.len() > MAX_LAYERS {
+            return Err(format!(
+                "lists {} layers, over the layer count limit of {MAX_LAYERS}",
+                self.layers.len()
+            ));
+        }
+        let documents = [
+            ("manifest", &self.source.manifest),
+            ("config", &self.source.config),
+        ];
+        for (what, object) in documents {
+            let len = object.as_ref().map_or(0, |o| o.bytes.len() as u64);
+            if len > crate::source::MAX_JSON_LEN {
+                return Err(format!(
+                    "its source {what} of {len} bytes is over the {} MiB limit",
+                    crate::source::MAX_JSON_LEN >> 20
+                ));
+            }
+        }
         for (l, layer) in self.layers.iter().enumerate() {
             if layer.size % 512 != 0 {
                 return Err(format!(

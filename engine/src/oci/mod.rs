@@ -1,6 +1,7 @@
 //! The OCI image-spec JSON that cairn reads and writes, in one place for both directions:
 //! the media types (`media_type`), descriptors, manifests, indexes and configs (`image`), and
-//! the `manifest.json` of a `docker save` archive (`docker_save`). `source` reads these types
+//! the `manifest.json` of a `docker save` archive (`docker_save`), cairn's own store-format
+//! artifact (`artifact`), and the limits every document read from outside is held to (`limits`). `source` reads these types
 //! from images to convert; `ops::export` writes them.
 //!
 //! Reading stays lenient, so that what other tools write is accepted: Docker schema 2 reads as
@@ -8,8 +9,10 @@
 //! Writing is exact: an exported image's digests are those of these bytes, so each type's
 //! encoded form is pinned by a unit test, and changing it changes every digest cairn writes.
 
+pub mod artifact;
 mod docker_save;
 mod image;
+pub mod limits;
 pub mod media_type;
 
 pub use docker_save::ArchiveManifest;

@@ -5,7 +5,7 @@
 use super::platform::{choose, PlatformChoice};
 use super::{read_verified, ByteRange, ImageSource, LayerSource, RawObject};
 use crate::error::{Error, IoContext, Result};
-use crate::oci::{self, media_type, ArchiveManifest, Config};
+use crate::oci::{self, media_type, ArchiveManifest};
 use crate::Sha256Digest;
 use std::collections::HashMap;
 use std::fs::File;
@@ -93,7 +93,8 @@ pub fn resolve(file: &Path, choice: &PlatformChoice) -> Result<Vec<ImageSource>>
         }
     };
     let config_bytes = read_verified(config_range, &config_digest, None, "config")?;
-    let config: Config = oci::parse(&config_bytes, &format!("config {config_digest}"))?;
+    let config =
+        crate::oci::limits::decode_config(&config_bytes, &format!("config {config_digest}"))?;
     let platform = config.platform();
     choose(vec![(platform.clone(), ())], choice, &object).map_err(Error::Usage)?;
 

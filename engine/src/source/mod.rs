@@ -72,6 +72,7 @@ impl SourceSpec {
             reference: reference.to_string(),
             insecure: false,
             credentials: None,
+            timeouts: Default::default(),
         }))
     }
 

@@ -7,10 +7,9 @@ use super::platform::{choose, Platform, PlatformChoice};
 use super::{ImageSource, LayerBytes, LayerSource, RawObject};
 use crate::error::{Error, Result};
 use crate::layer::Compression;
-use crate::oci::{self, media_type, Config, Descriptor, Index, Manifest};
+use crate::oci::limits::{decode_config, decode_index, decode_manifest, MAX_NESTING};
+use crate::oci::{media_type, Config, Descriptor, Manifest};
 use crate::Sha256Digest;
-
-const MAX_NESTING: usize = 8;
 
 /// Where an image's documents and layers are.
 pub(super) trait Blobs {
@@ -50,10 +49,10 @@ pub(super) fn images(
     for (platform, desc) in manifests {
         let (digest, bytes) = blobs.read_json(&desc, "manifest")?;
         let object = format!("manifest {digest}");
-        let manifest: Manifest = oci::parse(&bytes, &object)?;
+        let manifest = decode_manifest(&bytes, &object)?;
         let (config_digest, config_bytes) =
             blobs.read_json(&manifest.config, &format!("config of {object}"))?;
-        let config: Config = oci::parse(&config_bytes, &format!("config {config_digest}"))?;
+        let config = decode_config(&config_bytes, &format!("config {config_digest}"))?;
         let mut platform = platform.unwrap_or_else(|| config.platform());
         if platform.os_version.is_none() {
             platform.os_version = config.platform().os_version;
@@ -113,11 +112,11 @@ fn expand(
             if depth >= MAX_NESTING {
                 return Err(Error::bad_input(
                     format!("index {}", desc.digest),
-                    format!("indexes nest more than {MAX_NESTING} deep"),
+                    format!("indexes nest more than {MAX_NESTING} deep (the nesting limit)"),
                 ));
             }
             let (digest, bytes) = blobs.read_json(desc, "index")?;
-            let index: Index = oci::parse(&bytes, &format!("index {digest}"))?;
+            let index = decode_index(&bytes, &format!("index {digest}"))?;
             for child in &index.manifests {
                 expand(blobs, child, platform.clone(), depth + 1, out)?;
             }

@@ -17,6 +17,7 @@ mod py_dataset;
 mod registry;
 mod registry_auth;
 mod registry_push;
+mod registry_stall;
 mod registry_store_format;
 mod rejects;
 mod repair;

@@ -22,6 +22,7 @@ pub fn pull_options(reference: &str, name: &str, dict: &[&str]) -> ConvertOption
             reference: reference.to_string(),
             insecure: true,
             credentials: None,
+            timeouts: Default::default(),
         }),
         platform: PlatformChoice::Default,
         ..options("oci:unused", name, dict)
@@ -81,6 +82,7 @@ fn pulled_images_equal_their_layouts_and_known_layers_are_not_downloaded() {
         reference: format!("{}/pushed:v2", registry.address),
         insecure: true,
         credentials: None,
+        timeouts: Default::default(),
     };
     let plain = PushOptions::default();
     let first = push(&pulled, "v2", &target, &plain, &cairn_engine::NoProgress).unwrap();
@@ -141,6 +143,7 @@ fn remote_inventory_reads_every_tag_and_platform_without_layers() {
         reference: format!("{}/demo", registry.address),
         insecure: true,
         credentials: None,
+        timeouts: Default::default(),
     };
     let rows = remote_inventory(&spec, &Tags::All, &cairn_engine::NoProgress).unwrap();
     let per = |name: &str, arch: &str| {

@@ -75,6 +75,7 @@ fn a_registry_with_basic_auth_serves_the_right_credentials_and_refuses_others_cl
         reference: format!("{}/demo", registry.address),
         insecure: true,
         credentials: credentials(password),
+        timeouts: Default::default(),
     };
     let rows = remote_inventory(&spec(PASSWORD), &Tags::All, &cairn_engine::NoProgress).unwrap();
     assert_eq!(rows.len(), 3, "{rows:?}");

@@ -20,6 +20,7 @@ fn spec(address: &str, repo: &str) -> RegistrySpec {
         reference: format!("{address}/{repo}"),
         insecure: true,
         credentials: None,
+        timeouts: Default::default(),
     }
 }
 

@@ -16,6 +16,7 @@ fn spec(registry: &LocalRegistry, repo_tag: &str) -> RegistrySpec {
         reference: format!("{}/{repo_tag}", registry.address),
         insecure: true,
         credentials: None,
+        timeouts: Default::default(),
     }
 }
 

@@ -353,6 +353,18 @@ impl<R: Read> BundleReader<R> {
         if used != body.len() {
             return Err(self.bad(head.offset, "manifest has trailing bytes"));
         }
+        // The layer count limit a convert holds images to (`oci::limits`).
+        use crate::oci::limits::MAX_LAYERS;
+        for image in &manifest.images {
+            let layers = (image.layers as usize).max(image.diff_ids.len());
+            if layers > MAX_LAYERS {
+                let detail = format!(
+                    "image {:?} lists {layers} layers, over the layer count limit of {MAX_LAYERS}",
+                    image.name
+                );
+                return Err(self.bad(head.offset, detail));
+            }
+        }
         Ok(manifest)
     }
 

@@ -7,7 +7,8 @@ use super::{
     MANIFEST_TYPES,
 };
 use crate::error::{Error, Result};
-use crate::oci::{self, media_type, Config, Index, Manifest};
+use crate::oci::limits::{decode_config, decode_index, decode_manifest};
+use crate::oci::media_type;
 use crate::progress::{Progress, Unit};
 use crate::Sha256Digest;
 use futures_util::StreamExt;
@@ -98,11 +99,18 @@ async fn all_tags(c: &Connection) -> Result<Vec<String>> {
     let mut tags: Vec<String> = Vec::new();
     loop {
         let last = tags.last().cloned();
-        let page = c
-            .client
-            .list_tags(&c.reference, &c.auth, Some(TAG_PAGE), last.as_deref())
-            .await
-            .map_err(|e| c.error("tag list", e))?;
+        let page = super::fetch::with_tries(c, "tag list", || {
+            let list = async {
+                let last = last.as_deref();
+                Ok::<_, super::fetch::Failure>(
+                    c.client
+                        .list_tags(&c.reference, &c.auth, Some(TAG_PAGE), last)
+                        .await?,
+                )
+            };
+            super::fetch::within(c, "no answer", list)
+        })
+        .await?;
         let full = page.tags.len() >= TAG_PAGE;
         let before = tags.len();
         tags.extend(page.tags);
@@ -142,7 +150,8 @@ async fn document(c: &Connection, at: &str) -> Result<(Sha256Digest, Vec<u8>)> {
             at.to_string(),
         ),
     };
-    manifest_at(c, &reference, &MANIFEST_TYPES).await
+    let limit = crate::oci::limits::len_limit(media_type::OCI_INDEX);
+    manifest_at(c, &reference, &MANIFEST_TYPES, limit).await
 }
 
 /// The rows of one tag: each platform of its index (or its one manifest).
@@ -153,7 +162,7 @@ async fn tag_rows(c: &Connection, tag: &str) -> Result<Vec<RemoteRow>> {
     let mut manifests = Vec::new();
     match document_media_type(&bytes).as_str() {
         media_type::OCI_INDEX | media_type::DOCKER_LIST => {
-            let index: Index = oci::parse(&bytes, &object)?;
+            let index = decode_index(&bytes, &object)?;
             for desc in &index.manifests {
                 let (digest, bytes) = document(c, &desc.digest).await?;
                 manifests.push((digest, bytes));
@@ -163,13 +172,13 @@ async fn tag_rows(c: &Connection, tag: &str) -> Result<Vec<RemoteRow>> {
     }
     let mut rows = Vec::new();
     for (digest, bytes) in manifests {
-        let manifest: Manifest = oci::parse(&bytes, &format!("manifest {digest}"))?;
+        let manifest = decode_manifest(&bytes, &format!("manifest {digest}"))?;
         let config_digest = super::parse_digest(&manifest.config.digest, "config")?;
-        let config_bytes = super::small_blob(c, &config_digest)
-            .await
-            .map_err(|e| c.error(&format!("config {config_digest}"), e))?;
+        let object = format!("config {config_digest}");
+        let limit = crate::oci::limits::len_limit(media_type::OCI_CONFIG);
+        let config_bytes = super::fetch::small_blob(c, &config_digest, &object, limit).await?;
         check_digest(&config_bytes, &config_digest, &c.url)?;
-        let config: Config = oci::parse(&config_bytes, &format!("config {config_digest}"))?;
+        let config = decode_config(&config_bytes, &format!("config {config_digest}"))?;
         let platform = config.platform();
         let diff_ids = config.diff_ids();
         if diff_ids.len() != manifest.layers.len() {

@@ -1,19 +1,23 @@
 //! Images in an OCI registry, `docker://REGISTRY/REPO[:TAG|@DIGEST]`, read through the
 //! distribution API (`oci-client`: HTTPS, or HTTP with `insecure`; anonymous, basic and
-//! bearer-token auth). The index or manifest and the configs are fetched whole (bounded) and
-//! checked against their digests. A layer is streamed into the convert while it downloads,
-//! never written to a file, and only when the convert reads it: a layer whose digest the store
-//! already has is never downloaded. A download that breaks is resumed where it stopped (an
-//! HTTP range request), up to `ATTEMPTS` times with growing pauses; the convert checks every
-//! layer's sha256 and diff_id as it streams, so a resumed layer is verified whole.
+//! bearer-token auth). The index or manifest and the configs are fetched whole, within
+//! `oci::limits` (`fetch`), and checked against their digests. A layer is streamed into the
+//! convert while it downloads, never written to a file, and only when the convert reads it: a
+//! layer whose digest the store already has is never downloaded. A download that breaks or
+//! stalls is resumed where it stopped (an HTTP range request), up to `Timeouts::attempts`
+//! tries with growing pauses; the convert checks every layer's sha256 and diff_id as it
+//! streams, so a resumed layer is verified whole. Every wait on the network is bounded
+//! (`fetch` states the arithmetic: a stalled transfer fails within 257.5 s by default).
 
-pub mod artifact;
+pub use crate::oci::artifact;
+mod fetch;
 mod inventory;
 mod push;
 mod store_pull;
 mod store_push;
 mod upload;
 
+pub use fetch::Timeouts;
 pub use inventory::{remote_inventory, RemoteRow, Tags};
 pub use push::{push, PushOptions, PushReport};
 pub use store_pull::{pull_store_format, StorePullReport};
@@ -21,26 +25,19 @@ pub use upload::Transferred;
 
 use super::platform::PlatformChoice;
 use super::resolve::{parse_digest, Blobs};
-use super::{ImageSource, LayerBytes, MAX_JSON_LEN};
+use super::{ImageSource, LayerBytes};
 use crate::error::{Error, Result};
+use crate::oci::limits::{check_len, len_limit};
 use crate::oci::{media_type, Descriptor};
 use crate::Sha256Digest;
+use fetch::{manifest_at, within, Failure, FIRST_PAUSE};
 use futures_util::StreamExt;
 use oci_client::client::{BlobResponse, ClientConfig, ClientProtocol, SizedStream};
 use oci_client::secrets::RegistryAuth;
 use oci_client::{Client, Reference};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
-/// Tries per layer download (the first and the resumptions).
-const ATTEMPTS: u32 = 5;
-/// The pause before the second try; doubled for each further one.
-const FIRST_PAUSE: Duration = Duration::from_millis(500);
-/// How long a connection may take to open, and a response to send its next bytes: a registry
-/// that stops answering is then a failed try (resumed, or reported), not a hang.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
-const READ_TIMEOUT: Duration = Duration::from_secs(120);
 /// Downloaded pieces buffered ahead of the convert, per layer. A piece may hold on to a larger
 /// network buffer: 64 took py v1's pull to 201 MiB of peak RSS, 8 to 159-166 MiB (2: 153-157).
 const PIECES_AHEAD: usize = 8;
@@ -54,6 +51,8 @@ pub struct RegistrySpec {
     pub insecure: bool,
     /// `None`: from `~/.docker/config.json` if it has some for the registry, else anonymous.
     pub credentials: Option<Credentials>,
+    /// How long the registry may keep cairn waiting, and how often to try.
+    pub timeouts: Timeouts,
 }
 
 /// A user name and password (or token) for basic auth; never printed.
@@ -88,8 +87,11 @@ struct Connection {
     client: Client,
     auth: RegistryAuth,
     reference: Reference,
-    /// `http(s)://REGISTRY/v2/REPO`, for messages.
+    /// `http(s)://REGISTRY/v2/REPO`, for messages and the documents' requests.
     url: String,
+    /// For documents read whole and bounded (`fetch`), with the client's timeouts.
+    http: reqwest::Client,
+    timeouts: Timeouts,
 }
 
 impl Connection {
@@ -97,10 +99,23 @@ impl Connection {
         Error::bad_input(format!("{} {what}", self.url), self.explain(e.to_string()))
     }
 
+    /// What a try that waited `Timeouts::read` in vain says.
+    fn stalled(&self, waiting_for: &str) -> String {
+        format!(
+            "the registry stalled: {waiting_for} for {} s (--read-timeout)",
+            self.timeouts.read.as_secs_f64()
+        )
+    }
+
     /// `oci-client`'s `reason`, with what it means for the user where it is a common case:
     /// the registry is unreachable, refused the credentials, or wants some.
     fn explain(&self, mut reason: String) -> String {
-        if reason.contains("error sending request") {
+        if reason.contains("timed out") && !reason.contains("stalled") {
+            reason += &format!(
+                " (the registry stalled: no answer within {} s, --read-timeout)",
+                self.timeouts.read.as_secs_f64()
+            );
+        } else if reason.contains("error sending request") {
             reason += if self.url.starts_with("https:") {
                 " (the registry is unreachable, or speaks plain HTTP: then use --insecure)"
             } else {
@@ -151,10 +166,11 @@ struct Registry {
 pub(crate) fn resolve(spec: &RegistrySpec, choice: &PlatformChoice) -> Result<Vec<ImageSource>> {
     let registry = Arc::new(Registry::connect(spec)?);
     let c = &registry.connection;
+    let limit = len_limit(media_type::OCI_MANIFEST);
     let (digest, bytes) =
         registry
             .runtime
-            .block_on(manifest_at(c, &c.reference, &MANIFEST_TYPES))?;
+            .block_on(manifest_at(c, &c.reference, &MANIFEST_TYPES, limit))?;
     let top = Descriptor {
         media_type: document_media_type(&bytes),
         digest: digest.to_string(),
@@ -178,23 +194,6 @@ const MANIFEST_TYPES: [&str; 4] = [
     media_type::OCI_MANIFEST,
     media_type::DOCKER_MANIFEST,
 ];
-
-/// The manifest or index at `at` (a tag or a digest), of one of the `accepted` media types,
-/// checked against the digest the registry states (or `at`'s own).
-async fn manifest_at(
-    c: &Connection,
-    at: &Reference,
-    accepted: &[&str],
-) -> Result<(Sha256Digest, Vec<u8>)> {
-    let (bytes, digest) = c
-        .client
-        .pull_manifest_raw(at, &c.auth, accepted)
-        .await
-        .map_err(|e| c.error(&format!("manifest {at}"), e))?;
-    let digest = parse_digest(&digest, "manifest")?;
-    check_digest(&bytes, &digest, &c.url)?;
-    Ok((digest, bytes.to_vec()))
-}
 
 fn check_digest(bytes: &[u8], digest: &Sha256Digest, url: &str) -> Result<()> {
     let actual = Sha256Digest::of(bytes);
@@ -230,6 +229,7 @@ impl Registry {
             ))
         })?;
         let registry = reference.resolve_registry().to_string();
+        let timeouts = spec.timeouts;
         let config = ClientConfig {
             protocol: if spec.insecure {
                 ClientProtocol::HttpsExcept(vec![registry.clone()])
@@ -237,10 +237,16 @@ impl Registry {
                 ClientProtocol::Https
             },
             accept_invalid_certificates: spec.insecure,
-            connect_timeout: Some(CONNECT_TIMEOUT),
-            read_timeout: Some(READ_TIMEOUT),
+            connect_timeout: Some(timeouts.connect),
+            read_timeout: Some(timeouts.read),
             ..ClientConfig::default()
         };
+        let http = reqwest::Client::builder()
+            .connect_timeout(timeouts.connect)
+            .read_timeout(timeouts.read)
+            .danger_accept_invalid_certs(spec.insecure)
+            .build()
+            .map_err(|e| Error::Usage(format!("set up the HTTP client: {}", fetch::chain(&e))))?;
         let scheme = if spec.insecure { "http" } else { "https" };
         let url = format!("{scheme}://{registry}/v2/{}", reference.repository());
         let credentials = match &spec.credentials {
@@ -262,13 +268,16 @@ impl Registry {
                 auth,
                 reference,
                 url,
+                http,
+                timeouts,
             },
             runtime,
             fetched: Mutex::new(HashMap::new()),
         })
     }
 
-    /// A JSON document, whole (at most `MAX_JSON_LEN` bytes), checked against its digest.
+    /// A JSON document, whole (within `oci::limits` for its media type), checked against its
+    /// digest.
     fn document(&self, desc: &Descriptor, digest: &Sha256Digest, what: &str) -> Result<Vec<u8>> {
         if let Some(bytes) = self
             .fetched
@@ -280,14 +289,19 @@ impl Registry {
         }
         let c = &self.connection;
         let object = format!("{what} {digest}");
+        let limit = len_limit(&desc.media_type);
+        if let Some(size) = desc.size {
+            check_len(size, limit.0, limit.1, &format!("{} {object}", c.url))?;
+        }
         let bytes = if MANIFEST_TYPES.contains(&desc.media_type.as_str()) {
             let at = c.reference.clone_with_digest(digest.to_string());
             let accepted = [desc.media_type.as_str()];
-            self.runtime.block_on(manifest_at(c, &at, &accepted))?.1
+            self.runtime
+                .block_on(manifest_at(c, &at, &accepted, limit))?
+                .1
         } else {
             self.runtime
-                .block_on(small_blob(c, digest))
-                .map_err(|e| c.error(&object, e))?
+                .block_on(fetch::small_blob(c, digest, &object, limit))?
         };
         check_digest(&bytes, digest, &format!("{} {what}", c.url))?;
         if let Some(size) = desc.size.filter(|&s| s != bytes.len() as u64) {
@@ -301,28 +315,6 @@ impl Registry {
         }
         Ok(bytes)
     }
-}
-
-/// A blob of at most `MAX_JSON_LEN` bytes, whole.
-async fn small_blob(c: &Connection, digest: &Sha256Digest) -> std::result::Result<Vec<u8>, String> {
-    c.client
-        .auth(&c.reference, &c.auth, oci_client::RegistryOperation::Pull)
-        .await
-        .map_err(|e| e.to_string())?;
-    let digest = digest.to_string();
-    let mut stream = c
-        .client
-        .pull_blob_stream(&c.reference, digest.as_str())
-        .await
-        .map_err(|e| e.to_string())?;
-    let mut bytes = Vec::new();
-    while let Some(piece) = stream.next().await {
-        bytes.extend_from_slice(&piece.map_err(|e| e.to_string())?);
-        if bytes.len() as u64 > MAX_JSON_LEN {
-            return Err(format!("over the {MAX_JSON_LEN}-byte limit"));
-        }
-    }
-    Ok(bytes)
 }
 
 /// `Blobs` over a shared registry, so that layers can hold on to it.
@@ -399,10 +391,21 @@ async fn download(
     let mut received = 0u64;
     let mut pause = FIRST_PAUSE;
     let mut attempt = 1;
+    let attempts = c.timeouts.attempts;
     loop {
-        let failure = match open_at(c, &name, received).await {
+        let opened = async {
+            open_at(c, &name, received)
+                .await
+                .map_err(Failure::transient)
+        };
+        let failure = match within(c, "no answer", opened).await {
             Ok((mut stream, mut skip)) => loop {
-                match stream.next().await {
+                let next = async { Ok(stream.next().await) };
+                let next = match within(c, "no data", next).await {
+                    Ok(next) => next,
+                    Err(stalled) => break stalled.reason,
+                };
+                match next {
                     None => return Ok(()),
                     Some(Ok(mut piece)) => {
                         // A registry that ignored the range sends the whole blob again.
@@ -414,14 +417,14 @@ async fn download(
                             return Ok(()); // The reader is gone: the convert stopped.
                         }
                     }
-                    Some(Err(e)) => break e.to_string(),
+                    Some(Err(e)) => break fetch::chain(&e),
                 }
             },
-            Err(e) => e,
+            Err(failure) => failure.reason,
         };
-        if attempt >= ATTEMPTS {
+        if attempt >= attempts {
             return Err(format!(
-                "{} blob {name}: {} (gave up after {ATTEMPTS} tries, {received} bytes received)",
+                "{} blob {name}: {} (gave up after {attempt} tries, {received} bytes received)",
                 c.url,
                 c.explain(failure)
             ));
@@ -442,10 +445,10 @@ async fn open_at(
     c.client
         .auth(&c.reference, &c.auth, oci_client::RegistryOperation::Pull)
         .await
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| fetch::chain(&e))?;
     if from == 0 {
         let stream = c.client.pull_blob_stream(&c.reference, digest).await;
-        return stream.map(|s| (s, 0)).map_err(|e| e.to_string());
+        return stream.map(|s| (s, 0)).map_err(|e| fetch::chain(&e));
     }
     match c
         .client
@@ -454,7 +457,7 @@ async fn open_at(
     {
         Ok(BlobResponse::Partial(stream)) => Ok((stream, 0)),
         Ok(BlobResponse::Full(stream)) => Ok((stream, from)),
-        Err(e) => Err(e.to_string()),
+        Err(e) => Err(fetch::chain(&e)),
     }
 }
 

@@ -8,7 +8,7 @@
 use super::artifact::{ArtifactConfig, ArtifactFile, ArtifactManifest};
 use super::{manifest_at, parse_digest, Connection, Registry, RegistrySpec, PIECES_AHEAD};
 use crate::error::{Error, Result};
-use crate::oci::{self, media_type};
+use crate::oci::media_type;
 use crate::ops::import::{Arriving, ImportReport, Incoming, IncomingImage};
 use crate::progress::{Progress, Unit};
 use crate::store::SharedWriter;
@@ -60,15 +60,17 @@ pub fn pull_store_format(
     let registry = Registry::connect(spec)?;
     let c = &registry.connection;
     let origin = format!("{} {}", c.url, c.reference);
-    let (manifest_digest, bytes) =
-        registry
-            .runtime
-            .block_on(manifest_at(c, &c.reference, &[media_type::OCI_MANIFEST]))?;
-    let manifest: ArtifactManifest = oci::parse(&bytes, &origin)?;
-    manifest.check(&origin)?;
+    let limit = crate::oci::limits::len_limit(media_type::OCI_MANIFEST);
+    let (manifest_digest, bytes) = registry.runtime.block_on(manifest_at(
+        c,
+        &c.reference,
+        &[media_type::OCI_MANIFEST],
+        limit,
+    ))?;
+    let manifest = ArtifactManifest::decode(&bytes, &origin)?;
     let config_digest = parse_digest(&manifest.config.digest, "artifact config")?;
     let config_bytes = registry.document(&manifest.config, &config_digest, "artifact config")?;
-    let config: ArtifactConfig = oci::parse(&config_bytes, &format!("{origin} config"))?;
+    let config = ArtifactConfig::decode(&config_bytes, &format!("{origin} config"))?;
     config.check(&origin, &store.config().chunker)?;
     let mut report = StorePullReport {
         reference: spec.reference.clone(),

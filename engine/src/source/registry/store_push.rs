@@ -3,7 +3,7 @@
 //! holding the delta bases its frames need; only those the repository lacks are sent (a HEAD
 //! each, as for a plain push), the config and then the manifest last.
 
-use super::artifact::{self, ArtifactFile, ArtifactManifest};
+use super::artifact::{self, ArtifactConfig, ArtifactFile, ArtifactManifest};
 use super::upload::{put_manifest, upload_missing, LocalBlob, Transferred};
 use super::Registry;
 use crate::error::{Error, IoContext, Result};
@@ -104,8 +104,6 @@ pub(super) fn push_store_format(
                 size: *size,
             }),
     );
-    progress.set_message("sending");
-    let transferred = upload_missing(registry, &blobs, mount_from, progress)?;
     let config_desc = Descriptor::new(
         artifact::CONFIG_TYPE,
         &config_digest,
@@ -115,6 +113,12 @@ pub(super) fn push_store_format(
     let manifest_bytes = serde_json::to_vec(&manifest)
         .map_err(|e| Error::corrupt("artifact manifest", e.to_string()))?;
     let digest = Sha256Digest::of(&manifest_bytes);
+    // Nothing is sent that a puller would refuse (an image past the artifact limits).
+    let origin = format!("store-format artifact of {name}");
+    ArtifactManifest::decode(&manifest_bytes, &origin)?;
+    ArtifactConfig::decode(&config_bytes, &format!("{origin} config"))?;
+    progress.set_message("sending");
+    let transferred = upload_missing(registry, &blobs, mount_from, progress)?;
     put_manifest(registry, manifest_bytes, media_type::OCI_MANIFEST)?;
     Ok((digest, transferred))
 }

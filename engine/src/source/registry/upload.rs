@@ -3,18 +3,20 @@
 //! cross-repository mount from each `mount_from` repository of the same registry in turn (201:
 //! mounted; anything else, such as a 202 from a registry that starts an upload instead, falls
 //! back); then a chunked upload read from the file, started again from the file after a
-//! transient failure, up to `ATTEMPTS` tries with growing pauses. Shared by the plain push and
-//! the store-format push.
+//! transient failure, up to `Timeouts::attempts` tries with growing pauses. Each request
+//! waits at most `Timeouts::read` for its answer (`fetch`: a registry that stalls mid-upload
+//! fails the try); so does each piece handed to the client. Shared by the plain push and the
+//! store-format push.
 
-use super::{Connection, Registry, ATTEMPTS, FIRST_PAUSE};
+use super::fetch::{with_tries, within, Failure};
+use super::{Connection, Registry};
 use crate::error::{Error, Result};
 use crate::progress::{Progress, Unit};
 use futures_util::{StreamExt, TryStreamExt};
-use oci_client::errors::{OciDistributionError, OciErrorCode};
+use oci_client::errors::OciDistributionError;
 use oci_client::{Reference, RegistryOperation};
 use serde::Serialize;
 use std::cell::Cell;
-use std::future::Future;
 use std::io::Read;
 use std::path::PathBuf;
 
@@ -112,11 +114,16 @@ async fn authenticate(c: &Connection) -> Result<()> {
     if matches!(c.auth, oci_client::secrets::RegistryAuth::Anonymous) {
         return Ok(());
     }
-    c.client
-        .auth(&c.reference, &c.auth, RegistryOperation::Push)
-        .await
-        .map_err(|e| c.error("authentication for push", e))?;
-    Ok(())
+    with_tries(c, "authentication for push", || {
+        let auth = async {
+            c.client
+                .auth(&c.reference, &c.auth, RegistryOperation::Push)
+                .await?;
+            Ok::<_, Failure>(())
+        };
+        within(c, "no answer", auth)
+    })
+    .await
 }
 
 /// The repositories to mount from as references on the pushed-to registry: each given once,
@@ -151,8 +158,10 @@ async fn send(
     progress: &dyn Progress,
 ) -> Result<Outcome> {
     let what = format!("blob {}", blob.digest);
-    let exists = with_retries(c, &what, || {
-        c.client.blob_exists(&c.reference, &blob.digest)
+    let exists = with_tries(c, &what, || {
+        let head =
+            async { Ok::<_, Failure>(c.client.blob_exists(&c.reference, &blob.digest).await?) };
+        within(c, "no answer", head)
     })
     .await?;
     if exists {
@@ -172,7 +181,10 @@ async fn send(
         item.inc(delta);
     };
     let what = format!("upload of blob {}", blob.digest);
-    with_retries(c, &what, || upload(c, blob, &reported, &report)).await?;
+    with_tries(c, &what, || async {
+        upload(c, blob, &reported, &report).await
+    })
+    .await?;
     item.finish();
     Ok(Outcome::Uploaded)
 }
@@ -186,56 +198,18 @@ fn short(digest: &str) -> &str {
 /// Whether a repository in `sources` lent the blob (a 201 answer to a mount request).
 async fn mount(c: &Connection, blob: &LocalBlob, sources: &[Reference]) -> bool {
     for source in sources {
-        if c.client
-            .mount_blob(&c.reference, source, &blob.digest)
-            .await
-            .is_ok()
-        {
+        let lend = async {
+            Ok::<_, Failure>(
+                c.client
+                    .mount_blob(&c.reference, source, &blob.digest)
+                    .await?,
+            )
+        };
+        if within(c, "no answer", lend).await.is_ok() {
             return true;
         }
     }
     false
-}
-
-/// Runs `attempt` until it succeeds, fails for good, or has failed `ATTEMPTS` times, pausing
-/// `FIRST_PAUSE` and then twice as long each time between tries. The error names `what`.
-async fn with_retries<T, F, Fut>(c: &Connection, what: &str, mut attempt: F) -> Result<T>
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = std::result::Result<T, OciDistributionError>>,
-{
-    let mut pause = FIRST_PAUSE;
-    let mut tries = 1;
-    loop {
-        match attempt().await {
-            Ok(value) => return Ok(value),
-            Err(e) if tries < ATTEMPTS && transient(&e) => {
-                tokio::time::sleep(pause).await;
-                pause *= 2;
-                tries += 1;
-            }
-            Err(e) if tries > 1 => {
-                return Err(c.error(what, format!("{e} (gave up after {tries} tries)")))
-            }
-            Err(e) => return Err(c.error(what, e)),
-        }
-    }
-}
-
-/// Whether a failure may pass if tried again: a broken connection, a timeout, a server error,
-/// a registry asking to slow down.
-fn transient(e: &OciDistributionError) -> bool {
-    match e {
-        OciDistributionError::RequestError(_) | OciDistributionError::IoError(_) => true,
-        OciDistributionError::ServerError { code, .. } => {
-            *code >= 500 || *code == 408 || *code == 429
-        }
-        OciDistributionError::RegistryError { envelope, .. } => envelope
-            .errors
-            .iter()
-            .any(|e| e.code == OciErrorCode::Toomanyrequests),
-        _ => false,
-    }
 }
 
 /// Sends one blob file in `PIECE`-sized parts, calling `report` with the bytes handed to the
@@ -245,8 +219,9 @@ async fn upload(
     blob: &LocalBlob,
     reported: &Cell<u64>,
     report: &dyn Fn(u64),
-) -> std::result::Result<(), OciDistributionError> {
-    let mut file = std::fs::File::open(&blob.path)?;
+) -> std::result::Result<(), Failure> {
+    let mut file = std::fs::File::open(&blob.path)
+        .map_err(|e| Failure::permanent(format!("open {}: {e}", blob.path.display())))?;
     // The client wants a stream it owns; the pieces go through a channel from the loop below,
     // which can report progress as the client takes them.
     let (sender, receiver) = tokio::sync::mpsc::channel(1);
@@ -261,7 +236,7 @@ async fn upload(
         loop {
             let mut piece = vec![0; PIECE];
             let piece = match file.read(&mut piece) {
-                Ok(0) => return,
+                Ok(0) => return Ok(()),
                 Ok(n) => {
                     piece.truncate(n);
                     Ok(bytes::Bytes::from(piece))
@@ -270,9 +245,12 @@ async fn upload(
             };
             let failed = piece.is_err();
             let n = piece.as_ref().map_or(0, |p| p.len() as u64);
-            // The client stopped taking pieces: it failed, and says why.
-            if sender.send(piece).await.is_err() || failed {
-                return;
+            // The client stopped taking pieces: it failed, and says why; or it took none for
+            // `Timeouts::read`: the registry stalled.
+            match tokio::time::timeout(c.timeouts.read, sender.send(piece)).await {
+                Ok(Ok(())) if !failed => {}
+                Ok(_) => return Ok(()),
+                Err(_) => return Err(Failure::transient(c.stalled("took no data"))),
             }
             sent += n;
             if sent > reported.get() {
@@ -281,8 +259,20 @@ async fn upload(
             }
         }
     };
-    let (pushed, ()) = futures_util::join!(push, feed);
-    pushed.map(drop)
+    // A stalled feed ends the try at once (the push is dropped with it); otherwise the push's
+    // own outcome counts.
+    let feed = async move {
+        let outcome = feed.await;
+        if outcome.is_ok() {
+            std::future::pending::<()>().await;
+        }
+        outcome
+    };
+    futures_util::pin_mut!(push, feed);
+    match futures_util::future::select(push, feed).await {
+        futures_util::future::Either::Left((pushed, _)) => pushed.map(drop).map_err(Failure::from),
+        futures_util::future::Either::Right((stalled, _)) => stalled,
+    }
 }
 
 /// Puts the manifest (after every blob it names) under the reference's tag.
@@ -291,12 +281,17 @@ pub(super) fn put_manifest(registry: &Registry, bytes: Vec<u8>, media_type: &str
     let content_type = http::HeaderValue::from_str(media_type)
         .map_err(|e| Error::corrupt("manifest media type", e.to_string()))?;
     let tag = c.reference.tag().unwrap_or("latest").to_string();
-    registry
-        .runtime
-        .block_on(
-            c.client
-                .push_manifest_raw(&c.reference, bytes, content_type),
-        )
-        .map_err(|e| c.error(&format!("manifest {tag}"), e))?;
+    let what = format!("manifest {tag}");
+    registry.runtime.block_on(with_tries(c, &what, || {
+        let put = async {
+            let (bytes, content_type) = (bytes.clone(), content_type.clone());
+            Ok::<_, Failure>(
+                c.client
+                    .push_manifest_raw(&c.reference, bytes, content_type)
+                    .await?,
+            )
+        };
+        within(c, "no answer", put)
+    }))?;
     Ok(())
 }

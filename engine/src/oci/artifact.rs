@@ -4,10 +4,17 @@
 //! image relies on), and whose layers are the store's own files: the bootstrap, the layer
 //! objects, the data blobs the layer objects name and the blobs holding delta bases, each
 //! annotated with its cairn id.
+//!
+//! Types and decoding only (`ArtifactManifest::decode`, `ArtifactConfig::decode`: bytes ->
+//! checked document, within `limits`), so that they build without the `registry` feature and
+//! the fuzz targets reach them; the transfers are `source::registry::store_push`/`store_pull`.
 
+use super::limits::{
+    check_count, check_len, MAX_ARTIFACT_CONFIG_LEN, MAX_ARTIFACT_FILES, MAX_MANIFEST_LEN,
+};
+use super::{media_type, Descriptor};
 use crate::chunk::ChunkerParams;
 use crate::error::{Error, IoContext, Result};
-use crate::oci::{media_type, Descriptor};
 use crate::{BlobId, ChunkId, ImageId, LayerMetaId, Sha256Digest};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -132,6 +139,27 @@ pub struct ArtifactManifest {
 }
 
 impl ArtifactManifest {
+    /// A manifest as read from a registry: within the manifest size limit and
+    /// `MAX_ARTIFACT_FILES` layers, and a cairn artifact of this layout version (`check`).
+    pub fn decode(bytes: &[u8], origin: &str) -> Result<ArtifactManifest> {
+        check_len(
+            bytes.len() as u64,
+            MAX_MANIFEST_LEN,
+            "manifest size",
+            origin,
+        )?;
+        let manifest: ArtifactManifest = super::parse(bytes, origin)?;
+        check_count(
+            manifest.layers.len(),
+            MAX_ARTIFACT_FILES,
+            "artifact file count",
+            "files",
+            origin,
+        )?;
+        manifest.check(origin)?;
+        Ok(manifest)
+    }
+
     pub fn new(config: Descriptor, layers: Vec<Descriptor>) -> ArtifactManifest {
         ArtifactManifest {
             schema_version: 2,
@@ -170,6 +198,39 @@ impl ArtifactManifest {
 }
 
 impl ArtifactConfig {
+    /// A config as read from a registry: within `MAX_ARTIFACT_CONFIG_LEN` bytes, its image id
+    /// and every listed base chunk an id, at most `MAX_ARTIFACT_FILES` base blobs. What it
+    /// says about this store (format version, chunker) is `check`'s.
+    pub fn decode(bytes: &[u8], origin: &str) -> Result<ArtifactConfig> {
+        check_len(
+            bytes.len() as u64,
+            MAX_ARTIFACT_CONFIG_LEN,
+            "artifact config size",
+            origin,
+        )?;
+        let config: ArtifactConfig = super::parse(bytes, origin)?;
+        check_count(
+            config.bases.len(),
+            MAX_ARTIFACT_FILES,
+            "artifact file count",
+            "base blobs",
+            origin,
+        )?;
+        if ImageId::from_hex(&config.image).is_none() {
+            return Err(Error::bad_input(
+                origin,
+                format!("image id {:?} is not 64 hex digits", config.image),
+            ));
+        }
+        for blob in config.bases.keys() {
+            let blob = BlobId::from_hex(blob).ok_or_else(|| {
+                Error::bad_input(origin, format!("bases blob {blob:?} is not 64 hex digits"))
+            })?;
+            config.bases_of(&blob)?;
+        }
+        Ok(config)
+    }
+
     /// Refuses files this store cannot take as they are.
     pub fn check(&self, origin: &str, store_chunker: &ChunkerParams) -> Result<()> {
         let refuse = |detail: String| Err(Error::bad_input(origin.to_string(), detail));
