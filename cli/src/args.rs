@@ -86,6 +86,12 @@ pub enum Command {
     /// Remove images by name (their data stays until `cairn gc`).
     Rm(RmArgs),
     /// Delete what no named image uses, compact mostly-dead blobs, report the bytes freed.
+    ///
+    /// It deletes only what it can prove unused: an image removed with `cairn rm` (the index
+    /// keeps its record until gc deletes it). A bootstrap that neither a name nor a record in
+    /// the index reaches (an orphan: the index lost it) stops gc before any change, unless
+    /// --force-orphans; a missing or empty index stops every command but `cairn verify
+    /// --repair-index`, which rebuilds it.
     Gc(GcArgs),
     /// Recompress cold data hard: rewrite blobs compressed below the store's optimize target
     /// (zstd-18 by default), oldest first, at low priority.
@@ -616,6 +622,13 @@ pub struct GcArgs {
     /// image ids); their names follow.
     #[arg(long, value_name = "RATIO", default_value_t = cairn_engine::DEFAULT_COMPACT_BELOW)]
     pub compact_below: f64,
+    /// Also delete orphan bootstraps: images no name reaches that the index has no record of.
+    /// Without it gc refuses to run while there are any, since nothing proves them unused (an
+    /// index that was lost or rebuilt badly would make every image look unused); images removed
+    /// with `cairn rm` keep their record and are deleted without it. `cairn verify
+    /// --repair-index` instead gives each orphan a name (`recovered-<id>`).
+    #[arg(long)]
+    pub force_orphans: bool,
     /// Machine-readable output.
     #[arg(long)]
     pub json: bool,

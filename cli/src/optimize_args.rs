@@ -22,6 +22,10 @@ pub struct OptimizeArgs {
     /// Estimate what would be saved (from a sample of frames recompressed), change nothing.
     #[arg(long)]
     pub dry_run: bool,
+    /// Also delete orphan bootstraps (see `cairn gc --help`); without it optimize refuses to
+    /// run while there are any.
+    #[arg(long)]
+    pub force_orphans: bool,
     /// Niceness to run at (0 to 19; never raised above the current priority).
     #[arg(long, value_name = "N", default_value_t = 10, value_parser = clap::value_parser!(i32).range(0..=19))]
     pub nice: i32,

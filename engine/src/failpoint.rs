@@ -12,6 +12,11 @@ use std::sync::OnceLock;
 /// The variable that names the fail points to trigger.
 pub const ENV: &str = "CAIRN_FAIL_AT";
 
+/// The variable that makes the free-space probe (`fsutil::free_bytes`, asked by each optimize
+/// round) report this many bytes instead of asking the file system: how tests give optimize a
+/// nearly full disk without filling one.
+pub const FREE_BYTES_ENV: &str = "CAIRN_TEST_FREE_BYTES";
+
 /// Every fail point, in write order per command. A check with a name missing from this list
 /// is an error while `CAIRN_FAIL_AT` is set, so the list cannot fall behind the call sites.
 pub const ALL: &[&str] = &[
@@ -35,6 +40,7 @@ pub const ALL: &[&str] = &[
     "gc.index.batch",
     "gc.delete",
     "gc.dir_fsync",
+    "gc.records.batch",
     "export.layout.rename",
     "export.index.rename",
     "export.archive.rename",

@@ -107,3 +107,29 @@ impl Drop for PartialFile {
         }
     }
 }
+
+/// Bytes an unprivileged process may still write on the file system holding `path`
+/// (`statvfs(3)`: available blocks times the fragment size), or what
+/// `failpoint::FREE_BYTES_ENV` says.
+#[allow(unsafe_code)]
+pub fn free_bytes(path: &Path) -> Result<u64> {
+    if let Some(bytes) = std::env::var(crate::failpoint::FREE_BYTES_ENV)
+        .ok()
+        .and_then(|v| v.trim().parse().ok())
+    {
+        return Ok(bytes);
+    }
+    use std::os::unix::ffi::OsStrExt;
+    let c_path = std::ffi::CString::new(path.as_os_str().as_bytes())
+        .map_err(|_| Error::io("statvfs", path, std::io::Error::other("NUL in path")))?;
+    let mut stat = std::mem::MaybeUninit::<libc::statvfs>::uninit();
+    // SAFETY: `c_path` is a NUL-terminated string and `stat` is writable memory of the size
+    // statvfs fills; it is read only after statvfs returned success.
+    let rc = unsafe { libc::statvfs(c_path.as_ptr(), stat.as_mut_ptr()) };
+    if rc != 0 {
+        return Err(Error::io("statvfs", path, std::io::Error::last_os_error()));
+    }
+    // SAFETY: statvfs succeeded, so it initialised `stat`.
+    let stat = unsafe { stat.assume_init() };
+    Ok((stat.f_bavail as u64).saturating_mul(stat.f_frsize as u64))
+}

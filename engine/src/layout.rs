@@ -26,6 +26,7 @@
 //! writer's directory before its `LIVE` is held.
 
 use crate::error::{Error, IoContext, Result};
+use crate::index::Index;
 use crate::{BlobId, ImageId, LayerMetaId};
 use std::fs::{File, OpenOptions};
 use std::io::Write;
@@ -336,26 +337,56 @@ impl StoreLayout {
     }
 
     /// The index a reader opens: `index`, or between the two renames of an index swap (or
-    /// after a crash there, until the next writer opens the store) the complete old one.
+    /// after a crash there, until the next writer opens the store) the complete old one. A
+    /// directory without a database (its files deleted) counts as none: only `init` creates an
+    /// index, so a missing one is an error naming `verify --repair-index`.
     pub fn readable_index_dir(&self) -> Result<PathBuf> {
         let index = self.index_dir();
-        if index.exists() {
+        if Index::exists(&index) {
             return Ok(index);
         }
         let old = self.index_old_dir();
-        if old.exists() {
+        if Index::exists(&old) {
             return Ok(old);
         }
         Err(self.missing_index())
     }
 
-    /// The error for a store whose index is gone.
+    /// The error for a store whose index is gone (or whose index directory is empty).
     pub fn missing_index(&self) -> Error {
-        Error::corrupt(
+        match Index::require(&self.index_dir()) {
+            Err(e) => e,
+            Ok(()) => Error::corrupt(
+                self.index_dir().display().to_string(),
+                "the index is missing; `cairn verify --repair-index` rebuilds it from the \
+                 blobs and bootstraps",
+            ),
+        }
+    }
+
+    /// Refuses an index that holds nothing (no name, no image record, no chunk) in a store
+    /// whose `bootstraps/` is not empty: an index created afresh over a store that had one
+    /// (every committed image has a record from before its bootstrap is in place, and `rm`
+    /// keeps it until gc has deleted the bootstrap), which would make every image look unused.
+    pub fn require_not_blank(&self, index: &Index) -> Result<()> {
+        if !index.is_blank()? {
+            return Ok(());
+        }
+        let dir = self.bootstraps_dir();
+        let Ok(mut entries) = std::fs::read_dir(&dir) else {
+            return Ok(());
+        };
+        if entries.next().is_none() {
+            return Ok(());
+        }
+        Err(Error::corrupt(
             self.index_dir().display().to_string(),
-            "the index is missing; `cairn verify --repair-index` rebuilds it from the blobs and \
-             bootstraps",
-        )
+            format!(
+                "the index is empty but {} holds bootstraps: the index was lost or created \
+                 afresh; `cairn verify --repair-index` rebuilds it from the blobs and bootstraps",
+                dir.display()
+            ),
+        ))
     }
 
     fn locked(&self, holder: String) -> Error {
@@ -450,7 +481,11 @@ impl StoreLayout {
         let old = self.index_old_dir();
         let new = self.index_new_dir();
         let mut changed = false;
-        if !index.exists() && old.exists() {
+        if !Index::exists(&index) && Index::exists(&old) {
+            // `index` may be an empty directory (its files lost): the old index is whole.
+            if index.exists() {
+                std::fs::remove_dir_all(&index).with_path("remove", &index)?;
+            }
             std::fs::rename(&old, &index).with_path("rename", &old)?;
             changed = true;
         }

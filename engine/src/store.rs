@@ -143,6 +143,10 @@ impl Writer {
     fn open(root: &Path, exclusive: bool) -> Result<Writer> {
         let layout = StoreLayout::new(root);
         let mut config = Store::read_config(&layout)?;
+        // Only `init` creates an index: a store whose index is gone, empty or lacks a column
+        // family stops here, before any lock file, directory or index file is touched. (The
+        // open for writing below checks again, under the locks.)
+        Store::check_index(&layout)?;
         let writers = match exclusive {
             true => layout.writers_exclusive()?,
             false => layout.writers_shared()?,
@@ -154,18 +158,7 @@ impl Writer {
         layout.recover_interrupted_swap(&lock)?;
         let reclaimed = layout.reclaim_dead_writers(&lock)?;
         let dir = layout.create_writer_dir(&lock)?;
-        if config.format_version == crate::format::store_config::UPGRADABLE_VERSION {
-            // A format-4 store is a format-5 store without delta frames; once this writer may
-            // add some, cairn releases that know none must refuse it.
-            config.format_version = crate::FORMAT_VERSION;
-            write_config(&layout, &dir, &config, "open.config.upgrade")?;
-        }
         let path = layout.index_dir();
-        // `init` creates the index before store.json, so a store without one has lost it.
-        // Opening would create an empty index, and gc would then see no image at all.
-        if !path.exists() {
-            return Err(layout.missing_index());
-        }
         let blobs = layout.blobs_dir();
         let index = match exclusive {
             true => Index::open(&path, &blobs),
@@ -173,6 +166,13 @@ impl Writer {
             false => Index::open_pinned(&path, &blobs),
         }
         .map_err(repair_hint)?;
+        layout.require_not_blank(&index)?;
+        if config.format_version == crate::format::store_config::UPGRADABLE_VERSION {
+            // A format-4 store is a format-5 store without delta frames; once this writer may
+            // add some, cairn releases that know none must refuse it.
+            config.format_version = crate::FORMAT_VERSION;
+            write_config(&layout, &dir, &config, "open.config.upgrade")?;
+        }
         Ok(Writer {
             store: Store::new(layout, config, index),
             dir,
@@ -223,11 +223,8 @@ impl Writer {
         let layout = self.layout();
         let lock = layout.lock_wait()?;
         let waited = asked.elapsed();
-        let path = layout.index_dir();
-        if !path.exists() {
-            return Err(layout.missing_index());
-        }
-        let index = Index::open(&path, &layout.blobs_dir()).map_err(repair_hint)?;
+        let index = Index::open(&layout.index_dir(), &layout.blobs_dir()).map_err(repair_hint)?;
+        layout.require_not_blank(&index)?;
         Ok(CommitAccess {
             index: IndexRef::Owned(Box::new(index)),
             _lock: Some(lock),
@@ -324,7 +321,7 @@ impl StoreWriter {
         let lock = layout.lock()?;
         let dir = layout.create_writer_dir(&lock)?;
         let config = StoreConfig::new(options.chunker.clone(), options.compression.clone());
-        let index = Index::open(&layout.index_dir(), &layout.blobs_dir())?;
+        let index = Index::create(&layout.index_dir(), &layout.blobs_dir())?;
         // store.json is written last: a directory without it is not a store yet.
         write_config(&layout, &dir, &config, "init.config.rename")?;
         Ok(StoreWriter {
@@ -421,9 +418,17 @@ impl Store {
     pub fn open(root: &Path) -> Result<Store> {
         let layout = StoreLayout::new(root);
         let config = Self::read_config(&layout)?;
+        let index = Self::check_index(&layout)?;
+        Ok(Store::new(layout, config, index))
+    }
+
+    /// The index opened read-only, if there is one to open and it is not blank over a store
+    /// holding bootstraps (`StoreLayout::require_not_blank`); else an error naming `verify --repair-index`.
+    fn check_index(layout: &StoreLayout) -> Result<Index> {
         let path = layout.readable_index_dir()?;
         let index = Index::open_read_only(&path, &layout.blobs_dir()).map_err(repair_hint)?;
-        Ok(Store::new(layout, config, index))
+        layout.require_not_blank(&index)?;
+        Ok(index)
     }
 
     fn new(layout: StoreLayout, config: StoreConfig, index: Index) -> Store {

@@ -9,6 +9,7 @@ pub fn run(cli: &Cli, args: &GcArgs) -> anyhow::Result<()> {
     let r = store.gc(&GcOptions {
         dry_run: args.dry_run,
         compact_below: args.compact_below,
+        force_orphans: args.force_orphans,
     })?;
     if args.json {
         return super::print_json(&r);
@@ -42,6 +43,12 @@ pub fn run(cli: &Cli, args: &GcArgs) -> anyhow::Result<()> {
                     count(r.rewritten_images)
                 )
             }
+        );
+    }
+    if r.orphan_bootstraps > 0 {
+        println!(
+            "of those bootstraps, {} had no image record in the index (--force-orphans)",
+            count(r.orphan_bootstraps)
         );
     }
     if r.tmp_reclaimed_writers > 0 {

@@ -26,6 +26,7 @@ pub fn run(cli: &Cli, args: &OptimizeArgs) -> anyhow::Result<()> {
         max_duration: args.max_seconds.map(seconds).transpose()?,
         budget_bytes: args.budget_mb.map(budget).transpose()?,
         dry_run: args.dry_run,
+        force_orphans: args.force_orphans,
     };
     let store = StoreWriter::open(&cli.store)?;
     let bar = Bar::new(cli.quiet || args.json);
@@ -83,9 +84,19 @@ fn render(r: &OptimizeReport) -> String {
     if r.remaining_blobs > 0 {
         let mut why = match r.stopped_by.as_deref() {
             Some("budget") => vec!["the budget is spent".to_string()],
+            Some("disk-space") => Vec::new(),
             Some(_) => vec!["--max-seconds passed".to_string()],
             None => Vec::new(),
         };
+        if let Some(needed) = r.space_needed_bytes {
+            why.push(format!(
+                "{} of them ({}) did not fit in the {} free: the largest needs {} free",
+                count(r.skipped_for_space_blobs),
+                bytes(r.skipped_for_space_bytes),
+                bytes(r.free_bytes),
+                bytes(needed)
+            ));
+        }
         if r.remaining_pinned_blobs > 0 {
             why.push(format!(
                 "{} of them are read by {} mounted images",

@@ -5,6 +5,7 @@ mod concurrency;
 mod crash;
 mod failpoint;
 mod inventory_parquet;
+mod lost_index;
 mod mount;
 mod names;
 mod optimize;

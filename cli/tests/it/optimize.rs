@@ -168,6 +168,7 @@ fn optimize_failing_at_any_write_step_leaves_the_store_whole_and_resumes() {
         "gc.index.batch",
         "gc.delete",
         "gc.dir_fsync",
+        "gc.records.batch",
     ];
     for point in points {
         let dir = tmp.path().join(point);
@@ -209,4 +210,84 @@ fn optimize_failing_at_any_write_step_leaves_the_store_whole_and_resumes() {
             "{point}"
         );
     }
+}
+
+/// `cairn optimize --json` with the free-space probe saying `free` bytes.
+fn optimize_with_free(store: &Path, free: u64) -> serde_json::Value {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_cairn"))
+        .env(cairn_engine::failpoint::FREE_BYTES_ENV, free.to_string())
+        .arg("--store")
+        .arg(store)
+        .args(["optimize", "--json"])
+        .output()
+        .unwrap();
+    serde_json::from_str(&ok(out)).unwrap()
+}
+
+#[test]
+fn on_a_nearly_full_disk_it_says_what_it_needs_and_rewrites_what_fits() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = demo_store(tmp.path());
+    let before = [
+        export_all(&store, "app:v1", 3),
+        export_all(&store, "app:v2", 3),
+    ];
+    let blobs_before = blob_files(&store);
+    let blobs = blobs_before.len() as u64;
+    assert!(blobs >= 2);
+
+    // No space: nothing is written, the run succeeds and says what it needs, every time.
+    for _ in 0..2 {
+        let full = optimize_with_free(&store, 0);
+        assert_eq!(full["rewritten_blobs"], 0, "{full}");
+        assert_eq!(full["stopped_by"], "disk-space", "{full}");
+        assert_eq!(full["free_bytes"], 0, "{full}");
+        assert_eq!(full["skipped_for_space_blobs"], blobs, "{full}");
+        assert_eq!(full["remaining_blobs"], blobs, "{full}");
+        assert!(full["space_needed_bytes"].as_u64().unwrap() > 8 << 20, "{full}");
+        assert_eq!(blob_files(&store), blobs_before);
+    }
+    let text = {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_cairn"))
+            .env(cairn_engine::failpoint::FREE_BYTES_ENV, "0")
+            .arg("--store")
+            .arg(&store)
+            .arg("optimize")
+            .output()
+            .unwrap();
+        ok(out)
+    };
+    assert!(text.contains("did not fit in the") && text.contains("needs"), "{text}");
+
+    // Room for every blob but the one that needs the most: the others are rewritten, it is
+    // named, with the space it needs.
+    let needed = optimize_with_free(&store, 0)["space_needed_bytes"]
+        .as_u64()
+        .unwrap();
+    let part = optimize_with_free(&store, needed - 1);
+    let skipped = part["skipped_for_space_blobs"].as_u64().unwrap();
+    assert!(skipped >= 1, "{part}");
+    assert_eq!(part["stopped_by"], "disk-space", "{part}");
+    let still = part["space_needed_bytes"].as_u64().unwrap();
+    assert!(still >= needed, "{part}");
+    assert_eq!(
+        part["rewritten_blobs"].as_u64().unwrap() + skipped,
+        blobs,
+        "{part}"
+    );
+    assert_verify_clean(&store);
+
+    // With the space it asked for, the run finishes the rest.
+    let rest = optimize_with_free(&store, still);
+    assert_eq!(rest["remaining_blobs"], 0, "{rest}");
+    assert_eq!(rest["skipped_for_space_blobs"], 0, "{rest}");
+    assert_eq!(rest["stopped_by"], serde_json::Value::Null, "{rest}");
+    assert_verify_clean(&store);
+    assert_eq!(
+        [
+            export_all(&store, "app:v1", 3),
+            export_all(&store, "app:v2", 3)
+        ],
+        before
+    );
 }

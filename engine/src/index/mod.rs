@@ -152,10 +152,11 @@ pub struct Index {
 const READ_ONLY_OPEN_FILES: i32 = 256;
 
 impl Index {
-    fn options() -> Options {
+    /// The options of a writer's open; only `create` makes a database or column family.
+    fn options(create: bool) -> Options {
         let mut opts = Options::default();
-        opts.create_if_missing(true);
-        opts.create_missing_column_families(true);
+        opts.create_if_missing(create);
+        opts.create_missing_column_families(create);
         opts.set_log_level(LogLevel::Warn);
         opts.set_keep_log_file_num(1);
         opts.set_max_log_file_size(1 << 20);
@@ -180,15 +181,68 @@ impl Index {
             .collect()
     }
 
-    /// Opens (creating if needed) for writing. Only the holder of the store lock may do this.
+    /// Creates a new, empty index at `path` (which must not hold one) and opens it for
+    /// writing: only `init` and the index repair (building `index.new`) do this.
+    pub fn create(path: &Path, blobs_dir: &Path) -> Result<Index> {
+        if Self::exists(path) {
+            return Err(Error::corrupt(
+                path.display().to_string(),
+                "internal: an index is already there",
+            ));
+        }
+        Self::open_with(path, blobs_dir, true)
+    }
+
+    /// Opens an existing index for writing; a missing or empty one (or one lacking a column
+    /// family) is an error naming the repair, never created. Only the holder of the store
+    /// lock may do this.
     pub fn open(path: &Path, blobs_dir: &Path) -> Result<Index> {
-        let db = DB::open_cf_descriptors(&Self::options(), path, Self::descriptors()).map_err(
-            |source| Error::Index {
+        Self::require(path)?;
+        Self::open_with(path, blobs_dir, false)
+    }
+
+    fn open_with(path: &Path, blobs_dir: &Path, create: bool) -> Result<Index> {
+        let db = DB::open_cf_descriptors(&Self::options(create), path, Self::descriptors())
+            .map_err(|source| Error::Index {
                 path: path.to_path_buf(),
                 source,
-            },
-        )?;
+            })?;
         Self::with_db(db, path, blobs_dir)
+    }
+
+    /// Whether `path` holds a database (its `CURRENT` file names the live manifest; RocksDB
+    /// writes it last when it creates one).
+    pub fn exists(path: &Path) -> bool {
+        path.join("CURRENT").is_file()
+    }
+
+    /// An error naming the repair unless `path` holds a database.
+    pub fn require(path: &Path) -> Result<()> {
+        match Self::exists(path) {
+            true => Ok(()),
+            false => Err(Error::corrupt(
+                path.display().to_string(),
+                format!(
+                    "the index is {}; `cairn verify --repair-index` rebuilds it from the blobs \
+                     and bootstraps (only `cairn init` creates an index)",
+                    match path.exists() {
+                        true => "empty (no CURRENT file)",
+                        false => "missing",
+                    }
+                ),
+            )),
+        }
+    }
+
+    /// Whether the index holds no entry at all: no name, no image record, no chunk.
+    pub fn is_blank(&self) -> Result<bool> {
+        for name in [CF_REFS, CF_IMAGES, CF_CHUNKS] {
+            let mut iter = self.db.iterator_cf(self.cf(name)?, IteratorMode::Start);
+            if iter.next().transpose().map_err(|e| self.err(e))?.is_some() {
+                return Ok(false);
+            }
+        }
+        Ok(true)
     }
 
     /// Opens read-only; works while a writer holds the index.
@@ -210,6 +264,7 @@ impl Index {
     }
 
     fn open_read_only_with(path: &Path, blobs_dir: &Path, open_files: i32) -> Result<Index> {
+        Self::require(path)?;
         let mut opts = Options::default();
         opts.set_log_level(LogLevel::Warn);
         opts.set_keep_log_file_num(1);
@@ -678,10 +733,41 @@ mod tests {
     }
 
     #[test]
+    fn only_create_makes_an_index_and_an_open_of_none_names_the_repair() {
+        let dir = tempfile::tempdir().unwrap();
+        let blobs = dir.path().join("blobs");
+        let path = dir.path().join("index");
+        for exists in [false, true] {
+            if exists {
+                std::fs::create_dir(&path).unwrap();
+            }
+            let opens = [
+                Index::open(&path, &blobs).err(),
+                Index::open_read_only(&path, &blobs).err(),
+                Index::open_pinned(&path, &blobs).err(),
+            ];
+            for err in opens {
+                let err = err.expect("an index where there is none").to_string();
+                assert!(err.contains("--repair-index"), "{err}");
+            }
+            // Nothing was created.
+            assert_eq!(path.exists(), exists);
+            if exists {
+                assert_eq!(std::fs::read_dir(&path).unwrap().count(), 0);
+            }
+        }
+        let index = Index::create(&path, &blobs).unwrap();
+        assert!(index.is_blank().unwrap());
+        drop(index);
+        assert!(Index::create(&path, &blobs).is_err());
+        Index::open(&path, &blobs).unwrap();
+    }
+
+    #[test]
     fn entries_resolve_through_the_blob_toc_and_a_key_naming_another_chunk_is_no_match() {
         let dir = tempfile::tempdir().unwrap();
         let [(a, loc_a), (b, loc_b)] = blob_with_two_chunks(dir.path());
-        let index = Index::open(&dir.path().join("index"), &dir.path().join("blobs")).unwrap();
+        let index = Index::create(&dir.path().join("index"), &dir.path().join("blobs")).unwrap();
         index
             .commit(IndexBatch {
                 chunks: vec![(a, loc_a), (b, loc_b)],

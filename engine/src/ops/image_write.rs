@@ -6,6 +6,7 @@
 use crate::error::{Error, Result};
 use crate::format::bootstrap::{BlobRecord, Bootstrap, ChunkRecord};
 use crate::format::layer_meta::SealedLayerMeta;
+use crate::index::{ImageRecord, Index, IndexBatch};
 use crate::store::Writer;
 use crate::{BlobId, ImageId};
 use std::collections::HashMap;
@@ -69,18 +70,34 @@ pub(crate) fn publish_layer_objects(
     crate::fsutil::publish_sealed(&files, &store.layout().layers_dir(), fail_at, None)
 }
 
-/// Writes a bootstrap durably into `bootstraps/` (unless that very bootstrap is there); returns
-/// the image id and the bootstrap's size. `fail_at` is checked before its rename.
+/// Writes a bootstrap durably into `bootstraps/` (unless that very bootstrap is there), after
+/// committing its image record in `index` (unless the index has one; `record` makes it from
+/// the image id and the bootstrap's size); returns the image id and the bootstrap's size.
+/// `fail_at` is checked before its rename.
+///
+/// The record goes first so that every bootstrap in place has one: gc deletes a bootstrap that
+/// no name reaches only when the index has its record (see `ops::gc`), and refuses one without
+/// (an orphan: an index that lost its records must not make committed images look unused). A
+/// crash between the two leaves a record naming no file, which the next gc drops.
 pub(crate) fn publish_bootstrap(
     store: &Writer,
+    index: &Index,
     bootstrap: &Bootstrap,
+    record: impl FnOnce(ImageId, u64) -> ImageRecord,
     fail_at: &'static str,
 ) -> Result<(ImageId, u64)> {
     let encoded = bootstrap.encode()?;
     let image_id = crate::format::bootstrap::image_id(&encoded);
+    let size = encoded.len() as u64;
+    if index.get_image(&image_id)?.is_none() {
+        index.commit(IndexBatch {
+            images: vec![record(image_id, size)],
+            ..IndexBatch::default()
+        })?;
+    }
     let path = store.bootstrap_path(&image_id);
     if !path.exists() {
         crate::fsutil::write_durably(&store.tmp_file("bootstrap"), &path, &encoded, fail_at)?;
     }
-    Ok((image_id, encoded.len() as u64))
+    Ok((image_id, size))
 }

@@ -55,7 +55,7 @@ pub enum OldIndex {
     Damaged,
     /// It could not be opened: no name survives, every image is recovered.
     Unreadable,
-    /// There was none.
+    /// There was none (or its directory held no database).
     Missing,
 }
 
@@ -169,7 +169,8 @@ pub(crate) fn repair_index(
 /// The old index, as far as it can be read: names, records, and locations to prefer.
 fn read_old_index(layout: &StoreLayout, report: &mut RepairReport) -> Salvage {
     let old_path = layout.index_dir();
-    if !old_path.exists() {
+    // A directory without a database (its files deleted) is as good as none.
+    if !Index::exists(&old_path) {
         report.old_index = OldIndex::Missing;
         return Salvage::default();
     }
@@ -487,7 +488,7 @@ fn write_index(
     refs: Vec<(String, ImageId)>,
     layers: Vec<(LayerKey, LayerMetaId)>,
 ) -> Result<()> {
-    let index = Index::open(path, blobs_dir)?;
+    let index = Index::create(path, blobs_dir)?;
     for part in chunks.chunks(CHUNKS_PER_BATCH) {
         index.commit(IndexBatch {
             chunks: part.to_vec(),

@@ -137,6 +137,7 @@ fn gc_compacts_a_blob_mostly_dead_and_rewrites_the_images_using_it() {
     let off = GcOptions {
         dry_run: true,
         compact_below: 0.0,
+        ..GcOptions::default()
     };
     assert_eq!(store.gc(&off).unwrap().compacted_blobs, 0);
 
@@ -170,24 +171,46 @@ fn gc_compacts_a_blob_mostly_dead_and_rewrites_the_images_using_it() {
 }
 
 #[test]
-fn gc_removes_what_a_crashed_convert_left() {
+fn gc_refuses_files_the_index_never_knew_unless_forced() {
     let tmp = tempfile::tempdir().unwrap();
     let store = demo_store(tmp.path());
-    // What a convert killed before its index batch leaves: a renamed blob and bootstrap.
+    // A bootstrap without an image record: no writer leaves one (each commits the record
+    // first), so the index has lost it; with a blob and a layer object no image names.
     let orphan_blob = store.root().join("blobs").join("ab".repeat(32));
     let orphan_bootstrap = store.root().join("bootstraps").join("cd".repeat(32));
     let orphan_object = store.root().join("layers").join("ef".repeat(32));
     std::fs::write(&orphan_blob, b"orphan blob").unwrap();
     std::fs::write(&orphan_bootstrap, b"orphan bootstrap").unwrap();
     std::fs::write(&orphan_object, b"orphan layer object").unwrap();
-    let report = store.gc(&GcOptions::default()).unwrap();
+    let before = snapshot(&store);
+    for dry_run in [true, false] {
+        let err = store
+            .gc(&GcOptions {
+                dry_run,
+                ..GcOptions::default()
+            })
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("--force-orphans") && err.contains("verify --repair-index"),
+            "{err}"
+        );
+        assert!(snapshot(&store) == before, "a refused gc changed the store");
+    }
+    let report = store
+        .gc(&GcOptions {
+            force_orphans: true,
+            ..GcOptions::default()
+        })
+        .unwrap();
     assert_eq!(
         (
             report.dead_blobs,
             report.dead_layer_objects,
-            report.dead_bootstraps
+            report.dead_bootstraps,
+            report.orphan_bootstraps
         ),
-        (1, 1, 1)
+        (1, 1, 1, 1)
     );
     assert!(!orphan_blob.exists() && !orphan_bootstrap.exists() && !orphan_object.exists());
     assert!(store.verify(true, &NoProgress).unwrap().is_clean());

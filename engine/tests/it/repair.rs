@@ -310,3 +310,63 @@ fn a_swap_interrupted_by_a_crash_is_undone_or_finished() {
     assert_eq!(images(&store), before);
     assert_clean(&store);
 }
+
+/// Every file under `root` with its bytes' hash.
+fn tree(root: &Path) -> BTreeMap<PathBuf, String> {
+    let mut out = BTreeMap::new();
+    let mut dirs = vec![root.to_path_buf()];
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                dirs.push(path);
+            } else {
+                let hash = blake3::hash(&std::fs::read(&path).unwrap());
+                out.insert(path, hash.to_hex().to_string());
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn an_index_missing_a_column_family_is_refused_untouched_and_rebuilt() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (root, _) = demo_store(tmp.path());
+    let layers = {
+        let store = Store::open(&root).unwrap();
+        [export_all(&store, "v1"), export_all(&store, "v2")]
+    };
+    for family in ["refs", "images", "chunks"] {
+        let db = raw_index(&root);
+        db.drop_cf(family).unwrap();
+        drop(db);
+        let before = tree(&root);
+        let errors = [
+            Store::open(&root).err().map(|e| e.to_string()),
+            StoreWriter::open(&root).err().map(|e| e.to_string()),
+            cairn_engine::SharedWriter::open(&root)
+                .err()
+                .map(|e| e.to_string()),
+        ];
+        for err in errors {
+            let err = err.unwrap_or_else(|| panic!("{family}: opened without it"));
+            assert!(err.contains("--repair-index"), "{family}: {err}");
+        }
+        assert!(tree(&root) == before, "{family}: the store changed");
+
+        let report = repair(&root);
+        assert_ne!(report.old_index, OldIndex::Intact, "{family}");
+        assert_eq!(report.images, 2, "{family}");
+        let store = Store::open(&root).unwrap();
+        assert_clean(&store);
+        let mut back: Vec<Vec<Vec<u8>>> = images(&store)
+            .keys()
+            .map(|name| export_all(&store, name))
+            .collect();
+        back.sort();
+        let mut expected = layers.to_vec();
+        expected.sort();
+        assert_eq!(back, expected, "{family}");
+    }
+}

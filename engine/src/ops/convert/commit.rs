@@ -183,22 +183,9 @@ fn commit_locked(
         "convert.layer_meta.rename",
     )?;
     crate::failpoint::check("convert.bootstrap.write")?;
-    let (image_id, bootstrap_bytes) =
-        crate::ops::image_write::publish_bootstrap(store, &bootstrap, "convert.bootstrap.rename")?;
-    // Step 4: one synced index batch.
-    let mut batch = IndexBatch::default();
-    // A converted layer's blob and tar were hashed as they were read; a reused one was not
-    // read (its object's diff_id key is re-stated, its source digest is not indexed).
-    for (layer, output) in bootstrap.layers.iter().zip(image.outputs) {
-        let read = matches!(output.content, LayerContent::Converted(_));
-        batch.add_layer_keys(layer, read);
-    }
-    batch
-        .layers
-        .extend(resolved.objects.sketch_keys.iter().copied());
-    let record = ImageRecord {
+    let record = |image_id, bootstrap_size| ImageRecord {
         image_id,
-        bootstrap_size: bootstrap_bytes,
+        bootstrap_size,
         reference: image.image.reference.clone(),
         platform: image.image.platform.clone(),
         manifest_digest: image.image.manifest.as_ref().map(|m| m.digest.to_string()),
@@ -215,10 +202,26 @@ fn commit_locked(
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_secs()),
     };
-    // The same image converted again under another name keeps the record of its first convert.
-    if index.get_image(&image_id)?.is_none() {
-        batch.images.push(record);
+    // The record is committed before the bootstrap is in place (see `publish_bootstrap`); the
+    // same image converted again under another name keeps the record of its first convert.
+    let (image_id, bootstrap_bytes) = crate::ops::image_write::publish_bootstrap(
+        store,
+        index,
+        &bootstrap,
+        record,
+        "convert.bootstrap.rename",
+    )?;
+    // Step 4: one synced index batch.
+    let mut batch = IndexBatch::default();
+    // A converted layer's blob and tar were hashed as they were read; a reused one was not
+    // read (its object's diff_id key is re-stated, its source digest is not indexed).
+    for (layer, output) in bootstrap.layers.iter().zip(image.outputs) {
+        let read = matches!(output.content, LayerContent::Converted(_));
+        batch.add_layer_keys(layer, read);
     }
+    batch
+        .layers
+        .extend(resolved.objects.sketch_keys.iter().copied());
     batch.refs.push((image.name.to_string(), image_id));
     crate::failpoint::check("convert.index.batch")?;
     index.commit(batch)?;

@@ -25,11 +25,12 @@
 //!      the new chunk entries go to the index (synced batches; harmless before step 4: they
 //!      name blobs that are in place);
 //!   2. each new layer object (already fsynced) is renamed into `layers/`, the dir fsynced;
-//!   3. the bootstrap is written to `tmp/`, fsynced, renamed into `bootstraps/`, dir fsynced;
-//!   4. one synced RocksDB write batch adds the layer keys, the image record, its name.
+//!   3. the image record goes to the index (a synced batch, unless the index has it), then the
+//!      bootstrap is written to `tmp/`, fsynced, renamed into `bootstraps/`, dir fsynced;
+//!   4. one synced RocksDB write batch adds the layer keys and the image's name.
 //!
-//! A crash before 4 leaves only files no name reaches (gc removes them); after 4 the image is
-//! complete. Before 1, an error leaves the store exactly as it was (this writer's directory
+//! A crash before 4 leaves only files no name reaches (gc removes them: a bootstrap in place
+//! has its record, which tells gc it is no orphan); after 4 the image is complete. Before 1, an error leaves the store exactly as it was (this writer's directory
 //! under `tmp/` is emptied; a crashed writer's is reclaimed by the next writer to start).
 
 pub(crate) mod commit;

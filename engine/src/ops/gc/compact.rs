@@ -92,7 +92,27 @@ pub(super) fn compact_blobs(
                 layer.meta = *rewritten;
             }
         }
-        let (new_id, new_size) = publish_bootstrap(store, &new, "gc.compact.bootstrap_rename")?;
+        // The rewritten image's record (its old one, moved) is committed before the bootstrap
+        // is in place; names follow in gc's index batch.
+        let old_record = store.index().get_image(&old_id)?;
+        let record = |new_id, size| {
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap_or_default();
+            let mut record = old_record.unwrap_or_else(|| {
+                crate::ops::repair::derived_record(old_id, &new, 0, size, now)
+            });
+            record.image_id = new_id;
+            record.bootstrap_size = size;
+            record
+        };
+        let (new_id, new_size) = publish_bootstrap(
+            store,
+            store.index(),
+            &new,
+            record,
+            "gc.compact.bootstrap_rename",
+        )?;
         rewrites.replaced_bytes += file_size(&store.bootstrap_path(&old_id))?;
         rewrites.new_bytes += new_size;
         rewrites.images.insert(old_id, (new_id, new_size));

@@ -14,7 +14,20 @@
 //!   3. one synced index batch: names point at the rewritten images, their records move, layer
 //!      keys follow rewritten objects or are dropped with dead ones, chunk entries naming dead
 //!      or compacted blobs are re-pointed or dropped, records of unnamed images are dropped;
-//!   4. only then are the dead files deleted and their directories fsynced.
+//!   4. only then are the dead files deleted and their directories fsynced;
+//!   5. one more synced batch drops the image records of the deleted bootstraps.
+//!
+//! Orphans. A bootstrap no name (and no lease) reaches is deleted only when the index holds
+//! its image record: every writer commits an image's record before its bootstrap is in place
+//! (`image_write::publish_bootstrap`), `rm` keeps the record, and gc drops it only after
+//! deleting the file (step 5). So a record without a name marks an image that was removed (or
+//! whose convert stopped before naming it), and gc frees its space. A dead bootstrap without
+//! any record is an orphan: the index never knew it or has lost it (emptied, created afresh,
+//! damaged), and nothing proves it unused. gc (and optimize, which shares this code) then
+//! refuses to run, naming `verify --repair-index` (which names every such image
+//! `recovered-<id>`), unless told `--force-orphans`. A store last written by a cairn release
+//! before this rule holds no record for images it removed: the first gc asks for
+//! `--force-orphans` once.
 //!
 //! gc excludes every other writer (`WRITERS`, see `layout.rs`); opening the store removed
 //! what dead writers left under `tmp/`, which the report counts (`tmp_reclaimed_bytes`).
@@ -26,20 +39,23 @@
 //! either. Memory: the bootstraps and the open layer objects' tables, and (for compaction and
 //! the re-pointing of index entries) sets of chunk uses; entries are streamed, never held.
 
+mod choose;
 mod compact;
+mod sweep;
 
 use crate::error::{Error, Result};
-use crate::format::blob::{decode_toc, BlobReader, CompressedWith, TocEntry};
+use crate::format::blob::{CompressedWith, TocEntry};
 use crate::format::bootstrap::Bootstrap;
 use crate::format::layer_meta::LayerMeta;
 use crate::format::ChunkLocation;
 use crate::index::IndexBatch;
 use crate::store::{Store, StoreWriter};
 use crate::{BlobId, ChunkId, ImageId, LayerMetaId};
+use choose::choose_compaction;
 use compact::{compact_blobs, Rewrites};
+use sweep::{refuse_orphans, Sweep};
 use serde::Serialize;
 use std::collections::{HashMap, HashSet};
-use std::path::PathBuf;
 
 /// The compaction threshold `gc` uses unless told otherwise.
 pub const DEFAULT_COMPACT_BELOW: f64 = 0.5;
@@ -50,6 +66,9 @@ pub struct GcOptions {
     pub dry_run: bool,
     /// Rewrite live blobs whose live share is below this (0 disables compaction).
     pub compact_below: f64,
+    /// Delete orphan bootstraps (no name and no image record in the index) too, instead of
+    /// refusing to run.
+    pub force_orphans: bool,
 }
 
 impl Default for GcOptions {
@@ -57,6 +76,7 @@ impl Default for GcOptions {
         GcOptions {
             dry_run: false,
             compact_below: DEFAULT_COMPACT_BELOW,
+            force_orphans: false,
         }
     }
 }
@@ -71,6 +91,9 @@ pub struct GcReport {
     pub live_blobs: u64,
     pub dead_blobs: u64,
     pub dead_bootstraps: u64,
+    /// Of the dead bootstraps, those the index has no image record for (deleted only with
+    /// `force_orphans`; otherwise gc refuses to run).
+    pub orphan_bootstraps: u64,
     pub dead_layer_objects: u64,
     /// Bytes of the dead files (deleted unless `dry_run`).
     pub dead_bytes: u64,
@@ -93,26 +116,6 @@ pub struct GcReport {
     /// Index chunk entries dropped (their chunk is nowhere live) or re-pointed to a live copy.
     pub index_chunks_dropped: u64,
     pub index_chunks_repointed: u64,
-}
-
-/// A file in `blobs/` or `bootstraps/`: (name, path, size).
-type StoreFile = (String, PathBuf, u64);
-
-fn files(dir: &std::path::Path) -> Result<Vec<StoreFile>> {
-    let mut out = Vec::new();
-    for entry in std::fs::read_dir(dir).map_err(|e| Error::io("read", dir, e))? {
-        let entry = entry.map_err(|e| Error::io("read", dir, e))?;
-        let size = entry
-            .metadata()
-            .map_err(|e| Error::io("stat", &entry.path(), e))?
-            .len();
-        out.push((
-            entry.file_name().to_string_lossy().into_owned(),
-            entry.path(),
-            size,
-        ));
-    }
-    Ok(out)
 }
 
 /// A chunk as a bootstrap uses it: which copy (blob, frame offset) of which chunk.
@@ -208,14 +211,20 @@ impl LiveSet {
 pub(crate) enum Rewrite {
     /// gc: those whose live chunks hold less than this share of their stored bytes.
     Sparse(f64),
-    /// optimize: those whose frames were compressed below `target` (a lower level, smaller
-    /// frames, or not recorded), oldest first, while their bytes add up to at most
-    /// `round_bytes` (or one larger blob) and to at most `budget_bytes`.
-    Recompress {
-        target: CompressedWith,
-        round_bytes: u64,
-        budget_bytes: u64,
-    },
+    /// optimize: those whose frames were compressed below the target (see `Recompress`).
+    Recompress(Recompress),
+}
+
+/// optimize's choice: the live blobs whose frames were compressed below `target` (a lower
+/// level, smaller frames, or not recorded), oldest first, while their bytes add up to at most
+/// `round_bytes` (or one larger blob) and to at most `budget_bytes`, and what their rewrite
+/// writes fits in `free_bytes` (a blob that does not fit is skipped, a later one may).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Recompress {
+    pub target: CompressedWith,
+    pub round_bytes: u64,
+    pub budget_bytes: u64,
+    pub free_bytes: u64,
 }
 
 /// A live blob below optimize's target: its id, its bytes, whether a mount pins it.
@@ -232,6 +241,9 @@ pub(crate) struct GcPlan {
     /// With `Rewrite::Recompress`: every live blob below the target (those chosen first; those
     /// a mount pins too).
     pub below_target: Vec<BelowTarget>,
+    /// With `Rewrite::Recompress`: blobs below the target left out because what their
+    /// rewrite writes would not fit in the free space, with the free bytes each needs.
+    pub skipped_for_space: Vec<(BlobId, u64)>,
     /// What the new blobs are compressed with (`None`: the store's own parameters).
     with: Option<CompressedWith>,
     pub report: GcReport,
@@ -248,12 +260,19 @@ pub(crate) fn plan(store: &Store, options: &GcOptions) -> Result<GcPlan> {
     plan_rewrite(
         store,
         options.dry_run,
+        options.force_orphans,
         Rewrite::Sparse(options.compact_below),
     )
 }
 
-/// Marks, chooses the blobs `rewrite` names and estimates what the run frees.
-pub(crate) fn plan_rewrite(store: &Store, dry_run: bool, rewrite: Rewrite) -> Result<GcPlan> {
+/// Marks, chooses the blobs `rewrite` names and estimates what the run frees. Refuses (before
+/// any change) when the store holds orphan bootstraps, unless `force_orphans`.
+pub(crate) fn plan_rewrite(
+    store: &Store,
+    dry_run: bool,
+    force_orphans: bool,
+    rewrite: Rewrite,
+) -> Result<GcPlan> {
     let mut report = GcReport {
         dry_run,
         compact_below: match rewrite {
@@ -276,45 +295,21 @@ pub(crate) fn plan_rewrite(store: &Store, dry_run: bool, rewrite: Rewrite) -> Re
     report.live_images = live.bootstraps.len() as u64;
     report.mounted_images = leased.len() as u64;
     report.live_blobs = live.blobs().len() as u64;
+    let mut skipped_for_space = Vec::new();
     let (compact, below_target, with) = match rewrite {
         Rewrite::Sparse(below) if below > 0.0 => {
             let compact = choose_compaction(store, &live, &pinned, below, &mut report)?;
             (compact, Vec::new(), None)
         }
         Rewrite::Sparse(_) => (Vec::new(), Vec::new(), None),
-        Rewrite::Recompress {
-            target,
-            round_bytes,
-            budget_bytes,
-        } => {
-            let below = below_target(store, &live, target)?;
-            let mut chosen = HashSet::new();
-            let mut sum = 0u64;
-            let below: Vec<BelowTarget> = below
-                .into_iter()
-                .map(|(id, size)| (id, size, pinned.contains(&id)))
-                .collect();
-            for (id, size, _) in below.iter().filter(|b| !b.2) {
-                let fits_round = sum + size <= round_bytes || chosen.is_empty();
-                if !fits_round || sum + size > budget_bytes {
-                    break;
-                }
-                sum += size;
-                chosen.insert(*id);
-            }
-            let compact = live_entries(store, &live, |id, blob| {
-                let take = chosen.contains(&id);
-                if take {
-                    report.compacted_blobs += 1;
-                    report.compacted_bytes += blob.size;
-                    report.compacted_live_bytes += blob.live;
-                }
-                take
-            })?;
-            (compact, below, Some(target))
+        Rewrite::Recompress(limits) => {
+            let chosen = choose::recompress(store, &live, &pinned, &limits, &mut report)?;
+            skipped_for_space = chosen.skipped_for_space;
+            (chosen.compact, chosen.below_target, Some(limits.target))
         }
     };
     let sweep = Sweep::find(store, &live, &compact, &Rewrites::default(), &mut report)?;
+    refuse_orphans(store, &sweep, force_orphans, &mut report)?;
     // Estimate: compacted blobs shrink to about their live bytes.
     report.freed_bytes =
         (report.dead_bytes + sweep.compacted_bytes).saturating_sub(report.compacted_live_bytes);
@@ -334,183 +329,10 @@ pub(crate) fn plan_rewrite(store: &Store, dry_run: bool, rewrite: Rewrite) -> Re
         live,
         compact,
         below_target,
+        skipped_for_space,
         with,
         report,
     })
-}
-
-/// The live blobs whose header says their frames were compressed below `target` or says
-/// nothing, oldest file first, with their sizes.
-fn below_target(
-    store: &Store,
-    live: &LiveSet,
-    target: CompressedWith,
-) -> Result<Vec<(BlobId, u64)>> {
-    let mut found = Vec::new();
-    for id in &live.blobs() {
-        let path = store.blob_path(id);
-        let reader = BlobReader::open(&path, *id).map_err(|e| stopped(format!("blob {id}"), e))?;
-        let below = reader.compressed_with().is_none_or(|with| {
-            with.level < target.level || with.frame_size / 1024 < target.frame_size / 1024
-        });
-        if below {
-            let meta = std::fs::metadata(&path).map_err(|e| Error::io("stat", &path, e))?;
-            let modified = meta.modified().map_err(|e| Error::io("stat", &path, e))?;
-            found.push((modified, *id, meta.len()));
-        }
-    }
-    found.sort();
-    Ok(found.into_iter().map(|(_, id, size)| (id, size)).collect())
-}
-
-/// What `live_entries` tells of a blob: its file's size, its frames' stored bytes and its live
-/// chunks' share of them.
-struct BlobUse {
-    size: u64,
-    stored: u64,
-    live: u64,
-}
-
-/// A live chunk use as `live_entries` keeps it: the blob's position among the live blobs, the
-/// frame's offset and the first 8 bytes of the chunk's id. 24 bytes, not 72, since a store of
-/// a million files holds a million of them at once. Two chunks of one frame sharing 8 bytes of
-/// id (a chance of about 2^-64 per pair) would keep a dead chunk as live: space, never data.
-type UseKey = (u32, u64, u64);
-
-fn use_key(blob_position: u32, offset: u64, id: &ChunkId) -> UseKey {
-    let prefix: [u8; 8] = id.0[..8].try_into().expect("8 of 32 bytes");
-    (blob_position, offset, u64::from_le_bytes(prefix))
-}
-
-/// The live ToC entries of each live blob `take` accepts.
-fn live_entries(
-    store: &Store,
-    live: &LiveSet,
-    mut take: impl FnMut(BlobId, BlobUse) -> bool,
-) -> Result<Vec<(BlobId, Vec<TocEntry>)>> {
-    let mut ids: Vec<BlobId> = live.blobs().into_iter().collect();
-    ids.sort();
-    let positions: HashMap<BlobId, u32> = ids
-        .iter()
-        .enumerate()
-        .map(|(i, id)| (*id, i as u32))
-        .collect();
-    let mut used: HashSet<UseKey> = HashSet::new();
-    live.for_each_chunk(|id, location| {
-        let position = positions.get(&location.blob).copied().unwrap_or(u32::MAX);
-        used.insert(use_key(position, location.offset, id));
-    })?;
-    let mut chosen = Vec::new();
-    for (position, id) in ids.into_iter().enumerate() {
-        let path = store.blob_path(&id);
-        let reader = BlobReader::open(&path, id).map_err(|e| stopped(format!("blob {id}"), e))?;
-        let toc = decode_toc(reader.bytes(), &format!("blob {id}"))
-            .map_err(|e| stopped(format!("blob {id}"), e))?;
-        let total: u64 = toc.iter().map(|e| e.location(id).stored_share()).sum();
-        let live: Vec<TocEntry> = toc
-            .into_iter()
-            .filter(|e| used.contains(&use_key(position as u32, e.offset, &e.id)))
-            .collect();
-        let live_bytes: u64 = live.iter().map(|e| e.location(id).stored_share()).sum();
-        let blob = BlobUse {
-            size: reader.bytes().len() as u64,
-            stored: total,
-            live: live_bytes,
-        };
-        if take(id, blob) {
-            chosen.push((id, live));
-        }
-    }
-    Ok(chosen)
-}
-
-/// The live blobs whose live chunks hold less than `compact_below` of their stored bytes, with
-/// those live chunks; never a `pinned` one (a mounted image reads it).
-fn choose_compaction(
-    store: &Store,
-    live: &LiveSet,
-    pinned: &HashSet<BlobId>,
-    compact_below: f64,
-    report: &mut GcReport,
-) -> Result<Vec<(BlobId, Vec<TocEntry>)>> {
-    live_entries(store, live, |id, blob| {
-        let take = !pinned.contains(&id)
-            && blob.stored > 0
-            && (blob.live as f64) < compact_below * blob.stored as f64;
-        if take {
-            report.compacted_blobs += 1;
-            report.compacted_bytes += blob.size;
-            report.compacted_live_bytes += blob.live;
-        }
-        take
-    })
-}
-
-/// The files nothing live uses.
-struct Sweep {
-    dead_blobs: Vec<StoreFile>,
-    dead_bootstraps: Vec<StoreFile>,
-    dead_layer_objects: Vec<StoreFile>,
-    live_blobs: HashSet<BlobId>,
-    /// Bytes of the compacted blobs (dead once compaction ran).
-    compacted_bytes: u64,
-}
-
-impl Sweep {
-    /// Lists `blobs/`, `layers/` and `bootstraps/` against `live`; counts into `report` the
-    /// dead files other than compacted blobs and the objects and bootstraps compaction replaced.
-    fn find(
-        store: &Store,
-        live: &LiveSet,
-        compact: &[(BlobId, Vec<TocEntry>)],
-        rewritten: &Rewrites,
-        report: &mut GcReport,
-    ) -> Result<Sweep> {
-        let live_blobs = live.blobs();
-        let layout = store.layout();
-        let dead = |dir: &std::path::Path, is_live: &dyn Fn(&str) -> bool| -> Result<_> {
-            Ok(files(dir)?
-                .into_iter()
-                .filter(|(name, _, _)| !is_live(name))
-                .collect::<Vec<StoreFile>>())
-        };
-        let dead_blobs = dead(&layout.blobs_dir(), &|name| {
-            BlobId::from_hex(name).is_some_and(|id| live_blobs.contains(&id))
-        })?;
-        let dead_bootstraps = dead(&layout.bootstraps_dir(), &|name| {
-            ImageId::from_hex(name).is_some_and(|id| live.bootstraps.contains_key(&id))
-        })?;
-        let dead_layer_objects = dead(&layout.layers_dir(), &|name| {
-            LayerMetaId::from_hex(name).is_some_and(|id| live.objects.contains_key(&id))
-        })?;
-        let replaced: HashSet<String> = compact
-            .iter()
-            .map(|(id, _)| id.to_hex())
-            .chain(rewritten.images.keys().map(|id| id.to_hex()))
-            .chain(rewritten.objects.keys().map(|id| id.to_hex()))
-            .collect();
-        let garbage = |files: &[StoreFile]| -> (u64, u64) {
-            let kept = files.iter().filter(|(name, _, _)| !replaced.contains(name));
-            (
-                kept.clone().count() as u64,
-                kept.map(|(_, _, size)| size).sum(),
-            )
-        };
-        let (blobs, blob_bytes) = garbage(&dead_blobs);
-        let (bootstraps, bootstrap_bytes) = garbage(&dead_bootstraps);
-        let (objects, object_bytes) = garbage(&dead_layer_objects);
-        report.dead_blobs = blobs;
-        report.dead_bootstraps = bootstraps;
-        report.dead_layer_objects = objects;
-        report.dead_bytes = blob_bytes + bootstrap_bytes + object_bytes;
-        Ok(Sweep {
-            dead_blobs,
-            dead_bootstraps,
-            dead_layer_objects,
-            live_blobs,
-            compacted_bytes: report.compacted_bytes,
-        })
-    }
 }
 
 /// Runs gc: the plan, then (unless a dry run) its execution.
@@ -561,6 +383,20 @@ pub(crate) fn apply(store: &StoreWriter, plan: GcPlan) -> Result<GcReport> {
     crate::fsutil::fsync_dir(&store.layout().bootstraps_dir())?;
     crate::fsutil::fsync_dir(&store.layout().layers_dir())?;
     crate::fsutil::fsync_dir(&store.layout().blobs_dir())?;
+    // Step 5: the records of the deleted bootstraps (kept until the files were gone, so that a
+    // crash before leaves them deletable, not orphans).
+    let delete_images: Vec<ImageId> = sweep
+        .dead_bootstraps
+        .iter()
+        .filter_map(|(name, _, _)| ImageId::from_hex(name))
+        .collect();
+    if !delete_images.is_empty() {
+        crate::failpoint::check("gc.records.batch")?;
+        store.index().commit(IndexBatch {
+            delete_images,
+            ..IndexBatch::default()
+        })?;
+    }
     Ok(report)
 }
 
@@ -640,9 +476,17 @@ fn index_batch(
         .iter()
         .filter_map(|(name, _, _)| BlobId::from_hex(name))
         .collect();
+    // Records of unused images whose bootstrap is gone already (a crash after a commit of the
+    // record, or after gc's deletions); the others go once their file is deleted (`apply`).
+    let dead_files: HashSet<&str> = sweep
+        .dead_bootstraps
+        .iter()
+        .map(|(name, _, _)| name.as_str())
+        .collect();
     for record in store.index().image_records()? {
-        if !live.bootstraps.contains_key(&record.image_id) {
-            batch.delete_images.push(record.image_id);
+        let id = record.image_id;
+        if !live.bootstraps.contains_key(&id) && !dead_files.contains(id.to_hex().as_str()) {
+            batch.delete_images.push(id);
         }
     }
     Ok(batch)

@@ -4,11 +4,11 @@
 //! (`check`: every blob and chunk, every layer object, every bootstrap, and every arriving
 //! layer's tar re-created and hashed against its diff_id) before anything is committed, then
 //! all images are committed together in the write order of a convert (`ops::convert`'s module
-//! comment): blobs renamed into place and their new chunks indexed, layer objects, bootstraps,
-//! then one synced index batch with every image's layer keys, records and names. So an import
-//! commits all its images or none: an error in any of them (a bad object, a name taken by
-//! another writer meanwhile) leaves the names, records and layer keys as they were (blobs
-//! and chunk entries of step 1 that no image names are harmless, and gc drops them).
+//! comment): blobs renamed into place and their new chunks indexed, layer objects, the image
+//! records, bootstraps, then one synced index batch with every image's layer keys and names.
+//! So an import commits all its images or none: an error in any of them (a bad object, a name
+//! taken by another writer meanwhile) leaves the names and layer keys as they were (blobs,
+//! chunk entries, and records that no name reaches are harmless, and gc drops them).
 //! Objects the store holds already are not sent again by the caller; an arriving object the
 //! store has meanwhile is dropped (same name, same bytes).
 
@@ -145,6 +145,33 @@ pub(crate) fn import(
                 None,
             )?;
     }
+    // Step 3: every image record the index lacks, then the bootstraps (see
+    // `image_write::publish_bootstrap`: a bootstrap in place always has its record).
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    let mut records = IndexBatch::default();
+    let mut recorded = HashSet::new();
+    for ((image, checked), report) in todo.iter().zip(&reports) {
+        if index.get_image(&image.image)?.is_none() && recorded.insert(image.image) {
+            let in_place = store.bootstrap_path(&image.image);
+            let path = image.bootstrap.as_deref().unwrap_or(&in_place);
+            let size = std::fs::metadata(path).with_path("stat", path)?.len();
+            let mut record = crate::ops::repair::derived_record(
+                image.image,
+                &checked.bootstrap,
+                checked.files,
+                size,
+                now,
+            );
+            record.new_chunks = report.chunks_indexed;
+            record.added_stored_bytes = report.blob_bytes_added;
+            records.images.push(record);
+        }
+    }
+    if !records.images.is_empty() {
+        index.commit(records)?;
+    }
     for ((image, _), report) in todo.iter().zip(&mut reports) {
         if let Some(path) = &image.bootstrap {
             let size = std::fs::metadata(path).with_path("stat", path)?.len();
@@ -154,32 +181,13 @@ pub(crate) fn import(
                 crate::fsutil::publish_sealed(&files, &dir, "import.bootstrap.rename", None)?.0 > 0;
         }
     }
-    // Step 4: one synced index batch for every image.
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default();
+    // Step 4: one synced index batch for every image's layer keys and name.
     let mut batch = IndexBatch::default();
-    let mut recorded = HashSet::new();
-    for ((image, checked), report) in todo.iter().zip(&reports) {
-        let bootstrap = &checked.bootstrap;
+    for (image, checked) in &todo {
         // Every layer's tar was re-created and hashed (an arriving object) or is the store's
         // own object holding that diff_id; no layer blob was read, so no digest is checked.
-        for layer in &bootstrap.layers {
+        for layer in &checked.bootstrap.layers {
             batch.add_layer_keys(layer, false);
-        }
-        if index.get_image(&image.image)?.is_none() && recorded.insert(image.image) {
-            let path = store.bootstrap_path(&image.image);
-            let size = std::fs::metadata(&path).with_path("stat", &path)?.len();
-            let mut record = crate::ops::repair::derived_record(
-                image.image,
-                bootstrap,
-                checked.files,
-                size,
-                now,
-            );
-            record.new_chunks = report.chunks_indexed;
-            record.added_stored_bytes = report.blob_bytes_added;
-            batch.images.push(record);
         }
         batch.refs.push((image.name.clone(), image.image));
     }

@@ -9,6 +9,13 @@
 //! delete (unnamed images, dead blobs) goes too. A blob is rewritten once, whatever number of
 //! images share its frames. Delta frames are copied as stored: they keep their bases.
 //!
+//! Space: a round writes its new blobs and objects before it deletes the old ones, so it needs
+//! about the bytes of the blobs it rewrites free (plus the layer objects naming them, plus a
+//! reserve, `SPACE_RESERVE` in gc's choice of blobs). Each round asks the file system how much is free
+//! (`fsutil::free_bytes`) and skips the blobs whose rewrite would not fit, taking smaller ones
+//! after them; the report names what was skipped and the free space it needs, so that a nearly
+//! full disk makes what progress fits instead of failing the same way every run.
+//!
 //! Work goes in rounds of about `ROUND_BYTES` of old blobs, each committed on its own, so that
 //! a stop (a budget, a kill) loses at most the round in flight and the next run resumes with
 //! the blobs still below the target. Each round holds `leases/GUARD` only for itself: a mount
@@ -45,6 +52,8 @@ pub struct OptimizeOptions {
     pub budget_bytes: Option<u64>,
     /// Estimate, change nothing.
     pub dry_run: bool,
+    /// Delete orphan bootstraps too, instead of refusing to run (see `ops::gc`).
+    pub force_orphans: bool,
 }
 
 #[derive(Clone, Debug, Default, Serialize)]
@@ -77,8 +86,16 @@ pub struct OptimizeReport {
     pub remaining_pinned_blobs: u64,
     /// Images running mounts hold (their blobs are left for a later run).
     pub mounted_images: u64,
-    /// Why the run stopped before the end: "max-seconds" or "budget".
+    /// Why the run stopped before the end: "max-seconds", "budget" or "disk-space".
     pub stopped_by: Option<String>,
+    /// Free bytes on the store's file system when the last round started.
+    pub free_bytes: u64,
+    /// Blobs below the target left as they are because rewriting them would not fit in the
+    /// free space (the last round's view), their bytes, and the free bytes the largest of
+    /// them needs.
+    pub skipped_for_space_blobs: u64,
+    pub skipped_for_space_bytes: u64,
+    pub space_needed_bytes: Option<u64>,
     pub seconds: f64,
     /// Chunk bytes recompressed per second.
     pub chunk_mb_per_s: f64,
@@ -121,15 +138,25 @@ pub fn optimize(
     loop {
         // Held for the round: no mount takes a lease between its marking and its deletions.
         let _guard = crate::mount::lease::LeaseGuard::exclusive(store.layout())?;
-        let rewrite = Rewrite::Recompress {
+        report.free_bytes = crate::fsutil::free_bytes(store.root())?;
+        let rewrite = Rewrite::Recompress(gc::Recompress {
             target,
             round_bytes: match options.dry_run {
                 true => u64::MAX,
                 false => ROUND_BYTES,
             },
             budget_bytes: budget - report.rewritten_bytes,
-        };
-        let plan = gc::plan_rewrite(store, options.dry_run, rewrite)?;
+            free_bytes: report.free_bytes,
+        });
+        let plan = gc::plan_rewrite(store, options.dry_run, options.force_orphans, rewrite)?;
+        report.skipped_for_space_blobs = plan.skipped_for_space.len() as u64;
+        report.skipped_for_space_bytes = plan
+            .below_target
+            .iter()
+            .filter(|b| plan.skipped_for_space.iter().any(|s| s.0 == b.0))
+            .map(|b| b.1)
+            .sum();
+        report.space_needed_bytes = plan.skipped_for_space.iter().map(|s| s.1).max();
         let chosen: Vec<_> = plan.compact.iter().map(|(id, _)| *id).collect();
         let rest = plan.below_target.iter().filter(|b| !chosen.contains(&b.0));
         report.remaining_blobs = rest.clone().count() as u64;
@@ -148,12 +175,17 @@ pub fn optimize(
         }
         let last_round = plan.compact.is_empty();
         let unpinned = report.remaining_blobs - report.remaining_pinned_blobs;
-        if last_round && unpinned > 0 && options.budget_bytes.is_some() {
+        let short_of_space = !plan.skipped_for_space.is_empty();
+        if last_round && short_of_space {
+            report.stopped_by = Some("disk-space".into());
+        } else if last_round && unpinned > 0 && options.budget_bytes.is_some() {
             report.stopped_by = Some("budget".into());
         }
         if last_round && plan.report.dead_bytes == 0 {
             break;
         }
+        // Garbage deleted by a round that rewrites nothing frees space: look again after it.
+        let look_again = last_round && short_of_space;
         report.chunk_bytes += plan
             .compact
             .iter()
@@ -170,6 +202,9 @@ pub fn optimize(
         report.garbage_bytes += done.dead_bytes;
         report.freed_bytes += done.freed_bytes;
         progress.inc(done.compacted_bytes);
+        if look_again {
+            continue;
+        }
         if last_round || report.remaining_blobs == 0 {
             break;
         }
