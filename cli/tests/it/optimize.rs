@@ -244,7 +244,10 @@ fn on_a_nearly_full_disk_it_says_what_it_needs_and_rewrites_what_fits() {
         assert_eq!(full["free_bytes"], 0, "{full}");
         assert_eq!(full["skipped_for_space_blobs"], blobs, "{full}");
         assert_eq!(full["remaining_blobs"], blobs, "{full}");
-        assert!(full["space_needed_bytes"].as_u64().unwrap() > 8 << 20, "{full}");
+        assert!(
+            full["space_needed_bytes"].as_u64().unwrap() > 8 << 20,
+            "{full}"
+        );
         assert_eq!(blob_files(&store), blobs_before);
     }
     let text = {
@@ -257,7 +260,10 @@ fn on_a_nearly_full_disk_it_says_what_it_needs_and_rewrites_what_fits() {
             .unwrap();
         ok(out)
     };
-    assert!(text.contains("did not fit in the") && text.contains("needs"), "{text}");
+    assert!(
+        text.contains("did not fit in the") && text.contains("needs"),
+        "{text}"
+    );
 
     // Room for every blob but the one that needs the most: the others are rewritten, it is
     // named, with the space it needs.

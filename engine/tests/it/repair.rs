@@ -157,7 +157,8 @@ fn wrong_chunk_entries_are_fixed_and_names_kept() {
     assert!(report.old_index_problems[0].contains(&b.id.to_hex()[..32]));
     assert_eq!((report.chunks_fixed, report.chunks_dropped), (2, 0));
     assert_eq!(report.refs_kept.len(), 2);
-    assert_eq!(report.records_kept, 2);
+    // `rm` keeps a record until gc deletes the bootstrap: `o`'s is kept too.
+    assert_eq!(report.records_kept, 3);
     // `o` was removed but not collected: it comes back under its recovered name.
     assert_eq!(report.recovered.len(), 1);
     let recovered = format!("{RECOVERED_PREFIX}{}", removed.short());
@@ -338,7 +339,7 @@ fn an_index_missing_a_column_family_is_refused_untouched_and_rebuilt() {
         [export_all(&store, "v1"), export_all(&store, "v2")]
     };
     for family in ["refs", "images", "chunks"] {
-        let db = raw_index(&root);
+        let mut db = raw_index(&root);
         db.drop_cf(family).unwrap();
         drop(db);
         let before = tree(&root);

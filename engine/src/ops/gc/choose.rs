@@ -9,8 +9,6 @@ use crate::store::Store;
 use crate::{BlobId, ChunkId};
 use std::collections::{HashMap, HashSet};
 
-/// The live blobs whose header says their frames were compressed below `target` or says
-/// nothing, oldest file first, with their sizes.
 /// Free bytes a round keeps beyond what its new files take: the index batch and its write-ahead
 /// log, the rewritten bootstraps, the directories.
 pub const SPACE_RESERVE: u64 = 8 << 20;
@@ -84,6 +82,8 @@ pub(super) fn recompress(
     })
 }
 
+/// The live blobs whose header says their frames were compressed below `target` or says
+/// nothing, oldest file first, with their sizes.
 pub(super) fn below_target(
     store: &Store,
     live: &LiveSet,
@@ -188,4 +188,3 @@ pub(super) fn choose_compaction(
         take
     })
 }
-

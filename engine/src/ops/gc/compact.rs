@@ -99,9 +99,8 @@ pub(super) fn compact_blobs(
             let now = std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
                 .unwrap_or_default();
-            let mut record = old_record.unwrap_or_else(|| {
-                crate::ops::repair::derived_record(old_id, &new, 0, size, now)
-            });
+            let mut record = old_record
+                .unwrap_or_else(|| crate::ops::repair::derived_record(old_id, &new, 0, size, now));
             record.image_id = new_id;
             record.bootstrap_size = size;
             record

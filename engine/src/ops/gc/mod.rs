@@ -53,9 +53,9 @@ use crate::store::{Store, StoreWriter};
 use crate::{BlobId, ChunkId, ImageId, LayerMetaId};
 use choose::choose_compaction;
 use compact::{compact_blobs, Rewrites};
-use sweep::{refuse_orphans, Sweep};
 use serde::Serialize;
 use std::collections::{HashMap, HashSet};
+use sweep::{refuse_orphans, Sweep};
 
 /// The compaction threshold `gc` uses unless told otherwise.
 pub const DEFAULT_COMPACT_BELOW: f64 = 0.5;

@@ -100,7 +100,12 @@ impl Sweep {
 
 /// Counts the dead bootstraps the index has no image record for (orphans, see the module doc)
 /// and refuses to go on while there are any, unless `force`.
-pub(super) fn refuse_orphans(store: &Store, sweep: &Sweep, force: bool, report: &mut GcReport) -> Result<()> {
+pub(super) fn refuse_orphans(
+    store: &Store,
+    sweep: &Sweep,
+    force: bool,
+    report: &mut GcReport,
+) -> Result<()> {
     let records: HashSet<ImageId> = store
         .index()
         .image_records()?
@@ -128,4 +133,3 @@ pub(super) fn refuse_orphans(store: &Store, sweep: &Sweep, force: bool, report: 
         crate::ops::repair::RECOVERED_PREFIX,
     )))
 }
-
