@@ -20,6 +20,7 @@ mod registry_push;
 mod registry_stall;
 mod registry_store_format;
 mod rejects;
+mod tar_shapes;
 mod repair;
 mod report;
 mod unpack;
