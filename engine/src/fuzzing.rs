@@ -41,7 +41,10 @@ pub fn tar_walk(input: &mut dyn Read) -> Option<usize> {
     }
     let inside = |path: &[u8]| {
         if check_path(path).is_ok() {
-            assert!(!path.starts_with(b"/"), "an absolute path passed the path rule");
+            assert!(
+                !path.starts_with(b"/"),
+                "an absolute path passed the path rule"
+            );
             assert!(
                 path.split(|&b| b == b'/').all(|c| c != b".."),
                 "a `..` component passed the path rule"
@@ -62,7 +65,10 @@ pub fn tar_walk(input: &mut dyn Read) -> Option<usize> {
             Ok(None) => break,
             Err(_) => return None,
         };
-        assert!(entry.raw.len() as u64 <= MAX_HEADER_BYTES, "raw header over the bound");
+        assert!(
+            entry.raw.len() as u64 <= MAX_HEADER_BYTES,
+            "raw header over the bound"
+        );
         inside(&entry.meta.path);
         if let Some(target) = &entry.meta.link_target {
             inside(target);

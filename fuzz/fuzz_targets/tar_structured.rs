@@ -73,15 +73,40 @@ enum FloodKind {
 
 #[derive(Arbitrary, Debug)]
 enum Piece {
-    File { name: Name, size: u16 },
-    Dir { name: Name },
-    Symlink { name: Name, target: Name },
-    Hardlink { name: Name, target: Name },
-    Pax { records: Vec<(Key, Vec<u8>)>, global: bool },
-    LongName { name: Name, link: bool },
+    File {
+        name: Name,
+        size: u16,
+    },
+    Dir {
+        name: Name,
+    },
+    Symlink {
+        name: Name,
+        target: Name,
+    },
+    Hardlink {
+        name: Name,
+        target: Name,
+    },
+    Pax {
+        records: Vec<(Key, Vec<u8>)>,
+        global: bool,
+    },
+    LongName {
+        name: Name,
+        link: bool,
+    },
     /// `count` extension entries of `len` data bytes each.
-    Flood { kind: FloodKind, count: u16, len: u32 },
-    Sparse { name: Name, segments: Vec<(u32, u16)>, real_size: u32 },
+    Flood {
+        kind: FloodKind,
+        count: u16,
+        len: u32,
+    },
+    Sparse {
+        name: Name,
+        segments: Vec<(u32, u16)>,
+        real_size: u32,
+    },
     ZeroBlocks(u8),
     Bytes(Vec<u8>),
 }
@@ -228,7 +253,11 @@ fn build(pieces: &[Piece]) -> Vec<Part> {
                 let unit = match kind {
                     FloodKind::Pax | FloodKind::GlobalPax => {
                         let value = vec![b'v'; len - 16];
-                        let flag = if matches!(kind, FloodKind::Pax) { b'x' } else { b'g' };
+                        let flag = if matches!(kind, FloodKind::Pax) {
+                            b'x'
+                        } else {
+                            b'g'
+                        };
                         extension(flag, &pax_record(b"comment", &value))
                     }
                     FloodKind::LongName => extension(b'L', &vec![b'n'; len]),
@@ -241,7 +270,11 @@ fn build(pieces: &[Piece]) -> Vec<Part> {
                 name,
                 segments,
                 real_size,
-            } => sparse(&name.bytes(), &segments[..segments.len().min(100)], *real_size),
+            } => sparse(
+                &name.bytes(),
+                &segments[..segments.len().min(100)],
+                *real_size,
+            ),
             Piece::ZeroBlocks(n) => vec![0u8; 512 * (*n as usize % 8)],
             Piece::Bytes(b) => b.clone(),
         };

@@ -19,11 +19,26 @@ mod tests {
 
     #[test]
     fn escapes_are_refused() {
-        for bad in [&b"/etc/passwd"[..], b"..", b"a/../../b", b"a/..", b"//x", b"./../x"] {
-            assert!(check_path(bad).is_err(), "{:?}", String::from_utf8_lossy(bad));
+        for bad in [
+            &b"/etc/passwd"[..],
+            b"..",
+            b"a/../../b",
+            b"a/..",
+            b"//x",
+            b"./../x",
+        ] {
+            assert!(
+                check_path(bad).is_err(),
+                "{:?}",
+                String::from_utf8_lossy(bad)
+            );
         }
         for good in [&b"a/b"[..], b"./a", b"a/..b/c", b"...", b"", b"a//b/"] {
-            assert!(check_path(good).is_ok(), "{:?}", String::from_utf8_lossy(good));
+            assert!(
+                check_path(good).is_ok(),
+                "{:?}",
+                String::from_utf8_lossy(good)
+            );
         }
     }
 }

@@ -200,12 +200,7 @@ mod tests {
         let names: Vec<(String, String)> = pax
             .xattrs()
             .into_iter()
-            .map(|(k, v)| {
-                (
-                    String::from_utf8(k).unwrap(),
-                    String::from_utf8(v).unwrap(),
-                )
-            })
+            .map(|(k, v)| (String::from_utf8(k).unwrap(), String::from_utf8(v).unwrap()))
             .collect();
         let expect = [("user.a", "g3"), ("user.b", "l1"), ("user.c", "l2")];
         let expect: Vec<(String, String)> = expect

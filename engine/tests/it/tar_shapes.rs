@@ -33,7 +33,11 @@ fn convert_file(store: &cairn_engine::StoreWriter, dir: &Path, name: &str, tar: 
         Err(e) => {
             let text = e.to_string();
             assert!(text.contains(&format!("{name}.tar")), "{name}: {text}");
-            assert_eq!(snapshot(store), before, "{name}: a refused convert changed the store");
+            assert_eq!(
+                snapshot(store),
+                before,
+                "{name}: a refused convert changed the store"
+            );
             false
         }
     }
@@ -48,7 +52,10 @@ fn assert_round_trip(store: &Store, name: &str, tar: &[u8]) {
     assert_eq!(bootstrap.layers[0].size, tar.len() as u64, "{name}");
     let mut out = Vec::new();
     store.export_layer(name, 0, &mut out, &NoProgress).unwrap();
-    assert!(out == tar, "{name}: export-layer differs from the tar converted");
+    assert!(
+        out == tar,
+        "{name}: export-layer differs from the tar converted"
+    );
 }
 
 /// Where the bytes after the last entry's content begin, and that content's padding.
@@ -124,7 +131,9 @@ fn every_tar_shape_converts_exactly_or_is_refused() {
     ] {
         assert!(accepted.iter().any(|a| a == name), "{name} was refused");
     }
-    assert!(!accepted.iter().any(|a| a == "in-content" || a == "in-header"));
+    assert!(!accepted
+        .iter()
+        .any(|a| a == "in-content" || a == "in-header"));
     // Every accepted layer's bootstrap, object and chunks check out, whatever its length.
     let report = store.verify(true, &NoProgress).unwrap();
     assert!(report.problems.is_empty(), "{:?}", report.problems);
@@ -188,7 +197,10 @@ fn header_floods_are_refused_and_leave_the_store_unchanged() {
     let store = new_store(tmp.path());
     // 32 PAX headers of almost 16 MiB each (the flood), 40 of 1 MiB (each under the
     // old per-header bound; together over the bound on one entry's header bytes).
-    for (name, count, len) in [("flood16m", 32, (16 << 20) - 4096), ("flood1m", 40, 1 << 20)] {
+    for (name, count, len) in [
+        ("flood16m", 32, (16 << 20) - 4096),
+        ("flood1m", 40, 1 << 20),
+    ] {
         let gz = pax_flood_gz(count, len);
         let path = tmp.path().join(format!("{name}.tar.gz"));
         std::fs::write(&path, &gz).unwrap();
@@ -279,7 +291,10 @@ fn gnu_sparse_files_unpack_as_gnu_tar_extracts_them() {
             meta.mode() & 0o7777,
             std::fs::metadata(reference.join(name)).unwrap().mode() & 0o7777
         );
-        assert_eq!(meta.mtime(), std::fs::metadata(src.join(name)).unwrap().mtime());
+        assert_eq!(
+            meta.mtime(),
+            std::fs::metadata(src.join(name)).unwrap().mtime()
+        );
     }
     // Holes stay holes: far fewer blocks than the 40 MiB the file spans.
     let blocks = std::fs::metadata(out.join("big.sparse")).unwrap().blocks();
@@ -288,14 +303,25 @@ fn gnu_sparse_files_unpack_as_gnu_tar_extracts_them() {
     // A PAX sparse format is refused by unpack, naming the file (and exported exactly).
     let pax = tmp.path().join("pax.tar");
     gnu_tar(
-        &["--sparse", "--format=pax", "-cf", pax.to_str().unwrap(), "big.sparse"],
+        &[
+            "--sparse",
+            "--format=pax",
+            "-cf",
+            pax.to_str().unwrap(),
+            "big.sparse",
+        ],
         &src,
     );
     let layer = std::fs::read(&pax).unwrap();
     assert!(convert_file(&store, tmp.path(), "pax", &layer));
     assert_round_trip(&store, "pax", &layer);
     let err = store
-        .unpack("pax", &tmp.path().join("out-pax"), &UnpackOptions::default(), &NoProgress)
+        .unpack(
+            "pax",
+            &tmp.path().join("out-pax"),
+            &UnpackOptions::default(),
+            &NoProgress,
+        )
         .unwrap_err()
         .to_string();
     assert!(err.contains("big.sparse"), "{err}");
