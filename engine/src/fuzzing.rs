@@ -19,6 +19,83 @@ pub fn tar_stream(data: &[u8]) {
     let _ = stream.take_trailer();
 }
 
+/// Walks a tar stream read from `input` as convert does and checks what must hold for any
+/// input (panicking otherwise, for the fuzzer to report): the raw bytes before each entry's
+/// content stay within the walker's bound; a stream the walker accepts comes back exactly
+/// (every entry's raw bytes and content, then the trailer, hash to what was read); and every
+/// entry path and hardlink target that unpack's path rule lets through stays inside the root.
+/// Returns how many entries were read (`None` if the stream was refused).
+pub fn tar_walk(input: &mut dyn Read) -> Option<usize> {
+    use crate::layer::entry_path::check_path;
+    use crate::layer::tar_stream::MAX_HEADER_BYTES;
+    struct Tee<'a> {
+        inner: &'a mut dyn Read,
+        hasher: blake3::Hasher,
+    }
+    impl Read for Tee<'_> {
+        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            let n = self.inner.read(buf)?;
+            self.hasher.update(&buf[..n]);
+            Ok(n)
+        }
+    }
+    let inside = |path: &[u8]| {
+        if check_path(path).is_ok() {
+            assert!(
+                !path.starts_with(b"/"),
+                "an absolute path passed the path rule"
+            );
+            assert!(
+                path.split(|&b| b == b'/').all(|c| c != b".."),
+                "a `..` component passed the path rule"
+            );
+        }
+    };
+    let mut tee = Tee {
+        inner: input,
+        hasher: blake3::Hasher::new(),
+    };
+    let mut out = blake3::Hasher::new();
+    let mut entries = 0;
+    let mut stream = crate::layer::TarStream::new(&mut tee, "fuzz");
+    let mut buf = vec![0u8; 64 << 10];
+    loop {
+        let entry = match stream.next_entry() {
+            Ok(Some(entry)) => entry,
+            Ok(None) => break,
+            Err(_) => return None,
+        };
+        assert!(
+            entry.raw.len() as u64 <= MAX_HEADER_BYTES,
+            "raw header over the bound"
+        );
+        inside(&entry.meta.path);
+        if let Some(target) = &entry.meta.link_target {
+            inside(target);
+        }
+        out.update(&entry.raw);
+        entries += 1;
+        let mut content = stream.content();
+        loop {
+            match content.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => {
+                    out.update(&buf[..n]);
+                }
+                Err(_) => return None,
+            }
+        }
+    }
+    out.update(&stream.take_trailer());
+    drop(stream);
+    assert_eq!(
+        out.finalize(),
+        tee.hasher.finalize(),
+        "the walker's bytes differ from the stream"
+    );
+    Some(entries)
+}
+
 /// Decodes a blob's footer and table of contents, then again with the ToC checksum made to
 /// match (so random ToC records reach the record checks), and decodes every frame the ToC
 /// names and takes each chunk out of it.

@@ -200,7 +200,9 @@ impl Bootstrap {
         Self::decode_payload(&payload, object)
     }
 
-    /// Decodes the payload (bincode) and checks every index in it; `object` names it in errors.
+    /// Decodes the payload (bincode); `object` names it in errors. A layer's `size` is not held
+    /// to whole 512-byte blocks: a tar may end inside its last padding or carry any bytes after
+    /// its end-of-archive marker, and its layer object keeps them exactly (the trailer).
     pub(crate) fn decode_payload(payload: &[u8], object: &str) -> Result<Bootstrap> {
         let corrupt = |reason: String| Error::corrupt(object.to_string(), reason);
         let config = bincode::config::standard().with_limit::<{ MAX_PAYLOAD_LEN as usize }>();
@@ -217,8 +219,9 @@ impl Bootstrap {
         Ok(bootstrap)
     }
 
-    /// What a bootstrap must hold to be read: at least one layer is not required (an image
-    /// may have none), but every layer's sizes must be consistent with a tar.
+    /// What a bootstrap must hold to be read: no more layers, and no larger source documents,
+    /// than a convert accepts. (A layer's size need not be whole 512-byte blocks: tars that
+    /// end without padding are accepted on convert, so their bootstraps must read back.)
     fn check_references(&self) -> std::result::Result<(), String> {
         // The limits a convert holds sources to (`oci::limits`), so that a bootstrap from a
         // bundle or a registry is no larger than one this store could have made; the document
@@ -240,14 +243,6 @@ impl Bootstrap {
                 return Err(format!(
                     "its source {what} of {len} bytes is over the {} MiB limit",
                     crate::source::MAX_JSON_LEN >> 20
-                ));
-            }
-        }
-        for (l, layer) in self.layers.iter().enumerate() {
-            if layer.size % 512 != 0 {
-                return Err(format!(
-                    "layer {l}: a tar of {} bytes is not a whole number of 512-byte blocks",
-                    layer.size
                 ));
             }
         }

@@ -3,21 +3,23 @@
 //! extension blocks, padding, the end-of-archive blocks and whatever follows them) is returned
 //! raw, so that `raw prefix + content` for every entry, then the trailer, re-creates the layer's
 //! exact bytes. The `tar` crate parses the fields of each 512-byte header.
+//!
+//! Memory is bounded whatever the header sequence: the bytes before one entry's content (the
+//! previous entry's padding, any number of PAX, global PAX and GNU long name/link entries, the
+//! header block, GNU sparse extension blocks) by `MAX_HEADER_BYTES` in total, the PAX records
+//! an entry sees by `pax::MAX_RECORDS` and `pax::MAX_GLOBAL_BYTES`, the trailer by
+//! `MAX_TRAILER_LEN`; file content is never held.
 
+use super::pax::{self, EntryPax, Globals, Record};
 use crate::error::{Error, Result};
 use serde::{Deserialize, Serialize};
 use std::io::{self, Read};
 
-/// PAX records (key, value) in order.
-type PaxRecords = Vec<(Vec<u8>, Vec<u8>)>;
-
 const BLOCK: usize = 512;
-/// Bound on one extension entry's data (PAX records, GNU long names).
-const MAX_EXTENSION_LEN: u64 = 16 << 20;
+/// Bound on the raw bytes before one entry's content, extension entries included.
+pub const MAX_HEADER_BYTES: u64 = 16 << 20;
 /// Bound on the bytes after the end-of-archive marker that are kept raw.
 const MAX_TRAILER_LEN: u64 = 16 << 20;
-/// Bound on GNU sparse extension blocks after one header.
-const MAX_SPARSE_BLOCKS: usize = 1 << 16;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum EntryKind {
@@ -91,15 +93,18 @@ pub struct TarStream<R> {
     padding_due: u64,
     content_left: u64,
     current_path: String,
-    globals: Vec<(Vec<u8>, Vec<u8>)>,
+    globals: Globals,
     trailer: Option<Vec<u8>>,
 }
 
+/// The extension entries read before one entry's header.
 #[derive(Default)]
 struct Extensions {
-    pax: Vec<(Vec<u8>, Vec<u8>)>,
+    pax: Vec<Record>,
     long_name: Option<Vec<u8>>,
     long_link: Option<Vec<u8>>,
+    /// Any extension entry at all (then the stream must not end before the header).
+    any: bool,
 }
 
 impl<R: Read> TarStream<R> {
@@ -112,7 +117,7 @@ impl<R: Read> TarStream<R> {
             padding_due: 0,
             content_left: 0,
             current_path: String::new(),
-            globals: Vec::new(),
+            globals: Globals::default(),
             trailer: None,
         }
     }
@@ -147,7 +152,24 @@ impl<R: Read> TarStream<R> {
         Ok(filled)
     }
 
-    fn read_exact_into(&mut self, raw: &mut Vec<u8>, len: u64, what: &str) -> Result<()> {
+    /// Appends `len` more bytes to `raw`, the bytes before an entry's content, refusing to take
+    /// it past `MAX_HEADER_BYTES` (`entry_at` names the first of them in that error).
+    fn read_exact_into(
+        &mut self,
+        raw: &mut Vec<u8>,
+        len: u64,
+        what: &str,
+        entry_at: u64,
+    ) -> Result<()> {
+        if raw.len() as u64 + len > MAX_HEADER_BYTES {
+            return Err(self.err(
+                entry_at,
+                format!(
+                    "{what} of {len} bytes would take the extension entries and headers before \
+                     one entry's content past {MAX_HEADER_BYTES} bytes"
+                ),
+            ));
+        }
         let start = raw.len();
         raw.resize(start + len as usize, 0);
         let at = self.offset;
@@ -187,13 +209,22 @@ impl<R: Read> TarStream<R> {
             }
         }
         let mut ext = Extensions::default();
+        let entry_at = self.offset;
         loop {
             let header_offset = self.offset;
             let block_start = raw.len();
+            if block_start as u64 + BLOCK as u64 > MAX_HEADER_BYTES {
+                return Err(self.err(
+                    entry_at,
+                    format!(
+                        "extension entries before one entry's header exceed {MAX_HEADER_BYTES} \
+                         bytes"
+                    ),
+                ));
+            }
             raw.resize(block_start + BLOCK, 0);
             let got = self.read_full(&mut raw[block_start..])?;
-            if got == 0 && ext.pax.is_empty() && ext.long_name.is_none() && ext.long_link.is_none()
-            {
+            if got == 0 && !ext.any {
                 // End of stream without an end-of-archive marker: keep what was read.
                 raw.truncate(block_start);
                 self.trailer = Some(raw);
@@ -215,39 +246,22 @@ impl<R: Read> TarStream<R> {
             let flag = header.entry_type().as_byte();
             match flag {
                 b'x' | b'g' | b'L' | b'K' => {
+                    ext.any = true;
                     let size = header
                         .entry_size()
                         .map_err(|e| self.err(header_offset, format!("extension size: {e}")))?;
-                    if size > MAX_EXTENSION_LEN {
-                        return Err(self.err(
-                            header_offset,
-                            format!("extension entry of {size} bytes exceeds {MAX_EXTENSION_LEN}"),
-                        ));
-                    }
                     let data_start = raw.len();
-                    self.read_exact_into(&mut raw, size, "extension entry data")?;
-                    let data = raw[data_start..].to_vec();
+                    let what = "extension entry data";
+                    self.read_exact_into(&mut raw, size, what, entry_at)?;
+                    let data_end = raw.len();
                     let pad = padding(size);
-                    self.read_exact_into(&mut raw, pad, "extension entry padding")?;
-                    match flag {
-                        b'x' => ext
-                            .pax
-                            .extend(parse_pax(&data).map_err(|r| self.err(header_offset, r))?),
-                        b'g' => {
-                            for (k, v) in
-                                parse_pax(&data).map_err(|r| self.err(header_offset, r))?
-                            {
-                                self.globals.retain(|(gk, _)| gk != &k);
-                                self.globals.push((k, v));
-                            }
-                        }
-                        b'L' => ext.long_name = Some(trim_nuls(data)),
-                        _ => ext.long_link = Some(trim_nuls(data)),
-                    }
+                    self.read_exact_into(&mut raw, pad, "extension entry padding", entry_at)?;
+                    self.apply_extension(flag, &raw[data_start..data_end], &mut ext)
+                        .map_err(|r| self.err(header_offset, r))?;
                 }
                 _ => {
                     if flag == b'S' {
-                        self.read_sparse_extensions(&mut raw, &block, header_offset)?;
+                        self.read_sparse_extensions(&mut raw, &block, entry_at)?;
                     }
                     let meta = self.entry_meta(header, ext, header_offset)?;
                     self.content_left = meta.size;
@@ -259,22 +273,45 @@ impl<R: Read> TarStream<R> {
         }
     }
 
-    /// Old GNU sparse headers may be followed by extension blocks (flag byte 504 of each).
+    /// Applies one extension entry's data (PAX records, global PAX records, a GNU long name or
+    /// link) to what the next entry will see.
+    fn apply_extension(
+        &mut self,
+        flag: u8,
+        data: &[u8],
+        ext: &mut Extensions,
+    ) -> std::result::Result<(), String> {
+        match flag {
+            b'x' => pax::parse(data, &mut ext.pax),
+            b'g' => {
+                let mut records = Vec::new();
+                pax::parse(data, &mut records)?;
+                self.globals.apply(records)
+            }
+            b'L' => {
+                ext.long_name = Some(trim_nuls(data));
+                Ok(())
+            }
+            _ => {
+                ext.long_link = Some(trim_nuls(data));
+                Ok(())
+            }
+        }
+    }
+
+    /// Old GNU sparse headers may be followed by extension blocks (flag byte 504 of each), as
+    /// many as `MAX_HEADER_BYTES` allows.
     fn read_sparse_extensions(
         &mut self,
         raw: &mut Vec<u8>,
         block: &[u8; BLOCK],
-        at: u64,
+        entry_at: u64,
     ) -> Result<()> {
         let mut extended = block[482] != 0;
-        let mut count = 0;
         while extended {
-            count += 1;
-            if count > MAX_SPARSE_BLOCKS {
-                return Err(self.err(at, "too many GNU sparse extension blocks"));
-            }
             let start = raw.len();
-            self.read_exact_into(raw, BLOCK as u64, "GNU sparse extension block")?;
+            let what = "GNU sparse extension block";
+            self.read_exact_into(raw, BLOCK as u64, what, entry_at)?;
             extended = raw[start + 504] != 0;
         }
         Ok(())
@@ -312,16 +349,11 @@ impl<R: Read> TarStream<R> {
                 }
             })
         };
-        let mut pax: Vec<(Vec<u8>, Vec<u8>)> = self.globals.clone();
-        for (k, v) in ext.pax {
-            pax.retain(|(pk, _)| pk != &k);
-            pax.push((k, v));
-        }
-        let pax_get = |key: &str| {
-            pax.iter()
-                .find(|(k, _)| k == key.as_bytes())
-                .map(|(_, v)| v.clone())
+        let pax = EntryPax {
+            local: &ext.pax,
+            globals: &self.globals,
         };
+        let pax_get = |key: &str| pax.get(key).map(|v| v.to_vec());
         let pax_num = |key: &str| -> Result<Option<u64>> {
             match pax_get(key) {
                 None => Ok(None),
@@ -366,13 +398,7 @@ impl<R: Read> TarStream<R> {
             ),
             _ => (0, 0),
         };
-        let xattrs = pax
-            .iter()
-            .filter_map(|(k, v)| {
-                k.strip_prefix(b"SCHILY.xattr.")
-                    .map(|name| (name.to_vec(), v.clone()))
-            })
-            .collect();
+        let xattrs = pax.xattrs();
         Ok(EntryMeta {
             path,
             kind,
@@ -458,11 +484,9 @@ fn padding(size: u64) -> u64 {
     (BLOCK as u64 - size % BLOCK as u64) % BLOCK as u64
 }
 
-fn trim_nuls(mut data: Vec<u8>) -> Vec<u8> {
-    while data.last() == Some(&0) {
-        data.pop();
-    }
-    data
+fn trim_nuls(data: &[u8]) -> Vec<u8> {
+    let end = data.iter().rposition(|&b| b != 0).map_or(0, |i| i + 1);
+    data[..end].to_vec()
 }
 
 fn check_checksum(block: &[u8; BLOCK]) -> std::result::Result<(), String> {
@@ -493,35 +517,6 @@ fn check_checksum(block: &[u8; BLOCK]) -> std::result::Result<(), String> {
             "header checksum mismatch: stored {stored}, computed {unsigned}"
         ))
     }
-}
-
-/// Parses PAX extended-header records: `LEN KEY=VALUE\n`, values may be binary.
-fn parse_pax(mut data: &[u8]) -> std::result::Result<PaxRecords, String> {
-    let mut out = Vec::new();
-    while !data.is_empty() {
-        if data.iter().all(|&b| b == 0) {
-            break;
-        }
-        let space = data
-            .iter()
-            .position(|&b| b == b' ')
-            .ok_or("PAX record without a length")?;
-        let len: usize = std::str::from_utf8(&data[..space])
-            .ok()
-            .and_then(|s| s.parse().ok())
-            .ok_or("PAX record length is not a number")?;
-        if len <= space + 1 || len > data.len() || data[len - 1] != b'\n' {
-            return Err(format!("PAX record of length {len} is malformed"));
-        }
-        let record = &data[space + 1..len - 1];
-        let eq = record
-            .iter()
-            .position(|&b| b == b'=')
-            .ok_or("PAX record without '='")?;
-        out.push((record[..eq].to_vec(), record[eq + 1..].to_vec()));
-        data = &data[len..];
-    }
-    Ok(out)
 }
 
 fn parse_pax_time(value: &[u8]) -> Option<i64> {
@@ -598,6 +593,112 @@ mod tests {
         assert_eq!(reassemble(&data).unwrap().1, data);
         let without_end = &sample_tar()[..sample_tar().len() - 1024];
         assert_eq!(reassemble(without_end).unwrap().1, without_end);
+    }
+
+    /// A header block for an extension entry of type `flag` with `size` bytes of data.
+    fn ext_header(flag: u8, size: u64) -> Vec<u8> {
+        let mut h = tar::Header::new_ustar();
+        h.set_path("PaxHeaders/x").unwrap();
+        h.set_entry_type(tar::EntryType::new(flag));
+        h.set_size(size);
+        h.set_cksum();
+        h.as_bytes().to_vec()
+    }
+
+    /// An extension entry (header, data, padding) whose data is one PAX record of `len` bytes.
+    fn pax_entry(flag: u8, key: &str, len: usize) -> Vec<u8> {
+        let digits = len.to_string().len();
+        let value = "v".repeat(len - digits - key.len() - 3);
+        let record = format!("{len} {key}={value}\n");
+        assert_eq!(record.len(), len);
+        let mut out = ext_header(flag, len as u64);
+        out.extend_from_slice(record.as_bytes());
+        out.resize(out.len().div_ceil(BLOCK) * BLOCK, 0);
+        out
+    }
+
+    /// `count` copies of `unit` then `tail`, produced as they are read (never all in memory).
+    struct Flood<'a> {
+        unit: &'a [u8],
+        count: usize,
+        pos: usize,
+        tail: &'a [u8],
+    }
+
+    impl Read for Flood<'_> {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            let unit_total = self.unit.len() * self.count;
+            if self.pos < unit_total {
+                let at = self.pos % self.unit.len();
+                let n = buf.len().min(self.unit.len() - at);
+                buf[..n].copy_from_slice(&self.unit[at..at + n]);
+                self.pos += n;
+                return Ok(n);
+            }
+            let at = self.pos - unit_total;
+            let n = buf.len().min(self.tail.len() - at);
+            buf[..n].copy_from_slice(&self.tail[at..at + n]);
+            self.pos += n;
+            Ok(n)
+        }
+    }
+
+    /// Walks a flood to its first entry; the error, and how far the walker read.
+    fn walk_flood(unit: &[u8], count: usize) -> (Result<Option<EntryMeta>>, u64) {
+        let tail = sample_tar();
+        let mut stream = TarStream::new(
+            Flood {
+                unit,
+                count,
+                pos: 0,
+                tail: &tail,
+            },
+            "flood",
+        );
+        let first = stream.next_entry().map(|e| e.map(|e| e.meta));
+        (first, stream.offset())
+    }
+
+    #[test]
+    fn header_floods_are_refused_within_the_bound() {
+        // One 16 MiB PAX entry, many 1 MiB ones, many GNU long names: each flood is refused
+        // once the bytes before one entry's content would pass the bound, having read no more
+        // than the bound.
+        let floods = [
+            (pax_entry(b'x', "comment", (16 << 20) - 100), 32),
+            (pax_entry(b'x', "comment", 1 << 20), 64),
+            (pax_entry(b'g', "comment", 1 << 20), 64),
+            (pax_entry(b'L', "x", 4096), 10_000),
+            (pax_entry(b'K', "x", 100_000), 1000),
+        ];
+        for (unit, count) in &floods {
+            let (first, read) = walk_flood(unit, *count);
+            let err = first.unwrap_err().to_string();
+            assert!(err.contains("extension") || err.contains("PAX"), "{err}");
+            assert!(read <= MAX_HEADER_BYTES + BLOCK as u64, "read {read}");
+        }
+        // Many small PAX headers that stay within the bound are fine; their records are
+        // bounded in number too.
+        let small = pax_entry(b'x', "comment", 100);
+        let (first, _) = walk_flood(&small, 1000);
+        assert!(first.unwrap().is_some());
+        let tiny = [ext_header(b'x', 6 * 1000), b"6 a=b\n".repeat(1000)].concat();
+        let tiny = [tiny.as_slice(), &vec![0; padding(6000) as usize]].concat();
+        let (first, _) = walk_flood(&tiny, 100);
+        let err = first.unwrap_err().to_string();
+        assert!(err.contains("PAX records"), "{err}");
+        // Global headers that keep setting new keys pass the bound on global records.
+        let mut globals = Vec::new();
+        for i in 0..200 {
+            globals.extend(pax_entry(b'g', &format!("k{i}"), 1000));
+        }
+        let (first, _) = walk_flood(&globals, 1);
+        let err = first.unwrap_err().to_string();
+        assert!(err.contains("global PAX"), "{err}");
+        // While the same global key set again and again does not grow.
+        let same = pax_entry(b'g', "comment", 1000);
+        let (first, _) = walk_flood(&same, 10_000);
+        assert!(first.unwrap().is_some());
     }
 
     #[test]

@@ -13,6 +13,8 @@
 //! following), and its metadata is set through the new fd or with `AT_SYMLINK_NOFOLLOW`.
 //! Symlink targets are written verbatim and never followed. Hardlinks are resolved in the image,
 //! not on disk: a link is made to the file the link meant, wherever this unpack wrote it.
+//! GNU sparse files (old GNU format) are written with their holes (`sparse`); one in a PAX
+//! sparse format stops the unpack with an error naming it.
 //!
 //! Order: every entry but hardlinks (parents before children), then hardlinks, then directory
 //! modes and mtimes, deepest first, so that a read-only directory does not block its children
@@ -30,11 +32,13 @@
 
 mod dirs;
 mod merged;
+mod sparse;
 mod sys;
 
 use crate::error::{Error, IoContext, Result};
 use crate::format::bootstrap::BlobRecord;
 use crate::format::layer_meta::{LayerEntry, LayerMeta};
+use crate::layer::entry_path::check_path;
 use crate::layer::{EntryKind, EntryMeta};
 use crate::ops::read::{kind_name, layer_index, ChunkReader};
 use crate::ops::tree::{normalize, EntryRef};
@@ -180,16 +184,6 @@ fn check_paths(image: &str, layers: &[LayerMeta]) -> Result<Vec<(Vec<u8>, EntryR
         }
     }
     Ok(hardlinks)
-}
-
-fn check_path(path: &[u8]) -> Result<(), &'static str> {
-    if path.starts_with(b"/") {
-        return Err("absolute path; paths in a layer must be relative to its root");
-    }
-    if path.split(|&b| b == b'/').any(|c| c == b"..") {
-        return Err("path has a `..` component, which could reach outside the root");
-    }
-    Ok(())
 }
 
 /// Where a hardlink of the merged view gets its inode from.
@@ -456,7 +450,12 @@ impl<'a> Writer<'a> {
                 Ok(Written::Dir)
             }
             EntryKind::File => {
+                sparse::refuse_pax_sparse(site, entry)?;
                 self.write_file(site, entry, blobs)?;
+                Ok(Written::File)
+            }
+            EntryKind::Other(b'S') => {
+                self.write_sparse(site, entry, blobs)?;
                 Ok(Written::File)
             }
             EntryKind::Symlink => self.write_node(site, entry, None),
@@ -586,7 +585,7 @@ impl<'a> Writer<'a> {
     fn writes(&self, kind: EntryKind) -> bool {
         match kind {
             EntryKind::CharDevice | EntryKind::BlockDevice => self.devices,
-            EntryKind::Other(_) => false,
+            EntryKind::Other(flag) => flag == b'S',
             _ => true,
         }
     }

@@ -22,5 +22,6 @@ mod registry_store_format;
 mod rejects;
 mod repair;
 mod report;
+mod tar_shapes;
 mod unpack;
 mod writers;
