@@ -248,7 +248,7 @@ fn layer_diffs(old: &Side, new: &Side) -> Result<Vec<LayerDiff>> {
 }
 
 /// True if `record` is a regular file's.
-fn is_file(found: &Found) -> bool {
+fn is_file_found(found: &Found) -> bool {
     found.kind() == Some(EntryKind::File)
 }
 
@@ -317,13 +317,13 @@ fn file_changes(old: &Side, new: &Side, top: usize, report: &mut DiffReport) -> 
         top,
         heap: BinaryHeap::new(),
     };
-    walk_batches(&new_view, is_file, |batch| {
+    walk_batches(&new_view, is_file_found, |batch| {
         let found: Vec<_> = batch.iter().map(|(p, f)| (&p[..], f)).collect();
         let entries = record_entries(&new.layers, &found)?;
         // The same paths in OLD, where they are files.
         let mut before = Vec::with_capacity(batch.len());
         for (path, _) in &batch {
-            before.push(old_view.get(path)?.filter(is_file).map(|f| (&path[..], f)));
+            before.push(old_view.get(path)?.filter(is_file_found).map(|f| (&path[..], f)));
         }
         let old_found: Vec<_> = before.iter().flatten().map(|(p, f)| (*p, f)).collect();
         let mut old_entries = record_entries(&old.layers, &old_found)?.into_iter();
@@ -339,7 +339,7 @@ fn file_changes(old: &Side, new: &Side, top: usize, report: &mut DiffReport) -> 
         Ok(())
     })?;
     old_view.walk(|path, found| {
-        if is_file(found) && !new_view.get(path)?.is_some_and(|f| is_file(&f)) {
+        if is_file_found(found) && !new_view.get(path)?.is_some_and(|f| is_file_found(&f)) {
             report.files_removed += 1;
         }
         Ok(())
