@@ -121,6 +121,11 @@ pub enum Command {
     /// DIR` (or `fusermount3 -u DIR`, or SIGINT/SIGTERM to the mount process). The store stays
     /// readable and writable meanwhile; gc keeps what a mounted image uses (even if removed
     /// with `rm`) until it is unmounted. Needs /dev/fuse and root, or fusermount3.
+    ///
+    /// Mount options: ro,nosuid,nodev,default_permissions, always: the image's setuid programs
+    /// do not raise privileges and its device nodes do not open this host's devices.
+    /// --suid-dev honours them, for one trusted image seen by the mounting user only (it
+    /// refuses --allow-other and --all).
     Mount(MountArgs),
     /// Unmount a directory `cairn mount` mounted.
     Umount(UmountArgs),
@@ -653,6 +658,10 @@ pub struct MountArgs {
     /// /etc/fuse.conf).
     #[arg(long)]
     pub allow_other: bool,
+    /// Honour the image's setuid/setgid bits and device nodes (mount without nosuid,nodev):
+    /// only for one image, only where it is trusted, and never with --allow-other.
+    #[arg(long, conflicts_with_all = ["allow_other", "all"])]
+    pub suid_dev: bool,
     /// Decoded data kept in memory for reads, in MiB.
     #[arg(long, value_name = "MIB", default_value_t = 32)]
     pub cache_mb: usize,

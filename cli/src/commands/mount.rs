@@ -37,6 +37,7 @@ pub fn run(cli: &Cli, args: &MountArgs) -> anyhow::Result<()> {
     let options = MountOptions {
         images,
         allow_other: args.allow_other,
+        suid_dev: args.suid_dev,
         cache_bytes: args.cache_mb << 20,
         readahead_bytes: args.readahead_mb << 20,
         threads: args.threads,
@@ -104,6 +105,9 @@ fn start_in_background(cli: &Cli, args: &MountArgs, dir: &Path) -> anyhow::Resul
     }
     if args.allow_other {
         command.arg("--allow-other");
+    }
+    if args.suid_dev {
+        command.arg("--suid-dev");
     }
     let mut child = command
         .stdin(Stdio::null())

@@ -1,5 +1,6 @@
 //! `cairn mount` in the background, `cairn umount`, and SIGTERM to a foreground mount: the
-//! files read as `cat` gives them, the lease is there while mounted and gone after. Skipped,
+//! files read as `cat` gives them, the mount is nosuid,nodev, the lease is there while mounted
+//! and gone after. Skipped,
 //! with a note, where FUSE cannot be mounted (no /dev/fuse, or not root).
 
 use super::{cairn, ok, store_with_demo_v1};
@@ -24,6 +25,18 @@ fn is_mounted(dir: &Path) -> bool {
     let dir = dir.to_str().unwrap();
     info.lines()
         .any(|l| l.split(' ').nth(4) == Some(dir) && l.contains(" cairn:"))
+}
+
+/// The mount options of `dir` (the per-mount ones of /proc/self/mountinfo: ro, nosuid...).
+fn mount_options(dir: &Path) -> Vec<String> {
+    let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    let dir = dir.to_str().unwrap();
+    let line = info
+        .lines()
+        .find(|l| l.split(' ').nth(4) == Some(dir))
+        .expect("mounted");
+    let options = line.split(' ').nth(5).unwrap();
+    options.split(',').map(str::to_string).collect()
 }
 
 fn leases(store: &Path) -> usize {
@@ -67,6 +80,8 @@ fn mount_in_the_background_then_umount_and_sigterm_in_the_foreground() {
     ));
     assert!(said.starts_with("mounted image \"app:v1\""), "{said}");
     assert!(is_mounted(&dir) && leases(&store) == 1);
+    let options = mount_options(&dir);
+    assert!(options.contains(&"nosuid".to_string()) && options.contains(&"nodev".to_string()));
     let config = ok(cairn(&store, &["cat", "app:v1", "app/config.toml"]));
     assert_eq!(
         std::fs::read_to_string(dir.join("app/config.toml")).unwrap(),
@@ -79,6 +94,9 @@ fn mount_in_the_background_then_umount_and_sigterm_in_the_foreground() {
     let out = cairn(&store, &["umount", dir_arg]);
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("not a cairn mount"));
+    let out = cairn(&store, &["mount", "app:v1", dir_arg, "--suid-dev", "--allow-other"]);
+    assert!(!out.status.success() && !is_mounted(&dir));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--allow-other"));
     let out = cairn(&store, &["mount", "nope", dir_arg]);
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("no image named \"nope\""));

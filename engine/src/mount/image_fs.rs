@@ -7,6 +7,12 @@
 //! entry holding its content, so all its names share one inode, whose link count is one plus
 //! the visible hardlinks to it (counted when the image is opened). Implicit directories (a tar
 //! may hold `a/b` without `a/`) get numbers from `IMPLICIT_BASE` on, as they are met.
+//!
+//! A lookup names a directory inode and a name: each directory looked up keeps its parent's
+//! inode and its floor in the view (a few words, like the implicit directories' parent and
+//! name), so that a lookup, listing or `..` in a directory costs one path lookup per layer
+//! whatever its depth; found by path, it cost one per layer per ancestor, and `find` in a tree
+//! 10,000 directories deep never got to the bottom.
 
 use super::content::{Content, OpenFile};
 use crate::error::{Error, Result};
@@ -14,7 +20,7 @@ use crate::format::bootstrap::BlobRecord;
 use crate::format::layer_meta::{LayerEntry, LayerMeta};
 use crate::layer::{EntryKind, EntryMeta};
 use crate::ops::tree::join;
-use crate::ops::view::MergedView;
+use crate::ops::view::{Found, MergedView, IMPLICIT_DIR_MODE};
 use fuser::{FileAttr, FileType, INodeNo};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -64,13 +70,31 @@ pub(super) struct ImageFs {
     /// Inode -> visible hardlinks to it.
     links: HashMap<u64, u32>,
     implicit: Mutex<Implicit>,
+    /// Directory inode -> what its lookup found out (`Dir`).
+    dirs: Mutex<HashMap<u64, Dir>>,
     content: Arc<Content>,
 }
 
+/// Implicit directories met, by their parent's inode and name (not their paths, which would
+/// cost the square of the depth in a deep tree).
 #[derive(Default)]
 struct Implicit {
-    inodes: HashMap<Vec<u8>, u64>,
-    paths: Vec<Vec<u8>>,
+    inodes: HashMap<(u64, Vec<u8>), u64>,
+    /// Inode - `IMPLICIT_BASE` -> (parent inode, name).
+    names: Vec<(u64, Vec<u8>)>,
+}
+
+/// A directory as its lookup found it: its parent's inode and its floor in the view
+/// (`MergedView::floor_of`), so that a lookup or a listing in it reads each layer once,
+/// whatever its depth (a `get` by path would read each layer once per ancestor).
+#[derive(Clone, Copy)]
+struct Dir {
+    parent: u64,
+    floor: usize,
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 impl ImageFs {
@@ -101,6 +125,7 @@ impl ImageFs {
             firsts,
             links: HashMap::new(),
             implicit: Mutex::new(Implicit::default()),
+            dirs: Mutex::new(HashMap::new()),
             content,
         };
         fs.links = fs.count_hardlinks()?;
@@ -127,11 +152,11 @@ impl ImageFs {
                 };
                 let path = join(&record.parent, &record.name);
                 let visible = view.get(&path)?;
-                if visible.is_none_or(|(vl, r)| vl != l || r.entry != Some(n)) {
+                if !matches!(visible, Some(Found::Entry(vl, r)) if vl == l && r.entry == Some(n)) {
                     continue;
                 }
                 let target = view.content_entry(&path, |l, n| self.link_target(l, n))?;
-                if let Some((tl, Some(tn))) = target.map(|(tl, r)| (tl, r.entry)) {
+                if let Some(Shown::Entry(tl, tn)) = target.and_then(shown) {
                     *links.entry(self.firsts[tl] + tn).or_insert(0) += 1;
                 }
             }
@@ -145,14 +170,14 @@ impl ImageFs {
             return Ok(Some(self.root()));
         }
         if ino >= IMPLICIT_BASE {
-            let implicit = self.implicit.lock().unwrap_or_else(|e| e.into_inner());
-            let path = implicit.paths.get((ino - IMPLICIT_BASE) as usize).cloned();
-            return Ok(path.map(|path| Node {
-                ino,
-                path,
-                entry: None,
-                layer: 0,
-            }));
+            return self.implicit_path(ino).map(|path| {
+                path.map(|path| Node {
+                    ino,
+                    path,
+                    entry: None,
+                    layer: 0,
+                })
+            });
         }
         let Some(layer) = (ino >= FIRST_ENTRY)
             .then(|| self.firsts.partition_point(|&f| f <= ino) - 1)
@@ -170,6 +195,27 @@ impl ImageFs {
         }))
     }
 
+    /// The path of implicit directory `ino`: its name, its parents' up to the first that is
+    /// not implicit.
+    fn implicit_path(&self, mut ino: u64) -> Result<Option<Vec<u8>>> {
+        let mut names = Vec::new();
+        while ino >= IMPLICIT_BASE {
+            let implicit = lock(&self.implicit);
+            let Some((parent, name)) = implicit.names.get((ino - IMPLICIT_BASE) as usize) else {
+                return Ok(None);
+            };
+            names.push(name.clone());
+            ino = *parent;
+        }
+        let Some(top) = self.node(ino)? else {
+            return Ok(None);
+        };
+        names.push(top.path);
+        names.retain(|n| !n.is_empty());
+        names.reverse();
+        Ok(Some(names.join(&b'/')))
+    }
+
     fn root(&self) -> Node {
         Node {
             ino: ROOT,
@@ -179,30 +225,68 @@ impl ImageFs {
         }
     }
 
+    /// What the lookup of directory `dir` found out; for one met otherwise (the root, or a
+    /// directory reached through a hardlink's target), found now by looking it up from the root.
+    fn dir(&self, dir: &Node) -> Result<Dir> {
+        if dir.ino == ROOT {
+            let floor = self.view().floor_of(b"")?;
+            return Ok(Dir { parent: ROOT, floor });
+        }
+        if let Some(found) = lock(&self.dirs).get(&dir.ino) {
+            return Ok(*found);
+        }
+        let mut node = self.root();
+        for name in dir.path.split(|&b| b == b'/') {
+            match self.child(&node, name)? {
+                Some(child) => node = child,
+                None => break,
+            }
+        }
+        if let Some(found) = lock(&self.dirs).get(&dir.ino) {
+            return Ok(*found);
+        }
+        // Not where its path leads (a directory a hardlink names): its floor, and the root.
+        let floor = self.view().floor_of(&dir.path)?;
+        Ok(Dir { parent: ROOT, floor })
+    }
+
     /// The node at `name` in directory `parent`, hardlinks followed to their content.
     pub fn child(&self, parent: &Node, name: &[u8]) -> Result<Option<Node>> {
         let path = join(&parent.path, name);
         let view = self.view();
-        let found = match view.get(&path)? {
-            Some((_, record)) if record.kind == Some(EntryKind::Hardlink) => {
-                view.content_entry(&path, |l, n| self.link_target(l, n))?
+        let floor = self.dir(parent)?.floor;
+        let (found, child_floor) = view.child_in(&parent.path, floor, name)?;
+        let (found, linked) = match found {
+            Some(found) if found.kind() == Some(EntryKind::Hardlink) => {
+                (view.content_entry(&path, |l, n| self.link_target(l, n))?, true)
             }
-            Some(found) => Some(found),
-            None if view.is_dir(&path)? => return Ok(Some(self.implicit_node(path))),
-            None => None,
+            found => (found, false),
         };
-        let Some((layer, Some(n))) = found.map(|(l, r)| (l, r.entry)) else {
-            return Ok(None);
+        let node = match found.and_then(shown) {
+            Some(Shown::Implicit) => self.implicit_node(parent.ino, name, path),
+            Some(Shown::Entry(layer, n)) => match self.node(self.firsts[layer] + n)? {
+                Some(node) => node,
+                None => return Ok(None),
+            },
+            None => return Ok(None),
         };
-        self.node(self.firsts[layer] + n)
+        if node.kind() == FileType::Directory && !linked {
+            let dir = Dir {
+                parent: parent.ino,
+                floor: child_floor,
+            };
+            lock(&self.dirs).insert(node.ino, dir);
+        }
+        Ok(Some(node))
     }
 
-    fn implicit_node(&self, path: Vec<u8>) -> Node {
-        let mut implicit = self.implicit.lock().unwrap_or_else(|e| e.into_inner());
-        let next = IMPLICIT_BASE + implicit.paths.len() as u64;
-        let ino = *implicit.inodes.entry(path.clone()).or_insert(next);
+    fn implicit_node(&self, parent: u64, name: &[u8], path: Vec<u8>) -> Node {
+        let mut implicit = lock(&self.implicit);
+        let next = IMPLICIT_BASE + implicit.names.len() as u64;
+        let key = (parent, name.to_vec());
+        let ino = *implicit.inodes.entry(key).or_insert(next);
         if ino == next {
-            implicit.paths.push(path.clone());
+            implicit.names.push((parent, name.to_vec()));
         }
         Node {
             ino,
@@ -215,50 +299,32 @@ impl ImageFs {
     /// The names in directory `dir`, without `.` and `..`.
     pub fn list(&self, dir: &Node) -> Result<Vec<DirItem>> {
         let view = self.view();
+        let floor = self.dir(dir)?.floor;
         let mut items = Vec::new();
-        for (name, found) in view.children_with_implicit(&dir.path)? {
+        for (name, found) in view.children_in(&dir.path, floor)? {
             let path = join(&dir.path, &name);
             let target = match found {
-                None => {
-                    let ino = self.implicit_node(path).ino;
-                    items.push(DirItem {
-                        name,
-                        ino,
-                        kind: FileType::Directory,
-                    });
-                    continue;
-                }
-                Some((_, record)) if record.kind == Some(EntryKind::Hardlink) => {
+                found if found.kind() == Some(EntryKind::Hardlink) => {
                     view.content_entry(&path, |l, n| self.link_target(l, n))?
                 }
-                Some(found) => Some(found),
+                found => Some(found),
             };
+            let kind = target.as_ref().and_then(|t| t.kind());
+            let kind = kind.map_or(FileType::RegularFile, file_type);
             // A hardlink leading nowhere is not listed: it could not be looked up either.
-            if let Some((layer, Some(n), kind)) = target.map(|(l, r)| (l, r.entry, r.kind)) {
-                items.push(DirItem {
-                    name,
-                    ino: self.firsts[layer] + n,
-                    kind: kind.map_or(FileType::RegularFile, file_type),
-                });
-            }
+            let ino = match target.and_then(shown) {
+                Some(Shown::Implicit) => self.implicit_node(dir.ino, &name, path).ino,
+                Some(Shown::Entry(layer, n)) => self.firsts[layer] + n,
+                None => continue,
+            };
+            items.push(DirItem { name, ino, kind });
         }
         Ok(items)
     }
 
     /// The inode of the directory holding `node` (the root's is itself).
     pub fn parent_ino(&self, node: &Node) -> Result<u64> {
-        let (parent, _) = crate::ops::tree::parent_and_name(&node.path);
-        if parent.is_empty() {
-            return Ok(ROOT);
-        }
-        let (grand, name) = crate::ops::tree::parent_and_name(parent);
-        let grand = Node {
-            ino: 0,
-            path: grand.to_vec(),
-            entry: None,
-            layer: 0,
-        };
-        Ok(self.child(&grand, name)?.map_or(ROOT, |n| n.ino))
+        Ok(self.dir(node)?.parent)
     }
 
     pub fn attr(&self, node: &Node) -> Result<FileAttr> {
@@ -274,12 +340,9 @@ impl ImageFs {
     }
 
     fn subdirectories(&self, dir: &Node) -> Result<u32> {
-        let listing = self.view().children_with_implicit(&dir.path)?;
-        let dirs = listing.iter().filter(|(_, found)| match found {
-            None => true,
-            Some((_, record)) => record.kind == Some(EntryKind::Directory),
-        });
-        Ok(dirs.count() as u32)
+        let floor = self.dir(dir)?.floor;
+        let listing = self.view().children_in(&dir.path, floor)?;
+        Ok(listing.iter().filter(|(_, found)| found.is_dir()).count() as u32)
     }
 
     /// An open regular file's content.
@@ -302,6 +365,20 @@ impl ImageFs {
         let entries = self.layers.iter().map(|l| l.entry_count()).sum();
         let bytes = self.layers.iter().map(|l| l.info().content_bytes).sum();
         (entries, bytes)
+    }
+}
+
+/// What the inode of something the view shows is made of.
+enum Shown {
+    Implicit,
+    /// Layer and entry number.
+    Entry(usize, u64),
+}
+
+fn shown(found: Found) -> Option<Shown> {
+    match found {
+        Found::Entry(l, record) => record.entry.map(|n| Shown::Entry(l, n)),
+        Found::Implicit(_) => Some(Shown::Implicit),
     }
 }
 
@@ -334,7 +411,7 @@ pub(super) fn dir_attr(ino: u64, nlink: u32) -> FileAttr {
         ctime: UNIX_EPOCH,
         crtime: UNIX_EPOCH,
         kind: FileType::Directory,
-        perm: 0o755,
+        perm: IMPLICIT_DIR_MODE as u16,
         nlink,
         uid: 0,
         gid: 0,

@@ -4,6 +4,8 @@
 //! (`content.rs`), names and attributes come from the layer objects' indexes (`image_fs.rs`),
 //! `fuse.rs` speaks to the kernel. While mounted, a lease (`lease.rs`) keeps gc from deleting
 //! or moving what the mount reads; the store stays readable and writable meanwhile.
+//! Mounts are always `ro,nosuid,nodev`, unless `MountOptions::suid_dev` asks for setuid bits
+//! and devices to work (one image, seen by its mounter only).
 
 mod content;
 mod fuse;
@@ -36,6 +38,10 @@ pub struct MountOptions {
     pub images: MountImages,
     /// Let users other than the one mounting see the files (FUSE `allow_other`).
     pub allow_other: bool,
+    /// Honour the image's setuid/setgid bits and device nodes (mount without `nosuid,nodev`).
+    /// Only for one image, and never with `allow_other`: other users could run the image's
+    /// setuid programs as their owners (root) or open its devices.
+    pub suid_dev: bool,
     /// Bytes of decoded frames kept.
     pub cache_bytes: usize,
     /// Bytes decoded ahead of a file read sequentially.
@@ -49,6 +55,7 @@ impl Default for MountOptions {
         MountOptions {
             images: MountImages::All,
             allow_other: false,
+            suid_dev: false,
             cache_bytes: 32 << 20,
             readahead_bytes: 8 << 20,
             threads: 4,
@@ -77,6 +84,7 @@ impl Unmounter {
 impl MountSession {
     /// Mounts at `target` (an existing directory): takes the lease, opens the images, mounts.
     pub fn start(store_root: &Path, target: &Path, options: &MountOptions) -> Result<Self> {
+        check_options(options)?;
         let layout = StoreLayout::new(store_root);
         let guard = LeaseGuard::shared(&layout)?;
         let store = Arc::new(Store::open(store_root)?);
@@ -173,18 +181,41 @@ fn config(fs_name: &str, options: &MountOptions) -> fuser::Config {
         MountOption::FSName(format!("cairn:{fs_name}")),
         MountOption::Subtype("cairn".into()),
     ];
-    // One image is mounted to run containers from: its setuid programs and device nodes
-    // work (where the kernel allows it: mounted by root). Browsing every image does not need them.
-    if matches!(options.images, MountImages::One { .. }) {
+    // An image's setuid programs and device nodes are the image author's: by default they
+    // neither raise privileges nor open devices of this host (`check_options` keeps the
+    // exception to one image seen by its mounter alone).
+    if options.suid_dev {
         config
             .mount_options
             .extend([MountOption::Suid, MountOption::Dev]);
+    } else {
+        config
+            .mount_options
+            .extend([MountOption::NoSuid, MountOption::NoDev]);
     }
     if options.allow_other {
         config.acl = fuser::SessionACL::All;
     }
     config.n_threads = Some(options.threads.max(1));
     config
+}
+
+/// `suid_dev` is for one image seen by the user who mounts it: with `allow_other` any user
+/// could run the image's setuid-root programs as root, and `--all` shows every image.
+fn check_options(options: &MountOptions) -> Result<()> {
+    if options.suid_dev && options.allow_other {
+        return Err(Error::Usage(
+            "setuid bits and devices (--suid-dev) cannot be honoured on a mount other users \
+             see (--allow-other): they could run the image's setuid programs as their owners"
+                .into(),
+        ));
+    }
+    if options.suid_dev && matches!(options.images, MountImages::All) {
+        return Err(Error::Usage(
+            "setuid bits and devices (--suid-dev) are for one image, not --all".into(),
+        ));
+    }
+    Ok(())
 }
 
 fn mount_error(target: &Path, e: std::io::Error) -> Error {
@@ -200,6 +231,45 @@ fn mount_error(target: &Path, e: std::io::Error) -> Error {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn mounts_are_nosuid_nodev_unless_asked_and_never_for_other_users() {
+        use super::{check_options, config, MountImages, MountOptions};
+        use fuser::MountOption;
+        let one = MountImages::One {
+            name: "x".into(),
+            layer: None,
+        };
+        for images in [one.clone(), MountImages::All] {
+            let options = MountOptions {
+                images,
+                allow_other: true,
+                ..MountOptions::default()
+            };
+            let mounted = config("x", &options).mount_options;
+            assert!(mounted.contains(&MountOption::NoSuid) && mounted.contains(&MountOption::NoDev));
+            assert!(!mounted.contains(&MountOption::Suid) && !mounted.contains(&MountOption::Dev));
+        }
+        let asked = MountOptions {
+            images: one.clone(),
+            suid_dev: true,
+            ..MountOptions::default()
+        };
+        check_options(&asked).unwrap();
+        let mounted = config("x", &asked).mount_options;
+        assert!(mounted.contains(&MountOption::Suid) && !mounted.contains(&MountOption::NoSuid));
+        let shared = MountOptions {
+            allow_other: true,
+            ..asked.clone()
+        };
+        let err = check_options(&shared).unwrap_err().to_string();
+        assert!(err.contains("--allow-other"), "{err}");
+        let all = MountOptions {
+            images: MountImages::All,
+            ..asked
+        };
+        assert!(check_options(&all).is_err());
+    }
+
     #[test]
     fn image_names_become_one_directory_name() {
         assert_eq!(super::dir_name("py:v1"), b"py:v1");

@@ -13,7 +13,7 @@ use crate::format::bootstrap::{BlobRecord, ChunkRecord};
 use crate::format::layer_meta::{LayerEntry, LayerMeta};
 use crate::layer::EntryKind;
 use crate::ops::tree::{join, normalize};
-use crate::ops::view::{record_entries, record_entry, MergedView, PathRecord};
+use crate::ops::view::{record_entries, record_entry, Found, MergedView};
 use crate::progress::{Progress, Unit};
 use crate::store::Store;
 use crate::{BlobId, Sha256Digest};
@@ -275,10 +275,11 @@ pub fn cat(
     let missing = || Error::Usage(format!("{path}: no such file in image {name:?}"));
     let resolved = image_path(&view, &layers, path, follow)?.ok_or_else(missing)?;
     let link_target = |layer: usize, n: u64| Ok(layers[layer].entry(n)?.meta.link_target);
-    let (layer, record) = view
+    let found = view
         .content_entry(&resolved, link_target)?
         .ok_or_else(missing)?;
-    let entry = record_entry(&layers, layer, &record)?;
+    let layer = found.layer();
+    let entry = record_entry(&layers, &resolved, &found)?;
     if entry.meta.kind != EntryKind::File {
         return Err(Error::Usage(format!(
             "{path} in image {name:?} is a {}, not a regular file",
@@ -329,7 +330,7 @@ pub struct ListName {
 }
 
 /// The visible rows of `path`: its children if it is a directory of the view, else itself.
-type Rows = Vec<(Vec<u8>, usize, PathRecord)>;
+type Rows = Vec<(Vec<u8>, Found)>;
 
 fn listed_rows(
     view: &MergedView<LayerMeta>,
@@ -348,11 +349,11 @@ fn listed_rows(
         return Ok(view
             .children(&wanted)?
             .into_iter()
-            .map(|(child, layer, record)| (join(&wanted, &child), layer, record))
+            .map(|(child, found)| (join(&wanted, &child), found))
             .collect());
     }
     match view.get(&wanted)? {
-        Some((layer, record)) => Ok(vec![(wanted.to_vec(), layer, record)]),
+        Some(found) => Ok(vec![(wanted.to_vec(), found)]),
         None => Err(missing()),
     }
 }
@@ -364,10 +365,10 @@ pub fn ls_names(store: &Store, name: &str, path: &str, follow: Follow) -> Result
     let view = MergedView::new(&layers, None);
     Ok(listed_rows(&view, &layers, name, path, follow)?
         .into_iter()
-        .map(|(p, layer, record)| ListName {
+        .map(|(p, found)| ListName {
             path: String::from_utf8_lossy(&p).into_owned(),
-            kind: record.kind.map_or("special entry", kind_name),
-            layer,
+            kind: found.kind().map_or("special entry", kind_name),
+            layer: found.layer(),
         })
         .collect())
 }
@@ -378,12 +379,12 @@ pub fn ls(store: &Store, name: &str, path: &str, follow: Follow) -> Result<Vec<L
     let (_, layers) = store.image_layers(name)?;
     let view = MergedView::new(&layers, None);
     let rows = listed_rows(&view, &layers, name, path, follow)?;
-    let found: Vec<(usize, &PathRecord)> = rows.iter().map(|(_, l, r)| (*l, r)).collect();
+    let found: Vec<(&[u8], &Found)> = rows.iter().map(|(p, f)| (&p[..], f)).collect();
     let entries = record_entries(&layers, &found)?;
     Ok(rows
         .iter()
         .zip(entries)
-        .map(|((p, layer, _), e)| ListEntry {
+        .map(|((p, found), e)| ListEntry {
             path: String::from_utf8_lossy(p).into_owned(),
             kind: kind_name(e.meta.kind),
             mode: e.meta.mode,
@@ -396,7 +397,7 @@ pub fn ls(store: &Store, name: &str, path: &str, follow: Follow) -> Result<Vec<L
                 .link_target
                 .as_ref()
                 .map(|t| String::from_utf8_lossy(t).into_owned()),
-            layer: *layer,
+            layer: found.layer(),
         })
         .collect())
 }

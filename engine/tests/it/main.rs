@@ -8,6 +8,7 @@ mod dict_build;
 mod export;
 mod helpers;
 mod import_trust;
+mod implicit_dirs;
 mod lifecycle;
 mod local_registry;
 mod malformed;

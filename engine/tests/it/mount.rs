@@ -44,13 +44,17 @@ struct Mounted {
 
 impl Mounted {
     fn new(store: &Path, dir: PathBuf, images: MountImages) -> Mounted {
-        std::fs::create_dir_all(&dir).unwrap();
         let options = MountOptions {
             images,
             cache_bytes: 4 << 20,
             ..MountOptions::default()
         };
-        let mut session = MountSession::start(store, &dir, &options).unwrap();
+        Mounted::with_options(store, dir, &options)
+    }
+
+    fn with_options(store: &Path, dir: PathBuf, options: &MountOptions) -> Mounted {
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut session = MountSession::start(store, &dir, options).unwrap();
         let unmounter = session.unmounter();
         let thread = Some(std::thread::spawn(move || session.run()));
         Mounted {
@@ -333,4 +337,161 @@ fn run_python_in_overlay(lower: &Path, work: &Path) -> String {
         String::from_utf8_lossy(&run.stderr)
     );
     String::from_utf8_lossy(&run.stdout).trim().to_string()
+}
+
+/// Converts uncompressed `layers` into `store` as image `name`.
+fn add_image(store: &cairn_engine::StoreWriter, work: &Path, name: &str, layers: &[Vec<u8>]) {
+    let layout = work.join(format!("layout-{name}"));
+    write_layout(&layout, "t", layers, cairn_sample::LayerCompression::None);
+    convert(store, &format!("oci:{}", layout.display()), name, &[]).unwrap();
+}
+
+/// The options field of `dir`'s line in /proc/mounts.
+fn mount_options(dir: &Path) -> String {
+    let mounts = std::fs::read_to_string("/proc/mounts").unwrap();
+    let wanted = dir.to_string_lossy();
+    mounts
+        .lines()
+        .map(|l| l.split(' ').collect::<Vec<_>>())
+        .find(|f| f.get(1) == Some(&&*wanted))
+        .map(|f| f[3].to_string())
+        .unwrap_or_else(|| panic!("{wanted} is not in /proc/mounts"))
+}
+
+#[test]
+fn an_image_setuid_program_does_not_elevate_and_the_mount_is_nosuid_nodev() {
+    if skip("setuid test") {
+        return;
+    }
+    let Some(setpriv) = ["/usr/bin/setpriv", "/bin/setpriv"]
+        .into_iter()
+        .find(|p| Path::new(p).exists())
+    else {
+        eprintln!("note: setuid test skipped: setpriv is not installed");
+        return;
+    };
+    // Another user must reach the mount point: not under a 0700 temporary directory.
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(tmp.path(), std::os::unix::fs::PermissionsExt::from_mode(0o755))
+        .unwrap();
+    let id = std::fs::read("/usr/bin/id").unwrap();
+    let layer = cairn_sample::build_layer_tar(
+        &[
+            cairn_sample::SampleEntry::dir("bin/", 0o755),
+            cairn_sample::SampleEntry::file("bin/id", 0o4755, id),
+        ],
+        1_700_000_000,
+    )
+    .unwrap();
+    let store = new_store(tmp.path());
+    add_image(&store, tmp.path(), "suid", &[layer]);
+    let root = store.root().to_path_buf();
+    let options = MountOptions {
+        images: MountImages::One {
+            name: "suid".into(),
+            layer: None,
+        },
+        allow_other: true,
+        ..MountOptions::default()
+    };
+    let mounted = Mounted::with_options(&root, tmp.path().join("m"), &options);
+    let mounted_options = mount_options(&mounted.dir);
+    let listed: Vec<&str> = mounted_options.split(',').collect();
+    assert!(
+        listed.contains(&"nosuid") && listed.contains(&"nodev") && listed.contains(&"ro"),
+        "{mounted_options}"
+    );
+    let program = mounted.dir.join("bin/id");
+    let meta = std::fs::metadata(&program).unwrap();
+    assert_eq!((meta.mode() & 0o7777, meta.uid()), (0o4755, 0));
+    let out = Command::new(setpriv)
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+        .arg(&program)
+        .arg("-u")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "65534");
+    drop(mounted);
+
+    // Asked for, and only for the mounting user: setuid bits and devices are honoured.
+    let trusted = MountOptions {
+        suid_dev: true,
+        allow_other: false,
+        ..options.clone()
+    };
+    let mounted = Mounted::with_options(&root, tmp.path().join("t"), &trusted);
+    let mounted_options = mount_options(&mounted.dir);
+    assert!(!mounted_options.split(',').any(|o| o == "nosuid" || o == "nodev"), "{mounted_options}");
+    drop(mounted);
+    let shared = MountOptions {
+        allow_other: true,
+        ..trusted
+    };
+    std::fs::create_dir_all(tmp.path().join("s")).unwrap();
+    let refused = MountSession::start(&root, &tmp.path().join("s"), &shared);
+    assert!(refused.is_err_and(|e| e.to_string().contains("--allow-other")));
+}
+
+#[test]
+fn undeclared_directories_through_the_mount_match_gnu_tar() {
+    if skip("mount test") || !gnu_tar_available() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let store = new_store(tmp.path());
+    let root = store.root().to_path_buf();
+    for seed in 0..12 {
+        let layers = crate::implicit_dirs::random_stack(seed);
+        let name = format!("s{seed}");
+        add_image(&store, tmp.path(), &name, &layers);
+        let mounted = Mounted::image(&root, tmp.path().join(format!("m{seed}")), &name, None);
+        let work = tmp.path().join(format!("w{seed}"));
+        let reference = walk(&crate::implicit_dirs::overlay_reference(&layers, &work));
+        let ours = walk(&mounted.dir);
+        assert_eq!(
+            ours.keys().collect::<Vec<_>>(),
+            reference.keys().collect::<Vec<_>>(),
+            "seed {seed}: the same paths"
+        );
+        for (path, node) in &ours {
+            assert_eq!(node, &reference[path], "seed {seed}: {}", path.display());
+        }
+    }
+}
+
+#[test]
+fn find_counts_every_file_of_a_very_deep_tree() {
+    if skip("mount test") {
+        return;
+    }
+    const DEPTH: usize = 10_000;
+    let tmp = tempfile::tempdir().unwrap();
+    let mut entries = Vec::new();
+    let mut path = String::new();
+    for level in 0..DEPTH {
+        path = if path.is_empty() { "d".to_string() } else { format!("{path}/d") };
+        // Directories declared at even levels only; a file at every hundredth.
+        if level % 2 == 0 {
+            entries.push(cairn_sample::SampleEntry::dir(format!("{path}/"), 0o755));
+        }
+        if level % 100 == 99 {
+            entries.push(cairn_sample::SampleEntry::file(format!("{path}/f"), 0o644, vec![1]));
+        }
+    }
+    let layer = cairn_sample::build_layer_tar(&entries, 1_700_000_000).unwrap();
+    let store = new_store(tmp.path());
+    add_image(&store, tmp.path(), "deep", &[layer]);
+    let root = store.root().to_path_buf();
+    let mounted = Mounted::image(&root, tmp.path().join("m"), "deep", None);
+    let out = Command::new("find")
+        .arg(&mounted.dir)
+        .args(["-type", "f"])
+        .output()
+        .unwrap();
+    let found = out.stdout.iter().filter(|&&b| b == b'\n').count();
+    assert_eq!(found, DEPTH / 100, "find: {}", String::from_utf8_lossy(&out.stderr));
+    let out = Command::new("find").arg(&mounted.dir).args(["-type", "d"]).output().unwrap();
+    let dirs = out.stdout.iter().filter(|&&b| b == b'\n').count();
+    assert_eq!(dirs, DEPTH + 1, "find: {}", String::from_utf8_lossy(&out.stderr));
 }

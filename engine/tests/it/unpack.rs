@@ -198,6 +198,23 @@ impl Node {
     pub(crate) fn content(&self) -> Option<blake3::Hash> {
         self.content
     }
+
+    /// "dir", "file", "symlink" or "special".
+    pub(crate) fn kind(&self) -> &'static str {
+        self.kind
+    }
+
+    pub(crate) fn mode(&self) -> u32 {
+        self.mode
+    }
+
+    pub(crate) fn mtime(&self) -> Option<i64> {
+        self.mtime
+    }
+
+    pub(crate) fn link_target(&self) -> Option<&Path> {
+        self.link_target.as_deref()
+    }
 }
 
 pub(crate) fn walk(root: &Path) -> BTreeMap<PathBuf, Node> {

@@ -301,8 +301,8 @@ impl<'a> DeltaFinder<'a> {
         for layers in &self.images {
             let view = MergedView::new(layers, None);
             let link_target = |l: usize, n: u64| Ok(layers[l].entry(n)?.meta.link_target);
-            if let Some((layer, record)) = view.content_entry(&file.path, link_target)? {
-                let entry = record_entry(layers, layer, &record)?;
+            if let Some(shown) = view.content_entry(&file.path, link_target)? {
+                let entry = record_entry(layers, &file.path, &shown)?;
                 found = OldFile::of(&entry, BaseOrigin::SamePath);
                 if found.is_some() {
                     break;

@@ -43,9 +43,10 @@ pub(super) fn for_each_visible(
         &view,
         |_| true,
         |batch| {
-            let found: Vec<_> = batch.iter().map(|(_, l, r)| (*l, r)).collect();
+            let found: Vec<_> = batch.iter().map(|(p, f)| (&p[..], f)).collect();
             let entries = record_entries(layers, &found)?;
-            for ((path, layer, _), entry) in batch.into_iter().zip(entries) {
+            for ((path, found), entry) in batch.iter().zip(entries) {
+                let (path, layer) = (path.clone(), found.layer());
                 if entry.meta.kind == EntryKind::Hardlink {
                     hardlinks.push((path, layer, entry));
                     continue;
@@ -65,8 +66,8 @@ pub(super) fn for_each_visible(
     for (path, layer, entry) in hardlinks {
         let target = normalize(entry.meta.link_target.as_deref().unwrap_or_default());
         let target_key = match view.get(&target)? {
-            Some((l, record)) if record.kind == Some(EntryKind::File) => {
-                let target_entry = record_entry(layers, l, &record)?;
+            Some(found) if found.kind() == Some(EntryKind::File) => {
+                let target_entry = record_entry(layers, &target, &found)?;
                 let tar_bytes = tar_entry::entry_bytes(&target_entry.meta, &target);
                 entry_key(&target, &target_entry, tar_bytes, None)
             }

@@ -14,7 +14,7 @@ use crate::error::Result;
 use crate::format::bootstrap::Bootstrap;
 use crate::format::layer_meta::{LayerEntry, LayerMeta};
 use crate::layer::EntryKind;
-use crate::ops::view::{record_entries, walk_batches, MergedView, PathRecord};
+use crate::ops::view::{record_entries, walk_batches, Found, MergedView};
 use crate::store::Store;
 use crate::ChunkId;
 use serde::Serialize;
@@ -248,8 +248,8 @@ fn layer_diffs(old: &Side, new: &Side) -> Result<Vec<LayerDiff>> {
 }
 
 /// True if `record` is a regular file's.
-fn is_file_record(record: &PathRecord) -> bool {
-    record.kind == Some(EntryKind::File)
+fn is_file_found(found: &Found) -> bool {
+    found.kind() == Some(EntryKind::File)
 }
 
 /// The `top` files with the most new bytes (ties by path), kept in a bounded heap: its
@@ -317,17 +317,17 @@ fn file_changes(old: &Side, new: &Side, top: usize, report: &mut DiffReport) -> 
         top,
         heap: BinaryHeap::new(),
     };
-    walk_batches(&new_view, is_file_record, |batch| {
-        let found: Vec<_> = batch.iter().map(|(_, l, r)| (*l, r)).collect();
+    walk_batches(&new_view, is_file_found, |batch| {
+        let found: Vec<_> = batch.iter().map(|(p, f)| (&p[..], f)).collect();
         let entries = record_entries(&new.layers, &found)?;
         // The same paths in OLD, where they are files.
         let mut before = Vec::with_capacity(batch.len());
-        for (path, _, _) in &batch {
-            before.push(old_view.get(path)?.filter(|(_, r)| is_file_record(r)));
+        for (path, _) in &batch {
+            before.push(old_view.get(path)?.filter(is_file_found).map(|f| (&path[..], f)));
         }
-        let old_found: Vec<_> = before.iter().flatten().map(|(l, r)| (*l, r)).collect();
+        let old_found: Vec<_> = before.iter().flatten().map(|(p, f)| (*p, f)).collect();
         let mut old_entries = record_entries(&old.layers, &old_found)?.into_iter();
-        for (((path, _, _), entry), before) in batch.iter().zip(entries).zip(&before) {
+        for (((path, _), entry), before) in batch.iter().zip(entries).zip(&before) {
             let before = match before {
                 Some(_) => old_entries.next(),
                 None => None,
@@ -338,8 +338,8 @@ fn file_changes(old: &Side, new: &Side, top: usize, report: &mut DiffReport) -> 
         }
         Ok(())
     })?;
-    old_view.walk(|path, _, record| {
-        if is_file_record(record) && !new_view.get(path)?.is_some_and(|(_, r)| is_file_record(&r)) {
+    old_view.walk(|path, found| {
+        if is_file_found(found) && !new_view.get(path)?.is_some_and(|f| is_file_found(&f)) {
             report.files_removed += 1;
         }
         Ok(())

@@ -8,7 +8,7 @@ use crate::error::Result;
 use crate::format::layer_meta::{LayerEntry, LayerMeta};
 use crate::layer::EntryKind;
 use crate::ops::tree::EntryRef;
-use crate::ops::view::{record_entries, walk_batches, MergedView, PathRecord};
+use crate::ops::view::{record_entries, walk_batches, Found, MergedView};
 
 pub(super) struct Merged<'l> {
     layers: &'l [LayerMeta],
@@ -22,27 +22,23 @@ impl<'l> Merged<'l> {
     }
 
     /// Calls `visit(normalized path, where it comes from, the entry)` for every visible entry
-    /// but hardlinks, parents before children; the entries are decoded a batch at a time
+    /// but hardlinks, parents before children, implicit directories included (as
+    /// `ops::view::implicit_dir_meta` entries, with the `EntryRef` of the layer that has them
+    /// and index 0: never looked up); the entries are decoded a batch at a time
     /// (`ops::view::walk_batches`).
     pub fn walk_but_hardlinks(
         &self,
         mut visit: impl FnMut(&[u8], EntryRef, LayerEntry) -> Result<()>,
     ) -> Result<()> {
         let view = MergedView::new(self.layers, self.top);
-        let want = |r: &PathRecord| r.kind != Some(EntryKind::Hardlink);
+        let want = |f: &Found| f.kind() != Some(EntryKind::Hardlink);
         walk_batches(&view, want, |batch| {
-            let found: Vec<_> = batch.iter().map(|(_, l, r)| (*l, r)).collect();
+            let found: Vec<_> = batch.iter().map(|(p, f)| (&p[..], f)).collect();
             let entries = record_entries(self.layers, &found)?;
-            for ((path, layer, record), entry) in batch.iter().zip(entries) {
-                let index = record.entry.unwrap_or_default() as usize;
-                visit(
-                    path,
-                    EntryRef {
-                        layer: *layer,
-                        index,
-                    },
-                    entry,
-                )?;
+            for ((path, found), entry) in batch.iter().zip(entries) {
+                let index = found.record().and_then(|r| r.entry).unwrap_or_default() as usize;
+                let layer = found.layer();
+                visit(path, EntryRef { layer, index }, entry)?;
             }
             Ok(())
         })
@@ -65,13 +61,12 @@ impl<'l> Merged<'l> {
 
     /// The entry visible at `path` in the view of layers `0..=top`.
     pub fn get_as_of(&self, top: Option<usize>, path: &[u8]) -> Result<Option<EntryRef>> {
-        Ok(MergedView::new(self.layers, top)
-            .get(path)?
-            .and_then(|(layer, record)| {
-                record.entry.map(|n| EntryRef {
-                    layer,
-                    index: n as usize,
-                })
-            }))
+        Ok(match MergedView::new(self.layers, top).get(path)? {
+            Some(Found::Entry(layer, record)) => record.entry.map(|n| EntryRef {
+                layer,
+                index: n as usize,
+            }),
+            _ => None,
+        })
     }
 }

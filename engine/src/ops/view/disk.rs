@@ -1,7 +1,7 @@
 //! The on-disk path index of a layer metadata object, read through `LayerPaths`: lookups and
 //! listings decode the one or few path blocks they need, each checked against its hash.
 
-use super::{LayerPaths, MergedView, PathRecord};
+use super::{implicit_dir_meta, Found, LayerPaths, MergedView, PathRecord};
 use crate::error::{Error, Result};
 use crate::format::layer_meta::{LayerEntry, LayerMeta};
 
@@ -23,6 +23,10 @@ impl LayerPaths for LayerMeta {
     fn root_opaque(&self) -> Result<bool> {
         Ok(self.info().root_opaque)
     }
+
+    fn has_children(&self, dir: &[u8]) -> Result<bool> {
+        LayerMeta::has_children(self, dir)
+    }
 }
 
 /// Visible entries a walk hands over at a time (`walk_batches`): enough that the entries of
@@ -30,22 +34,22 @@ impl LayerPaths for LayerMeta {
 /// a batch (paths, records, decoded entries) stays a few MiB.
 pub(crate) const WALK_BATCH: usize = 4096;
 
-/// One visible entry of a walk: its normalized path, its layer and that layer's record.
-type Visit = (Vec<u8>, usize, PathRecord);
+/// One visible entry of a walk: its normalized path and what the view shows there.
+type Visit = (Vec<u8>, Found);
 
-/// `MergedView::walk` over layer objects, handing the visible entries whose record `want`s to
+/// `MergedView::walk` over layer objects, handing the visible entries `want`ed to
 /// `on_batch` in walk order, `WALK_BATCH` at a time, so that their entries can be decoded
 /// together (`record_entries`): the walk goes in path order, the entry blocks in tar order,
 /// and decoding entries one by one in path order would decode a block per entry.
 pub(crate) fn walk_batches(
     view: &MergedView<LayerMeta>,
-    want: impl Fn(&PathRecord) -> bool,
+    want: impl Fn(&Found) -> bool,
     mut on_batch: impl FnMut(Vec<Visit>) -> Result<()>,
 ) -> Result<()> {
     let mut batch = Vec::with_capacity(WALK_BATCH);
-    view.walk(|path, layer, record| {
-        if want(record) {
-            batch.push((path.to_vec(), layer, record.clone()));
+    view.walk(|path, found| {
+        if want(found) {
+            batch.push((path.to_vec(), found.clone()));
             if batch.len() >= WALK_BATCH {
                 on_batch(std::mem::replace(
                     &mut batch,
@@ -61,21 +65,25 @@ pub(crate) fn walk_batches(
     Ok(())
 }
 
-/// The entries `found` (layer, record) name, in that order, decoded in (layer, entry number)
-/// order with `LayerMeta::entries_at`: each entry block that holds some is decoded once.
+/// The entries `found` (normalized path, what the view shows there) name, in that order:
+/// layers' entries decoded in (layer, entry number) order with `LayerMeta::entries_at`, so each
+/// entry block that holds some is decoded once; implicit directories as `implicit_dir_meta`.
 pub(crate) fn record_entries(
     layers: &[LayerMeta],
-    found: &[(usize, &PathRecord)],
+    found: &[(&[u8], &Found)],
 ) -> Result<Vec<LayerEntry>> {
     let mut order: Vec<(usize, u64, usize)> = Vec::with_capacity(found.len());
-    for (i, &(layer, record)) in found.iter().enumerate() {
-        match (layer < layers.len(), record.entry) {
-            (true, Some(n)) => order.push((layer, n, i)),
-            _ => return Err(no_entry(layer, record)),
+    let mut slots: Vec<Option<LayerEntry>> = vec![None; found.len()];
+    for (i, &(path, shown)) in found.iter().enumerate() {
+        match shown {
+            Found::Entry(layer, record) => match (*layer < layers.len(), record.entry) {
+                (true, Some(n)) => order.push((*layer, n, i)),
+                _ => return Err(no_entry(*layer, record)),
+            },
+            Found::Implicit(_) => slots[i] = Some(implicit_entry(path)),
         }
     }
     order.sort_unstable();
-    let mut slots: Vec<Option<LayerEntry>> = vec![None; found.len()];
     for group in order.chunk_by(|a, b| a.0 == b.0) {
         let numbers: Vec<u64> = group.iter().map(|&(_, n, _)| n).collect();
         let entries = layers[group[0].0].entries_at(&numbers)?;
@@ -84,6 +92,16 @@ pub(crate) fn record_entries(
         }
     }
     Ok(slots.into_iter().flatten().collect())
+}
+
+/// An implicit directory at normalized `path` as an entry: no raw header (it is in no tar),
+/// no chunks.
+fn implicit_entry(path: &[u8]) -> LayerEntry {
+    LayerEntry {
+        raw_header: Vec::new(),
+        meta: implicit_dir_meta(path),
+        chunks: Vec::new(),
+    }
 }
 
 fn no_entry(layer: usize, record: &PathRecord) -> Error {
@@ -96,14 +114,14 @@ fn no_entry(layer: usize, record: &PathRecord) -> Error {
     )
 }
 
-/// The entry a record of the view over `layers` names (decoding its one entry block).
-pub(crate) fn record_entry(
-    layers: &[LayerMeta],
-    layer: usize,
-    record: &PathRecord,
-) -> Result<LayerEntry> {
-    match (layers.get(layer), record.entry) {
-        (Some(meta), Some(n)) => meta.entry(n),
-        _ => Err(no_entry(layer, record)),
+/// The entry `found` (what the view over `layers` shows at normalized `path`) names, decoding
+/// its one entry block.
+pub(crate) fn record_entry(layers: &[LayerMeta], path: &[u8], found: &Found) -> Result<LayerEntry> {
+    match found {
+        Found::Entry(layer, record) => match (layers.get(*layer), record.entry) {
+            (Some(meta), Some(n)) => meta.entry(n),
+            _ => Err(no_entry(*layer, record)),
+        },
+        Found::Implicit(_) => Ok(implicit_entry(path)),
     }
 }

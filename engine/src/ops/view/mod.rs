@@ -1,7 +1,7 @@
 //! The merged view of an image answered path by path from per-layer path indexes, without
 //! building the whole tree in memory: the same view as `ops::tree::MergedTree` (whiteouts,
-//! opaque markers, a non-directory replacing what lower layers had below it), which the
-//! differential test in `tests.rs` holds it to. A layer is seen through `LayerPaths`: records
+//! opaque markers, a non-directory replacing what lower layers had below it, directories the
+//! tars never declare), which the differential test in `tests.rs` holds it to. A layer is seen through `LayerPaths`: records
 //! keyed by (parent, name) with the whiteout and opaque markers folded into flags, as the
 //! format-4 path index stores them. `LayerMeta` (a layer metadata object, `disk.rs`) is what the
 //! readers (`cat`, `ls`, `unpack`, `diff`) see; `MemoryLayerPaths` (tests only) builds the same
@@ -16,7 +16,7 @@ mod resolve;
 mod tests;
 
 use crate::error::{Error, Result};
-use crate::layer::EntryKind;
+use crate::layer::{EntryKind, EntryMeta};
 use crate::ops::tree::{join, normalize, parent_and_name};
 
 pub(crate) use disk::{record_entries, record_entry, walk_batches};
@@ -50,22 +50,136 @@ pub(crate) trait LayerPaths {
 
     /// True if the layer has `.wh..wh..opq` at the root: every entry of lower layers is hidden.
     fn root_opaque(&self) -> Result<bool>;
+
+    /// True if some record has parent `dir` (normalized).
+    fn has_children(&self, dir: &[u8]) -> Result<bool> {
+        Ok(self.children(dir)?.next().is_some())
+    }
 }
 
-/// The layers `0..=top` of an image, bottom first, as one filesystem.
+/// The layers `0..=top` of an image, bottom first, as one filesystem: the tree GNU tar (or
+/// containerd's applier) makes by extracting the layers in order, whiteouts applied.
 ///
 /// Rules, for a normalized path P = D/N (the root has no entry): going down from the top layer,
 /// a layer's own entry at P is the visible one; otherwise the layer hides P from the layers
 /// below it if it has a whiteout of P, or hides everything below D (and so P) if it has a root
 /// opaque marker, or a whiteout, an opaque marker or a non-directory entry at D or any ancestor
 /// of D. A layer's flags never hide its own entries.
+///
+/// Implicit directories: a layer with records below P but no entry at P (its tar holds `P/x`
+/// without `P/`, or `P/.wh.x`, or `P/.wh..wh..opq`) has a directory at P, as extracting it
+/// creates one (containerd's `mkparent`, GNU tar's `make_directories`). That directory is the
+/// visible one unless a layer above has something else at P: where the first entry found below
+/// it is a directory, that entry is shown (extracting keeps an existing directory and its
+/// attributes); where there is none, or it is a non-directory (which the directory replaces,
+/// as on overlayfs), the view shows `Found::Implicit`, whose attributes are `implicit_dir_meta`.
 pub(crate) struct MergedView<'a, L: LayerPaths> {
     /// Only the layers applied.
     layers: &'a [L],
 }
 
-/// A visible entry: its layer and that layer's record (whose `entry` is `Some`).
-pub(crate) type Found = (usize, PathRecord);
+/// What the view shows at a path.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum Found {
+    /// A layer's entry: the layer and its record (whose `entry` is `Some`).
+    Entry(usize, PathRecord),
+    /// A directory no layer has an entry for (see `MergedView`): the topmost layer that has it.
+    Implicit(usize),
+}
+
+impl Found {
+    /// The layer the entry (or the implicit directory) comes from.
+    pub fn layer(&self) -> usize {
+        match self {
+            Found::Entry(l, _) | Found::Implicit(l) => *l,
+        }
+    }
+
+    /// The entry's record; `None` for an implicit directory.
+    pub fn record(&self) -> Option<&PathRecord> {
+        match self {
+            Found::Entry(_, record) => Some(record),
+            Found::Implicit(_) => None,
+        }
+    }
+
+    /// The entry's kind (`Directory` for an implicit directory).
+    pub fn kind(&self) -> Option<EntryKind> {
+        match self {
+            Found::Entry(_, record) => record.kind,
+            Found::Implicit(_) => Some(EntryKind::Directory),
+        }
+    }
+
+    pub fn is_dir(&self) -> bool {
+        self.kind() == Some(EntryKind::Directory)
+    }
+}
+
+/// Mode of an implicit directory: containerd's `mkparent` makes it with 0755, GNU tar with
+/// 0777 less the umask (0755 under the usual 022).
+pub(crate) const IMPLICIT_DIR_MODE: u32 = 0o755;
+
+/// The metadata the view gives an implicit directory at normalized `path`: mode 0755, owned by
+/// root (uid and gid 0: who the applier runs as), mtime 0. containerd leaves the time of the
+/// apply there, and GNU tar the time of the extraction; a view must give the same answer every
+/// time it is read, so it takes the epoch. No xattrs, no names. Never written into a layer tar
+/// that `export` re-creates: those come from the layer's own entries only.
+pub(crate) fn implicit_dir_meta(path: &[u8]) -> EntryMeta {
+    EntryMeta {
+        path: [path, b"/"].concat(),
+        kind: EntryKind::Directory,
+        mode: IMPLICIT_DIR_MODE,
+        uid: 0,
+        gid: 0,
+        uname: Vec::new(),
+        gname: Vec::new(),
+        mtime: 0,
+        size: 0,
+        link_target: None,
+        xattrs: Vec::new(),
+        dev_major: 0,
+        dev_minor: 0,
+    }
+}
+
+/// The answer at one path, folded from the layers' records there, top layer first.
+#[derive(Default)]
+struct Fold {
+    /// The topmost layer seen that has an implicit directory at the path.
+    implicit: Option<usize>,
+}
+
+impl Fold {
+    /// Takes layer `l`'s record; `Some(answer)` once the layers below cannot change it.
+    /// `implied` says whether the record makes a directory of the layer without an entry
+    /// (asked only of an entry-less whiteout that is not also opaque: whether the layer has
+    /// records below it).
+    fn take(
+        &mut self,
+        l: usize,
+        record: &PathRecord,
+        implied: impl FnOnce() -> Result<bool>,
+    ) -> Result<Option<Option<Found>>> {
+        if record.entry.is_some() {
+            let shown = match self.implicit {
+                Some(i) if record.kind != Some(EntryKind::Directory) => Found::Implicit(i),
+                _ => Found::Entry(l, record.clone()),
+            };
+            return Ok(Some(Some(shown)));
+        }
+        let implicit = !record.whiteout || record.opaque || implied()?;
+        if implicit && self.implicit.is_none() {
+            self.implicit = Some(l);
+        }
+        Ok(record.whiteout.then(|| self.end()))
+    }
+
+    /// The answer when no layer below has anything at the path, or they are hidden.
+    fn end(&self) -> Option<Found> {
+        self.implicit.map(Found::Implicit)
+    }
+}
 
 /// One name of a directory listing: what each applied layer that has a record there says about
 /// it, top layer first.
@@ -75,28 +189,6 @@ struct Child {
 }
 
 impl Child {
-    /// The entry the view shows: the topmost record with an entry, unless a whiteout of the name
-    /// comes first.
-    fn visible(&self) -> Option<&(usize, PathRecord)> {
-        for found in &self.records {
-            if found.1.entry.is_some() {
-                return Some(found);
-            }
-            if found.1.whiteout {
-                return None;
-            }
-        }
-        None
-    }
-
-    /// True if a whiteout of the name comes before any record with an entry.
-    fn whited_out(&self) -> bool {
-        self.records
-            .iter()
-            .find(|(_, r)| r.entry.is_some() || r.whiteout)
-            .is_some_and(|(_, r)| r.whiteout)
-    }
-
     /// The lowest layer whose records below this name are still visible, given `floor` for the
     /// directory holding it.
     fn floor(&self, floor: usize) -> usize {
@@ -116,107 +208,126 @@ impl<'a, L: LayerPaths> MergedView<'a, L> {
         }
     }
 
-    /// The visible entry at `path` (any spelling; see `normalize`) and the layer it comes from;
-    /// the record's `entry` is always `Some`. At most (layers x (depth + 1)) lookups, about one
-    /// per layer that has nothing on the way to `path`.
-    pub fn get(&self, path: &[u8]) -> Result<Option<(usize, PathRecord)>> {
+    /// What is visible at `path` (any spelling; see `normalize`) and the layer it comes from.
+    /// At most (layers x (depth + 1)) lookups, about one per layer that has nothing on the way
+    /// to `path`.
+    pub fn get(&self, path: &[u8]) -> Result<Option<Found>> {
         let path = normalize(path);
         if path.is_empty() {
             return Ok(None);
         }
         let (dir, name) = parent_and_name(&path);
+        let mut fold = Fold::default();
         for (l, layer) in self.layers.iter().enumerate().rev() {
             if let Some(record) = layer.lookup(dir, name)? {
-                if record.entry.is_some() {
-                    return Ok(Some((l, record)));
-                }
-                if record.whiteout {
-                    return Ok(None);
+                if let Some(answer) = fold.take(l, &record, || layer.has_children(&path))? {
+                    return Ok(answer);
                 }
             }
             if hides_below(layer, dir)? {
-                return Ok(None);
+                return Ok(fold.end());
             }
         }
-        Ok(None)
+        Ok(fold.end())
     }
 
-    /// The visible direct children of directory `dir` ("" for the root), in name order, with
-    /// their layers: a listing of each layer not cut off at `dir`, merged by name.
-    pub fn children(&self, dir: &[u8]) -> Result<Vec<(Vec<u8>, usize, PathRecord)>> {
+    /// The visible direct children of directory `dir` ("" for the root), in name order,
+    /// implicit directories included: a listing of each layer not cut off at `dir`, merged by
+    /// name.
+    pub fn children(&self, dir: &[u8]) -> Result<Vec<(Vec<u8>, Found)>> {
         let dir = normalize(dir);
         let floor = self.floor(&dir)?;
-        let listing = self.listing(&dir, (floor..self.layers.len()).rev())?;
-        Ok(listing
-            .into_iter()
-            .filter_map(|child| {
-                let (l, record) = child.visible()?.clone();
-                Some((child.name, l, record))
-            })
-            .collect())
+        self.children_in(&dir, floor)
     }
 
-    /// Like `children`, with the implicit directories too: names without a visible entry of
-    /// their own that have visible entries below them (a tar may hold `a/b` without `a/`),
-    /// listed with `None`. How a filesystem lists a directory.
-    pub fn children_with_implicit(&self, dir: &[u8]) -> Result<Vec<(Vec<u8>, Option<Found>)>> {
-        let dir = normalize(dir);
-        let floor = self.floor(&dir)?;
-        let listing = self.listing(&dir, (floor..self.layers.len()).rev())?;
+    /// The lowest layer whose records below directory `dir` (normalized) count: what
+    /// `child_in` and `children_in` take, so that a reader going down a tree one directory at
+    /// a time (a mount) looks up each name in the layers once, not once per ancestor.
+    pub fn floor_of(&self, dir: &[u8]) -> Result<usize> {
+        self.floor(dir)
+    }
+
+    /// `get(dir/name)` for a directory `dir` (normalized) whose floor is `floor`, and the
+    /// floor of `dir/name`: one lookup per layer from `floor` up.
+    pub fn child_in(
+        &self,
+        dir: &[u8],
+        floor: usize,
+        name: &[u8],
+    ) -> Result<(Option<Found>, usize)> {
+        let mut child = Child {
+            name: name.to_vec(),
+            records: Vec::new(),
+        };
+        for l in (floor..self.layers.len()).rev() {
+            if let Some(record) = self.layers[l].lookup(dir, name)? {
+                child.records.push((l, record));
+            }
+        }
+        Ok((self.shown(dir, &child)?, child.floor(floor)))
+    }
+
+    /// `children(dir)` for a directory `dir` (normalized) whose floor is `floor`.
+    pub fn children_in(&self, dir: &[u8], floor: usize) -> Result<Vec<(Vec<u8>, Found)>> {
+        let listing = self.listing(dir, (floor..self.layers.len()).rev())?;
         let mut out = Vec::with_capacity(listing.len());
         for child in listing {
-            if let Some(found) = child.visible().cloned() {
-                out.push((child.name, Some(found)));
-            } else if !child.whited_out() && self.is_dir(&join(&dir, &child.name))? {
-                out.push((child.name, None));
+            if let Some(found) = self.shown(dir, &child)? {
+                out.push((child.name, found));
             }
         }
         Ok(out)
     }
 
-    /// True if `path` is a directory of the view: the root, a visible directory entry, or a
-    /// path without a visible entry that has visible children (as `MergedTree::is_dir`: an
-    /// implicit directory whose only entries are deeper than its children is not one).
+    /// What the view shows for `child` of directory `dir`, from its records.
+    fn shown(&self, dir: &[u8], child: &Child) -> Result<Option<Found>> {
+        let mut fold = Fold::default();
+        for (l, record) in &child.records {
+            let implied = || self.layers[*l].has_children(&join(dir, &child.name));
+            if let Some(answer) = fold.take(*l, record, implied)? {
+                return Ok(answer);
+            }
+        }
+        Ok(fold.end())
+    }
+
+    /// True if `path` is a directory of the view: the root, a visible directory entry, or an
+    /// implicit directory.
     pub fn is_dir(&self, path: &[u8]) -> Result<bool> {
         let path = normalize(path);
         if path.is_empty() {
             return Ok(true);
         }
-        match self.get(&path)? {
-            Some((_, record)) => Ok(record.kind == Some(EntryKind::Directory)),
-            None => Ok(!self.children(&path)?.is_empty()),
-        }
+        Ok(self.get(&path)?.is_some_and(|found| found.is_dir()))
     }
 
     /// Follows hardlinks (within the view, by the target `link_target(layer, entry)` gives) to
-    /// the entry holding the content; `None` if a link leads nowhere or past `MAX_LINK_DEPTH`.
+    /// what holds the content; `None` if a link leads nowhere or past `MAX_LINK_DEPTH`.
     pub fn content_entry(
         &self,
         path: &[u8],
         link_target: impl Fn(usize, u64) -> Result<Option<Vec<u8>>>,
-    ) -> Result<Option<(usize, PathRecord)>> {
+    ) -> Result<Option<Found>> {
         let mut path = normalize(path);
         for _ in 0..MAX_LINK_DEPTH {
-            let Some((layer, record)) = self.get(&path)? else {
+            let Some(found) = self.get(&path)? else {
                 return Ok(None);
             };
-            match (record.kind, record.entry) {
-                (Some(EntryKind::Hardlink), Some(entry)) => {
-                    path = normalize(&link_target(layer, entry)?.unwrap_or_default());
+            match &found {
+                Found::Entry(layer, record) if record.kind == Some(EntryKind::Hardlink) => {
+                    let entry = record.entry.unwrap_or_default();
+                    path = normalize(&link_target(*layer, entry)?.unwrap_or_default());
                 }
-                _ => return Ok(Some((layer, record))),
+                _ => return Ok(Some(found)),
             }
         }
         Ok(None)
     }
 
-    /// Calls `visit(path, layer, record)` for every visible entry, depth first in name order,
-    /// parents before children. Holds the listings of the directories on the current path only,
-    /// and lists a directory only in the layers that have records at it.
-    pub fn walk(
-        &self,
-        mut visit: impl FnMut(&[u8], usize, &PathRecord) -> Result<()>,
-    ) -> Result<()> {
+    /// Calls `visit(path, found)` for everything visible, implicit directories included, depth
+    /// first in name order, parents before children. Holds the listings of the directories on
+    /// the current path only, and lists a directory only in the layers that have records at it.
+    pub fn walk(&self, mut visit: impl FnMut(&[u8], &Found) -> Result<()>) -> Result<()> {
         let floor = self.floor(b"")?;
         let root = self.listing(b"", (floor..self.layers.len()).rev())?;
         // (directory, its floor, the rest of its listing)
@@ -227,8 +338,8 @@ impl<'a, L: LayerPaths> MergedView<'a, L> {
                 continue;
             };
             let path = join(dir, &child.name);
-            if let Some((l, record)) = child.visible() {
-                visit(&path, *l, record)?;
+            if let Some(found) = self.shown(dir, &child)? {
+                visit(&path, &found)?;
             }
             // By the ancestor invariant, only the layers with a record here have any below it.
             let floor = child.floor(*floor);

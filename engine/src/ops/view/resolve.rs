@@ -3,7 +3,7 @@
 //! relative one at the directory holding the link), `..` going up one directory and never above
 //! the root. Nothing outside the image is ever reached: the root is the image's.
 
-use super::{LayerPaths, MergedView};
+use super::{Found, LayerPaths, MergedView};
 use crate::error::{Error, Result};
 use crate::layer::EntryKind;
 use crate::ops::tree::join;
@@ -34,10 +34,13 @@ impl<L: LayerPaths> MergedView<'_, L> {
             let here = join(&done.join(&b'/'), &name);
             let found = self.get(&here)?;
             let is_last = todo.is_empty();
-            let symlink = found
-                .as_ref()
-                .filter(|(_, r)| r.kind == Some(EntryKind::Symlink))
-                .filter(|_| !is_last || follow_last);
+            let symlink = match &found {
+                Some(Found::Entry(layer, record)) if record.kind == Some(EntryKind::Symlink) => {
+                    Some((layer, record))
+                }
+                _ => None,
+            }
+            .filter(|_| !is_last || follow_last);
             if let Some((layer, record)) = symlink {
                 links += 1;
                 if links > MAX_SYMLINKS {
@@ -56,7 +59,7 @@ impl<L: LayerPaths> MergedView<'_, L> {
                 todo.extend(components(&target).rev());
                 continue;
             }
-            if !is_last && !self.is_dir(&here)? {
+            if !is_last && !found.is_some_and(|f| f.is_dir()) {
                 return Ok(None);
             }
             done.push(name);

@@ -1,10 +1,12 @@
 //! The folding rules on small layers, and the differential test: random layer stacks read
-//! through `MergedView` and through `MergedTree` must give the same answers everywhere.
+//! through `MergedView` and through `MergedTree` (layers extracted one onto the other, the
+//! directories their paths go through made where missing) must give the same answers
+//! everywhere.
 
 use super::*;
 use crate::format::bootstrap::SourceRecord;
 use crate::layer::{Compression, EntryMeta};
-use crate::ops::tree::{MergedTree, OPAQUE_MARKER, WHITEOUT_PREFIX};
+use crate::ops::tree::{MergedTree, TreeNode, OPAQUE_MARKER, WHITEOUT_PREFIX};
 use crate::ops::whole_image::{EntryRecord, LayerRecord, WholeImage};
 use crate::Sha256Digest;
 use cairn_sample::Rng;
@@ -158,19 +160,23 @@ fn merged_view_applies_layers_top_down() {
         let children = view.children(dir.as_bytes()).unwrap();
         children
             .into_iter()
-            .map(|(n, l, _)| format!("{}@{l}", String::from_utf8_lossy(&n)))
+            .map(|(n, found)| {
+                let implicit = if found.record().is_none() { "/" } else { "" };
+                format!("{}@{}{implicit}", String::from_utf8_lossy(&n), found.layer())
+            })
             .collect()
     };
-    // `a/s` has no entry in layer 0 (only `a/s/t`), so it is not listed.
-    assert_eq!(names(Some(0), "a"), ["b@0", "c@0"]);
+    // `a/s` has no entry in layer 0 (only `a/s/t`): an implicit directory.
+    assert_eq!(names(Some(0), "a"), ["b@0", "c@0", "s@0/"]);
+    assert_eq!(names(Some(0), "a/s"), ["t@0"]);
     assert_eq!(names(Some(1), "a"), ["c@0", "d@1", "s@1"]);
     assert_eq!(names(None, "/a/"), ["e@2"]);
     assert_eq!(names(None, ""), ["a@0", "h@0"]);
     let view = MergedView::new(&paths, Some(1));
     assert_eq!(view.get(b"a/s/t").unwrap(), None);
     assert_eq!(
-        view.get(b"./a/c").unwrap().map(|(l, r)| (l, r.entry)),
-        Some((0, Some(2)))
+        view.get(b"./a/c").unwrap().map(|f| view_key(&f)),
+        Some((0, Some(2), File))
     );
     assert!(view.is_dir(b"a").unwrap() && !view.is_dir(b"a/s").unwrap());
     let no_target = |_, _| Ok(None);
@@ -221,12 +227,18 @@ fn merged_view_walks_a_deep_path_without_recursion() {
     let paths = indexes(&b);
     let mut seen = Vec::new();
     MergedView::new(&paths, None)
-        .walk(|p, l, r| {
-            seen.push((p.len(), l, r.entry));
+        .walk(|p, found| {
+            seen.push((p.len(), view_key(found)));
             Ok(())
         })
         .unwrap();
-    assert_eq!(seen, [(deep.len(), 0, Some(0))]);
+    // 1,999 implicit directories, then the file.
+    assert_eq!(seen.len(), 2_000);
+    assert!(seen[..1_999]
+        .iter()
+        .enumerate()
+        .all(|(i, s)| *s == (2 * i + 1, (0, None, EntryKind::Directory))));
+    assert_eq!(seen[1_999], (deep.len(), (0, Some(0), EntryKind::File)));
 }
 
 // ---- Differential test against MergedTree ----
@@ -575,6 +587,22 @@ fn merged_view_matches_merged_tree_on_odd_inputs() {
     }
 }
 
+/// What the tree has at a path, as (layer, entry number, kind); no number for an implicit
+/// directory.
+type Key = (usize, Option<u64>, EntryKind);
+
+fn tree_key(tree: &MergedTree, node: TreeNode) -> Key {
+    match node {
+        TreeNode::Entry(r) => (r.layer, Some(r.index as u64), tree.kind(node)),
+        TreeNode::Implicit(l) => (l, None, EntryKind::Directory),
+    }
+}
+
+fn view_key(found: &Found) -> Key {
+    let number = found.record().map(|r| r.entry.unwrap());
+    (found.layer(), number, found.kind().unwrap())
+}
+
 fn compare_path<L: LayerPaths>(
     b: &WholeImage,
     tree: &MergedTree,
@@ -584,17 +612,16 @@ fn compare_path<L: LayerPaths>(
     context: &dyn Fn() -> String,
 ) {
     let q_lossy = String::from_utf8_lossy(q);
-    let expected = tree
-        .get(q)
-        .map(|(r, e)| (r.layer, r.index as u64, e.meta.kind));
+    let expected = tree.get(q).map(|n| tree_key(tree, n));
     let got = view.get(q).unwrap();
-    if let Some((_, r)) = &got {
+    if let Some(Found::Entry(_, r)) = &got {
         let path = normalize(q);
         assert_eq!(parent_and_name(&path), (&r.parent[..], &r.name[..]));
     }
-    let got = got.map(|(l, r)| (l, r.entry.unwrap(), r.kind.unwrap()));
+    let got = got.as_ref().map(view_key);
     assert_eq!(got, expected, "get {q_lossy}; {}", context());
-    coverage.found += usize::from(got.is_some());
+    coverage.found += usize::from(got.is_some_and(|k| k.1.is_some()));
+    coverage.implicit_dirs += usize::from(got.is_some_and(|k| k.1.is_none()));
 
     let is_dir = tree.is_dir(q);
     assert_eq!(
@@ -603,30 +630,29 @@ fn compare_path<L: LayerPaths>(
         "is_dir {q_lossy}; {}",
         context()
     );
-    coverage.implicit_dirs += usize::from(is_dir && got.is_none() && !normalize(q).is_empty());
 
-    let expected: Vec<(Vec<u8>, usize, u64)> = tree
+    let expected: Vec<(Vec<u8>, Key)> = tree
         .children(q)
         .into_iter()
-        .map(|(p, r, _)| (parent_and_name(p).1.to_vec(), r.layer, r.index as u64))
+        .map(|(p, n)| (parent_and_name(p).1.to_vec(), tree_key(tree, n)))
         .collect();
-    let got: Vec<(Vec<u8>, usize, u64)> = view
+    let got: Vec<(Vec<u8>, Key)> = view
         .children(q)
         .unwrap()
         .into_iter()
-        .map(|(name, l, r)| (name, l, r.entry.unwrap()))
+        .map(|(name, found)| (name, view_key(&found)))
         .collect();
     assert_eq!(got, expected, "children {q_lossy}; {}", context());
     coverage.listed += got.len();
 
     let target = |l: usize, e: u64| Ok(b.layers[l].entries[e as usize].meta.link_target.clone());
-    let expected = tree.content_entry(q).map(|e| e as *const EntryRecord);
+    let expected = tree.content_entry(q).map(|n| tree_key(tree, n));
     let got = view.content_entry(q, target).unwrap();
-    let got = got.map(|(l, r)| &b.layers[l].entries[r.entry.unwrap() as usize] as *const _);
+    let got = got.as_ref().map(view_key);
     assert_eq!(got, expected, "content_entry {q_lossy}; {}", context());
-    let linked = tree
-        .get(q)
-        .is_some_and(|(_, e)| e.meta.kind == EntryKind::Hardlink);
+    let linked = tree.get(q).is_some_and(|n| {
+        matches!(n, TreeNode::Entry(r) if tree.entry(r).meta.kind == EntryKind::Hardlink)
+    });
     coverage.through_links += usize::from(linked && got.is_some());
 }
 
@@ -636,34 +662,29 @@ fn compare_walk<L: LayerPaths>(
     coverage: &mut Coverage,
     context: &dyn Fn() -> String,
 ) {
-    let mut walked: Vec<(Vec<u8>, usize, u64)> = Vec::new();
-    view.walk(|p, l, r| {
-        walked.push((p.to_vec(), l, r.entry.unwrap()));
+    let mut walked: Vec<(Vec<u8>, Key)> = Vec::new();
+    view.walk(|p, found| {
+        walked.push((p.to_vec(), view_key(found)));
         Ok(())
     })
     .unwrap();
-    let all: HashSet<&[u8]> = walked.iter().map(|(p, _, _)| &p[..]).collect();
     let mut seen: HashSet<&[u8]> = HashSet::new();
-    for (p, _, _) in &walked {
+    for (p, _) in &walked {
         let ancestors = p.iter().enumerate().filter(|&(_, &b)| b == b'/');
         for (i, _) in ancestors {
-            if all.contains(&p[..i]) {
-                assert!(
-                    seen.contains(&p[..i]),
-                    "walk: child before parent; {}",
-                    context()
-                );
-            }
+            // Every ancestor is a directory of the view, met before.
+            assert!(
+                seen.contains(&p[..i]),
+                "walk: child before parent; {}",
+                context()
+            );
         }
         assert!(seen.insert(p), "walk: path twice; {}", context());
     }
-    let got: BTreeMap<Vec<u8>, (usize, u64)> = walked
+    let got: BTreeMap<Vec<u8>, Key> = walked.iter().cloned().collect();
+    let expected: BTreeMap<Vec<u8>, Key> = tree
         .iter()
-        .map(|(p, l, e)| (p.clone(), (*l, *e)))
-        .collect();
-    let expected: BTreeMap<Vec<u8>, (usize, u64)> = tree
-        .iter()
-        .map(|(p, r, _)| (p.to_vec(), (r.layer, r.index as u64)))
+        .map(|(p, n)| (p.to_vec(), tree_key(tree, n)))
         .collect();
     assert_eq!(got, expected, "walk; {}", context());
     coverage.walked += got.len();
