@@ -10,7 +10,7 @@ use super::{Site, Writer};
 use crate::error::{IoContext, Result};
 use crate::format::bootstrap::BlobRecord;
 use crate::format::layer_meta::LayerEntry;
-use crate::layer::sparse::{sparse_of, Sparse};
+use crate::layer::sparse::{sparse_of, Segment, Sparse};
 use std::os::fd::AsFd;
 use std::os::unix::fs::FileExt;
 
@@ -47,7 +47,7 @@ impl Writer<'_> {
             .map_err(|e| site.walk_error(e))?;
         let file = sys::create_file_at(dir, &name).with_path("create", &site.file())?;
         let mut segments = map.segments.iter();
-        let mut current = None;
+        let mut current: Option<Segment> = None;
         let mut done = 0u64;
         for chunk in &entry.chunks {
             let data = self.chunks.read(chunk, blobs)?;
@@ -57,7 +57,7 @@ impl Writer<'_> {
                     Some(s) if done < s.len => s,
                     _ => {
                         done = 0;
-                        current = Some(segments.next().ok_or_else(|| {
+                        current = Some(*segments.next().ok_or_else(|| {
                             site.bad("more stored data than its GNU sparse map places")
                         })?);
                         continue;
