@@ -94,7 +94,10 @@ fn mount_in_the_background_then_umount_and_sigterm_in_the_foreground() {
     let out = cairn(&store, &["umount", dir_arg]);
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("not a cairn mount"));
-    let out = cairn(&store, &["mount", "app:v1", dir_arg, "--suid-dev", "--allow-other"]);
+    let out = cairn(
+        &store,
+        &["mount", "app:v1", dir_arg, "--suid-dev", "--allow-other"],
+    );
     assert!(!out.status.success() && !is_mounted(&dir));
     assert!(String::from_utf8_lossy(&out.stderr).contains("--allow-other"));
     let out = cairn(&store, &["mount", "nope", dir_arg]);

@@ -230,7 +230,10 @@ impl ImageFs {
     fn dir(&self, dir: &Node) -> Result<Dir> {
         if dir.ino == ROOT {
             let floor = self.view().floor_of(b"")?;
-            return Ok(Dir { parent: ROOT, floor });
+            return Ok(Dir {
+                parent: ROOT,
+                floor,
+            });
         }
         if let Some(found) = lock(&self.dirs).get(&dir.ino) {
             return Ok(*found);
@@ -247,7 +250,10 @@ impl ImageFs {
         }
         // Not where its path leads (a directory a hardlink names): its floor, and the root.
         let floor = self.view().floor_of(&dir.path)?;
-        Ok(Dir { parent: ROOT, floor })
+        Ok(Dir {
+            parent: ROOT,
+            floor,
+        })
     }
 
     /// The node at `name` in directory `parent`, hardlinks followed to their content.
@@ -257,9 +263,10 @@ impl ImageFs {
         let floor = self.dir(parent)?.floor;
         let (found, child_floor) = view.child_in(&parent.path, floor, name)?;
         let (found, linked) = match found {
-            Some(found) if found.kind() == Some(EntryKind::Hardlink) => {
-                (view.content_entry(&path, |l, n| self.link_target(l, n))?, true)
-            }
+            Some(found) if found.kind() == Some(EntryKind::Hardlink) => (
+                view.content_entry(&path, |l, n| self.link_target(l, n))?,
+                true,
+            ),
             found => (found, false),
         };
         let node = match found.and_then(shown) {

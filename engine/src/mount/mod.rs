@@ -246,7 +246,9 @@ mod tests {
                 ..MountOptions::default()
             };
             let mounted = config("x", &options).mount_options;
-            assert!(mounted.contains(&MountOption::NoSuid) && mounted.contains(&MountOption::NoDev));
+            assert!(
+                mounted.contains(&MountOption::NoSuid) && mounted.contains(&MountOption::NoDev)
+            );
             assert!(!mounted.contains(&MountOption::Suid) && !mounted.contains(&MountOption::Dev));
         }
         let asked = MountOptions {

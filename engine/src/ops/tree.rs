@@ -194,7 +194,10 @@ impl<'a> MergedTree<'a> {
     /// True if `dir` is a directory of the view (the root always is).
     pub fn is_dir(&self, dir: &[u8]) -> bool {
         let dir = normalize(dir);
-        dir.is_empty() || self.get(&dir).is_some_and(|n| self.kind(n) == EntryKind::Directory)
+        dir.is_empty()
+            || self
+                .get(&dir)
+                .is_some_and(|n| self.kind(n) == EntryKind::Directory)
     }
 
     /// Follows hardlinks (within the view) to what holds the content.

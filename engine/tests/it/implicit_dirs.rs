@@ -131,7 +131,9 @@ fn random_layer(rng: &mut Rng, lower: &[String]) -> Vec<SampleEntry> {
             }
         };
         let clash = out.iter().any(|o| {
-            o.path == g.path || (o.non_dir && below(&g.path, &o.path)) || (g.non_dir && below(&o.path, &g.path))
+            o.path == g.path
+                || (o.non_dir && below(&g.path, &o.path))
+                || (g.non_dir && below(&o.path, &g.path))
         });
         if !clash {
             out.push(g);
@@ -155,7 +157,9 @@ fn entry_path(entry: &SampleEntry) -> String {
         | SampleEntry::Symlink { path, .. }
         | SampleEntry::Hardlink { path, .. } => path,
     };
-    String::from_utf8_lossy(path).trim_end_matches('/').to_string()
+    String::from_utf8_lossy(path)
+        .trim_end_matches('/')
+        .to_string()
 }
 
 /// A stack of 1 to 4 layers; later layers reuse lower paths (replace, delete, or put files
@@ -169,7 +173,12 @@ pub(crate) fn random_stack(seed: u64) -> Vec<Vec<u8>> {
         let entries = random_layer(&mut rng, &lower);
         for e in &entries {
             let path = entry_path(e);
-            if !path.rsplit('/').next().unwrap_or_default().starts_with(".wh.") {
+            if !path
+                .rsplit('/')
+                .next()
+                .unwrap_or_default()
+                .starts_with(".wh.")
+            {
                 lower.push(path);
             }
         }
@@ -290,7 +299,11 @@ fn view_tree(store: &Store, name: &str) -> (BTreeMap<PathBuf, Seen>, BTreeSet<Pa
             });
             let seen = Seen {
                 kind: row.kind.to_string(),
-                mode: if row.kind == "symlink" { 0 } else { row.mode & 0o7777 },
+                mode: if row.kind == "symlink" {
+                    0
+                } else {
+                    row.mode & 0o7777
+                },
                 mtime: (!is_dir).then_some(row.mtime),
                 content,
                 link_target: row.link_target.clone(),
@@ -353,7 +366,13 @@ fn merged_view_and_unpack_match_gnu_tar_with_and_without_directory_entries() {
             context()
         );
         for (path, node) in &unpacked {
-            assert_eq!(node, &reference[path], "unpack {}; {}", path.display(), context());
+            assert_eq!(
+                node,
+                &reference[path],
+                "unpack {}; {}",
+                path.display(),
+                context()
+            );
         }
 
         let (seen, implicit) = view_tree(&store, &name);
@@ -365,19 +384,34 @@ fn merged_view_and_unpack_match_gnu_tar_with_and_without_directory_entries() {
             context()
         );
         for (path, node) in &seen {
-            assert_eq!(node, &expected[path], "ls/cat {}; {}", path.display(), context());
+            assert_eq!(
+                node,
+                &expected[path],
+                "ls/cat {}; {}",
+                path.display(),
+                context()
+            );
         }
         implicit_dirs += implicit.len();
         files_under_implicit += seen
             .iter()
-            .filter(|(path, s)| s.kind == "file" && path.parent().is_some_and(|d| implicit.contains(d)))
+            .filter(|(path, s)| {
+                s.kind == "file" && path.parent().is_some_and(|d| implicit.contains(d))
+            })
             .count();
         stacks += usize::from(!implicit.is_empty());
 
-        assert_eq!(export_all(&store, &name), layers, "export is exact; {}", context());
+        assert_eq!(
+            export_all(&store, &name),
+            layers,
+            "export is exact; {}",
+            context()
+        );
         std::fs::remove_dir_all(&work).unwrap();
     }
-    eprintln!("implicit dirs {implicit_dirs}, in {stacks} stacks; files in dirs {files_under_implicit}");
+    eprintln!(
+        "implicit dirs {implicit_dirs}, in {stacks} stacks; files in dirs {files_under_implicit}"
+    );
     assert!(implicit_dirs > 100 && stacks > 30 && files_under_implicit > 25);
 }
 
@@ -410,11 +444,17 @@ fn files_under_undeclared_directories_are_listed_and_read() {
     let rows = store.ls("img", "a", Follow::Symlinks).unwrap();
     assert_eq!((rows[0].mode, rows[0].uid, rows[0].mtime), (0o755, 0, 0));
     let mut data = Vec::new();
-    store.cat("img", "a/b/f.txt", Follow::Symlinks, &mut data).unwrap();
+    store
+        .cat("img", "a/b/f.txt", Follow::Symlinks, &mut data)
+        .unwrap();
     assert_eq!(data, b"deep");
     let mut data = Vec::new();
-    store.cat("img", "/a/./b/../b/f.txt", Follow::Symlinks, &mut data).unwrap();
+    store
+        .cat("img", "/a/./b/../b/f.txt", Follow::Symlinks, &mut data)
+        .unwrap();
     assert_eq!(data, b"deep");
-    let err = store.cat("img", "a/b", Follow::Symlinks, &mut Vec::new()).unwrap_err();
+    let err = store
+        .cat("img", "a/b", Follow::Symlinks, &mut Vec::new())
+        .unwrap_err();
     assert!(err.to_string().contains("directory"), "{err}");
 }

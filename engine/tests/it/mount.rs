@@ -372,8 +372,11 @@ fn an_image_setuid_program_does_not_elevate_and_the_mount_is_nosuid_nodev() {
     };
     // Another user must reach the mount point: not under a 0700 temporary directory.
     let tmp = tempfile::tempdir().unwrap();
-    std::fs::set_permissions(tmp.path(), std::os::unix::fs::PermissionsExt::from_mode(0o755))
-        .unwrap();
+    std::fs::set_permissions(
+        tmp.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
     let id = std::fs::read("/usr/bin/id").unwrap();
     let layer = cairn_sample::build_layer_tar(
         &[
@@ -410,7 +413,11 @@ fn an_image_setuid_program_does_not_elevate_and_the_mount_is_nosuid_nodev() {
         .arg("-u")
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "65534");
     drop(mounted);
 
@@ -422,7 +429,12 @@ fn an_image_setuid_program_does_not_elevate_and_the_mount_is_nosuid_nodev() {
     };
     let mounted = Mounted::with_options(&root, tmp.path().join("t"), &trusted);
     let mounted_options = mount_options(&mounted.dir);
-    assert!(!mounted_options.split(',').any(|o| o == "nosuid" || o == "nodev"), "{mounted_options}");
+    assert!(
+        !mounted_options
+            .split(',')
+            .any(|o| o == "nosuid" || o == "nodev"),
+        "{mounted_options}"
+    );
     drop(mounted);
     let shared = MountOptions {
         allow_other: true,
@@ -470,13 +482,21 @@ fn find_counts_every_file_of_a_very_deep_tree() {
     let mut entries = Vec::new();
     let mut path = String::new();
     for level in 0..DEPTH {
-        path = if path.is_empty() { "d".to_string() } else { format!("{path}/d") };
+        path = if path.is_empty() {
+            "d".to_string()
+        } else {
+            format!("{path}/d")
+        };
         // Directories declared at even levels only; a file at every hundredth.
         if level % 2 == 0 {
             entries.push(cairn_sample::SampleEntry::dir(format!("{path}/"), 0o755));
         }
         if level % 100 == 99 {
-            entries.push(cairn_sample::SampleEntry::file(format!("{path}/f"), 0o644, vec![1]));
+            entries.push(cairn_sample::SampleEntry::file(
+                format!("{path}/f"),
+                0o644,
+                vec![1],
+            ));
         }
     }
     let layer = cairn_sample::build_layer_tar(&entries, 1_700_000_000).unwrap();
@@ -490,8 +510,22 @@ fn find_counts_every_file_of_a_very_deep_tree() {
         .output()
         .unwrap();
     let found = out.stdout.iter().filter(|&&b| b == b'\n').count();
-    assert_eq!(found, DEPTH / 100, "find: {}", String::from_utf8_lossy(&out.stderr));
-    let out = Command::new("find").arg(&mounted.dir).args(["-type", "d"]).output().unwrap();
+    assert_eq!(
+        found,
+        DEPTH / 100,
+        "find: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = Command::new("find")
+        .arg(&mounted.dir)
+        .args(["-type", "d"])
+        .output()
+        .unwrap();
     let dirs = out.stdout.iter().filter(|&&b| b == b'\n').count();
-    assert_eq!(dirs, DEPTH + 1, "find: {}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        dirs,
+        DEPTH + 1,
+        "find: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }

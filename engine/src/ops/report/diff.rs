@@ -323,7 +323,12 @@ fn file_changes(old: &Side, new: &Side, top: usize, report: &mut DiffReport) -> 
         // The same paths in OLD, where they are files.
         let mut before = Vec::with_capacity(batch.len());
         for (path, _) in &batch {
-            before.push(old_view.get(path)?.filter(is_file_found).map(|f| (&path[..], f)));
+            before.push(
+                old_view
+                    .get(path)?
+                    .filter(is_file_found)
+                    .map(|f| (&path[..], f)),
+            );
         }
         let old_found: Vec<_> = before.iter().flatten().map(|(p, f)| (*p, f)).collect();
         let mut old_entries = record_entries(&old.layers, &old_found)?.into_iter();

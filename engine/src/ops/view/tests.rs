@@ -162,7 +162,11 @@ fn merged_view_applies_layers_top_down() {
             .into_iter()
             .map(|(n, found)| {
                 let implicit = if found.record().is_none() { "/" } else { "" };
-                format!("{}@{}{implicit}", String::from_utf8_lossy(&n), found.layer())
+                format!(
+                    "{}@{}{implicit}",
+                    String::from_utf8_lossy(&n),
+                    found.layer()
+                )
             })
             .collect()
     };
@@ -650,9 +654,9 @@ fn compare_path<L: LayerPaths>(
     let got = view.content_entry(q, target).unwrap();
     let got = got.as_ref().map(view_key);
     assert_eq!(got, expected, "content_entry {q_lossy}; {}", context());
-    let linked = tree.get(q).is_some_and(|n| {
-        matches!(n, TreeNode::Entry(r) if tree.entry(r).meta.kind == EntryKind::Hardlink)
-    });
+    let linked = tree.get(q).is_some_and(
+        |n| matches!(n, TreeNode::Entry(r) if tree.entry(r).meta.kind == EntryKind::Hardlink),
+    );
     coverage.through_links += usize::from(linked && got.is_some());
 }
 
