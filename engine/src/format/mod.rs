@@ -1,12 +1,16 @@
-//! On-disk formats: the store configuration, data blobs and image bootstraps. Each file format
+//! On-disk and wire formats: the store configuration, data blobs, image bootstraps, layer
+//! objects, delta frames, bundle files and chunk dictionary files. Each file format
 //! starts with a magic and a version and ends with a checksum; decoders bound every length
 //! before they trust it. `docs/FORMAT.md` is the normative description of these bytes.
 
 pub mod blob;
 pub mod bootstrap;
+pub mod bundle;
 pub mod delta;
+pub mod dict;
 pub mod layer_meta;
 pub mod store_config;
+pub(crate) mod varint;
 
 /// How a chunk's bytes are stored inside a blob.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]

@@ -20,7 +20,8 @@ use crate::format::ChunkLocation;
 use crate::id::ChunkKey;
 use crate::source::Platform;
 use crate::{BlobId, ChunkId, ImageId, LayerMetaId};
-use blobs::{get_varint, put_varint, BlobNumbers};
+use crate::format::varint::{get_varint, put_varint};
+use blobs::BlobNumbers;
 use rocksdb::{
     ColumnFamilyDescriptor, DBCompressionType, IteratorMode, LogLevel, Options, WriteBatch,
     WriteOptions, DB,

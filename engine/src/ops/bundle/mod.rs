@@ -5,8 +5,10 @@
 pub mod create;
 pub mod dict;
 pub mod dict_build;
-pub mod file;
 pub mod import;
+
+/// The bundle file format (`format::bundle`).
+pub use crate::format::bundle as file;
 
 use crate::error::Result;
 use file::{BundleManifest, BundleReader, Kind};

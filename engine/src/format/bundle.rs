@@ -1,7 +1,8 @@
 //! The bundle file (docs/FORMAT.md, "Bundle file"): a header, then records written and read in
 //! one pass (so a bundle streams through a pipe), then an end record holding the BLAKE3 of
 //! every byte before it. Each record is `kind u8 | len u64 | body`; a reader checks every
-//! length against a bound before reading and names the byte offset of what it refuses.
+//! length against a bound before reading, allocates only for bytes that arrived, and names the
+//! byte offset of what it refuses.
 
 use crate::chunk::ChunkerParams;
 use crate::error::{Error, Result};
@@ -338,10 +339,21 @@ impl<R: Read> BundleReader<R> {
         }))
     }
 
-    /// A record's whole body (only for bounded kinds).
+    /// A record's whole body (only for bounded kinds). Memory grows with the bytes that
+    /// arrive, not with the length the record claims.
     pub fn body(&mut self, head: &RecordHead) -> Result<Vec<u8>> {
-        let mut body = vec![0u8; head.len as usize];
-        self.take(&mut body)?;
+        let at = self.offset;
+        let mut body = Vec::new();
+        (&mut self.input)
+            .take(head.len)
+            .read_to_end(&mut body)
+            .map_err(|e| self.bad(at, format!("truncated ({e})")))?;
+        if body.len() as u64 != head.len {
+            let detail = format!("truncated ({} of {} bytes)", body.len(), head.len);
+            return Err(self.bad(at, detail));
+        }
+        self.hasher.update(&body);
+        self.offset += head.len;
         Ok(body)
     }
 
