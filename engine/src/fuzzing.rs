@@ -448,7 +448,8 @@ pub fn dict_file(data: &[u8]) {
         return;
     };
     let mut again = Vec::new();
-    dict.write(&mut again).expect("a dictionary that read writes");
+    dict.write(&mut again)
+        .expect("a dictionary that read writes");
     let back = ChunkDictionary::read(&mut &again[..], "fuzz").expect("a written dictionary reads");
     assert_eq!(back, dict, "a dictionary changed through write and read");
 }

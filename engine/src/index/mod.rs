@@ -16,11 +16,11 @@ pub use layers::LayerKey;
 
 use crate::error::{Error, Result};
 use crate::format::blob::CheckedToc;
+use crate::format::varint::{get_varint, put_varint};
 use crate::format::ChunkLocation;
 use crate::id::ChunkKey;
 use crate::source::Platform;
 use crate::{BlobId, ChunkId, ImageId, LayerMetaId};
-use crate::format::varint::{get_varint, put_varint};
 use blobs::BlobNumbers;
 use rocksdb::{
     ColumnFamilyDescriptor, DBCompressionType, IteratorMode, LogLevel, Options, WriteBatch,

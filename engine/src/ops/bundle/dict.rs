@@ -1,7 +1,7 @@
 //! `cairn dict export`: the dictionary (`format::dict`) of what this store holds.
 
-pub use crate::format::dict::{ChunkDictionary, DictImage};
 use crate::error::{Error, Result};
+pub use crate::format::dict::{ChunkDictionary, DictImage};
 use crate::store::Store;
 use crate::ChunkId;
 
