@@ -28,7 +28,7 @@ const KERNEL_READAHEAD: u32 = 1 << 20;
 const OPEN_FILES: usize = 256;
 
 pub(super) enum Tree {
-    One(ImageFs),
+    One(Box<ImageFs>),
     /// `mount --all`: (directory name, image), sorted by name.
     All(Vec<(Vec<u8>, ImageFs)>),
 }

@@ -106,7 +106,9 @@ impl MountSession {
             images.push((dir_name(&name), fs));
         }
         let (fs_name, tree) = match &options.images {
-            MountImages::One { name, .. } => (name.clone(), Tree::One(images.remove(0).1)),
+            MountImages::One { name, .. } => {
+                (name.clone(), Tree::One(Box::new(images.remove(0).1)))
+            }
             MountImages::All => {
                 images.sort_by(|a, b| a.0.cmp(&b.0));
                 ("all".to_string(), Tree::All(images))
