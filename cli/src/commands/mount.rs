@@ -3,7 +3,8 @@
 //! `--foreground` in a new process group, its log in a file, waits until that process says
 //! the filesystem is mounted (or failed), and returns.
 
-use crate::args::{Cli, MountArgs, UmountArgs};
+use crate::args::Cli;
+use crate::mount_args::{MountArgs, UmountArgs};
 use anyhow::{bail, Context};
 use cairn_engine::mount::{MountImages, MountOptions, MountSession};
 use std::io::{BufRead, BufReader, Write};
