@@ -8,6 +8,8 @@ pub mod bootstrap;
 pub mod bundle;
 pub mod delta;
 pub mod dict;
+#[cfg(test)]
+mod golden;
 pub mod layer_meta;
 pub mod store_config;
 pub(crate) mod varint;
