@@ -16,7 +16,7 @@ use super::Codec;
 use crate::chunk::ChunkerParams;
 use crate::layer::{Compression, Encoder, EntryKind, EntryMeta};
 use crate::oci::artifact::{self, ArtifactFile, ArtifactManifest};
-use crate::source::Platform;
+use crate::platform::Platform;
 use crate::{BlobId, ChunkId, ImageId, LayerMetaId, Sha256Digest};
 use std::collections::BTreeMap;
 use std::io::Write;
