@@ -35,88 +35,50 @@
 //! # }
 //! ```
 
-// Without the `store` feature only the decoders remain (for the fuzz targets); the writers and
-// readers they sit beside are then unused.
-#![cfg_attr(not(feature = "store"), allow(dead_code, unused_imports))]
+// The formats, the layer reader and the chunker are the `cairn-format` crate; its modules are
+// used here under their old names (`crate::format::...`), and its public types are re-exported
+// below as they always were.
+pub(crate) use cairn_format::{chunk, error, format, id, layer, oci, progress};
 
-mod bytes_serde;
-mod chunk;
-mod error;
-pub mod failpoint;
-mod format;
+pub use cairn_format::failpoint;
 mod fsutil;
-#[doc(hidden)]
-pub mod fuzzing;
-mod id;
-mod image_name;
-#[cfg(feature = "store")]
 mod index;
-mod layer;
-#[cfg(feature = "store")]
 mod layout;
-#[cfg(feature = "store")]
 pub mod mount;
-mod oci;
-#[cfg(feature = "store")]
 mod ops;
-mod progress;
 pub mod source;
-#[cfg(feature = "store")]
 mod store;
-#[cfg(feature = "store")]
 #[doc(hidden)]
 pub mod testing;
 
-pub use chunk::{Chunker, ChunkerParams};
-pub use error::{Error, Result};
-pub use format::bootstrap::Bootstrap;
-pub use format::store_config::{CompressionParams, StoreConfig, FORMAT_VERSION};
-pub use id::{BlobId, ChunkId, ImageId, LayerMetaId, Sha256Digest};
-pub use image_name::{check_image_name, MAX_IMAGE_NAME};
-#[cfg(feature = "store")]
+pub use cairn_format::{
+    check_image_name, BlobId, Bootstrap, ChunkId, Chunker, ChunkerParams, Compression,
+    CompressionParams, EntryKind, Error, ImageId, ItemProgress, LayerMetaId, NoProgress, Progress,
+    Result, Sha256Digest, StoreConfig, Unit, FORMAT_VERSION, MAX_IMAGE_NAME,
+};
 pub use index::ImageRecord;
-pub use layer::{Compression, EntryKind};
-#[cfg(feature = "store")]
 pub use layout::TmpReclaimed;
 /// Offline bundles and chunk dictionaries.
-#[cfg(feature = "store")]
 pub use ops::bundle;
-#[cfg(feature = "store")]
 pub use ops::convert::{
     ConvertOptions, ConvertReport, Count, DeltaMode, DeltaReport, ImageReport, LayerReport,
     DEFAULT_LAYERS_IN_FLIGHT,
 };
-#[cfg(feature = "store")]
 pub use ops::export::{ExportOptions, ExportReport, ExportTarget, ExportedLayer};
-#[cfg(feature = "store")]
 pub use ops::gc::{GcOptions, GcReport, DEFAULT_COMPACT_BELOW};
-#[cfg(feature = "store")]
 pub use ops::images::ImageSummary;
-#[cfg(feature = "store")]
 pub use ops::optimize::{lower_priority, OptimizeOptions, OptimizeReport};
-#[cfg(feature = "store")]
 pub use ops::plan::{
     EmitRequest, EmitWhat, Emitted, PlanBase, PlanImage, PlanOptions, PlanReport, PlanTotals,
 };
-#[cfg(feature = "store")]
 pub use ops::read::{ChunkReader, Follow, ListEntry, ListName};
-#[cfg(feature = "store")]
 pub use ops::repair::{NamedImage, OldIndex, RepairReport, RECOVERED_PREFIX};
-#[cfg(feature = "store")]
 pub use ops::report::diff::{DiffReport, FileDiff, LayerDiff};
-#[cfg(feature = "store")]
 pub use ops::report::inventory::{top_layers, InventoryRow, LayerCount};
-#[cfg(feature = "store")]
 pub use ops::report::stats::{ImageShare, SharingMatrix, StatsReport};
-#[cfg(feature = "store")]
 pub use ops::report::tables::{for_each_chunk, for_each_file, ChunkRow, FileRow};
-#[cfg(feature = "store")]
 pub use ops::unpack::{Skipped, UnpackOptions, UnpackReport, XattrFailure};
-#[cfg(feature = "store")]
 pub use ops::verify::{Problem, VerifyReport};
-#[cfg(feature = "store")]
 pub use ops::whole_image::WholeImage;
-pub use progress::{ItemProgress, NoProgress, Progress, Unit};
 pub use source::{LayerBytes, Platform, PlatformChoice, SourceSpec};
-#[cfg(feature = "store")]
 pub use store::{InitOptions, SharedWriter, Store, StoreWriter};

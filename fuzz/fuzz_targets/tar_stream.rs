@@ -1,5 +1,5 @@
 #![no_main]
 
 libfuzzer_sys::fuzz_target!(|data: &[u8]| {
-    cairn_engine::fuzzing::tar_stream(data);
+    cairn_format::fuzzing::tar_stream(data);
 });

@@ -1,7 +1,7 @@
 //! Structured tars for the tar walker: entries, PAX / global PAX / GNU long name and link
 //! headers (alone or in floods of up to tens of MiB, produced as they are read), old GNU sparse
 //! headers, hardlink chains, escaping names (`..`, absolute, through a symlink), zero blocks and
-//! trailing bytes. `cairn_engine::fuzzing::tar_walk` checks the walker's bounds, exactness and
+//! trailing bytes. `cairn_format::fuzzing::tar_walk` checks the walker's bounds, exactness and
 //! unpack's path rule on each.
 
 #![no_main]
@@ -289,5 +289,5 @@ libfuzzer_sys::fuzz_target!(|pieces: Vec<Piece>| {
         index: 0,
         pos: 0,
     };
-    let _ = cairn_engine::fuzzing::tar_walk(&mut input);
+    let _ = cairn_format::fuzzing::tar_walk(&mut input);
 });

@@ -50,6 +50,14 @@ fn vanished(e: &rocksdb::Error) -> bool {
     ) && e.to_string().contains("No such file")
 }
 
+/// A RocksDB error of the index at `path`.
+fn index_error(path: &Path, source: rocksdb::Error) -> Error {
+    Error::Index {
+        path: path.to_path_buf(),
+        source: Box::new(source),
+    }
+}
+
 /// What the store knows about one image without opening its bootstrap.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ImageRecord {
@@ -204,10 +212,7 @@ impl Index {
 
     fn open_with(path: &Path, blobs_dir: &Path, create: bool) -> Result<Index> {
         let db = DB::open_cf_descriptors(&Self::options(create), path, Self::descriptors())
-            .map_err(|source| Error::Index {
-                path: path.to_path_buf(),
-                source,
-            })?;
+            .map_err(|source| index_error(path, source))?;
         Self::with_db(db, path, blobs_dir)
     }
 
@@ -279,12 +284,7 @@ impl Index {
                     attempt += 1;
                     std::thread::sleep(std::time::Duration::from_millis(10 * attempt as u64));
                 }
-                Err(source) => {
-                    return Err(Error::Index {
-                        path: path.to_path_buf(),
-                        source,
-                    })
-                }
+                Err(source) => return Err(index_error(path, source)),
             }
         };
         Self::with_db(db, path, blobs_dir)
@@ -365,10 +365,7 @@ impl Index {
     }
 
     fn err(&self, source: rocksdb::Error) -> Error {
-        Error::Index {
-            path: self.path.clone(),
-            source,
-        }
+        index_error(&self.path, source)
     }
 
     fn cf(&self, name: &str) -> Result<&rocksdb::ColumnFamily> {

@@ -2,11 +2,11 @@
 //! config and one tar per layer (`<id>/layer.tar` or, from Docker 25 on, `blobs/sha256/<hex>`).
 //! Layers are read in place from the archive, by offset.
 
-use super::platform::{choose, PlatformChoice};
 use super::{read_verified, ByteRange, ImageSource, LayerSource, RawObject};
 use crate::error::{Error, IoContext, Result};
 use crate::oci::{self, media_type, ArchiveManifest};
 use crate::Sha256Digest;
+use cairn_format::platform::{choose, PlatformChoice};
 use std::collections::HashMap;
 use std::fs::File;
 use std::io::Read;

@@ -8,12 +8,11 @@ mod docker_archive;
 #[cfg(feature = "registry")]
 mod docker_config;
 mod oci_layout;
-mod platform;
 #[cfg(feature = "registry")]
 pub mod registry;
 mod resolve;
 
-pub use platform::{Platform, PlatformChoice};
+pub use cairn_format::platform::{Platform, PlatformChoice};
 
 use crate::error::{Error, IoContext, Result};
 use crate::layer::Compression;
@@ -23,7 +22,7 @@ use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
 /// Bound on manifests, indexes and configs read whole into memory.
-pub(crate) const MAX_JSON_LEN: u64 = 64 << 20;
+pub(crate) use crate::oci::limits::MAX_JSON_LEN;
 
 /// What the user named as the image to convert.
 #[derive(Clone, Debug, PartialEq, Eq)]

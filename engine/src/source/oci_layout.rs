@@ -1,12 +1,12 @@
 //! OCI image layout directories: `oci-layout`, `index.json`, `blobs/<alg>/<hex>`. Indexes may
 //! nest (multi-arch); a `:REF` picks the top-level entry annotated with that ref name.
 
-use super::platform::PlatformChoice;
 use super::resolve::{parse_digest, Blobs};
 use super::{read_verified, ByteRange, ImageSource, LayerBytes};
 use crate::error::{Error, IoContext, Result};
 use crate::oci::{self, Descriptor, Index, REF_NAME};
 use crate::Sha256Digest;
+use cairn_format::platform::PlatformChoice;
 use std::path::{Path, PathBuf};
 
 struct Layout {

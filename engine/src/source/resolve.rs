@@ -3,13 +3,13 @@
 //! manifest's config read, the platforms chosen, and per layer where its bytes are and which
 //! digests they must have. Where the documents come from is a `Blobs`.
 
-use super::platform::{choose, Platform, PlatformChoice};
 use super::{ImageSource, LayerBytes, LayerSource, RawObject};
 use crate::error::{Error, Result};
 use crate::layer::Compression;
 use crate::oci::limits::{decode_config, decode_index, decode_manifest, MAX_NESTING};
 use crate::oci::{media_type, Config, Descriptor, Manifest};
 use crate::Sha256Digest;
+use cairn_format::platform::{choose, Platform, PlatformChoice};
 
 /// Where an image's documents and layers are.
 pub(super) trait Blobs {

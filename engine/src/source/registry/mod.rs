@@ -23,13 +23,13 @@ pub use push::{push, PushOptions, PushReport};
 pub use store_pull::{pull_store_format, StorePullReport};
 pub use upload::Transferred;
 
-use super::platform::PlatformChoice;
 use super::resolve::{parse_digest, Blobs};
 use super::{ImageSource, LayerBytes};
 use crate::error::{Error, Result};
 use crate::oci::limits::{check_len, len_limit};
 use crate::oci::{media_type, Descriptor};
 use crate::Sha256Digest;
+use cairn_format::platform::PlatformChoice;
 use fetch::{manifest_at, within, Failure, FIRST_PAUSE};
 use futures_util::StreamExt;
 use oci_client::client::{BlobResponse, ClientConfig, ClientProtocol, SizedStream};

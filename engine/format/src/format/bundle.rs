@@ -8,7 +8,7 @@ use crate::chunk::ChunkerParams;
 use crate::error::{Error, Result};
 use crate::format::blob::FramePart;
 use crate::format::Codec;
-use crate::source::Platform;
+use crate::platform::Platform;
 use crate::ChunkId;
 use serde::{Deserialize, Serialize};
 use std::io::{Read, Write};

@@ -1,7 +1,7 @@
 //! LEB128 integers, as the chunk index and the chunk dictionary file store them.
 
 /// LEB128: 7 bits a byte, low first.
-pub(crate) fn put_varint(out: &mut Vec<u8>, mut value: u64) {
+pub fn put_varint(out: &mut Vec<u8>, mut value: u64) {
     while value >= 0x80 {
         out.push(value as u8 | 0x80);
         value >>= 7;
@@ -10,7 +10,7 @@ pub(crate) fn put_varint(out: &mut Vec<u8>, mut value: u64) {
 }
 
 /// Reads one LEB128 value; `None` when it is truncated or longer than 64 bits.
-pub(crate) fn get_varint(bytes: &mut &[u8]) -> Option<u64> {
+pub fn get_varint(bytes: &mut &[u8]) -> Option<u64> {
     let mut value = 0u64;
     for shift in (0..64).step_by(7) {
         let (&byte, rest) = bytes.split_first()?;

@@ -14,7 +14,7 @@
 use super::Codec;
 use crate::error::{Error, Result};
 use crate::layer::Compression;
-use crate::source::Platform;
+use crate::platform::Platform;
 use crate::{BlobId, ChunkId, ImageId, LayerMetaId, Sha256Digest};
 use serde::{Deserialize, Serialize};
 
@@ -239,10 +239,10 @@ impl Bootstrap {
         ];
         for (what, object) in documents {
             let len = object.as_ref().map_or(0, |o| o.bytes.len() as u64);
-            if len > crate::source::MAX_JSON_LEN {
+            if len > crate::oci::limits::MAX_JSON_LEN {
                 return Err(format!(
                     "its source {what} of {len} bytes is over the {} MiB limit",
-                    crate::source::MAX_JSON_LEN >> 20
+                    crate::oci::limits::MAX_JSON_LEN >> 20
                 ));
             }
         }

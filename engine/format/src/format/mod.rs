@@ -8,9 +8,11 @@ pub mod bootstrap;
 pub mod bundle;
 pub mod delta;
 pub mod dict;
+#[cfg(test)]
+mod golden;
 pub mod layer_meta;
 pub mod store_config;
-pub(crate) mod varint;
+pub mod varint;
 
 /// How a chunk's bytes are stored inside a blob.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -79,14 +81,14 @@ impl ChunkLocation {
     }
 }
 
-pub(crate) fn stored_share(stored_len: u32, frame_len: u32, len: u32) -> u64 {
+pub fn stored_share(stored_len: u32, frame_len: u32, len: u32) -> u64 {
     if frame_len == 0 {
         return 0;
     }
     (stored_len as u64 * len as u64).div_ceil(frame_len as u64)
 }
 
-pub(crate) fn check_frame(
+pub fn check_frame(
     stored_len: u32,
     frame_len: u32,
     skip: u32,

@@ -160,7 +160,7 @@ pub fn registry_manifest(data: &[u8]) {
     if let Ok(index) = decode_index(data, "fuzz") {
         assert!(index.manifests.len() <= crate::oci::limits::MAX_INDEX_ENTRIES);
         for entry in &index.manifests {
-            let _ = entry.platform.as_ref().map(crate::source::Platform::from);
+            let _ = entry.platform.as_ref().map(crate::platform::Platform::from);
         }
     }
     if let Ok(config) = decode_config(data, "fuzz") {

@@ -7,7 +7,7 @@
 //! Write side: fields come out in declaration order and unset optional fields are left out; the
 //! tests below pin the bytes, which the digests of exported images depend on.
 
-use crate::source::Platform;
+use crate::platform::Platform;
 use crate::Sha256Digest;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;

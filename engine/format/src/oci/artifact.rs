@@ -6,8 +6,9 @@
 //! annotated with its cairn id.
 //!
 //! Types and decoding only (`ArtifactManifest::decode`, `ArtifactConfig::decode`: bytes ->
-//! checked document, within `limits`), so that they build without the `registry` feature and
-//! the fuzz targets reach them; the transfers are `source::registry::store_push`/`store_pull`.
+//! checked document, within `limits`), so that they build without the registry client and the
+//! fuzz targets reach them; the transfers are the engine's
+//! `source::registry::store_push`/`store_pull`.
 
 use super::limits::{
     check_count, check_len, MAX_ARTIFACT_CONFIG_LEN, MAX_ARTIFACT_FILES, MAX_MANIFEST_LEN,

@@ -133,8 +133,6 @@ pub struct LayerMetaWriter {
 
 impl LayerMetaWriter {
     /// Creates the object at `path` (under `STORE/tmp/`) with the default limits.
-    // The format-4 convert path will use it; until then only the tests do.
-    #[cfg_attr(not(test), allow(dead_code))]
     pub fn create(path: PathBuf) -> Result<Self> {
         Self::with_limits(path, WriterLimits::default())
     }

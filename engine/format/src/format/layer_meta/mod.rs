@@ -320,7 +320,7 @@ pub(crate) fn ancestor_records(dir: &[u8]) -> impl Iterator<Item = PathRecord> +
 /// `PathRecord::merge`): the model the tests and the round-trip fuzz target hold the writer
 /// and reader to, and what `ops::view::MemoryLayerPaths` holds. `entries` are (number, raw
 /// path, kind) in tar order. Returns the records in key order and whether the root is opaque.
-pub(crate) fn fold_paths<'p>(
+pub fn fold_paths<'p>(
     entries: impl IntoIterator<Item = (u64, &'p [u8], EntryKind)>,
 ) -> (Vec<PathRecord>, bool) {
     use std::collections::btree_map::Entry;

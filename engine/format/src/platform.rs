@@ -81,7 +81,7 @@ impl fmt::Display for Platform {
 }
 
 /// Picks from `(platform, item)` candidates as `choice` says; `what` names the image in errors.
-pub(crate) fn choose<T>(
+pub fn choose<T>(
     candidates: Vec<(Platform, T)>,
     choice: &PlatformChoice,
     what: &str,

@@ -1,7 +1,7 @@
 //! Bounds on the OCI documents cairn reads from outside (a registry, an image layout, a
 //! `docker save` archive, a bundle, a store-format artifact), and the decoders that enforce
 //! them: bytes -> a checked manifest, index or config, or an error that names the object, the
-//! limit and its value. They build without the `store` and `registry` features, so the fuzz
+//! limit and its value. They are in `cairn-format` (no store, no registry client), so the fuzz
 //! targets reach them as `pull` does.
 //!
 //! The values admit every real image: the CNCF distribution registry (and so Docker Hub and
@@ -18,6 +18,9 @@ use crate::error::{Error, Result};
 pub const MAX_MANIFEST_LEN: u64 = 4 << 20;
 /// Largest image config read.
 pub const MAX_CONFIG_LEN: u64 = 4 << 20;
+/// Bound on manifests, indexes and configs read whole into memory from an image layout or a
+/// `docker save` archive (and kept in a bootstrap).
+pub const MAX_JSON_LEN: u64 = 64 << 20;
 /// Most layers an image manifest (and so a config's `diff_ids`, a bundle's image) may list.
 pub const MAX_LAYERS: usize = 1000;
 /// Most entries an image index read from a registry or an image may list.

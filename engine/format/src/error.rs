@@ -44,13 +44,13 @@ pub enum Error {
     #[error("{0}")]
     Stream(#[from] std::io::Error),
 
-    /// An error from the RocksDB index.
-    #[cfg(feature = "store")]
+    /// An error from the chunk index (the engine's RocksDB database; boxed here, so that this
+    /// crate does not depend on RocksDB).
     #[error("chunk index {}: {source}", path.display())]
     Index {
         path: PathBuf,
         #[source]
-        source: rocksdb::Error,
+        source: Box<dyn std::error::Error + Send + Sync>,
     },
 }
 
@@ -79,7 +79,7 @@ impl Error {
 }
 
 /// Adds the failing file's path to an `io::Result`.
-pub(crate) trait IoContext<T> {
+pub trait IoContext<T> {
     fn with_path(self, action: &'static str, path: &Path) -> Result<T>;
 }
 
