@@ -10,7 +10,6 @@ mod helpers;
 mod implicit_dirs;
 mod import_trust;
 mod lifecycle;
-mod local_registry;
 mod malformed;
 mod mount;
 mod plan;

@@ -7,16 +7,13 @@
 use crate::helpers::*;
 use cairn_engine::{NoProgress, Store, UnpackOptions, UnpackReport};
 use cairn_sample::{build_layer_tar, LayerCompression, SampleEntry};
+use cairn_testkit::probe::{self, is_root};
+use cairn_testkit::require;
 use std::collections::BTreeMap;
 use std::ffi::{CString, OsStr};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-
-fn is_root() -> bool {
-    // SAFETY: geteuid has no preconditions.
-    unsafe { libc::geteuid() == 0 }
-}
 
 /// Converts `layers` (uncompressed) into `store` as image `name`.
 fn add_image(store: &cairn_engine::StoreWriter, work: &Path, name: &str, layers: &[Vec<u8>]) {
@@ -340,17 +337,9 @@ pub(crate) fn gnu_tar_reference(layers: &[Vec<u8>], work: &Path) -> PathBuf {
     reference
 }
 
-pub(crate) fn gnu_tar_available() -> bool {
-    std::process::Command::new("tar")
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success() && o.stdout.starts_with(b"tar (GNU tar)"))
-}
-
 #[test]
 fn demo_images_match_gnu_tar() {
-    if !gnu_tar_available() {
-        eprintln!("note: GNU tar is not on PATH; skipping the comparison with tar -x");
+    if require("the comparison with tar -x", probe::gnu_tar()).is_none() {
         return;
     }
     let tmp = tempfile::tempdir().unwrap();
