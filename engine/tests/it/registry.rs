@@ -1,6 +1,6 @@
 //! Pulling from registries: a real one on loopback (the CNCF distribution registry, Debian's
-//! `docker-registry`, fed by `skopeo copy`; `cairn_testkit::registry`), and a
-//! small fake one in this file that breaks transfers on purpose.
+//! `docker-registry`, fed by `skopeo copy`: `cairn_testkit::registry`), and a small fake one in
+//! this file that breaks transfers on purpose.
 
 use crate::helpers::*;
 use cairn_engine::source::registry::{

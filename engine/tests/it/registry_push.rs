@@ -1,6 +1,6 @@
 //! Pushing to registries: cross-repository mounts against a real one on loopback (see
-//! `cairn_testkit::registry`), and the parallel upload against a small fake one in this file that takes
-//! uploads, counts them, and fails some on purpose.
+//! `cairn_testkit::registry`), and the parallel upload against a small fake one in this file
+//! that takes uploads, counts them, and fails some on purpose.
 
 use crate::helpers::*;
 use crate::registry::pull_options;
