@@ -55,9 +55,13 @@ pub fn strict() -> bool {
 /// When the probe found nothing and `CAIRN_TEST_STRICT=1` is set: CI installs and starts
 /// everything tests `require`, so a miss there is a defect of the setup, not a skip.
 pub fn require<T>(what: &str, probe: Result<T, String>) -> Option<T> {
+    require_as(strict(), what, probe)
+}
+
+fn require_as<T>(strict: bool, what: &str, probe: Result<T, String>) -> Option<T> {
     match probe {
         Ok(found) => Some(found),
-        Err(reason) if strict() => panic!(
+        Err(reason) if strict => panic!(
             "{}{what} cannot run: {reason} ({STRICT_VAR}=1: CI must provide it; see .ci/setup)",
             test_name()
         ),
@@ -95,5 +99,36 @@ fn test_name() -> String {
     match std::thread::current().name() {
         Some(name) if name != "main" => format!("{name}: "),
         _ => String::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_missing_requirement_skips_unless_strict() {
+        assert_eq!(require_as(false, "x", Ok(3)), Some(3));
+        assert_eq!(require_as(true, "x", Ok(3)), Some(3));
+        assert_eq!(require_as::<()>(false, "x", Err("gone".into())), None);
+        assert_eq!(optional::<()>("x", Err("gone".into())), None);
+    }
+
+    #[test]
+    #[should_panic(expected = "x cannot run: gone (CAIRN_TEST_STRICT=1")]
+    fn a_missing_requirement_fails_when_strict() {
+        require_as::<()>(true, "x", Err("gone".into()));
+    }
+
+    #[test]
+    fn probes_name_what_to_install() {
+        let missing = probe::tool("no-such-tool-for-cairn").unwrap_err();
+        assert!(
+            missing.contains("no-such-tool-for-cairn is not on PATH"),
+            "{missing}"
+        );
+        let squashfs = ["mksquashfs"]
+            .map(|t| probe::tool(t).map_or_else(|e| e.contains("squashfs-tools"), |p| p.is_file()));
+        assert!(squashfs[0]);
     }
 }
