@@ -4,7 +4,7 @@
 //! whiteouts and opaque markers; and `export` still giving back the exact tars.
 
 use crate::helpers::*;
-use crate::unpack::{walk, Node};
+use crate::tree::{walk, Node};
 use cairn_engine::{Follow, NoProgress, Store, UnpackOptions};
 use cairn_sample::{build_layer_tar, LayerCompression, Rng, SampleEntry};
 use cairn_testkit::{probe, require};

@@ -23,5 +23,6 @@ mod rejects;
 mod repair;
 mod report;
 mod tar_shapes;
+mod tree;
 mod unpack;
 mod writers;

@@ -4,7 +4,7 @@
 //! failed where /dev/fuse or fusermount3 is missing.
 
 use crate::helpers::*;
-use crate::unpack::{gnu_tar_reference, walk};
+use crate::tree::{gnu_tar_reference, walk};
 use cairn_engine::mount::{MountImages, MountOptions, MountSession, Unmounter};
 use cairn_engine::{GcOptions, NoProgress, Store};
 use cairn_testkit::{probe, require};

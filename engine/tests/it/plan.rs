@@ -5,7 +5,7 @@
 //! Debian packages) when it can be built.
 
 use crate::helpers::*;
-use crate::unpack::walk_without_mtimes;
+use crate::tree::walk_without_mtimes;
 use cairn_engine::bundle::dict_build::build_dict;
 use cairn_engine::{
     EmitRequest, EmitWhat, NoProgress, PlanOptions, PlanReport, SharedWriter, Store, StoreWriter,

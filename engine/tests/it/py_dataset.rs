@@ -129,9 +129,9 @@ fn py_unpack_matches_gnu_tar_and_skopeo_reads_the_export() {
             })
             .collect();
         let reference =
-            crate::unpack::gnu_tar_reference(&layers, &tmp.path().join(format!("tar-{v}")));
-        let ours = crate::unpack::walk(&out);
-        let theirs = crate::unpack::walk(&reference);
+            crate::tree::gnu_tar_reference(&layers, &tmp.path().join(format!("tar-{v}")));
+        let ours = crate::tree::walk(&out);
+        let theirs = crate::tree::walk(&reference);
         let ours_keys: Vec<_> = ours.keys().collect();
         let theirs_keys: Vec<_> = theirs.keys().collect();
         assert_eq!(ours_keys, theirs_keys, "{v}: the same paths");
