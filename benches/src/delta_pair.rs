@@ -6,8 +6,8 @@
 //! image) and measures what v2 adds to the store directory (`du -sb`), its convert and the read of its
 //! layer (`export-layer` to /dev/null), under GNU time.
 
-use crate::footprint::measure::{cairn_binary, check_gnu_time, Step, Usage};
-use crate::sizes::du_sb;
+use crate::harness::measure::{cairn_binary, check_gnu_time, Step, Usage};
+use crate::harness::sizes::du_sb;
 use anyhow::{Context, Result};
 use serde::Serialize;
 use std::path::Path;
@@ -32,12 +32,12 @@ pub fn run(
 ) -> Result<()> {
     check_gnu_time()?;
     let cairn = cairn_binary(cairn)?;
-    crate::big_file::fresh_dir(work)?;
+    crate::harness::work::fresh_dir(work)?;
     let size = size_mb * 1_000_000;
     let (v1, v2) = (work.join("v1.tar"), work.join("v2.tar"));
     eprintln!("delta-pair: writing two layers of one {size_mb} MB file, {permille}\u{2030} of v2's bytes changed");
-    crate::big_file::write_layer(&v1, size, None)?;
-    crate::big_file::write_layer(&v2, size, Some((permille, 0x9E37_79B9_7F4A_7C15)))?;
+    crate::harness::big_layer::write_layer(&v1, size, None)?;
+    crate::harness::big_layer::write_layer(&v2, size, Some((permille, 0x9E37_79B9_7F4A_7C15)))?;
     let mut rows = Vec::new();
     for delta in ["off", "auto"] {
         let store = work.join(format!("store-{delta}"));

@@ -32,10 +32,10 @@ mod big_file;
 mod bundle;
 mod delta_pair;
 mod footprint;
+mod harness;
 mod limits;
 mod many_files;
 mod mount;
-mod sizes;
 mod sweep;
 
 use anyhow::Result;
@@ -402,8 +402,8 @@ fn main() -> Result<()> {
 fn run_internal(internal: Internal) -> Result<()> {
     use footprint::rows;
     match internal {
-        Internal::Registry { dir, source } => rows::registry(&dir, &source),
-        Internal::Containerd { dir, source } => rows::containerd(&dir, &source),
+        Internal::Registry { dir, source } => harness::node::registry(&dir, &source),
+        Internal::Containerd { dir, source } => harness::node::containerd(&dir, &source),
         Internal::Fixed {
             store,
             source,

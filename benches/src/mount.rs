@@ -8,8 +8,8 @@
 //! for all the images: the store, against a containerd-style directory (gzip blobs plus one
 //! unpacked snapshot per layer chain), both `du -sb`.
 
-use crate::footprint::measure::{cairn_binary, Step};
-use crate::sizes::du_sb;
+use crate::harness::measure::{cairn_binary, Step};
+use crate::harness::sizes::du_sb;
 use anyhow::{bail, Context, Result};
 use serde::Serialize;
 use std::os::unix::fs::MetadataExt;
@@ -51,7 +51,7 @@ pub fn run(
     json: Option<&Path>,
 ) -> Result<()> {
     let cairn = cairn_binary(cairn)?;
-    crate::big_file::fresh_dir(work)?;
+    crate::harness::work::fresh_dir(work)?;
     let store = work.join("store");
     let cairn_step = || Step::new(&cairn).arg("--store").arg(&store).arg("--quiet");
     cairn_step().arg("init").run()?;
@@ -72,7 +72,7 @@ pub fn run(
             step = step.args(["--dict", &names[i - 1]]);
         }
         step.run()?;
-        crate::footprint::rows::containerd(&work.join("containerd"), source)?;
+        crate::harness::node::containerd(&work.join("containerd"), source)?;
     }
     report.store_bytes = du_sb(&store)?;
     report.containerd_bytes = du_sb(&work.join("containerd"))?;

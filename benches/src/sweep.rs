@@ -2,7 +2,7 @@
 //! with OLD as dictionary; prints the store size after each, the metadata share, the dedup of
 //! NEW against OLD and the convert speed. Runs in-process (one engine call per convert).
 
-use crate::sizes::files_bytes;
+use crate::harness::sizes::files_bytes;
 use anyhow::{Context, Result};
 use cairn_engine::{
     ChunkerParams, CompressionParams, ConvertOptions, InitOptions, NoProgress, PlatformChoice,

@@ -20,9 +20,10 @@
 pub mod report;
 pub mod tars;
 
-use crate::footprint::measure::{cairn_binary, check_gnu_time, Step, Usage};
-use crate::footprint::{load_average, machine, prepare_work};
-use crate::sizes::du_sb;
+use crate::harness::machine::{load_average, machine};
+use crate::harness::measure::{cairn_binary, check_gnu_time, find_on_path, Step, Usage};
+use crate::harness::sizes::du_sb;
+use crate::harness::work::{prepare_work, write_reports};
 use anyhow::{bail, Context, Result};
 use report::{CairnStore, Prepared, Report, Row, Shipment};
 use std::path::{Path, PathBuf};
@@ -92,7 +93,7 @@ pub fn run(options: &Options) -> Result<Report> {
     let cairn = cairn_binary(options.cairn.as_deref())?;
     // Read every layer once, so the first row does not pay for a cold page cache.
     for source in [&options.old, &options.new] {
-        for layer in crate::footprint::image::layers(source)? {
+        for layer in crate::harness::image::layers(source)? {
             std::io::copy(&mut layer.open_stored()?, &mut std::io::sink())?;
         }
     }
@@ -131,7 +132,7 @@ pub fn run(options: &Options) -> Result<Report> {
         cairn_store,
         skipped,
     };
-    crate::footprint::write_reports(
+    write_reports(
         &options.out,
         &[
             ("report.md", report::markdown(&report).into_bytes()),
@@ -151,13 +152,6 @@ fn first_line(step: Step) -> String {
     let out = step.run().unwrap_or_default();
     let text = String::from_utf8_lossy(&out);
     text.lines().next().unwrap_or("").trim().to_string()
-}
-
-pub fn find_on_path(program: &str) -> Option<PathBuf> {
-    let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path)
-        .map(|dir| dir.join(program))
-        .find(|p| p.is_file())
 }
 
 /// `du -sb` of a cairn store's content: its blobs, layer objects and bootstraps.

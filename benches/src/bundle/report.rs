@@ -2,8 +2,8 @@
 //! to a receiver holding OLD), what NEW adds to a cairn store, issue 16's three goals checked
 //! against the figures, and the table (at most 100 columns; sizes in MB, exact bytes in JSON).
 
-use crate::footprint::measure::Usage;
-use crate::footprint::report::Machine;
+use crate::harness::machine::Machine;
+use crate::harness::measure::Usage;
 use serde::Serialize;
 
 /// The goal: v2's incremental bundle at most this many times what v2 adds to a cairn store.
@@ -283,7 +283,7 @@ mod tests {
         Report {
             old: "oci:a:v1".into(),
             new: "oci:a:v2".into(),
-            machine: crate::footprint::machine(0.0),
+            machine: crate::harness::machine::machine(0.0),
             cairn: "cairn".into(),
             tools: Vec::new(),
             goals: goals(&rows, &cairn_store),

@@ -12,7 +12,7 @@
 //! - `unpack_layers`: each layer of an image unpacked into `DIR/layers/<hex>` (the squashfs
 //!   row's tree; whiteouts stay files).
 
-use crate::footprint::image;
+use crate::harness::image::{self, append};
 use anyhow::{bail, Context, Result};
 use cairn_engine::{LayerBytes, Sha256Digest};
 use serde_json::json;
@@ -172,22 +172,6 @@ fn append_blob(tar: &mut tar::Builder<impl Write>, blob: &Blob) -> Result<()> {
     append(tar, &blob_path(&blob.digest), blob.len(), &mut blob.open()?)
 }
 
-/// Appends a regular file `name` of `len` bytes, read from `data`, to the archive.
-pub fn append(
-    tar: &mut tar::Builder<impl Write>,
-    name: &str,
-    len: u64,
-    data: &mut dyn Read,
-) -> Result<()> {
-    let mut header = tar::Header::new_gnu();
-    header.set_size(len);
-    header.set_mode(0o644);
-    header.set_mtime(0);
-    header.set_entry_type(tar::EntryType::Regular);
-    tar.append_data(&mut header, name, data)
-        .with_context(|| format!("write {name} into the archive"))
-}
-
 /// Reads the archive `archive` through and unpacks each layer it carries that `dir` lacks into
 /// `dir/layers/<hex>`. Returns the number of layers unpacked.
 pub fn tar_import(archive: &Path, dir: &Path) -> Result<usize> {
@@ -308,7 +292,7 @@ mod tests {
         // unpack-layers makes the same tree from the source.
         let tree = tmp.path().join("tree");
         assert_eq!(unpack_layers(&old, &tree).unwrap(), old_layers);
-        let du = |dir: &Path| crate::sizes::files_bytes(dir);
+        let du = |dir: &Path| crate::harness::sizes::files_bytes(dir);
         assert_eq!(du(&tree), du(&receiver));
         assert!(du(&tree) > 3 << 20, "the demo holds a 3 MiB binary");
     }

@@ -4,7 +4,7 @@
 
 use super::report::Row;
 use super::{Bench, IMAGES};
-use crate::sizes::{du_sb, files_bytes};
+use crate::harness::sizes::{du_sb, files_bytes};
 use anyhow::Result;
 use std::path::Path;
 
@@ -107,7 +107,7 @@ pub(super) fn rows(bench: &Bench, rows: &mut Vec<Row>) -> Result<()> {
 }
 
 /// `internal KIND --dir DIR --source SOURCE` for image `i`.
-fn dir_step(bench: &Bench, kind: &str, dir: &Path, i: usize) -> super::measure::Step {
+fn dir_step(bench: &Bench, kind: &str, dir: &Path, i: usize) -> crate::harness::measure::Step {
     bench
         .internal()
         .arg(kind)

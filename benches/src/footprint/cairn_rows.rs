@@ -1,10 +1,10 @@
 //! The cairn rows: the store itself (new converted with `--dict old`), its blob files alone,
 //! and the same with `--delta off` and with new alone in an empty store.
 
-use super::measure::Step;
 use super::report::{self, Row};
 use super::{Bench, IMAGES};
-use crate::sizes::{du_sb, files_bytes};
+use crate::harness::measure::Step;
+use crate::harness::sizes::{du_sb, files_bytes};
 use anyhow::{bail, Result};
 use cairn_engine::Store;
 use std::path::{Path, PathBuf};

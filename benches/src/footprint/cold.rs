@@ -10,9 +10,9 @@
 //!   store and from the optimized one, alternated over `READ_ROUNDS`, medians compared; and
 //!   `stats`'s random-read amplification of both.
 
-use super::measure::Step;
 use super::report::{Row, StepReport};
 use super::{Bench, IMAGES};
+use crate::harness::measure::Step;
 use anyhow::{Context, Result};
 use serde::Serialize;
 use std::path::Path;
@@ -66,7 +66,7 @@ pub(super) fn optimized_row(bench: &Bench, program: &Path, before: &Path) -> Res
         steps.push(StepReport {
             image: image.to_string(),
             tar_bytes: bench.tar_bytes[i],
-            bytes_after: crate::sizes::du_sb(&store)?,
+            bytes_after: crate::harness::sizes::du_sb(&store)?,
             usage,
         });
     }
@@ -148,7 +148,7 @@ fn amplification(program: &Path, store: &Path) -> Result<f64> {
 
 /// The squashfs row, or why it was skipped.
 pub(super) fn squashfs_row(bench: &Bench) -> Result<std::result::Result<Row, String>> {
-    let Some(mksquashfs) = crate::bundle::find_on_path("mksquashfs") else {
+    let Some(mksquashfs) = crate::harness::measure::find_on_path("mksquashfs") else {
         return Ok(Err(
             "squashfs: mksquashfs not on PATH (squashfs-tools)".into()
         ));

@@ -9,18 +9,20 @@
 mod baseline;
 mod cairn_rows;
 mod cold;
-pub mod image;
-pub mod measure;
 mod nydus;
 mod peers;
 pub mod report;
 pub mod rows;
 
-use crate::sizes::du_sb;
+use crate::harness::image;
+use crate::harness::machine::{load_average, machine};
+use crate::harness::measure::{check_gnu_time, Step};
+use crate::harness::pipeline::pipeline_limit;
+use crate::harness::sizes::du_sb;
+use crate::harness::work::{prepare_work, write_reports};
 use anyhow::{bail, Context, Result};
 use cairn_rows::Cairn;
-use measure::Step;
-use report::{Machine, Peers, Report, Row, Skipped, StepReport};
+use report::{Peers, Report, Row, Skipped, StepReport};
 use std::path::{Path, PathBuf};
 
 /// What the `footprint` command was asked.
@@ -35,9 +37,6 @@ pub struct Options {
     /// The `cairn` binary (default: next to this one; in-process when there is none).
     pub cairn: Option<PathBuf>,
 }
-
-/// A file that marks a work directory as this bench's, so it may be emptied.
-const WORK_MARKER: &str = ".cairn-bench-work";
 
 struct Bench {
     this: PathBuf,
@@ -119,7 +118,7 @@ impl Bench {
 
 pub fn run(options: &Options) -> Result<Report> {
     let load_average_start = load_average();
-    measure::check_gnu_time()?;
+    check_gnu_time()?;
     let tar_version = Step::new("tar").arg("--version").run().unwrap_or_default();
     if !String::from_utf8_lossy(&tar_version).contains("GNU tar") {
         bail!("`tar` is not GNU tar; the unpacked rows need it");
@@ -316,7 +315,7 @@ fn old_against_limit(bench: &Bench, rows: &[Row]) -> Result<Option<report::Limit
         return Ok(None);
     };
     eprintln!("footprint: each convert stage alone, for the pipeline limit");
-    let limit = crate::limits::pipeline_limit(&bench.sources[0], &bench.work.join("limits"))?;
+    let limit = pipeline_limit(&bench.sources[0], &bench.work.join("limits"))?;
     let convert_mbps = step.tar_bytes as f64 / 1e6 / step.usage.wall_s.max(1e-9);
     Ok(Some(report::Limits {
         pipeline_limit_mbps: limit,
@@ -329,61 +328,6 @@ fn old_against_limit(bench: &Bench, rows: &[Row]) -> Result<Option<report::Limit
     }))
 }
 
-/// Creates the work directory, emptying it first if an earlier run of this bench left it.
-pub fn prepare_work(dir: &Path) -> Result<PathBuf> {
-    if dir.exists() {
-        let empty = std::fs::read_dir(dir)
-            .with_context(|| format!("read {}", dir.display()))?
-            .next()
-            .is_none();
-        if !empty {
-            if !dir.join(WORK_MARKER).exists() {
-                bail!(
-                    "work directory {} is not empty and was not made by cairn-bench; \
-                     choose another with --work",
-                    dir.display()
-                );
-            }
-            std::fs::remove_dir_all(dir).with_context(|| format!("empty {}", dir.display()))?;
-        }
-    }
-    std::fs::create_dir_all(dir).with_context(|| format!("create {}", dir.display()))?;
-    std::fs::write(dir.join(WORK_MARKER), b"").context("mark the work directory")?;
-    dir.canonicalize()
-        .with_context(|| format!("resolve {}", dir.display()))
-}
-
-/// The 1-minute load average (0 when unknown).
-pub fn load_average() -> f64 {
-    std::fs::read_to_string("/proc/loadavg")
-        .ok()
-        .and_then(|t| t.split_whitespace().next().and_then(|n| n.parse().ok()))
-        .unwrap_or(0.0)
-}
-
-pub fn machine(load_average_start: f64) -> Machine {
-    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
-    let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
-    let field = |text: &str, key: &str| -> Option<String> {
-        text.lines()
-            .find(|l| l.starts_with(key))
-            .and_then(|l| l.split_once(':'))
-            .map(|(_, v)| v.trim().to_string())
-    };
-    Machine {
-        cpus: std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(1),
-        cpu_model: field(&cpuinfo, "model name").unwrap_or_else(|| "unknown".into()),
-        memory_bytes: field(&meminfo, "MemTotal")
-            .and_then(|v| v.trim_end_matches("kB").trim().parse::<u64>().ok())
-            .map(|kib| kib * 1024)
-            .unwrap_or(0),
-        load_average_start,
-        load_average_end: load_average(),
-    }
-}
-
 fn write_outputs(out: &Path, report: &Report) -> Result<()> {
     write_reports(
         out,
@@ -393,16 +337,6 @@ fn write_outputs(out: &Path, report: &Report) -> Result<()> {
             ("footprint.svg", report::svg(report).into_bytes()),
         ],
     )
-}
-
-/// Writes each named report into `out` (created if missing).
-pub fn write_reports(out: &Path, files: &[(&str, Vec<u8>)]) -> Result<()> {
-    std::fs::create_dir_all(out).with_context(|| format!("create {}", out.display()))?;
-    for (name, bytes) in files {
-        let path = out.join(name);
-        std::fs::write(&path, bytes).with_context(|| format!("write {}", path.display()))?;
-    }
-    Ok(())
 }
 
 /// The table, for the terminal.

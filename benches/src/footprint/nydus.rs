@@ -7,11 +7,11 @@
 //! script, so wall time, CPU and peak memory cover every step. Footprint: the blob directory
 //! and the two images' merged bootstraps (the layers' own bootstraps are intermediate).
 
-use super::image::{self, Layer};
-use super::measure::Step;
 use super::report::{Peers, Row, Skipped};
 use super::{Bench, IMAGES};
-use crate::sizes::du_sb;
+use crate::harness::image::{self, Layer};
+use crate::harness::measure::Step;
+use crate::harness::sizes::du_sb;
 use anyhow::{Context, Result};
 use cairn_engine::Compression;
 use std::path::{Path, PathBuf};

@@ -3,7 +3,7 @@
 //! image's. Defaults throughout; only what makes them non-interactive is set, and their caches
 //! and configuration live in the work directory instead of the user's home.
 
-use super::measure::Step;
+use crate::harness::measure::Step;
 use std::path::{Path, PathBuf};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -2,7 +2,8 @@
 //! written to `report.md`), JSON (`report.json`, every byte count exact) and a grouped bar
 //! chart (`footprint.svg`, hand-written SVG).
 
-use super::measure::Usage;
+use crate::harness::machine::Machine;
+use crate::harness::measure::Usage;
 use serde::Serialize;
 
 #[derive(Debug, Serialize)]
@@ -35,17 +36,6 @@ pub struct Limits {
     /// The cairn row's old step (into an empty store: new data), in MB/s of tar.
     pub convert_mbps: f64,
     pub convert_ratio: f64,
-}
-
-#[derive(Debug, Serialize)]
-pub struct Machine {
-    pub cpus: usize,
-    pub cpu_model: String,
-    pub memory_bytes: u64,
-    /// `/proc/loadavg`'s 1-minute figure when the run started and when it ended: other work
-    /// on the machine makes wall times longer.
-    pub load_average_start: f64,
-    pub load_average_end: f64,
 }
 
 #[derive(Debug, Default, Serialize)]

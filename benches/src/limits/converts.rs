@@ -11,9 +11,10 @@
 //! 3. the image again as it is: its layer digests are stored, so cairn reuses the layer
 //!    objects and reads no layer at all (shown for what it is, not against a limit).
 
-use super::clock::Span;
-use super::sys;
-use crate::footprint::measure::Step;
+use crate::harness::image;
+use crate::harness::measure::Step;
+use crate::harness::pipeline::clock::Span;
+use crate::harness::pipeline::sys;
 use anyhow::{bail, Context, Result};
 use serde::Serialize;
 use std::fs::File;
@@ -108,7 +109,7 @@ impl ConvertRun {
 /// layer states a digest. Returns the source to convert: `docker-archive:OUT`, or `source`
 /// itself when it is a bare layer (which states no digest either).
 pub fn known_content_archive(source: &str, out: &Path) -> Result<String> {
-    let image = crate::footprint::image::resolve_one(source)?;
+    let image = image::resolve_one(source)?;
     let Some(config) = image.config else {
         return Ok(source.to_string());
     };
@@ -124,21 +125,21 @@ pub fn known_content_archive(source: &str, out: &Path) -> Result<String> {
     let file = File::create(out).with_context(|| format!("create {}", out.display()))?;
     let mut tar = tar::Builder::new(BufWriter::with_capacity(1 << 20, file));
     let manifest = serde_json::to_vec(&manifest)?;
-    crate::bundle::tars::append(
+    image::append(
         &mut tar,
         "manifest.json",
         manifest.len() as u64,
         &mut &manifest[..],
     )?;
     let config = &config.bytes;
-    crate::bundle::tars::append(
+    image::append(
         &mut tar,
         &config_name,
         config.len() as u64,
         &mut &config[..],
     )?;
-    for (layer, name) in crate::footprint::image::layers(source)?.iter().zip(&names) {
-        crate::bundle::tars::append(&mut tar, name, layer.len, &mut layer.open_stored()?)?;
+    for (layer, name) in image::layers(source)?.iter().zip(&names) {
+        image::append(&mut tar, name, layer.len, &mut layer.open_stored()?)?;
     }
     tar.into_inner()
         .context("finish the archive")?

@@ -2,32 +2,24 @@
 //! close `cairn convert` comes, measured in one run (issue 18).
 //!
 //! Each stage a byte of new data goes through in a convert runs alone over the image's own
-//! layers, on one thread, and is measured in CPU seconds: decode (`stages.rs`), sha256 of the
-//! blob and of the tar, FastCDC, BLAKE3, then zstd in cairn's frames and writing the blob
-//! (`frames.rs`). Every layer is decoded once, unmeasured, into a tar file under the work
-//! directory (`layer_tar.rs`) for the stages after decode to read back (`window.rs`), so no
-//! decoded layer is held in memory and decode is paid once. From the stages' CPU time: the
-//! pipeline limit, tar bytes / (CPU seconds / cores). Then the converts (`converts.rs`): the
-//! image into an empty store, against that limit; the same content again, against the decode
-//! stage alone; and the same image again, whose layer objects cairn reuses without reading.
-//! `report.rs` computes the ratios and renders them.
+//! layers, on one thread, and is measured in CPU seconds (`harness::pipeline`). From the stages'
+//! CPU time: the pipeline limit, tar bytes / (CPU seconds / cores). Then the converts
+//! (`converts.rs`): the image into an empty store, against that limit; the same content again,
+//! against the decode stage alone; and the same image again, whose layer objects cairn reuses
+//! without reading. `report.rs` computes the ratios and renders them.
 
-mod clock;
 mod converts;
-mod frames;
-mod layer_tar;
 mod report;
-mod stages;
-mod sys;
-mod window;
 
-use crate::footprint::image::{self, Layer};
-use crate::footprint::{load_average, machine, prepare_work};
-use crate::sizes::files_bytes;
+use crate::harness::image;
+use crate::harness::machine::{load_average, machine};
+use crate::harness::pipeline::layer_tar::{self, LayerTar};
+use crate::harness::pipeline::measure_stages;
+use crate::harness::sizes::files_bytes;
+use crate::harness::work::{prepare_work, write_reports};
 use anyhow::{bail, Context, Result};
 use cairn_engine::{ChunkerParams, CompressionParams};
 use converts::Cairn;
-use layer_tar::LayerTar;
 use report::{Inputs, Measured, Report, Stage};
 use std::path::{Path, PathBuf};
 
@@ -143,124 +135,8 @@ fn run(options: &Options) -> Result<Report> {
     Ok(report)
 }
 
-/// The pipeline limit of `source` on this machine, in MB/s of tar: its stages measured alone
-/// as `limits` measures them, in `work` (created, and removed after). `footprint` sets the
-/// cairn row's convert of the old image (new data) against it.
-pub fn pipeline_limit(source: &str, work: &Path) -> Result<f64> {
-    let layers = image::layers(source)?;
-    std::fs::create_dir_all(work).with_context(|| format!("create {}", work.display()))?;
-    let tars = layers
-        .iter()
-        .enumerate()
-        .map(|(i, layer)| layer_tar::prepare(layer, &work.join(format!("layer-{i}.tar"))))
-        .collect::<Result<Vec<_>>>()?;
-    let measured = measure_stages(
-        &layers,
-        &tars,
-        &ChunkerParams::default(),
-        &CompressionParams::default(),
-        work,
-    )?;
-    std::fs::remove_dir_all(work).with_context(|| format!("remove {}", work.display()))?;
-    let tar_bytes: u64 = tars.iter().map(|t| t.tar_bytes).sum();
-    let cpu_s: f64 = measured
-        .stages
-        .iter()
-        .map(|(_, _, _, span)| span.cpu_s)
-        .sum();
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    Ok(report::mbps(tar_bytes, cpu_s / cores as f64))
-}
-
-/// A stage's id, label, input bytes and span.
-type StageSpan = (&'static str, &'static str, u64, clock::Span);
-
-/// The stages as measured, and what they counted.
-struct Stages {
-    stages: Vec<StageSpan>,
-    /// Decode's span per layer.
-    decode_layers: Vec<clock::Span>,
-    chunks: u64,
-    new_chunks: u64,
-    new_chunk_bytes: u64,
-    stored_bytes: u64,
-}
-
-/// Runs the stages in order.
-fn measure_stages(
-    layers: &[Layer],
-    tars: &[LayerTar],
-    chunker: &ChunkerParams,
-    compression: &CompressionParams,
-    work: &Path,
-) -> Result<Stages> {
-    let compressed: u64 = layers.iter().map(|l| l.len).sum();
-    let tar_bytes: u64 = tars.iter().map(|t| t.tar_bytes).sum();
-    let file_bytes: u64 = tars.iter().map(LayerTar::file_bytes).sum();
-    let mut out = Vec::new();
-    eprintln!("limits: measuring each stage alone");
-    let decode_layers = stages::decode(layers)?;
-    let mut decode = clock::Span::default();
-    decode_layers.iter().for_each(|s| decode.add(*s));
-    out.push((
-        "decode",
-        "decode (gzip/zstd, cairn's decoder)",
-        compressed,
-        decode,
-    ));
-    let span = stages::sha256_blobs(layers)?;
-    out.push((
-        "sha256_blob",
-        "sha256 of the blob (digest)",
-        compressed,
-        span,
-    ));
-    let span = stages::sha256_tars(layers, tars)?;
-    out.push(("sha256_tar", "sha256 of the tar (diff_id)", tar_bytes, span));
-    let (span, chunks) = stages::fastcdc(tars, chunker)?;
-    out.push((
-        "fastcdc",
-        "FastCDC of every file's content",
-        file_bytes,
-        span,
-    ));
-    let (span, ids) = stages::blake3(tars, &chunks)?;
-    out.push(("blake3", "BLAKE3 of every chunk", file_bytes, span));
-    let new = stages::new_chunks(&ids);
-    let (span, frames) = frames::compress(tars, &chunks, &new, compression, &work.join("frames"))?;
-    out.push((
-        "zstd",
-        "zstd of the new chunks, in frames",
-        frames.new_bytes,
-        span,
-    ));
-    // The decoded tars are no longer needed; their writeback is no stage's.
-    for tar in tars {
-        std::fs::remove_file(&tar.path)
-            .with_context(|| format!("remove {}", tar.path.display()))?;
-    }
-    crate::footprint::measure::Step::new("sync").run()?;
-    let span = frames::write_blobs(&frames, work)?;
-    out.push((
-        "write",
-        "write the blobs (BLAKE3 blob id, write, fsync)",
-        frames.stored_bytes,
-        span,
-    ));
-    std::fs::remove_file(&frames.spill)
-        .with_context(|| format!("remove {}", frames.spill.display()))?;
-    Ok(Stages {
-        stages: out,
-        decode_layers,
-        chunks: chunks.iter().map(|c| c.len() as u64).sum(),
-        new_chunks: new.iter().map(|n| n.len() as u64).sum(),
-        new_chunk_bytes: frames.new_bytes,
-        stored_bytes: frames.stored_bytes,
-    })
-}
-
 fn write_outputs(out: &Path, report: &Report) -> Result<()> {
-    crate::footprint::write_reports(
+    write_reports(
         out,
         &[
             ("report.md", report::markdown(report).into_bytes()),

@@ -2,9 +2,10 @@
 //! a Markdown table with summary lines (printed, and `report.md`) and JSON (`report.json`,
 //! `--json`).
 
-use super::clock::Span;
 use super::converts::ConvertRun;
-use crate::footprint::report::Machine;
+use crate::harness::machine::Machine;
+use crate::harness::pipeline::clock::Span;
+use crate::harness::pipeline::mbps;
 use serde::Serialize;
 
 /// One stage, alone, over the whole image.
@@ -119,15 +120,6 @@ pub struct Inputs {
     pub machine: Machine,
     pub cairn: String,
     pub known_added_blob_bytes: u64,
-}
-
-/// MB per second; 0 bytes or seconds give 0, not infinity or NaN.
-pub fn mbps(bytes: u64, seconds: f64) -> f64 {
-    if seconds > 0.0 {
-        bytes as f64 / 1e6 / seconds
-    } else {
-        0.0
-    }
 }
 
 fn ratio(a: f64, b: f64) -> f64 {
@@ -353,7 +345,7 @@ mod tests {
             stored_bytes: 100,
             chunker: "fastcdc".into(),
             compression: "zstd-3".into(),
-            machine: crate::footprint::machine(0.0),
+            machine: crate::harness::machine::machine(0.0),
             cairn: "in-process".into(),
             known_added_blob_bytes: 0,
         }

@@ -12,9 +12,10 @@ mod generate;
 mod report;
 mod tar;
 
-use crate::footprint::measure::{cairn_binary, check_gnu_time, Step, Usage};
-use crate::footprint::{load_average, prepare_work};
-use crate::sizes::du_sb;
+use crate::harness::machine::load_average;
+use crate::harness::measure::{cairn_binary, check_gnu_time, Step, Usage};
+use crate::harness::sizes::du_sb;
+use crate::harness::work::prepare_work;
 use anyhow::{bail, Context, Result};
 use generate::Shape;
 pub use report::render;

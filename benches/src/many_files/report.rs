@@ -1,7 +1,7 @@
 //! What `many-files` measured, as JSON (`--json`) and as the markdown it prints.
 
 use super::generate::{Generated, Shape};
-use crate::footprint::measure::Usage;
+use crate::harness::measure::Usage;
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::fmt::Write;
@@ -34,7 +34,7 @@ impl Machine {
                 .map(|n| n.get())
                 .unwrap_or(0),
             load_average_start,
-            load_average_end: crate::footprint::load_average(),
+            load_average_end: crate::harness::machine::load_average(),
         }
     }
 }

@@ -1,4 +1,5 @@
-use super::{bench, demo_sources, ok, sibling_cairn};
+use crate::helpers::{bench, demo_sources, ok, sibling_cairn};
+use cairn_testkit::{probe, require};
 use serde_json::Value;
 
 fn bytes(row: &Value, column: &str) -> u64 {
@@ -9,10 +10,7 @@ fn bytes(row: &Value, column: &str) -> u64 {
 
 #[test]
 fn bundle_bench_on_the_demo_pair() {
-    let Some(cairn) = sibling_cairn() else {
-        eprintln!(
-            "the bundle bench needs the cairn binary: build the workspace (cargo test --workspace)"
-        );
+    let Some(cairn) = sibling_cairn("the bundle bench test") else {
         return;
     };
     let tmp = tempfile::tempdir().unwrap();
@@ -36,12 +34,9 @@ fn bundle_bench_on_the_demo_pair() {
     assert!(md.contains("| cairn bundle "), "{md}");
 
     // squashfs runs where squashfs-tools is installed, and is reported skipped elsewhere.
-    let squashfs = ["mksquashfs", "unsquashfs"].iter().all(|tool| {
-        std::process::Command::new(tool)
-            .arg("-version")
-            .output()
-            .is_ok()
-    });
+    let squashfs = ["mksquashfs", "unsquashfs"]
+        .iter()
+        .all(|tool| require("the squashfs row", probe::tool(tool)).is_some());
     let mut expected = vec!["cairn-bundle", "docker-save", "layer-digest"];
     if squashfs {
         expected.push("squashfs");

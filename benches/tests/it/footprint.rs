@@ -1,4 +1,5 @@
-use super::{bench, demo_sources, ok, sibling_cairn};
+use crate::helpers::{bench, demo_sources, ok, sibling_cairn};
+use cairn_testkit::{probe, require};
 use serde_json::Value;
 use std::path::Path;
 
@@ -43,11 +44,6 @@ fn bytes(row: &Value, key: &str) -> u64 {
         .unwrap_or_else(|| panic!("{key} in {row:#}"))
 }
 
-fn on_path(program: &str) -> bool {
-    std::env::var_os("PATH")
-        .is_some_and(|path| std::env::split_paths(&path).any(|d| d.join(program).is_file()))
-}
-
 #[test]
 fn footprint_on_the_demo_pair() {
     let tmp = tempfile::tempdir().unwrap();
@@ -61,10 +57,11 @@ fn footprint_on_the_demo_pair() {
         .map(|r| r["id"].as_str().unwrap())
         .collect();
     // The cold rows need the cairn binary; squashfs, mksquashfs.
+    let cairn = sibling_cairn("the cold rows");
     let mut expected = ROWS.to_vec();
-    if sibling_cairn().is_some() {
+    if cairn.is_some() {
         expected.push("cairn-optimized");
-        if on_path("mksquashfs") {
+        if require("the squashfs row", probe::tool("mksquashfs")).is_some() {
             expected.push("squashfs");
         }
     }
@@ -106,7 +103,7 @@ fn footprint_on_the_demo_pair() {
     // The content of the cairn store is its blobs; the store holds more (bootstraps, index).
     assert!(after_old("cairn") > after_old("fastcdc-blobs"));
 
-    if sibling_cairn().is_some() {
+    if cairn.is_some() {
         // optimize shrinks the store; the reads after it are timed against before.
         assert!(after_old("cairn-optimized") <= after_old("cairn"));
         let cold = &report["cold"];
@@ -115,7 +112,7 @@ fn footprint_on_the_demo_pair() {
         assert!(cold["optimize"][0]["rewritten_blobs"].as_u64().unwrap() > 0);
     }
 
-    let expected = match sibling_cairn() {
+    let expected = match cairn {
         Some(path) => path.display().to_string(),
         None => "in-process".into(),
     };

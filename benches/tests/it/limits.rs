@@ -1,4 +1,4 @@
-use super::{bench, demo_sources, ok};
+use crate::helpers::{bench, demo_sources, ok};
 use serde_json::Value;
 
 const KEYS: [&str; 8] = [

@@ -1,4 +1,4 @@
-use super::{bench, ok, sibling_cairn};
+use crate::helpers::{bench, ok, sibling_cairn};
 use serde_json::Value;
 use std::path::Path;
 
@@ -49,10 +49,7 @@ fn step<'a>(report: &'a Value, name: &str) -> &'a Value {
 
 #[test]
 fn many_files_measures_every_step() {
-    let Some(cairn) = sibling_cairn() else {
-        eprintln!(
-            "many-files needs the cairn binary: build the workspace (`cargo test --workspace`)"
-        );
+    let Some(cairn) = sibling_cairn("the many-files test") else {
         return;
     };
     let tmp = tempfile::tempdir().unwrap();
@@ -105,10 +102,7 @@ fn many_files_measures_every_step() {
 
 #[test]
 fn many_files_reports_a_failed_step_and_goes_on() {
-    let Some(cairn) = sibling_cairn() else {
-        eprintln!(
-            "many-files needs the cairn binary: build the workspace (`cargo test --workspace`)"
-        );
+    let Some(cairn) = sibling_cairn("the many-files test") else {
         return;
     };
     let tmp = tempfile::tempdir().unwrap();

@@ -1,4 +1,4 @@
-use super::{bench, demo_sources, ok};
+use crate::helpers::{bench, demo_sources, ok};
 
 #[test]
 fn sweep_on_the_demo_pair() {

@@ -1,7 +1,7 @@
 //! `cairn dict export` and `cairn bundle` through pipes, as sites use them (`-o -` into
 //! `import -`), and their output.
 
-use super::{cairn, export_all, ok};
+use crate::helpers::{cairn, export_all, ok};
 use std::io::Write;
 use std::path::Path;
 use std::process::{Command, Stdio};

@@ -6,7 +6,7 @@
 //! Only the readers' results are asserted; the overlap is best effort, except that some reader
 //! must have run start to end while the convert was running (it runs for about a second).
 
-use super::{cairn, ok, store_with_demo_v1};
+use crate::helpers::{cairn, ok, store_with_demo_v1};
 use cairn_sample::{build_layer_tar, Rng, SampleEntry};
 use std::io::{Read, Write};
 use std::path::Path;

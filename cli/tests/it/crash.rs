@@ -6,8 +6,8 @@
 //! `CAIRN_CRASH_KILLS=N` sets how many kills (default 200; a tenth of them, at least 10, among
 //! concurrent converts).
 
-use super::concurrency::write_random_layer;
-use super::{cairn, export_all, ok};
+use crate::concurrency::write_random_layer;
+use crate::helpers::{cairn, export_all, ok};
 use cairn_sample::Rng;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};

@@ -4,7 +4,7 @@
 //! before is exported byte for byte, an export's output is as before, and the command then runs
 //! again without the variable and succeeds, leaving `verify --full` clean.
 
-use super::{cairn, export_all, files, ok};
+use crate::helpers::{cairn, export_all, files, ok};
 use cairn_engine::failpoint;
 use std::path::Path;
 use std::process::{Command, Output};
@@ -216,7 +216,7 @@ fn every_fail_point_is_reached_and_leaves_the_store_whole() {
 #[test]
 fn an_unknown_fail_point_name_is_an_error() {
     let tmp = tempfile::tempdir().unwrap();
-    let store = super::store_with_demo_v1(tmp.path());
+    let store = crate::helpers::store_with_demo_v1(tmp.path());
     let out = cairn_failing_at("rm.index.btach", &store, &["rm".into(), "app:v1".into()]);
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);

@@ -1,21 +1,15 @@
 //! `inventory --format parquet`: the tables DuckDB reads, and a SQL query over the chunk table
 //! that reproduces `cairn diff`'s shared bytes to the byte. Needs python3 with duckdb (`.ci/setup`
-//! installs it); the DuckDB part is skipped with a note where it is missing.
+//! installs it); the DuckDB part is skipped with a note where it is missing (failed with
+//! `CAIRN_TEST_STRICT=1`).
 
-use super::{cairn, ok};
+use crate::helpers::{cairn, ok};
+use cairn_testkit::probe;
 use std::path::Path;
 use std::process::Command;
 
 fn duckdb(sql: &str) -> Option<String> {
-    let probe = Command::new("python3")
-        .args(["-c", "import duckdb"])
-        .output();
-    if !probe.is_ok_and(|o| o.status.success()) {
-        eprintln!(
-            "note: DuckDB part skipped: python3 with duckdb is missing (.ci/setup installs it)"
-        );
-        return None;
-    }
+    cairn_testkit::require("the DuckDB part", probe::python_module("duckdb"))?;
     let script = format!("import duckdb\nprint(duckdb.sql({sql:?}).fetchall())");
     let out = Command::new("python3")
         .args(["-c", &script])

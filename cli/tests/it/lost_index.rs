@@ -5,7 +5,7 @@
 //! has neither a name nor a record for, unless `--force-orphans`, while images removed with
 //! `rm` are deleted as before.
 
-use super::{cairn, export_all, files, ok};
+use crate::helpers::{cairn, export_all, files, ok};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 

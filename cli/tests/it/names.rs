@@ -3,7 +3,7 @@
 //! printed by `images`, `diff`, `ls` and `stats` with those characters escaped; and such a
 //! name cannot be created now.
 
-use super::{cairn, ok, store_with_demo_v1};
+use crate::helpers::{cairn, ok, store_with_demo_v1};
 use cairn_engine::StoreWriter;
 use cairn_sample::{LayerCompression, OciLayoutWriter, SampleEntry, SamplePlatform};
 

@@ -2,7 +2,7 @@
 //! byte, a dry run or a spent budget changing nothing, a stopped run resumed, and every write
 //! step's fail point leaving the store whole and the run resumable.
 
-use super::{cairn, export_all, ok};
+use crate::helpers::{cairn, export_all, ok};
 use std::path::Path;
 
 fn json(store: &Path, args: &[&str]) -> serde_json::Value {
@@ -22,7 +22,7 @@ fn demo_store(dir: &Path) -> std::path::PathBuf {
 }
 
 fn blob_files(store: &Path) -> std::collections::BTreeMap<std::path::PathBuf, Vec<u8>> {
-    super::files(&store.join("blobs"))
+    crate::helpers::files(&store.join("blobs"))
 }
 
 fn assert_verify_clean(store: &Path) {

@@ -1,7 +1,7 @@
 //! `cairn plan`: human output within 80 columns, the JSON plan, `--emit-base` writing an OCI
 //! image that converts back into the store, and clear errors.
 
-use super::{cairn, ok};
+use crate::helpers::{cairn, ok};
 
 #[test]
 fn plan_prints_the_bases_and_emits_one_that_converts_back() {

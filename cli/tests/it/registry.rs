@@ -1,9 +1,9 @@
-//! `cairn pull` from the loopback registry with basic auth (the engine's harness), the
+//! `cairn pull` from the loopback registry with basic auth (`cairn_testkit::registry`), the
 //! credentials read from a docker config file as `docker login` writes it. `DOCKER_CONFIG` is
 //! set on the child process only: the environment is process-wide, and tests run in threads.
 
-use super::local_registry::{LocalRegistry, USER, USER_PASSWORD_BASE64};
-use super::{cairn, export_all, files, ok, store_with_demo_v1};
+use crate::helpers::{cairn, export_all, files, ok, store_with_demo_v1};
+use cairn_testkit::registry::{LocalRegistry, USER, USER_PASSWORD_BASE64};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

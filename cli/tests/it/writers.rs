@@ -3,8 +3,8 @@
 //! both stored as duplicates, and gc's compaction reclaims them; what a killed writer left in
 //! `tmp/` is reclaimed and reported by the next writer.
 
-use super::concurrency::{live_writers, write_random_layer};
-use super::{cairn, export_all, ok};
+use crate::concurrency::{live_writers, write_random_layer};
+use crate::helpers::{cairn, export_all, ok};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};

@@ -4,7 +4,6 @@
 
 use crate::delta::assert_verify_clean;
 use crate::helpers::*;
-use crate::py_dataset::py_dataset;
 use cairn_engine::bundle::create::{create, BundleOptions, BundleReport};
 use cairn_engine::bundle::dict::export_dict;
 use cairn_engine::bundle::import::{import_bundle, BundleImportReport};
@@ -207,7 +206,9 @@ fn layers_of(source: &str) -> Vec<Vec<u8>> {
 
 #[test]
 fn py_v1_full_then_v2_incremental_export_every_layer_with_its_diff_id() {
-    let Some(data) = py_dataset() else { return };
+    let Some(data) = cairn_testkit::datasets::py() else {
+        return;
+    };
     let tmp = tempfile::tempdir().unwrap();
     let sender = tmp.path().join("sender");
     {

@@ -7,10 +7,11 @@ use cairn_engine::{
     StoreWriter, WholeImage,
 };
 use cairn_sample::LayerCompression;
+use cairn_testkit::{probe, require};
 use serde_json::Value;
 use std::collections::BTreeSet;
 use std::io::Read;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -498,7 +499,7 @@ fn a_bare_layer_gets_a_made_up_config() {
         &store.whole_image("bare").unwrap(),
         &second.whole_image("bare").unwrap(),
     );
-    if let Some(skopeo) = skopeo() {
+    if let Some(skopeo) = require("the skopeo check", probe::tool("skopeo")) {
         let out =
             run(Command::new(&skopeo).args(["inspect", &format!("oci:{}:bare", layout.display())]));
         let inspect: Value = serde_json::from_slice(&out).unwrap();
@@ -595,21 +596,6 @@ fn bad_targets_and_damaged_blobs_are_refused() {
     assert!(!tmp.path().join("damaged.tar.cairn-partial").exists());
 }
 
-/// The skopeo binary, if installed; else a note on stderr.
-pub(crate) fn skopeo() -> Option<PathBuf> {
-    let found = std::env::var_os("PATH").and_then(|paths| {
-        std::env::split_paths(&paths)
-            .map(|p| p.join("skopeo"))
-            .find(|p| p.is_file())
-    });
-    if found.is_none() {
-        eprintln!(
-            "note: skopeo is not on PATH; skipping the skopeo checks (.ci/setup installs it)"
-        );
-    }
-    found
-}
-
 /// Runs a command that must succeed; returns its stdout.
 fn run(command: &mut Command) -> Vec<u8> {
     let out = command.output().unwrap();
@@ -623,7 +609,7 @@ fn run(command: &mut Command) -> Vec<u8> {
 
 #[test]
 fn skopeo_reads_what_we_write() {
-    let Some(skopeo) = skopeo() else {
+    let Some(skopeo) = require("the skopeo test", probe::tool("skopeo")) else {
         return;
     };
     let tmp = tempfile::tempdir().unwrap();

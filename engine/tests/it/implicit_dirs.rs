@@ -4,9 +4,10 @@
 //! whiteouts and opaque markers; and `export` still giving back the exact tars.
 
 use crate::helpers::*;
-use crate::unpack::{gnu_tar_available, walk, Node};
+use crate::tree::{walk, Node};
 use cairn_engine::{Follow, NoProgress, Store, UnpackOptions};
 use cairn_sample::{build_layer_tar, LayerCompression, Rng, SampleEntry};
+use cairn_testkit::{probe, require};
 use std::collections::{BTreeMap, BTreeSet};
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
@@ -338,8 +339,7 @@ fn as_seen(tree: &BTreeMap<PathBuf, Node>) -> BTreeMap<PathBuf, Seen> {
 
 #[test]
 fn merged_view_and_unpack_match_gnu_tar_with_and_without_directory_entries() {
-    if !gnu_tar_available() {
-        eprintln!("note: GNU tar is not on PATH; skipping the comparison with tar -x");
+    if require("the comparison with tar -x", probe::gnu_tar()).is_none() {
         return;
     }
     let tmp = tempfile::tempdir().unwrap();

@@ -1,38 +1,24 @@
 //! `mount`: the FUSE view of an image against GNU tar applying its layers, a damaged blob,
 //! gc while mounted, and (on the py dataset) a program run from the image through overlayfs.
-//! Skipped, with a note, where FUSE cannot be mounted (no /dev/fuse, or not root).
+//! Skipped, with a note, where FUSE cannot be mounted (not root); with `CAIRN_TEST_STRICT=1`,
+//! failed where /dev/fuse or fusermount3 is missing.
 
 use crate::helpers::*;
-use crate::unpack::{gnu_tar_available, gnu_tar_reference, walk};
+use crate::tree::{gnu_tar_reference, walk};
 use cairn_engine::mount::{MountImages, MountOptions, MountSession, Unmounter};
 use cairn_engine::{GcOptions, NoProgress, Store};
+use cairn_testkit::{probe, require};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-/// Why FUSE mounts cannot run here, if they cannot.
-fn fuse_missing() -> Option<&'static str> {
-    if std::fs::metadata("/proc/self").map(|m| m.uid()).ok() != Some(0) {
-        return Some("not running as root");
-    }
-    let fuse = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open("/dev/fuse");
-    if fuse.is_err() {
-        return Some("/dev/fuse cannot be opened");
-    }
-    None
+/// False, with a note, where FUSE mounts cannot be tested (`cairn_testkit::can_mount`).
+fn skip(test: &str) -> bool {
+    !cairn_testkit::can_mount(test)
 }
 
-fn skip(test: &str) -> bool {
-    match fuse_missing() {
-        Some(reason) => {
-            eprintln!("note: {test} skipped: {reason}");
-            true
-        }
-        None => false,
-    }
+fn gnu_tar(test: &str) -> bool {
+    require(test, probe::gnu_tar()).is_some()
 }
 
 /// A mount served on a thread; unmounted when dropped.
@@ -137,7 +123,7 @@ fn statfs(dir: &Path) -> (u64, u64) {
 
 #[test]
 fn demo_images_through_the_mount_match_gnu_tar_whole_and_by_layer() {
-    if skip("mount test") || !gnu_tar_available() {
+    if skip("mount test") || !gnu_tar("mount test") {
         return;
     }
     let tmp = tempfile::tempdir().unwrap();
@@ -262,10 +248,10 @@ fn gc_keeps_what_a_mounted_image_uses_until_it_is_unmounted() {
 
 #[test]
 fn py_through_the_mount_matches_gnu_tar_and_runs_python_under_overlayfs() {
-    if skip("py mount test") || !gnu_tar_available() {
+    if skip("py mount test") || !gnu_tar("py mount test") {
         return;
     }
-    let Some(data) = crate::py_dataset::py_dataset() else {
+    let Some(data) = cairn_testkit::datasets::py() else {
         return;
     };
     let tmp = tempfile::tempdir().unwrap();
@@ -363,11 +349,7 @@ fn an_image_setuid_program_does_not_elevate_and_the_mount_is_nosuid_nodev() {
     if skip("setuid test") {
         return;
     }
-    let Some(setpriv) = ["/usr/bin/setpriv", "/bin/setpriv"]
-        .into_iter()
-        .find(|p| Path::new(p).exists())
-    else {
-        eprintln!("note: setuid test skipped: setpriv is not installed");
+    let Some(setpriv) = require("setuid test", probe::tool("setpriv")) else {
         return;
     };
     // Another user must reach the mount point: not under a 0700 temporary directory.
@@ -447,7 +429,7 @@ fn an_image_setuid_program_does_not_elevate_and_the_mount_is_nosuid_nodev() {
 
 #[test]
 fn undeclared_directories_through_the_mount_match_gnu_tar() {
-    if skip("mount test") || !gnu_tar_available() {
+    if skip("mount test") || !gnu_tar("mount test") {
         return;
     }
     let tmp = tempfile::tempdir().unwrap();

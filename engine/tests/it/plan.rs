@@ -5,16 +5,14 @@
 //! Debian packages) when it can be built.
 
 use crate::helpers::*;
-use crate::py_dataset::{built_dataset, Dataset};
-use crate::unpack::walk_without_mtimes;
+use crate::tree::walk_without_mtimes;
 use cairn_engine::bundle::dict_build::build_dict;
 use cairn_engine::{
     EmitRequest, EmitWhat, NoProgress, PlanOptions, PlanReport, SharedWriter, Store, StoreWriter,
     UnpackOptions,
 };
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
+use std::path::Path;
 
 /// Distinct layers (by diff_id) of these images and their tar bytes.
 fn distinct_layers(store: &Store, names: &[String]) -> (usize, u64) {
@@ -162,26 +160,11 @@ fn demo_pair_rebuilt_on_its_base_is_the_same_filesystem() {
     assert!(store.plan(&options, &NoProgress).is_err());
 }
 
-/// The family dataset, built on first use into `$CAIRN_FAMILY_DATASET` (default
-/// `~/.cache/cairn-family`); `None` (the test skipped with a note) if it cannot be built.
-fn family_dataset() -> Option<&'static Path> {
-    static DATASET: OnceLock<Option<PathBuf>> = OnceLock::new();
-    built_dataset(
-        &DATASET,
-        Dataset {
-            name: "family",
-            env: "CAIRN_FAMILY_DATASET",
-            cache: ".cache/cairn-family",
-            marker: "family.json",
-            script: "../benches/scripts/gen_family.py",
-            why: "it needs root, apt-get and the Debian archive",
-        },
-    )
-}
-
 #[test]
 fn family_plan_finds_the_os_and_runtime_bases_and_its_savings_are_real() {
-    let Some(data) = family_dataset() else { return };
+    let Some(data) = cairn_testkit::datasets::family() else {
+        return;
+    };
     let family: serde_json::Value =
         serde_json::from_slice(&std::fs::read(data.join("family.json")).unwrap()).unwrap();
     let names: Vec<String> = family["refs"]

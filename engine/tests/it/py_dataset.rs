@@ -1,89 +1,13 @@
 //! The real-data round trip on the py dataset (../shared/datasets/gen_py.py: Debian packages and
-//! PyPI wheels). Built on first use into `$CAIRN_PY_DATASET` (default `~/.cache/cairn-py`) when
-//! the package registries are reachable; skipped with a note otherwise.
+//! PyPI wheels), built on first use (`cairn_testkit::datasets::py`).
 
 use crate::helpers::*;
 use cairn_engine::NoProgress;
+use cairn_testkit::{datasets, probe, require};
 use std::collections::HashSet;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::OnceLock;
-
-pub fn py_dataset() -> Option<&'static Path> {
-    static DATASET: OnceLock<Option<PathBuf>> = OnceLock::new();
-    built_dataset(
-        &DATASET,
-        Dataset {
-            name: "py",
-            env: "CAIRN_PY_DATASET",
-            cache: ".cache/cairn-py",
-            marker: "layers.json",
-            script: "../../shared/datasets/gen_py.py",
-            why: "package registries unreachable?",
-        },
-    )
-}
-
-/// A dataset a script builds from real packages, once, into a cache directory.
-pub struct Dataset {
-    pub name: &'static str,
-    /// The variable naming its directory, and the default under `$HOME`.
-    pub env: &'static str,
-    pub cache: &'static str,
-    /// The file the script writes last.
-    pub marker: &'static str,
-    /// The script, relative to the engine crate.
-    pub script: &'static str,
-    /// What usually makes the script fail, for the skip note.
-    pub why: &'static str,
-}
-
-/// The dataset's directory, built on first use (`python3 SCRIPT --out DIR`); `None`, with a
-/// note that the test is skipped, when it cannot be built.
-pub fn built_dataset(
-    cell: &'static OnceLock<Option<PathBuf>>,
-    d: Dataset,
-) -> Option<&'static Path> {
-    cell.get_or_init(|| {
-        let dir = match std::env::var_os(d.env) {
-            Some(dir) => PathBuf::from(dir),
-            None => PathBuf::from(std::env::var_os("HOME")?).join(d.cache),
-        };
-        if dir.join(d.marker).is_file() {
-            return Some(dir);
-        }
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join(d.script);
-        if !script.is_file() {
-            eprintln!(
-                "note: {} dataset test skipped: {} not found",
-                d.name,
-                script.display()
-            );
-            return None;
-        }
-        eprintln!(
-            "building the {} dataset into {} (minutes)",
-            d.name,
-            dir.display()
-        );
-        let built = Command::new("python3")
-            .arg(&script)
-            .arg("--out")
-            .arg(&dir)
-            .status();
-        if built.is_ok_and(|s| s.success()) && dir.join(d.marker).is_file() {
-            Some(dir)
-        } else {
-            eprintln!(
-                "note: {} dataset test skipped: the script failed ({})",
-                d.name, d.why
-            );
-            None
-        }
-    })
-    .as_deref()
-}
 
 /// (sha256, size) of every regular file in a gzip layer blob.
 fn file_contents(blob: &Path) -> Vec<(String, u64)> {
@@ -119,7 +43,7 @@ fn layer_blobs(layout: &Path, report: &cairn_engine::ImageReport) -> Vec<PathBuf
 
 #[test]
 fn py_v1_v2_convert_export_and_diff() {
-    let Some(data) = py_dataset() else { return };
+    let Some(data) = datasets::py() else { return };
     let tmp = tempfile::tempdir().unwrap();
     let store = new_store(tmp.path());
     let (v1, v2) = (data.join("v1"), data.join("v2"));
@@ -175,7 +99,7 @@ fn py_v1_v2_convert_export_and_diff() {
 
 #[test]
 fn py_unpack_matches_gnu_tar_and_skopeo_reads_the_export() {
-    let Some(data) = py_dataset() else { return };
+    let Some(data) = datasets::py() else { return };
     let tmp = tempfile::tempdir().unwrap();
     let store = new_store(tmp.path());
     for v in ["v1", "v2"] {
@@ -194,8 +118,7 @@ fn py_unpack_matches_gnu_tar_and_skopeo_reads_the_export() {
             )
             .unwrap();
         assert!(report.skipped.is_empty(), "{:?}", report.skipped);
-        if !crate::unpack::gnu_tar_available() {
-            eprintln!("note: GNU tar is not on PATH; skipping the comparison with tar -x");
+        if require("the comparison with tar -x", probe::gnu_tar()).is_none() {
             continue;
         }
         let layers: Vec<Vec<u8>> = (0..bootstrap.layers.len())
@@ -206,9 +129,9 @@ fn py_unpack_matches_gnu_tar_and_skopeo_reads_the_export() {
             })
             .collect();
         let reference =
-            crate::unpack::gnu_tar_reference(&layers, &tmp.path().join(format!("tar-{v}")));
-        let ours = crate::unpack::walk(&out);
-        let theirs = crate::unpack::walk(&reference);
+            crate::tree::gnu_tar_reference(&layers, &tmp.path().join(format!("tar-{v}")));
+        let ours = crate::tree::walk(&out);
+        let theirs = crate::tree::walk(&reference);
         let ours_keys: Vec<_> = ours.keys().collect();
         let theirs_keys: Vec<_> = theirs.keys().collect();
         assert_eq!(ours_keys, theirs_keys, "{v}: the same paths");
@@ -228,7 +151,7 @@ fn py_unpack_matches_gnu_tar_and_skopeo_reads_the_export() {
             .export(v, &cairn_engine::ExportOptions::new(target), &NoProgress)
             .unwrap();
     }
-    let Some(skopeo) = crate::export::skopeo() else {
+    let Some(skopeo) = require("the skopeo checks", probe::tool("skopeo")) else {
         return;
     };
     for v in ["v1", "v2"] {

@@ -1,13 +1,13 @@
 //! Pulling from registries: a real one on loopback (the CNCF distribution registry, Debian's
-//! `docker-registry`, fed by `skopeo copy`; skipped with a note where either is missing), and a
-//! small fake one in this file that breaks transfers on purpose.
+//! `docker-registry`, fed by `skopeo copy`: `cairn_testkit::registry`), and a small fake one in
+//! this file that breaks transfers on purpose.
 
 use crate::helpers::*;
-use crate::local_registry::*;
 use cairn_engine::source::registry::{
     push, remote_inventory, Credentials, PushOptions, RegistrySpec, Tags,
 };
 use cairn_engine::{ConvertOptions, PlatformChoice, Progress, SourceSpec, StoreWriter};
+use cairn_testkit::registry::*;
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Write};
 use std::net::{TcpListener, TcpStream};

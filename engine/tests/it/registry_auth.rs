@@ -4,10 +4,10 @@
 //! are tested on the `cairn` binary, in the CLI's tests: `DOCKER_CONFIG` is process-wide.)
 
 use crate::helpers::*;
-use crate::local_registry::*;
 use crate::registry::pull_options;
 use cairn_engine::source::registry::{remote_inventory, Credentials, RegistrySpec, Tags};
 use cairn_engine::{SourceSpec, StoreWriter};
+use cairn_testkit::registry::*;
 
 fn pull_as(
     store: &StoreWriter,

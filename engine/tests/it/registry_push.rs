@@ -1,13 +1,13 @@
 //! Pushing to registries: cross-repository mounts against a real one on loopback (see
-//! `local_registry`), and the parallel upload against a small fake one in this file that takes
-//! uploads, counts them, and fails some on purpose.
+//! `cairn_testkit::registry`), and the parallel upload against a small fake one in this file
+//! that takes uploads, counts them, and fails some on purpose.
 
 use crate::helpers::*;
-use crate::local_registry::*;
 use crate::registry::pull_options;
 use cairn_engine::source::registry::{push, PushOptions, PushReport, RegistrySpec};
 use cairn_engine::{ItemProgress, NoProgress, Progress, Store, StoreWriter, Unit};
 use cairn_sample::{LayerCompression, OciLayoutWriter};
+use cairn_testkit::registry::*;
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};

@@ -4,11 +4,11 @@
 
 use crate::delta::{assert_verify_clean, write_pair};
 use crate::helpers::*;
-use crate::local_registry::*;
 use cairn_engine::source::registry::{
     pull_store_format, push, PushOptions, RegistrySpec, StorePullReport,
 };
 use cairn_engine::{NoProgress, SharedWriter, Store};
+use cairn_testkit::registry::*;
 use std::path::Path;
 
 fn spec(registry: &LocalRegistry, repo_tag: &str) -> RegistrySpec {

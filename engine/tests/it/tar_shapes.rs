@@ -239,8 +239,8 @@ fn gnu_tar(args: &[&str], dir: &Path) {
 
 #[test]
 fn gnu_sparse_files_unpack_as_gnu_tar_extracts_them() {
-    if !crate::unpack::gnu_tar_available() {
-        eprintln!("skipped: GNU tar not found");
+    let tar = cairn_testkit::probe::gnu_tar();
+    if cairn_testkit::require("the comparison with tar -x", tar).is_none() {
         return;
     }
     let tmp = tempfile::tempdir().unwrap();

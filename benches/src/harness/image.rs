@@ -1,13 +1,13 @@
 //! An image source's layers as the benchmark needs them: resolved by cairn's own source code
 //! (`SourceSpec`, so `oci:`, `docker-archive:` and layer files all work), each layer's stored
 //! bytes, its uncompressed tar stream (cairn's decoders), and GNU tar unpacking it into a
-//! directory.
+//! directory; and `append`, for the benches that write image archives.
 
 use anyhow::{bail, Context, Result};
 use cairn_engine::source::ImageSource;
 use cairn_engine::{Compression, PlatformChoice, Sha256Digest, SourceSpec};
 use std::fs::File;
-use std::io::{BufRead, BufReader, Read, Seek, SeekFrom};
+use std::io::{BufRead, BufReader, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
@@ -138,4 +138,20 @@ pub fn untar(tar: &mut dyn Read, dest: &Path, what: &str) -> Result<()> {
     }
     copied.with_context(|| format!("feed layer {what} to tar"))?;
     Ok(())
+}
+
+/// Appends a regular file `name` of `len` bytes, read from `data`, to the archive.
+pub fn append(
+    tar: &mut tar::Builder<impl Write>,
+    name: &str,
+    len: u64,
+    data: &mut dyn Read,
+) -> Result<()> {
+    let mut header = tar::Header::new_gnu();
+    header.set_size(len);
+    header.set_mode(0o644);
+    header.set_mtime(0);
+    header.set_entry_type(tar::EntryType::Regular);
+    tar.append_data(&mut header, name, data)
+        .with_context(|| format!("write {name} into the archive"))
 }

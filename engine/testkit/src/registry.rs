@@ -1,9 +1,9 @@
-//! A real registry on loopback for the registry tests: the CNCF distribution registry
-//! (Debian's `docker-registry`), fed by `skopeo copy`; `start` returns `None`, with a note,
-//! where either is missing. Open, or asking for basic auth (`start_with_auth`: htpasswd).
-//!
-//! The CLI's tests include this file too (`#[path]`), so it uses nothing but std.
+//! A real registry on loopback for the registry tests of the engine and the CLI: the CNCF
+//! distribution registry (Debian's `docker-registry`), fed by `skopeo copy`; both are
+//! [`require`]d (`start` returns `None`, with a note, where either is missing). Open, or asking
+//! for basic auth (`start_with_auth`: htpasswd).
 
+use crate::{probe, require};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -14,19 +14,11 @@ use std::time::{Duration, Instant};
 pub const USER: &str = "cairn";
 pub const PASSWORD: &str = "pull-me-please";
 /// `USER:PASSWORD` in base64, as `docker login` keeps it in config.json (`auths.*.auth`).
-#[allow(dead_code)] // For the CLI's tests.
 pub const USER_PASSWORD_BASE64: &str = "Y2Fpcm46cHVsbC1tZS1wbGVhc2U=";
 /// The htpasswd line for `USER` and `PASSWORD`, made once by `htpasswd -Bbn -C 5` (the
 /// registry takes bcrypt only, and checks it on every request: cost 5 keeps that quick). Kept
 /// here rather than made per run so that the tests need no htpasswd tool (apache2-utils).
 const HTPASSWD: &str = "cairn:$2y$05$JY4UhD49NzTLfaoaTnI/gO1Uf6DNAxDJyI6rt67eBl0iiqBIaMfl.\n";
-
-pub fn which(tool: &str) -> bool {
-    Command::new("sh")
-        .args(["-c", &format!("command -v {tool}")])
-        .output()
-        .is_ok_and(|o| o.status.success())
-}
 
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
@@ -67,12 +59,7 @@ impl LocalRegistry {
 
     fn start_with(dir: &Path, auth: &str) -> Option<LocalRegistry> {
         for tool in ["docker-registry", "skopeo"] {
-            if !which(tool) {
-                eprintln!(
-                    "note: registry test skipped: {tool} is not installed (.ci/setup installs it)"
-                );
-                return None;
-            }
+            require("the registry test", probe::tool(tool))?;
         }
         let address = format!("127.0.0.1:{}", free_port());
         let config = dir.join("registry.yml");

@@ -7,7 +7,7 @@
 use super::clock::{Mark, Span};
 use super::layer_tar::LayerTar;
 use super::window::{Window, WINDOW};
-use crate::footprint::image::Layer;
+use crate::harness::image::Layer;
 use anyhow::{bail, Context, Result};
 use cairn_engine::{ChunkId, Chunker, ChunkerParams, Sha256Digest};
 use sha2::{Digest, Sha256};

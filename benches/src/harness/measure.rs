@@ -226,6 +226,14 @@ pub fn check_gnu_time() -> Result<()> {
     }
 }
 
+/// `program` on PATH, if it is there.
+pub fn find_on_path(program: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|dir| dir.join(program))
+        .find(|p| p.is_file())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -3,7 +3,7 @@
 //! decode read these files back (`window.rs`) instead of decoding again, so that no stage pays
 //! for another's work and no large layer is held in memory.
 
-use crate::footprint::image::Layer;
+use crate::harness::image::Layer;
 use anyhow::{bail, Context, Result};
 use std::fs::File;
 use std::io::{self, BufWriter, Read, Write};
