@@ -118,20 +118,21 @@ pub fn blob_toc(data: &[u8]) {
         return;
     };
     for entry in toc {
+        let slice = entry.slice;
         let (start, end) = (
-            entry.offset as usize,
-            entry.offset as usize + entry.stored_len as usize,
+            slice.offset as usize,
+            slice.offset as usize + slice.stored_len as usize,
         );
         let object = || "fuzz".to_string();
         if let Ok(frame) = crate::format::decode_frame(
             &patched[start..end],
-            entry.frame_len,
-            entry.codec,
+            slice.frame_len,
+            slice.codec,
             object,
             &crate::format::NoBases,
         ) {
             let _ =
-                crate::format::chunk_from_frame(&entry.id, &frame, entry.skip, entry.len, object);
+                crate::format::chunk_from_frame(&entry.id, &frame, slice.skip, slice.len, object);
         }
     }
 }
@@ -354,18 +355,20 @@ fn fuzz_entries(data: &[u8]) -> Vec<crate::format::layer_meta::LayerEntry> {
                 .map(|i| ChunkRecord {
                     id: crate::ChunkId([i as u8; 32]),
                     blob: ((byte(2) + i) % 3) as u32,
-                    offset: 16 + i as u64,
-                    stored_len: 1 + byte(3) as u32,
-                    frame_len: 1 + byte(3) as u32,
-                    skip: 0,
-                    len: 1 + byte(3) as u32,
-                    codec: crate::format::Codec::Raw,
+                    slice: crate::format::FrameSlice {
+                        offset: 16 + i as u64,
+                        stored_len: 1 + byte(3) as u32,
+                        frame_len: 1 + byte(3) as u32,
+                        skip: 0,
+                        len: 1 + byte(3) as u32,
+                        codec: crate::format::Codec::Raw,
+                    },
                 })
                 .collect();
             crate::format::layer_meta::LayerEntry {
                 raw_header: vec![byte(0) as u8; byte(0) * 4],
                 meta: EntryMeta {
-                    size: chunks.iter().map(|c| c.len as u64).sum(),
+                    size: chunks.iter().map(|c| c.slice.len as u64).sum(),
                     path,
                     kind: KINDS[byte(0) % KINDS.len()],
                     mode: 0o644,

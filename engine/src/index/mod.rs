@@ -671,14 +671,14 @@ impl Index {
     /// The number of the ToC record of `location`'s blob that holds chunk `id`.
     fn record_of(&self, id: &ChunkId, location: &ChunkLocation) -> Result<u64> {
         let toc = self.toc(&location.blob)?;
-        toc.find(location.offset, location.skip)
+        toc.find(location.slice.offset, location.slice.skip)
             .filter(|&r| {
                 toc.get(r)
                     .is_ok_and(|e| e.id == *id && e.location(location.blob) == *location)
             })
             .ok_or_else(|| {
                 Error::corrupt(
-                    format!("blob {} offset {}", location.blob, location.offset),
+                    format!("blob {} offset {}", location.blob, location.slice.offset),
                     format!("internal: no ToC record for chunk {id} to index"),
                 )
             })

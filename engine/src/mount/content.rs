@@ -41,7 +41,7 @@ impl OpenFile {
         let mut at = 0u64;
         for chunk in &chunks {
             starts.push(at);
-            at += chunk.len as u64;
+            at += chunk.slice.len as u64;
         }
         starts.push(at);
         OpenFile {
@@ -190,7 +190,7 @@ impl Content {
             self.follow_scan(&location);
             let start = file.starts[i];
             let from = offset.max(start) - start;
-            let to = end.min(start + chunk.len as u64) - start;
+            let to = end.min(start + chunk.slice.len as u64) - start;
             let data = verified(&frame, chunk, &location)?;
             out.extend_from_slice(&data[from as usize..to as usize]);
         }
@@ -216,9 +216,9 @@ impl Content {
         if self.readahead == 0 {
             return;
         }
-        let before = lock(&self.last_frame).insert(location.blob, location.offset);
+        let before = lock(&self.last_frame).insert(location.blob, location.slice.offset);
         let moved_on = before.is_some_and(|b| {
-            b < location.offset && location.offset - b <= self.readahead.max(4 << 20)
+            b < location.slice.offset && location.slice.offset - b <= self.readahead.max(4 << 20)
         });
         if !moved_on {
             return;
@@ -226,13 +226,13 @@ impl Content {
         let Ok(table) = self.frame_table(&location.blob) else {
             return;
         };
-        let next = table.partition_point(|f| f.offset <= location.offset);
+        let next = table.partition_point(|f| f.slice.offset <= location.slice.offset);
         let mut decoded = 0u64;
         for frame in &table[next..] {
             if decoded >= self.readahead {
                 break;
             }
-            decoded += frame.frame_len as u64;
+            decoded += frame.slice.frame_len as u64;
             self.decode_ahead(*frame);
         }
     }
@@ -256,8 +256,8 @@ impl Content {
         let reader = self.reader(blob)?;
         let toc = decode_toc(reader.bytes(), &format!("blob {blob}"))?;
         let mut frames: Vec<ChunkLocation> = toc.iter().map(|e| e.location(*blob)).collect();
-        frames.sort_by_key(|f| f.offset);
-        frames.dedup_by_key(|f| f.offset);
+        frames.sort_by_key(|f| f.slice.offset);
+        frames.dedup_by_key(|f| f.slice.offset);
         let table = Arc::new(frames);
         lock(&self.frame_tables).insert(*blob, table.clone());
         Ok(table)
@@ -304,14 +304,19 @@ fn decode_ahead_loop(content: &Weak<Content>, receiver: &Mutex<mpsc::Receiver<Ch
 
 /// `chunk`'s bytes in `frame`, checked against its id unless already checked.
 fn verified<'f>(frame: &'f Frame, chunk: &ChunkRecord, at: &ChunkLocation) -> Result<&'f [u8]> {
-    let span = (chunk.skip, chunk.len);
-    let end = chunk.skip as usize + chunk.len as usize;
+    let span = (chunk.slice.skip, chunk.slice.len);
+    let end = chunk.slice.skip as usize + chunk.slice.len as usize;
     if lock(&frame.verified).contains(&span) && end <= frame.data.len() {
-        return Ok(&frame.data[chunk.skip as usize..end]);
+        return Ok(&frame.data[chunk.slice.skip as usize..end]);
     }
-    let object = || format!("blob {} offset {}", at.blob, at.offset);
-    let data =
-        crate::format::chunk_from_frame(&chunk.id, &frame.data, chunk.skip, chunk.len, object)?;
+    let object = || format!("blob {} offset {}", at.blob, at.slice.offset);
+    let data = crate::format::chunk_from_frame(
+        &chunk.id,
+        &frame.data,
+        chunk.slice.skip,
+        chunk.slice.len,
+        object,
+    )?;
     lock(&frame.verified).push(span);
     Ok(data)
 }
@@ -325,7 +330,7 @@ fn location_of(chunk: &ChunkRecord, blobs: &[BlobRecord]) -> Result<ChunkLocatio
 fn blob_of<'b>(chunk: &ChunkRecord, blobs: &'b [BlobRecord]) -> Result<&'b BlobRecord> {
     blobs.get(chunk.blob as usize).ok_or_else(|| {
         Error::corrupt(
-            format!("chunk {} at offset {}", chunk.id, chunk.offset),
+            format!("chunk {} at offset {}", chunk.id, chunk.slice.offset),
             format!("names blob {} of a table of {}", chunk.blob, blobs.len()),
         )
     })
@@ -339,12 +344,14 @@ mod tests {
         ChunkRecord {
             id: crate::ChunkId([0; 32]),
             blob: 0,
-            offset: 0,
-            stored_len: 0,
-            frame_len: 0,
-            skip: 0,
-            len,
-            codec: crate::format::Codec::Zstd,
+            slice: crate::format::FrameSlice {
+                offset: 0,
+                stored_len: 0,
+                frame_len: 0,
+                skip: 0,
+                len,
+                codec: crate::format::Codec::Zstd,
+            },
         }
     }
 

@@ -77,12 +77,12 @@ impl Store {
     /// One base chunk's bytes, verified.
     pub(crate) fn base_chunk(&self, id: &ChunkId, location: &ChunkLocation) -> Result<Vec<u8>> {
         let object = || format!("base chunk {id}");
-        if location.codec == Codec::Delta {
+        if location.slice.codec == Codec::Delta {
             return Err(Error::corrupt(
                 object(),
                 format!(
                     "stored in a delta frame (blob {} offset {}): a base must be plain",
-                    location.blob, location.offset
+                    location.blob, location.slice.offset
                 ),
             ));
         }
@@ -99,10 +99,11 @@ impl Store {
         let at = || {
             format!(
                 "base chunk {id} in blob {} offset {}",
-                location.blob, location.offset
+                location.blob, location.slice.offset
             )
         };
-        chunk_from_frame(id, &frame, location.skip, location.len, at).map(<[u8]>::to_vec)
+        chunk_from_frame(id, &frame, location.slice.skip, location.slice.len, at)
+            .map(<[u8]>::to_vec)
     }
 }
 
@@ -120,7 +121,7 @@ pub(crate) fn for_each_delta_frame<'o>(
         for entry in object.entries() {
             for chunk in entry?.chunks {
                 let location = chunk.location(object.blobs());
-                if location.codec != Codec::Delta || !frames.insert(location.frame_key()) {
+                if location.slice.codec != Codec::Delta || !frames.insert(location.frame_key()) {
                     continue;
                 }
                 let reader = match readers.entry(location.blob) {
@@ -137,7 +138,7 @@ pub(crate) fn for_each_delta_frame<'o>(
                         Error::corrupt(
                             format!(
                                 "base chunk {base} of the delta frame at blob {} offset {}",
-                                location.blob, location.offset
+                                location.blob, location.slice.offset
                             ),
                             "not in the index",
                         )

@@ -223,12 +223,14 @@ impl<'a> BlobBuilder<'a> {
         for (part, _) in parts.iter().zip(shared).filter(|(_, s)| **s) {
             let place = WrittenPlace {
                 file: path.clone(),
-                offset,
-                stored_len: bytes.len() as u32,
-                frame_len: len,
-                skip: part.skip,
-                len: part.len,
-                codec,
+                slice: crate::format::FrameSlice {
+                    offset,
+                    stored_len: bytes.len() as u32,
+                    frame_len: len,
+                    skip: part.skip,
+                    len: part.len,
+                    codec,
+                },
             };
             self.unshared.push((part.id, place));
         }

@@ -53,7 +53,7 @@ type FrameKey = (BlobId, u64);
 fn blob_of<'b>(chunk: &ChunkRecord, blobs: &'b [BlobRecord]) -> Result<&'b BlobRecord> {
     blobs.get(chunk.blob as usize).ok_or_else(|| {
         Error::corrupt(
-            format!("chunk {} at offset {}", chunk.id, chunk.offset),
+            format!("chunk {} at offset {}", chunk.id, chunk.slice.offset),
             format!("names blob {} of a table of {}", chunk.blob, blobs.len()),
         )
     })
@@ -99,7 +99,7 @@ impl<'a> ChunkReader<'a> {
     pub fn read(&mut self, chunk: &ChunkRecord, blobs: &[BlobRecord]) -> Result<Vec<u8>> {
         let blob = blob_of(chunk, blobs)?;
         self.open_blob(blob)?;
-        let key = (blob.id, chunk.offset);
+        let key = (blob.id, chunk.slice.offset);
         match self.frames.iter().position(|(k, _)| *k == key) {
             Some(0) => {}
             Some(i) => {
@@ -139,7 +139,7 @@ impl<'a> ChunkReader<'a> {
         let blob = blob_of(chunk, blobs)?;
         let reader = self.blobs.get(&blob.id).ok_or_else(|| {
             Error::corrupt(
-                format!("blob {} offset {}", blob.id, chunk.offset),
+                format!("blob {} offset {}", blob.id, chunk.slice.offset),
                 "internal: the blob was not opened",
             )
         })?;
@@ -159,7 +159,7 @@ impl<'a> ChunkReader<'a> {
         let slots: Vec<usize> = chunks
             .iter()
             .map(|c| {
-                *frame_of.entry((c.blob, c.offset)).or_insert_with(|| {
+                *frame_of.entry((c.blob, c.slice.offset)).or_insert_with(|| {
                     firsts.push(c);
                     firsts.len() - 1
                 })
@@ -201,8 +201,8 @@ impl<'a> ChunkReader<'a> {
 
 /// `chunk` out of its decoded frame, checked against its id.
 fn chunk_in<'f>(chunk: &ChunkRecord, blob: &BlobRecord, frame: &'f [u8]) -> Result<&'f [u8]> {
-    let object = || format!("blob {} offset {}", blob.id, chunk.offset);
-    crate::format::chunk_from_frame(&chunk.id, frame, chunk.skip, chunk.len, object)
+    let object = || format!("blob {} offset {}", blob.id, chunk.slice.offset);
+    crate::format::chunk_from_frame(&chunk.id, frame, chunk.slice.skip, chunk.slice.len, object)
 }
 
 /// Layer `layer` of `layers`, or a usage error naming the ones there are.

@@ -240,7 +240,7 @@ fn read_bootstraps(
 ) -> Result<(Vec<GoodImage>, UsedCopies)> {
     let toc_index: HashMap<(BlobId, ChunkId, u64), &TocEntry> = blobs
         .iter()
-        .flat_map(|(blob, (_, toc))| toc.iter().map(|e| ((*blob, e.id, e.offset), e)))
+        .flat_map(|(blob, (_, toc))| toc.iter().map(|e| ((*blob, e.id, e.slice.offset), e)))
         .collect();
     progress.set_message("bootstraps");
     let mut images: Vec<GoodImage> = Vec::new();
@@ -287,10 +287,10 @@ fn read_bootstraps(
                         refs += 1;
                         let location = chunk.location(object.blobs());
                         let found = toc_index
-                            .get(&(location.blob, chunk.id, location.offset))
+                            .get(&(location.blob, chunk.id, location.slice.offset))
                             .is_some_and(|e| toc_location(location.blob, e) == location);
                         if found {
-                            used.insert((chunk.id, location.blob, location.offset));
+                            used.insert((chunk.id, location.blob, location.slice.offset));
                         } else {
                             missing += 1;
                         }
@@ -376,8 +376,8 @@ fn choose_locations(
         for entry in toc {
             let location = toc_location(*blob, entry);
             let rank = (
-                location.codec == crate::format::Codec::Delta,
-                !used.contains(&(entry.id, *blob, entry.offset)),
+                location.slice.codec == crate::format::Codec::Delta,
+                !used.contains(&(entry.id, *blob, entry.slice.offset)),
                 old.chunks.get(&entry.id) != Some(&location),
             );
             match best.get(&entry.id) {

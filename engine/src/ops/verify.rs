@@ -122,7 +122,12 @@ pub fn verify(store: &Store, full: bool, progress: &dyn crate::Progress) -> Resu
                 report.problem(object, detail);
             }
         }
-        tocs.insert(id, toc.into_iter().map(|e| ((e.id, e.offset), e)).collect());
+        tocs.insert(
+            id,
+            toc.into_iter()
+                .map(|e| ((e.id, e.slice.offset), e))
+                .collect(),
+        );
     }
 
     // Layer objects, and every chunk they name; then the bootstraps naming them.
@@ -161,7 +166,7 @@ pub fn verify(store: &Store, full: bool, progress: &dyn crate::Progress) -> Resu
                 format!("index entry for chunk {id}"),
                 format!(
                     "blob {} has no such chunk at offset {}",
-                    location.blob, location.offset
+                    location.blob, location.slice.offset
                 ),
             );
         }
@@ -184,11 +189,11 @@ pub(crate) fn check_frames(
 ) {
     let mut start = 0;
     while start < toc.len() {
-        let offset = toc[start].offset;
+        let offset = toc[start].slice.offset;
         let end = start
             + toc[start..]
                 .iter()
-                .take_while(|e| e.offset == offset)
+                .take_while(|e| e.slice.offset == offset)
                 .count();
         let object = || format!("blob {blob} offset {offset}");
         match reader.read_frame(&toc[start].location(blob), bases) {
@@ -200,7 +205,11 @@ pub(crate) fn check_frames(
                     });
                     let checked = checked.and_then(|()| {
                         crate::format::chunk_from_frame(
-                            &entry.id, &frame, entry.skip, entry.len, object,
+                            &entry.id,
+                            &frame,
+                            entry.slice.skip,
+                            entry.slice.len,
+                            object,
                         )
                         .map(|_| ())
                     });
@@ -217,7 +226,7 @@ pub(crate) fn check_frames(
 
 fn toc_has(tocs: &HashMap<BlobId, Toc>, id: &ChunkId, location: &ChunkLocation) -> bool {
     tocs.get(&location.blob)
-        .and_then(|toc| toc.get(&(*id, location.offset)))
+        .and_then(|toc| toc.get(&(*id, location.slice.offset)))
         .is_some_and(|e| e.location(location.blob) == *location)
 }
 
@@ -363,12 +372,14 @@ fn check_layer_chunks(
         let entry = entry?;
         for chunk in &entry.chunks {
             let location = chunk.location(meta.blobs());
-            if !toc_has(tocs, &chunk.id, &location) && named.insert((chunk.id, location.offset)) {
+            if !toc_has(tocs, &chunk.id, &location)
+                && named.insert((chunk.id, location.slice.offset))
+            {
                 problems.push((
                     format!("{object} path {:?}", entry.meta.path_lossy()),
                     format!(
                         "chunk {} is not in blob {} at offset {}",
-                        chunk.id, location.blob, location.offset
+                        chunk.id, location.blob, location.slice.offset
                     ),
                 ));
             }

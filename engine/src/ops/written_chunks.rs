@@ -9,7 +9,7 @@
 //! which the index has the chunks.
 
 use crate::error::{Error, IoContext, Result};
-use crate::format::{check_frame, chunk_from_frame, decode_frame, stored_share, Codec, NoBases};
+use crate::format::{chunk_from_frame, decode_frame, Codec, FrameSlice, NoBases};
 use crate::ops::bases::FrameCache;
 use crate::ChunkId;
 use std::collections::HashMap;
@@ -21,19 +21,7 @@ use std::sync::{Arc, RwLock};
 #[derive(Clone, Debug)]
 pub(crate) struct WrittenPlace {
     pub file: Arc<PathBuf>,
-    pub offset: u64,
-    pub stored_len: u32,
-    pub frame_len: u32,
-    pub skip: u32,
-    pub len: u32,
-    pub codec: Codec,
-}
-
-impl WrittenPlace {
-    /// This chunk's share of its frame's stored bytes.
-    pub fn stored_share(&self) -> u64 {
-        stored_share(self.stored_len, self.frame_len, self.len)
-    }
+    pub slice: FrameSlice,
 }
 
 /// The places of chunks written by this convert's blob builders, by id.
@@ -48,7 +36,11 @@ impl WrittenChunks {
     /// Records chunks whose frames are in their files. Delta frames are not recorded.
     pub fn add(&self, written: impl IntoIterator<Item = (ChunkId, WrittenPlace)>) {
         let mut places = self.places.write().unwrap_or_else(|e| e.into_inner());
-        places.extend(written.into_iter().filter(|(_, p)| p.codec != Codec::Delta));
+        places.extend(
+            written
+                .into_iter()
+                .filter(|(_, p)| p.slice.codec != Codec::Delta),
+        );
     }
 
     /// Where chunk `id` was written, if it was recorded.
@@ -63,10 +55,10 @@ impl WrittenChunks {
             format!(
                 "new chunk {id} in {} offset {}",
                 place.file.display(),
-                place.offset
+                place.slice.offset
             )
         };
-        let key = (place.file.clone(), place.offset);
+        let key = (place.file.clone(), place.slice.offset);
         let frame = match self.frames.get(&key) {
             Some(frame) => frame,
             None => {
@@ -75,28 +67,22 @@ impl WrittenChunks {
                 frame
             }
         };
-        chunk_from_frame(id, &frame, place.skip, place.len, object).map(<[u8]>::to_vec)
+        chunk_from_frame(id, &frame, place.slice.skip, place.slice.len, object).map(<[u8]>::to_vec)
     }
 }
 
 /// Reads and decodes the plain frame at `place`.
 fn read_frame(place: &WrittenPlace, object: impl Fn() -> String) -> Result<Vec<u8>> {
-    check_frame(
-        place.stored_len,
-        place.frame_len,
-        place.skip,
-        place.len,
-        place.codec,
-    )
-    .map_err(|e| Error::corrupt(object(), e))?;
-    if place.codec == Codec::Delta {
+    let slice = &place.slice;
+    slice.check().map_err(|e| Error::corrupt(object(), e))?;
+    if slice.codec == Codec::Delta {
         return Err(Error::corrupt(object(), "a delta frame is never a base"));
     }
     let file = std::fs::File::open(&*place.file).with_path("open blob", &place.file)?;
-    let mut stored = vec![0; place.stored_len as usize];
-    file.read_exact_at(&mut stored, place.offset)
+    let mut stored = vec![0; slice.stored_len as usize];
+    file.read_exact_at(&mut stored, slice.offset)
         .with_path("read blob", &place.file)?;
-    decode_frame(&stored, place.frame_len, place.codec, object, &NoBases)
+    decode_frame(&stored, slice.frame_len, slice.codec, object, &NoBases)
 }
 
 #[cfg(test)]
@@ -124,12 +110,14 @@ mod tests {
         let written = WrittenChunks::default();
         let place = WrittenPlace {
             file: path.clone(),
-            offset,
-            stored_len: stored.len() as u32,
-            frame_len: data.len() as u32,
-            skip: 0,
-            len: data.len() as u32,
-            codec: Codec::Zstd,
+            slice: FrameSlice {
+                offset,
+                stored_len: stored.len() as u32,
+                frame_len: data.len() as u32,
+                skip: 0,
+                len: data.len() as u32,
+                codec: Codec::Zstd,
+            },
         };
         written.add([(id, place.clone())]);
         let found = written.get(&id).unwrap();
@@ -141,7 +129,10 @@ mod tests {
         written.add([(
             other,
             WrittenPlace {
-                codec: Codec::Delta,
+                slice: FrameSlice {
+                    codec: Codec::Delta,
+                    ..place.slice
+                },
                 ..place
             },
         )]);

@@ -15,7 +15,7 @@
 //! chunk index be rebuilt from the blobs alone. A blob is written once into `STORE/tmp/`, sealed
 //! (ToC, footer, fsync) and only then renamed into `STORE/blobs/<id>`; it is never appended to.
 
-use super::{check_frame, BaseSource, ChunkLocation, Codec};
+use super::{BaseSource, ChunkLocation, Codec, FrameSlice};
 use crate::error::{Error, IoContext, Result};
 use crate::{BlobId, ChunkId};
 use std::fs::File;
@@ -32,17 +32,11 @@ pub const FOOTER_LEN: u64 = 56;
 /// The largest uncompressed chunk any blob may hold (the chunker's hard limit).
 pub const MAX_CHUNK_LEN: u32 = 1 << 20;
 
-/// One chunk in a blob's table of contents: its frame (offset, stored and decoded length,
-/// codec) and its place in the decoded frame.
+/// One chunk in a blob's table of contents: its slice of a stored frame.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct TocEntry {
     pub id: ChunkId,
-    pub offset: u64,
-    pub stored_len: u32,
-    pub frame_len: u32,
-    pub skip: u32,
-    pub len: u32,
-    pub codec: Codec,
+    pub slice: FrameSlice,
 }
 
 /// A chunk of a frame being appended: its id, offset in the decoded frame and length.
@@ -192,12 +186,14 @@ impl BlobWriter {
         for part in parts {
             self.toc.push(TocEntry {
                 id: part.id,
-                offset,
-                stored_len: stored.len() as u32,
-                frame_len,
-                skip: part.skip,
-                len: part.len,
-                codec,
+                slice: FrameSlice {
+                    offset,
+                    stored_len: stored.len() as u32,
+                    frame_len,
+                    skip: part.skip,
+                    len: part.len,
+                    codec,
+                },
             });
         }
         Ok(offset)
@@ -242,26 +238,21 @@ impl TocEntry {
     pub fn location(&self, blob: BlobId) -> ChunkLocation {
         ChunkLocation {
             blob,
-            offset: self.offset,
-            stored_len: self.stored_len,
-            frame_len: self.frame_len,
-            skip: self.skip,
-            len: self.len,
-            codec: self.codec,
+            slice: self.slice,
         }
     }
 }
 
 fn encode_toc(toc: &[TocEntry]) -> Vec<u8> {
     let mut out = Vec::with_capacity(toc.len() * TOC_ENTRY_LEN as usize);
-    for entry in toc {
-        out.extend_from_slice(&entry.id.0);
-        out.extend_from_slice(&entry.offset.to_le_bytes());
-        out.extend_from_slice(&entry.stored_len.to_le_bytes());
-        out.extend_from_slice(&entry.frame_len.to_le_bytes());
-        out.extend_from_slice(&entry.skip.to_le_bytes());
-        out.extend_from_slice(&entry.len.to_le_bytes());
-        out.push(entry.codec as u8);
+    for TocEntry { id, slice } in toc {
+        out.extend_from_slice(&id.0);
+        out.extend_from_slice(&slice.offset.to_le_bytes());
+        out.extend_from_slice(&slice.stored_len.to_le_bytes());
+        out.extend_from_slice(&slice.frame_len.to_le_bytes());
+        out.extend_from_slice(&slice.skip.to_le_bytes());
+        out.extend_from_slice(&slice.len.to_le_bytes());
+        out.push(slice.codec as u8);
     }
     out
 }
@@ -328,8 +319,8 @@ fn toc_record(bytes: &[u8], bounds: TocBounds, i: u64, object: &str) -> Result<T
     let corrupt = |reason: String| Error::corrupt(object.to_string(), reason);
     let at = (bounds.toc_offset + i * TOC_ENTRY_LEN) as usize;
     let raw = &bytes[at..at + TOC_ENTRY_LEN as usize];
-    let entry = TocEntry {
-        id: ChunkId(raw[0..32].try_into().expect("32 bytes")),
+    let id = ChunkId(raw[0..32].try_into().expect("32 bytes"));
+    let slice = FrameSlice {
         offset: le_u64(&raw[32..40]),
         stored_len: le_u32(&raw[40..44]),
         frame_len: le_u32(&raw[44..48]),
@@ -338,28 +329,23 @@ fn toc_record(bytes: &[u8], bounds: TocBounds, i: u64, object: &str) -> Result<T
         codec: Codec::from_u8(raw[56])
             .ok_or_else(|| corrupt(format!("ToC entry {i}: unknown codec {}", raw[56])))?,
     };
-    let end = entry.offset.checked_add(entry.stored_len as u64);
-    if entry.offset < HEADER_LEN || end.is_none_or(|end| end > bounds.toc_offset) {
+    let end = slice.offset.checked_add(slice.stored_len as u64);
+    if slice.offset < HEADER_LEN || end.is_none_or(|end| end > bounds.toc_offset) {
         return Err(corrupt(format!(
-            "ToC entry {i} (chunk {}) points outside the data area: offset {} length {}",
-            entry.id, entry.offset, entry.stored_len
+            "ToC entry {i} (chunk {id}) points outside the data area: offset {} length {}",
+            slice.offset, slice.stored_len
         )));
     }
-    if entry.len > MAX_CHUNK_LEN {
+    if slice.len > MAX_CHUNK_LEN {
         return Err(corrupt(format!(
-            "ToC entry {i} (chunk {}) claims {} bytes, over the {MAX_CHUNK_LEN} limit",
-            entry.id, entry.len
+            "ToC entry {i} (chunk {id}) claims {} bytes, over the {MAX_CHUNK_LEN} limit",
+            slice.len
         )));
     }
-    check_frame(
-        entry.stored_len,
-        entry.frame_len,
-        entry.skip,
-        entry.len,
-        entry.codec,
-    )
-    .map_err(|e| corrupt(format!("ToC entry {i} (chunk {}): {e}", entry.id)))?;
-    Ok(entry)
+    slice
+        .check()
+        .map_err(|e| corrupt(format!("ToC entry {i} (chunk {id}): {e}")))?;
+    Ok(TocEntry { id, slice })
 }
 
 /// Checks a whole blob's header and footer and decodes its ToC. `object` names the blob in
@@ -470,24 +456,30 @@ impl BlobReader {
     /// Reads and decodes the frame a location names (not yet checked against any chunk id).
     /// `bases` gives the bases of a delta frame.
     pub fn read_frame(&self, location: &ChunkLocation, bases: &dyn BaseSource) -> Result<Vec<u8>> {
-        let object = || format!("blob {} offset {}", self.id, location.offset);
+        let object = || format!("blob {} offset {}", self.id, location.slice.offset);
         let stored = self.read_stored(location)?;
-        super::decode_frame(&stored, location.frame_len, location.codec, object, bases)
+        super::decode_frame(
+            &stored,
+            location.slice.frame_len,
+            location.slice.codec,
+            object,
+            bases,
+        )
     }
 
     /// The stored bytes of the frame at `location`, as they are in the blob (not decoded).
     pub fn read_stored(&self, location: &ChunkLocation) -> Result<Vec<u8>> {
-        let object = || format!("blob {} offset {}", self.id, location.offset);
+        let object = || format!("blob {} offset {}", self.id, location.slice.offset);
         location.check().map_err(|e| Error::corrupt(object(), e))?;
-        let start = location.offset;
-        let end = start.checked_add(location.stored_len as u64);
+        let start = location.slice.offset;
+        let end = start.checked_add(location.slice.stored_len as u64);
         let data_end = (self.map.len() as u64).saturating_sub(FOOTER_LEN);
         let Some(end) = end.filter(|&end| start >= HEADER_LEN && end <= data_end) else {
             return Err(Error::corrupt(
                 object(),
                 format!(
                     "frame of {} stored bytes lies outside the blob ({} bytes)",
-                    location.stored_len,
+                    location.slice.stored_len,
                     self.map.len()
                 ),
             ));
@@ -501,14 +493,15 @@ impl BlobReader {
 
     /// The header of the delta frame at `location` (which must be one): its bases.
     pub fn delta_header(&self, location: &ChunkLocation) -> Result<super::delta::DeltaHeader> {
-        let object = || format!("blob {} offset {}", self.id, location.offset);
-        if location.codec != Codec::Delta {
+        let object = || format!("blob {} offset {}", self.id, location.slice.offset);
+        if location.slice.codec != Codec::Delta {
             return Err(Error::corrupt(object(), "not a delta frame"));
         }
         let max = 6 + 32 * super::delta::MAX_BASES as u64;
-        let len = (location.stored_len as u64).min(max);
-        let end = location.offset.saturating_add(len);
-        if location.offset < HEADER_LEN || end > (self.map.len() as u64).saturating_sub(FOOTER_LEN)
+        let len = (location.slice.stored_len as u64).min(max);
+        let end = location.slice.offset.saturating_add(len);
+        if location.slice.offset < HEADER_LEN
+            || end > (self.map.len() as u64).saturating_sub(FOOTER_LEN)
         {
             return Err(Error::corrupt(
                 object(),
@@ -517,7 +510,7 @@ impl BlobReader {
         }
         let mut head = vec![0; len as usize];
         self.file
-            .read_exact_at(&mut head, location.offset)
+            .read_exact_at(&mut head, location.slice.offset)
             .with_path("read blob", &self.path)?;
         super::delta::DeltaHeader::decode(&head)
             .map(|(header, _)| header)
@@ -528,8 +521,9 @@ impl BlobReader {
     #[cfg(test)]
     pub fn read_chunk(&self, id: &ChunkId, location: &ChunkLocation) -> Result<Vec<u8>> {
         let frame = self.read_frame(location, &super::NoBases)?;
-        let object = || format!("blob {} offset {}", self.id, location.offset);
-        super::chunk_from_frame(id, &frame, location.skip, location.len, object).map(<[u8]>::to_vec)
+        let object = || format!("blob {} offset {}", self.id, location.slice.offset);
+        super::chunk_from_frame(id, &frame, location.slice.skip, location.slice.len, object)
+            .map(<[u8]>::to_vec)
     }
 }
 
@@ -604,7 +598,7 @@ mod tests {
                 .unwrap(),
             b"pair"
         );
-        assert_eq!(toc[1].offset, toc[2].offset);
+        assert_eq!(toc[1].slice.offset, toc[2].slice.offset);
         // A location pointing at the wrong bytes fails the id check.
         let wrong = sealed.location(&toc[1]);
         assert!(reader.read_chunk(&id, &wrong).is_err());

@@ -11,7 +11,7 @@
 //! ```
 //! The image id is the BLAKE3 of the whole file; the file lives at `STORE/bootstraps/<id>`.
 
-use super::Codec;
+use super::FrameSlice;
 use crate::error::{Error, Result};
 use crate::layer::Compression;
 use crate::platform::Platform;
@@ -78,14 +78,8 @@ pub struct ChunkRecord {
     pub id: ChunkId,
     /// Index into `Bootstrap::blobs`.
     pub blob: u32,
-    /// The frame holding the chunk: offset in the blob, stored and decoded length.
-    pub offset: u64,
-    pub stored_len: u32,
-    pub frame_len: u32,
-    /// The chunk's offset in the decoded frame, and its length.
-    pub skip: u32,
-    pub len: u32,
-    pub codec: Codec,
+    /// The chunk's slice of a frame in that blob.
+    pub slice: FrameSlice,
 }
 
 impl ChunkRecord {
@@ -96,17 +90,10 @@ impl ChunkRecord {
         if self.blob as usize >= blob_count {
             return Err(format!(" names blob {} of {blob_count}", self.blob));
         }
-        if self.len > crate::chunk::MAX_CHUNK_SIZE {
-            return Err(format!(" claims {} bytes", self.len));
+        if self.slice.len > crate::chunk::MAX_CHUNK_SIZE {
+            return Err(format!(" claims {} bytes", self.slice.len));
         }
-        super::check_frame(
-            self.stored_len,
-            self.frame_len,
-            self.skip,
-            self.len,
-            self.codec,
-        )
-        .map_err(|e| format!(": {e}"))
+        self.slice.check().map_err(|e| format!(": {e}"))
     }
 
     /// The record of chunk `id` at `location`, whose blob is entry `blob` of the caller's table.
@@ -114,12 +101,7 @@ impl ChunkRecord {
         ChunkRecord {
             id,
             blob,
-            offset: location.offset,
-            stored_len: location.stored_len,
-            frame_len: location.frame_len,
-            skip: location.skip,
-            len: location.len,
-            codec: location.codec,
+            slice: location.slice,
         }
     }
 
@@ -127,18 +109,13 @@ impl ChunkRecord {
     pub fn location(&self, blobs: &[BlobRecord]) -> super::ChunkLocation {
         super::ChunkLocation {
             blob: blobs[self.blob as usize].id,
-            offset: self.offset,
-            stored_len: self.stored_len,
-            frame_len: self.frame_len,
-            skip: self.skip,
-            len: self.len,
-            codec: self.codec,
+            slice: self.slice,
         }
     }
 
     /// This chunk's share of its frame's stored bytes.
     pub fn stored_share(&self) -> u64 {
-        super::stored_share(self.stored_len, self.frame_len, self.len)
+        self.slice.stored_share()
     }
 }
 

@@ -12,7 +12,7 @@ use super::delta::{self, DeltaHeader};
 use super::dict::{ChunkDictionary, DictImage};
 use super::layer_meta::{LayerEntry, LayerMetaWriter, LayerSource};
 use super::store_config::{CompressionParams, StoreConfig};
-use super::Codec;
+use super::{Codec, FrameSlice};
 use crate::chunk::ChunkerParams;
 use crate::layer::{Compression, Encoder, EntryKind, EntryMeta};
 use crate::oci::artifact::{self, ArtifactFile, ArtifactManifest};
@@ -53,16 +53,18 @@ fn chunk_record(n: u8, blob: u32, codec: Codec) -> ChunkRecord {
     ChunkRecord {
         id: ChunkId([n; 32]),
         blob,
-        offset: 16 + 1000 * n as u64,
-        stored_len: if codec == Codec::Raw {
-            700
-        } else {
-            300 + n as u32
+        slice: FrameSlice {
+            offset: 16 + 1000 * n as u64,
+            stored_len: if codec == Codec::Raw {
+                700
+            } else {
+                300 + n as u32
+            },
+            frame_len: 700,
+            skip: 0,
+            len: 700,
+            codec,
         },
-        frame_len: 700,
-        skip: 0,
-        len: 700,
-        codec,
     }
 }
 
@@ -78,7 +80,7 @@ fn entry(path: &str, kind: EntryKind, chunks: Vec<ChunkRecord>) -> LayerEntry {
             uname: b"root".to_vec(),
             gname: b"root".to_vec(),
             mtime: 1_700_000_000,
-            size: chunks.iter().map(|c| c.len as u64).sum(),
+            size: chunks.iter().map(|c| c.slice.len as u64).sum(),
             link_target: (kind == EntryKind::Symlink).then(|| b"bin/busybox".to_vec()),
             xattrs: vec![(b"user.k".to_vec(), b"v".to_vec())],
             dev_major: 0,

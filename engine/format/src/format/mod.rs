@@ -41,11 +41,12 @@ impl Codec {
 /// grouped up to the store's frame size (which is at most this).
 pub const MAX_FRAME_LEN: u32 = 1 << 20;
 
-/// Where one chunk lives: the stored frame that holds it (blob, byte range, codec, decoded
-/// length) and the chunk's range inside the decoded frame.
+/// Where a chunk lies in a stored frame: the frame (its offset in the blob, stored and
+/// decoded length, codec) and the chunk's range inside the decoded frame. The blob ToC, the
+/// chunk index, the bootstrap's chunk records and the places of chunks being written all hold
+/// these six numbers, in this order (encoders write them in this order: `docs/FORMAT.md`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct ChunkLocation {
-    pub blob: crate::BlobId,
+pub struct FrameSlice {
     /// The frame's offset in the blob and its stored length.
     pub offset: u64,
     pub stored_len: u32,
@@ -57,12 +58,7 @@ pub struct ChunkLocation {
     pub codec: Codec,
 }
 
-impl ChunkLocation {
-    /// Identifies the frame within the store (chunks of one frame share it).
-    pub fn frame_key(&self) -> (crate::BlobId, u64) {
-        (self.blob, self.offset)
-    }
-
+impl FrameSlice {
     /// This chunk's share of its frame's stored bytes (frames of several chunks are shared in
     /// proportion to the chunks' lengths).
     pub fn stored_share(&self) -> u64 {
@@ -81,14 +77,39 @@ impl ChunkLocation {
     }
 }
 
-pub fn stored_share(stored_len: u32, frame_len: u32, len: u32) -> u64 {
+/// Where one chunk lives: the blob and the chunk's slice of a stored frame there. Encoded
+/// (bincode) as the blob id followed by the slice's fields.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ChunkLocation {
+    pub blob: crate::BlobId,
+    pub slice: FrameSlice,
+}
+
+impl ChunkLocation {
+    /// Identifies the frame within the store (chunks of one frame share it).
+    pub fn frame_key(&self) -> (crate::BlobId, u64) {
+        (self.blob, self.slice.offset)
+    }
+
+    /// This chunk's share of its frame's stored bytes.
+    pub fn stored_share(&self) -> u64 {
+        self.slice.stored_share()
+    }
+
+    /// The checks every reader makes before trusting the numbers (`docs/FORMAT.md`).
+    pub fn check(&self) -> Result<(), String> {
+        self.slice.check()
+    }
+}
+
+fn stored_share(stored_len: u32, frame_len: u32, len: u32) -> u64 {
     if frame_len == 0 {
         return 0;
     }
     (stored_len as u64 * len as u64).div_ceil(frame_len as u64)
 }
 
-pub fn check_frame(
+fn check_frame(
     stored_len: u32,
     frame_len: u32,
     skip: u32,

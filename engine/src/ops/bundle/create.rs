@@ -140,7 +140,7 @@ pub fn create(
     let total: u64 = plan
         .frames
         .values()
-        .map(|chunks| chunks[0].1.stored_len as u64)
+        .map(|chunks| chunks[0].1.slice.stored_len as u64)
         .sum();
     progress.set_length(total, Unit::Bytes);
     progress.set_message("writing chunks");
@@ -151,7 +151,7 @@ pub fn create(
             let reader = BlobReader::open(&store.blob_path(&blob), blob)?;
             let mut by_frame: HashMap<u64, Vec<TocEntry>> = HashMap::new();
             for entry in decode_toc(reader.bytes(), &format!("blob {blob}"))? {
-                by_frame.entry(entry.offset).or_default().push(entry);
+                by_frame.entry(entry.slice.offset).or_default().push(entry);
             }
             current = Some((blob, reader, by_frame));
         }
@@ -159,7 +159,7 @@ pub fn create(
         let toc = by_frame.get(&offset).map_or(&[][..], Vec::as_slice);
         let record = frame_record(store, reader, blob, toc, needed, &mut copied, &mut split)?;
         writer.frame(&record).map_err(write_error)?;
-        progress.inc(needed[0].1.stored_len as u64);
+        progress.inc(needed[0].1.slice.stored_len as u64);
     }
     for (kind, id, path, size) in &plan.objects {
         let mut file = std::fs::File::open(path).with_path("open", path)?;
@@ -243,7 +243,7 @@ fn plan(store: &Store, options: &BundleOptions, have: &Have) -> Result<Plan> {
                         continue;
                     }
                     match have.contains(&chunk.id) {
-                        true => plan.relied.push((chunk.id, chunk.len)),
+                        true => plan.relied.push((chunk.id, chunk.slice.len)),
                         false => needed.push((chunk.id, chunk.location(meta.blobs()))),
                     }
                 }
@@ -253,7 +253,7 @@ fn plan(store: &Store, options: &BundleOptions, have: &Have) -> Result<Plan> {
     add_bases(store, have, &mut seen, &mut needed, &mut plan.relied)?;
     for (id, location) in needed {
         plan.manifest.chunks += 1;
-        plan.manifest.chunk_bytes += location.len as u64;
+        plan.manifest.chunk_bytes += location.slice.len as u64;
         plan.frames
             .entry(location.frame_key())
             .or_default()
@@ -286,7 +286,7 @@ fn add_bases(
 ) -> Result<()> {
     let deltas: Vec<ChunkLocation> = needed
         .iter()
-        .filter(|(_, l)| l.codec == Codec::Delta)
+        .filter(|(_, l)| l.slice.codec == Codec::Delta)
         .map(|(_, l)| *l)
         .collect();
     let mut readers: HashMap<BlobId, BlobReader> = HashMap::new();
@@ -305,18 +305,18 @@ fn add_bases(
             let found = store
                 .index()
                 .get_chunk(&base)?
-                .filter(|l| l.codec != Codec::Delta);
+                .filter(|l| l.slice.codec != Codec::Delta);
             let found = found.ok_or_else(|| {
                 Error::corrupt(
                     format!(
                         "base chunk {base} of blob {} offset {}",
-                        location.blob, location.offset
+                        location.blob, location.slice.offset
                     ),
                     "not in the index as a plain chunk",
                 )
             })?;
             match have.contains(&base) {
-                true => relied.push((base, found.len)),
+                true => relied.push((base, found.slice.len)),
                 false => needed.push((base, found)),
             }
         }
@@ -337,22 +337,22 @@ fn frame_record(
 ) -> Result<FrameRecord> {
     let first = needed[0].1;
     let frame = reader.read_frame(&first, store)?;
-    let object = || format!("blob {blob} offset {}", first.offset);
+    let object = || format!("blob {blob} offset {}", first.slice.offset);
     let wanted: HashSet<ChunkId> = needed.iter().map(|(id, _)| *id).collect();
     for entry in toc {
-        chunk_from_frame(&entry.id, &frame, entry.skip, entry.len, object)?;
+        chunk_from_frame(&entry.id, &frame, entry.slice.skip, entry.slice.len, object)?;
     }
     if !toc.is_empty() && toc.iter().all(|e| wanted.contains(&e.id)) {
         *copied += 1;
         return Ok(FrameRecord {
-            codec: first.codec,
-            frame_len: first.frame_len,
+            codec: first.slice.codec,
+            frame_len: first.slice.frame_len,
             parts: toc
                 .iter()
                 .map(|e| FramePart {
                     id: e.id,
-                    skip: e.skip,
-                    len: e.len,
+                    skip: e.slice.skip,
+                    len: e.slice.len,
                 })
                 .collect(),
             stored: reader.read_stored(&first)?,
@@ -362,11 +362,11 @@ fn frame_record(
     let mut data = Vec::new();
     let mut parts = Vec::with_capacity(needed.len());
     for (id, location) in needed {
-        let chunk = chunk_from_frame(id, &frame, location.skip, location.len, object)?;
+        let chunk = chunk_from_frame(id, &frame, location.slice.skip, location.slice.len, object)?;
         parts.push(FramePart {
             id: *id,
             skip: data.len() as u32,
-            len: location.len,
+            len: location.slice.len,
         });
         data.extend_from_slice(chunk);
     }

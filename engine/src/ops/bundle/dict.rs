@@ -18,7 +18,7 @@ pub fn export_dict(store: &Store, names: &[String], all: bool) -> Result<ChunkDi
         let (_, layers) = store.image_layers_by_id(&id)?;
         for layer in &layers {
             for entry in layer.entries() {
-                chunks.extend(entry?.chunks.iter().map(|c| (c.id, c.len)));
+                chunks.extend(entry?.chunks.iter().map(|c| (c.id, c.slice.len)));
             }
         }
     }
@@ -30,7 +30,7 @@ pub fn export_dict(store: &Store, names: &[String], all: bool) -> Result<ChunkDi
                     format!("{e}; `cairn verify --repair-index` rebuilds it"),
                 )
             })?;
-            chunks.push((id, location.len));
+            chunks.push((id, location.slice.len));
             Ok(())
         })?;
         for (name, id) in store.index().refs()? {

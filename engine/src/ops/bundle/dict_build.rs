@@ -83,8 +83,8 @@ pub fn build_dict(
         )));
     }
     // In stored order, so that each frame is decoded once.
-    chosen.sort_by_key(|(l, id)| (l.blob, l.offset, l.skip, *id));
-    let bytes: u64 = chosen.iter().map(|(l, _)| l.len as u64).sum();
+    chosen.sort_by_key(|(l, id)| (l.blob, l.slice.offset, l.slice.skip, *id));
+    let bytes: u64 = chosen.iter().map(|(l, _)| l.slice.len as u64).sum();
     let tar = store.tmp_file("dict.tar");
     write_tar(store, &chosen, &tar, bytes, progress)?;
     let options = ConvertOptions {
@@ -160,8 +160,8 @@ fn write_tar(
             frame = Some((location.frame_key(), decoded));
         }
         let (_, data) = frame.as_ref().expect("set above");
-        let object = || format!("blob {} offset {}", location.blob, location.offset);
-        let chunk = chunk_from_frame(id, data, location.skip, location.len, object)?;
+        let object = || format!("blob {} offset {}", location.blob, location.slice.offset);
+        let chunk = chunk_from_frame(id, data, location.slice.skip, location.slice.len, object)?;
         let mut header = tar::Header::new_ustar();
         header
             .set_path(format!("chunks/{}", id.to_hex()))

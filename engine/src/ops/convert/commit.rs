@@ -86,10 +86,13 @@ impl Recheck {
                 match index.get_chunk(&entry.id)? {
                     // This very blob is stored already (another writer wrote the same bytes).
                     Some(found) if found.blob == blob.id => used_here = true,
-                    Some(found) if found.codec != Codec::Delta || here.codec == Codec::Delta => {
+                    Some(found)
+                        if found.slice.codec != Codec::Delta
+                            || here.slice.codec == Codec::Delta =>
+                    {
                         if use_indexed_copies {
                             recheck.elsewhere.insert(entry.id, found);
-                            recheck.duplicate.add(entry.len as u64);
+                            recheck.duplicate.add(entry.slice.len as u64);
                             *recheck.duplicate_stored.entry(blob.id).or_default() +=
                                 here.stored_share();
                         }

@@ -119,8 +119,8 @@ impl BasePlace {
     /// The chunk's share of its frame's stored bytes, and its length.
     fn stored_and_len(&self) -> (u64, u64) {
         match self {
-            BasePlace::Stored(location) => (location.stored_share(), location.len as u64),
-            BasePlace::Written(place) => (place.stored_share(), place.len as u64),
+            BasePlace::Stored(location) => (location.stored_share(), location.slice.len as u64),
+            BasePlace::Written(place) => (place.slice.stored_share(), place.slice.len as u64),
         }
     }
 }
@@ -268,7 +268,9 @@ impl<'a> DeltaFinder<'a> {
     /// plain frame (committed with the image, indexed there); else nowhere (`None`).
     fn base_place(&self, id: &ChunkId) -> Result<Option<BasePlace>> {
         Ok(match self.index.get_chunk(id)? {
-            Some(location) if location.codec != Codec::Delta => Some(BasePlace::Stored(location)),
+            Some(location) if location.slice.codec != Codec::Delta => {
+                Some(BasePlace::Stored(location))
+            }
             Some(_) => None,
             None => self.earlier.written.get(id).map(BasePlace::Written),
         })
@@ -355,13 +357,13 @@ impl OldFile {
             .iter()
             .map(|c| {
                 let at = offset;
-                offset += c.len as u64;
-                let delta = c.codec == Codec::Delta;
+                offset += c.slice.len as u64;
+                let delta = c.slice.codec == Codec::Delta;
                 if !delta {
                     plain_stored += c.stored_share();
-                    plain_len += c.len as u64;
+                    plain_len += c.slice.len as u64;
                 }
-                (at, c.id, c.len, delta)
+                (at, c.id, c.slice.len, delta)
             })
             .collect();
         Some(OldFile {

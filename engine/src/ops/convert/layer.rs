@@ -471,7 +471,7 @@ impl<'a> Processor<'a> {
                 },
                 Decision::Dictionary(location) => (
                     Some(location),
-                    location.codec == crate::format::Codec::Delta,
+                    location.slice.codec == crate::format::Codec::Delta,
                 ),
                 Decision::Repeated => (None, false),
             };

@@ -141,7 +141,7 @@ pub(super) fn live_entries(
     let mut used: HashSet<UseKey> = HashSet::new();
     live.for_each_chunk(|id, location| {
         let position = positions.get(&location.blob).copied().unwrap_or(u32::MAX);
-        used.insert(use_key(position, location.offset, id));
+        used.insert(use_key(position, location.slice.offset, id));
     })?;
     let mut chosen = Vec::new();
     for (position, id) in ids.into_iter().enumerate() {
@@ -152,7 +152,7 @@ pub(super) fn live_entries(
         let total: u64 = toc.iter().map(|e| e.location(id).stored_share()).sum();
         let live: Vec<TocEntry> = toc
             .into_iter()
-            .filter(|e| used.contains(&use_key(position as u32, e.offset, &e.id)))
+            .filter(|e| used.contains(&use_key(position as u32, e.slice.offset, &e.id)))
             .collect();
         let live_bytes: u64 = live.iter().map(|e| e.location(id).stored_share()).sum();
         let blob = BlobUse {

@@ -52,7 +52,10 @@ pub(super) fn compact_blobs(
     let compacted: HashSet<BlobId> = compact.iter().map(|(id, _)| *id).collect();
     // Live bases in compacted blobs now live where compaction put them.
     for (id, location) in live.bases.iter_mut() {
-        if let Some(new) = moved.locations.get(&(location.blob, location.offset, *id)) {
+        if let Some(new) = moved
+            .locations
+            .get(&(location.blob, location.slice.offset, *id))
+        {
             *location = *new;
         }
     }
@@ -143,7 +146,7 @@ fn rewrite_object(
             let old = chunk.location(object.blobs());
             let location = moved
                 .locations
-                .get(&(old.blob, old.offset, chunk.id))
+                .get(&(old.blob, old.slice.offset, chunk.id))
                 .copied()
                 .unwrap_or(old);
             let size = sizes.get(&location.blob).copied().unwrap_or(0);
@@ -184,21 +187,26 @@ fn write_compacted(
         for entry in live {
             if frame
                 .as_ref()
-                .is_none_or(|(offset, _)| *offset != entry.offset)
+                .is_none_or(|(offset, _)| *offset != entry.slice.offset)
             {
                 frame = Some((
-                    entry.offset,
+                    entry.slice.offset,
                     reader.read_frame(&entry.location(*blob), &***store)?,
                 ));
             }
             let (_, data) = frame.as_ref().expect("frame just read");
-            let object = || format!("blob {blob} offset {}", entry.offset);
-            let chunk =
-                crate::format::chunk_from_frame(&entry.id, data, entry.skip, entry.len, object)?;
+            let object = || format!("blob {blob} offset {}", entry.slice.offset);
+            let chunk = crate::format::chunk_from_frame(
+                &entry.id,
+                data,
+                entry.slice.skip,
+                entry.slice.len,
+                object,
+            )?;
             if written.insert(entry.id) {
-                if entry.codec == Codec::Delta {
+                if entry.slice.codec == Codec::Delta {
                     let stored = reader.read_stored(&entry.location(*blob))?;
-                    builder.push_delta(entry.id, entry.len, stored);
+                    builder.push_delta(entry.id, entry.slice.len, stored);
                 } else {
                     builder.push(entry.id, chunk);
                 }
@@ -224,7 +232,7 @@ fn write_compacted(
                     "internal: compaction lost it",
                 )
             })?;
-            locations.insert((*blob, entry.offset, entry.id), *location);
+            locations.insert((*blob, entry.slice.offset, entry.id), *location);
         }
     }
     crate::ops::blob_builder::publish(store, &sealed, "gc.compact.blob_rename", None)?;

@@ -58,7 +58,7 @@ pub(super) fn check(
             ));
         }
         let toc = decode_toc(reader.bytes(), &format!("blob {}", blob.id))?;
-        for entry in toc.iter().filter(|e| e.codec != Codec::Delta) {
+        for entry in toc.iter().filter(|e| e.slice.codec != Codec::Delta) {
             plain.entry(entry.id).or_insert((n, *entry));
         }
         tocs.push(toc);
@@ -271,7 +271,7 @@ fn check_layer_chunks(meta: &LayerMeta, what: &str, tocs: &mut BlobTocs) -> Resu
             let location = chunk.location(meta.blobs());
             let toc = tocs.get(location.blob, what)?;
             let found = toc
-                .find(location.offset, location.skip)
+                .find(location.slice.offset, location.slice.skip)
                 .map(|i| toc.get(i))
                 .transpose()?;
             if !found.is_some_and(|e| e.id == chunk.id && e.location(location.blob) == location) {
@@ -279,7 +279,7 @@ fn check_layer_chunks(meta: &LayerMeta, what: &str, tocs: &mut BlobTocs) -> Resu
                     format!("{what} path {:?}", entry.meta.path_lossy()),
                     format!(
                         "chunk {} is not in blob {} at offset {}",
-                        chunk.id, location.blob, location.offset
+                        chunk.id, location.blob, location.slice.offset
                     ),
                 ));
             }
@@ -334,9 +334,9 @@ impl ArrivingBases<'_> {
         let object = || {
             format!(
                 "base chunk {id} in blob {} offset {}",
-                blob.id, entry.offset
+                blob.id, entry.slice.offset
             )
         };
-        chunk_from_frame(id, &frame, entry.skip, entry.len, object).map(<[u8]>::to_vec)
+        chunk_from_frame(id, &frame, entry.slice.skip, entry.slice.len, object).map(<[u8]>::to_vec)
     }
 }

@@ -213,7 +213,9 @@ fn publish_blobs(
     for (blob, toc) in incoming.blobs.iter().zip(tocs) {
         for (record, entry) in toc.iter().enumerate() {
             match index.get_chunk(&entry.id)? {
-                Some(found) if found.codec != Codec::Delta || entry.codec == Codec::Delta => {
+                Some(found)
+                    if found.slice.codec != Codec::Delta || entry.slice.codec == Codec::Delta =>
+                {
                     first.chunks_already_stored += 1
                 }
                 _ => to_index.push((entry.id, blob.id, record as u64)),

@@ -25,16 +25,19 @@ pub(super) fn dry_run(
     let mut frames = BTreeMap::new();
     for (blob, entries) in &plan.compact {
         for entry in entries {
-            frames.insert((*blob, entry.offset), entry.location(*blob));
+            frames.insert((*blob, entry.slice.offset), entry.location(*blob));
         }
     }
     let copied: u64 = frames
         .values()
-        .filter(|l| l.codec != Codec::Zstd)
-        .map(|l| l.stored_len as u64)
+        .filter(|l| l.slice.codec != Codec::Zstd)
+        .map(|l| l.slice.stored_len as u64)
         .sum();
-    let zstd: Vec<_> = frames.values().filter(|l| l.codec == Codec::Zstd).collect();
-    let zstd_bytes: u64 = zstd.iter().map(|l| l.stored_len as u64).sum();
+    let zstd: Vec<_> = frames
+        .values()
+        .filter(|l| l.slice.codec == Codec::Zstd)
+        .collect();
+    let zstd_bytes: u64 = zstd.iter().map(|l| l.slice.stored_len as u64).sum();
     let step = zstd.len().div_ceil(SAMPLE_FRAMES).max(1);
     let sample: Vec<_> = zstd.iter().step_by(step).collect();
     let measured: Vec<(u64, u64)> = sample
@@ -45,12 +48,12 @@ pub(super) fn dry_run(
             let new = crate::ops::blob_builder::compress(&frame, target.level)
                 .map_err(|e| {
                     Error::corrupt(
-                        format!("blob {} offset {}", location.blob, location.offset),
+                        format!("blob {} offset {}", location.blob, location.slice.offset),
                         format!("zstd compression: {e}"),
                     )
                 })?
                 .map_or(frame.len(), |c| c.len());
-            Ok((location.stored_len as u64, new as u64))
+            Ok((location.slice.stored_len as u64, new as u64))
         })
         .collect::<Result<_>>()?;
     let (old, new): (u64, u64) = measured

@@ -190,7 +190,7 @@ pub fn optimize(
             .compact
             .iter()
             .flat_map(|(_, entries)| entries)
-            .map(|e| e.len as u64)
+            .map(|e| e.slice.len as u64)
             .sum::<u64>();
         let done = gc::apply(store, plan)?;
         report.rounds += 1;

@@ -27,7 +27,7 @@ impl Piece {
     fn len(&self) -> u64 {
         match self {
             Piece::Bytes(b) => b.len() as u64,
-            Piece::Chunk(c) => c.len as u64,
+            Piece::Chunk(c) => c.slice.len as u64,
         }
     }
 }

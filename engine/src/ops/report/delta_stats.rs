@@ -31,11 +31,14 @@ pub(crate) fn delta_stats<'o>(
     let mut decoded = 0u64;
     crate::ops::bases::for_each_delta_frame(store, objects, |location, header, bases| {
         stats.chunks += 1;
-        stats.bytes += location.len as u64;
-        stats.stored_bytes += location.stored_len as u64;
+        stats.bytes += location.slice.len as u64;
+        stats.stored_bytes += location.slice.stored_len as u64;
         stats.plain_stored_bytes += header.plain_stored as u64;
-        decoded += location.frame_len as u64;
-        decoded += bases.iter().map(|(_, l)| l.frame_len as u64).sum::<u64>();
+        decoded += location.slice.frame_len as u64;
+        decoded += bases
+            .iter()
+            .map(|(_, l)| l.slice.frame_len as u64)
+            .sum::<u64>();
         Ok(())
     })?;
     stats.saved_bytes = stats.plain_stored_bytes.saturating_sub(stats.stored_bytes);

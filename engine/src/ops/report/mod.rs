@@ -90,9 +90,9 @@ impl ChunkSizes {
                 for c in entry?.chunks {
                     distinct.push(ChunkSize {
                         id: c.id,
-                        len: c.len,
+                        len: c.slice.len,
                         stored: u32::try_from(c.stored_share()).unwrap_or(u32::MAX),
-                        frame: c.frame_len,
+                        frame: c.slice.frame_len,
                     });
                 }
             }

@@ -128,11 +128,11 @@ pub fn for_each_chunk(
                 chunk_index: n as u32,
                 file_offset: offset,
                 chunk_id: chunk.id.to_hex(),
-                length: chunk.len,
+                length: chunk.slice.len,
                 stored_bytes: chunk.stored_share(),
-                codec: codec_name(chunk.codec),
+                codec: codec_name(chunk.slice.codec),
             })?;
-            offset += chunk.len as u64;
+            offset += chunk.slice.len as u64;
         }
         Ok(())
     })

@@ -366,7 +366,7 @@ pub(crate) fn check_entry(entry: &LayerEntry, blob_count: usize) -> Result<(), S
         chunk
             .check(blob_count)
             .map_err(|e| format!("chunk {i}{e}"))?;
-        total += chunk.len as u64;
+        total += chunk.slice.len as u64;
     }
     if total != entry.meta.size {
         return Err(format!(

@@ -3,7 +3,7 @@
 
 use super::writer::SealedLayerMeta;
 use super::*;
-use crate::format::Codec;
+use crate::format::{Codec, FrameSlice};
 use crate::{BlobId, ChunkId};
 use cairn_sample::Rng;
 use std::collections::BTreeMap;
@@ -16,12 +16,14 @@ fn chunk(rng: &mut Rng, blob: u32) -> ChunkRecord {
     ChunkRecord {
         id: ChunkId(*blake3::hash(&rng.next_u64().to_le_bytes()).as_bytes()),
         blob,
-        offset: 16 + rng.below(1 << 30),
-        stored_len: len / 2 + 1,
-        frame_len: len,
-        skip: 0,
-        len,
-        codec: Codec::Zstd,
+        slice: FrameSlice {
+            offset: 16 + rng.below(1 << 30),
+            stored_len: len / 2 + 1,
+            frame_len: len,
+            skip: 0,
+            len,
+            codec: Codec::Zstd,
+        },
     }
 }
 
@@ -38,7 +40,7 @@ fn entry(path: &[u8], kind: EntryKind, chunks: Vec<ChunkRecord>) -> LayerEntry {
             uname: b"user".to_vec(),
             gname: b"user".to_vec(),
             mtime: 1_700_000_000,
-            size: chunks.iter().map(|c| c.len as u64).sum(),
+            size: chunks.iter().map(|c| c.slice.len as u64).sum(),
             link_target: matches!(kind, EntryKind::Symlink | EntryKind::Hardlink)
                 .then(|| b"usr/lib/target".to_vec()),
             xattrs: Vec::new(),
