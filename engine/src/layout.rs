@@ -390,10 +390,10 @@ impl StoreLayout {
     }
 
     fn locked(&self, holder: String) -> Error {
-        Error::Locked {
+        Error::Conflict(crate::Conflict::Locked {
             store: self.root.clone(),
             holder,
-        }
+        })
     }
 
     /// Takes `WRITERS` shared, for a convert's whole run; fails at once, naming the holder,

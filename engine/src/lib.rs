@@ -53,8 +53,8 @@ pub mod testing;
 
 pub use cairn_format::{
     check_image_name, BlobId, Bootstrap, ChunkId, Chunker, ChunkerParams, Compression,
-    CompressionParams, EntryKind, Error, ImageId, ItemProgress, LayerMetaId, NoProgress, Progress,
-    Result, Sha256Digest, StoreConfig, Unit, FORMAT_VERSION, MAX_IMAGE_NAME,
+    CompressionParams, Conflict, EntryKind, Error, ImageId, ItemProgress, LayerMetaId, NoProgress,
+    NotFound, Progress, Result, Sha256Digest, StoreConfig, Unit, FORMAT_VERSION, MAX_IMAGE_NAME,
 };
 pub use index::ImageRecord;
 pub use layout::TmpReclaimed;

@@ -406,10 +406,9 @@ impl Store {
     fn read_config(layout: &StoreLayout) -> Result<StoreConfig> {
         let path = layout.store_json();
         if !path.exists() {
-            let root = layout.root().display();
-            return Err(Error::Usage(format!(
-                "no cairn store at {root}; create one with `cairn init --store {root}`"
-            )));
+            return Err(Error::NotFound(crate::NotFound::Store {
+                root: layout.root().to_path_buf(),
+            }));
         }
         StoreConfig::read(&path)
     }
@@ -505,7 +504,7 @@ impl Store {
         for blob in layers.iter().flat_map(|l| l.blobs()) {
             self.hold_blob(&blob.id).map_err(|e| match e {
                 Error::Io { source, .. } if source.kind() == std::io::ErrorKind::NotFound => {
-                    Error::Usage(format!(
+                    Error::Retry(format!(
                         "image {id}: its blob {} is missing: if a gc or optimize ran \
                          meanwhile, it rewrote the image; run the command again (otherwise \
                          `cairn verify` names the damage)",
@@ -541,10 +540,10 @@ impl Store {
     /// The image id a name refers to.
     pub fn resolve(&self, name: &str) -> Result<ImageId> {
         self.index.get_ref(name)?.ok_or_else(|| {
-            Error::Usage(format!(
-                "no image named {name:?} in {}; `cairn images` lists them",
-                self.root().display()
-            ))
+            Error::NotFound(crate::NotFound::Image {
+                name: name.to_string(),
+                store: self.root().to_path_buf(),
+            })
         })
     }
 

@@ -24,7 +24,7 @@ pub mod platform;
 pub mod progress;
 
 pub use chunk::{Chunker, ChunkerParams};
-pub use error::{Error, Result};
+pub use error::{Conflict, Error, NotFound, Result};
 pub use format::bootstrap::Bootstrap;
 pub use format::store_config::{CompressionParams, StoreConfig, FORMAT_VERSION};
 pub use id::{BlobId, ChunkId, ImageId, LayerMetaId, Sha256Digest};

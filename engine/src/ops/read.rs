@@ -210,10 +210,11 @@ pub(crate) fn layer_index(name: &str, count: usize, layer: usize) -> Result<usiz
     if layer < count {
         return Ok(layer);
     }
-    Err(Error::Usage(format!(
-        "image {name:?} has {count} layers (0 to {}); there is no layer {layer}",
-        count.saturating_sub(1)
-    )))
+    Err(Error::NotFound(crate::NotFound::Layer {
+        image: name.to_string(),
+        count,
+        layer,
+    }))
 }
 
 pub fn export_layer(
@@ -272,7 +273,12 @@ pub fn cat(
 ) -> Result<u64> {
     let (_, layers) = store.image_layers(name)?;
     let view = MergedView::new(&layers, None);
-    let missing = || Error::Usage(format!("{path}: no such file in image {name:?}"));
+    let missing = || {
+        Error::NotFound(crate::NotFound::File {
+            image: name.to_string(),
+            path: path.to_string(),
+        })
+    };
     let resolved = image_path(&view, &layers, path, follow)?.ok_or_else(missing)?;
     let link_target = |layer: usize, n: u64| Ok(layers[layer].entry(n)?.meta.link_target);
     let found = view
@@ -340,9 +346,10 @@ fn listed_rows(
     follow: Follow,
 ) -> Result<Rows> {
     let missing = || {
-        Error::Usage(format!(
-            "{path}: no such file or directory in image {name:?}"
-        ))
+        Error::NotFound(crate::NotFound::Entry {
+            image: name.to_string(),
+            path: path.to_string(),
+        })
     };
     let wanted = image_path(view, layers, path, follow)?.ok_or_else(missing)?;
     if view.is_dir(&wanted)? {

@@ -267,7 +267,7 @@ fn a_swap_interrupted_by_a_crash_is_undone_or_finished() {
     // The writer lock is held: repair waits for no one and changes nothing.
     assert!(matches!(
         StoreWriter::repair_index(&root, &NoProgress),
-        Err(Error::Locked { .. })
+        Err(Error::Conflict(cairn_engine::Conflict::Locked { .. }))
     ));
     drop(store);
     let (index, old, new) = (

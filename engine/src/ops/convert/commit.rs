@@ -26,9 +26,10 @@ use std::collections::{HashMap, HashSet};
 /// Refuses a name that is taken, unless it is to be replaced.
 pub(crate) fn check_name(index: &Index, name: &str, replace: bool) -> Result<()> {
     if !replace && index.get_ref(name)?.is_some() {
-        return Err(Error::Usage(format!(
-            "an image named {name:?} already exists; choose another --name or pass --replace"
-        )));
+        return Err(Error::Conflict(crate::Conflict::ImageExists {
+            name: name.to_string(),
+            choose: "another --name",
+        }));
     }
     Ok(())
 }

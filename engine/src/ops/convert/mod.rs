@@ -278,10 +278,10 @@ pub fn convert(
         let index = store.lookup_index(true)?;
         for name in &options.dict {
             let id = index.get_ref(name)?.ok_or_else(|| {
-                Error::Usage(format!(
-                    "no image named {name:?} in {}; `cairn images` lists them",
-                    store.root().display()
-                ))
+                Error::NotFound(crate::NotFound::Image {
+                    name: name.clone(),
+                    store: store.root().to_path_buf(),
+                })
             })?;
             let (bootstrap, objects) = store.image_layers_by_id(&id)?;
             layers.extend(bootstrap.layers.iter().map(|l| l.meta));

@@ -260,7 +260,8 @@ fn check_names(incoming: &Incoming) -> Result<()> {
 }
 
 pub(crate) fn name_taken(name: &str) -> Error {
-    Error::Usage(format!(
-        "an image named {name:?} already exists; choose another name or pass --replace"
-    ))
+    Error::Conflict(crate::Conflict::ImageExists {
+        name: name.to_string(),
+        choose: "another name",
+    })
 }

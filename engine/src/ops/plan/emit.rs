@@ -256,7 +256,7 @@ impl<'c, F: Fn(&Bits) -> bool> Selector<'c, F> {
 
     fn takes(&mut self, v: &Visible) -> Result<bool> {
         let info = self.catalog.keys.get(&v.key).ok_or_else(|| {
-            Error::Usage(format!(
+            Error::Retry(format!(
                 "{}: the image changed since it was read for the plan",
                 String::from_utf8_lossy(v.path)
             ))
