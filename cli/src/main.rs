@@ -7,6 +7,7 @@ mod mount_args;
 mod optimize_args;
 mod output;
 mod plan_args;
+mod priority;
 mod progress;
 
 use clap::Parser;

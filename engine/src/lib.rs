@@ -67,7 +67,7 @@ pub use ops::convert::{
 pub use ops::export::{ExportOptions, ExportReport, ExportTarget, ExportedLayer};
 pub use ops::gc::{GcOptions, GcReport, DEFAULT_COMPACT_BELOW};
 pub use ops::images::ImageSummary;
-pub use ops::optimize::{lower_priority, OptimizeOptions, OptimizeReport};
+pub use ops::optimize::{OptimizeOptions, OptimizeReport};
 pub use ops::plan::{
     EmitRequest, EmitWhat, Emitted, PlanBase, PlanImage, PlanOptions, PlanReport, PlanTotals,
 };

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 pub fn run(cli: &Cli, args: &OptimizeArgs) -> anyhow::Result<()> {
     // Before any worker thread starts: they inherit it.
-    cairn_engine::lower_priority(args.nice, args.io_idle)?;
+    crate::priority::lower_priority(args.nice, args.io_idle)?;
     let seconds = |s: f64| {
         (s.is_finite() && s >= 0.0)
             .then(|| Duration::from_secs_f64(s))

@@ -25,9 +25,6 @@
 //! that has started goes on through a round's deletions.
 
 mod estimate;
-mod priority;
-
-pub use priority::lower_priority;
 
 use crate::error::{Error, Result};
 use crate::format::blob::CompressedWith;

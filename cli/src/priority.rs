@@ -1,7 +1,9 @@
 //! Running at low priority: `optimize` is background work. Linux keeps nice values and I/O
 //! priorities per thread, so every thread of the process is lowered (new threads inherit).
+//! The process is the command's to set, not the engine's: `cairn optimize` calls this before
+//! the engine starts any worker thread.
 
-use crate::error::{Error, Result};
+use anyhow::{anyhow, Context, Result};
 
 /// The I/O scheduling class "idle" (`ioprio_set(2)`): disk time only when no one else wants it.
 const IOPRIO_CLASS_IDLE: libc::c_int = 3;
@@ -12,9 +14,10 @@ const IOPRIO_WHO_PROCESS: libc::c_int = 1;
 /// to the idle I/O class.
 pub fn lower_priority(nice: i32, io_idle: bool) -> Result<()> {
     let tasks = std::path::Path::new("/proc/self/task");
-    let entries = std::fs::read_dir(tasks).map_err(|e| Error::io("read", tasks, e))?;
+    let read = || format!("read {}", tasks.display());
+    let entries = std::fs::read_dir(tasks).with_context(read)?;
     for entry in entries {
-        let entry = entry.map_err(|e| Error::io("read", tasks, e))?;
+        let entry = entry.with_context(read)?;
         let Some(tid) = entry
             .file_name()
             .to_str()
@@ -34,9 +37,9 @@ fn lower_thread(tid: u32, nice: i32, io_idle: bool) -> Result<()> {
         let e = std::io::Error::last_os_error();
         match e.raw_os_error() {
             Some(libc::ESRCH) => Ok(()),
-            _ => Err(Error::Usage(format!(
+            _ => Err(anyhow!(
                 "cannot lower the priority of thread {tid} ({what}): {e}"
-            ))),
+            )),
         }
     };
     // SAFETY: plain syscalls on a thread of this process; they read and write no memory.
