@@ -40,7 +40,26 @@
 // below as they always were.
 pub(crate) use cairn_format::{chunk, error, format, id, layer, oci, progress};
 
+/// A method that is `pub` with the `testing` feature (the tests and benches reach into the
+/// store through it) and `pub(crate)` without.
+macro_rules! testing_pub {
+    ($(#[$attr:meta])* fn $($rest:tt)*) => {
+        $(#[$attr])*
+        #[cfg(feature = "testing")]
+        pub fn $($rest)*
+
+        $(#[$attr])*
+        #[cfg(not(feature = "testing"))]
+        pub(crate) fn $($rest)*
+    };
+}
+
+// The fail points stay compiled in: the tests of the `cairn` binary set them through its
+// environment (`failpoint::ENV`). Only their names are the tests' API.
+#[cfg(feature = "testing")]
 pub use cairn_format::failpoint;
+#[cfg(not(feature = "testing"))]
+pub(crate) use cairn_format::failpoint;
 mod fsutil;
 mod index;
 mod layout;
@@ -48,7 +67,8 @@ pub mod mount;
 mod ops;
 pub mod source;
 mod store;
-#[doc(hidden)]
+/// Hostile store objects for tests; only with the `testing` feature.
+#[cfg(feature = "testing")]
 pub mod testing;
 
 pub use cairn_format::{
@@ -79,6 +99,7 @@ pub use ops::report::stats::{ImageShare, SharingMatrix, StatsReport};
 pub use ops::report::tables::{for_each_chunk, for_each_file, ChunkRow, FileRow};
 pub use ops::unpack::{Skipped, UnpackOptions, UnpackReport, XattrFailure};
 pub use ops::verify::{Problem, VerifyReport};
+#[cfg(feature = "testing")]
 pub use ops::whole_image::WholeImage;
 pub use source::{LayerBytes, Platform, PlatformChoice, SourceSpec};
 pub use store::{InitOptions, SharedWriter, Store, StoreWriter};

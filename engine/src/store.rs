@@ -20,7 +20,6 @@ use crate::format::layer_meta::LayerMeta;
 use crate::format::store_config::{CompressionParams, StoreConfig};
 use crate::index::{ImageRecord, Index};
 use crate::layout::{StoreLayout, TmpReclaimed, WriterDir, WriterLock, WritersGuard};
-use crate::ops::whole_image::WholeImage;
 use crate::{BlobId, ImageId, LayerMetaId};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -460,31 +459,41 @@ impl Store {
         &self.index
     }
 
-    pub fn blob_path(&self, id: &BlobId) -> PathBuf {
-        self.layout.blob(id)
+    testing_pub! {
+        fn blob_path(&self, id: &BlobId) -> PathBuf {
+            self.layout.blob(id)
+        }
     }
 
-    pub fn bootstrap_path(&self, id: &ImageId) -> PathBuf {
-        self.layout.bootstrap(id)
+    testing_pub! {
+        fn bootstrap_path(&self, id: &ImageId) -> PathBuf {
+            self.layout.bootstrap(id)
+        }
     }
 
-    pub fn layer_meta_path(&self, id: &LayerMetaId) -> PathBuf {
-        self.layout.layer_meta(id)
+    testing_pub! {
+        fn layer_meta_path(&self, id: &LayerMetaId) -> PathBuf {
+            self.layout.layer_meta(id)
+        }
     }
 
-    /// Opens a layer metadata object (its id checked; each block checked as it is read).
-    pub fn layer_meta(&self, id: &LayerMetaId) -> Result<LayerMeta> {
-        open_layer_meta(&self.layout, id)
+    testing_pub! {
+        /// Opens a layer metadata object (its id checked; each block checked as it is read).
+        fn layer_meta(&self, id: &LayerMetaId) -> Result<LayerMeta> {
+            open_layer_meta(&self.layout, id)
+        }
     }
 
-    /// The layer objects of image `name`, bottom first, with its bootstrap.
-    pub fn image_layers(&self, name: &str) -> Result<(Bootstrap, Vec<LayerMeta>)> {
-        self.image_layers_by_id(&self.resolve(name)?)
+    testing_pub! {
+        /// The layer objects of image `name`, bottom first, with its bootstrap.
+        fn image_layers(&self, name: &str) -> Result<(Bootstrap, Vec<LayerMeta>)> {
+            self.image_layers_by_id(&self.resolve(name)?)
+        }
     }
 
     /// The layer objects of image `id`, bottom first, with its bootstrap; each object's diff_id
     /// checked against the bootstrap's.
-    pub fn image_layers_by_id(&self, id: &ImageId) -> Result<(Bootstrap, Vec<LayerMeta>)> {
+    pub(crate) fn image_layers_by_id(&self, id: &ImageId) -> Result<(Bootstrap, Vec<LayerMeta>)> {
         let bootstrap = self.bootstrap_by_id(id)?;
         let layers = bootstrap
             .layers
@@ -529,12 +538,14 @@ impl Store {
     }
 
     /// Every entry of image `name` in memory (see `ops::whole_image`).
-    pub fn whole_image(&self, name: &str) -> Result<WholeImage> {
-        WholeImage::from_bootstrap(self, self.bootstrap(name)?)
+    #[cfg(any(test, feature = "testing"))]
+    pub fn whole_image(&self, name: &str) -> Result<crate::ops::whole_image::WholeImage> {
+        crate::ops::whole_image::WholeImage::from_bootstrap(self, self.bootstrap(name)?)
     }
 
-    pub fn whole_image_by_id(&self, id: &ImageId) -> Result<WholeImage> {
-        WholeImage::load(self, id)
+    #[cfg(any(test, feature = "testing"))]
+    pub fn whole_image_by_id(&self, id: &ImageId) -> Result<crate::ops::whole_image::WholeImage> {
+        crate::ops::whole_image::WholeImage::load(self, id)
     }
 
     /// The image id a name refers to.

@@ -6,7 +6,8 @@
 //! progress reporting, and the error type all of them return.
 //!
 //! No RocksDB, no FUSE, no network: `cairn-engine` builds the store on top of this crate, and
-//! the fuzz targets (`fuzz/`) reach every decoder through `fuzzing` without building the store.
+//! the fuzz targets (`fuzz/`) reach every decoder through `fuzzing` (the `fuzzing`
+//! feature) without building the store.
 //! `docs/FORMAT.md` is the normative description of the bytes written here.
 
 mod bytes_serde;
@@ -14,7 +15,7 @@ pub mod chunk;
 pub mod error;
 pub mod failpoint;
 pub mod format;
-#[doc(hidden)]
+#[cfg(feature = "fuzzing")]
 pub mod fuzzing;
 pub mod id;
 pub mod image_name;

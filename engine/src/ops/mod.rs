@@ -19,5 +19,6 @@ pub mod tree;
 pub mod unpack;
 pub mod verify;
 pub(crate) mod view;
+#[cfg(any(test, feature = "testing"))]
 pub mod whole_image;
 pub(crate) mod written_chunks;

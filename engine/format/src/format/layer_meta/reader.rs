@@ -32,6 +32,7 @@ enum Backing {
         len: u64,
     },
     /// Bytes handed in whole (the fuzz targets).
+    #[cfg_attr(not(feature = "fuzzing"), allow(dead_code))]
     Owned(Vec<u8>),
 }
 
@@ -90,6 +91,7 @@ impl LayerMeta {
 
     /// Opens bytes without checking the object id or any block hash, so that random bytes
     /// reach the decoders: for the fuzz targets only.
+    #[cfg_attr(not(feature = "fuzzing"), allow(dead_code))]
     pub(crate) fn open_unverified(bytes: Vec<u8>, object: &str) -> Result<Self> {
         Self::from_backing(Backing::Owned(bytes), None, object)
     }
