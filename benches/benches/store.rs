@@ -6,7 +6,7 @@
 //! `cargo bench -p cairn-bench --bench store` (add `-- --quick` for a fast pass).
 
 use cairn_engine::{
-    ConvertOptions, InitOptions, NoProgress, PlatformChoice, SourceSpec, StoreWriter, UnpackOptions,
+    ConvertOptions, InitOptions, NoProgress, SourceSpec, StoreWriter, UnpackOptions,
 };
 use cairn_sample::{demo_layers, write_demo_layouts};
 use criterion::{criterion_group, criterion_main, BatchSize, BenchmarkId, Criterion, Throughput};
@@ -16,16 +16,7 @@ use std::time::Duration;
 fn convert_into(store: &StoreWriter, source: &str, name: &str) {
     store
         .convert(
-            &ConvertOptions {
-                source: SourceSpec::parse(source).expect("source"),
-                name: name.into(),
-                dict: vec![],
-                platform: PlatformChoice::Default,
-                replace: false,
-                delta: None,
-                layers_in_flight: None,
-                optimize: false,
-            },
+            &ConvertOptions::new(SourceSpec::parse(source).expect("source"), name),
             &NoProgress,
         )
         .expect("convert");

@@ -5,8 +5,8 @@
 use crate::harness::sizes::files_bytes;
 use anyhow::{Context, Result};
 use cairn_engine::{
-    ChunkerParams, CompressionParams, ConvertOptions, InitOptions, NoProgress, PlatformChoice,
-    SourceSpec, StoreWriter,
+    ChunkerParams, CompressionParams, ConvertOptions, InitOptions, NoProgress, SourceSpec,
+    StoreWriter,
 };
 use serde::Serialize;
 use std::path::Path;
@@ -46,19 +46,9 @@ fn convert(
     name: &str,
     dict: &[&str],
 ) -> Result<cairn_engine::ImageReport> {
-    let report = store.convert(
-        &ConvertOptions {
-            source: SourceSpec::parse(source)?,
-            name: name.into(),
-            dict: dict.iter().map(|d| d.to_string()).collect(),
-            platform: PlatformChoice::Default,
-            replace: false,
-            delta: None,
-            layers_in_flight: None,
-            optimize: false,
-        },
-        &NoProgress,
-    )?;
+    let mut options = ConvertOptions::new(SourceSpec::parse(source)?, name);
+    options.dict = dict.iter().map(|d| d.to_string()).collect();
+    let report = store.convert(&options, &NoProgress)?;
     report
         .images
         .into_iter()
@@ -107,13 +97,7 @@ pub fn sweep(
             level,
             ..CompressionParams::default()
         };
-        let store = StoreWriter::init(
-            &root,
-            &InitOptions {
-                chunker,
-                compression,
-            },
-        )?;
+        let store = StoreWriter::init(&root, &InitOptions::new(chunker, compression))?;
         let started = Instant::now();
         let r_old = convert(&store, old, "old", &[])?;
         let old_seconds = started.elapsed().as_secs_f64();

@@ -62,9 +62,19 @@ fn repair_hint(e: Error) -> Error {
 
 /// Parameters fixed when a store is created.
 #[derive(Clone, Debug, Default)]
+#[non_exhaustive]
 pub struct InitOptions {
     pub chunker: ChunkerParams,
     pub compression: CompressionParams,
+}
+
+impl InitOptions {
+    pub fn new(chunker: ChunkerParams, compression: CompressionParams) -> InitOptions {
+        InitOptions {
+            chunker,
+            compression,
+        }
+    }
 }
 
 /// A store opened for reading: needs no lock and works while a writer runs.

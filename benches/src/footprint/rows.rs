@@ -6,8 +6,8 @@
 
 use anyhow::{Context, Result};
 use cairn_engine::{
-    ChunkReader, ChunkerParams, ConvertOptions, ConvertReport, InitOptions, NoProgress,
-    PlatformChoice, SourceSpec, Store, StoreWriter,
+    ChunkReader, ChunkerParams, ConvertOptions, ConvertReport, InitOptions, NoProgress, SourceSpec,
+    Store, StoreWriter,
 };
 use std::path::Path;
 
@@ -32,32 +32,23 @@ pub fn convert(
     } else {
         StoreWriter::init(root, init)?
     };
-    let report = store.convert(
-        &ConvertOptions {
-            source: SourceSpec::parse(source)?,
-            name: name.into(),
-            dict: dict.to_vec(),
-            platform: PlatformChoice::Default,
-            replace: false,
-            delta,
-            layers_in_flight: None,
-            optimize: false,
-        },
-        &NoProgress,
-    )?;
+    let mut options = ConvertOptions::new(SourceSpec::parse(source)?, name);
+    options.dict = dict.to_vec();
+    options.delta = delta;
+    let report = store.convert(&options, &NoProgress)?;
     Ok(report)
 }
 
 /// Nydus's scheme: fixed 1 MiB chunks per file, zstd-3 per chunk (no frames of several
 /// chunks), in a cairn store.
 pub fn fixed_init() -> Result<InitOptions> {
-    Ok(InitOptions {
-        chunker: ChunkerParams::fixed(FIXED_CHUNK).map_err(anyhow::Error::msg)?,
-        compression: cairn_engine::CompressionParams {
+    Ok(InitOptions::new(
+        ChunkerParams::fixed(FIXED_CHUNK).map_err(anyhow::Error::msg)?,
+        cairn_engine::CompressionParams {
             frame_size: 0,
             ..Default::default()
         },
-    })
+    ))
 }
 
 /// Whole-file dedup: every distinct file content of image `name` in the cairn store `store`

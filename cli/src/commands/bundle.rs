@@ -112,12 +112,11 @@ fn write_output(
 
 fn create_bundle(cli: &Cli, args: &BundleCreateArgs) -> anyhow::Result<()> {
     let store = Store::open(&cli.store)?;
-    let options = create::BundleOptions {
-        images: args.names.clone(),
-        have: args.have.clone(),
-        have_dicts: args.have_dict.clone(),
-        since: args.since.clone(),
-    };
+    let mut options = create::BundleOptions::default();
+    options.images = args.names.clone();
+    options.have = args.have.clone();
+    options.have_dicts = args.have_dict.clone();
+    options.since = args.since.clone();
     let bar = Bar::new(cli.quiet);
     let mut report = None;
     write_output(&args.output, |out| {

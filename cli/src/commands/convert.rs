@@ -18,16 +18,13 @@ pub fn into_store(cli: &Cli, source: SourceSpec, args: &IntoStoreArgs) -> anyhow
         (Some(p), false) => PlatformChoice::Exact(Platform::parse(p).map_err(anyhow::Error::msg)?),
         (None, false) => PlatformChoice::Default,
     };
-    let options = ConvertOptions {
-        source,
-        name: args.name.clone(),
-        dict: args.dict.clone(),
-        platform,
-        replace: args.replace,
-        delta: args.delta.map(|d| d.mode()),
-        layers_in_flight: args.layers_in_flight.map(|n| n as usize),
-        optimize: args.optimize,
-    };
+    let mut options = ConvertOptions::new(source, &args.name);
+    options.dict = args.dict.clone();
+    options.platform = platform;
+    options.replace = args.replace;
+    options.delta = args.delta.map(|d| d.mode());
+    options.layers_in_flight = args.layers_in_flight.map(|n| n as usize);
+    options.optimize = args.optimize;
     // Other converts may run into the store meanwhile; gc, rm and the index repair may not.
     let store = SharedWriter::open(&cli.store)?;
     let bar = Bar::new(cli.quiet);

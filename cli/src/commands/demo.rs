@@ -7,7 +7,7 @@ use crate::args::{Cli, DemoArgs};
 use crate::output::{bytes, percent};
 use crate::progress::Bar;
 use anyhow::Context;
-use cairn_engine::{ConvertOptions, InitOptions, PlatformChoice, SourceSpec, StoreWriter};
+use cairn_engine::{ConvertOptions, InitOptions, SourceSpec, StoreWriter};
 use std::path::Path;
 
 pub fn run(cli: &Cli, args: &DemoArgs) -> anyhow::Result<()> {
@@ -27,19 +27,10 @@ pub fn run(cli: &Cli, args: &DemoArgs) -> anyhow::Result<()> {
     let store = StoreWriter::init(&dir.join("store"), &InitOptions::default())?;
     let bar = Bar::new(cli.quiet);
     let convert = |layout: &Path, name: &str, dict: Vec<String>| {
-        store.convert(
-            &ConvertOptions {
-                source: SourceSpec::parse(&format!("oci:{}", layout.display()))?,
-                name: name.into(),
-                dict,
-                platform: PlatformChoice::Default,
-                replace: false,
-                delta: None,
-                layers_in_flight: None,
-                optimize: false,
-            },
-            &bar,
-        )
+        let source = SourceSpec::parse(&format!("oci:{}", layout.display()))?;
+        let mut options = ConvertOptions::new(source, name);
+        options.dict = dict;
+        store.convert(&options, &bar)
     };
     let r1 = convert(&v1, "demo:v1", vec![])?.images.remove(0);
     let r2 = convert(&v2, "demo:v2", vec!["demo:v1".into()])?

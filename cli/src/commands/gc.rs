@@ -6,11 +6,11 @@ use cairn_engine::{GcOptions, StoreWriter};
 
 pub fn run(cli: &Cli, args: &GcArgs) -> anyhow::Result<()> {
     let store = StoreWriter::open(&cli.store)?;
-    let r = store.gc(&GcOptions {
-        dry_run: args.dry_run,
-        compact_below: args.compact_below,
-        force_orphans: args.force_orphans,
-    })?;
+    let options = GcOptions::default()
+        .with_dry_run(args.dry_run)
+        .with_compact_below(args.compact_below)
+        .with_force_orphans(args.force_orphans);
+    let r = store.gc(&options)?;
     if args.json {
         return super::print_json(&r);
     }

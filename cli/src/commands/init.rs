@@ -25,13 +25,7 @@ pub fn run(cli: &Cli, args: &InitArgs) -> anyhow::Result<()> {
     compression
         .validate()
         .map_err(|e| anyhow::anyhow!("compression: {e}"))?;
-    let store = StoreWriter::init(
-        &cli.store,
-        &InitOptions {
-            chunker,
-            compression,
-        },
-    )?;
+    let store = StoreWriter::init(&cli.store, &InitOptions::new(chunker, compression))?;
     println!(
         "created store {} (chunker {}, zstd level {}, frames up to {} KiB)",
         store.root().display(),

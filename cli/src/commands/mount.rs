@@ -35,14 +35,13 @@ pub fn run(cli: &Cli, args: &MountArgs) -> anyhow::Result<()> {
     if !args.foreground {
         return start_in_background(cli, args, &dir);
     }
-    let options = MountOptions {
-        images,
-        allow_other: args.allow_other,
-        suid_dev: args.suid_dev,
-        cache_bytes: args.cache_mb << 20,
-        readahead_bytes: args.readahead_mb << 20,
-        threads: args.threads,
-    };
+    let mut options = MountOptions::default();
+    options.images = images;
+    options.allow_other = args.allow_other;
+    options.suid_dev = args.suid_dev;
+    options.cache_bytes = args.cache_mb << 20;
+    options.readahead_bytes = args.readahead_mb << 20;
+    options.threads = args.threads;
     let mut session = MountSession::start(&cli.store, &dir, &options)?;
     let mut unmounter = session.unmounter();
     let mut signals = signal_hook::iterator::Signals::new([

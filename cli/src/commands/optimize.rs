@@ -20,14 +20,13 @@ pub fn run(cli: &Cli, args: &OptimizeArgs) -> anyhow::Result<()> {
             .then_some((mb * 1e6) as u64)
             .ok_or_else(|| anyhow::anyhow!("--budget-mb {mb} is not a number of megabytes"))
     };
-    let options = OptimizeOptions {
-        level: args.level,
-        frame_size: args.frame_size,
-        max_duration: args.max_seconds.map(seconds).transpose()?,
-        budget_bytes: args.budget_mb.map(budget).transpose()?,
-        dry_run: args.dry_run,
-        force_orphans: args.force_orphans,
-    };
+    let mut options = OptimizeOptions::default();
+    options.level = args.level;
+    options.frame_size = args.frame_size;
+    options.max_duration = args.max_seconds.map(seconds).transpose()?;
+    options.budget_bytes = args.budget_mb.map(budget).transpose()?;
+    options.dry_run = args.dry_run;
+    options.force_orphans = args.force_orphans;
     let store = StoreWriter::open(&cli.store)?;
     let bar = Bar::new(cli.quiet || args.json);
     let report = store.optimize(&options, &bar)?;

@@ -32,12 +32,10 @@ pub fn run(cli: &Cli, args: &PlanArgs) -> anyhow::Result<()> {
     if args.min_saving_mb.is_nan() || args.min_saving_mb < 0.0 {
         anyhow::bail!("--min-saving-mb {}: give 0 or more", args.min_saving_mb);
     }
-    let options = PlanOptions {
-        names: args.names.clone(),
-        min_images: args.min_images,
-        min_saving: (args.min_saving_mb * 1e6) as u64,
-        emit,
-    };
+    let mut options = PlanOptions::new(args.names.clone());
+    options.min_images = args.min_images;
+    options.min_saving = (args.min_saving_mb * 1e6) as u64;
+    options.emit = emit;
     let bar = Bar::new(cli.quiet);
     let report = store.plan(&options, &bar);
     cairn_engine::Progress::finish(&bar);

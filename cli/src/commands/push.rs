@@ -14,10 +14,9 @@ pub fn run(cli: &Cli, args: &PushArgs) -> anyhow::Result<()> {
     let spec = args.registry.spec(target)?;
     let store = Store::open(&cli.store)?;
     let bar = Bar::new(cli.quiet);
-    let options = PushOptions {
-        store_format: args.store_format,
-        mount_from: args.mount_from.clone(),
-    };
+    let mut options = PushOptions::default();
+    options.store_format = args.store_format;
+    options.mount_from = args.mount_from.clone();
     let report = push(&store, &args.name, &spec, &options, &bar)?;
     if args.json {
         return super::print_json(&report);

@@ -6,11 +6,10 @@ use crate::progress::Bar;
 use cairn_engine::{Store, UnpackOptions, UnpackReport};
 
 pub fn run(cli: &Cli, args: &UnpackArgs) -> anyhow::Result<()> {
-    let options = UnpackOptions {
-        top_layer: args.layer,
-        strict_xattrs: args.xattrs == XattrPolicy::Strict,
-        same_owner: args.same_owner,
-    };
+    let mut options = UnpackOptions::default();
+    options.top_layer = args.layer;
+    options.strict_xattrs = args.xattrs == XattrPolicy::Strict;
+    options.same_owner = args.same_owner;
     let store = Store::open(&cli.store)?;
     let bar = Bar::new(cli.quiet);
     let report = store.unpack(&args.name, &args.dir, &options, &bar)?;

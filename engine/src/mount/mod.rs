@@ -34,6 +34,7 @@ pub enum MountImages {
 }
 
 #[derive(Clone, Debug)]
+#[non_exhaustive]
 pub struct MountOptions {
     pub images: MountImages,
     /// Let users other than the one mounting see the files (FUSE `allow_other`).

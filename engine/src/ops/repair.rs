@@ -60,6 +60,7 @@ pub enum OldIndex {
 }
 
 #[derive(Clone, Debug, Default, Serialize)]
+#[non_exhaustive]
 pub struct RepairReport {
     pub old_index: OldIndex,
     /// What could not be read of the old index (or why it could not be opened).

@@ -59,6 +59,7 @@ use sys::{Node, Special};
 const MAX_LINK_DEPTH: usize = 16;
 
 #[derive(Clone, Debug, Default)]
+#[non_exhaustive]
 pub struct UnpackOptions {
     /// Apply layers `0..=top_layer` only (the filesystem as of that layer); all when `None`.
     pub top_layer: Option<usize>,
@@ -70,6 +71,7 @@ pub struct UnpackOptions {
 
 /// What an unpack wrote and what it left out.
 #[derive(Clone, Debug, Default, Serialize)]
+#[non_exhaustive]
 pub struct UnpackReport {
     pub files: u64,
     pub dirs: u64,

@@ -24,6 +24,7 @@ use serde::Serialize;
 use std::collections::{HashMap, HashSet};
 
 #[derive(Clone, Debug, Default, Serialize)]
+#[non_exhaustive]
 pub struct VerifyReport {
     pub full: bool,
     pub blobs: u64,

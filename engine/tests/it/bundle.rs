@@ -26,12 +26,11 @@ fn bundle_with(
     dicts: &[PathBuf],
     since: &[&Path],
 ) -> (Vec<u8>, BundleReport) {
-    let options = BundleOptions {
-        images: images.iter().map(|s| s.to_string()).collect(),
-        have: have.iter().map(|s| s.to_string()).collect(),
-        have_dicts: dicts.to_vec(),
-        since: since.iter().map(|p| p.to_path_buf()).collect(),
-    };
+    let mut options = BundleOptions::default();
+    options.images = images.iter().map(|s| s.to_string()).collect();
+    options.have = have.iter().map(|s| s.to_string()).collect();
+    options.have_dicts = dicts.to_vec();
+    options.since = since.iter().map(|p| p.to_path_buf()).collect();
     let mut out = Vec::new();
     let report = create(
         &Store::open(store).unwrap(),

@@ -167,19 +167,13 @@ fn gc_keeps_the_bases_of_live_delta_frames_and_compaction_moves_them() {
     // v1 goes; its chunks are v2's bases. A plain gc keeps them.
     store.remove(&["app:v1".to_string()]).unwrap();
     store
-        .gc(&GcOptions {
-            compact_below: 0.0,
-            ..GcOptions::default()
-        })
+        .gc(&GcOptions::default().with_compact_below(0.0))
         .unwrap();
     assert_eq!(export_all(&store, "app:v2"), expected);
     assert_verify_clean(&store);
     // Compacting every blob moves the bases, and copies the delta frames as they are.
     store
-        .gc(&GcOptions {
-            compact_below: 1.0,
-            ..GcOptions::default()
-        })
+        .gc(&GcOptions::default().with_compact_below(1.0))
         .unwrap();
     assert_eq!(export_all(&store, "app:v2"), expected);
     assert_verify_clean(&store);

@@ -103,10 +103,7 @@ fn a_file_a_later_layer_rewrites_is_stored_as_differences_to_the_earlier_layers_
     // gc keeps the bases (live in the same image); compaction moves them and the deltas.
     for compact_below in [0.0, 1.0] {
         store
-            .gc(&GcOptions {
-                compact_below,
-                ..GcOptions::default()
-            })
+            .gc(&GcOptions::default().with_compact_below(compact_below))
             .unwrap();
         assert_eq!(export_all(&store, "app:v1"), tars);
         assert_verify_clean(&store);

@@ -25,10 +25,8 @@ fn demo_store(dir: &Path) -> StoreWriter {
 }
 
 fn export(store: &Store, name: &str, target: &str, compression: Compression) -> ExportReport {
-    let options = ExportOptions {
-        compression,
-        ..ExportOptions::new(ExportTarget::parse(target).unwrap())
-    };
+    let mut options = ExportOptions::new(ExportTarget::parse(target).unwrap());
+    options.compression = compression;
     store.export(name, &options, &NoProgress).unwrap()
 }
 
@@ -231,12 +229,10 @@ fn oci_layouts_hold_the_original_images() {
     ] {
         let layout = tmp.path().join(dir);
         let counter = Counter::default();
-        let options = ExportOptions {
-            compression,
-            ..ExportOptions::new(
-                ExportTarget::parse(&format!("oci:{}:v1", layout.display())).unwrap(),
-            )
-        };
+        let mut options = ExportOptions::new(
+            ExportTarget::parse(&format!("oci:{}:v1", layout.display())).unwrap(),
+        );
+        options.compression = compression;
         let r1 = store.export("app:v1", &options, &counter).unwrap();
         let tar_bytes: u64 = tars[0].iter().map(|t| t.len() as u64).sum();
         assert_eq!(r1.tar_bytes, tar_bytes);
@@ -441,12 +437,10 @@ fn a_docker_archive_converts_back_to_the_same_image() {
 
     // A name that is not a docker repo:tag leaves the image untagged.
     let untagged = tmp.path().join("untagged.tar");
-    let options = ExportOptions {
-        reference: Some("Not-A-Repo".into()),
-        ..ExportOptions::new(
-            ExportTarget::parse(&format!("docker-archive:{}", untagged.display())).unwrap(),
-        )
-    };
+    let mut options = ExportOptions::new(
+        ExportTarget::parse(&format!("docker-archive:{}", untagged.display())).unwrap(),
+    );
+    options.reference = Some("Not-A-Repo".into());
     let report = store.export("app:v1", &options, &NoProgress).unwrap();
     assert_eq!(report.reference, None);
     let manifest: Value = serde_json::from_slice(&tar_members(&untagged)["manifest.json"]).unwrap();

@@ -1,8 +1,7 @@
 //! Shared fixtures: generated images and store snapshots.
 
 use cairn_engine::{
-    ConvertOptions, ConvertReport, InitOptions, NoProgress, PlatformChoice, SourceSpec, Store,
-    StoreWriter,
+    ConvertOptions, ConvertReport, InitOptions, NoProgress, SourceSpec, Store, StoreWriter,
 };
 use cairn_sample::{
     build_layer_tar, LayerCompression, OciLayoutWriter, Rng, SampleEntry, SamplePlatform,
@@ -128,16 +127,9 @@ pub fn new_store(dir: &Path) -> StoreWriter {
 }
 
 pub fn options(source: &str, name: &str, dict: &[&str]) -> ConvertOptions {
-    ConvertOptions {
-        source: SourceSpec::parse(source).unwrap(),
-        name: name.into(),
-        dict: dict.iter().map(|d| d.to_string()).collect(),
-        platform: PlatformChoice::Default,
-        replace: false,
-        delta: None,
-        layers_in_flight: None,
-        optimize: false,
-    }
+    let mut options = ConvertOptions::new(SourceSpec::parse(source).unwrap(), name);
+    options.dict = dict.iter().map(|d| d.to_string()).collect();
+    options
 }
 
 pub fn convert(

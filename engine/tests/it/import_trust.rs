@@ -110,12 +110,8 @@ fn relabel(
 }
 
 fn bundle_of(store: &Path, images: &[&str]) -> Vec<u8> {
-    let options = BundleOptions {
-        images: images.iter().map(|s| s.to_string()).collect(),
-        have: vec![],
-        have_dicts: vec![],
-        since: vec![],
-    };
+    let mut options = BundleOptions::default();
+    options.images = images.iter().map(|s| s.to_string()).collect();
     let mut out = Vec::new();
     create(
         &Store::open(store).unwrap(),
@@ -446,14 +442,12 @@ fn emit_base(
     layout: &Path,
     reference: &str,
 ) -> cairn_engine::Result<cairn_engine::PlanReport> {
-    let options = PlanOptions {
-        names: names.to_vec(),
-        min_images: 2,
-        min_saving: 0,
-        emit: vec![EmitRequest {
-            what: EmitWhat::Base(1),
-            target: format!("oci:{}:{reference}", layout.display()),
-        }],
-    };
+    let mut options = PlanOptions::new(names.to_vec());
+    options.min_images = 2;
+    options.min_saving = 0;
+    options.emit = vec![EmitRequest {
+        what: EmitWhat::Base(1),
+        target: format!("oci:{}:{reference}", layout.display()),
+    }];
     Store::open(store).unwrap().plan(&options, &NoProgress)
 }

@@ -5,10 +5,7 @@ use cairn_engine::{GcOptions, NoProgress, Store, StoreWriter};
 use cairn_sample::LayerCompression;
 
 fn dry_run() -> GcOptions {
-    GcOptions {
-        dry_run: true,
-        ..GcOptions::default()
-    }
+    GcOptions::default().with_dry_run(true)
 }
 
 /// Every file of the store's blobs and bootstraps, with its bytes.
@@ -134,11 +131,7 @@ fn gc_compacts_a_blob_mostly_dead_and_rewrites_the_images_using_it() {
     assert!(dry.freed_bytes > 600_000, "{dry:?}");
     assert_eq!(data_files(&store), files_before);
     // Compaction off: only the bootstrap of "both" goes.
-    let off = GcOptions {
-        dry_run: true,
-        compact_below: 0.0,
-        ..GcOptions::default()
-    };
+    let off = dry_run().with_compact_below(0.0);
     assert_eq!(store.gc(&off).unwrap().compacted_blobs, 0);
 
     let report = store.gc(&GcOptions::default()).unwrap();
@@ -185,10 +178,7 @@ fn gc_refuses_files_the_index_never_knew_unless_forced() {
     let before = snapshot(&store);
     for dry_run in [true, false] {
         let err = store
-            .gc(&GcOptions {
-                dry_run,
-                ..GcOptions::default()
-            })
+            .gc(&GcOptions::default().with_dry_run(dry_run))
             .unwrap_err()
             .to_string();
         assert!(
@@ -198,10 +188,7 @@ fn gc_refuses_files_the_index_never_knew_unless_forced() {
         assert!(snapshot(&store) == before, "a refused gc changed the store");
     }
     let report = store
-        .gc(&GcOptions {
-            force_orphans: true,
-            ..GcOptions::default()
-        })
+        .gc(&GcOptions::default().with_force_orphans(true))
         .unwrap();
     assert_eq!(
         (

@@ -386,16 +386,9 @@ fn convert_as(
     name: &str,
     platform: PlatformChoice,
 ) -> cairn_engine::Result<()> {
-    let options = cairn_engine::ConvertOptions {
-        source: cairn_engine::SourceSpec::parse(source)?,
-        name: name.into(),
-        dict: vec![],
-        platform,
-        replace: false,
-        delta: None,
-        layers_in_flight: None,
-        optimize: false,
-    };
+    let mut options =
+        cairn_engine::ConvertOptions::new(cairn_engine::SourceSpec::parse(source)?, name);
+    options.platform = platform;
     store.convert(&options, &NoProgress).map(|_| ())
 }
 

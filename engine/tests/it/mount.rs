@@ -30,11 +30,9 @@ struct Mounted {
 
 impl Mounted {
     fn new(store: &Path, dir: PathBuf, images: MountImages) -> Mounted {
-        let options = MountOptions {
-            images,
-            cache_bytes: 4 << 20,
-            ..MountOptions::default()
-        };
+        let mut options = MountOptions::default();
+        options.images = images;
+        options.cache_bytes = 4 << 20;
         Mounted::with_options(store, dir, &options)
     }
 
@@ -371,14 +369,12 @@ fn an_image_setuid_program_does_not_elevate_and_the_mount_is_nosuid_nodev() {
     let store = new_store(tmp.path());
     add_image(&store, tmp.path(), "suid", &[layer]);
     let root = store.root().to_path_buf();
-    let options = MountOptions {
-        images: MountImages::One {
-            name: "suid".into(),
-            layer: None,
-        },
-        allow_other: true,
-        ..MountOptions::default()
+    let mut options = MountOptions::default();
+    options.images = MountImages::One {
+        name: "suid".into(),
+        layer: None,
     };
+    options.allow_other = true;
     let mounted = Mounted::with_options(&root, tmp.path().join("m"), &options);
     let mounted_options = mount_options(&mounted.dir);
     let listed: Vec<&str> = mounted_options.split(',').collect();
@@ -404,11 +400,9 @@ fn an_image_setuid_program_does_not_elevate_and_the_mount_is_nosuid_nodev() {
     drop(mounted);
 
     // Asked for, and only for the mounting user: setuid bits and devices are honoured.
-    let trusted = MountOptions {
-        suid_dev: true,
-        allow_other: false,
-        ..options.clone()
-    };
+    let mut trusted = options.clone();
+    trusted.suid_dev = true;
+    trusted.allow_other = false;
     let mounted = Mounted::with_options(&root, tmp.path().join("t"), &trusted);
     let mounted_options = mount_options(&mounted.dir);
     assert!(
@@ -418,10 +412,8 @@ fn an_image_setuid_program_does_not_elevate_and_the_mount_is_nosuid_nodev() {
         "{mounted_options}"
     );
     drop(mounted);
-    let shared = MountOptions {
-        allow_other: true,
-        ..trusted
-    };
+    let mut shared = trusted;
+    shared.allow_other = true;
     std::fs::create_dir_all(tmp.path().join("s")).unwrap();
     let refused = MountSession::start(&root, &tmp.path().join("s"), &shared);
     assert!(refused.is_err_and(|e| e.to_string().contains("--allow-other")));

@@ -41,12 +41,10 @@ fn plan_and_rebuild(
             target: format!("oci:{}:{n}", layout.display()),
         })
         .collect();
-    let options = PlanOptions {
-        names: names.to_vec(),
-        min_images: 2,
-        min_saving: 1_000_000,
-        emit,
-    };
+    let mut options = PlanOptions::new(names.to_vec());
+    options.min_images = 2;
+    options.min_saving = 1_000_000;
+    options.emit = emit;
     let report = store.plan(&options, &NoProgress).unwrap();
     let mut rebuilt = Vec::new();
     for name in names {
@@ -110,15 +108,13 @@ fn demo_pair_rebuilt_on_its_base_is_the_same_filesystem() {
 
     // The base on its own: one layer, the same bytes as the rebuilt images' first layer.
     let layout = tmp.path().join("base");
-    let options = PlanOptions {
-        names: names.to_vec(),
-        min_images: 2,
-        min_saving: 1_000_000,
-        emit: vec![EmitRequest {
-            what: EmitWhat::Base(1),
-            target: format!("oci:{}:base", layout.display()),
-        }],
-    };
+    let mut options = PlanOptions::new(names.to_vec());
+    options.min_images = 2;
+    options.min_saving = 1_000_000;
+    options.emit = vec![EmitRequest {
+        what: EmitWhat::Base(1),
+        target: format!("oci:{}:base", layout.display()),
+    }];
     let again = store.plan(&options, &NoProgress).unwrap();
     let base = &again.emitted[0];
     assert_eq!(base.layers.len(), 1);
@@ -145,18 +141,13 @@ fn demo_pair_rebuilt_on_its_base_is_the_same_filesystem() {
             what,
             target: format!("oci:{}:x", target.display()),
         };
-        let options = PlanOptions {
-            emit: vec![request(EmitWhat::Base(1)), request(what)],
-            ..options.clone()
-        };
+        let mut options = options.clone();
+        options.emit = vec![request(EmitWhat::Base(1)), request(what)];
         let err = store.plan(&options, &NoProgress).unwrap_err().to_string();
         assert!(err.contains(text), "{err}");
         assert!(!target.exists());
     }
-    let options = PlanOptions {
-        min_images: 3,
-        ..options
-    };
+    options.min_images = 3;
     assert!(store.plan(&options, &NoProgress).is_err());
 }
 

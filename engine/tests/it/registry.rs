@@ -6,7 +6,7 @@ use crate::helpers::*;
 use cairn_engine::source::registry::{
     push, remote_inventory, Credentials, PushOptions, RegistrySpec, Tags,
 };
-use cairn_engine::{ConvertOptions, PlatformChoice, Progress, SourceSpec, StoreWriter};
+use cairn_engine::{ConvertOptions, Progress, SourceSpec, StoreWriter};
 use cairn_testkit::registry::*;
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Write};
@@ -17,16 +17,14 @@ use std::sync::Arc;
 
 /// A pull of `reference` (`REGISTRY/REPO:TAG`, over plain HTTP, no credentials given) as `name`.
 pub fn pull_options(reference: &str, name: &str, dict: &[&str]) -> ConvertOptions {
-    ConvertOptions {
-        source: SourceSpec::Registry(RegistrySpec {
-            reference: reference.to_string(),
-            insecure: true,
-            credentials: None,
-            timeouts: Default::default(),
-        }),
-        platform: PlatformChoice::Default,
-        ..options("oci:unused", name, dict)
-    }
+    let mut options = options("oci:unused", name, dict);
+    options.source = SourceSpec::Registry(RegistrySpec {
+        reference: reference.to_string(),
+        insecure: true,
+        credentials: None,
+        timeouts: Default::default(),
+    });
+    options
 }
 
 #[test]

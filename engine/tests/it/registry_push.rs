@@ -25,10 +25,8 @@ fn spec(address: &str, repo: &str) -> RegistrySpec {
 }
 
 fn push_to(store: &Store, address: &str, repo: &str, mount_from: &[&str]) -> PushReport {
-    let options = PushOptions {
-        mount_from: mount_from.iter().map(|r| r.to_string()).collect(),
-        ..PushOptions::default()
-    };
+    let mut options = PushOptions::default();
+    options.mount_from = mount_from.iter().map(|r| r.to_string()).collect();
     push(store, "v1", &spec(address, repo), &options, &NoProgress).unwrap()
 }
 
@@ -71,10 +69,8 @@ fn a_push_mounts_the_blobs_another_repository_has_and_uploads_the_rest() {
     );
 
     // Not a repository path.
-    let options = PushOptions {
-        mount_from: vec!["a:v1".into()],
-        ..PushOptions::default()
-    };
+    let mut options = PushOptions::default();
+    options.mount_from = vec!["a:v1".into()];
     let err = push(
         &store,
         "v1",

@@ -6,7 +6,7 @@
 
 use crate::helpers::*;
 use cairn_engine::source::registry::{push, PushOptions, RegistrySpec, Timeouts};
-use cairn_engine::{ConvertOptions, PlatformChoice, SourceSpec, StoreWriter};
+use cairn_engine::{PlatformChoice, SourceSpec, StoreWriter};
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -205,11 +205,9 @@ fn setup(tmp: &Path) -> (PathBuf, StoreWriter) {
 }
 
 fn pull(store: &StoreWriter, address: &str) -> String {
-    let options = ConvertOptions {
-        source: SourceSpec::Registry(spec(address)),
-        platform: PlatformChoice::Default,
-        ..options("oci:unused", "v1", &[])
-    };
+    let mut options = options("oci:unused", "v1", &[]);
+    options.source = SourceSpec::Registry(spec(address));
+    options.platform = PlatformChoice::Default;
     let before = (store_files(store), snapshot(store));
     let err = store
         .convert(&options, &cairn_engine::NoProgress)

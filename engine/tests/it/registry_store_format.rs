@@ -25,10 +25,8 @@ fn push_store(
     name: &str,
     target: &RegistrySpec,
 ) -> cairn_engine::source::registry::PushReport {
-    let options = PushOptions {
-        store_format: true,
-        ..PushOptions::default()
-    };
+    let mut options = PushOptions::default();
+    options.store_format = true;
     push(
         &Store::open(store).unwrap(),
         name,

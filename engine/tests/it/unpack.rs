@@ -129,10 +129,8 @@ fn tricky_layers_round_trip() {
 
     // With --xattrs=strict a failure stops the unpack and names the entry.
     if cap_reported {
-        let strict = UnpackOptions {
-            strict_xattrs: true,
-            ..Default::default()
-        };
+        let mut strict = UnpackOptions::default();
+        strict.strict_xattrs = true;
         let err = store
             .unpack("t", &tmp.path().join("strict"), &strict, &NoProgress)
             .unwrap_err()
@@ -392,10 +390,8 @@ fn layer_option_and_non_empty_directory() {
     add_image(&store, tmp.path(), "t", &tricky_layers());
 
     let base = tmp.path().join("base");
-    let options = UnpackOptions {
-        top_layer: Some(0),
-        ..Default::default()
-    };
+    let mut options = UnpackOptions::default();
+    options.top_layer = Some(0);
     let report = store.unpack("t", &base, &options, &NoProgress).unwrap();
     assert_eq!(std::fs::read(base.join("etc/motd")).unwrap(), b"welcome\n");
     assert_eq!(
@@ -405,18 +401,14 @@ fn layer_option_and_non_empty_directory() {
     assert!(!base.join("app").exists() && !base.join("lib/plugins/new.so").exists());
     assert_eq!((report.hardlinks, report.symlinks), (0, 0));
 
-    let top = UnpackOptions {
-        top_layer: Some(1),
-        ..Default::default()
-    };
+    let mut top = UnpackOptions::default();
+    top.top_layer = Some(1);
     let all = tmp.path().join("all");
     store.unpack("t", &all, &top, &NoProgress).unwrap();
     assert!(!all.join("etc/motd").exists() && all.join("app/main.py").is_file());
 
-    let beyond = UnpackOptions {
-        top_layer: Some(2),
-        ..Default::default()
-    };
+    let mut beyond = UnpackOptions::default();
+    beyond.top_layer = Some(2);
     let err = store
         .unpack("t", &tmp.path().join("beyond"), &beyond, &NoProgress)
         .unwrap_err()

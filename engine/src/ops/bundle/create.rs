@@ -20,6 +20,7 @@ use std::path::PathBuf;
 
 /// What to bundle, and what the receiver holds.
 #[derive(Clone, Debug, Default)]
+#[non_exhaustive]
 pub struct BundleOptions {
     pub images: Vec<String>,
     /// Images of this store the receiver holds.
@@ -31,6 +32,7 @@ pub struct BundleOptions {
 }
 
 #[derive(Clone, Debug, Serialize)]
+#[non_exhaustive]
 pub struct BundleReport {
     #[serde(flatten)]
     pub manifest: BundleManifest,

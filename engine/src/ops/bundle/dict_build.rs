@@ -17,6 +17,7 @@ use serde::Serialize;
 use std::collections::HashMap;
 
 #[derive(Clone, Debug, Serialize)]
+#[non_exhaustive]
 pub struct DictBuildReport {
     pub name: String,
     pub min_images: usize,

@@ -24,6 +24,7 @@ use std::io::Read;
 use std::path::PathBuf;
 
 #[derive(Clone, Debug, Serialize)]
+#[non_exhaustive]
 pub struct BundleImportReport {
     /// The bundle's size.
     pub bytes: u64,

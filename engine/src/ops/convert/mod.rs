@@ -59,6 +59,7 @@ use std::sync::Mutex;
 use std::time::Instant;
 
 #[derive(Clone, Debug)]
+#[non_exhaustive]
 pub struct ConvertOptions {
     pub source: SourceSpec,
     /// The name to record; with several platforms each gets `NAME@os/arch[/variant]`.
@@ -79,6 +80,23 @@ pub struct ConvertOptions {
     pub optimize: bool,
 }
 
+impl ConvertOptions {
+    /// Converts `source` into an image named `name`: every chunk in the store reused, the
+    /// default platform, an existing name refused, the store's delta mode and levels.
+    pub fn new(source: SourceSpec, name: impl Into<String>) -> ConvertOptions {
+        ConvertOptions {
+            source,
+            name: name.into(),
+            dict: Vec::new(),
+            platform: PlatformChoice::default(),
+            replace: false,
+            delta: None,
+            layers_in_flight: None,
+            optimize: false,
+        }
+    }
+}
+
 /// Layers converted at the same time unless `ConvertOptions::layers_in_flight` says otherwise.
 pub const DEFAULT_LAYERS_IN_FLIGHT: usize = 2;
 
@@ -86,6 +104,7 @@ pub use crate::format::store_config::DeltaMode;
 
 /// New chunks stored as delta frames (`format::delta`).
 #[derive(Clone, Copy, Debug, Default, Serialize, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct DeltaReport {
     /// Chunks and their plain bytes.
     pub chunks: u64,
@@ -115,6 +134,7 @@ impl DeltaReport {
 }
 
 #[derive(Clone, Debug, Default, Serialize)]
+#[non_exhaustive]
 pub struct ConvertReport {
     pub images: Vec<ImageReport>,
     /// What dead writers had left under `tmp/`, removed when this convert started.
@@ -141,6 +161,7 @@ impl Count {
 }
 
 #[derive(Clone, Debug, Default, Serialize)]
+#[non_exhaustive]
 pub struct LayerReport {
     pub digest: String,
     pub diff_id: String,
@@ -181,6 +202,7 @@ impl LayerReport {
 }
 
 #[derive(Clone, Debug, Default, Serialize)]
+#[non_exhaustive]
 pub struct ImageReport {
     pub name: String,
     pub image_id: String,

@@ -82,6 +82,7 @@ impl std::fmt::Display for ExportTarget {
 }
 
 #[derive(Clone, Debug)]
+#[non_exhaustive]
 pub struct ExportOptions {
     pub target: ExportTarget,
     /// How layers are compressed. A docker archive holds uncompressed layers only.
@@ -126,6 +127,7 @@ pub struct ExportedLayer {
 }
 
 #[derive(Clone, Debug, Serialize)]
+#[non_exhaustive]
 pub struct ExportReport {
     /// The image's name in the store.
     pub name: String,

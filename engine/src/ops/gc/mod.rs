@@ -61,6 +61,7 @@ use sweep::{refuse_orphans, Sweep};
 pub const DEFAULT_COMPACT_BELOW: f64 = 0.5;
 
 #[derive(Clone, Copy, Debug)]
+#[non_exhaustive]
 pub struct GcOptions {
     /// Report what would be done, change nothing.
     pub dry_run: bool,
@@ -81,7 +82,28 @@ impl Default for GcOptions {
     }
 }
 
+impl GcOptions {
+    pub fn with_dry_run(self, dry_run: bool) -> Self {
+        GcOptions { dry_run, ..self }
+    }
+
+    pub fn with_compact_below(self, compact_below: f64) -> Self {
+        GcOptions {
+            compact_below,
+            ..self
+        }
+    }
+
+    pub fn with_force_orphans(self, force_orphans: bool) -> Self {
+        GcOptions {
+            force_orphans,
+            ..self
+        }
+    }
+}
+
 #[derive(Clone, Debug, Default, Serialize)]
+#[non_exhaustive]
 pub struct GcReport {
     pub dry_run: bool,
     pub compact_below: f64,

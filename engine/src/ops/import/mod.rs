@@ -54,6 +54,7 @@ pub(crate) struct IncomingImage {
 
 /// What an import added.
 #[derive(Clone, Debug, Default, Serialize)]
+#[non_exhaustive]
 pub struct ImportReport {
     pub name: String,
     pub image_id: String,

@@ -38,6 +38,7 @@ use std::time::{Duration, Instant};
 pub const ROUND_BYTES: u64 = 32 << 20;
 
 #[derive(Clone, Debug, Default)]
+#[non_exhaustive]
 pub struct OptimizeOptions {
     /// zstd level (default: store.json's `optimize.level`).
     pub level: Option<i32>,
@@ -54,6 +55,7 @@ pub struct OptimizeOptions {
 }
 
 #[derive(Clone, Debug, Default, Serialize)]
+#[non_exhaustive]
 pub struct OptimizeReport {
     pub dry_run: bool,
     pub level: i32,

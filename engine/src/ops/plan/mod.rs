@@ -31,6 +31,7 @@ use std::collections::{HashMap, HashSet};
 use tar_entry::END_OF_ARCHIVE;
 
 #[derive(Clone, Debug)]
+#[non_exhaustive]
 pub struct PlanOptions {
     pub names: Vec<String>,
     /// A base serves at least this many images (at least 2).
@@ -40,7 +41,30 @@ pub struct PlanOptions {
     pub emit: Vec<EmitRequest>,
 }
 
+impl PlanOptions {
+    /// Plans `names` with the default thresholds (`Default`), emitting nothing.
+    pub fn new(names: Vec<String>) -> PlanOptions {
+        PlanOptions {
+            names,
+            ..PlanOptions::default()
+        }
+    }
+}
+
+impl Default for PlanOptions {
+    /// No images yet; bases that serve at least 2 images and save at least 1 MB.
+    fn default() -> Self {
+        PlanOptions {
+            names: Vec::new(),
+            min_images: 2,
+            min_saving: 1_000_000,
+            emit: Vec::new(),
+        }
+    }
+}
+
 #[derive(Clone, Debug, Serialize)]
+#[non_exhaustive]
 pub struct PlanReport {
     pub min_images: usize,
     pub min_saving: u64,

@@ -22,6 +22,7 @@ use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 
 #[derive(Clone, Debug, Serialize)]
+#[non_exhaustive]
 pub struct DiffReport {
     pub old: String,
     pub new: String,

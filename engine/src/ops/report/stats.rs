@@ -10,6 +10,7 @@ use std::collections::HashMap;
 use std::path::Path;
 
 #[derive(Clone, Debug, Serialize)]
+#[non_exhaustive]
 pub struct StatsReport {
     pub images: u64,
     /// Uncompressed layer tars of every image.

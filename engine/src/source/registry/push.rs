@@ -19,6 +19,7 @@ use serde::Serialize;
 use std::path::{Path, PathBuf};
 
 #[derive(Clone, Debug, Serialize)]
+#[non_exhaustive]
 pub struct PushReport {
     pub name: String,
     /// `REGISTRY/REPO:TAG`.
@@ -34,6 +35,7 @@ pub struct PushReport {
 
 /// How to push.
 #[derive(Clone, Debug, Default)]
+#[non_exhaustive]
 pub struct PushOptions {
     /// Push the store's own objects (bootstrap, layer objects, blobs) as a cairn artifact
     /// rather than an ordinary OCI image.

@@ -22,6 +22,7 @@ use std::path::PathBuf;
 const DOWNLOADS_IN_FLIGHT: usize = 4;
 
 #[derive(Clone, Debug, Serialize)]
+#[non_exhaustive]
 pub struct StorePullReport {
     /// `REGISTRY/REPO[:TAG|@DIGEST]`.
     pub reference: String,
