@@ -6,24 +6,12 @@
 //!
 //! ```no_run
 //! use cairn_engine::{
-//!     ConvertOptions, Follow, InitOptions, NoProgress, PlatformChoice, SourceSpec, Store,
-//!     StoreWriter,
+//!     ConvertOptions, Follow, InitOptions, NoProgress, SourceSpec, Store, StoreWriter,
 //! };
 //! # fn main() -> cairn_engine::Result<()> {
 //! let store = StoreWriter::init("store".as_ref(), &InitOptions::default())?;
-//! let report = store.convert(
-//!     &ConvertOptions {
-//!         source: SourceSpec::parse("oci:images/py:v1")?,
-//!         name: "py:v1".into(),
-//!         dict: vec![],
-//!         platform: PlatformChoice::Default,
-//!         replace: false,
-//!         delta: None,
-//!         layers_in_flight: None,
-//!         optimize: false,
-//!     },
-//!     &NoProgress,
-//! )?;
+//! let options = ConvertOptions::new(SourceSpec::parse("oci:images/py:v1")?, "py:v1");
+//! let report = store.convert(&options, &NoProgress)?;
 //! println!("stored {} new bytes", report.images[0].added_bytes);
 //! drop(store); // releases the writer locks
 //!
