@@ -15,7 +15,7 @@
 //! STORE/LOCK            the commit lock (flock): a convert holds it while it starts (below)
 //!                       and while it commits; gc, rm and the index repair for their whole run
 //! STORE/leases/<pid>-<n>.lease  one per running mount, held (flock) while it runs: gc keeps
-//!                       the images it names (`mount::lease`)
+//!                       the images it names (`lease`)
 //! STORE/leases/GUARD    gc holds it (flock) exclusively while it runs; a mount shares it
 //!                       while it takes its lease
 //! ```

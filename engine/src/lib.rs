@@ -44,6 +44,7 @@ pub use cairn_format::failpoint;
 mod fsutil;
 mod index;
 mod layout;
+mod lease;
 pub mod mount;
 mod ops;
 pub mod source;

@@ -19,7 +19,7 @@ use crate::format::blob::CheckedToc;
 use crate::format::varint::{get_varint, put_varint};
 use crate::format::ChunkLocation;
 use crate::id::ChunkKey;
-use crate::source::Platform;
+use cairn_format::platform::Platform;
 use crate::{BlobId, ChunkId, ImageId, LayerMetaId};
 use blobs::BlobNumbers;
 use rocksdb::{

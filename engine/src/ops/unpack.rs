@@ -120,7 +120,7 @@ pub fn unpack(
     let root = prepare_dir(dir)?;
 
     let as_root = sys::is_root();
-    let mut writer = Writer {
+    let mut writer = TreeWriter {
         image: name,
         out: dir,
         walker: DirWalker::new(root),
@@ -388,7 +388,7 @@ enum Written {
     Skipped,
 }
 
-struct Writer<'a> {
+struct TreeWriter<'a> {
     image: &'a str,
     out: &'a Path,
     walker: DirWalker,
@@ -400,7 +400,7 @@ struct Writer<'a> {
     report: UnpackReport,
 }
 
-impl<'a> Writer<'a> {
+impl<'a> TreeWriter<'a> {
     fn site<'s>(&self, path: &'s [u8], layer: usize, raw: &'s [u8]) -> Site<'s>
     where
         'a: 's,

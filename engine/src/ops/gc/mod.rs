@@ -282,7 +282,7 @@ pub(crate) fn plan_rewrite(
         ..GcReport::default()
     };
     let refs = store.index().refs()?;
-    let leased: Vec<(String, ImageId)> = crate::mount::lease::leased_images(store.layout())?
+    let leased: Vec<(String, ImageId)> = crate::lease::leased_images(store.layout())?
         .into_iter()
         .map(|id| ("(mounted)".to_string(), id))
         .collect();
@@ -338,7 +338,7 @@ pub(crate) fn plan_rewrite(
 /// Runs gc: the plan, then (unless a dry run) its execution.
 pub fn gc(store: &StoreWriter, options: &GcOptions) -> Result<GcReport> {
     // Held to the end: no mount takes a lease between the marking and the deletions.
-    let _guard = crate::mount::lease::LeaseGuard::exclusive(store.layout())?;
+    let _guard = crate::lease::LeaseGuard::exclusive(store.layout())?;
     let plan = plan(store, options)?;
     let mut report = match options.dry_run {
         true => plan.report,

@@ -137,7 +137,7 @@ pub fn optimize(
     let mut first = true;
     loop {
         // Held for the round: no mount takes a lease between its marking and its deletions.
-        let _guard = crate::mount::lease::LeaseGuard::exclusive(store.layout())?;
+        let _guard = crate::lease::LeaseGuard::exclusive(store.layout())?;
         report.free_bytes = crate::fsutil::free_bytes(store.root())?;
         let rewrite = Rewrite::Recompress(gc::Recompress {
             target,

@@ -1,5 +1,5 @@
 use super::*;
-use crate::mount::lease::{Lease, LeaseGuard};
+use crate::lease::{Lease, LeaseGuard};
 use crate::progress::NoProgress;
 use crate::source::SourceSpec;
 use crate::store::InitOptions;
