@@ -1,6 +1,7 @@
 //! `Store`: a store directory opened for reading; `SharedWriter`: the same opened for adding
 //! images alongside other writers (convert); `StoreWriter`: opened by the one exclusive writer
-//! (convert, rm, gc, the index repair). Each operation is one method that calls into `ops/`;
+//! (convert, rm, gc, the index repair). Store layer and facade: most operations are one method
+//! that calls into `ops/` or `rewrite/` (docs/ARCHITECTURE.md);
 //! the operations that change the store exist only on the writers, which dereference to
 //! `Writer` (what both hold: the store, the writer's own directory under `tmp/`, its locks)
 //! and on to `Store` for everything else.
@@ -20,7 +21,7 @@ use crate::format::layer_meta::LayerMeta;
 use crate::format::store_config::{CompressionParams, StoreConfig};
 use crate::index::{ImageRecord, Index};
 use crate::layout::{StoreLayout, TmpReclaimed, WriterDir, WriterLock, WritersGuard};
-use crate::ops::whole_image::WholeImage;
+use crate::view::whole_image::WholeImage;
 use crate::{BlobId, ImageId, LayerMetaId};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -73,8 +74,8 @@ pub struct Store {
     layout: StoreLayout,
     config: StoreConfig,
     index: Index,
-    /// Decoded frames of delta bases (`ops::bases`).
-    base_frames: crate::ops::bases::BaseFrames,
+    /// Decoded frames of delta bases (`view::bases`).
+    base_frames: crate::view::bases::BaseFrames,
     /// The blobs of the images opened so far (`image_layers_by_id`), mapped at once: a gc or
     /// optimize that rewrites an image meanwhile deletes its old blobs, but a file open here
     /// stays readable, so a reader that has started goes on.
@@ -372,17 +373,20 @@ impl StoreWriter {
     }
 
     /// Deletes the blobs and bootstraps no named image uses.
-    pub fn gc(&self, options: &crate::ops::gc::GcOptions) -> Result<crate::ops::gc::GcReport> {
-        crate::ops::gc::gc(self, options)
+    pub fn gc(
+        &self,
+        options: &crate::rewrite::gc::GcOptions,
+    ) -> Result<crate::rewrite::gc::GcReport> {
+        crate::rewrite::gc::gc(self, options)
     }
 
-    /// Recompresses blobs below the optimize target (`ops::optimize`).
+    /// Recompresses blobs below the optimize target (`rewrite::optimize`).
     pub fn optimize(
         &self,
-        options: &crate::ops::optimize::OptimizeOptions,
+        options: &crate::rewrite::optimize::OptimizeOptions,
         progress: &dyn crate::Progress,
-    ) -> Result<crate::ops::optimize::OptimizeReport> {
-        crate::ops::optimize::optimize(self, options, progress)
+    ) -> Result<crate::rewrite::optimize::OptimizeReport> {
+        crate::rewrite::optimize::optimize(self, options, progress)
     }
 }
 
@@ -453,7 +457,7 @@ impl Store {
         &self.config
     }
 
-    pub(crate) fn base_frames(&self) -> &crate::ops::bases::BaseFrames {
+    pub(crate) fn base_frames(&self) -> &crate::view::bases::BaseFrames {
         &self.base_frames
     }
 
@@ -529,7 +533,7 @@ impl Store {
         Ok(reader)
     }
 
-    /// Every entry of image `name` in memory (see `ops::whole_image`).
+    /// Every entry of image `name` in memory (see `view::whole_image`).
     pub fn whole_image(&self, name: &str) -> Result<WholeImage> {
         WholeImage::from_bootstrap(self, self.bootstrap(name)?)
     }

@@ -13,12 +13,12 @@ mod image_fs;
 
 use crate::error::{Error, Result};
 use crate::layout::StoreLayout;
+use crate::lease::{Lease, LeaseGuard};
 use crate::store::Store;
 use crate::ImageId;
 use content::Content;
 use fuse::{CairnFs, Tree};
 use image_fs::ImageFs;
-use crate::lease::{Lease, LeaseGuard};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -98,7 +98,7 @@ impl MountSession {
         for (name, id, top) in chosen {
             let (_, mut layers) = store.image_layers_by_id(&id)?;
             if let Some(top) = top {
-                let top = crate::ops::read::layer_index(&name, layers.len(), top)?;
+                let top = crate::view::layer_index(&name, layers.len(), top)?;
                 layers.truncate(top + 1);
             }
             let fs = ImageFs::new(layers, content.clone(), &format!("image {name:?}"))?;

@@ -266,7 +266,7 @@ pub fn convert(
     // Checked again under the commit lock: another writer may take a name meanwhile.
     for (name, _) in &named {
         crate::check_image_name(name)?;
-        commit::check_name(store.index(), name, options.replace)?;
+        crate::write::check_name(store.index(), name, options.replace)?;
     }
     let dictionary = if options.dict.is_empty() {
         Dictionary::Store

@@ -8,7 +8,7 @@
 //! against its BLAKE3 id, the whole tar against its diff_id) and streamed, compressed or not
 //! (`layer::compress`), straight into its file, so memory does not grow with a layer. The
 //! config goes out byte for byte as it came in (its digest is the source's); an image converted
-//! from a bare layer file has none and gets a minimal one. Talks to `ops::read` (layer tars),
+//! from a bare layer file has none and gets a minimal one. Talks to `view::layer_tar` (layer tars),
 //! `oci` (the JSON written and read back), `source` (the `oci:` syntax) and `fsutil`
 //! (temporary files, durable renames). Each writer's file says in what order it writes.
 
