@@ -41,6 +41,7 @@
 pub(crate) use cairn_format::{chunk, error, format, id, layer, oci, progress};
 
 pub use cairn_format::failpoint;
+mod frame_cache;
 mod fsutil;
 mod index;
 mod layout;

@@ -1,9 +1,10 @@
-//! The commands: one module per command. Most are reached through a `Store` method
-//! (`store.rs`); `bundle` (create, import, inspect, dictionaries) and parts of `report` (the
-//! analytics tables, `top_layers`) are functions the CLI calls with a store. A command uses the
-//! store and the shared machinery below it (`view`, `write`, `rewrite`), never another
-//! command, except `plan`, which exports, and `bundle`'s dictionary build, which converts. The
-//! transports (`remote`, `mount`) sit above.
+//! The commands: one module per command. Each adds its methods to `Store` (or to the writers,
+//! `SharedWriter` and `StoreWriter`) in an `impl` block of its own file; `bundle` (create,
+//! import, inspect, dictionaries) and parts of `report` (the analytics tables, `top_layers`)
+//! are functions the CLI calls with a store. A command uses the store and the shared machinery
+//! below it (`view`, `write`, `rewrite`), never another command, except `plan`, which exports,
+//! and `bundle`'s dictionary build, which converts. The transports (`remote`, `mount`) sit
+//! above.
 
 pub mod bundle;
 pub mod convert;

@@ -192,3 +192,39 @@ pub fn ls(store: &Store, name: &str, path: &str, follow: Follow) -> Result<Vec<L
         })
         .collect())
 }
+
+/// `cairn export-layer`, `cairn ls`, `cairn cat`.
+impl Store {
+    /// Writes layer `layer` of image `name` as its exact uncompressed tar; returns its diff_id.
+    pub fn export_layer(
+        &self,
+        name: &str,
+        layer: usize,
+        out: &mut dyn std::io::Write,
+        progress: &dyn crate::Progress,
+    ) -> Result<crate::Sha256Digest> {
+        export_layer(self, name, layer, out, progress)
+    }
+
+    /// Lists a directory of the merged view (or one entry).
+    pub fn ls(&self, name: &str, path: &str, follow: crate::Follow) -> Result<Vec<ListEntry>> {
+        ls(self, name, path, follow)
+    }
+
+    /// Names and kinds only (see `ops::read::ls_names`): no entry is decoded.
+    pub fn ls_names(&self, name: &str, path: &str, follow: crate::Follow) -> Result<Vec<ListName>> {
+        ls_names(self, name, path, follow)
+    }
+
+    /// Streams the content of one file of the merged image (upper layers win; whiteouts
+    /// apply; symlinks followed within the image per `follow`).
+    pub fn cat(
+        &self,
+        name: &str,
+        path: &str,
+        follow: crate::Follow,
+        out: &mut dyn std::io::Write,
+    ) -> Result<u64> {
+        cat(self, name, path, follow, out)
+    }
+}

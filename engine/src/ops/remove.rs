@@ -22,3 +22,11 @@ pub fn remove(store: &StoreWriter, names: &[String]) -> Result<Vec<crate::ImageI
     store.index().commit(batch)?;
     Ok(ids)
 }
+
+/// `cairn rm`.
+impl crate::store::StoreWriter {
+    /// Removes image names; their data stays until `gc`.
+    pub fn remove(&self, names: &[String]) -> Result<Vec<crate::ImageId>> {
+        remove(self, names)
+    }
+}

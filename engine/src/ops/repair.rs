@@ -481,3 +481,18 @@ fn write_index(
     drop(index);
     crate::fsutil::fsync_dir(path)
 }
+
+/// `cairn verify --repair-index`.
+impl crate::store::StoreWriter {
+    /// Rebuilds the index of the store in `root` from its blobs and bootstraps, keeping the
+    /// names the old index still gives (see `ops::repair`). Needs no readable index, so it
+    /// opens no `StoreWriter` first; it takes `WRITERS` exclusively and the commit lock itself.
+    pub fn repair_index(root: &Path, progress: &dyn crate::Progress) -> Result<RepairReport> {
+        let layout = StoreLayout::new(root);
+        crate::store::Store::read_config(&layout)?;
+        let _writers = layout.writers_exclusive()?;
+        let lock = layout.lock()?;
+        layout.recover_interrupted_swap(&lock)?;
+        repair_index(&layout, &lock, progress)
+    }
+}

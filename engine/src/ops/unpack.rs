@@ -601,3 +601,17 @@ impl<'a> TreeWriter<'a> {
         Ok(())
     }
 }
+
+/// `cairn unpack`.
+impl crate::store::Store {
+    /// Writes the root filesystem of image `name` (as of `options.top_layer`) into `dir`.
+    pub fn unpack(
+        &self,
+        name: &str,
+        dir: &Path,
+        options: &UnpackOptions,
+        progress: &dyn crate::Progress,
+    ) -> Result<UnpackReport> {
+        unpack(self, name, dir, options, progress)
+    }
+}

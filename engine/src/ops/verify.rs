@@ -314,3 +314,11 @@ fn check_layer_chunks(
     }
     Ok(problems)
 }
+
+/// `cairn verify`.
+impl Store {
+    /// Checks blobs, bootstraps and the index; `full` also decodes every chunk.
+    pub fn verify(&self, full: bool, progress: &dyn crate::Progress) -> Result<VerifyReport> {
+        verify(self, full, progress)
+    }
+}

@@ -8,44 +8,11 @@ use crate::format::blob::BlobReader;
 use crate::format::delta::DeltaHeader;
 use crate::format::layer_meta::LayerMeta;
 use crate::format::{chunk_from_frame, BaseSource, ChunkLocation, Codec, NoBases};
+use crate::frame_cache::FrameKey;
 use crate::store::Store;
 use crate::{BlobId, ChunkId};
-use std::collections::{HashMap, HashSet, VecDeque};
-use std::sync::{Arc, Mutex};
-
-/// Decoded base frames kept per cache.
-const CACHED_BASE_FRAMES: usize = 8;
-
-/// A frame: its blob and its offset there.
-type FrameKey = (BlobId, u64);
-
-/// The last few decoded frames, most recent first, by a key naming the frame.
-pub(crate) struct FrameCache<K>(Mutex<VecDeque<(K, Arc<Vec<u8>>)>>);
-
-/// The base frames a store decoded last.
-pub(crate) type BaseFrames = FrameCache<FrameKey>;
-
-impl<K> Default for FrameCache<K> {
-    fn default() -> Self {
-        FrameCache(Mutex::new(VecDeque::new()))
-    }
-}
-
-impl<K: PartialEq> FrameCache<K> {
-    pub(crate) fn get(&self, key: &K) -> Option<Arc<Vec<u8>>> {
-        let frames = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        frames
-            .iter()
-            .find(|(k, _)| k == key)
-            .map(|(_, f)| f.clone())
-    }
-
-    pub(crate) fn put(&self, key: K, frame: Arc<Vec<u8>>) {
-        let mut frames = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        frames.push_front((key, frame));
-        frames.truncate(CACHED_BASE_FRAMES);
-    }
-}
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 
 impl BaseSource for Store {
     fn base_bytes(&self, ids: &[ChunkId]) -> Result<Vec<u8>> {

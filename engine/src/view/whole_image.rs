@@ -165,3 +165,15 @@ impl WholeImage {
         self.layers.iter().map(|l| l.size).sum()
     }
 }
+
+/// Whole images, for tests.
+impl Store {
+    /// Every entry of image `name` in memory (see `view::whole_image`).
+    pub fn whole_image(&self, name: &str) -> Result<WholeImage> {
+        WholeImage::from_bootstrap(self, self.bootstrap(name)?)
+    }
+
+    pub fn whole_image_by_id(&self, id: &ImageId) -> Result<WholeImage> {
+        WholeImage::load(self, id)
+    }
+}

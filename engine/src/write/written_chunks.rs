@@ -10,7 +10,7 @@
 
 use crate::error::{Error, IoContext, Result};
 use crate::format::{check_frame, chunk_from_frame, decode_frame, stored_share, Codec, NoBases};
-use crate::view::bases::FrameCache;
+use crate::frame_cache::FrameCache;
 use crate::ChunkId;
 use std::collections::HashMap;
 use std::os::unix::fs::FileExt;

@@ -456,3 +456,27 @@ fn convert_image(
         totals,
     })
 }
+
+/// `cairn convert` alongside other writers.
+impl crate::store::SharedWriter {
+    /// Converts an image source into the store; other converts may run meanwhile.
+    pub fn convert(
+        &self,
+        options: &ConvertOptions,
+        progress: &dyn Progress,
+    ) -> Result<ConvertReport> {
+        convert(self, options, progress)
+    }
+}
+
+/// `cairn convert` by the exclusive writer.
+impl crate::store::StoreWriter {
+    /// Converts an image source into the store.
+    pub fn convert(
+        &self,
+        options: &ConvertOptions,
+        progress: &dyn Progress,
+    ) -> Result<ConvertReport> {
+        convert(self, options, progress)
+    }
+}

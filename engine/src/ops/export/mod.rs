@@ -344,6 +344,19 @@ impl Job<'_> {
     }
 }
 
+/// `cairn export`.
+impl crate::store::Store {
+    /// Writes image `name` out as an OCI image layout or a docker archive.
+    pub fn export(
+        &self,
+        name: &str,
+        options: &ExportOptions,
+        progress: &dyn crate::Progress,
+    ) -> Result<ExportReport> {
+        export(self, name, options, progress)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

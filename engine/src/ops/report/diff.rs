@@ -396,3 +396,11 @@ fn file_change(
 fn same_content(a: &LayerEntry, b: &LayerEntry) -> bool {
     a.chunks.len() == b.chunks.len() && a.chunks.iter().zip(&b.chunks).all(|(x, y)| x.id == y.id)
 }
+
+/// `cairn diff`.
+impl crate::store::Store {
+    /// What of image `new` image `old` already has (`top`: how many files to list).
+    pub fn diff(&self, old: &str, new: &str, top: usize) -> Result<DiffReport> {
+        diff(self, old, new, top)
+    }
+}

@@ -491,3 +491,11 @@ fn index_batch(
     }
     Ok(batch)
 }
+
+/// `cairn gc`.
+impl crate::store::StoreWriter {
+    /// Deletes the blobs and bootstraps no named image uses.
+    pub fn gc(&self, options: &GcOptions) -> Result<GcReport> {
+        gc(self, options)
+    }
+}

@@ -224,5 +224,17 @@ pub fn optimize(
     Ok(report)
 }
 
+/// `cairn optimize`.
+impl crate::store::StoreWriter {
+    /// Recompresses blobs below the optimize target (`rewrite::optimize`).
+    pub fn optimize(
+        &self,
+        options: &OptimizeOptions,
+        progress: &dyn crate::Progress,
+    ) -> Result<OptimizeReport> {
+        optimize(self, options, progress)
+    }
+}
+
 #[cfg(test)]
 mod tests;
