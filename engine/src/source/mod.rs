@@ -13,6 +13,7 @@ pub mod registry;
 mod resolve;
 
 pub use cairn_format::platform::{Platform, PlatformChoice};
+#[cfg(feature = "registry")]
 pub(crate) use resolve::parse_digest;
 
 use crate::error::{Error, IoContext, Result};
