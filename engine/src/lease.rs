@@ -1,6 +1,8 @@
-//! Leases (store layer, beside `layout`): how a running mount keeps gc away from the images it
-//! shows. A mount writes `leases/<pid>-<n>.lease` naming its images and holds an exclusive
-//! flock on it while it runs; gc keeps every image a held lease names (even one `rm` has unnamed) and never compacts the
+//! Store layer, beside `layout` (gc and `mount` both use it).
+//!
+//! Leases: how a running mount keeps gc away from the images it shows. A mount writes
+//! `leases/<pid>-<n>.lease` naming its images and holds an exclusive flock on it while it runs;
+//! gc keeps every image a held lease names (even one `rm` has unnamed) and never compacts the
 //! blobs they use, since the mount reads them where it found them. A lease whose lock nobody
 //! holds belongs to a mount that crashed: gc removes it, so a crashed mount's lease expires
 //! by itself.

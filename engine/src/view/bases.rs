@@ -1,4 +1,6 @@
-//! Reading machinery (`view`). The store as the source of delta frames' bases: each base chunk is found through the index,
+//! Reading machinery (`view`).
+//!
+//! The store as the source of delta frames' bases: each base chunk is found through the index,
 //! its frame decoded (never a delta frame itself: depth 1) and the chunk checked against its
 //! id. The frames decoded last are kept, since the delta chunks of one file usually share their
 //! bases' frames.

@@ -5,8 +5,8 @@
 //! The merged view of an image answered path by path from per-layer path indexes, without
 //! building the whole tree in memory: the same view as `view::tree::MergedTree` (whiteouts,
 //! opaque markers, a non-directory replacing what lower layers had below it, directories the
-//! tars never declare), which the differential test in `tests.rs` holds it to. A layer is seen
-//! through `LayerPaths`: records keyed by (parent, name) with the whiteout and opaque markers folded into flags, as the
+//! tars never declare), which the differential test in `tests.rs` holds it to. A layer is seen through `LayerPaths`: records
+//! keyed by (parent, name) with the whiteout and opaque markers folded into flags, as the
 //! format-4 path index stores them. `LayerMeta` (a layer metadata object, `disk.rs`) is what the
 //! readers (`cat`, `ls`, `unpack`, `diff`) see; `MemoryLayerPaths` (tests only) builds the same
 //! records from a layer's entries in memory. Path spelling and whiteout names come from

@@ -1,4 +1,6 @@
-//! Writing machinery (`write`). New chunks into blobs: chunks join frames in the order they are given (a frame holds
+//! Writing machinery (`write`).
+//!
+//! Writing new chunks into blobs: chunks join frames in the order they are given (a frame holds
 //! up to the store's `frame_size` bytes, or one larger chunk), full frames are compressed in
 //! parallel and appended in order to a blob under `STORE/tmp/`, which is sealed and a new one
 //! started past `BLOB_SPLIT_BYTES`. Used by convert (new chunks of a layer) and by gc

@@ -1,7 +1,9 @@
-//! Writing machinery (`write`). An image's metadata into the store, shared by convert, bundles
-//! and gc's compaction: layer objects' blob tables, the sealed layer objects (already fsynced
-//! under `tmp/`) renamed into `layers/` and the directory fsynced, and then the bootstrap
-//! naming them (the same, into `bootstraps/`). The caller's index batch comes after both: the write order of `ops::convert`'s module comment.
+//! Writing machinery (`write`), used by convert, bundles and gc's compaction.
+//!
+//! Writing an image's metadata into the store, shared by convert and gc's compaction: layer
+//! objects' blob tables, the sealed layer objects (already fsynced under `tmp/`) renamed into
+//! `layers/` and the directory fsynced, and then the bootstrap naming them (the same, into `bootstraps/`). The
+//! caller's index batch comes after both: the write order of `ops::convert`'s module comment.
 
 use crate::error::{Error, Result};
 use crate::format::bootstrap::{BlobRecord, Bootstrap, ChunkRecord};

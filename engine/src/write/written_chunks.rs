@@ -1,4 +1,6 @@
-//! Writing machinery (`write`). New chunks readable before their blob is sealed or committed. A blob builder given a
+//! Writing machinery (`write`).
+//!
+//! New chunks readable before their blob is sealed or committed. A blob builder given a
 //! `WrittenChunks` (`blob_builder.rs`) records the place of each chunk it was asked to share
 //! once that chunk's frame is in its file under `tmp/` (handed to the kernel with `write`: not
 //! yet fsynced, but visible to any reader of the file); a reader in the same convert then reads
