@@ -3,7 +3,7 @@
 use crate::args::{Cli, InventoryArgs, InventoryFormat, InventoryLevel};
 use crate::output::{bytes, count, table};
 use crate::progress::Bar;
-use cairn_engine::source::registry::{remote_inventory, Tags};
+use cairn_engine::remote::{remote_inventory, Tags};
 use cairn_engine::{top_layers, InventoryRow, Store};
 
 pub fn run(cli: &Cli, args: &InventoryArgs) -> anyhow::Result<()> {

@@ -4,7 +4,7 @@
 use crate::args::{Cli, IntoStoreArgs, PullArgs};
 use crate::output::{bytes, count};
 use crate::progress::Bar;
-use cairn_engine::source::registry::pull_store_format;
+use cairn_engine::remote::pull_store_format;
 use cairn_engine::{SharedWriter, SourceSpec};
 
 pub fn run(cli: &Cli, args: &PullArgs) -> anyhow::Result<()> {

@@ -3,7 +3,7 @@
 use crate::args::{Cli, PushArgs};
 use crate::output::{bytes, count};
 use crate::progress::Bar;
-use cairn_engine::source::registry::{push, PushOptions};
+use cairn_engine::remote::{push, PushOptions};
 use cairn_engine::Store;
 
 pub fn run(cli: &Cli, args: &PushArgs) -> anyhow::Result<()> {
