@@ -400,9 +400,10 @@ pub struct PullArgs {
 pub struct ExportArgs {
     /// Image name in the store.
     pub name: String,
-    /// oci:DIR[:REF]: an OCI image layout directory, created, or added to if it is one
-    /// (an entry with the same REF is replaced; blobs are shared). docker-archive:FILE: a tar
-    /// for `docker load`, with uncompressed layers.
+    /// oci:DIR[:REF]: an OCI image layout directory, created, or added to if it is one (blobs
+    /// are shared; an entry with the same REF is replaced only with --force).
+    /// docker-archive:FILE: a tar for `docker load`, with uncompressed layers (an existing
+    /// FILE is replaced only with --force).
     pub target: String,
     /// Layer compression in an OCI layout [default: gzip].
     #[arg(long, value_enum)]
@@ -414,6 +415,11 @@ pub struct ExportArgs {
     /// or its repo:tag in a docker archive. Default: NAME.
     #[arg(long = "ref", value_name = "REF")]
     pub reference: Option<String>,
+    /// Replace an existing docker-archive FILE, or an entry of the OCI layout with the same
+    /// REF. Without it export refuses to overwrite either (adding a new REF to a layout needs
+    /// no --force).
+    #[arg(long)]
+    pub force: bool,
     /// Machine-readable output.
     #[arg(long)]
     pub json: bool,
@@ -432,9 +438,13 @@ pub struct ExportLayerArgs {
     pub name: String,
     /// Layer index, from 0 (the bottom layer).
     pub index: usize,
-    /// Output file, or - for standard output.
+    /// Output file (an existing file is replaced only with --force), a device such as
+    /// /dev/null, or - for standard output.
     #[arg(short, long)]
     pub output: PathBuf,
+    /// Replace the output file if it exists.
+    #[arg(long)]
+    pub force: bool,
 }
 
 #[derive(Args, Debug)]

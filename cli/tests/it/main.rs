@@ -11,6 +11,7 @@ mod lost_index;
 mod mount;
 mod names;
 mod optimize;
+mod overwrite;
 mod plan;
 mod registry;
 mod writers;
