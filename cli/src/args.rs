@@ -543,9 +543,14 @@ pub struct InventoryArgs {
     /// per chunk reference of a file.
     #[arg(long, value_enum)]
     pub level: Option<InventoryLevel>,
-    /// With --format parquet: FILE.parquet, or DIR/ for one file per image.
+    /// With --format parquet: FILE.parquet, or DIR/ for a Hive-style tree of one file per level
+    /// and image, DIR/level=LEVEL/image=NAME/part-0.parquet (NAME percent-encoded), which
+    /// DuckDB reads with read_parquet('DIR/level=chunk/*/*.parquet', hive_partitioning = true).
     #[arg(short, long, value_name = "PATH")]
     pub output: Option<std::path::PathBuf>,
+    /// With -o: replace files that exist (without it, inventory refuses and writes nothing).
+    #[arg(long)]
+    pub force: bool,
 }
 
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]

@@ -51,7 +51,7 @@ fn parquet(store: &Store, args: &InventoryArgs) -> anyhow::Result<()> {
         anyhow::bail!("--top-layers is a csv, json or table report");
     }
     let level = args.level.unwrap_or(InventoryLevel::Layer);
-    let written = super::inventory_parquet::write(store, level, output, &[])?;
+    let written = super::inventory_parquet::write(store, level, output, &[], args.force)?;
     for (path, rows) in written {
         println!("{} ({} rows)", path.display(), count(rows));
     }
