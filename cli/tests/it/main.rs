@@ -1,6 +1,7 @@
 //! End-to-end tests of the `cairn` binary.
 
 mod bundle;
+mod columns;
 mod commands;
 mod concurrency;
 mod crash;

@@ -1,0 +1,66 @@
+//! Help and human output fit 80 columns: every command's `--help` (wrapped to COLUMNS=80, with
+//! examples at the end), and what the main commands print.
+
+use crate::helpers::{cairn, ok};
+use std::process::Command;
+
+fn help(path: &[&str]) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_cairn"))
+        .args(path)
+        .arg("--help")
+        .env("COLUMNS", "80")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{path:?} --help failed");
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// The subcommands a help text lists under "Commands:", `help` aside.
+fn subcommands(help: &str) -> Vec<String> {
+    help.lines()
+        .skip_while(|l| *l != "Commands:")
+        .skip(1)
+        .take_while(|l| !l.is_empty())
+        .filter(|l| l.starts_with("  ") && !l.starts_with("   "))
+        .filter_map(|l| l.split_whitespace().next())
+        .filter(|name| *name != "help")
+        .map(String::from)
+        .collect()
+}
+
+pub fn assert_fits(what: &str, text: &str) {
+    for line in text.lines() {
+        assert!(
+            line.chars().count() <= 80,
+            "{what}: over 80 columns ({}): {line:?}",
+            line.chars().count()
+        );
+    }
+}
+
+#[test]
+fn every_help_fits_80_columns_and_ends_with_examples() {
+    let mut pending: Vec<Vec<String>> = vec![vec![]];
+    let mut seen = 0;
+    while let Some(path) = pending.pop() {
+        let args: Vec<&str> = path.iter().map(String::as_str).collect();
+        let text = help(&args);
+        assert_fits(&format!("cairn {} --help", args.join(" ")), &text);
+        let children = subcommands(&text);
+        if !path.is_empty() {
+            assert!(
+                text.contains("\nExamples:\n  "),
+                "cairn {} --help has no examples:\n{text}",
+                args.join(" ")
+            );
+        }
+        for child in children {
+            let mut next = path.clone();
+            next.push(child);
+            pending.push(next);
+        }
+        seen += 1;
+    }
+    // cairn, its commands, and those of dict and bundle.
+    assert!(seen >= 25, "only {seen} help texts found");
+}
