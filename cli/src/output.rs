@@ -74,6 +74,52 @@ pub fn percent(part: u64, whole: u64) -> String {
     }
 }
 
+/// Human output fits this many columns.
+pub const WIDTH: usize = 80;
+
+/// `prefix` then `text`, wrapped at `WIDTH` columns between words; the lines after the first
+/// indented as wide as `prefix`, so a labelled field reads as one block. A word wider than the
+/// line (a digest, a path) goes on a line of its own.
+pub fn wrap(prefix: &str, text: &str) -> String {
+    let indent = prefix.chars().count();
+    let mut out = prefix.to_string();
+    let mut column = indent;
+    // A unit stays with its number: "8.0 MB" is one word here.
+    let mut words: Vec<String> = Vec::new();
+    for word in text.split(' ') {
+        let unit = word.trim_end_matches([',', ':', ';', ')', '.']);
+        match words.last_mut() {
+            Some(last) if ["B", "KB", "MB", "GB", "TB", "s"].contains(&unit) => {
+                last.push(' ');
+                last.push_str(word);
+            }
+            _ => words.push(word.to_string()),
+        }
+    }
+    for (i, word) in words.iter().enumerate() {
+        let width = word.chars().count();
+        if i > 0 {
+            if column + 1 + width > WIDTH && column > indent {
+                out.push('\n');
+                out.extend(std::iter::repeat_n(' ', indent));
+                column = indent;
+            } else {
+                out.push(' ');
+                column += 1;
+            }
+        }
+        out.push_str(word);
+        column += width;
+    }
+    out
+}
+
+/// One `  label      text` line of a report (label in 10 columns), wrapped by `wrap`, with its
+/// newline.
+pub fn field(label: &str, text: &str) -> String {
+    wrap(&format!("  {label:<10} "), text) + "\n"
+}
+
 /// Shortens `text` to at most `max` characters by eliding its middle.
 pub fn shorten(text: &str, max: usize) -> String {
     let chars: Vec<char> = text.chars().collect();
@@ -133,6 +179,18 @@ mod tests {
         assert_eq!(bytes(74_300_000), "74.3 MB");
         assert_eq!(count(1234567), "1,234,567");
         assert_eq!(percent(1, 4), "25.0%");
+        let long = "word ".repeat(30);
+        let wrapped = field("chunks", long.trim_end());
+        assert!(wrapped.lines().all(|l| l.len() <= WIDTH), "{wrapped}");
+        assert!(wrapped.starts_with("  chunks     word word"), "{wrapped}");
+        assert!(wrapped
+            .lines()
+            .nth(1)
+            .unwrap()
+            .starts_with("             word"));
+        assert_eq!(field("image", "abc"), "  image      abc\n");
+        let sizes = wrap("  ", "12.5 MB, ".repeat(12).trim_end());
+        assert!(sizes.lines().all(|l| l.ends_with("MB,")), "{sizes}");
         assert_eq!(
             table(&["a", "bb"], &[vec!["x".into(), "1".into()]]),
             "a  bb\nx   1"

@@ -27,8 +27,9 @@ pub fn run(cli: &Cli, args: &VerifyArgs) -> anyhow::Result<()> {
             None => super::print_json(&report)?,
         }
     } else {
-        println!(
-            "checked {} blobs ({}), {} layer objects, {} bootstraps, {} images, {} index chunk entries{}",
+        let checked = format!(
+            "{} blobs ({}), {} layer objects, {} bootstraps, {} images, {} index chunk \
+             entries{}",
             count(report.blobs),
             bytes(report.blob_bytes),
             count(report.layer_objects),
@@ -41,6 +42,7 @@ pub fn run(cli: &Cli, args: &VerifyArgs) -> anyhow::Result<()> {
                 String::new()
             }
         );
+        println!("{}", crate::output::wrap("checked ", &checked));
         for p in &report.problems {
             println!("DAMAGED  {}: {}", escape(&p.object), escape(&p.detail));
         }

@@ -64,3 +64,30 @@ fn every_help_fits_80_columns_and_ends_with_examples() {
     // cairn, its commands, and those of dict and bundle.
     assert!(seen >= 25, "only {seen} help texts found");
 }
+
+#[test]
+fn human_output_of_the_main_commands_fits_80_columns() {
+    let tmp = tempfile::tempdir().unwrap();
+    let kept = tmp.path().join("d");
+    let store = kept.join("store");
+    // The demo converts both images: the convert report, twice, and its own summary.
+    let demo = ok(cairn(
+        &store,
+        &["--quiet", "demo", "--keep", kept.to_str().unwrap()],
+    ));
+    assert!(demo.contains("delta "), "{demo}");
+    assert_fits("cairn demo", &demo);
+    for args in [
+        vec!["stats", "--matrix"],
+        vec!["images"],
+        vec!["diff", "demo:v1", "demo:v2"],
+        vec!["diff", "demo:v1", "demo:v2", "--by", "file"],
+        vec!["inventory"],
+        vec!["ls", "--long", "demo:v2", "/app"],
+        vec!["verify"],
+        vec!["gc", "--dry-run"],
+    ] {
+        let text = ok(cairn(&store, &args));
+        assert_fits(&format!("cairn {}", args.join(" ")), &text);
+    }
+}
