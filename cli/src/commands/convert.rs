@@ -30,7 +30,7 @@ pub fn into_store(cli: &Cli, source: SourceSpec, args: &IntoStoreArgs) -> anyhow
     };
     // Other converts may run into the store meanwhile; gc, rm and the index repair may not.
     let store = SharedWriter::open(&cli.store)?;
-    let bar = Bar::new(cli.quiet);
+    let bar = Bar::new(cli.quiet, "convert");
     let report = store.convert(&options, &bar)?;
     if args.json {
         return super::print_json(&report);

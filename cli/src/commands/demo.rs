@@ -25,7 +25,7 @@ pub fn run(cli: &Cli, args: &DemoArgs) -> anyhow::Result<()> {
     let (v1, v2) = cairn_sample::write_demo_layouts(&dir.join("images"))
         .context("generate the demo images")?;
     let store = StoreWriter::init(&dir.join("store"), &InitOptions::default())?;
-    let bar = Bar::new(cli.quiet);
+    let bar = Bar::new(cli.quiet, "demo");
     let convert = |layout: &Path, name: &str, dict: Vec<String>| {
         store.convert(
             &ConvertOptions {

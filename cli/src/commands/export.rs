@@ -21,7 +21,7 @@ pub fn run(cli: &Cli, args: &ExportArgs) -> anyhow::Result<()> {
     options.level = args.level;
     options.reference = args.reference.clone();
     let store = Store::open(&cli.store)?;
-    let bar = Bar::new(cli.quiet);
+    let bar = Bar::new(cli.quiet, "export");
     let report = store.export(&args.name, &options, &bar)?;
     if args.json {
         return super::print_json(&report);

@@ -9,7 +9,7 @@ use std::io::{BufWriter, Write};
 pub fn run(cli: &Cli, args: &ExportLayerArgs) -> anyhow::Result<()> {
     let store = Store::open(&cli.store)?;
     let to_stdout = args.output.as_os_str() == "-";
-    let bar = Bar::new(cli.quiet || to_stdout);
+    let bar = Bar::new(cli.quiet || to_stdout, &format!("layer {}", args.index));
     // A regular file is written beside its target and renamed, so a failed export leaves no
     // partial file; anything else (a device such as /dev/null, a fifo) is written in place.
     let special = std::fs::metadata(&args.output).is_ok_and(|m| !m.is_file());

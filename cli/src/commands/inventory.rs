@@ -72,7 +72,7 @@ fn remote(cli: &Cli, repository: &str, args: &InventoryArgs) -> anyhow::Result<(
     if args.format == InventoryFormat::Parquet {
         anyhow::bail!("a registry's inventory is csv, json or a table; parquet is for the store");
     }
-    let bar = Bar::new(cli.quiet);
+    let bar = Bar::new(cli.quiet, "reading manifests");
     let rows = remote_inventory(&spec, &tags, &bar)?;
     match args.format {
         InventoryFormat::Json => super::print_json(&rows),

@@ -29,7 +29,7 @@ pub fn run(cli: &Cli, args: &OptimizeArgs) -> anyhow::Result<()> {
         force_orphans: args.force_orphans,
     };
     let store = StoreWriter::open(&cli.store)?;
-    let bar = Bar::new(cli.quiet || args.json);
+    let bar = Bar::new(cli.quiet || args.json, "optimize");
     let report = store.optimize(&options, &bar)?;
     if args.json {
         return super::print_json(&report);
