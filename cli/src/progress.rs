@@ -7,7 +7,8 @@ use cairn_engine::{ItemProgress, Unit};
 use indicatif::{HumanBytes, HumanCount, HumanDuration, MultiProgress, ProgressBar};
 use indicatif::{ProgressState, ProgressStyle};
 use std::io::IsTerminal;
-use std::time::Duration;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 /// A rate measured over less time, or over less than one step, says nothing ("9 B/s, eta
 /// 38w" in the first milliseconds): until then a bar shows none.
@@ -137,6 +138,51 @@ impl ItemProgress for ItemBar {
 impl Drop for ItemBar {
     fn drop(&mut self) {
         self.finish();
+    }
+}
+
+/// `cairn optimize` without a terminal (from cron, a service): no bar, but a line on stderr
+/// when the work is known and after every round (the engine reports each round's bytes with
+/// one `inc`), so a log shows it is alive and how far it got.
+pub struct RoundLog {
+    start: Instant,
+    total: AtomicU64,
+    done: AtomicU64,
+    rounds: AtomicU64,
+}
+
+impl RoundLog {
+    /// `None` when stderr is a terminal (a `Bar` draws there) or `quiet`.
+    pub fn unless_terminal(quiet: bool) -> Option<RoundLog> {
+        (!quiet && !std::io::stderr().is_terminal()).then(|| RoundLog {
+            start: Instant::now(),
+            total: AtomicU64::new(0),
+            done: AtomicU64::new(0),
+            rounds: AtomicU64::new(0),
+        })
+    }
+}
+
+impl cairn_engine::Progress for RoundLog {
+    fn set_length(&self, total: u64, _unit: Unit) {
+        self.total.store(total, Ordering::Relaxed);
+        eprintln!(
+            "optimize: {} of blobs below the target",
+            crate::output::bytes(total)
+        );
+    }
+
+    fn inc(&self, delta: u64) {
+        let round = self.rounds.fetch_add(1, Ordering::Relaxed) + 1;
+        let done = self.done.fetch_add(delta, Ordering::Relaxed) + delta;
+        let total = self.total.load(Ordering::Relaxed);
+        eprintln!(
+            "optimize: round {round} done: {} of {} rewritten ({}) in {:.0} s",
+            crate::output::bytes(done),
+            crate::output::bytes(total),
+            crate::output::percent(done, total),
+            self.start.elapsed().as_secs_f64()
+        );
     }
 }
 

@@ -3,7 +3,7 @@
 use crate::args::Cli;
 use crate::optimize_args::OptimizeArgs;
 use crate::output::{bytes, count};
-use crate::progress::Bar;
+use crate::progress::{Bar, RoundLog};
 use cairn_engine::{OptimizeOptions, OptimizeReport, StoreWriter};
 use std::time::Duration;
 
@@ -29,8 +29,11 @@ pub fn run(cli: &Cli, args: &OptimizeArgs) -> anyhow::Result<()> {
         force_orphans: args.force_orphans,
     };
     let store = StoreWriter::open(&cli.store)?;
-    let bar = Bar::new(cli.quiet || args.json, "optimize");
-    let report = store.optimize(&options, &bar)?;
+    // Without a terminal (cron, a service) a line per round on stderr instead of a bar.
+    let report = match RoundLog::unless_terminal(cli.quiet) {
+        Some(log) => store.optimize(&options, &log)?,
+        None => store.optimize(&options, &Bar::new(cli.quiet || args.json, "optimize"))?,
+    };
     if args.json {
         return super::print_json(&report);
     }
