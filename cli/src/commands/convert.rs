@@ -8,7 +8,7 @@ use cairn_engine::{
 };
 
 pub fn run(cli: &Cli, args: &ConvertArgs) -> anyhow::Result<()> {
-    into_store(cli, SourceSpec::parse(&args.source)?, &args.into)
+    into_store(cli, super::convert_source::parse(&args.source)?, &args.into)
 }
 
 /// Converts `source` into the store as `args` say, and prints the report.

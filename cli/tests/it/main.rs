@@ -15,4 +15,5 @@ mod optimize;
 mod overwrite;
 mod plan;
 mod registry;
+mod source_errors;
 mod writers;
