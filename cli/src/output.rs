@@ -132,6 +132,22 @@ pub fn shorten(text: &str, max: usize) -> String {
     format!("{head}...{tail}")
 }
 
+/// Shortens a path to at most `max` characters by eliding its start (`…`), since the end of a
+/// path tells it apart; the cut is moved to a `/` when that keeps most of what fits.
+pub fn shorten_path(path: &str, max: usize) -> String {
+    let chars: Vec<char> = path.chars().collect();
+    if chars.len() <= max || max < 2 {
+        return path.to_string();
+    }
+    let mut tail = &chars[chars.len() - (max - 1)..];
+    if let Some(slash) = tail.iter().position(|&c| c == '/') {
+        if slash < tail.len() / 3 {
+            tail = &tail[slash..];
+        }
+    }
+    std::iter::once('…').chain(tail.iter().copied()).collect()
+}
+
 /// Left-aligns the first column, right-aligns the others; every cell escaped (`escape`).
 pub fn table(header: &[&str], rows: &[Vec<String>]) -> String {
     let rows: Vec<Vec<String>> = rows
@@ -189,6 +205,15 @@ mod tests {
             .unwrap()
             .starts_with("             word"));
         assert_eq!(field("image", "abc"), "  image      abc\n");
+        assert_eq!(shorten_path("usr/bin/x", 20), "usr/bin/x");
+        assert_eq!(
+            shorten_path("usr/lib/python3/site-packages/pkg/module_07.py", 24),
+            "…/pkg/module_07.py"
+        );
+        assert_eq!(
+            shorten_path("a/very_long_directory_name_here/module.py", 12),
+            "…/module.py"
+        );
         let sizes = wrap("  ", "12.5 MB, ".repeat(12).trim_end());
         assert!(sizes.lines().all(|l| l.ends_with("MB,")), "{sizes}");
         assert_eq!(

@@ -5,6 +5,7 @@ mod columns;
 mod commands;
 mod concurrency;
 mod crash;
+mod diff_paths;
 mod failpoint;
 mod helpers;
 mod inventory_parquet;
