@@ -30,10 +30,13 @@ pub fn run(cli: &Cli, args: &StatsArgs) -> anyhow::Result<()> {
         "  dedup ratio            {:.2}x (logical / stored + metadata)",
         r.dedup_ratio
     );
-    println!(
-        "  random read            {:.2} bytes decoded per byte (a chunk read alone)",
+    // Reading one chunk decodes its whole frame: what a random read (cat, a mount) costs.
+    let random_read = format!(
+        "{:.2} bytes decoded per byte read: reading one chunk alone decodes its whole \
+         frame (init --frame-size; smaller frames, cheaper random reads)",
         r.random_read_amplification
     );
+    println!("{}", wrap("  random read            ", &random_read));
     if r.delta.chunks > 0 {
         let text = format!(
             "{} chunks ({}) stored in {} instead of {}: {} saved; reading one alone decodes \
