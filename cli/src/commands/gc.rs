@@ -71,5 +71,23 @@ pub fn run(cli: &Cli, args: &GcArgs) -> anyhow::Result<()> {
         count(r.live_images),
         count(r.live_blobs)
     );
+    if r.dead_bootstraps > 0 && r.live_images > 0 {
+        // Chunks a removed image shared stay while a named image uses them: say which.
+        let names: Vec<String> = store
+            .images()?
+            .into_iter()
+            .map(|i| crate::output::escape(&i.name).into_owned())
+            .collect();
+        let shown = match names.len() {
+            0..=5 => names.join(", "),
+            n => format!("{}, and {} more", names[..4].join(", "), n - 4),
+        };
+        let text = format!(
+            "what the removed images shared is kept: {} named images still use it ({shown}); \
+             `cairn stats` shows what each owns alone, `cairn diff` what two share",
+            count(names.len() as u64)
+        );
+        println!("{}", crate::output::wrap("", &text));
+    }
     Ok(())
 }

@@ -9,6 +9,7 @@ mod diff_paths;
 mod failpoint;
 mod helpers;
 mod inventory_parquet;
+mod listing;
 mod lost_index;
 mod mount;
 mod names;
