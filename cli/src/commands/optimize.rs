@@ -37,7 +37,9 @@ pub fn run(cli: &Cli, args: &OptimizeArgs) -> anyhow::Result<()> {
     if args.json {
         return super::print_json(&report);
     }
-    print!("{}", render(&report));
+    for line in render(&report).lines() {
+        println!("{}", crate::output::wrap("", line));
+    }
     Ok(())
 }
 

@@ -86,6 +86,8 @@ fn human_output_of_the_main_commands_fits_80_columns() {
         vec!["ls", "--long", "demo:v2", "/app"],
         vec!["verify"],
         vec!["gc", "--dry-run"],
+        vec!["optimize", "--dry-run"],
+        vec!["optimize"],
     ] {
         let text = ok(cairn(&store, &args));
         assert_fits(&format!("cairn {}", args.join(" ")), &text);
