@@ -165,6 +165,11 @@ pub fn render(r: &ImageReport) -> String {
             }
         ),
     );
+    out + &layer_table(r)
+}
+
+/// One row per layer: what it held, found and wrote.
+fn layer_table(r: &ImageReport) -> String {
     let rows: Vec<Vec<String>> = r
         .layers
         .iter()
@@ -184,6 +189,7 @@ pub fn render(r: &ImageReport) -> String {
         &["  LAYER", "TAR", "FILES", "NEW", "FROM DICT", "WRITTEN"],
         &rows,
     );
+    let mut out = String::new();
     for line in layer_table.lines() {
         out += "  ";
         out += line.trim_start();
