@@ -40,16 +40,16 @@ pub enum Command {
     #[command(after_help = crate::examples::CONVERT)]
     Convert(ConvertArgs),
     /// Pull an image from an OCI registry into the store (layers streamed, never saved).
-    #[command(after_help = crate::examples::PULL)]
+    #[command(long_about = PULL_ABOUT, after_help = crate::examples::PULL)]
     Pull(PullArgs),
     /// Push an image from the store to an OCI registry, as an ordinary OCI image.
-    #[command(after_help = crate::examples::PUSH)]
+    #[command(long_about = PUSH_ABOUT, after_help = crate::examples::PUSH)]
     Push(PushArgs),
     /// List the images in the store.
     #[command(after_help = crate::examples::IMAGES)]
     Images(JsonArg),
     /// Write an image out as an OCI image layout or an archive for `docker load`.
-    #[command(after_help = crate::examples::EXPORT)]
+    #[command(long_about = EXPORT_ABOUT, after_help = crate::examples::EXPORT)]
     Export(ExportArgs),
     /// Write one layer's uncompressed tar, byte-identical to the original.
     #[command(after_help = crate::examples::EXPORT_LAYER)]
@@ -94,7 +94,7 @@ pub enum Command {
     #[command(after_help = crate::examples::UNPACK)]
     Unpack(UnpackArgs),
     /// Check every blob, layer object, bootstrap and index entry; non-zero exit status if damaged.
-    #[command(after_help = crate::examples::VERIFY)]
+    #[command(long_about = VERIFY_ABOUT, after_help = crate::examples::VERIFY)]
     Verify(VerifyArgs),
     /// Remove images by name (their data stays until `cairn gc`).
     #[command(after_help = crate::examples::RM)]
@@ -260,21 +260,6 @@ pub struct IntoStoreArgs {
 }
 
 #[derive(Args, Debug)]
-#[command(
-    long_about = "Push an image from the store to an OCI registry, as an ordinary OCI \
-                  image.\n\n\
-                  Every layer is re-created from the store and checked against its diff_id, \
-                  compressed with gzip (deterministically: the same image pushes the same \
-                  digests), the config is sent byte for byte; blobs the registry already has are \
-                  skipped (one HEAD each), a missing one is mounted from another repository of \
-                  the same registry where it can be (--mount-from, and the repository the image \
-                  was pulled from), the others are sent, several at once; the manifest goes \
-                  last, so the tag never names a missing blob. The layers are staged in a \
-                  temporary directory ($TMPDIR).\n\n\
-                  With --store-format, the image's store files go instead, as a cairn \
-                  artifact (docs/FORMAT.md), for `cairn pull --store-format` on other hosts: \
-                  several hosts share one converted store through the registry."
-)]
 pub struct PushArgs {
     /// Image name in the store.
     pub name: String,
@@ -380,14 +365,6 @@ impl RegistryArgs {
 }
 
 #[derive(Args, Debug)]
-#[command(long_about = "Pull an image from an OCI registry into the store.\n\n\
-                  Reads the index or manifest and the config (digests verified) and streams each \
-                  layer straight into the converter as it downloads: no layer is written to a \
-                  file, and a layer whose digest the store already holds is not downloaded. A \
-                  broken download is resumed where it stopped (up to 5 tries); on any error \
-                  nothing is committed.\n\n\
-                  Credentials: --user, else ~/.docker/config.json (`docker login`, `skopeo \
-                  login`), else anonymous; bearer tokens are fetched as the registry asks.")]
 pub struct PullArgs {
     /// REGISTRY/REPO[:TAG|@DIGEST] (a leading docker:// is allowed).
     pub reference: String,
@@ -403,14 +380,6 @@ pub struct PullArgs {
 }
 
 #[derive(Args, Debug)]
-#[command(
-    long_about = "Write an image out as an OCI image layout or an archive for `docker load`.\n\n\
-                  Every layer is re-created from the store and checked against its diff_id; the \
-                  image config is written byte for byte as it was converted, so the image keeps \
-                  its config digest (and image id). Layers are compressed anew, so their digests, \
-                  and the manifest's, are new. An existing FILE, or an image of the layout with \
-                  the same ref, is replaced only with --force."
-)]
 pub struct ExportArgs {
     /// Image name in the store.
     pub name: String,
@@ -614,18 +583,6 @@ pub enum XattrPolicy {
 }
 
 #[derive(Args, Debug)]
-#[command(
-    long_about = "Check every blob, layer object, bootstrap and index entry; non-zero exit status \
-                  if anything is damaged.\n\n\
-                  With --repair-index, first rebuild the index from the blobs, bootstraps and \
-                  layer objects (it need not open, or exist): every chunk of every good blob, a \
-                  record and layer keys per good bootstrap, and the old names whose image is \
-                  still whole. An image no name \
-                  reaches any more gets the name recovered-<first 12 hex digits of its id>; \
-                  this brings back images removed with `cairn rm` but not yet garbage-collected \
-                  (remove them again). Damaged blobs and bootstraps are reported and left as \
-                  they are. The check then runs on the rebuilt index."
-)]
 pub struct VerifyArgs {
     /// Also hash every blob and decompress every chunk to check its BLAKE3, and re-create
     /// every layer's tar to check its sha256 against its diff_id (reads all data).
@@ -686,3 +643,50 @@ pub fn follow(no_follow: bool) -> cairn_engine::Follow {
         cairn_engine::Follow::Symlinks
     }
 }
+
+/// `cairn push --help`.
+const PUSH_ABOUT: &str = "Push an image from the store to an OCI registry, as an ordinary OCI \
+                  image.\n\n\
+                  Every layer is re-created from the store and checked against its diff_id, \
+                  compressed with gzip (deterministically: the same image pushes the same \
+                  digests), the config is sent byte for byte; blobs the registry already has are \
+                  skipped (one HEAD each), a missing one is mounted from another repository of \
+                  the same registry where it can be (--mount-from, and the repository the image \
+                  was pulled from), the others are sent, several at once; the manifest goes \
+                  last, so the tag never names a missing blob. The layers are staged in a \
+                  temporary directory ($TMPDIR).\n\n\
+                  With --store-format, the image's store files go instead, as a cairn \
+                  artifact (docs/FORMAT.md), for `cairn pull --store-format` on other hosts: \
+                  several hosts share one converted store through the registry.";
+
+/// `cairn pull --help`.
+const PULL_ABOUT: &str = "Pull an image from an OCI registry into the store.\n\n\
+                  Reads the index or manifest and the config (digests verified) and streams each \
+                  layer straight into the converter as it downloads: no layer is written to a \
+                  file, and a layer whose digest the store already holds is not downloaded. A \
+                  broken download is resumed where it stopped (up to 5 tries); on any error \
+                  nothing is committed.\n\n\
+                  Credentials: --user, else ~/.docker/config.json (`docker login`, `skopeo \
+                  login`), else anonymous; bearer tokens are fetched as the registry asks.";
+
+/// `cairn export --help`.
+const EXPORT_ABOUT: &str =
+    "Write an image out as an OCI image layout or an archive for `docker load`.\n\n\
+                  Every layer is re-created from the store and checked against its diff_id; the \
+                  image config is written byte for byte as it was converted, so the image keeps \
+                  its config digest (and image id). Layers are compressed anew, so their digests, \
+                  and the manifest's, are new. An existing FILE, or an image of the layout with \
+                  the same ref, is replaced only with --force.";
+
+/// `cairn verify --help`.
+const VERIFY_ABOUT: &str =
+    "Check every blob, layer object, bootstrap and index entry; non-zero exit status \
+                  if anything is damaged.\n\n\
+                  With --repair-index, first rebuild the index from the blobs, bootstraps and \
+                  layer objects (it need not open, or exist): every chunk of every good blob, a \
+                  record and layer keys per good bootstrap, and the old names whose image is \
+                  still whole. An image no name \
+                  reaches any more gets the name recovered-<first 12 hex digits of its id>; \
+                  this brings back images removed with `cairn rm` but not yet garbage-collected \
+                  (remove them again). Damaged blobs and bootstraps are reported and left as \
+                  they are. The check then runs on the rebuilt index.";

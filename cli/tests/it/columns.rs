@@ -63,6 +63,19 @@ fn every_help_fits_80_columns_and_ends_with_examples() {
     }
     // cairn, its commands, and those of dict and bundle.
     assert!(seen >= 25, "only {seen} help texts found");
+    // A command's long description shows in --help (not only its one-line summary).
+    for (command, says) in [
+        ("export", "replaced only with --force"),
+        ("push", "--store-format"),
+        ("pull", "Credentials"),
+        ("verify", "--repair-index, first rebuild"),
+    ] {
+        let text = help(&[command])
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ");
+        assert!(text.contains(says), "cairn {command} --help: {text}");
+    }
 }
 
 #[test]
