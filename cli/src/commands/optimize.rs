@@ -50,7 +50,7 @@ fn render(r: &OptimizeReport) -> String {
         bytes(r.frame_size as u64)
     );
     let mut out = match r.blobs_below_target {
-        0 => format!("every blob is at the target, {target}: nothing to recompress\n"),
+        0 => format!("nothing to recompress: every blob is at the target, {target}\n"),
         n => format!(
             "{} blobs ({}) were below the target, {target}\n",
             count(n),
