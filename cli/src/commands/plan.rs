@@ -38,7 +38,7 @@ pub fn run(cli: &Cli, args: &PlanArgs) -> anyhow::Result<()> {
         min_saving: (args.min_saving_mb * 1e6) as u64,
         emit,
     };
-    let bar = Bar::new(cli.quiet);
+    let bar = Bar::new(cli.quiet, "plan");
     let report = store.plan(&options, &bar);
     cairn_engine::Progress::finish(&bar);
     let report = report?;

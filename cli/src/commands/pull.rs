@@ -18,7 +18,7 @@ pub fn run(cli: &Cli, args: &PullArgs) -> anyhow::Result<()> {
     }
     refuse_convert_options(&args.into)?;
     let store = SharedWriter::open(&cli.store)?;
-    let bar = Bar::new(cli.quiet);
+    let bar = Bar::new(cli.quiet, "pull");
     let report = pull_store_format(&store, &spec, &args.into.name, args.into.replace, &bar)?;
     if args.into.json {
         return super::print_json(&report);

@@ -13,7 +13,7 @@ pub fn run(cli: &Cli, args: &PushArgs) -> anyhow::Result<()> {
         .unwrap_or(&args.target);
     let spec = args.registry.spec(target)?;
     let store = Store::open(&cli.store)?;
-    let bar = Bar::new(cli.quiet);
+    let bar = Bar::new(cli.quiet, "push");
     let options = PushOptions {
         store_format: args.store_format,
         mount_from: args.mount_from.clone(),
