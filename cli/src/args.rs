@@ -34,28 +34,40 @@ pub struct Cli {
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Create a new, empty store.
+    #[command(after_help = crate::examples::INIT)]
     Init(InitArgs),
     /// Convert an image into the store, deduplicated against a dictionary.
+    #[command(after_help = crate::examples::CONVERT)]
     Convert(ConvertArgs),
     /// Pull an image from an OCI registry into the store (layers streamed, never saved).
+    #[command(long_about = PULL_ABOUT, after_help = crate::examples::PULL)]
     Pull(PullArgs),
     /// Push an image from the store to an OCI registry, as an ordinary OCI image.
+    #[command(long_about = PUSH_ABOUT, after_help = crate::examples::PUSH)]
     Push(PushArgs),
     /// List the images in the store.
+    #[command(after_help = crate::examples::IMAGES)]
     Images(JsonArg),
     /// Write an image out as an OCI image layout or an archive for `docker load`.
+    #[command(long_about = EXPORT_ABOUT, after_help = crate::examples::EXPORT)]
     Export(ExportArgs),
     /// Write one layer's uncompressed tar, byte-identical to the original.
+    #[command(after_help = crate::examples::EXPORT_LAYER)]
     ExportLayer(ExportLayerArgs),
     /// Print one file of an image (the merged view of its layers).
+    #[command(after_help = crate::examples::CAT)]
     Cat(CatArgs),
     /// List a directory of an image (the merged view of its layers), without unpacking.
+    #[command(after_help = crate::examples::LS)]
     Ls(LsArgs),
     /// How much of NEW is already in OLD: per layer, per file, and layer vs file vs chunk dedup.
+    #[command(after_help = crate::examples::DIFF)]
     Diff(DiffArgs),
     /// The store's footprint, what each image owns or shares, and a sharing matrix.
+    #[command(after_help = crate::examples::STATS)]
     Stats(StatsArgs),
     /// One row per image, platform and layer (CSV, JSON or a table).
+    #[command(after_help = crate::examples::INVENTORY)]
     Inventory(InventoryArgs),
     /// Propose shared base images (a tree: OS, runtime, framework) for these images.
     ///
@@ -66,8 +78,7 @@ pub enum Command {
     /// (its layers no other image has) and rebuilt on its bases (its one top layer). Bytes are
     /// uncompressed tar bytes. `--emit-base N oci:DIR:REF` writes a base as an OCI image usable
     /// as `FROM`; `--emit-image NAME oci:DIR:REF` writes an image rebuilt on its bases.
-    ///
-    /// Example: cairn plan api:v1 api:v2 worker:v1 batch:v1 --emit-base 1 oci:bases:os
+    #[command(after_help = crate::examples::PLAN)]
     Plan(crate::plan_args::PlanArgs),
     /// Write an image's root filesystem (all its layers applied) into a directory.
     ///
@@ -80,10 +91,13 @@ pub enum Command {
     /// with an error naming the layer and the entry. Devices are created only when running as
     /// root (skipped and reported otherwise); owners are set only as root or with
     /// --same-owner.
+    #[command(after_help = crate::examples::UNPACK)]
     Unpack(UnpackArgs),
     /// Check every blob, layer object, bootstrap and index entry; non-zero exit status if damaged.
+    #[command(long_about = VERIFY_ABOUT, after_help = crate::examples::VERIFY)]
     Verify(VerifyArgs),
     /// Remove images by name (their data stays until `cairn gc`).
+    #[command(after_help = crate::examples::RM)]
     Rm(RmArgs),
     /// Delete what no named image uses, compact mostly-dead blobs, report the bytes freed.
     ///
@@ -92,6 +106,7 @@ pub enum Command {
     /// the index reaches (an orphan: the index lost it) stops gc before any change, unless
     /// --force-orphans; a missing or empty index stops every command but `cairn verify
     /// --repair-index`, which rebuilds it.
+    #[command(after_help = crate::examples::GC)]
     Gc(GcArgs),
     /// Recompress cold data hard: rewrite blobs compressed below the store's optimize target
     /// (zstd-18 by default), oldest first, at low priority.
@@ -103,6 +118,7 @@ pub enum Command {
     /// mounted image's blobs wait for a later run). Like gc, it excludes other writers while it
     /// runs (a convert fails at once, naming it): bound it with --max-seconds. It also deletes
     /// what `cairn gc` would.
+    #[command(after_help = crate::examples::OPTIMIZE)]
     Optimize(crate::optimize_args::OptimizeArgs),
     /// Show an image as a read-only filesystem (FUSE), read straight from the store.
     ///
@@ -126,14 +142,19 @@ pub enum Command {
     /// do not raise privileges and its device nodes do not open this host's devices.
     /// --suid-dev honours them, for one trusted image seen by the mounting user only (it
     /// refuses --allow-other and --all).
+    #[command(after_help = crate::examples::MOUNT)]
     Mount(crate::mount_args::MountArgs),
     /// Unmount a directory `cairn mount` mounted.
+    #[command(after_help = crate::examples::UMOUNT)]
     Umount(crate::mount_args::UmountArgs),
     /// Build two versions of a small generated image, convert both and show what v1 shares with v2.
+    #[command(after_help = crate::examples::DEMO)]
     Demo(DemoArgs),
     /// Chunk dictionaries: what a store holds, to send to a sender of bundles.
+    #[command(after_help = crate::examples::DICT)]
     Dict(crate::bundle_args::DictArgs),
     /// Offline bundles: images in one file holding only what the receiver lacks.
+    #[command(after_help = crate::examples::BUNDLE)]
     Bundle(crate::bundle_args::BundleArgs),
 }
 
@@ -239,23 +260,6 @@ pub struct IntoStoreArgs {
 }
 
 #[derive(Args, Debug)]
-#[command(
-    long_about = "Push an image from the store to an OCI registry, as an ordinary OCI \
-                  image.\n\n\
-                  Every layer is re-created from the store and checked against its diff_id, \
-                  compressed with gzip (deterministically: the same image pushes the same \
-                  digests), the config is sent byte for byte; blobs the registry already has are \
-                  skipped (one HEAD each), a missing one is mounted from another repository of \
-                  the same registry where it can be (--mount-from, and the repository the image \
-                  was pulled from), the others are sent, several at once; the manifest goes \
-                  last, so the tag never names a missing blob. The layers are staged in a \
-                  temporary directory ($TMPDIR).\n\n\
-                  With --store-format, the image's store files go instead, as a cairn \
-                  artifact (docs/FORMAT.md), for `cairn pull --store-format` on other hosts: \
-                  several hosts share one converted store through the registry.\n\n\
-                  Examples:\n  cairn push app:v2 registry.example.com/team/app:v2 --mount-from team/base\n  \
-                  cairn push --store-format app:v2 registry.example.com/team/app:v2-cairn"
-)]
 pub struct PushArgs {
     /// Image name in the store.
     pub name: String,
@@ -361,17 +365,6 @@ impl RegistryArgs {
 }
 
 #[derive(Args, Debug)]
-#[command(long_about = "Pull an image from an OCI registry into the store.\n\n\
-                  Reads the index or manifest and the config (digests verified) and streams each \
-                  layer straight into the converter as it downloads: no layer is written to a \
-                  file, and a layer whose digest the store already holds is not downloaded. A \
-                  broken download is resumed where it stopped (up to 5 tries); on any error \
-                  nothing is committed.\n\n\
-                  Credentials: --user, else ~/.docker/config.json (`docker login`, `skopeo \
-                  login`), else anonymous; bearer tokens are fetched as the registry asks.\n\n\
-                  Examples:\n  cairn pull docker.io/library/python:3.12-slim --name py:3.12\n  \
-                  cairn pull --insecure 127.0.0.1:5000/app:v2 --name app:v2 --dict app:v1\n  \
-                  cairn pull --store-format registry.example.com/team/app:v2-cairn --name app:v2")]
 pub struct PullArgs {
     /// REGISTRY/REPO[:TAG|@DIGEST] (a leading docker:// is allowed).
     pub reference: String,
@@ -387,22 +380,13 @@ pub struct PullArgs {
 }
 
 #[derive(Args, Debug)]
-#[command(
-    long_about = "Write an image out as an OCI image layout or an archive for `docker load`.\n\n\
-                  Every layer is re-created from the store and checked against its diff_id; the \
-                  image config is written byte for byte as it was converted, so the image keeps \
-                  its config digest (and image id). Layers are compressed anew, so their digests, \
-                  and the manifest's, are new.\n\n\
-                  Examples:\n  cairn export app:v1 oci:out:v1\n  \
-                  cairn export app:v2 oci:out:v2 --compression zstd\n  \
-                  cairn export app:v1 docker-archive:app.tar   # then: docker load -i app.tar"
-)]
 pub struct ExportArgs {
     /// Image name in the store.
     pub name: String,
-    /// oci:DIR[:REF]: an OCI image layout directory, created, or added to if it is one
-    /// (an entry with the same REF is replaced; blobs are shared). docker-archive:FILE: a tar
-    /// for `docker load`, with uncompressed layers.
+    /// oci:DIR[:REF]: an OCI image layout directory, created, or added to if it is one (blobs
+    /// are shared; an entry with the same REF is replaced only with --force).
+    /// docker-archive:FILE: a tar for `docker load`, with uncompressed layers (an existing
+    /// FILE is replaced only with --force).
     pub target: String,
     /// Layer compression in an OCI layout [default: gzip].
     #[arg(long, value_enum)]
@@ -414,6 +398,11 @@ pub struct ExportArgs {
     /// or its repo:tag in a docker archive. Default: NAME.
     #[arg(long = "ref", value_name = "REF")]
     pub reference: Option<String>,
+    /// Replace an existing docker-archive FILE, or an entry of the OCI layout with the same
+    /// REF. Without it export refuses to overwrite either (adding a new REF to a layout needs
+    /// no --force).
+    #[arg(long)]
+    pub force: bool,
     /// Machine-readable output.
     #[arg(long)]
     pub json: bool,
@@ -432,9 +421,13 @@ pub struct ExportLayerArgs {
     pub name: String,
     /// Layer index, from 0 (the bottom layer).
     pub index: usize,
-    /// Output file, or - for standard output.
+    /// Output file (an existing file is replaced only with --force), a device such as
+    /// /dev/null, or - for standard output.
     #[arg(short, long)]
     pub output: PathBuf,
+    /// Replace the output file if it exists.
+    #[arg(long)]
+    pub force: bool,
 }
 
 #[derive(Args, Debug)]
@@ -533,9 +526,14 @@ pub struct InventoryArgs {
     /// per chunk reference of a file.
     #[arg(long, value_enum)]
     pub level: Option<InventoryLevel>,
-    /// With --format parquet: FILE.parquet, or DIR/ for one file per image.
+    /// With --format parquet: FILE.parquet, or DIR/ for a Hive-style tree of one file per level
+    /// and image, DIR/level=LEVEL/image=NAME/part-0.parquet (NAME percent-encoded), which
+    /// DuckDB reads with read_parquet('DIR/level=chunk/*/*.parquet', hive_partitioning = true).
     #[arg(short, long, value_name = "PATH")]
     pub output: Option<std::path::PathBuf>,
+    /// With -o: replace files that exist (without it, inventory refuses and writes nothing).
+    #[arg(long)]
+    pub force: bool,
 }
 
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -585,18 +583,6 @@ pub enum XattrPolicy {
 }
 
 #[derive(Args, Debug)]
-#[command(
-    long_about = "Check every blob, layer object, bootstrap and index entry; non-zero exit status \
-                  if anything is damaged.\n\n\
-                  With --repair-index, first rebuild the index from the blobs, bootstraps and \
-                  layer objects (it need not open, or exist): every chunk of every good blob, a \
-                  record and layer keys per good bootstrap, and the old names whose image is \
-                  still whole. An image no name \
-                  reaches any more gets the name recovered-<first 12 hex digits of its id>; \
-                  this brings back images removed with `cairn rm` but not yet garbage-collected \
-                  (remove them again). Damaged blobs and bootstraps are reported and left as \
-                  they are. The check then runs on the rebuilt index."
-)]
 pub struct VerifyArgs {
     /// Also hash every blob and decompress every chunk to check its BLAKE3, and re-create
     /// every layer's tar to check its sha256 against its diff_id (reads all data).
@@ -657,3 +643,50 @@ pub fn follow(no_follow: bool) -> cairn_engine::Follow {
         cairn_engine::Follow::Symlinks
     }
 }
+
+/// `cairn push --help`.
+const PUSH_ABOUT: &str = "Push an image from the store to an OCI registry, as an ordinary OCI \
+                  image.\n\n\
+                  Every layer is re-created from the store and checked against its diff_id, \
+                  compressed with gzip (deterministically: the same image pushes the same \
+                  digests), the config is sent byte for byte; blobs the registry already has are \
+                  skipped (one HEAD each), a missing one is mounted from another repository of \
+                  the same registry where it can be (--mount-from, and the repository the image \
+                  was pulled from), the others are sent, several at once; the manifest goes \
+                  last, so the tag never names a missing blob. The layers are staged in a \
+                  temporary directory ($TMPDIR).\n\n\
+                  With --store-format, the image's store files go instead, as a cairn \
+                  artifact (docs/FORMAT.md), for `cairn pull --store-format` on other hosts: \
+                  several hosts share one converted store through the registry.";
+
+/// `cairn pull --help`.
+const PULL_ABOUT: &str = "Pull an image from an OCI registry into the store.\n\n\
+                  Reads the index or manifest and the config (digests verified) and streams each \
+                  layer straight into the converter as it downloads: no layer is written to a \
+                  file, and a layer whose digest the store already holds is not downloaded. A \
+                  broken download is resumed where it stopped (up to 5 tries); on any error \
+                  nothing is committed.\n\n\
+                  Credentials: --user, else ~/.docker/config.json (`docker login`, `skopeo \
+                  login`), else anonymous; bearer tokens are fetched as the registry asks.";
+
+/// `cairn export --help`.
+const EXPORT_ABOUT: &str =
+    "Write an image out as an OCI image layout or an archive for `docker load`.\n\n\
+                  Every layer is re-created from the store and checked against its diff_id; the \
+                  image config is written byte for byte as it was converted, so the image keeps \
+                  its config digest (and image id). Layers are compressed anew, so their digests, \
+                  and the manifest's, are new. An existing FILE, or an image of the layout with \
+                  the same ref, is replaced only with --force.";
+
+/// `cairn verify --help`.
+const VERIFY_ABOUT: &str =
+    "Check every blob, layer object, bootstrap and index entry; non-zero exit status \
+                  if anything is damaged.\n\n\
+                  With --repair-index, first rebuild the index from the blobs, bootstraps and \
+                  layer objects (it need not open, or exist): every chunk of every good blob, a \
+                  record and layer keys per good bootstrap, and the old names whose image is \
+                  still whole. An image no name \
+                  reaches any more gets the name recovered-<first 12 hex digits of its id>; \
+                  this brings back images removed with `cairn rm` but not yet garbage-collected \
+                  (remove them again). Damaged blobs and bootstraps are reported and left as \
+                  they are. The check then runs on the rebuilt index.";

@@ -16,16 +16,14 @@ pub enum DictCommand {
     /// A few bytes per chunk (the first 8 bytes of its id, its size; compressed): small enough
     /// to send from a receiving site to the sender, which then bundles only what the site
     /// lacks (`cairn bundle create --have-dict FILE`).
-    ///
-    /// Example: cairn dict export --all -o site.dict
+    #[command(after_help = crate::examples::DICT_EXPORT)]
     Export(DictExportArgs),
     /// Make a dictionary image of the chunks that at least K of these images share.
     ///
     /// The image (one layer of files chunks/<id>, one chunk each) stores nothing new but its
     /// metadata; convert new images against it with `--dict NAME`. Prints its size and how much
     /// of each source image it holds.
-    ///
-    /// Example: cairn dict build api:v1 worker:v1 cli:v1 --min-images 2 --name runtime-dict
+    #[command(after_help = crate::examples::DICT_BUILD)]
     Build(DictBuildArgs),
 }
 
@@ -74,19 +72,17 @@ pub enum BundleCommand {
     /// there before: monthly full, daily increments). Compressed data is copied as stored. The
     /// bundle records which chunks it relies on and which images they came from, and ends with
     /// a checksum.
-    ///
-    /// Examples:
-    ///   cairn bundle create app:v1 -o app-v1.cairn
-    ///   cairn bundle create app:v2 --have app:v1 -o app-v2.cairn
-    ///   cairn bundle create app:v3 --since app-v1.cairn --since app-v2.cairn -o - | ssh site cairn bundle import -
+    #[command(after_help = crate::examples::BUNDLE_CREATE)]
     Create(BundleCreateArgs),
     /// Check a bundle whole, then add its images to the store.
     ///
     /// Refused, with the store unchanged, when the bundle is damaged or truncated, or relies on
     /// chunks this store lacks (the message names the images it expected). Importing the same
     /// bundle twice changes nothing.
+    #[command(after_help = crate::examples::BUNDLE_IMPORT)]
     Import(BundleImportArgs),
     /// Show a bundle's images, sizes and what it relies on (its checksum is checked).
+    #[command(after_help = crate::examples::BUNDLE_INSPECT)]
     Inspect(BundleInspectArgs),
 }
 

@@ -3,6 +3,7 @@
 mod args;
 mod bundle_args;
 mod commands;
+mod examples;
 mod mount_args;
 mod optimize_args;
 mod output;

@@ -74,6 +74,52 @@ pub fn percent(part: u64, whole: u64) -> String {
     }
 }
 
+/// Human output fits this many columns.
+pub const WIDTH: usize = 80;
+
+/// `prefix` then `text`, wrapped at `WIDTH` columns between words; the lines after the first
+/// indented as wide as `prefix`, so a labelled field reads as one block. A word wider than the
+/// line (a digest, a path) goes on a line of its own.
+pub fn wrap(prefix: &str, text: &str) -> String {
+    let indent = prefix.chars().count();
+    let mut out = prefix.to_string();
+    let mut column = indent;
+    // A unit stays with its number: "8.0 MB" is one word here.
+    let mut words: Vec<String> = Vec::new();
+    for word in text.split(' ') {
+        let unit = word.trim_end_matches([',', ':', ';', ')', '.']);
+        match words.last_mut() {
+            Some(last) if ["B", "KB", "MB", "GB", "TB", "s"].contains(&unit) => {
+                last.push(' ');
+                last.push_str(word);
+            }
+            _ => words.push(word.to_string()),
+        }
+    }
+    for (i, word) in words.iter().enumerate() {
+        let width = word.chars().count();
+        if i > 0 {
+            if column + 1 + width > WIDTH && column > indent {
+                out.push('\n');
+                out.extend(std::iter::repeat_n(' ', indent));
+                column = indent;
+            } else {
+                out.push(' ');
+                column += 1;
+            }
+        }
+        out.push_str(word);
+        column += width;
+    }
+    out
+}
+
+/// One `  label      text` line of a report (label in 10 columns), wrapped by `wrap`, with its
+/// newline.
+pub fn field(label: &str, text: &str) -> String {
+    wrap(&format!("  {label:<10} "), text) + "\n"
+}
+
 /// Shortens `text` to at most `max` characters by eliding its middle.
 pub fn shorten(text: &str, max: usize) -> String {
     let chars: Vec<char> = text.chars().collect();
@@ -84,6 +130,22 @@ pub fn shorten(text: &str, max: usize) -> String {
     let head: String = chars[..keep / 3].iter().collect();
     let tail: String = chars[chars.len() - (keep - keep / 3)..].iter().collect();
     format!("{head}...{tail}")
+}
+
+/// Shortens a path to at most `max` characters by eliding its start (`…`), since the end of a
+/// path tells it apart; the cut is moved to a `/` when that keeps most of what fits.
+pub fn shorten_path(path: &str, max: usize) -> String {
+    let chars: Vec<char> = path.chars().collect();
+    if chars.len() <= max || max < 2 {
+        return path.to_string();
+    }
+    let mut tail = &chars[chars.len() - (max - 1)..];
+    if let Some(slash) = tail.iter().position(|&c| c == '/') {
+        if slash < tail.len() / 3 {
+            tail = &tail[slash..];
+        }
+    }
+    std::iter::once('…').chain(tail.iter().copied()).collect()
 }
 
 /// Left-aligns the first column, right-aligns the others; every cell escaped (`escape`).
@@ -133,6 +195,27 @@ mod tests {
         assert_eq!(bytes(74_300_000), "74.3 MB");
         assert_eq!(count(1234567), "1,234,567");
         assert_eq!(percent(1, 4), "25.0%");
+        let long = "word ".repeat(30);
+        let wrapped = field("chunks", long.trim_end());
+        assert!(wrapped.lines().all(|l| l.len() <= WIDTH), "{wrapped}");
+        assert!(wrapped.starts_with("  chunks     word word"), "{wrapped}");
+        assert!(wrapped
+            .lines()
+            .nth(1)
+            .unwrap()
+            .starts_with("             word"));
+        assert_eq!(field("image", "abc"), "  image      abc\n");
+        assert_eq!(shorten_path("usr/bin/x", 20), "usr/bin/x");
+        assert_eq!(
+            shorten_path("usr/lib/python3/site-packages/pkg/module_07.py", 24),
+            "…/pkg/module_07.py"
+        );
+        assert_eq!(
+            shorten_path("a/very_long_directory_name_here/module.py", 12),
+            "…/module.py"
+        );
+        let sizes = wrap("  ", "12.5 MB, ".repeat(12).trim_end());
+        assert!(sizes.lines().all(|l| l.ends_with("MB,")), "{sizes}");
         assert_eq!(
             table(&["a", "bb"], &[vec!["x".into(), "1".into()]]),
             "a  bb\nx   1"

@@ -3,7 +3,7 @@
 //!
 //! ```text
 //! STORE/store.json      format version, chunker and compression (fixed at init)
-//! STORE/index/          RocksDB: chunks, images, refs
+//! STORE/index/          RocksDB (`index`): chunks, blobs, images, refs, layers
 //! STORE/index.new/, index.old/  only while `verify --repair-index` swaps in a rebuilt index
 //! STORE/blobs/<hex>     sealed data blobs
 //! STORE/layers/<hex>    layer metadata objects, one per distinct layer content and placement
@@ -15,7 +15,7 @@
 //! STORE/LOCK            the commit lock (flock): a convert holds it while it starts (below)
 //!                       and while it commits; gc, rm and the index repair for their whole run
 //! STORE/leases/<pid>-<n>.lease  one per running mount, held (flock) while it runs: gc keeps
-//!                       the images it names (`mount::lease`)
+//!                       the images it names (`lease`)
 //! STORE/leases/GUARD    gc holds it (flock) exclusively while it runs; a mount shares it
 //!                       while it takes its lease
 //! ```
@@ -500,6 +500,21 @@ impl StoreLayout {
         }
         Ok(())
     }
+}
+
+/// The files of a store directory (`blobs/`, `bootstraps/`, ...), by name, sorted.
+pub(crate) fn hex_files(dir: &std::path::Path) -> Result<Vec<(String, std::path::PathBuf)>> {
+    let mut out = Vec::new();
+    let entries = std::fs::read_dir(dir).map_err(|e| crate::Error::io("read", dir, e))?;
+    for entry in entries {
+        let entry = entry.map_err(|e| crate::Error::io("read", dir, e))?;
+        out.push((
+            entry.file_name().to_string_lossy().into_owned(),
+            entry.path(),
+        ));
+    }
+    out.sort();
+    Ok(out)
 }
 
 #[cfg(test)]

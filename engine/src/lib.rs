@@ -48,16 +48,26 @@ macro_rules! testing_pub {
 pub use cairn_format::failpoint;
 #[cfg(not(feature = "testing"))]
 pub(crate) use cairn_format::failpoint;
+mod frame_cache;
 mod fsutil;
 mod index;
 mod layout;
+mod lease;
 pub mod mount;
 mod ops;
+mod problem;
+#[cfg(feature = "registry")]
+mod registry;
+#[cfg(feature = "registry")]
+pub mod remote;
+mod rewrite;
 pub mod source;
 mod store;
 /// Hostile store objects for tests; only with the `testing` feature.
 #[cfg(feature = "testing")]
 pub mod testing;
+mod view;
+mod write;
 
 pub use cairn_format::{
     check_image_name, BlobId, Bootstrap, ChunkId, Chunker, ChunkerParams, Compression,
@@ -73,21 +83,23 @@ pub use ops::convert::{
     DEFAULT_LAYERS_IN_FLIGHT,
 };
 pub use ops::export::{ExportOptions, ExportReport, ExportTarget, ExportedLayer};
-pub use ops::gc::{GcOptions, GcReport, DEFAULT_COMPACT_BELOW};
 pub use ops::images::ImageSummary;
-pub use ops::optimize::{OptimizeOptions, OptimizeReport};
 pub use ops::plan::{
     EmitRequest, EmitWhat, Emitted, PlanBase, PlanImage, PlanOptions, PlanReport, PlanTotals,
 };
-pub use ops::read::{ChunkReader, Follow, ListEntry, ListName};
+pub use ops::read::{Follow, ListEntry, ListName};
 pub use ops::repair::{NamedImage, OldIndex, RepairReport, RECOVERED_PREFIX};
 pub use ops::report::diff::{DiffReport, FileDiff, LayerDiff};
 pub use ops::report::inventory::{top_layers, InventoryRow, LayerCount};
 pub use ops::report::stats::{ImageShare, SharingMatrix, StatsReport};
 pub use ops::report::tables::{for_each_chunk, for_each_file, ChunkRow, FileRow};
 pub use ops::unpack::{Skipped, UnpackOptions, UnpackReport, XattrFailure};
-pub use ops::verify::{Problem, VerifyReport};
-#[cfg(feature = "testing")]
-pub use ops::whole_image::WholeImage;
+pub use ops::verify::VerifyReport;
+pub use problem::Problem;
+pub use rewrite::gc::{GcOptions, GcReport, DEFAULT_COMPACT_BELOW};
+pub use rewrite::optimize::{OptimizeOptions, OptimizeReport};
 pub use source::{LayerBytes, Platform, PlatformChoice, SourceSpec};
 pub use store::{InitOptions, SharedWriter, Store, StoreWriter};
+#[cfg(feature = "testing")]
+pub use view::whole_image::WholeImage;
+pub use view::ChunkReader;

@@ -1,6 +1,7 @@
 //! `Store`: a store directory opened for reading; `SharedWriter`: the same opened for adding
 //! images alongside other writers (convert); `StoreWriter`: opened by the one exclusive writer
-//! (convert, rm, gc, the index repair). Each operation is one method that calls into `ops/`;
+//! (convert, rm, gc, the index repair). Store layer: each command adds its methods to these
+//! types in an `impl` block of its own module (`ops/`, `rewrite/`; docs/ARCHITECTURE.md);
 //! the operations that change the store exist only on the writers, which dereference to
 //! `Writer` (what both hold: the store, the writer's own directory under `tmp/`, its locks)
 //! and on to `Store` for everything else.
@@ -82,8 +83,8 @@ pub struct Store {
     layout: StoreLayout,
     config: StoreConfig,
     index: Index,
-    /// Decoded frames of delta bases (`ops::bases`).
-    base_frames: crate::ops::bases::BaseFrames,
+    /// Decoded frames of delta bases (`view::bases`).
+    base_frames: crate::frame_cache::BaseFrames,
     /// The blobs of the images opened so far (`image_layers_by_id`), mapped at once: a gc or
     /// optimize that rewrites an image meanwhile deletes its old blobs, but a file open here
     /// stays readable, so a reader that has started goes on.
@@ -240,15 +241,6 @@ impl Writer {
             waited,
         })
     }
-
-    /// Converts an image source into the store.
-    fn convert(
-        &self,
-        options: &crate::ops::convert::ConvertOptions,
-        progress: &dyn crate::Progress,
-    ) -> Result<crate::ops::convert::ConvertReport> {
-        crate::ops::convert::convert(self, options, progress)
-    }
 }
 
 /// A store opened for adding images while other writers do the same: holds `WRITERS` shared
@@ -272,15 +264,6 @@ impl SharedWriter {
         Ok(SharedWriter {
             writer: Writer::open(root, false)?,
         })
-    }
-
-    /// Converts an image source into the store; other converts may run meanwhile.
-    pub fn convert(
-        &self,
-        options: &crate::ops::convert::ConvertOptions,
-        progress: &dyn crate::Progress,
-    ) -> Result<crate::ops::convert::ConvertReport> {
-        self.writer.convert(options, progress)
     }
 }
 
@@ -350,49 +333,6 @@ impl StoreWriter {
             writer: Writer::open(root, true)?,
         })
     }
-
-    /// Rebuilds the index of the store in `root` from its blobs and bootstraps, keeping the
-    /// names the old index still gives (see `ops::repair`). Needs no readable index, so it
-    /// opens no `StoreWriter` first; it takes `WRITERS` exclusively and the commit lock itself.
-    pub fn repair_index(
-        root: &Path,
-        progress: &dyn crate::Progress,
-    ) -> Result<crate::ops::repair::RepairReport> {
-        let layout = StoreLayout::new(root);
-        Store::read_config(&layout)?;
-        let _writers = layout.writers_exclusive()?;
-        let lock = layout.lock()?;
-        layout.recover_interrupted_swap(&lock)?;
-        crate::ops::repair::repair_index(&layout, &lock, progress)
-    }
-
-    /// Converts an image source into the store.
-    pub fn convert(
-        &self,
-        options: &crate::ops::convert::ConvertOptions,
-        progress: &dyn crate::Progress,
-    ) -> Result<crate::ops::convert::ConvertReport> {
-        self.writer.convert(options, progress)
-    }
-
-    /// Removes image names; their data stays until `gc`.
-    pub fn remove(&self, names: &[String]) -> Result<Vec<ImageId>> {
-        crate::ops::remove::remove(self, names)
-    }
-
-    /// Deletes the blobs and bootstraps no named image uses.
-    pub fn gc(&self, options: &crate::ops::gc::GcOptions) -> Result<crate::ops::gc::GcReport> {
-        crate::ops::gc::gc(self, options)
-    }
-
-    /// Recompresses blobs below the optimize target (`ops::optimize`).
-    pub fn optimize(
-        &self,
-        options: &crate::ops::optimize::OptimizeOptions,
-        progress: &dyn crate::Progress,
-    ) -> Result<crate::ops::optimize::OptimizeReport> {
-        crate::ops::optimize::optimize(self, options, progress)
-    }
 }
 
 /// Writes store.json durably (to the writer's directory under `tmp/`, fsynced, renamed;
@@ -412,7 +352,7 @@ fn write_config(
 }
 
 impl Store {
-    fn read_config(layout: &StoreLayout) -> Result<StoreConfig> {
+    pub(crate) fn read_config(layout: &StoreLayout) -> Result<StoreConfig> {
         let path = layout.store_json();
         if !path.exists() {
             return Err(Error::NotFound(crate::NotFound::Store {
@@ -461,7 +401,7 @@ impl Store {
         &self.config
     }
 
-    pub(crate) fn base_frames(&self) -> &crate::ops::bases::BaseFrames {
+    pub(crate) fn base_frames(&self) -> &crate::frame_cache::BaseFrames {
         &self.base_frames
     }
 
@@ -547,17 +487,6 @@ impl Store {
         Ok(reader)
     }
 
-    /// Every entry of image `name` in memory (see `ops::whole_image`).
-    #[cfg(any(test, feature = "testing"))]
-    pub fn whole_image(&self, name: &str) -> Result<crate::ops::whole_image::WholeImage> {
-        crate::ops::whole_image::WholeImage::from_bootstrap(self, self.bootstrap(name)?)
-    }
-
-    #[cfg(any(test, feature = "testing"))]
-    pub fn whole_image_by_id(&self, id: &ImageId) -> Result<crate::ops::whole_image::WholeImage> {
-        crate::ops::whole_image::WholeImage::load(self, id)
-    }
-
     /// The image id a name refers to.
     pub fn resolve(&self, name: &str) -> Result<ImageId> {
         self.index.get_ref(name)?.ok_or_else(|| {
@@ -585,116 +514,5 @@ impl Store {
                 "named in refs but has no record in the index",
             )
         })
-    }
-
-    /// Every named image with its record.
-    pub fn images(&self) -> Result<Vec<crate::ops::images::ImageSummary>> {
-        crate::ops::images::list(self)
-    }
-
-    /// Writes layer `layer` of image `name` as its exact uncompressed tar; returns its diff_id.
-    pub fn export_layer(
-        &self,
-        name: &str,
-        layer: usize,
-        out: &mut dyn std::io::Write,
-        progress: &dyn crate::Progress,
-    ) -> Result<crate::Sha256Digest> {
-        crate::ops::read::export_layer(self, name, layer, out, progress)
-    }
-
-    /// What of image `new` image `old` already has (`top`: how many files to list).
-    pub fn diff(
-        &self,
-        old: &str,
-        new: &str,
-        top: usize,
-    ) -> Result<crate::ops::report::diff::DiffReport> {
-        crate::ops::report::diff::diff(self, old, new, top)
-    }
-
-    /// The store's footprint; `names` to detail (all when empty), `matrix` for pairwise sharing.
-    pub fn stats(
-        &self,
-        names: &[String],
-        matrix: bool,
-    ) -> Result<crate::ops::report::stats::StatsReport> {
-        crate::ops::report::stats::stats(self, names, matrix)
-    }
-
-    /// Proposes shared base images for these images (and writes those asked for).
-    pub fn plan(
-        &self,
-        options: &crate::ops::plan::PlanOptions,
-        progress: &dyn crate::Progress,
-    ) -> Result<crate::ops::plan::PlanReport> {
-        crate::ops::plan::plan(self, options, progress)
-    }
-
-    /// One row per image, platform and layer.
-    pub fn inventory(&self) -> Result<Vec<crate::ops::report::inventory::InventoryRow>> {
-        crate::ops::report::inventory::inventory(self)
-    }
-
-    /// Writes image `name` out as an OCI image layout or a docker archive.
-    pub fn export(
-        &self,
-        name: &str,
-        options: &crate::ops::export::ExportOptions,
-        progress: &dyn crate::Progress,
-    ) -> Result<crate::ops::export::ExportReport> {
-        crate::ops::export::export(self, name, options, progress)
-    }
-
-    /// Checks blobs, bootstraps and the index; `full` also decodes every chunk.
-    pub fn verify(
-        &self,
-        full: bool,
-        progress: &dyn crate::Progress,
-    ) -> Result<crate::ops::verify::VerifyReport> {
-        crate::ops::verify::verify(self, full, progress)
-    }
-
-    /// Lists a directory of the merged view (or one entry).
-    pub fn ls(
-        &self,
-        name: &str,
-        path: &str,
-        follow: crate::Follow,
-    ) -> Result<Vec<crate::ops::read::ListEntry>> {
-        crate::ops::read::ls(self, name, path, follow)
-    }
-
-    /// Names and kinds only (see `ops::read::ls_names`): no entry is decoded.
-    pub fn ls_names(
-        &self,
-        name: &str,
-        path: &str,
-        follow: crate::Follow,
-    ) -> Result<Vec<crate::ops::read::ListName>> {
-        crate::ops::read::ls_names(self, name, path, follow)
-    }
-
-    /// Streams the content of one file of the merged image (upper layers win; whiteouts
-    /// apply; symlinks followed within the image per `follow`).
-    pub fn cat(
-        &self,
-        name: &str,
-        path: &str,
-        follow: crate::Follow,
-        out: &mut dyn std::io::Write,
-    ) -> Result<u64> {
-        crate::ops::read::cat(self, name, path, follow, out)
-    }
-
-    /// Writes the root filesystem of image `name` (as of `options.top_layer`) into `dir`.
-    pub fn unpack(
-        &self,
-        name: &str,
-        dir: &Path,
-        options: &crate::ops::unpack::UnpackOptions,
-        progress: &dyn crate::Progress,
-    ) -> Result<crate::ops::unpack::UnpackReport> {
-        crate::ops::unpack::unpack(self, name, dir, options, progress)
     }
 }

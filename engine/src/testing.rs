@@ -90,7 +90,7 @@ pub fn plant_relabelled_image(
     let path = store.bootstrap_path(&id);
     std::fs::write(&path, &encoded).map_err(|e| crate::Error::io("write", &path, e))?;
     let files = store.image_record(&store.resolve(name)?)?.files;
-    let record = crate::ops::repair::derived_record(
+    let record = crate::index::derived_record(
         id,
         &bootstrap,
         files,

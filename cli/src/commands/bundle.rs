@@ -32,7 +32,7 @@ pub fn dict(cli: &Cli, args: &DictArgs) -> anyhow::Result<()> {
 
 fn build_dict(cli: &Cli, args: &DictBuildArgs) -> anyhow::Result<()> {
     let store = SharedWriter::open(&cli.store)?;
-    let bar = Bar::new(cli.quiet);
+    let bar = Bar::new(cli.quiet, "dict build");
     let report = cairn_engine::bundle::dict_build::build_dict(
         &store,
         &args.names,
@@ -117,7 +117,7 @@ fn create_bundle(cli: &Cli, args: &BundleCreateArgs) -> anyhow::Result<()> {
     options.have = args.have.clone();
     options.have_dicts = args.have_dict.clone();
     options.since = args.since.clone();
-    let bar = Bar::new(cli.quiet);
+    let bar = Bar::new(cli.quiet, "bundle create");
     let mut report = None;
     write_output(&args.output, |out| {
         report = Some(create::create(&store, &options, out, &bar)?);
@@ -175,7 +175,7 @@ fn open_input(path: &Path) -> anyhow::Result<(Box<dyn std::io::Read>, String)> {
 fn import_bundle(cli: &Cli, args: &BundleImportArgs) -> anyhow::Result<()> {
     let (mut input, what) = open_input(&args.file)?;
     let store = SharedWriter::open(&cli.store)?;
-    let bar = Bar::new(cli.quiet);
+    let bar = Bar::new(cli.quiet, "bundle import");
     let report = import::import_bundle(&store, &mut input, &what, args.replace, &bar)?;
     if args.json {
         return super::print_json(&report);

@@ -4,7 +4,7 @@
 
 use super::convert::render;
 use crate::args::{Cli, DemoArgs};
-use crate::output::{bytes, percent};
+use crate::output::{bytes, percent, table};
 use crate::progress::Bar;
 use anyhow::Context;
 use cairn_engine::{ConvertOptions, InitOptions, SourceSpec, StoreWriter};
@@ -25,7 +25,7 @@ pub fn run(cli: &Cli, args: &DemoArgs) -> anyhow::Result<()> {
     let (v1, v2) = cairn_sample::write_demo_layouts(&dir.join("images"))
         .context("generate the demo images")?;
     let store = StoreWriter::init(&dir.join("store"), &InitOptions::default())?;
-    let bar = Bar::new(cli.quiet);
+    let bar = Bar::new(cli.quiet, "demo");
     let convert = |layout: &Path, name: &str, dict: Vec<String>| {
         let source = SourceSpec::parse(&format!("oci:{}", layout.display()))?;
         let mut options = ConvertOptions::new(source, name);
@@ -79,26 +79,23 @@ pub fn run(cli: &Cli, args: &DemoArgs) -> anyhow::Result<()> {
         t2.from_dictionary.chunks + t2.repeated.chunks,
         t2.chunks.chunks
     );
-    println!("storage, v1 then v2");
+    let rows = [
+        (
+            "plain OCI layers (gzip, by digest)",
+            v1_gzip,
+            layer_dedup_v2,
+        ),
+        ("cairn (chunks + metadata)", r1.added_bytes, r2.added_bytes),
+    ]
+    .map(|(what, v1, v2)| vec![what.into(), bytes(v1), bytes(v2), percent(v2, v1)]);
     println!(
-        "  plain OCI layers (gzip, dedup by layer digest): v1 {}, v2 adds {} ({} of v1)",
-        bytes(v1_gzip),
-        bytes(layer_dedup_v2),
-        percent(layer_dedup_v2, v1_gzip)
-    );
-    println!(
-        "  cairn (chunks + metadata):                      v1 {}, v2 adds {} ({} of v1)",
-        bytes(r1.added_bytes),
-        bytes(r2.added_bytes),
-        percent(r2.added_bytes, r1.added_bytes)
+        "\n{}",
+        table(&["STORAGE, V1 THEN V2", "V1", "V2 ADDS", "OF V1"], &rows)
     );
     println!("\nall {layers_checked} layers re-created byte for byte (diff_ids verified)");
     if args.keep.is_some() {
-        println!(
-            "images and store kept in {}; try: cairn --store {} images",
-            dir.display(),
-            dir.join("store").display()
-        );
+        println!("images and store kept in {}; try:", dir.display());
+        println!("  cairn --store {} images", dir.join("store").display());
     }
     Ok(())
 }

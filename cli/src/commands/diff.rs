@@ -1,7 +1,7 @@
 //! `cairn diff OLD NEW`: what NEW shares with OLD.
 
 use crate::args::{Cli, DiffArgs, DiffBy};
-use crate::output::{bytes, count, escape, percent, shorten, table};
+use crate::output::{bytes, count, escape, percent, shorten_path, table};
 use cairn_engine::{DiffReport, Store};
 
 pub fn run(cli: &Cli, args: &DiffArgs) -> anyhow::Result<()> {
@@ -116,7 +116,7 @@ pub fn render(r: &DiffReport, by: DiffBy) -> String {
                 .iter()
                 .map(|f| {
                     vec![
-                        shorten(&f.path, 44),
+                        shorten_path(&f.path, 44),
                         f.status.to_string(),
                         bytes(f.size),
                         bytes(f.new_bytes),

@@ -6,7 +6,11 @@ use crate::progress::Bar;
 use cairn_engine::{Compression, ExportOptions, ExportReport, ExportTarget, Store};
 
 pub fn run(cli: &Cli, args: &ExportArgs) -> anyhow::Result<()> {
-    let mut options = ExportOptions::new(ExportTarget::parse(&args.target)?);
+    let target = ExportTarget::parse(&args.target)?;
+    if !args.force {
+        refuse_to_overwrite(&target, args)?;
+    }
+    let mut options = ExportOptions::new(target);
     if let Some(c) = args.compression {
         options.compression = match c {
             CompressionArg::Gzip => Compression::Gzip,
@@ -17,12 +21,47 @@ pub fn run(cli: &Cli, args: &ExportArgs) -> anyhow::Result<()> {
     options.level = args.level;
     options.reference = args.reference.clone();
     let store = Store::open(&cli.store)?;
-    let bar = Bar::new(cli.quiet);
+    let bar = Bar::new(cli.quiet, "export");
     let report = store.export(&args.name, &options, &bar)?;
     if args.json {
         return super::print_json(&report);
     }
     print!("{}", render(&report));
+    Ok(())
+}
+
+/// Stops an export that would replace an existing docker archive, or an image of an OCI
+/// layout with the same ref: either takes --force. Adding a new ref to a layout is what a
+/// layout is for, and needs none.
+fn refuse_to_overwrite(target: &ExportTarget, args: &ExportArgs) -> anyhow::Result<()> {
+    if let ExportTarget::DockerArchive { file } = target {
+        if file.symlink_metadata().is_ok() {
+            anyhow::bail!("{} exists; give --force to replace it", file.display());
+        }
+    } else if let ExportTarget::OciLayout { dir, reference } = target {
+        let reference = reference
+            .as_deref()
+            .or(args.reference.as_deref())
+            .unwrap_or(&args.name);
+        let Ok(text) = std::fs::read(dir.join("index.json")) else {
+            return Ok(());
+        };
+        // A malformed index.json is the engine's to report.
+        let index: serde_json::Value = serde_json::from_slice(&text).unwrap_or_default();
+        let taken = index["manifests"].as_array().is_some_and(|entries| {
+            entries.iter().any(|entry| {
+                entry["annotations"]["org.opencontainers.image.ref.name"].as_str()
+                    == Some(reference)
+            })
+        });
+        if taken {
+            anyhow::bail!(
+                "the OCI layout {} already holds an image tagged {reference:?}; give --force to \
+                 replace it, or another ref (oci:DIR:REF or --ref)",
+                dir.display()
+            );
+        }
+    }
     Ok(())
 }
 

@@ -9,10 +9,16 @@ use std::io::{BufWriter, Write};
 pub fn run(cli: &Cli, args: &ExportLayerArgs) -> anyhow::Result<()> {
     let store = Store::open(&cli.store)?;
     let to_stdout = args.output.as_os_str() == "-";
-    let bar = Bar::new(cli.quiet || to_stdout);
+    let bar = Bar::new(cli.quiet || to_stdout, &format!("layer {}", args.index));
     // A regular file is written beside its target and renamed, so a failed export leaves no
     // partial file; anything else (a device such as /dev/null, a fifo) is written in place.
     let special = std::fs::metadata(&args.output).is_ok_and(|m| !m.is_file());
+    if !to_stdout && !special && !args.force && args.output.symlink_metadata().is_ok() {
+        anyhow::bail!(
+            "{} exists; give --force to replace it",
+            args.output.display()
+        );
+    }
     let diff_id = if to_stdout {
         let mut out = BufWriter::with_capacity(1 << 20, std::io::stdout().lock());
         let d = store.export_layer(&args.name, args.index, &mut out, &bar)?;

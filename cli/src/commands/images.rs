@@ -20,10 +20,11 @@ pub fn run(cli: &Cli, args: &JsonArg) -> anyhow::Result<()> {
             let r = &i.record;
             vec![
                 i.name.clone(),
-                r.manifest_digest
-                    .as_deref()
-                    .map(|d| d.trim_start_matches("sha256:")[..12].to_string())
-                    .unwrap_or_else(|| "-".into()),
+                match r.manifest_digest.as_deref() {
+                    Some(d) => d.trim_start_matches("sha256:")[..12].to_string(),
+                    None if is_dictionary(&r.reference) => "(dictionary)".into(),
+                    None => "-".into(),
+                },
                 r.platform.as_ref().map_or("-".into(), |p| p.to_string()),
                 r.layers.to_string(),
                 count(r.files),
@@ -40,4 +41,15 @@ pub fn run(cli: &Cli, args: &JsonArg) -> anyhow::Result<()> {
         )
     );
     Ok(())
+}
+
+/// Whether an image is a chunk dictionary `cairn dict build` made: the engine converts it from
+/// a `*.dict.tar` it writes under the store's `tmp/`, and records that path as its source.
+fn is_dictionary(reference: &str) -> bool {
+    let path = std::path::Path::new(reference);
+    reference.ends_with(".dict.tar")
+        && path
+            .ancestors()
+            .nth(2)
+            .is_some_and(|tmp| tmp.file_name().is_some_and(|n| n == "tmp"))
 }

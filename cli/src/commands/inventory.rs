@@ -3,7 +3,7 @@
 use crate::args::{Cli, InventoryArgs, InventoryFormat, InventoryLevel};
 use crate::output::{bytes, count, table};
 use crate::progress::Bar;
-use cairn_engine::source::registry::{remote_inventory, Tags};
+use cairn_engine::remote::{remote_inventory, Tags};
 use cairn_engine::{top_layers, InventoryRow, Store};
 
 pub fn run(cli: &Cli, args: &InventoryArgs) -> anyhow::Result<()> {
@@ -51,7 +51,7 @@ fn parquet(store: &Store, args: &InventoryArgs) -> anyhow::Result<()> {
         anyhow::bail!("--top-layers is a csv, json or table report");
     }
     let level = args.level.unwrap_or(InventoryLevel::Layer);
-    let written = super::inventory_parquet::write(store, level, output, &[])?;
+    let written = super::inventory_parquet::write(store, level, output, &[], args.force)?;
     for (path, rows) in written {
         println!("{} ({} rows)", path.display(), count(rows));
     }
@@ -72,7 +72,7 @@ fn remote(cli: &Cli, repository: &str, args: &InventoryArgs) -> anyhow::Result<(
     if args.format == InventoryFormat::Parquet {
         anyhow::bail!("a registry's inventory is csv, json or a table; parquet is for the store");
     }
-    let bar = Bar::new(cli.quiet);
+    let bar = Bar::new(cli.quiet, "reading manifests");
     let rows = remote_inventory(&spec, &tags, &bar)?;
     match args.format {
         InventoryFormat::Json => super::print_json(&rows),

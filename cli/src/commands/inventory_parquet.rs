@@ -1,9 +1,10 @@
 //! `cairn inventory --format parquet -o PATH [--level image|layer|file|chunk]`: the store's
 //! images, layers, files or chunk references as Parquet tables (stable column names and types,
 //! listed in `columns`), for DuckDB, Athena or Spark. `-o FILE.parquet` writes one file;
-//! `-o DIR/` one file per image, `DIR/<name>.parquet` (`/` in a name spelled `%2F`), so that
-//! `read_parquet('DIR/*.parquet')` reads them all. Rows are written in groups of
-//! `ROWS_PER_GROUP`, so memory holds one group, not the table.
+//! `-o DIR/` a Hive-style tree of one file per level and image (`write`), so that
+//! `read_parquet('DIR/level=chunk/*/*.parquet', hive_partitioning = true)` reads one level of
+//! every image. Rows are written in groups of `ROWS_PER_GROUP`, so memory holds one group,
+//! not the table.
 
 use crate::args::InventoryLevel;
 use arrow_array::builder::{Int64Builder, StringBuilder, UInt32Builder, UInt64Builder};
@@ -207,38 +208,82 @@ fn text(s: &str) -> Value<'_> {
 }
 
 /// Writes the level's table(s) for the named images (all when `names` is empty); returns the
-/// files written and their row counts.
+/// files written and their row counts. `output` is one file, or (a directory, or a path ending
+/// in `/`) a Hive-style tree of one file per level and image,
+/// `DIR/level=LEVEL/image=NAME/part-0.parquet`, so that every level sits side by side and
+/// `read_parquet('DIR/**/*.parquet', hive_partitioning = true)` reads them. An existing file is
+/// replaced only with `force`; nothing is written if any would be.
 pub fn write(
     store: &Store,
     level: InventoryLevel,
     output: &Path,
     names: &[String],
+    force: bool,
 ) -> anyhow::Result<Vec<(PathBuf, u64)>> {
     let mut images: Vec<String> = store.images()?.into_iter().map(|i| i.name).collect();
     if !names.is_empty() {
         images.retain(|n| names.contains(n));
     }
     let per_image = output.is_dir() || output.as_os_str().to_string_lossy().ends_with('/');
-    let mut written = Vec::new();
-    if per_image {
-        std::fs::create_dir_all(output)?;
-        for name in &images {
-            let file = output.join(format!("{}.parquet", escape(name)));
-            let mut table = Table::create(&file, level)?;
-            let rows = write_rows(store, level, std::slice::from_ref(name), &mut table)?;
-            written.push((table.finish()?, rows));
-        }
+    let targets: Vec<(PathBuf, &[String])> = if per_image {
+        images
+            .iter()
+            .map(|name| {
+                (
+                    partition_file(output, level, name),
+                    std::slice::from_ref(name),
+                )
+            })
+            .collect()
     } else {
-        let mut table = Table::create(output, level)?;
-        let rows = write_rows(store, level, &images, &mut table)?;
+        vec![(output.to_path_buf(), &images[..])]
+    };
+    if !force {
+        if let Some((taken, _)) = targets.iter().find(|(f, _)| f.symlink_metadata().is_ok()) {
+            anyhow::bail!(
+                "{} exists; give --force to replace it (or another -o)",
+                taken.display()
+            );
+        }
+    }
+    let mut written = Vec::new();
+    for (file, images) in targets {
+        if let Some(dir) = file.parent().filter(|_| per_image) {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| anyhow::anyhow!("create {}: {e}", dir.display()))?;
+        }
+        let mut table = Table::create(&file, level)?;
+        let rows = write_rows(store, level, images, &mut table)?;
         written.push((table.finish()?, rows));
     }
     Ok(written)
 }
 
-/// A name as a file name: `%` and `/` escaped.
+/// `DIR/level=LEVEL/image=NAME/part-0.parquet`, NAME percent-encoded (all but letters, digits
+/// and `-._`): Hive readers decode it back, so the partition column equals the `image` column.
+fn partition_file(dir: &Path, level: InventoryLevel, name: &str) -> PathBuf {
+    let level = match level {
+        InventoryLevel::Image => "image",
+        InventoryLevel::Layer => "layer",
+        InventoryLevel::File => "file",
+        InventoryLevel::Chunk => "chunk",
+    };
+    dir.join(format!("level={level}"))
+        .join(format!("image={}", escape(name)))
+        .join("part-0.parquet")
+}
+
+/// A name as one path component: every byte but `[A-Za-z0-9._-]` as `%XX`.
 fn escape(name: &str) -> String {
-    name.replace('%', "%25").replace('/', "%2F")
+    let mut out = String::with_capacity(name.len());
+    for byte in name.bytes() {
+        if byte.is_ascii_alphanumeric() || b"-._".contains(&byte) {
+            out.push(byte as char);
+        } else {
+            out += &format!("%{byte:02X}");
+        }
+    }
+    out
 }
 
 fn write_rows(

@@ -3,6 +3,7 @@
 mod bundle;
 mod cat;
 mod convert;
+mod convert_source;
 mod demo;
 mod diff;
 mod export;

@@ -3,7 +3,7 @@
 use crate::args::Cli;
 use crate::optimize_args::OptimizeArgs;
 use crate::output::{bytes, count};
-use crate::progress::Bar;
+use crate::progress::{Bar, RoundLog};
 use cairn_engine::{OptimizeOptions, OptimizeReport, StoreWriter};
 use std::time::Duration;
 
@@ -28,12 +28,17 @@ pub fn run(cli: &Cli, args: &OptimizeArgs) -> anyhow::Result<()> {
     options.dry_run = args.dry_run;
     options.force_orphans = args.force_orphans;
     let store = StoreWriter::open(&cli.store)?;
-    let bar = Bar::new(cli.quiet || args.json);
-    let report = store.optimize(&options, &bar)?;
+    // Without a terminal (cron, a service) a line per round on stderr instead of a bar.
+    let report = match RoundLog::unless_terminal(cli.quiet) {
+        Some(log) => store.optimize(&options, &log)?,
+        None => store.optimize(&options, &Bar::new(cli.quiet || args.json, "optimize"))?,
+    };
     if args.json {
         return super::print_json(&report);
     }
-    print!("{}", render(&report));
+    for line in render(&report).lines() {
+        println!("{}", crate::output::wrap("", line));
+    }
     Ok(())
 }
 
@@ -44,7 +49,7 @@ fn render(r: &OptimizeReport) -> String {
         bytes(r.frame_size as u64)
     );
     let mut out = match r.blobs_below_target {
-        0 => format!("every blob is at the target, {target}: nothing to recompress\n"),
+        0 => format!("nothing to recompress: every blob is at the target, {target}\n"),
         n => format!(
             "{} blobs ({}) were below the target, {target}\n",
             count(n),

@@ -36,7 +36,7 @@ pub fn run(cli: &Cli, args: &PlanArgs) -> anyhow::Result<()> {
     options.min_images = args.min_images;
     options.min_saving = (args.min_saving_mb * 1e6) as u64;
     options.emit = emit;
-    let bar = Bar::new(cli.quiet);
+    let bar = Bar::new(cli.quiet, "plan");
     let report = store.plan(&options, &bar);
     cairn_engine::Progress::finish(&bar);
     let report = report?;

@@ -3,7 +3,7 @@
 use crate::args::{Cli, PushArgs};
 use crate::output::{bytes, count};
 use crate::progress::Bar;
-use cairn_engine::source::registry::{push, PushOptions};
+use cairn_engine::remote::{push, PushOptions};
 use cairn_engine::Store;
 
 pub fn run(cli: &Cli, args: &PushArgs) -> anyhow::Result<()> {
@@ -13,7 +13,7 @@ pub fn run(cli: &Cli, args: &PushArgs) -> anyhow::Result<()> {
         .unwrap_or(&args.target);
     let spec = args.registry.spec(target)?;
     let store = Store::open(&cli.store)?;
-    let bar = Bar::new(cli.quiet);
+    let bar = Bar::new(cli.quiet, "push");
     let mut options = PushOptions::default();
     options.store_format = args.store_format;
     options.mount_from = args.mount_from.clone();

@@ -1,7 +1,7 @@
 //! `cairn stats`: the store's footprint and sharing.
 
 use crate::args::{Cli, StatsArgs};
-use crate::output::{bytes, count, table};
+use crate::output::{bytes, count, table, wrap};
 use cairn_engine::Store;
 
 pub fn run(cli: &Cli, args: &StatsArgs) -> anyhow::Result<()> {
@@ -30,23 +30,25 @@ pub fn run(cli: &Cli, args: &StatsArgs) -> anyhow::Result<()> {
         "  dedup ratio            {:.2}x (logical / stored + metadata)",
         r.dedup_ratio
     );
-    println!(
-        "  random read            {:.2} bytes decoded per byte (a chunk read alone)",
+    // Reading one chunk decodes its whole frame: what a random read (cat, a mount) costs.
+    let random_read = format!(
+        "{:.2} bytes decoded per byte read: reading one chunk alone decodes its whole \
+         frame (init --frame-size; smaller frames, cheaper random reads)",
         r.random_read_amplification
     );
+    println!("{}", wrap("  random read            ", &random_read));
     if r.delta.chunks > 0 {
-        println!(
-            "  delta frames           {} chunks ({}) stored in {} instead of {}: {} saved",
+        let text = format!(
+            "{} chunks ({}) stored in {} instead of {}: {} saved; reading one alone decodes \
+             {:.2} bytes per byte (its bases too)",
             count(r.delta.chunks),
             bytes(r.delta.bytes),
             bytes(r.delta.stored_bytes),
             bytes(r.delta.plain_stored_bytes),
-            bytes(r.delta.saved_bytes)
-        );
-        println!(
-            "                         reading one alone decodes {:.2} bytes per byte (its bases too)",
+            bytes(r.delta.saved_bytes),
             r.delta.read_amplification
         );
+        println!("{}", wrap("  delta frames           ", &text));
     }
     if !r.per_image.is_empty() {
         let rows: Vec<Vec<String>> = r

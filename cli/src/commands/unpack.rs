@@ -11,7 +11,7 @@ pub fn run(cli: &Cli, args: &UnpackArgs) -> anyhow::Result<()> {
     options.strict_xattrs = args.xattrs == XattrPolicy::Strict;
     options.same_owner = args.same_owner;
     let store = Store::open(&cli.store)?;
-    let bar = Bar::new(cli.quiet);
+    let bar = Bar::new(cli.quiet, "unpack");
     let report = store.unpack(&args.name, &args.dir, &options, &bar)?;
     for warning in warnings(&report) {
         eprintln!("warning: {warning}");

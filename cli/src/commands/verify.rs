@@ -8,7 +8,7 @@ use cairn_engine::{OldIndex, RepairReport, Store, StoreWriter};
 
 pub fn run(cli: &Cli, args: &VerifyArgs) -> anyhow::Result<()> {
     let repair = if args.repair_index {
-        let report = StoreWriter::repair_index(&cli.store, &Bar::new(cli.quiet))?;
+        let report = StoreWriter::repair_index(&cli.store, &Bar::new(cli.quiet, "repair index"))?;
         if !args.json {
             print_repair(&report);
         }
@@ -17,7 +17,7 @@ pub fn run(cli: &Cli, args: &VerifyArgs) -> anyhow::Result<()> {
         None
     };
     let store = Store::open(&cli.store)?;
-    let report = store.verify(args.full, &Bar::new(cli.quiet))?;
+    let report = store.verify(args.full, &Bar::new(cli.quiet, "verify"))?;
     if args.json {
         match &repair {
             Some(repair) => super::print_json(&serde_json::json!({
@@ -27,8 +27,9 @@ pub fn run(cli: &Cli, args: &VerifyArgs) -> anyhow::Result<()> {
             None => super::print_json(&report)?,
         }
     } else {
-        println!(
-            "checked {} blobs ({}), {} layer objects, {} bootstraps, {} images, {} index chunk entries{}",
+        let checked = format!(
+            "{} blobs ({}), {} layer objects, {} bootstraps, {} images, {} index chunk \
+             entries{}",
             count(report.blobs),
             bytes(report.blob_bytes),
             count(report.layer_objects),
@@ -41,6 +42,7 @@ pub fn run(cli: &Cli, args: &VerifyArgs) -> anyhow::Result<()> {
                 String::new()
             }
         );
+        println!("{}", crate::output::wrap("checked ", &checked));
         for p in &report.problems {
             println!("DAMAGED  {}: {}", escape(&p.object), escape(&p.detail));
         }

@@ -286,6 +286,7 @@ fn export_writes_an_oci_layout() {
             &format!("docker-archive:{}", archive.display()),
             "--compression",
             "zstd",
+            "--force",
         ],
     );
     assert!(!out.status.success());

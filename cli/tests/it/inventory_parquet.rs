@@ -5,7 +5,6 @@
 
 use crate::helpers::{cairn, ok};
 use cairn_testkit::probe;
-use std::path::Path;
 use std::process::Command;
 
 fn duckdb(sql: &str) -> Option<String> {
@@ -66,31 +65,73 @@ fn duckdb_reads_the_tables_and_reproduces_diffs_shared_bytes() {
         assert!(printed.contains("rows"), "{printed}");
         assert!(file.is_file());
     }
-    // One file per image: the names' `/` escaped.
-    let dir = format!("{}/", out.join("chunks").display());
-    ok(cairn(
+    // A directory: a Hive-style tree, one file per level and image (names percent-encoded),
+    // levels side by side; nothing replaced without --force.
+    let tree = tmp.path().join("tree");
+    let dir = format!("{}/", tree.display());
+    let parquet_to_dir = |level: &str, force: bool| {
+        let mut args = vec![
+            "inventory",
+            "--format",
+            "parquet",
+            "--level",
+            level,
+            "-o",
+            &dir,
+        ];
+        if force {
+            args.push("--force");
+        }
+        cairn(&store, &args)
+    };
+    ok(parquet_to_dir("chunk", false));
+    ok(parquet_to_dir("layer", false));
+    for (level, image) in [
+        ("chunk", "app%2Fv1"),
+        ("chunk", "app%2Fv2"),
+        ("layer", "app%2Fv1"),
+    ] {
+        let file = tree.join(format!("level={level}/image={image}/part-0.parquet"));
+        assert!(file.is_file(), "{} missing", file.display());
+    }
+    let part = tree.join("level=chunk/image=app%2Fv1/part-0.parquet");
+    let before = std::fs::read(&part).unwrap();
+    let again = parquet_to_dir("chunk", false);
+    assert!(
+        !again.status.success(),
+        "a second chunk level replaced the first"
+    );
+    let stderr = String::from_utf8_lossy(&again.stderr);
+    assert!(stderr.contains("exists; give --force"), "{stderr}");
+    assert_eq!(std::fs::read(&part).unwrap(), before);
+    ok(parquet_to_dir("chunk", true));
+    let single = out.join("image.parquet");
+    let refused = cairn(
         &store,
         &[
             "inventory",
             "--format",
             "parquet",
             "--level",
-            "chunk",
+            "image",
             "-o",
-            &dir,
+            single.to_str().unwrap(),
         ],
-    ));
-    assert!(Path::new(&dir).join("app%2Fv1.parquet").is_file());
-    assert!(Path::new(&dir).join("app%2Fv2.parquet").is_file());
+    );
+    assert!(
+        !refused.status.success(),
+        "FILE.parquet replaced without --force"
+    );
     let refused = cairn(&store, &["inventory", "--format", "parquet"]);
     assert!(!refused.status.success());
 
     let diff: serde_json::Value =
         serde_json::from_str(&ok(cairn(&store, &["diff", "app/v1", "app/v2", "--json"]))).unwrap();
-    let chunks = format!("{dir}*.parquet");
+    // Hive partitioning decodes image=app%2Fv1 back to the name the `image` column holds.
+    let chunks = format!("read_parquet('{dir}level=chunk/*/*.parquet', hive_partitioning = true)");
     let sql = format!(
-        "with n as (select distinct chunk_id, length from read_parquet('{chunks}') where image = 'app/v2'), \
-         o as (select distinct chunk_id from read_parquet('{chunks}') where image = 'app/v1') \
+        "with n as (select distinct chunk_id, length from {chunks} where image = 'app/v2'), \
+         o as (select distinct chunk_id from {chunks} where image = 'app/v1') \
          select sum(length) from n where chunk_id in (select chunk_id from o)"
     );
     let Some(shared) = duckdb(&sql) else { return };
@@ -107,4 +148,13 @@ fn duckdb_reads_the_tables_and_reproduces_diffs_shared_bytes() {
     ))
     .unwrap();
     assert_eq!(files, "[(0,)]");
+    let levels = duckdb(&format!(
+        "select level, image, count(*) from read_parquet('{dir}**/*.parquet', \
+         hive_partitioning = true, union_by_name = true) group by all order by all"
+    ))
+    .unwrap();
+    assert!(
+        levels.starts_with("[('chunk', 'app/v1', ") && levels.contains("('layer', 'app/v2', 3)"),
+        "{levels}"
+    );
 }

@@ -297,3 +297,18 @@ fn on_a_nearly_full_disk_it_says_what_it_needs_and_rewrites_what_fits() {
         before
     );
 }
+
+#[test]
+fn optimize_without_a_terminal_logs_each_round_on_stderr() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = demo_store(tmp.path());
+    // The tests' stderr is a pipe, as under cron.
+    let out = cairn(&store, &["optimize", "--level", "12"]);
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{log}");
+    assert!(log.contains("of blobs below the target"), "{log}");
+    assert!(log.contains("optimize: round 1 done: "), "{log}");
+    assert!(log.contains("rewritten (100.0%)"), "{log}");
+    let quiet = cairn(&store, &["--quiet", "optimize"]);
+    assert!(quiet.stderr.is_empty(), "{quiet:?}");
+}

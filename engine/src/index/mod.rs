@@ -1,8 +1,8 @@
 //! The RocksDB index: `chunks` (chunk key -> blob number and ToC record, used by convert to
 //! dedup and by gc), `blobs` (blob number -> blob id), `images` (image id -> record) and `refs`
 //! (name -> image id) and `layers` (layer digest or diff_id -> layer metadata object, see
-//! `layers.rs`). Every change of a commit goes into one synced write batch, the last step
-//! of the write order (see `ops::convert`).
+//! `layers.rs`). A commit writes synced batches in `ops::convert`'s write order: chunk entries
+//! first (several batches), the image record, then one batch of layer keys and the name.
 //!
 //! A chunk entry costs about 25 bytes on disk: a 16-byte key (the first half of the chunk id)
 //! and two varints. The chunk's full id and location are its blob's ToC record, which the index
@@ -10,8 +10,11 @@
 //! asked for: an entry whose record names another chunk is no match.
 
 pub(crate) mod blobs;
+mod derived;
 mod layers;
 
+pub(crate) use derived::derived_record;
+pub use derived::RECOVERED_PREFIX;
 pub use layers::LayerKey;
 
 use crate::error::{Error, Result};
@@ -19,9 +22,9 @@ use crate::format::blob::CheckedToc;
 use crate::format::varint::{get_varint, put_varint};
 use crate::format::ChunkLocation;
 use crate::id::ChunkKey;
-use crate::source::Platform;
 use crate::{BlobId, ChunkId, ImageId, LayerMetaId};
 use blobs::BlobNumbers;
+use cairn_format::platform::Platform;
 use rocksdb::{
     ColumnFamilyDescriptor, DBCompressionType, IteratorMode, LogLevel, Options, WriteBatch,
     WriteOptions, DB,

@@ -19,8 +19,8 @@ use crate::error::{Error, Result};
 use crate::format::bootstrap::BlobRecord;
 use crate::format::layer_meta::{LayerEntry, LayerMeta};
 use crate::layer::{EntryKind, EntryMeta};
-use crate::ops::tree::join;
-use crate::ops::view::{Found, MergedView, IMPLICIT_DIR_MODE};
+use crate::view::tree::join;
+use crate::view::{Found, MergedView, IMPLICIT_DIR_MODE};
 use fuser::{FileAttr, FileType, INodeNo};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -186,7 +186,7 @@ impl ImageFs {
             return Ok(None);
         };
         let entry = self.layers[layer].entry(ino - self.firsts[layer])?;
-        let path = crate::ops::tree::normalize(&entry.meta.path);
+        let path = crate::view::tree::normalize(&entry.meta.path);
         Ok(Some(Node {
             ino,
             path,

@@ -2,7 +2,7 @@
 //! the store: the merged root filesystem (whiteouts and opaque directories applied) or the
 //! tree as of one layer. Nothing is unpacked; reads decode only the frames they need
 //! (`content.rs`), names and attributes come from the layer objects' indexes (`image_fs.rs`),
-//! `fuse.rs` speaks to the kernel. While mounted, a lease (`lease.rs`) keeps gc from deleting
+//! `fuse.rs` speaks to the kernel. While mounted, a lease (`crate::lease`, in the store layer) keeps gc from deleting
 //! or moving what the mount reads; the store stays readable and writable meanwhile.
 //! Mounts are always `ro,nosuid,nodev`, unless `MountOptions::suid_dev` asks for setuid bits
 //! and devices to work (one image, seen by its mounter only).
@@ -10,16 +10,15 @@
 mod content;
 mod fuse;
 mod image_fs;
-pub(crate) mod lease;
 
 use crate::error::{Error, Result};
 use crate::layout::StoreLayout;
+use crate::lease::{Lease, LeaseGuard};
 use crate::store::Store;
 use crate::ImageId;
 use content::Content;
 use fuse::{CairnFs, Tree};
 use image_fs::ImageFs;
-use lease::{Lease, LeaseGuard};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -100,7 +99,7 @@ impl MountSession {
         for (name, id, top) in chosen {
             let (_, mut layers) = store.image_layers_by_id(&id)?;
             if let Some(top) = top {
-                let top = crate::ops::read::layer_index(&name, layers.len(), top)?;
+                let top = crate::view::layer_index(&name, layers.len(), top)?;
                 layers.truncate(top + 1);
             }
             let fs = ImageFs::new(layers, content.clone(), &format!("image {name:?}"))?;

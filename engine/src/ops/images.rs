@@ -25,3 +25,11 @@ pub fn list(store: &Store) -> Result<Vec<ImageSummary>> {
         })
         .collect()
 }
+
+/// `cairn images`.
+impl crate::store::Store {
+    /// Every named image with its record.
+    pub fn images(&self) -> Result<Vec<ImageSummary>> {
+        list(self)
+    }
+}

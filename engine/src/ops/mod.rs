@@ -1,24 +1,19 @@
-//! One module per operation on a store. Each is reached through one `Store` method.
+//! The commands: one module per command. Each adds its methods to `Store` (or to the writers,
+//! `SharedWriter` and `StoreWriter`) in an `impl` block of its own file; `bundle` (create,
+//! import, inspect, dictionaries) and parts of `report` (the analytics tables, `top_layers`)
+//! are functions the CLI calls with a store. A command uses the store and the shared machinery
+//! below it (`view`, `write`, `rewrite`), never another command, except `plan`, which exports,
+//! and `bundle`'s dictionary build, which converts. The transports (`remote`, `mount`) sit
+//! above.
 
-pub(crate) mod bases;
-pub(crate) mod blob_builder;
 pub mod bundle;
 pub mod convert;
 pub mod export;
-pub mod gc;
-pub(crate) mod image_write;
 pub mod images;
-pub(crate) mod import;
-pub mod optimize;
 pub mod plan;
 pub mod read;
 pub mod remove;
 pub mod repair;
 pub mod report;
-pub mod tree;
 pub mod unpack;
 pub mod verify;
-pub(crate) mod view;
-#[cfg(any(test, feature = "testing"))]
-pub mod whole_image;
-pub(crate) mod written_chunks;

@@ -3,7 +3,7 @@
 //! The image record stays too: a record no name reaches marks a bootstrap that was committed
 //! and then removed, which gc may delete (it drops the record once the file is gone). A
 //! bootstrap without any record is one the index never knew or has lost, and gc refuses to
-//! delete it unless told `--force-orphans` (see `ops::gc`).
+//! delete it unless told `--force-orphans` (see `rewrite::gc`).
 
 use crate::error::Result;
 use crate::index::IndexBatch;
@@ -21,4 +21,12 @@ pub fn remove(store: &StoreWriter, names: &[String]) -> Result<Vec<crate::ImageI
     crate::failpoint::check("rm.index.batch")?;
     store.index().commit(batch)?;
     Ok(ids)
+}
+
+/// `cairn rm`.
+impl crate::store::StoreWriter {
+    /// Removes image names; their data stays until `gc`.
+    pub fn remove(&self, names: &[String]) -> Result<Vec<crate::ImageId>> {
+        remove(self, names)
+    }
 }

@@ -30,8 +30,9 @@ use crate::error::{IoContext, Result};
 use crate::format::blob::{decode_toc, BlobReader, TocEntry};
 use crate::format::ChunkLocation;
 use crate::index::{ImageRecord, Index, IndexBatch, LayerKey, Salvage};
+use crate::layout::hex_files;
 use crate::layout::{StoreLayout, WriterLock};
-use crate::ops::verify::{hex_files, Problem};
+use crate::problem::Problem;
 use crate::progress::{Progress, Unit};
 use crate::store::read_bootstrap;
 use crate::{BlobId, ChunkId, ImageId, LayerMetaId};
@@ -39,8 +40,7 @@ use serde::Serialize;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::Path;
 
-/// The name given to an image that no surviving name reaches.
-pub const RECOVERED_PREFIX: &str = "recovered-";
+pub use crate::index::RECOVERED_PREFIX;
 /// Chunk entries per write batch of the new index.
 const CHUNKS_PER_BATCH: usize = 100_000;
 
@@ -322,7 +322,7 @@ fn read_bootstraps(
             .collect();
         images.push(GoodImage {
             id,
-            record: derived_record(id, &bootstrap, files, meta.len(), mtime),
+            record: crate::index::derived_record(id, &bootstrap, files, meta.len(), mtime),
             mtime,
             blobs: blobs.into_iter().collect(),
             layers: bootstrap
@@ -336,31 +336,6 @@ fn read_bootstraps(
     }
     report.images = images.len() as u64;
     Ok((images, used))
-}
-
-/// The record of an image as far as its bootstrap tells (`new_chunks` and
-/// `added_stored_bytes` are set later; `created` is the file's mtime until then).
-pub(crate) fn derived_record(
-    id: ImageId,
-    bootstrap: &crate::format::bootstrap::Bootstrap,
-    files: u64,
-    size: u64,
-    mtime: std::time::Duration,
-) -> ImageRecord {
-    let source = &bootstrap.source;
-    ImageRecord {
-        image_id: id,
-        bootstrap_size: size,
-        reference: source.reference.clone(),
-        platform: source.platform.clone(),
-        manifest_digest: source.manifest.as_ref().map(|m| m.digest.to_string()),
-        layers: bootstrap.layers.len() as u64,
-        files,
-        logical_bytes: bootstrap.logical_bytes(),
-        new_chunks: 0,
-        added_stored_bytes: 0,
-        created: mtime.as_secs(),
-    }
 }
 
 /// One location per chunk id; a plain frame wins over a delta frame (a delta frame's bases are
@@ -506,4 +481,19 @@ fn write_index(
     index.flush()?;
     drop(index);
     crate::fsutil::fsync_dir(path)
+}
+
+/// `cairn verify --repair-index`.
+impl crate::store::StoreWriter {
+    /// Rebuilds the index of the store in `root` from its blobs and bootstraps, keeping the
+    /// names the old index still gives (see `ops::repair`). Needs no readable index, so it
+    /// opens no `StoreWriter` first; it takes `WRITERS` exclusively and the commit lock itself.
+    pub fn repair_index(root: &Path, progress: &dyn crate::Progress) -> Result<RepairReport> {
+        let layout = StoreLayout::new(root);
+        crate::store::Store::read_config(&layout)?;
+        let _writers = layout.writers_exclusive()?;
+        let lock = layout.lock()?;
+        layout.recover_interrupted_swap(&lock)?;
+        repair_index(&layout, &lock, progress)
+    }
 }

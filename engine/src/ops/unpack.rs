@@ -1,6 +1,6 @@
 //! `unpack`: an image's root filesystem written into a directory while walking the merged view
-//! of its layer objects (`merged`, over `ops::view`), with file content streamed chunk by
-//! chunk (`ops::read::ChunkReader`).
+//! of its layer objects (`merged`, over `view`), with file content streamed chunk by
+//! chunk (`view::ChunkReader`).
 //!
 //! Safety: nothing outside the target directory is ever written, created, linked or chmod-ed,
 //! whatever the image holds. Three rules see to it. (1) Before anything is written, every entry
@@ -23,7 +23,7 @@
 //!
 //! Memory: nothing is held per entry. Rule (1)'s check streams each applied layer's entries
 //! once, noting its hardlinks; the first pass writes as the view's walk goes, its entries
-//! decoded `ops::view::WALK_BATCH` at a time.
+//! decoded `view::WALK_BATCH` at a time.
 //! What must wait is held in memory, proportional to what it is about: the planned hardlinks
 //! (path, entry and source of each visible hardlink, resolved before anything is written) and
 //! the directories' metadata for the last pass (path and `EntryMeta` of each directory). Both
@@ -40,10 +40,10 @@ use crate::format::bootstrap::BlobRecord;
 use crate::format::layer_meta::{LayerEntry, LayerMeta};
 use crate::layer::entry_path::check_path;
 use crate::layer::{EntryKind, EntryMeta};
-use crate::ops::read::{kind_name, layer_index, ChunkReader};
-use crate::ops::tree::{normalize, EntryRef};
 use crate::progress::{Progress, Unit};
 use crate::store::Store;
+use crate::view::tree::{normalize, EntryRef};
+use crate::view::{kind_name, layer_index, ChunkReader};
 use dirs::{out_path, prepare_dir, DirWalker, WalkError};
 use merged::Merged;
 use serde::Serialize;
@@ -122,7 +122,7 @@ pub fn unpack(
     let root = prepare_dir(dir)?;
 
     let as_root = sys::is_root();
-    let mut writer = Writer {
+    let mut writer = TreeWriter {
         image: name,
         out: dir,
         walker: DirWalker::new(root),
@@ -390,7 +390,7 @@ enum Written {
     Skipped,
 }
 
-struct Writer<'a> {
+struct TreeWriter<'a> {
     image: &'a str,
     out: &'a Path,
     walker: DirWalker,
@@ -402,7 +402,7 @@ struct Writer<'a> {
     report: UnpackReport,
 }
 
-impl<'a> Writer<'a> {
+impl<'a> TreeWriter<'a> {
     fn site<'s>(&self, path: &'s [u8], layer: usize, raw: &'s [u8]) -> Site<'s>
     where
         'a: 's,
@@ -601,5 +601,19 @@ impl<'a> Writer<'a> {
             self.meta.apply(Node::Open(fd), meta, &site)?;
         }
         Ok(())
+    }
+}
+
+/// `cairn unpack`.
+impl crate::store::Store {
+    /// Writes the root filesystem of image `name` (as of `options.top_layer`) into `dir`.
+    pub fn unpack(
+        &self,
+        name: &str,
+        dir: &Path,
+        options: &UnpackOptions,
+        progress: &dyn crate::Progress,
+    ) -> Result<UnpackReport> {
+        unpack(self, name, dir, options, progress)
     }
 }

@@ -15,10 +15,13 @@ use crate::format::blob::{decode_toc, BlobReader, TocEntry};
 use crate::format::layer_meta::LayerMeta;
 use crate::format::ChunkLocation;
 use crate::index::LayerKey;
-use crate::ops::read::{write_layer_tar, ChunkReader, LayerTar};
+use crate::layout::hex_files;
+use crate::problem::Problem;
 use crate::progress::NoProgress;
 use crate::progress::Unit;
 use crate::store::Store;
+use crate::view::chunks::check_frames;
+use crate::view::{write_layer_tar, ChunkReader, LayerTar};
 use crate::{BlobId, ChunkId, ImageId, LayerMetaId, Sha256Digest};
 use serde::Serialize;
 use std::collections::{HashMap, HashSet};
@@ -37,13 +40,6 @@ pub struct VerifyReport {
     pub problems: Vec<Problem>,
 }
 
-/// One thing found wrong: the object (blob and offset, image and path, index entry) and what.
-#[derive(Clone, Debug, Serialize)]
-pub struct Problem {
-    pub object: String,
-    pub detail: String,
-}
-
 impl VerifyReport {
     pub fn is_clean(&self) -> bool {
         self.problems.is_empty()
@@ -59,20 +55,6 @@ impl VerifyReport {
 
 /// A blob's ToC by (chunk id, offset).
 type Toc = HashMap<(ChunkId, u64), TocEntry>;
-
-pub(crate) fn hex_files(dir: &std::path::Path) -> Result<Vec<(String, std::path::PathBuf)>> {
-    let mut out = Vec::new();
-    let entries = std::fs::read_dir(dir).map_err(|e| crate::Error::io("read", dir, e))?;
-    for entry in entries {
-        let entry = entry.map_err(|e| crate::Error::io("read", dir, e))?;
-        out.push((
-            entry.file_name().to_string_lossy().into_owned(),
-            entry.path(),
-        ));
-    }
-    out.sort();
-    Ok(out)
-}
 
 pub fn verify(store: &Store, full: bool, progress: &dyn crate::Progress) -> Result<VerifyReport> {
     let mut report = VerifyReport {
@@ -175,54 +157,6 @@ pub fn verify(store: &Store, full: bool, progress: &dyn crate::Progress) -> Resu
     })?;
     progress.finish();
     Ok(report)
-}
-
-/// Decodes every frame of a blob once and checks each chunk in it against its id (a delta
-/// frame's bases come from `bases`, checked against their ids, never deltas). Counts the
-/// chunks checked in `decoded` and reports each problem as (object, detail).
-pub(crate) fn check_frames(
-    reader: &BlobReader,
-    blob: BlobId,
-    toc: &[TocEntry],
-    bases: &dyn crate::format::BaseSource,
-    decoded: &mut u64,
-    problem: &mut dyn FnMut(String, String),
-) {
-    let mut start = 0;
-    while start < toc.len() {
-        let offset = toc[start].slice.offset;
-        let end = start
-            + toc[start..]
-                .iter()
-                .take_while(|e| e.slice.offset == offset)
-                .count();
-        let object = || format!("blob {blob} offset {offset}");
-        match reader.read_frame(&toc[start].location(blob), bases) {
-            Ok(frame) => {
-                for entry in &toc[start..end] {
-                    *decoded += 1;
-                    let checked = entry.location(blob).check().map_err(|e| {
-                        crate::Error::corrupt(object(), format!("chunk {}: {e}", entry.id))
-                    });
-                    let checked = checked.and_then(|()| {
-                        crate::format::chunk_from_frame(
-                            &entry.id,
-                            &frame,
-                            entry.slice.skip,
-                            entry.slice.len,
-                            object,
-                        )
-                        .map(|_| ())
-                    });
-                    if let Err(e) = checked {
-                        problem(object(), e.to_string());
-                    }
-                }
-            }
-            Err(e) => problem(object(), e.to_string()),
-        }
-        start = end;
-    }
 }
 
 fn toc_has(tocs: &HashMap<BlobId, Toc>, id: &ChunkId, location: &ChunkLocation) -> bool {
@@ -387,4 +321,12 @@ fn check_layer_chunks(
         }
     }
     Ok(problems)
+}
+
+/// `cairn verify`.
+impl Store {
+    /// Checks blobs, bootstraps and the index; `full` also decodes every chunk.
+    pub fn verify(&self, full: bool, progress: &dyn crate::Progress) -> Result<VerifyReport> {
+        verify(self, full, progress)
+    }
 }

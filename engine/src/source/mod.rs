@@ -1,18 +1,20 @@
-//! Reading images: an OCI image layout directory (`oci_layout`), a `docker save` archive
-//! (`docker_archive`) or a bare layer tar. Each source is resolved into `ImageSource`s: the
+//! Reading images to convert (inputs from outside, below the commands; knows nothing of the
+//! store): an OCI image layout directory (`oci_layout`), a `docker save` archive
+//! (`docker_archive`), a bare layer tar, or a registry (`registry`, over the registry client
+//! `crate::registry`). Each source is resolved into `ImageSource`s: the
 //! manifest and config bytes (verified against their digests) and, per layer, where its bytes
 //! are and which digests they must have. Layer bytes are verified later, while they stream
 //! through the convert. The OCI JSON documents read here are `oci`'s types.
 
 mod docker_archive;
-#[cfg(feature = "registry")]
-mod docker_config;
 mod oci_layout;
 #[cfg(feature = "registry")]
 pub mod registry;
 mod resolve;
 
 pub use cairn_format::platform::{Platform, PlatformChoice};
+#[cfg(feature = "registry")]
+pub(crate) use resolve::parse_digest;
 
 use crate::error::{Error, IoContext, Result};
 use crate::layer::Compression;

@@ -21,7 +21,7 @@ pub(super) trait Blobs {
     fn layer(&self, digest: &Sha256Digest, size: Option<u64>) -> Result<LayerBytes>;
 }
 
-pub(super) fn parse_digest(text: &str, what: &str) -> Result<Sha256Digest> {
+pub(crate) fn parse_digest(text: &str, what: &str) -> Result<Sha256Digest> {
     Sha256Digest::parse(text).ok_or_else(|| {
         Error::bad_input(
             format!("{what} {text}"),

@@ -3,9 +3,7 @@
 //! this file that breaks transfers on purpose.
 
 use crate::helpers::*;
-use cairn_engine::source::registry::{
-    push, remote_inventory, Credentials, PushOptions, RegistrySpec, Tags,
-};
+use cairn_engine::remote::{push, remote_inventory, Credentials, PushOptions, RegistrySpec, Tags};
 use cairn_engine::{ConvertOptions, Progress, SourceSpec, StoreWriter};
 use cairn_testkit::registry::*;
 use std::collections::HashMap;

@@ -5,7 +5,7 @@
 
 use crate::helpers::*;
 use crate::registry::pull_options;
-use cairn_engine::source::registry::{remote_inventory, Credentials, RegistrySpec, Tags};
+use cairn_engine::remote::{remote_inventory, Credentials, RegistrySpec, Tags};
 use cairn_engine::{SourceSpec, StoreWriter};
 use cairn_testkit::registry::*;
 

@@ -4,7 +4,7 @@
 
 use crate::helpers::*;
 use crate::registry::pull_options;
-use cairn_engine::source::registry::{push, PushOptions, PushReport, RegistrySpec};
+use cairn_engine::remote::{push, PushOptions, PushReport, RegistrySpec};
 use cairn_engine::{ItemProgress, NoProgress, Progress, Store, StoreWriter, Unit};
 use cairn_sample::{LayerCompression, OciLayoutWriter};
 use cairn_testkit::registry::*;

@@ -5,7 +5,7 @@
 //! the store as it was. The timeouts are short (1 s, 2 tries) so that the tests run fast.
 
 use crate::helpers::*;
-use cairn_engine::source::registry::{push, PushOptions, RegistrySpec, Timeouts};
+use cairn_engine::remote::{push, PushOptions, RegistrySpec, Timeouts};
 use cairn_engine::{PlatformChoice, SourceSpec, StoreWriter};
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read, Write};

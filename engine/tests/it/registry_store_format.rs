@@ -4,9 +4,7 @@
 
 use crate::delta::{assert_verify_clean, write_pair};
 use crate::helpers::*;
-use cairn_engine::source::registry::{
-    pull_store_format, push, PushOptions, RegistrySpec, StorePullReport,
-};
+use cairn_engine::remote::{pull_store_format, push, PushOptions, RegistrySpec, StorePullReport};
 use cairn_engine::{NoProgress, SharedWriter, Store};
 use cairn_testkit::registry::*;
 use std::path::Path;
@@ -20,11 +18,7 @@ fn spec(registry: &LocalRegistry, repo_tag: &str) -> RegistrySpec {
     }
 }
 
-fn push_store(
-    store: &Path,
-    name: &str,
-    target: &RegistrySpec,
-) -> cairn_engine::source::registry::PushReport {
+fn push_store(store: &Path, name: &str, target: &RegistrySpec) -> cairn_engine::remote::PushReport {
     let mut options = PushOptions::default();
     options.store_format = true;
     push(

@@ -163,7 +163,7 @@ fn tar_paths(layer: &[u8]) -> Vec<Vec<u8>> {
 }
 
 /// The layers extracted one after the other by GNU tar, with whiteouts applied in between as
-/// `ops::tree::MergedTree` documents: a layer's whiteouts and opaque markers act on the lower
+/// `view::tree::MergedTree` documents: a layer's whiteouts and opaque markers act on the lower
 /// layers before its entries are extracted, and the markers themselves are not kept.
 pub(crate) fn gnu_tar_reference(layers: &[Vec<u8>], work: &Path) -> PathBuf {
     let reference = work.join("reference");

@@ -360,8 +360,13 @@ impl<R: Read> BundleReader<R> {
     pub fn manifest(&mut self, head: &RecordHead) -> Result<BundleManifest> {
         let body = self.body(head)?;
         let (manifest, used): (BundleManifest, usize) =
-            bincode::serde::decode_from_slice(&body, bincode::config::standard())
-                .map_err(|e| self.bad(head.offset, format!("manifest: {e}")))?;
+            // The limit bounds what a length prefix may make the decoder allocate before the
+            // bytes it claims are read (without one, a huge prefix overflows the allocator).
+            bincode::serde::decode_from_slice(
+                &body,
+                bincode::config::standard().with_limit::<{ MAX_LIST as usize }>(),
+            )
+            .map_err(|e| self.bad(head.offset, format!("manifest: {e}")))?;
         if used != body.len() {
             return Err(self.bad(head.offset, "manifest has trailing bytes"));
         }
@@ -456,5 +461,39 @@ impl<R: Read> BundleReader<R> {
             left -= n as u64;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A manifest whose string length prefix claims 2^62 bytes: refused as an error, never
+    /// an allocation of what the prefix claims (found by the bundle_records fuzz target).
+    #[test]
+    fn a_length_prefix_past_the_record_is_an_error() {
+        let manifest = BundleManifest {
+            relies_on: vec![("x".into(), "y".into())],
+            ..BundleManifest::default()
+        };
+        let good = bincode::serde::encode_to_vec(&manifest, bincode::config::standard()).unwrap();
+        let at = good.windows(2).position(|w| w == [1, b'x']).unwrap();
+        let mut body = good[..at].to_vec();
+        body.push(0xFD);
+        body.extend_from_slice(&(1u64 << 62).to_le_bytes());
+        body.extend_from_slice(&good[at + 1..]);
+        let mut writer = BundleWriter::new(Vec::new()).unwrap();
+        writer
+            .record_head(Kind::Manifest, body.len() as u64)
+            .unwrap();
+        writer.put(&body).unwrap();
+        let file = writer.out;
+        let mut reader = BundleReader::new(&file[..], "crafted.cairn").unwrap();
+        let head = reader.next_head().unwrap().unwrap();
+        let err = reader.manifest(&head).unwrap_err().to_string();
+        assert!(
+            err.contains("crafted.cairn") && err.contains("manifest"),
+            "{err}"
+        );
     }
 }

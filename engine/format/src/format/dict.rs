@@ -169,8 +169,12 @@ impl ChunkDictionary {
             .and_then(|d| d.take(decoded_len + 1).read_to_end(&mut encoded))
             .map_err(|e| bad(format!("payload: {e}")))?;
         let (payload, used): (Payload, usize) =
-            bincode::serde::decode_from_slice(&encoded, bincode::config::standard())
-                .map_err(|e| bad(format!("payload: {e}")))?;
+            // The limit bounds what a length prefix may make the decoder allocate up front.
+            bincode::serde::decode_from_slice(
+                &encoded,
+                bincode::config::standard().with_limit::<{ MAX_PAYLOAD as usize }>(),
+            )
+            .map_err(|e| bad(format!("payload: {e}")))?;
         if used != encoded.len() || encoded.len() as u64 != decoded_len {
             return Err(bad("payload has trailing bytes".into()));
         }

@@ -373,7 +373,7 @@ fn frame_record(
         data.extend_from_slice(chunk);
     }
     let level = store.config().compression.level;
-    let compressed = crate::ops::blob_builder::compress(&data, level)
+    let compressed = crate::write::blob_builder::compress(&data, level)
         .map_err(|e| Error::corrupt(object(), format!("zstd compression: {e}")))?;
     let frame_len = data.len() as u32;
     Ok(match compressed {

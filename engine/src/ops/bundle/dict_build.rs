@@ -60,7 +60,7 @@ pub fn build_dict(
     let mut images = Vec::new();
     for name in names {
         let (_, layers) = store.image_layers(name)?;
-        let sizes = crate::ops::report::ChunkSizes::of(&layers)?;
+        let sizes = crate::view::chunk_sets::ChunkSizes::of(&layers)?;
         for chunk in sizes.iter() {
             counts.entry(chunk.id).or_insert((0, chunk.len)).0 += 1;
         }

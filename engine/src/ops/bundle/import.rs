@@ -2,7 +2,7 @@
 //! directory under `tmp/` (its frames appended as stored to new blobs, its objects to files),
 //! refusing it before the frames when a chunk it relies on is missing here; after the end
 //! record's checksum, each image's layer objects are written again with their chunks where
-//! this store has them (the new blobs, or the index), and `ops::import` checks everything whole
+//! this store has them (the new blobs, or the index), and `write::import` checks everything whole
 //! (every arriving layer re-created against its diff_id) and commits all images together, in
 //! one index batch, or none. Nothing is committed before the whole bundle is read and checked.
 
@@ -13,10 +13,10 @@ use crate::format::bootstrap::Bootstrap;
 use crate::format::layer_meta::{LayerMeta, LayerMetaWriter};
 use crate::format::{ChunkLocation, Codec};
 use crate::index::LayerKey;
-use crate::ops::image_write::BlobTable;
-use crate::ops::import::{Arriving, ImportReport, Incoming, IncomingImage};
 use crate::progress::{Progress, Unit};
 use crate::store::{SharedWriter, Writer};
+use crate::write::image_write::BlobTable;
+use crate::write::import::{Arriving, ImportReport, Incoming, IncomingImage};
 use crate::{BlobId, ChunkId, ImageId, LayerMetaId};
 use serde::Serialize;
 use std::collections::HashMap;
@@ -118,7 +118,7 @@ fn import_inner(
     for image in &prepared {
         match store.index().get_ref(&image.name)? {
             Some(id) if id != image.image && !replace => {
-                return Err(crate::ops::import::name_taken(&image.name))
+                return Err(crate::write::import::name_taken(&image.name))
             }
             _ => {}
         }
@@ -136,7 +136,7 @@ fn import_inner(
             .collect(),
         images: prepared,
     };
-    let outcome = crate::ops::import::import(store, &incoming, replace, progress)?;
+    let outcome = crate::write::import::import(store, &incoming, replace, progress)?;
     Ok(BundleImportReport {
         bytes,
         relied_chunks: manifest.relied_chunks,
@@ -199,7 +199,7 @@ fn check_manifest(store: &Writer, manifest: &BundleManifest, what: &str) -> Resu
     if manifest.images.is_empty() {
         return refuse("it holds no image".into());
     }
-    // The names before anything else is read (`ops::import` checks them again).
+    // The names before anything else is read (`write::import` checks them again).
     let mut names = std::collections::HashSet::new();
     for image in &manifest.images {
         crate::check_image_name(&image.name).or_else(|e| refuse(e.to_string()))?;
@@ -242,7 +242,7 @@ fn receive<R: Read>(
                 check_frame(&frame, &head, reader.what())?;
                 if blob
                     .as_ref()
-                    .is_some_and(|w| w.len() >= crate::ops::blob_builder::BLOB_SPLIT_BYTES)
+                    .is_some_and(|w| w.len() >= crate::write::blob_builder::BLOB_SPLIT_BYTES)
                 {
                     let full = blob.take().expect("checked");
                     received.blobs.push(full.seal("import.blob.fsync")?);
@@ -352,7 +352,7 @@ impl Placed<'_> {
     fn size(&self, blob: &BlobId) -> Result<u64> {
         match self.sizes.get(blob) {
             Some(size) => Ok(*size),
-            None => crate::ops::image_write::stored_blob_size(self.store, blob),
+            None => crate::write::image_write::stored_blob_size(self.store, blob),
         }
     }
 }

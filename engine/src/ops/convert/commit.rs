@@ -13,7 +13,7 @@
 
 use super::resolve::{self, Resolved};
 use super::{Count, LayerContent, LayerOutput, LayerReport};
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::format::blob::SealedBlob;
 use crate::format::bootstrap::{Bootstrap, SourceRecord, StoredObject};
 use crate::format::{ChunkLocation, Codec};
@@ -22,17 +22,6 @@ use crate::source::{ImageSource, RawObject};
 use crate::store::Writer;
 use crate::{BlobId, ChunkId};
 use std::collections::{HashMap, HashSet};
-
-/// Refuses a name that is taken, unless it is to be replaced.
-pub(crate) fn check_name(index: &Index, name: &str, replace: bool) -> Result<()> {
-    if !replace && index.get_ref(name)?.is_some() {
-        return Err(Error::Conflict(crate::Conflict::ImageExists {
-            name: name.to_string(),
-            choose: "another --name",
-        }));
-    }
-    Ok(())
-}
 
 /// A converted image, ready to commit.
 pub(super) struct Prepared<'a> {
@@ -135,7 +124,7 @@ fn commit_locked(
     resolved: Resolved,
 ) -> Result<Committed> {
     let blobs: Vec<&SealedBlob> = sealed_blobs(image.outputs).collect();
-    let checked = check_name(index, image.name, image.replace)
+    let checked = crate::write::check_name(index, image.name, image.replace)
         .and_then(|()| Recheck::run(index, &blobs, image.use_indexed_copies));
     let recheck = match checked {
         Ok(recheck) => recheck,
@@ -159,7 +148,7 @@ fn commit_locked(
     }
     // Step 1: blobs, already fsynced, renamed into place; then their chunks indexed (an entry
     // naming a blob in place that no image uses yet is harmless: gc drops it with the blob).
-    let (blobs_written, blob_bytes) = crate::ops::blob_builder::publish(
+    let (blobs_written, blob_bytes) = crate::write::blob_builder::publish(
         store,
         kept.iter().copied(),
         "convert.blob.rename",
@@ -181,7 +170,7 @@ fn commit_locked(
     // Steps 2 and 3: the layer objects, then the bootstrap naming them.
     let bootstrap = bootstrap(image.image, resolved.layers);
     crate::failpoint::check("convert.layer_meta.write")?;
-    let (objects_written, object_bytes) = crate::ops::image_write::publish_layer_objects(
+    let (objects_written, object_bytes) = crate::write::image_write::publish_layer_objects(
         store,
         &resolved.objects.sealed,
         "convert.layer_meta.rename",
@@ -208,7 +197,7 @@ fn commit_locked(
     };
     // The record is committed before the bootstrap is in place (see `publish_bootstrap`); the
     // same image converted again under another name keeps the record of its first convert.
-    let (image_id, bootstrap_bytes) = crate::ops::image_write::publish_bootstrap(
+    let (image_id, bootstrap_bytes) = crate::write::image_write::publish_bootstrap(
         store,
         index,
         &bootstrap,

@@ -21,7 +21,7 @@
 //! every earlier layer is complete before a layer starts.
 
 use super::delta::{BaseOrigin, OldChunk, OldFile, Origin};
-use crate::ops::written_chunks::WrittenChunks;
+use crate::write::written_chunks::WrittenChunks;
 use crate::ChunkId;
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};

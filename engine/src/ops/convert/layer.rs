@@ -19,8 +19,8 @@ use crate::format::blob::SealedBlob;
 use crate::format::bootstrap::ImageLayer;
 use crate::index::LayerKey;
 use crate::layer::{Compression, DigestReader, TarStream};
-use crate::ops::blob_builder::BlobBuilder;
 use crate::source::LayerSource;
+use crate::write::blob_builder::BlobBuilder;
 use crate::ChunkId;
 use rayon::prelude::*;
 use std::io::BufReader;
@@ -296,7 +296,7 @@ fn read_layer(
         let mut sketch_of = None;
         if size > 0 {
             let file = Arc::new(FileRef {
-                path: crate::ops::tree::normalize(&header.meta.path),
+                path: crate::view::tree::normalize(&header.meta.path),
                 size,
                 regular: header.meta.kind == crate::layer::EntryKind::File,
                 sketch: std::sync::OnceLock::new(),

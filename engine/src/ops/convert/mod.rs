@@ -288,7 +288,7 @@ pub fn convert(
     // Checked again under the commit lock: another writer may take a name meanwhile.
     for (name, _) in &named {
         crate::check_image_name(name)?;
-        commit::check_name(store.index(), name, options.replace)?;
+        crate::write::check_name(store.index(), name, options.replace)?;
     }
     let dictionary = if options.dict.is_empty() {
         Dictionary::Store
@@ -477,4 +477,28 @@ fn convert_image(
         layers: outputs.into_iter().map(|o| o.report).collect(),
         totals,
     })
+}
+
+/// `cairn convert` alongside other writers.
+impl crate::store::SharedWriter {
+    /// Converts an image source into the store; other converts may run meanwhile.
+    pub fn convert(
+        &self,
+        options: &ConvertOptions,
+        progress: &dyn Progress,
+    ) -> Result<ConvertReport> {
+        convert(self, options, progress)
+    }
+}
+
+/// `cairn convert` by the exclusive writer.
+impl crate::store::StoreWriter {
+    /// Converts an image source into the store.
+    pub fn convert(
+        &self,
+        options: &ConvertOptions,
+        progress: &dyn Progress,
+    ) -> Result<ConvertReport> {
+        convert(self, options, progress)
+    }
 }

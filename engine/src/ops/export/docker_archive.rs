@@ -10,7 +10,7 @@ use super::{ExportedLayer, Job, Written, WRITE_BUFFER};
 use crate::error::{Error, IoContext, Result};
 use crate::fsutil::{self, PartialFile};
 use crate::oci::{self, media_type, ArchiveManifest};
-use crate::ops::read::{write_layer_tar, ChunkReader, LayerTar};
+use crate::view::{write_layer_tar, ChunkReader, LayerTar};
 use std::collections::{BTreeMap, HashSet};
 use std::fs::File;
 use std::io::{self, BufWriter, Write};

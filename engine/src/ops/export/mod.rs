@@ -8,7 +8,7 @@
 //! against its BLAKE3 id, the whole tar against its diff_id) and streamed, compressed or not
 //! (`layer::compress`), straight into its file, so memory does not grow with a layer. The
 //! config goes out byte for byte as it came in (its digest is the source's); an image converted
-//! from a bare layer file has none and gets a minimal one. Talks to `ops::read` (layer tars),
+//! from a bare layer file has none and gets a minimal one. Talks to `view::layer_tar` (layer tars),
 //! `oci` (the JSON written and read back), `source` (the `oci:` syntax) and `fsutil`
 //! (temporary files, durable renames). Each writer's file says in what order it writes.
 
@@ -343,6 +343,19 @@ struct Job<'a> {
 impl Job<'_> {
     fn layer_label(&self, index: usize, layer: &ImageLayer) -> String {
         format!("image {:?} layer {index} ({})", self.name, layer.diff_id)
+    }
+}
+
+/// `cairn export`.
+impl crate::store::Store {
+    /// Writes image `name` out as an OCI image layout or a docker archive.
+    pub fn export(
+        &self,
+        name: &str,
+        options: &ExportOptions,
+        progress: &dyn crate::Progress,
+    ) -> Result<ExportReport> {
+        export(self, name, options, progress)
     }
 }
 

@@ -326,3 +326,15 @@ fn totals(catalog: &Catalog, bases: &[PlanBase], images: &[PlanImage]) -> PlanTo
         saved_ratio: saved as f64 / bytes_before.max(1) as f64,
     }
 }
+
+/// `cairn plan`.
+impl crate::store::Store {
+    /// Proposes shared base images for these images (and writes those asked for).
+    pub fn plan(
+        &self,
+        options: &PlanOptions,
+        progress: &dyn crate::Progress,
+    ) -> Result<PlanReport> {
+        plan(self, options, progress)
+    }
+}

@@ -7,15 +7,15 @@
 //! holds its target's path and key, so a link is shared only where its target is, in the
 //! same base or a lower one; a link whose target is not a regular file is never shared.
 //!
-//! The view is walked parents before children (`ops::view`), entries decoded a batch at a time;
+//! The view is walked parents before children (`view`), entries decoded a batch at a time;
 //! hardlinks come last, once their targets have been seen, as a tar needs them.
 
 use super::tar_entry;
 use crate::error::Result;
 use crate::format::layer_meta::{LayerEntry, LayerMeta};
 use crate::layer::EntryKind;
-use crate::ops::tree::normalize;
-use crate::ops::view::{record_entries, record_entry, walk_batches, MergedView};
+use crate::view::tree::normalize;
+use crate::view::{record_entries, record_entry, walk_batches, MergedView};
 
 pub(super) type Key = [u8; 32];
 
@@ -118,7 +118,7 @@ fn entry_key(path: &[u8], entry: &LayerEntry, tar_bytes: u64, link: Option<(&[u8
     }
     field(&tar_bytes.to_le_bytes());
     if matches!(meta.kind, EntryKind::File | EntryKind::Other(_)) {
-        field(&crate::ops::report::content_key(entry));
+        field(&crate::view::chunk_sets::content_key(entry));
     }
     if let Some((target, key)) = link {
         field(target);

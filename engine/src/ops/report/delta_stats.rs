@@ -29,7 +29,7 @@ pub(crate) fn delta_stats<'o>(
 ) -> Result<DeltaStats> {
     let mut stats = DeltaStats::default();
     let mut decoded = 0u64;
-    crate::ops::bases::for_each_delta_frame(store, objects, |location, header, bases| {
+    crate::view::bases::for_each_delta_frame(store, objects, |location, header, bases| {
         stats.chunks += 1;
         stats.bytes += location.slice.len as u64;
         stats.stored_bytes += location.slice.stored_len as u64;

@@ -14,8 +14,8 @@ use crate::error::Result;
 use crate::format::bootstrap::Bootstrap;
 use crate::format::layer_meta::{LayerEntry, LayerMeta};
 use crate::layer::EntryKind;
-use crate::ops::view::{record_entries, walk_batches, Found, MergedView};
 use crate::store::Store;
+use crate::view::{record_entries, walk_batches, Found, MergedView};
 use crate::ChunkId;
 use serde::Serialize;
 use std::cmp::Reverse;
@@ -396,4 +396,12 @@ fn file_change(
 /// Equal chunk lists: the same content.
 fn same_content(a: &LayerEntry, b: &LayerEntry) -> bool {
     a.chunks.len() == b.chunks.len() && a.chunks.iter().zip(&b.chunks).all(|(x, y)| x.id == y.id)
+}
+
+/// `cairn diff`.
+impl crate::store::Store {
+    /// What of image `new` image `old` already has (`top`: how many files to list).
+    pub fn diff(&self, old: &str, new: &str, top: usize) -> Result<DiffReport> {
+        diff(self, old, new, top)
+    }
 }

@@ -122,3 +122,11 @@ pub fn top_layers(rows: &[InventoryRow], top: usize) -> Vec<LayerCount> {
     }
     out
 }
+
+/// `cairn inventory` of this store.
+impl crate::store::Store {
+    /// One row per image, platform and layer.
+    pub fn inventory(&self) -> Result<Vec<InventoryRow>> {
+        inventory(self)
+    }
+}

@@ -219,3 +219,11 @@ pub fn stats(store: &Store, names: &[String], matrix: bool) -> Result<StatsRepor
         matrix,
     })
 }
+
+/// `cairn stats`.
+impl crate::store::Store {
+    /// The store's footprint; `names` to detail (all when empty), `matrix` for pairwise sharing.
+    pub fn stats(&self, names: &[String], matrix: bool) -> Result<StatsReport> {
+        stats(self, names, matrix)
+    }
+}

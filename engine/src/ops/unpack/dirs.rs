@@ -4,7 +4,7 @@
 
 use super::{lossy, sys};
 use crate::error::{Error, IoContext, Result};
-use crate::ops::tree::parent_and_name;
+use crate::view::tree::parent_and_name;
 use std::ffi::{CString, OsStr};
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;

@@ -1,4 +1,4 @@
-//! The image as `unpack` writes it: the merged view (`ops::view`) of the applied layer objects,
+//! The image as `unpack` writes it: the merged view (`view`) of the applied layer objects,
 //! walked in the view's order (parents before children) with each visible entry decoded as it
 //! is reached, and per-path lookups as of any layer for resolving hardlinks. Holds nothing per
 //! entry: the view keeps the listings of the directories on the current path, the layer
@@ -7,8 +7,8 @@
 use crate::error::Result;
 use crate::format::layer_meta::{LayerEntry, LayerMeta};
 use crate::layer::EntryKind;
-use crate::ops::tree::EntryRef;
-use crate::ops::view::{record_entries, walk_batches, Found, MergedView};
+use crate::view::tree::EntryRef;
+use crate::view::{record_entries, walk_batches, Found, MergedView};
 
 pub(super) struct Merged<'l> {
     layers: &'l [LayerMeta],
@@ -23,9 +23,9 @@ impl<'l> Merged<'l> {
 
     /// Calls `visit(normalized path, where it comes from, the entry)` for every visible entry
     /// but hardlinks, parents before children, implicit directories included (as
-    /// `ops::view::implicit_dir_meta` entries, with the `EntryRef` of the layer that has them
+    /// `view::implicit_dir_meta` entries, with the `EntryRef` of the layer that has them
     /// and index 0: never looked up); the entries are decoded a batch at a time
-    /// (`ops::view::walk_batches`).
+    /// (`view::walk_batches`).
     pub fn walk_but_hardlinks(
         &self,
         mut visit: impl FnMut(&[u8], EntryRef, LayerEntry) -> Result<()>,

@@ -6,7 +6,7 @@
 //! and its metadata set, as `write_file` does (rule (3) of the module doc).
 
 use super::sys::{self, Node};
-use super::{Site, Writer};
+use super::{Site, TreeWriter};
 use crate::error::{IoContext, Result};
 use crate::format::bootstrap::BlobRecord;
 use crate::format::layer_meta::LayerEntry;
@@ -29,7 +29,7 @@ pub(super) fn refuse_pax_sparse(site: &Site, entry: &LayerEntry) -> Result<()> {
     }
 }
 
-impl Writer<'_> {
+impl TreeWriter<'_> {
     /// An old GNU sparse file: its segments written where its map says, then its real size.
     pub(super) fn write_sparse(
         &mut self,

@@ -1,0 +1,220 @@
+//! `cairn inventory docker://REGISTRY/REPO`: one row per tag, platform and layer, read from
+//! the registry's tag list, indexes, manifests and configs only (no layer is downloaded),
+//! several tags at a time.
+
+use crate::error::{Error, Result};
+use crate::oci::limits::{decode_config, decode_index, decode_manifest};
+use crate::oci::media_type;
+use crate::progress::{Progress, Unit};
+use crate::registry::{
+    check_digest, document_media_type, manifest_at, Connection, Registry, RegistrySpec,
+    MANIFEST_TYPES,
+};
+use crate::Sha256Digest;
+use futures_util::StreamExt;
+use serde::Serialize;
+
+/// Tags read at the same time.
+const TAGS_IN_FLIGHT: usize = 8;
+/// Tags asked for per page of the tag list.
+const TAG_PAGE: usize = 1000;
+
+/// Which tags of the repository.
+#[derive(Clone, Debug)]
+pub enum Tags {
+    /// The reference's own tag (or `latest`).
+    Given,
+    /// Tags matching a pattern (`*` any run of characters, `?` one character).
+    Matching(String),
+    All,
+}
+
+/// One layer of one platform of one tag: the local inventory's columns that a registry can
+/// answer without the layers.
+#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+pub struct RemoteRow {
+    /// `REPO:TAG`.
+    pub name: String,
+    pub manifest_digest: String,
+    pub architecture: String,
+    pub os: String,
+    pub variant: String,
+    pub os_version: String,
+    pub layer_index: usize,
+    pub layer_digest: String,
+    pub layer_size: u64,
+    pub diff_id: String,
+}
+
+/// The rows of the tags `tags` picks in the repository `spec` names, sorted by tag, platform
+/// and layer. `progress` counts tags.
+pub fn remote_inventory(
+    spec: &RegistrySpec,
+    tags: &Tags,
+    progress: &dyn Progress,
+) -> Result<Vec<RemoteRow>> {
+    let registry = Registry::connect(spec)?;
+    let c = &registry.connection;
+    let wanted: Vec<String> = match tags {
+        Tags::Given => vec![c.reference.tag().unwrap_or("latest").to_string()],
+        Tags::Matching(pattern) => registry
+            .runtime
+            .block_on(all_tags(c))?
+            .into_iter()
+            .filter(|t| matches(pattern, t))
+            .collect(),
+        Tags::All => registry.runtime.block_on(all_tags(c))?,
+    };
+    progress.set_length(wanted.len() as u64, Unit::Items);
+    let results: Vec<Result<Vec<RemoteRow>>> = registry.runtime.block_on(async {
+        futures_util::stream::iter(wanted.iter())
+            .map(|tag| async move {
+                let rows = tag_rows(c, tag).await;
+                progress.inc(1);
+                rows
+            })
+            .buffer_unordered(TAGS_IN_FLIGHT)
+            .collect()
+            .await
+    });
+    progress.finish();
+    let mut rows = Vec::new();
+    for result in results {
+        rows.extend(result?);
+    }
+    rows.sort_by(|a, b| {
+        (&a.name, &a.os, &a.architecture, &a.variant, a.layer_index).cmp(&(
+            &b.name,
+            &b.os,
+            &b.architecture,
+            &b.variant,
+            b.layer_index,
+        ))
+    });
+    Ok(rows)
+}
+
+/// Every tag of the repository, page by page.
+async fn all_tags(c: &Connection) -> Result<Vec<String>> {
+    let mut tags: Vec<String> = Vec::new();
+    loop {
+        let last = tags.last().cloned();
+        let page = crate::registry::fetch::with_tries(c, "tag list", || {
+            let list = async {
+                let last = last.as_deref();
+                Ok::<_, crate::registry::fetch::Failure>(
+                    c.client
+                        .list_tags(&c.reference, &c.auth, Some(TAG_PAGE), last)
+                        .await?,
+                )
+            };
+            crate::registry::fetch::within(c, "no answer", list)
+        })
+        .await?;
+        let full = page.tags.len() >= TAG_PAGE;
+        let before = tags.len();
+        tags.extend(page.tags);
+        if !full || tags.len() == before {
+            return Ok(tags);
+        }
+    }
+}
+
+/// `*` matches any run of characters, `?` any one; everything else itself.
+fn matches(pattern: &str, text: &str) -> bool {
+    let (p, t): (Vec<char>, Vec<char>) = (pattern.chars().collect(), text.chars().collect());
+    // match_at[i][j]: pattern[i..] matches text[j..]
+    let mut next = vec![false; t.len() + 1];
+    next[t.len()] = true;
+    for i in (0..p.len()).rev() {
+        let mut here = vec![false; t.len() + 1];
+        for j in (0..=t.len()).rev() {
+            here[j] = match p[i] {
+                '*' => next[j] || (j < t.len() && here[j + 1]),
+                '?' => j < t.len() && next[j + 1],
+                ch => j < t.len() && t[j] == ch && next[j + 1],
+            };
+        }
+        next = here;
+    }
+    next[0]
+}
+
+/// A manifest or index by tag or digest, checked against its digest.
+async fn document(c: &Connection, at: &str) -> Result<(Sha256Digest, Vec<u8>)> {
+    let reference = match at.starts_with("sha256:") {
+        true => c.reference.clone_with_digest(at.to_string()),
+        false => oci_client::Reference::with_tag(
+            c.reference.registry().to_string(),
+            c.reference.repository().to_string(),
+            at.to_string(),
+        ),
+    };
+    let limit = crate::oci::limits::len_limit(media_type::OCI_INDEX);
+    manifest_at(c, &reference, &MANIFEST_TYPES, limit).await
+}
+
+/// The rows of one tag: each platform of its index (or its one manifest).
+async fn tag_rows(c: &Connection, tag: &str) -> Result<Vec<RemoteRow>> {
+    let (digest, bytes) = document(c, tag).await?;
+    let name = format!("{}:{tag}", c.reference.repository());
+    let object = format!("{} {name}", c.url);
+    let mut manifests = Vec::new();
+    match document_media_type(&bytes).as_str() {
+        media_type::OCI_INDEX | media_type::DOCKER_LIST => {
+            let index = decode_index(&bytes, &object)?;
+            for desc in &index.manifests {
+                let (digest, bytes) = document(c, &desc.digest).await?;
+                manifests.push((digest, bytes));
+            }
+        }
+        _ => manifests.push((digest, bytes)),
+    }
+    let mut rows = Vec::new();
+    for (digest, bytes) in manifests {
+        let manifest = decode_manifest(&bytes, &format!("manifest {digest}"))?;
+        let config_digest = crate::source::parse_digest(&manifest.config.digest, "config")?;
+        let object = format!("config {config_digest}");
+        let limit = crate::oci::limits::len_limit(media_type::OCI_CONFIG);
+        let config_bytes =
+            crate::registry::fetch::small_blob(c, &config_digest, &object, limit).await?;
+        check_digest(&config_bytes, &config_digest, &c.url)?;
+        let config = decode_config(&config_bytes, &format!("config {config_digest}"))?;
+        let platform = config.platform();
+        let diff_ids = config.diff_ids();
+        if diff_ids.len() != manifest.layers.len() {
+            return Err(Error::bad_input(
+                format!("manifest {digest} of {name}"),
+                "the layers and the config's diff_ids differ in number",
+            ));
+        }
+        for (i, (layer, diff_id)) in manifest.layers.iter().zip(diff_ids).enumerate() {
+            rows.push(RemoteRow {
+                name: name.clone(),
+                manifest_digest: digest.to_string(),
+                architecture: platform.architecture.clone(),
+                os: platform.os.clone(),
+                variant: platform.variant.clone().unwrap_or_default(),
+                os_version: platform.os_version.clone().unwrap_or_default(),
+                layer_index: i,
+                layer_digest: layer.digest.clone(),
+                layer_size: layer.size.unwrap_or(0),
+                diff_id: diff_id.clone(),
+            });
+        }
+    }
+    Ok(rows)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn tag_patterns() {
+        use super::matches;
+        assert!(matches("v*", "v1.2") && matches("*", "") && matches("v?", "v2"));
+        assert!(
+            !matches("v?", "v10") && !matches("v*", "latest") && matches("*-slim", "3.12-slim")
+        );
+        assert!(matches("a*b*c", "aXXbYYc") && !matches("a*b*c", "aXXbYY"));
+    }
+}
