@@ -65,6 +65,7 @@ fn export(c: &mut Criterion) {
         group.bench_with_input(BenchmarkId::new("demo v1 layer", i), &i, |b, &i| {
             b.iter(|| {
                 store
+                    .store()
                     .export_layer("v1", i, &mut std::io::sink(), &NoProgress)
                     .expect("export")
             })
@@ -92,6 +93,7 @@ fn unpack(c: &mut Criterion) {
             |dir| {
                 let target = dir.path().join("rootfs");
                 store
+                    .store()
                     .unpack("v1", &target, &UnpackOptions::default(), &NoProgress)
                     .expect("unpack");
                 dir

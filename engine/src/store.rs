@@ -93,7 +93,7 @@ pub struct Store {
 
 /// What every writer holds (see the module doc). Fields drop in order: the index closes
 /// before the writer's directory goes and its locks are released.
-pub struct Writer {
+pub(crate) struct Writer {
     store: Store,
     dir: WriterDir,
     /// An exclusive writer's commit lock, held for its whole life.
@@ -101,14 +101,6 @@ pub struct Writer {
     /// What dead writers left under `tmp/`, removed when this one started.
     reclaimed: TmpReclaimed,
     _writers: WritersGuard,
-}
-
-impl std::ops::Deref for Writer {
-    type Target = Store;
-
-    fn deref(&self) -> &Store {
-        &self.store
-    }
 }
 
 /// The index a writer looks chunks up in: its own, or one opened for the purpose.
@@ -146,6 +138,11 @@ impl std::ops::Deref for CommitAccess<'_> {
 }
 
 impl Writer {
+    /// The store, for reading.
+    pub(crate) fn store(&self) -> &Store {
+        &self.store
+    }
+
     /// Opens for writing: takes `WRITERS` (exclusively or shared), then the commit lock, under
     /// which it finishes or undoes an index swap that a crash interrupted, removes what dead
     /// writers left under `tmp/` and creates its own directory there. A shared writer then
@@ -212,9 +209,9 @@ impl Writer {
     /// to see what writers committed since (this one's earlier images among them).
     pub(crate) fn lookup_index(&self, fresh: bool) -> Result<IndexRef<'_>> {
         if self.lock.is_some() || !fresh {
-            return Ok(IndexRef::Borrowed(self.index()));
+            return Ok(IndexRef::Borrowed(self.store().index()));
         }
-        let layout = self.layout();
+        let layout = self.store().layout();
         let index = Index::open_pinned(&layout.index_dir(), &layout.blobs_dir());
         Ok(IndexRef::Owned(Box::new(index.map_err(repair_hint)?)))
     }
@@ -224,13 +221,13 @@ impl Writer {
     pub(crate) fn commit_access(&self) -> Result<CommitAccess<'_>> {
         if self.lock.is_some() {
             return Ok(CommitAccess {
-                index: IndexRef::Borrowed(self.index()),
+                index: IndexRef::Borrowed(self.store().index()),
                 _lock: None,
                 waited: std::time::Duration::ZERO,
             });
         }
         let asked = std::time::Instant::now();
-        let layout = self.layout();
+        let layout = self.store().layout();
         let lock = layout.lock_wait()?;
         let waited = asked.elapsed();
         let index = Index::open(&layout.index_dir(), &layout.blobs_dir()).map_err(repair_hint)?;
@@ -250,15 +247,17 @@ pub struct SharedWriter {
     writer: Writer,
 }
 
-impl std::ops::Deref for SharedWriter {
-    type Target = Writer;
+impl SharedWriter {
+    /// The store this writer adds to, for reading (what it committed so far included).
+    pub fn store(&self) -> &Store {
+        &self.writer.store
+    }
 
-    fn deref(&self) -> &Writer {
+    /// What both kinds of writer hold, for the writing machinery.
+    pub(crate) fn writer(&self) -> &Writer {
         &self.writer
     }
-}
 
-impl SharedWriter {
     /// Opens for adding images; refused at once while gc, rm or the index repair runs.
     pub fn open(root: &Path) -> Result<SharedWriter> {
         Ok(SharedWriter {
@@ -273,15 +272,22 @@ pub struct StoreWriter {
     writer: Writer,
 }
 
-impl std::ops::Deref for StoreWriter {
-    type Target = Writer;
+impl StoreWriter {
+    /// The store this writer changes, for reading.
+    pub fn store(&self) -> &Store {
+        &self.writer.store
+    }
 
-    fn deref(&self) -> &Writer {
+    /// What both kinds of writer hold, for the writing machinery.
+    pub(crate) fn writer(&self) -> &Writer {
         &self.writer
     }
-}
 
-impl StoreWriter {
+    /// What dead writers left under `tmp/`, removed when this writer started.
+    pub fn tmp_reclaimed(&self) -> TmpReclaimed {
+        self.writer.reclaimed
+    }
+
     /// Creates a new store in `root` (which may exist but must be empty).
     pub fn init(root: &Path, options: &InitOptions) -> Result<StoreWriter> {
         options

@@ -41,11 +41,16 @@ pub fn plant_relabelled_layer(
     object: &LayerMetaId,
     diff_id: Sha256Digest,
 ) -> Result<LayerMetaId> {
-    let tmp = store.tmp_file("layer");
-    let id = relabel_layer_object(&store.layer_meta_path(object), *object, &tmp, diff_id)?;
-    std::fs::rename(&tmp, store.layer_meta_path(&id))
+    let tmp = store.writer().tmp_file("layer");
+    let id = relabel_layer_object(
+        &store.store().layer_meta_path(object),
+        *object,
+        &tmp,
+        diff_id,
+    )?;
+    std::fs::rename(&tmp, store.store().layer_meta_path(&id))
         .map_err(|e| crate::Error::io("rename", &tmp, e))?;
-    store.index().commit(IndexBatch {
+    store.store().index().commit(IndexBatch {
         layers: vec![(LayerKey::DiffId(diff_id), id)],
         ..IndexBatch::default()
     })?;
@@ -54,7 +59,7 @@ pub fn plant_relabelled_layer(
 
 /// What an older cairn could have named an image: `name`, unchecked, for image `id`.
 pub fn plant_name(store: &StoreWriter, name: &str, id: crate::ImageId) -> Result<()> {
-    store.index().commit(IndexBatch {
+    store.store().index().commit(IndexBatch {
         refs: vec![(name.to_string(), id)],
         ..IndexBatch::default()
     })
@@ -70,26 +75,29 @@ pub fn plant_relabelled_image(
     layer: usize,
     (diff_id, digest): (Sha256Digest, Sha256Digest),
 ) -> Result<crate::ImageId> {
-    let mut bootstrap = store.bootstrap(name)?;
+    let mut bootstrap = store.store().bootstrap(name)?;
     let target = bootstrap
         .layers
         .get_mut(layer)
         .ok_or_else(|| crate::Error::Usage(format!("no layer {layer}")))?;
-    let tmp = store.tmp_file("layer");
+    let tmp = store.writer().tmp_file("layer");
     let object = relabel_layer_object(
-        &store.layer_meta_path(&target.meta),
+        &store.store().layer_meta_path(&target.meta),
         target.meta,
         &tmp,
         diff_id,
     )?;
-    std::fs::rename(&tmp, store.layer_meta_path(&object))
+    std::fs::rename(&tmp, store.store().layer_meta_path(&object))
         .map_err(|e| crate::Error::io("rename", &tmp, e))?;
     (target.meta, target.diff_id, target.digest) = (object, diff_id, digest);
     let encoded = bootstrap.encode()?;
     let id = crate::format::bootstrap::image_id(&encoded);
-    let path = store.bootstrap_path(&id);
+    let path = store.store().bootstrap_path(&id);
     std::fs::write(&path, &encoded).map_err(|e| crate::Error::io("write", &path, e))?;
-    let files = store.image_record(&store.resolve(name)?)?.files;
+    let files = store
+        .store()
+        .image_record(&store.store().resolve(name)?)?
+        .files;
     let record = crate::index::derived_record(
         id,
         &bootstrap,
@@ -97,7 +105,7 @@ pub fn plant_relabelled_image(
         encoded.len() as u64,
         std::time::Duration::ZERO,
     );
-    store.index().commit(IndexBatch {
+    store.store().index().commit(IndexBatch {
         images: vec![record],
         refs: vec![(new_name.to_string(), id)],
         ..IndexBatch::default()

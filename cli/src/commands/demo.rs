@@ -41,7 +41,9 @@ pub fn run(cli: &Cli, args: &DemoArgs) -> anyhow::Result<()> {
     let mut layers_checked = 0;
     for (name, report) in [("demo:v1", &r1), ("demo:v2", &r2)] {
         for i in 0..report.layers.len() {
-            store.export_layer(name, i, &mut std::io::sink(), &cairn_engine::NoProgress)?;
+            store
+                .store()
+                .export_layer(name, i, &mut std::io::sink(), &cairn_engine::NoProgress)?;
             layers_checked += 1;
         }
     }

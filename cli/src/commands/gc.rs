@@ -81,6 +81,7 @@ pub fn run(cli: &Cli, args: &GcArgs) -> anyhow::Result<()> {
     if r.dead_bootstraps > 0 && r.live_images > 0 {
         // Chunks a removed image shared stay while a named image uses them: say which.
         let names: Vec<String> = store
+            .store()
             .images()?
             .into_iter()
             .map(|i| crate::output::escape(&i.name).into_owned())

@@ -28,10 +28,10 @@ pub fn run(cli: &Cli, args: &InitArgs) -> anyhow::Result<()> {
     let store = StoreWriter::init(&cli.store, &InitOptions::new(chunker, compression))?;
     println!(
         "created store {} (chunker {}, zstd level {}, frames up to {} KiB)",
-        store.root().display(),
-        store.config().chunker.label(),
-        store.config().compression.level,
-        store.config().compression.frame_size >> 10
+        store.store().root().display(),
+        store.store().config().chunker.label(),
+        store.store().config().compression.level,
+        store.store().config().compression.frame_size >> 10
     );
     Ok(())
 }

@@ -59,7 +59,7 @@ fn hostile_names_are_escaped_on_the_terminal_and_refused_as_new_names() {
     assert!(!refused.status.success());
     assert!(String::from_utf8_lossy(&refused.stderr).contains("not allowed"));
     let writer = StoreWriter::open(&store).unwrap();
-    let id = writer.resolve("app:v1").unwrap();
+    let id = writer.store().resolve("app:v1").unwrap();
     cairn_engine::testing::plant_name(&writer, HOSTILE, id).unwrap();
     drop(writer);
     assert_escaped(&ok(cairn(&store, &["images"])));

@@ -15,11 +15,11 @@ pub fn remove(store: &StoreWriter, names: &[String]) -> Result<Vec<crate::ImageI
     let mut batch = IndexBatch::default();
     let mut ids = Vec::new();
     for name in names {
-        ids.push(store.resolve(name)?);
+        ids.push(store.store().resolve(name)?);
         batch.delete_refs.push(name.clone());
     }
     crate::failpoint::check("rm.index.batch")?;
-    store.index().commit(batch)?;
+    store.store().index().commit(batch)?;
     Ok(ids)
 }
 

@@ -58,7 +58,7 @@ pub fn pull_store_format(
     crate::check_image_name(name)?;
     // As a convert: a taken name is refused before anything is downloaded (and again under
     // the commit lock, where one another writer took meanwhile for another image fails).
-    crate::write::check_name(store.index(), name, replace)?;
+    crate::write::check_name(store.store().index(), name, replace)?;
     let registry = Registry::connect(spec)?;
     let c = &registry.connection;
     let origin = format!("{} {}", c.url, c.reference);
@@ -73,7 +73,7 @@ pub fn pull_store_format(
     let config_digest = parse_digest(&manifest.config.digest, "artifact config")?;
     let config_bytes = registry.document(&manifest.config, &config_digest, "artifact config")?;
     let config = ArtifactConfig::decode(&config_bytes, &format!("{origin} config"))?;
-    config.check(&origin, &store.config().chunker)?;
+    config.check(&origin, &store.store().config().chunker)?;
     let mut report = StorePullReport {
         reference: spec.reference.clone(),
         manifest_digest: manifest_digest.to_string(),
@@ -88,7 +88,7 @@ pub fn pull_store_format(
     let result = download_all(&registry, &wanted, progress).and_then(|()| {
         let incoming = incoming(&origin, &config, &wanted, name)?;
         let image_id = incoming.images[0].image.to_string();
-        let outcome = crate::write::import::import(store, &incoming, replace, progress)?;
+        let outcome = crate::write::import::import(store.writer(), &incoming, replace, progress)?;
         // One image: committed, or its name named it already (nothing to do).
         Ok(outcome
             .images
@@ -103,7 +103,7 @@ pub fn pull_store_format(
     let import = match result {
         Ok(import) => import,
         Err(e) => {
-            let _ = store.clear_tmp();
+            let _ = store.writer().clear_tmp();
             return Err(e);
         }
     };
@@ -135,16 +135,18 @@ fn wanted_files(
                         format!("its bootstrap is {id}, its config says {}", config.image),
                     ));
                 }
-                (store.bootstrap_path(id).exists(), "bootstrap")
+                (store.store().bootstrap_path(id).exists(), "bootstrap")
             }
-            ArtifactFile::LayerMeta(id) => (store.layer_meta_path(id).exists(), "layer-meta"),
-            ArtifactFile::Blob(id) => (store.blob_path(id).exists(), "blob"),
+            ArtifactFile::LayerMeta(id) => {
+                (store.store().layer_meta_path(id).exists(), "layer-meta")
+            }
+            ArtifactFile::Blob(id) => (store.store().blob_path(id).exists(), "blob"),
             ArtifactFile::BaseBlob(id) => {
                 let mut indexed = !config.bases_of(id)?.is_empty();
                 for base in config.bases_of(id)? {
-                    indexed &= store.index().get_chunk(&base)?.is_some();
+                    indexed &= store.store().index().get_chunk(&base)?.is_some();
                 }
-                (store.blob_path(id).exists() || indexed, "blob")
+                (store.store().blob_path(id).exists() || indexed, "blob")
             }
         };
         if present {
@@ -153,7 +155,7 @@ fn wanted_files(
         } else {
             report.files_downloaded += 1;
             report.bytes_downloaded += size;
-            let path = store.tmp_file(kind);
+            let path = store.writer().tmp_file(kind);
             wanted.push(Wanted {
                 file,
                 digest,

@@ -90,7 +90,7 @@ pub(crate) fn compress(data: &[u8], level: i32) -> std::io::Result<Option<Vec<u8
 
 impl<'a> BlobBuilder<'a> {
     pub fn new(store: &'a Writer, label: &str, fail_at: &'static str) -> Self {
-        let compression = &store.config().compression;
+        let compression = &store.store().config().compression;
         BlobBuilder {
             store,
             label: label.to_string(),
@@ -281,7 +281,12 @@ pub(crate) fn publish<'b>(
 ) -> Result<(u64, u64)> {
     let files: Vec<_> = sealed
         .into_iter()
-        .map(|b| (&*b.tmp_path, store.blob_path(&b.id), b.size))
+        .map(|b| (&*b.tmp_path, store.store().blob_path(&b.id), b.size))
         .collect();
-    crate::fsutil::publish_sealed(&files, &store.layout().blobs_dir(), fail_at, dir_fail_at)
+    crate::fsutil::publish_sealed(
+        &files,
+        &store.store().layout().blobs_dir(),
+        fail_at,
+        dir_fail_at,
+    )
 }

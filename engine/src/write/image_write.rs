@@ -52,7 +52,7 @@ impl BlobTable {
 
 /// The size of a stored blob (for a blob table naming a blob this write did not create).
 pub(crate) fn stored_blob_size(store: &Writer, blob: &BlobId) -> Result<u64> {
-    let path = store.blob_path(blob);
+    let path = store.store().blob_path(blob);
     Ok(std::fs::metadata(&path)
         .map_err(|e| Error::io("stat blob", &path, e))?
         .len())
@@ -67,9 +67,9 @@ pub(crate) fn publish_layer_objects(
 ) -> Result<(u64, u64)> {
     let files: Vec<_> = sealed
         .iter()
-        .map(|o| (&*o.tmp_path, store.layer_meta_path(&o.id), o.size))
+        .map(|o| (&*o.tmp_path, store.store().layer_meta_path(&o.id), o.size))
         .collect();
-    crate::fsutil::publish_sealed(&files, &store.layout().layers_dir(), fail_at, None)
+    crate::fsutil::publish_sealed(&files, &store.store().layout().layers_dir(), fail_at, None)
 }
 
 /// Writes a bootstrap durably into `bootstraps/` (unless that very bootstrap is there), after
@@ -97,7 +97,7 @@ pub(crate) fn publish_bootstrap(
             ..IndexBatch::default()
         })?;
     }
-    let path = store.bootstrap_path(&image_id);
+    let path = store.store().bootstrap_path(&image_id);
     if !path.exists() {
         crate::fsutil::write_durably(&store.tmp_file("bootstrap"), &path, &encoded, fail_at)?;
     }

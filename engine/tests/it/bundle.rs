@@ -200,7 +200,7 @@ fn layers_of(source: &str) -> Vec<Vec<u8>> {
     let tmp = tempfile::tempdir().unwrap();
     let store = new_store(tmp.path());
     convert(&store, source, "x", &[]).unwrap();
-    export_all(&store, "x")
+    export_all(store.store(), "x")
 }
 
 #[test]

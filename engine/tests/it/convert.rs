@@ -27,7 +27,10 @@ fn every_layer_comes_back_byte_for_byte() {
         assert_eq!(report.images[0].layers.len(), 2);
         for (n, original) in layers.iter().enumerate() {
             let mut out = Vec::new();
-            let diff_id = store.export_layer("t", n, &mut out, &NoProgress).unwrap();
+            let diff_id = store
+                .store()
+                .export_layer("t", n, &mut out, &NoProgress)
+                .unwrap();
             assert_eq!(&out, original, "layer {n} differs");
             assert_eq!(diff_id.to_string(), sha256_hex(original));
         }
@@ -41,7 +44,7 @@ fn metadata_and_merged_view() {
     write_layout(&layout, "t", &tricky_layers(), LayerCompression::Gzip);
     let store = new_store(tmp.path());
     convert(&store, &format!("oci:{}", layout.display()), "t", &[]).unwrap();
-    let bootstrap = store.whole_image("t").unwrap();
+    let bootstrap = store.store().whole_image("t").unwrap();
     let upper = &bootstrap.layers[1];
     let main = upper
         .entries
@@ -81,6 +84,7 @@ fn metadata_and_merged_view() {
     let cat = |path: &str| {
         let mut out = Vec::new();
         store
+            .store()
             .cat("t", path, cairn_engine::Follow::Symlinks, &mut out)
             .map(|_| out)
     };
@@ -120,7 +124,7 @@ fn identical_content_is_stored_once() {
     );
     assert_eq!(second.layer_objects_written, 0);
     assert_eq!(second.totals.chunks, first.totals.chunks);
-    let images = store.images().unwrap();
+    let images = store.store().images().unwrap();
     assert_eq!(images.len(), 2);
     assert_eq!(images[0].record.new_chunks, first.totals.new.chunks);
 }
@@ -150,6 +154,7 @@ fn v2_against_v1_stores_only_what_v1_lacks() {
     for (name, report) in [("v1", &r1), ("v2", &r2)] {
         for i in 0..report.layers.len() {
             store
+                .store()
                 .export_layer(name, i, &mut std::io::sink(), &NoProgress)
                 .unwrap();
         }
@@ -200,6 +205,7 @@ fn multi_arch_index_and_platform_choice() {
     assert_eq!(report.images[0].platform.as_deref(), Some("linux/arm64/v8"));
     let mut out = Vec::new();
     store
+        .store()
         .cat("m", "arch", cairn_engine::Follow::Symlinks, &mut out)
         .unwrap();
     assert_eq!(out, b"arm64");
@@ -235,7 +241,10 @@ fn docker_archive_and_bare_layer_files() {
     .unwrap();
     assert_eq!(report.images[0].layers.len(), 2);
     let mut out = Vec::new();
-    store.export_layer("d", 1, &mut out, &NoProgress).unwrap();
+    store
+        .store()
+        .export_layer("d", 1, &mut out, &NoProgress)
+        .unwrap();
     assert_eq!(out, layers[1]);
 
     // A bare layer, zstd-compressed, recognised by its magic.
@@ -272,7 +281,7 @@ fn a_stored_layer_is_not_read_again() {
     let source = format!("oci:{}", layout.display());
     let first = convert(&store, &source, "a", &[]).unwrap().images.remove(0);
     assert!(first.layers.iter().all(|l| !l.reused_metadata));
-    let before = export_all(&store, "a");
+    let before = export_all(store.store(), "a");
     // Damage every layer blob of the source: were a layer read, its digest check would fail.
     for entry in std::fs::read_dir(layout.join("blobs/sha256")).unwrap() {
         let path = entry.unwrap().path();
@@ -287,7 +296,7 @@ fn a_stored_layer_is_not_read_again() {
         "{second:?}"
     );
     assert_eq!((second.layer_objects_written, second.blobs_written), (0, 0));
-    assert_eq!(export_all(&store, "b"), before);
+    assert_eq!(export_all(store.store(), "b"), before);
     // A dictionary image holding the layers lends them too; one that does not, does not: the
     // layers are read (and fail their digest).
     let third = convert(&store, &source, "c", &["a"])
@@ -341,7 +350,7 @@ fn cat_and_ls_follow_symlinks_inside_the_image_only() {
     convert(&store, &format!("oci:{}", layout.display()), "t", &[]).unwrap();
     let cat = |path: &str, follow: Follow| {
         let mut out = Vec::new();
-        store.cat("t", path, follow, &mut out).map(|_| out)
+        store.store().cat("t", path, follow, &mut out).map(|_| out)
     };
     for path in [
         "/etc/os-release",
@@ -366,6 +375,7 @@ fn cat_and_ls_follow_symlinks_inside_the_image_only() {
     // ls through a symlinked directory lists the target; without following, the link itself.
     let names = |path: &str, follow: Follow| -> Vec<String> {
         store
+            .store()
             .ls_names("t", path, follow)
             .unwrap()
             .into_iter()
@@ -374,7 +384,7 @@ fn cat_and_ls_follow_symlinks_inside_the_image_only() {
     };
     assert_eq!(names("/lib", Follow::Symlinks), vec!["usr/lib/os-release"]);
     assert_eq!(names("/lib", Follow::No), vec!["lib"]);
-    let long = store.ls("t", "/lib", Follow::No).unwrap();
+    let long = store.store().ls("t", "/lib", Follow::No).unwrap();
     assert_eq!(long[0].kind, "symlink");
     assert_eq!(long[0].link_target.as_deref(), Some("usr/lib"));
 }

@@ -87,7 +87,7 @@ fn store_with_delta_pair(
     convert(&store, &v1, "app:v1", &[]).unwrap();
     let report = convert(&store, &v2, "app:v2", &[]).unwrap();
     assert!(report.images[0].totals.delta.chunks > 0, "{report:?}");
-    let expected = export_all(&store, "app:v2");
+    let expected = export_all(store.store(), "app:v2");
     (store, report, expected)
 }
 
@@ -114,9 +114,9 @@ fn a_changed_file_is_stored_as_its_differences_and_read_back_exactly() {
         )
         .unwrap();
         convert_with(&store, &v1, "app:v1", mode);
-        let before = store_bytes(&store);
+        let before = store_bytes(store.store());
         convert_with(&store, &v2, "app:v2", mode);
-        added.push(store_bytes(&store) - before);
+        added.push(store_bytes(store.store()) - before);
         let mut expected = Vec::new();
         let plain = tmp.path().join("v2-plain");
         if !plain.exists() {
@@ -129,9 +129,10 @@ fn a_changed_file_is_stored_as_its_differences_and_read_back_exactly() {
         }
         let reference = Store::open(&plain).unwrap();
         expected.extend(export_all(&reference, "app:v2"));
-        assert_eq!(export_all(&store, "app:v2"), expected, "{mode:?}");
+        assert_eq!(export_all(store.store(), "app:v2"), expected, "{mode:?}");
         let mut cat = Vec::new();
         store
+            .store()
             .cat(
                 "app:v2",
                 "/usr/lib.so",
@@ -149,7 +150,7 @@ fn a_changed_file_is_stored_as_its_differences_and_read_back_exactly() {
             )
             .unwrap();
         assert_eq!(cat, cat_plain);
-        assert_verify_clean(&store);
+        assert_verify_clean(store.store());
     }
     // 300 scattered bytes of 3 MB changed: the delta store adds a small fraction.
     assert!(
@@ -169,15 +170,15 @@ fn gc_keeps_the_bases_of_live_delta_frames_and_compaction_moves_them() {
     store
         .gc(&GcOptions::default().with_compact_below(0.0))
         .unwrap();
-    assert_eq!(export_all(&store, "app:v2"), expected);
-    assert_verify_clean(&store);
+    assert_eq!(export_all(store.store(), "app:v2"), expected);
+    assert_verify_clean(store.store());
     // Compacting every blob moves the bases, and copies the delta frames as they are.
     store
         .gc(&GcOptions::default().with_compact_below(1.0))
         .unwrap();
-    assert_eq!(export_all(&store, "app:v2"), expected);
-    assert_verify_clean(&store);
-    let stats = store.stats(&[], false).unwrap();
+    assert_eq!(export_all(store.store(), "app:v2"), expected);
+    assert_verify_clean(store.store());
+    let stats = store.store().stats(&[], false).unwrap();
     assert_eq!(stats.delta.chunks, report.images[0].totals.delta.chunks);
     drop(store);
     let reopened = Store::open(&tmp.path().join("store")).unwrap();
@@ -190,11 +191,12 @@ fn a_missing_base_is_an_error_naming_it_not_wrong_bytes() {
     let (store, _, _) = store_with_delta_pair(tmp.path());
     // Remove v1 and delete every blob only v1's layer object names: v2's bases go with them.
     let v2_blobs: std::collections::HashSet<String> = {
-        let layers = store.bootstrap("app:v2").unwrap().layers;
+        let layers = store.store().bootstrap("app:v2").unwrap().layers;
         layers
             .iter()
             .flat_map(|l| {
                 store
+                    .store()
                     .layer_meta(&l.meta)
                     .unwrap()
                     .blobs()
@@ -204,7 +206,7 @@ fn a_missing_base_is_an_error_naming_it_not_wrong_bytes() {
             })
             .collect()
     };
-    for entry in std::fs::read_dir(store.root().join("blobs")).unwrap() {
+    for entry in std::fs::read_dir(store.store().root().join("blobs")).unwrap() {
         let path = entry.unwrap().path();
         let name = path.file_name().unwrap().to_string_lossy().to_string();
         if !v2_blobs.contains(&name) {
@@ -254,6 +256,7 @@ fn a_renamed_file_finds_its_old_version_by_its_sketch() {
     );
     let mut out = Vec::new();
     store
+        .store()
         .cat(
             "app:v2",
             "/usr/lib-2.0.so",
@@ -262,12 +265,13 @@ fn a_renamed_file_finds_its_old_version_by_its_sketch() {
         )
         .unwrap();
     assert_eq!(out.len(), 3 << 20);
-    assert_verify_clean(&store);
+    assert_verify_clean(store.store());
     // With v1 removed, gc keeps the bases and drops v1's sketch keys with its object.
     store.remove(&["app:v1".to_string()]).unwrap();
     store.gc(&GcOptions::default()).unwrap();
     let mut again = Vec::new();
     store
+        .store()
         .cat(
             "app:v2",
             "/usr/lib-2.0.so",
@@ -276,14 +280,14 @@ fn a_renamed_file_finds_its_old_version_by_its_sketch() {
         )
         .unwrap();
     assert_eq!(again, out);
-    assert_verify_clean(&store);
+    assert_verify_clean(store.store());
 }
 
 #[test]
 fn the_index_repair_keeps_delta_frames_readable() {
     let tmp = tempfile::tempdir().unwrap();
     let (store, _, expected) = store_with_delta_pair(tmp.path());
-    let root = store.root().to_path_buf();
+    let root = store.store().root().to_path_buf();
     drop(store);
     // Rebuilt from the blobs and bootstraps (the names kept from the old index).
     StoreWriter::repair_index(&root, &NoProgress).unwrap();

@@ -92,21 +92,21 @@ fn a_file_a_later_layer_rewrites_is_stored_as_differences_to_the_earlier_layers_
     }
     // Layer 2 is unrelated to what lies below it: nothing to gain from a delta.
     assert_eq!(auto.layers[2].delta.chunks, 0, "{:?}", auto.layers[2]);
-    let (with, without) = (store_bytes(&store), store_bytes(&off_store));
+    let (with, without) = (store_bytes(store.store()), store_bytes(off_store.store()));
     assert!(
         with * 10 < without * 6,
         "store: {with} with deltas, {without} without"
     );
     // Every layer comes back bit for bit; verify decodes every delta frame.
-    assert_eq!(export_all(&store, "app:v1"), tars);
-    assert_verify_clean(&store);
+    assert_eq!(export_all(store.store(), "app:v1"), tars);
+    assert_verify_clean(store.store());
     // gc keeps the bases (live in the same image); compaction moves them and the deltas.
     for compact_below in [0.0, 1.0] {
         store
             .gc(&GcOptions::default().with_compact_below(compact_below))
             .unwrap();
-        assert_eq!(export_all(&store, "app:v1"), tars);
-        assert_verify_clean(&store);
+        assert_eq!(export_all(store.store(), "app:v1"), tars);
+        assert_verify_clean(store.store());
     }
     drop(store);
     let reopened = Store::open(&tmp.path().join("auto")).unwrap();

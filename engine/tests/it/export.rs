@@ -207,8 +207,8 @@ fn oci_layouts_hold_the_original_images() {
         cairn_sample::demo_layers(2).unwrap(),
     ];
     let bootstraps = [
-        store.whole_image("app:v1").unwrap(),
-        store.whole_image("app:v2").unwrap(),
+        store.store().whole_image("app:v1").unwrap(),
+        store.store().whole_image("app:v2").unwrap(),
     ];
     for (dir, compression, media_type) in [
         (
@@ -233,7 +233,7 @@ fn oci_layouts_hold_the_original_images() {
             ExportTarget::parse(&format!("oci:{}:v1", layout.display())).unwrap(),
         );
         options.compression = compression;
-        let r1 = store.export("app:v1", &options, &counter).unwrap();
+        let r1 = store.store().export("app:v1", &options, &counter).unwrap();
         let tar_bytes: u64 = tars[0].iter().map(|t| t.len() as u64).sum();
         assert_eq!(r1.tar_bytes, tar_bytes);
         assert_eq!(counter.length.load(Ordering::Relaxed), tar_bytes);
@@ -251,7 +251,7 @@ fn oci_layouts_hold_the_original_images() {
         );
         assert!(!r1.config_synthesized);
         let r2 = export(
-            &store,
+            store.store(),
             "app:v2",
             &format!("oci:{}:v2", layout.display()),
             compression,
@@ -287,7 +287,7 @@ fn oci_layouts_hold_the_original_images() {
             continue;
         }
         let again = export(
-            &store,
+            store.store(),
             "app:v1",
             &format!("oci:{}:v1", layout.display()),
             compression,
@@ -295,7 +295,7 @@ fn oci_layouts_hold_the_original_images() {
         assert_eq!(again.manifest_digest, r1.manifest_digest);
         assert!(again.layers.iter().all(|l| l.already_present));
         let other = export(
-            &store,
+            store.store(),
             "app:v1",
             &format!("oci:{}:latest", layout.display()),
             compression,
@@ -346,13 +346,13 @@ fn an_exported_layout_converts_back_to_the_same_image() {
     let store = demo_store(tmp.path());
     let layout = tmp.path().join("out");
     export(
-        &store,
+        store.store(),
         "app:v1",
         &format!("oci:{}:v1", layout.display()),
         Compression::Gzip,
     );
     export(
-        &store,
+        store.store(),
         "app:v2",
         &format!("oci:{}:v2", layout.display()),
         Compression::Zstd,
@@ -372,8 +372,8 @@ fn an_exported_layout_converts_back_to_the_same_image() {
             entry["digest"].as_str()
         );
         assert_same_image(
-            &store.whole_image(name).unwrap(),
-            &second.whole_image(name).unwrap(),
+            &store.store().whole_image(name).unwrap(),
+            &second.store().whole_image(name).unwrap(),
         );
     }
 }
@@ -400,7 +400,7 @@ fn a_docker_archive_converts_back_to_the_same_image() {
     let store = demo_store(tmp.path());
     let file = tmp.path().join("app.tar");
     let report = export(
-        &store,
+        store.store(),
         "app:v2",
         &format!("docker-archive:{}", file.display()),
         Compression::None,
@@ -410,7 +410,7 @@ fn a_docker_archive_converts_back_to_the_same_image() {
     let members = tar_members(&file);
     let manifest: Value = serde_json::from_slice(&members["manifest.json"]).unwrap();
     assert_eq!(manifest[0]["RepoTags"], serde_json::json!(["app:v2"]));
-    let bootstrap = store.whole_image("app:v2").unwrap();
+    let bootstrap = store.store().whole_image("app:v2").unwrap();
     let config = bootstrap.source.config.as_ref().unwrap();
     assert_eq!(
         members[manifest[0]["Config"].as_str().unwrap()],
@@ -433,7 +433,7 @@ fn a_docker_archive_converts_back_to_the_same_image() {
         &[],
     )
     .unwrap();
-    assert_same_image(&bootstrap, &second.whole_image("back").unwrap());
+    assert_same_image(&bootstrap, &second.store().whole_image("back").unwrap());
 
     // A name that is not a docker repo:tag leaves the image untagged.
     let untagged = tmp.path().join("untagged.tar");
@@ -441,7 +441,10 @@ fn a_docker_archive_converts_back_to_the_same_image() {
         ExportTarget::parse(&format!("docker-archive:{}", untagged.display())).unwrap(),
     );
     options.reference = Some("Not-A-Repo".into());
-    let report = store.export("app:v1", &options, &NoProgress).unwrap();
+    let report = store
+        .store()
+        .export("app:v1", &options, &NoProgress)
+        .unwrap();
     assert_eq!(report.reference, None);
     let manifest: Value = serde_json::from_slice(&tar_members(&untagged)["manifest.json"]).unwrap();
     assert_eq!(manifest[0]["RepoTags"], serde_json::json!([]));
@@ -457,7 +460,7 @@ fn a_bare_layer_gets_a_made_up_config() {
     convert(&store, bare.to_str().unwrap(), "bare", &[]).unwrap();
     let layout = tmp.path().join("out");
     let report = export(
-        &store,
+        store.store(),
         "bare",
         &format!("oci:{}", layout.display()),
         Compression::Zstd,
@@ -490,8 +493,8 @@ fn a_bare_layer_gets_a_made_up_config() {
     )
     .unwrap();
     assert_same_layers(
-        &store.whole_image("bare").unwrap(),
-        &second.whole_image("bare").unwrap(),
+        &store.store().whole_image("bare").unwrap(),
+        &second.store().whole_image("bare").unwrap(),
     );
     if let Some(skopeo) = require("the skopeo check", probe::tool("skopeo")) {
         let out =
@@ -515,6 +518,7 @@ fn bad_targets_and_damaged_blobs_are_refused() {
         let mut options = ExportOptions::new(ExportTarget::parse(target).unwrap());
         change(&mut options);
         store
+            .store()
             .export("t", &options, &NoProgress)
             .map_err(|e| e.to_string())
     };
@@ -541,6 +545,7 @@ fn bad_targets_and_damaged_blobs_are_refused() {
         "{err}"
     );
     let err = store
+        .store()
         .export(
             "nope",
             &ExportOptions::new(ExportTarget::parse(&target).unwrap()),
@@ -560,7 +565,7 @@ fn bad_targets_and_damaged_blobs_are_refused() {
             (f, bytes)
         })
         .collect();
-    for entry in std::fs::read_dir(store.root().join("blobs")).unwrap() {
+    for entry in std::fs::read_dir(store.store().root().join("blobs")).unwrap() {
         let path = entry.unwrap().path();
         let mut bytes = std::fs::read(&path).unwrap();
         for b in &mut bytes[100..200] {
@@ -615,7 +620,7 @@ fn skopeo_reads_what_we_write() {
         ("app:v2", "v2", Compression::Zstd),
     ] {
         reports.push(export(
-            &store,
+            store.store(),
             name,
             &format!("oci:{}:{reference}", layout.display()),
             compression,
@@ -656,7 +661,7 @@ fn skopeo_reads_what_we_write() {
 
     let archive = tmp.path().join("app.tar");
     let report = export(
-        &store,
+        store.store(),
         "app:v2",
         &format!("docker-archive:{}", archive.display()),
         Compression::None,

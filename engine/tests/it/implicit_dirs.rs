@@ -356,7 +356,10 @@ fn merged_view_and_unpack_match_gnu_tar_with_and_without_directory_entries() {
 
         let out = work.join("unpacked");
         let options = UnpackOptions::default();
-        store.unpack(&name, &out, &options, &NoProgress).unwrap();
+        store
+            .store()
+            .unpack(&name, &out, &options, &NoProgress)
+            .unwrap();
         let unpacked = walk(&out);
         let context = || format!("seed {seed}");
         assert_eq!(
@@ -375,7 +378,7 @@ fn merged_view_and_unpack_match_gnu_tar_with_and_without_directory_entries() {
             );
         }
 
-        let (seen, implicit) = view_tree(&store, &name);
+        let (seen, implicit) = view_tree(store.store(), &name);
         let expected = as_seen(&reference);
         assert_eq!(
             seen.keys().collect::<Vec<_>>(),
@@ -402,7 +405,7 @@ fn merged_view_and_unpack_match_gnu_tar_with_and_without_directory_entries() {
         stacks += usize::from(!implicit.is_empty());
 
         assert_eq!(
-            export_all(&store, &name),
+            export_all(store.store(), &name),
             layers,
             "export is exact; {}",
             context()
@@ -432,7 +435,10 @@ fn files_under_undeclared_directories_are_listed_and_read() {
     write_layout(&layout, "t", &[layer], LayerCompression::Gzip);
     convert(&store, &format!("oci:{}", layout.display()), "img", &[]).unwrap();
     let names = |dir: &str| -> Vec<(String, &'static str)> {
-        let rows = store.ls_names("img", dir, Follow::Symlinks).unwrap();
+        let rows = store
+            .store()
+            .ls_names("img", dir, Follow::Symlinks)
+            .unwrap();
         rows.into_iter().map(|r| (r.path, r.kind)).collect()
     };
     assert_eq!(
@@ -441,19 +447,22 @@ fn files_under_undeclared_directories_are_listed_and_read() {
     );
     assert_eq!(names("a"), [("a/b".into(), "directory")]);
     assert_eq!(names("a/b"), [("a/b/f.txt".into(), "file")]);
-    let rows = store.ls("img", "a", Follow::Symlinks).unwrap();
+    let rows = store.store().ls("img", "a", Follow::Symlinks).unwrap();
     assert_eq!((rows[0].mode, rows[0].uid, rows[0].mtime), (0o755, 0, 0));
     let mut data = Vec::new();
     store
+        .store()
         .cat("img", "a/b/f.txt", Follow::Symlinks, &mut data)
         .unwrap();
     assert_eq!(data, b"deep");
     let mut data = Vec::new();
     store
+        .store()
         .cat("img", "/a/./b/../b/f.txt", Follow::Symlinks, &mut data)
         .unwrap();
     assert_eq!(data, b"deep");
     let err = store
+        .store()
         .cat("img", "a/b", Follow::Symlinks, &mut Vec::new())
         .unwrap_err();
     assert!(err.to_string().contains("directory"), "{err}");

@@ -266,14 +266,14 @@ fn verify_full_finds_a_layer_key_planted_for_a_relabelled_object() {
     let store = new_store(tmp.path());
     convert(&store, &evil, "app", &[]).unwrap();
     convert(&store, &genuine, "g", &[]).unwrap();
-    let evil_meta = store.bootstrap("app").unwrap().layers[0].meta;
-    let g = store.bootstrap("g").unwrap().layers[0].clone();
-    assert!(store.verify(true, &NoProgress).unwrap().is_clean());
+    let evil_meta = store.store().bootstrap("app").unwrap().layers[0].meta;
+    let g = store.store().bootstrap("g").unwrap().layers[0].clone();
+    assert!(store.store().verify(true, &NoProgress).unwrap().is_clean());
 
     // As an older cairn's import of a relabelled bundle left it.
     let planted =
         cairn_engine::testing::plant_relabelled_layer(&store, &evil_meta, g.diff_id).unwrap();
-    let report = store.verify(true, &NoProgress).unwrap();
+    let report = store.store().verify(true, &NoProgress).unwrap();
     let found = |object: &str, detail: &str| {
         report
             .problems

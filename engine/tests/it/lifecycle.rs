@@ -41,22 +41,22 @@ fn rm_then_gc_frees_only_what_no_image_uses() {
         LayerCompression::Gzip,
     );
     convert(&store, &format!("oci:{}", other.display()), "o", &[]).unwrap();
-    let before_v2 = export_all(&store, "v2");
-    let o_chunks = store.whole_image("o").unwrap().chunks.len() as u64;
-    let blobs_before = std::fs::read_dir(store.root().join("blobs"))
+    let before_v2 = export_all(store.store(), "v2");
+    let o_chunks = store.store().whole_image("o").unwrap().chunks.len() as u64;
+    let blobs_before = std::fs::read_dir(store.store().root().join("blobs"))
         .unwrap()
         .count();
 
     assert!(store.remove(&["nope".to_string()]).is_err());
     store.remove(&["o".to_string()]).unwrap();
-    assert!(store.whole_image("o").is_err());
+    assert!(store.store().whole_image("o").is_err());
     let dry = store.gc(&dry_run()).unwrap();
     assert_eq!(
         (dry.dead_blobs, dry.dead_layer_objects, dry.dead_bootstraps),
         (1, 1, 1)
     );
     assert_eq!(
-        std::fs::read_dir(store.root().join("blobs"))
+        std::fs::read_dir(store.store().root().join("blobs"))
             .unwrap()
             .count(),
         blobs_before
@@ -73,18 +73,18 @@ fn rm_then_gc_frees_only_what_no_image_uses() {
     assert!(report.freed_bytes > 200_000, "{report:?}");
     assert_eq!(report.index_chunks_dropped, o_chunks);
     assert_eq!(
-        std::fs::read_dir(store.root().join("blobs"))
+        std::fs::read_dir(store.store().root().join("blobs"))
             .unwrap()
             .count(),
         blobs_before - 1
     );
-    assert_eq!(export_all(&store, "v2"), before_v2);
+    assert_eq!(export_all(store.store(), "v2"), before_v2);
     // gc dropped the removed layer's index keys with its object: converting it again reads it.
     let again = convert(&store, &format!("oci:{}", other.display()), "o", &[]).unwrap();
     assert!(!again.images[0].layers[0].reused_metadata);
     store.remove(&["o".to_string()]).unwrap();
     store.gc(&GcOptions::default()).unwrap();
-    let verify = store.verify(true, &NoProgress).unwrap();
+    let verify = store.store().verify(true, &NoProgress).unwrap();
     assert!(verify.is_clean(), "{:?}", verify.problems);
     // Nothing left to collect.
     let again = store.gc(&GcOptions::default()).unwrap();
@@ -118,18 +118,18 @@ fn gc_compacts_a_blob_mostly_dead_and_rewrites_the_images_using_it() {
     convert(&store, &format!("oci:{}", both.display()), "both", &[]).unwrap();
     convert(&store, &format!("oci:{}", one.display()), "one", &[]).unwrap();
     // "one" stored nothing new: all its chunks live in the blob of "both".
-    assert_eq!(store.whole_image("one").unwrap().blobs.len(), 1);
-    let old_id = store.resolve("one").unwrap();
-    let before = export_all(&store, "one");
+    assert_eq!(store.store().whole_image("one").unwrap().blobs.len(), 1);
+    let old_id = store.store().resolve("one").unwrap();
+    let before = export_all(store.store(), "one");
     store.remove(&["both".to_string()]).unwrap();
 
     // A dry run reports the compaction and changes nothing.
-    let files_before = data_files(&store);
+    let files_before = data_files(store.store());
     let dry = store.gc(&dry_run()).unwrap();
     assert_eq!(dry.compacted_blobs, 1, "{dry:?}");
     assert_eq!((dry.new_blobs, dry.rewritten_images), (0, 0));
     assert!(dry.freed_bytes > 600_000, "{dry:?}");
-    assert_eq!(data_files(&store), files_before);
+    assert_eq!(data_files(store.store()), files_before);
     // Compaction off: only the bootstrap of "both" goes.
     let off = dry_run().with_compact_below(0.0);
     assert_eq!(store.gc(&off).unwrap().compacted_blobs, 0);
@@ -145,12 +145,12 @@ fn gc_compacts_a_blob_mostly_dead_and_rewrites_the_images_using_it() {
         "{report:?}"
     );
     assert!(report.freed_bytes > 600_000, "{report:?}");
-    let new_id = store.resolve("one").unwrap();
+    let new_id = store.store().resolve("one").unwrap();
     assert_ne!(new_id, old_id);
-    assert_eq!(export_all(&store, "one"), before);
-    let verify = store.verify(true, &NoProgress).unwrap();
+    assert_eq!(export_all(store.store(), "one"), before);
+    let verify = store.store().verify(true, &NoProgress).unwrap();
     assert!(verify.is_clean(), "{:?}", verify.problems);
-    assert_eq!(store.images().unwrap().len(), 1);
+    assert_eq!(store.store().images().unwrap().len(), 1);
     // The new blob holds only what "one" uses; nothing is left to collect or compact.
     let again = store.gc(&GcOptions::default()).unwrap();
     assert_eq!(
@@ -169,13 +169,17 @@ fn gc_refuses_files_the_index_never_knew_unless_forced() {
     let store = demo_store(tmp.path());
     // A bootstrap without an image record: no writer leaves one (each commits the record
     // first), so the index has lost it; with a blob and a layer object no image names.
-    let orphan_blob = store.root().join("blobs").join("ab".repeat(32));
-    let orphan_bootstrap = store.root().join("bootstraps").join("cd".repeat(32));
-    let orphan_object = store.root().join("layers").join("ef".repeat(32));
+    let orphan_blob = store.store().root().join("blobs").join("ab".repeat(32));
+    let orphan_bootstrap = store
+        .store()
+        .root()
+        .join("bootstraps")
+        .join("cd".repeat(32));
+    let orphan_object = store.store().root().join("layers").join("ef".repeat(32));
     std::fs::write(&orphan_blob, b"orphan blob").unwrap();
     std::fs::write(&orphan_bootstrap, b"orphan bootstrap").unwrap();
     std::fs::write(&orphan_object, b"orphan layer object").unwrap();
-    let before = snapshot(&store);
+    let before = snapshot(store.store());
     for dry_run in [true, false] {
         let err = store
             .gc(&GcOptions::default().with_dry_run(dry_run))
@@ -185,7 +189,10 @@ fn gc_refuses_files_the_index_never_knew_unless_forced() {
             err.contains("--force-orphans") && err.contains("verify --repair-index"),
             "{err}"
         );
-        assert!(snapshot(&store) == before, "a refused gc changed the store");
+        assert!(
+            snapshot(store.store()) == before,
+            "a refused gc changed the store"
+        );
     }
     let report = store
         .gc(&GcOptions::default().with_force_orphans(true))
@@ -200,17 +207,17 @@ fn gc_refuses_files_the_index_never_knew_unless_forced() {
         (1, 1, 1, 1)
     );
     assert!(!orphan_blob.exists() && !orphan_bootstrap.exists() && !orphan_object.exists());
-    assert!(store.verify(true, &NoProgress).unwrap().is_clean());
+    assert!(store.store().verify(true, &NoProgress).unwrap().is_clean());
 }
 
 #[test]
 fn verify_full_reports_every_flipped_byte() {
     let tmp = tempfile::tempdir().unwrap();
     let store = demo_store(tmp.path());
-    assert!(store.verify(true, &NoProgress).unwrap().is_clean());
+    assert!(store.store().verify(true, &NoProgress).unwrap().is_clean());
     let mut targets: Vec<std::path::PathBuf> = Vec::new();
     for dir in ["blobs", "layers", "bootstraps"] {
-        let mut files: Vec<_> = std::fs::read_dir(store.root().join(dir))
+        let mut files: Vec<_> = std::fs::read_dir(store.store().root().join(dir))
             .unwrap()
             .map(|e| e.unwrap().path())
             .collect();
@@ -225,7 +232,7 @@ fn verify_full_reports_every_flipped_byte() {
             let mut damaged = original.clone();
             damaged[offset] ^= 0x01;
             std::fs::write(&path, &damaged).unwrap();
-            let report = store.verify(true, &NoProgress).unwrap();
+            let report = store.store().verify(true, &NoProgress).unwrap();
             assert!(
                 !report.is_clean(),
                 "flip at {offset} of {} not reported",
@@ -243,5 +250,5 @@ fn verify_full_reports_every_flipped_byte() {
         }
         std::fs::write(&path, &original).unwrap();
     }
-    assert!(store.verify(true, &NoProgress).unwrap().is_clean());
+    assert!(store.store().verify(true, &NoProgress).unwrap().is_clean());
 }

@@ -403,6 +403,7 @@ fn run(store: &cairn_engine::StoreWriter, act: &Act, dir: &Path) -> cairn_engine
             PlatformChoice::Exact(cairn_engine::Platform::parse(platform).unwrap()),
         ),
         Act::Unpack(name) => store
+            .store()
             .unpack(
                 name,
                 &dir.join(format!("out-{name}")),
@@ -411,10 +412,11 @@ fn run(store: &cairn_engine::StoreWriter, act: &Act, dir: &Path) -> cairn_engine
             )
             .map(|_| ()),
         Act::ExportLayer(name) => store
+            .store()
             .export_layer(name, 0, &mut std::io::sink(), &NoProgress)
             .map(|_| ()),
         Act::Verify => {
-            let report = store.verify(true, &NoProgress)?;
+            let report = store.store().verify(true, &NoProgress)?;
             match report.problems.first() {
                 Some(p) => Err(cairn_engine::Error::Usage(format!(
                     "{}: {}",
@@ -438,8 +440,10 @@ fn malformed_input_table() {
     let mut cases = cases(&work, &store);
 
     // Damaged store data: a bootstrap and a blob footer (restored after their case).
-    let bootstrap = store.bootstrap_path(&store.resolve("good").unwrap());
-    let blob = std::fs::read_dir(store.root().join("blobs"))
+    let bootstrap = store
+        .store()
+        .bootstrap_path(&store.store().resolve("good").unwrap());
+    let blob = std::fs::read_dir(store.store().root().join("blobs"))
         .unwrap()
         .next()
         .unwrap()
@@ -452,8 +456,8 @@ fn malformed_input_table() {
     });
     // The object of layer 0: one byte flipped in its first entry block (read by export-layer),
     // and one in its tables (checked by the object id at open).
-    let object = store.bootstrap("good").unwrap().layers[0].meta;
-    let object_path = store.layer_meta_path(&object);
+    let object = store.store().bootstrap("good").unwrap().layers[0].meta;
+    let object_path = store.store().layer_meta_path(&object);
     cases.push(Case {
         name: "corrupt layer object block",
         act: Act::ExportLayer("good"),
@@ -501,9 +505,9 @@ fn malformed_input_table() {
             bytes[at] ^= 0x10;
             std::fs::write(path, &bytes).unwrap();
         }
-        let before = snapshot(&store);
+        let before = snapshot(store.store());
         let result = run(&store, &case.act, &tmp.path().join("unpacked"));
-        let after = snapshot(&store);
+        let after = snapshot(store.store());
         if let Some((path, original)) = &damaged {
             std::fs::write(path, original).unwrap();
         }

@@ -126,9 +126,9 @@ fn demo_images_through_the_mount_match_gnu_tar_whole_and_by_layer() {
     }
     let tmp = tempfile::tempdir().unwrap();
     let store = demo_store(tmp.path());
-    let root = store.root().to_path_buf();
+    let root = store.store().root().to_path_buf();
     for name in ["v1", "v2"] {
-        let layers = layer_tars(&store, name);
+        let layers = layer_tars(store.store(), name);
         let mounted = Mounted::image(&root, tmp.path().join(format!("m-{name}")), name, None);
         // A hardlink and its target are one inode with two names.
         let link = std::fs::metadata(mounted.dir.join("app/bin/demo")).unwrap();
@@ -155,7 +155,7 @@ fn demo_images_through_the_mount_match_gnu_tar_whole_and_by_layer() {
         .map(|e| e.unwrap().file_name().into_string().unwrap())
         .collect();
     assert_eq!(names.len(), 2, "{names:?}");
-    let layers = layer_tars(&store, "v2");
+    let layers = layer_tars(store.store(), "v2");
     assert_same_as_tar(
         &all.dir.join("v2"),
         &layers,
@@ -171,7 +171,7 @@ fn a_damaged_blob_is_an_io_error_for_the_files_using_it_and_only_them() {
     }
     let tmp = tempfile::tempdir().unwrap();
     let store = demo_store(tmp.path());
-    let root = store.root().to_path_buf();
+    let root = store.store().root().to_path_buf();
     let before = {
         let mounted = Mounted::image(&root, tmp.path().join("m"), "v1", None);
         walk(&mounted.dir)
@@ -217,7 +217,7 @@ fn gc_keeps_what_a_mounted_image_uses_until_it_is_unmounted() {
     }
     let tmp = tempfile::tempdir().unwrap();
     let store = demo_store(tmp.path());
-    let root = store.root().to_path_buf();
+    let root = store.store().root().to_path_buf();
     let mounted = Mounted::image(&root, tmp.path().join("m"), "v2", None);
     let before = walk(&mounted.dir);
     // The store takes new images while mounted.
@@ -258,10 +258,10 @@ fn py_through_the_mount_matches_gnu_tar_and_runs_python_under_overlayfs() {
         let layout = data.join(v);
         convert(&store, &format!("oci:{}:{v}", layout.display()), v, &[]).unwrap();
     }
-    let root = store.root().to_path_buf();
+    let root = store.store().root().to_path_buf();
     for v in ["v1", "v2"] {
         let mounted = Mounted::image(&root, tmp.path().join(format!("m-{v}")), v, None);
-        let layers = layer_tars(&store, v);
+        let layers = layer_tars(store.store(), v);
         assert_same_as_tar(
             &mounted.dir,
             &layers,
@@ -368,7 +368,7 @@ fn an_image_setuid_program_does_not_elevate_and_the_mount_is_nosuid_nodev() {
     .unwrap();
     let store = new_store(tmp.path());
     add_image(&store, tmp.path(), "suid", &[layer]);
-    let root = store.root().to_path_buf();
+    let root = store.store().root().to_path_buf();
     let mut options = MountOptions::default();
     options.images = MountImages::One {
         name: "suid".into(),
@@ -426,7 +426,7 @@ fn undeclared_directories_through_the_mount_match_gnu_tar() {
     }
     let tmp = tempfile::tempdir().unwrap();
     let store = new_store(tmp.path());
-    let root = store.root().to_path_buf();
+    let root = store.store().root().to_path_buf();
     for seed in 0..12 {
         let layers = crate::implicit_dirs::random_stack(seed);
         let name = format!("s{seed}");
@@ -476,7 +476,7 @@ fn find_counts_every_file_of_a_very_deep_tree() {
     let layer = cairn_sample::build_layer_tar(&entries, 1_700_000_000).unwrap();
     let store = new_store(tmp.path());
     add_image(&store, tmp.path(), "deep", &[layer]);
-    let root = store.root().to_path_buf();
+    let root = store.store().root().to_path_buf();
     let mounted = Mounted::image(&root, tmp.path().join("m"), "deep", None);
     let out = Command::new("find")
         .arg(&mounted.dir)

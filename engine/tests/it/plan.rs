@@ -45,7 +45,7 @@ fn plan_and_rebuild(
     options.min_images = 2;
     options.min_saving = 1_000_000;
     options.emit = emit;
-    let report = store.plan(&options, &NoProgress).unwrap();
+    let report = store.store().plan(&options, &NoProgress).unwrap();
     let mut rebuilt = Vec::new();
     for name in names {
         let new = format!("{name}-rebuilt");
@@ -58,8 +58,8 @@ fn plan_and_rebuild(
         .unwrap();
         rebuilt.push(new);
     }
-    let (layers_before, bytes_before) = distinct_layers(store, names);
-    let (layers_after, bytes_after) = distinct_layers(store, &rebuilt);
+    let (layers_before, bytes_before) = distinct_layers(store.store(), names);
+    let (layers_after, bytes_after) = distinct_layers(store.store(), &rebuilt);
     let t = &report.totals;
     assert_eq!(
         (t.layers_before, t.bytes_before),
@@ -68,7 +68,7 @@ fn plan_and_rebuild(
     assert_eq!((t.layers_after, t.bytes_after), (layers_after, bytes_after));
     assert_eq!(t.saved_bytes, bytes_before as i64 - bytes_after as i64);
     for (image, name) in report.images.iter().zip(&rebuilt) {
-        let layers = store.bootstrap(name).unwrap().layers;
+        let layers = store.store().bootstrap(name).unwrap().layers;
         assert_eq!(layers.len(), image.bases.len() + 1, "{name}");
         assert_eq!(layers.last().unwrap().size, image.release_bytes_after);
         for (layer, base) in layers.iter().zip(&image.bases) {
@@ -80,10 +80,12 @@ fn plan_and_rebuild(
         let again = work.join(format!("{name}.rebuilt"));
         let options = UnpackOptions::default();
         store
+            .store()
             .unpack(name, &original, &options, &NoProgress)
             .unwrap();
         let rebuilt_name = format!("{name}-rebuilt");
         store
+            .store()
             .unpack(&rebuilt_name, &again, &options, &NoProgress)
             .unwrap();
         let (a, b) = (walk_without_mtimes(&original), walk_without_mtimes(&again));
@@ -115,10 +117,10 @@ fn demo_pair_rebuilt_on_its_base_is_the_same_filesystem() {
         what: EmitWhat::Base(1),
         target: format!("oci:{}:base", layout.display()),
     }];
-    let again = store.plan(&options, &NoProgress).unwrap();
+    let again = store.store().plan(&options, &NoProgress).unwrap();
     let base = &again.emitted[0];
     assert_eq!(base.layers.len(), 1);
-    let rebuilt = store.bootstrap("v1-rebuilt").unwrap();
+    let rebuilt = store.store().bootstrap("v1-rebuilt").unwrap();
     assert_eq!(
         base.layers[0].diff_id,
         rebuilt.layers[0].diff_id.to_string()
@@ -143,12 +145,16 @@ fn demo_pair_rebuilt_on_its_base_is_the_same_filesystem() {
         };
         let mut options = options.clone();
         options.emit = vec![request(EmitWhat::Base(1)), request(what)];
-        let err = store.plan(&options, &NoProgress).unwrap_err().to_string();
+        let err = store
+            .store()
+            .plan(&options, &NoProgress)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains(text), "{err}");
         assert!(!target.exists());
     }
     options.min_images = 3;
-    assert!(store.plan(&options, &NoProgress).is_err());
+    assert!(store.store().plan(&options, &NoProgress).is_err());
 }
 
 #[test]

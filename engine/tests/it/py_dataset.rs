@@ -66,6 +66,7 @@ fn py_v1_v2_convert_export_and_diff() {
     for (name, report) in [("py:v1", &r1), ("py:v2", &r2)] {
         for (i, layer) in report.layers.iter().enumerate() {
             let diff_id = store
+                .store()
                 .export_layer(name, i, &mut std::io::sink(), &NoProgress)
                 .unwrap();
             assert_eq!(diff_id.to_string(), layer.diff_id);
@@ -73,7 +74,7 @@ fn py_v1_v2_convert_export_and_diff() {
     }
 
     // diff's file- and layer-level figures against an independent computation.
-    let d = store.diff("py:v1", "py:v2", 10).unwrap();
+    let d = store.store().diff("py:v1", "py:v2", 10).unwrap();
     let old: HashSet<String> = layer_blobs(&v1, &r1)
         .iter()
         .flat_map(|b| file_contents(b))
@@ -107,9 +108,10 @@ fn py_unpack_matches_gnu_tar_and_skopeo_reads_the_export() {
         convert(&store, &format!("oci:{}:{v}", layout.display()), v, &[]).unwrap();
     }
     for v in ["v1", "v2"] {
-        let bootstrap = store.whole_image(v).unwrap();
+        let bootstrap = store.store().whole_image(v).unwrap();
         let out = tmp.path().join(format!("rootfs-{v}"));
         let report = store
+            .store()
             .unpack(
                 v,
                 &out,
@@ -124,7 +126,10 @@ fn py_unpack_matches_gnu_tar_and_skopeo_reads_the_export() {
         let layers: Vec<Vec<u8>> = (0..bootstrap.layers.len())
             .map(|i| {
                 let mut tar = Vec::new();
-                store.export_layer(v, i, &mut tar, &NoProgress).unwrap();
+                store
+                    .store()
+                    .export_layer(v, i, &mut tar, &NoProgress)
+                    .unwrap();
                 tar
             })
             .collect();
@@ -148,6 +153,7 @@ fn py_unpack_matches_gnu_tar_and_skopeo_reads_the_export() {
         let target =
             cairn_engine::ExportTarget::parse(&format!("oci:{}:{v}", layout.display())).unwrap();
         store
+            .store()
             .export(v, &cairn_engine::ExportOptions::new(target), &NoProgress)
             .unwrap();
     }

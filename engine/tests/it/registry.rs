@@ -54,13 +54,13 @@ fn pulled_images_equal_their_layouts_and_known_layers_are_not_downloaded() {
     convert(&local, &format!("oci:{}:v2", v2.display()), "v2", &["v1"]).unwrap();
     for name in ["v1", "v2"] {
         assert_eq!(
-            export_all(&pulled, name),
-            export_all(&local, name),
+            export_all(pulled.store(), name),
+            export_all(local.store(), name),
             "{name}"
         );
         assert_eq!(
-            pulled.bootstrap(name).unwrap().source.manifest,
-            local.bootstrap(name).unwrap().source.manifest,
+            pulled.store().bootstrap(name).unwrap().source.manifest,
+            local.store().bootstrap(name).unwrap().source.manifest,
             "{name}: the same manifest bytes"
         );
     }
@@ -81,12 +81,26 @@ fn pulled_images_equal_their_layouts_and_known_layers_are_not_downloaded() {
         timeouts: Default::default(),
     };
     let plain = PushOptions::default();
-    let first = push(&pulled, "v2", &target, &plain, &cairn_engine::NoProgress).unwrap();
+    let first = push(
+        pulled.store(),
+        "v2",
+        &target,
+        &plain,
+        &cairn_engine::NoProgress,
+    )
+    .unwrap();
     assert!(
         first.transferred.blobs_uploaded > 0 && first.transferred.blobs_present == 0,
         "{first:?}"
     );
-    let again = push(&pulled, "v2", &target, &plain, &cairn_engine::NoProgress).unwrap();
+    let again = push(
+        pulled.store(),
+        "v2",
+        &target,
+        &plain,
+        &cairn_engine::NoProgress,
+    )
+    .unwrap();
     assert_eq!(
         (
             again.transferred.blobs_uploaded,
@@ -102,7 +116,10 @@ fn pulled_images_equal_their_layouts_and_known_layers_are_not_downloaded() {
             &cairn_engine::NoProgress,
         )
         .unwrap();
-    assert_eq!(export_all(&fresh, "v2"), export_all(&local, "v2"));
+    assert_eq!(
+        export_all(fresh.store(), "v2"),
+        export_all(local.store(), "v2")
+    );
 
     let missing = pulled.convert(
         &pull_options(&at("nope"), "x", &[]),
@@ -174,7 +191,7 @@ fn remote_inventory_reads_every_tag_and_platform_without_layers() {
             &cairn_engine::NoProgress,
         )
         .unwrap();
-    let local = store.inventory().unwrap();
+    let local = store.store().inventory().unwrap();
     let remote: Vec<_> = rows.iter().filter(|r| r.name == "demo:v1").collect();
     for (l, r) in local.iter().zip(&remote) {
         assert_eq!(
@@ -240,7 +257,7 @@ fn a_registry_killed_mid_pull_leaves_the_store_unchanged_and_a_later_pull_succee
     registry.push(&layout, "v1", "big:v1");
     let reference = format!("{}/big:v1", registry.address);
     let store = new_store(&tmp.path().join("s"));
-    let (files, snap) = (store_files(&store), snapshot(&store));
+    let (files, snap) = (store_files(store.store()), snapshot(store.store()));
 
     let killer = KillAfter {
         registry: &registry,
@@ -259,8 +276,11 @@ fn a_registry_killed_mid_pull_leaves_the_store_unchanged_and_a_later_pull_succee
             && err.contains("gave up after 5 tries"),
         "{err}"
     );
-    assert_eq!((store_files(&store), snapshot(&store)), (files, snap));
-    assert!(store.images().unwrap().is_empty());
+    assert_eq!(
+        (store_files(store.store()), snapshot(store.store())),
+        (files, snap)
+    );
+    assert!(store.store().images().unwrap().is_empty());
 
     // The registry back on the same port and storage: the same pull succeeds.
     registry.restart();
@@ -270,7 +290,7 @@ fn a_registry_killed_mid_pull_leaves_the_store_unchanged_and_a_later_pull_succee
             &cairn_engine::NoProgress,
         )
         .unwrap();
-    assert_eq!(export_all(&store, "big"), vec![tar]);
+    assert_eq!(export_all(store.store(), "big"), vec![tar]);
 }
 
 /// What the fake registry does with a layer's first download.
@@ -414,11 +434,14 @@ fn a_cut_transfer_resumes_and_a_registry_that_keeps_cutting_leaves_the_store_unc
         resumes.downloads.load(Ordering::SeqCst) >= 2,
         "layers were cut"
     );
-    assert_eq!(export_all(&store, "v1"), export_all(&local, "v1"));
+    assert_eq!(
+        export_all(store.store(), "v1"),
+        export_all(local.store(), "v1")
+    );
 
     // A wrong password: a clear error, nothing written.
     let store = new_store(&tmp.path().join("b"));
-    let before = snapshot(&store);
+    let before = snapshot(store.store());
     let err = fake_pull(&store, &resumes, "wrong")
         .unwrap_err()
         .to_string();
@@ -426,7 +449,7 @@ fn a_cut_transfer_resumes_and_a_registry_that_keeps_cutting_leaves_the_store_unc
         err.contains(&resumes.address) && err.to_lowercase().contains("auth"),
         "{err}"
     );
-    assert_eq!(snapshot(&store), before);
+    assert_eq!(snapshot(store.store()), before);
 
     // Every download cut: the pull fails after its tries, naming the blob; the store is as before.
     let breaks = FakeRegistry::start(&v1, Breakage::CutAlways);
@@ -437,6 +460,6 @@ fn a_cut_transfer_resumes_and_a_registry_that_keeps_cutting_leaves_the_store_unc
         err.contains("gave up after") && err.contains("sha256:"),
         "{err}"
     );
-    assert_eq!(snapshot(&store), before);
-    assert!(store.images().unwrap().is_empty());
+    assert_eq!(snapshot(store.store()), before);
+    assert!(store.store().images().unwrap().is_empty());
 }

@@ -42,13 +42,16 @@ fn a_registry_with_basic_auth_serves_the_right_credentials_and_refuses_others_cl
 
     let store = new_store(&tmp.path().join("pulled"));
     pull_as(&store, &reference, credentials(PASSWORD)).unwrap();
-    assert_eq!(export_all(&store, "v1"), export_all(&local, "v1"));
+    assert_eq!(
+        export_all(store.store(), "v1"),
+        export_all(local.store(), "v1")
+    );
 
     // A wrong password, then none at all (this machine's docker config has nothing for a
     // registry on a random port): each fails naming the registry and what to do, and the store
     // is exactly as it was.
     let store = new_store(&tmp.path().join("refused"));
-    let (files, snap) = (store_files(&store), snapshot(&store));
+    let (files, snap) = (store_files(store.store()), snapshot(store.store()));
     let wrong = pull_as(&store, &reference, credentials("not-the-password"))
         .unwrap_err()
         .to_string();
@@ -58,7 +61,7 @@ fn a_registry_with_basic_auth_serves_the_right_credentials_and_refuses_others_cl
         "{wrong}"
     );
     assert_eq!(
-        (store_files(&store), snapshot(&store)),
+        (store_files(store.store()), snapshot(store.store())),
         (files.clone(), snap.clone())
     );
     let anonymous = pull_as(&store, &reference, None).unwrap_err().to_string();
@@ -67,8 +70,11 @@ fn a_registry_with_basic_auth_serves_the_right_credentials_and_refuses_others_cl
             && anonymous.contains("the registry requires credentials and none were found"),
         "{anonymous}"
     );
-    assert_eq!((store_files(&store), snapshot(&store)), (files, snap));
-    assert!(store.images().unwrap().is_empty());
+    assert_eq!(
+        (store_files(store.store()), snapshot(store.store())),
+        (files, snap)
+    );
+    assert!(store.store().images().unwrap().is_empty());
 
     // The remote inventory reads the same way.
     let spec = |password: &str| RegistrySpec {

@@ -39,12 +39,12 @@ fn a_push_mounts_the_blobs_another_repository_has_and_uploads_the_rest() {
     let (v1, _) = cairn_sample::write_demo_layouts(&tmp.path().join("images")).unwrap();
     let store = new_store(&tmp.path().join("s"));
     convert(&store, &format!("oci:{}:v1", v1.display()), "v1", &[]).unwrap();
-    let blobs = store.bootstrap("v1").unwrap().layers.len() as u64 + 1;
-    let first = push_to(&store, &registry.address, "a:v1", &[]);
+    let blobs = store.store().bootstrap("v1").unwrap().layers.len() as u64 + 1;
+    let first = push_to(store.store(), &registry.address, "a:v1", &[]);
     assert_eq!(first.transferred.blobs_uploaded, blobs, "{first:?}");
 
     // Every blob is in `a`: all mounted, none sent; the registry serves the image.
-    let mounted = push_to(&store, &registry.address, "b:v1", &["nowhere", "a"]);
+    let mounted = push_to(store.store(), &registry.address, "b:v1", &["nowhere", "a"]);
     let t = &mounted.transferred;
     assert_eq!(
         (t.blobs_uploaded, t.blobs_present, t.blobs_mounted),
@@ -57,10 +57,13 @@ fn a_push_mounts_the_blobs_another_repository_has_and_uploads_the_rest() {
     let fresh = new_store(&tmp.path().join("fresh"));
     let pulled = pull_options(&format!("{}/b:v1", registry.address), "v1", &[]);
     fresh.convert(&pulled, &NoProgress).unwrap();
-    assert_eq!(export_all(&fresh, "v1"), export_all(&store, "v1"));
+    assert_eq!(
+        export_all(fresh.store(), "v1"),
+        export_all(store.store(), "v1")
+    );
 
     // A repository without them: every blob is uploaded.
-    let uploaded = push_to(&store, &registry.address, "c:v1", &["nowhere"]);
+    let uploaded = push_to(store.store(), &registry.address, "c:v1", &["nowhere"]);
     let t = &uploaded.transferred;
     assert_eq!(
         (t.blobs_uploaded, t.blobs_mounted),
@@ -72,7 +75,7 @@ fn a_push_mounts_the_blobs_another_repository_has_and_uploads_the_rest() {
     let mut options = PushOptions::default();
     options.mount_from = vec!["a:v1".into()];
     let err = push(
-        &store,
+        store.store(),
         "v1",
         &spec(&registry.address, "d:v1"),
         &options,
@@ -303,7 +306,14 @@ fn parallel_uploads_send_every_blob_once_and_retry_what_breaks() {
     });
     let progress = Recorder::default();
     let target = spec(&fake.address, "many:v1");
-    let report = push(&store, "v1", &target, &PushOptions::default(), &progress).unwrap();
+    let report = push(
+        store.store(),
+        "v1",
+        &target,
+        &PushOptions::default(),
+        &progress,
+    )
+    .unwrap();
     let sink = fake.sink.lock().unwrap();
     assert_eq!(report.transferred.blobs_uploaded, 14, "{report:?}");
     assert_eq!(sink.patches_to_fail, 0);
@@ -348,7 +358,14 @@ fn parallel_uploads_send_every_blob_once_and_retry_what_breaks() {
     drop(sink);
 
     // Pushed again: every blob is there already.
-    let again = push(&store, "v1", &target, &PushOptions::default(), &NoProgress).unwrap();
+    let again = push(
+        store.store(),
+        "v1",
+        &target,
+        &PushOptions::default(),
+        &NoProgress,
+    )
+    .unwrap();
     let t = &again.transferred;
     assert_eq!((t.blobs_uploaded, t.blobs_present), (0, 14), "{again:?}");
 }
@@ -364,9 +381,15 @@ fn a_refused_upload_names_the_registry_and_the_blob() {
         ..Sink::default()
     });
     let target = spec(&fake.address, "demo:v1");
-    let err = push(&store, "v1", &target, &PushOptions::default(), &NoProgress)
-        .unwrap_err()
-        .to_string();
+    let err = push(
+        store.store(),
+        "v1",
+        &target,
+        &PushOptions::default(),
+        &NoProgress,
+    )
+    .unwrap_err()
+    .to_string();
     assert!(
         err.contains(&format!("http://{}/v2/demo", fake.address))
             && err.contains("upload of blob sha256:")

@@ -208,13 +208,17 @@ fn pull(store: &StoreWriter, address: &str) -> String {
     let mut options = options("oci:unused", "v1", &[]);
     options.source = SourceSpec::Registry(spec(address));
     options.platform = PlatformChoice::Default;
-    let before = (store_files(store), snapshot(store));
+    let before = (store_files(store.store()), snapshot(store.store()));
     let err = store
         .convert(&options, &cairn_engine::NoProgress)
         .unwrap_err()
         .to_string();
-    assert_eq!((store_files(store), snapshot(store)), before, "{err}");
-    assert!(store.images().unwrap().is_empty());
+    assert_eq!(
+        (store_files(store.store()), snapshot(store.store())),
+        before,
+        "{err}"
+    );
+    assert!(store.store().images().unwrap().is_empty());
     err
 }
 
@@ -254,7 +258,7 @@ fn a_registry_that_stalls_mid_upload_fails_the_push_clearly() {
     // A registry holding no blob, so that every one is uploaded.
     let address = start(&empty, Hostile::Upload);
     let err = push(
-        &store,
+        store.store(),
         "v1",
         &spec(&address),
         &PushOptions::default(),

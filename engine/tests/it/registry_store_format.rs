@@ -200,7 +200,7 @@ fn an_artifact_relabelling_its_layer_as_another_is_refused_with_the_store_unchan
     let source = new_store(&tmp.path().join("source"));
     convert(&source, &evil, "app", &[]).unwrap();
     convert(&source, &genuine, "g", &[]).unwrap();
-    let g = source.bootstrap("g").unwrap().layers[0].clone();
+    let g = source.store().bootstrap("g").unwrap().layers[0].clone();
     // The sender's own store holds "fake": the evil layer claiming the genuine one's ids.
     cairn_engine::testing::plant_relabelled_image(&source, "app", "fake", 0, (g.diff_id, g.digest))
         .unwrap();

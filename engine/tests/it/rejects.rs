@@ -22,7 +22,7 @@ fn corrupt_layer_digest_leaves_store_unchanged() {
     let good = tmp.path().join("good");
     write_layout(&good, "t", &tricky_layers(), LayerCompression::Gzip);
     convert(&store, &format!("oci:{}", good.display()), "good", &[]).unwrap();
-    let before = snapshot(&store);
+    let before = snapshot(store.store());
 
     let bad = tmp.path().join("bad");
     let mut layers = tricky_layers();
@@ -44,9 +44,9 @@ fn corrupt_layer_digest_leaves_store_unchanged() {
         err.contains(name),
         "error should name the layer digest: {err}"
     );
-    assert_eq!(snapshot(&store), before);
+    assert_eq!(snapshot(store.store()), before);
     // The writer's own directory under tmp/ holds only its liveness lock.
-    let left: Vec<_> = std::fs::read_dir(store.root().join("tmp"))
+    let left: Vec<_> = std::fs::read_dir(store.store().root().join("tmp"))
         .unwrap()
         .flat_map(|dir| std::fs::read_dir(dir.unwrap().path()).unwrap())
         .map(|f| f.unwrap().file_name())
@@ -99,12 +99,12 @@ fn wrong_diff_id_is_refused() {
     rewrite_image(&layout, |_, config| {
         config["rootfs"]["diff_ids"][0] = json!(wrong)
     });
-    let before = snapshot(&store);
+    let before = snapshot(store.store());
     let err = convert(&store, &format!("oci:{}", layout.display()), "x", &[])
         .unwrap_err()
         .to_string();
     assert!(err.contains("diff_id") && err.contains(&wrong), "{err}");
-    assert_eq!(snapshot(&store), before);
+    assert_eq!(snapshot(store.store()), before);
 }
 
 #[test]
@@ -123,7 +123,7 @@ fn unknown_layer_media_type_is_refused() {
         err.contains("unsupported layer media type") && err.contains("tar+lz4"),
         "{err}"
     );
-    assert!(store.images().unwrap().is_empty());
+    assert!(store.store().images().unwrap().is_empty());
 }
 
 #[test]
@@ -136,12 +136,12 @@ fn truncated_gzip_layer_is_refused() {
     let gz = gz.finish().unwrap();
     let path = tmp.path().join("layer.tar.gz");
     std::fs::write(&path, &gz[..gz.len() / 2]).unwrap();
-    let before = snapshot(&store);
+    let before = snapshot(store.store());
     let err = convert(&store, path.to_str().unwrap(), "x", &[])
         .unwrap_err()
         .to_string();
     assert!(err.contains("layer 0"), "{err}");
-    assert_eq!(snapshot(&store), before);
+    assert_eq!(snapshot(store.store()), before);
 }
 
 #[test]
@@ -191,7 +191,7 @@ fn missing_blob_bad_json_and_unknown_media_type() {
     .unwrap_err()
     .to_string();
     assert!(err.contains("index.json"), "{err}");
-    assert!(store.images().unwrap().is_empty());
+    assert!(store.store().images().unwrap().is_empty());
 }
 
 #[test]

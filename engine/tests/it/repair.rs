@@ -16,7 +16,7 @@ fn demo_store(dir: &Path) -> (PathBuf, PathBuf) {
     let store = new_store(dir);
     convert(&store, &format!("oci:{}", v1.display()), "v1", &[]).unwrap();
     convert(&store, &format!("oci:{}", v2.display()), "v2", &[]).unwrap();
-    (store.root().to_path_buf(), v2)
+    (store.store().root().to_path_buf(), v2)
 }
 
 /// name -> (image id, record).
@@ -50,8 +50,11 @@ fn a_deleted_index_is_rebuilt_and_every_image_recovered() {
     let tmp = tempfile::tempdir().unwrap();
     let (root, v2_layout) = demo_store(tmp.path());
     let store = StoreWriter::open(&root).unwrap();
-    let before = images(&store);
-    let layers = [export_all(&store, "v1"), export_all(&store, "v2")];
+    let before = images(store.store());
+    let layers = [
+        export_all(store.store(), "v1"),
+        export_all(store.store(), "v2"),
+    ];
     drop(store);
     std::fs::remove_dir_all(root.join("index")).unwrap();
 
@@ -69,15 +72,15 @@ fn a_deleted_index_is_rebuilt_and_every_image_recovered() {
     assert_eq!(report.recovered.len(), 2);
 
     let store = StoreWriter::open(&root).unwrap();
-    assert_clean(&store);
-    let after = images(&store);
+    assert_clean(store.store());
+    let after = images(store.store());
     // Each image is back under recovered-<id>, its record derived from the bootstrap alone.
     for (i, name) in ["v1", "v2"].iter().enumerate() {
         let (id, old) = &before[*name];
         let recovered = format!("{RECOVERED_PREFIX}{}", id.short());
         let (new_id, record) = &after[&recovered];
         assert_eq!(new_id, id);
-        assert_eq!(export_all(&store, &recovered), layers[i]);
+        assert_eq!(export_all(store.store(), &recovered), layers[i]);
         let derived = ImageRecord {
             created: old.created,
             ..record.clone()
@@ -102,7 +105,7 @@ fn a_deleted_index_is_rebuilt_and_every_image_recovered() {
     // The rebuilt `layers` entries let it reuse every layer object without reading a layer.
     assert!(image.layers.iter().all(|l| l.reused_metadata), "{image:?}");
     assert_eq!(image.blobs_written, 0);
-    assert_clean(&store);
+    assert_clean(store.store());
 }
 
 #[test]
@@ -118,10 +121,10 @@ fn wrong_chunk_entries_are_fixed_and_names_kept() {
     );
     let store = StoreWriter::open(&root).unwrap();
     convert(&store, &format!("oci:{}", other.display()), "o", &[]).unwrap();
-    let removed = store.resolve("o").unwrap();
+    let removed = store.store().resolve("o").unwrap();
     store.remove(&["o".to_string()]).unwrap();
-    let before = images(&store);
-    let v1 = store.whole_image("v1").unwrap();
+    let before = images(store.store());
+    let v1 = store.store().whole_image("v1").unwrap();
     drop(store);
 
     // One chunk entry deleted, another pointing at a third chunk's ToC record (an index key is
@@ -165,8 +168,8 @@ fn wrong_chunk_entries_are_fixed_and_names_kept() {
     assert_eq!(report.recovered[0].name, recovered);
 
     let store = StoreWriter::open(&root).unwrap();
-    assert_clean(&store);
-    let mut after = images(&store);
+    assert_clean(store.store());
+    let mut after = images(store.store());
     assert_eq!(after.remove(&recovered).unwrap().0, removed);
     // The kept names' records are unchanged (created and the convert's figures kept).
     assert_eq!(after, before);
@@ -190,8 +193,9 @@ fn damaged_files_are_reported_and_left_on_disk() {
     );
     let store = StoreWriter::open(&root).unwrap();
     convert(&store, &format!("oci:{}", other.display()), "o", &[]).unwrap();
-    let v1_layers = export_all(&store, "v1");
+    let v1_layers = export_all(store.store(), "v1");
     let v1_blobs: Vec<_> = store
+        .store()
         .whole_image("v1")
         .unwrap()
         .blobs
@@ -200,6 +204,7 @@ fn damaged_files_are_reported_and_left_on_disk() {
         .collect();
     // A blob only v2 uses: its own new chunks.
     let v2_only = store
+        .store()
         .whole_image("v2")
         .unwrap()
         .blobs
@@ -207,9 +212,12 @@ fn damaged_files_are_reported_and_left_on_disk() {
         .map(|b| b.id)
         .find(|id| !v1_blobs.contains(id))
         .unwrap();
-    let (v2, o) = (store.resolve("v2").unwrap(), store.resolve("o").unwrap());
-    let blob_path = store.blob_path(&v2_only);
-    let bootstrap_path = store.bootstrap_path(&o);
+    let (v2, o) = (
+        store.store().resolve("v2").unwrap(),
+        store.store().resolve("o").unwrap(),
+    );
+    let blob_path = store.store().blob_path(&v2_only);
+    let bootstrap_path = store.store().bootstrap_path(&o);
     drop(store);
 
     // The blob's footer magic and one byte of the bootstrap's payload.
@@ -244,8 +252,8 @@ fn damaged_files_are_reported_and_left_on_disk() {
     assert_eq!(std::fs::read(&bootstrap_path).unwrap(), damaged_bootstrap);
 
     let store = StoreWriter::open(&root).unwrap();
-    assert_eq!(export_all(&store, "v1"), v1_layers);
-    let verify = store.verify(false, &NoProgress).unwrap();
+    assert_eq!(export_all(store.store(), "v1"), v1_layers);
+    let verify = store.store().verify(false, &NoProgress).unwrap();
     assert!(
         verify
             .problems
@@ -254,7 +262,7 @@ fn damaged_files_are_reported_and_left_on_disk() {
         "{:?}",
         verify.problems
     );
-    assert!(store.whole_image("o").is_err());
+    assert!(store.store().whole_image("o").is_err());
 }
 
 #[test]
@@ -262,8 +270,8 @@ fn a_swap_interrupted_by_a_crash_is_undone_or_finished() {
     let tmp = tempfile::tempdir().unwrap();
     let (root, _) = demo_store(tmp.path());
     let store = StoreWriter::open(&root).unwrap();
-    let before = images(&store);
-    let v1_layers = export_all(&store, "v1");
+    let before = images(store.store());
+    let v1_layers = export_all(store.store(), "v1");
     // The writer lock is held: repair waits for no one and changes nothing.
     assert!(matches!(
         StoreWriter::repair_index(&root, &NoProgress),
@@ -289,9 +297,9 @@ fn a_swap_interrupted_by_a_crash_is_undone_or_finished() {
     drop(reader);
     let store = StoreWriter::open(&root).unwrap();
     assert!(index.is_dir() && !old.exists() && !new.exists());
-    assert_eq!(images(&store), before);
-    assert_eq!(export_all(&store, "v1"), v1_layers);
-    assert_clean(&store);
+    assert_eq!(images(store.store()), before);
+    assert_eq!(export_all(store.store(), "v1"), v1_layers);
+    assert_clean(store.store());
     drop(store);
 
     // Crash after the swap, before `index.old` was removed; and one before it began.
@@ -299,7 +307,7 @@ fn a_swap_interrupted_by_a_crash_is_undone_or_finished() {
     half_built(&new);
     let store = StoreWriter::open(&root).unwrap();
     assert!(index.is_dir() && !old.exists() && !new.exists());
-    assert_eq!(images(&store), before);
+    assert_eq!(images(store.store()), before);
     drop(store);
 
     // A crash while building: repair runs again from the start.
@@ -308,8 +316,8 @@ fn a_swap_interrupted_by_a_crash_is_undone_or_finished() {
     assert_eq!(report.refs_kept.len(), 2);
     assert!(index.is_dir() && !old.exists() && !new.exists());
     let store = StoreWriter::open(&root).unwrap();
-    assert_eq!(images(&store), before);
-    assert_clean(&store);
+    assert_eq!(images(store.store()), before);
+    assert_clean(store.store());
 }
 
 /// Every file under `root` with its bytes' hash.

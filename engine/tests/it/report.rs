@@ -44,7 +44,7 @@ fn known_sharing_gives_exact_figures() {
     )
     .unwrap();
 
-    let d = store.diff("a", "b", 10).unwrap();
+    let d = store.store().diff("a", "b", 10).unwrap();
     assert_eq!(d.new_logical_bytes, 65_000);
     assert_eq!((d.new_unique_chunks, d.new_unique_bytes), (4, 65_000));
     assert_eq!((d.shared_chunks, d.shared_bytes), (2, 40_000));
@@ -73,7 +73,7 @@ fn known_sharing_gives_exact_figures() {
     assert_eq!(d.layers[0].shared_bytes, 40_000);
     assert_eq!(d.layers[0].best_match, Some(0));
 
-    let s = store.stats(&[], true).unwrap();
+    let s = store.store().stats(&[], true).unwrap();
     assert_eq!(s.images, 2);
     assert_eq!(s.unique_chunks, 5);
     assert_eq!(s.unique_chunk_bytes, 85_000);
@@ -88,7 +88,7 @@ fn known_sharing_gives_exact_figures() {
     assert_eq!(m.share[1][0], 40_000.0 / 65_000.0);
     assert_eq!(m.share[0][0], 1.0);
 
-    let rows = store.inventory().unwrap();
+    let rows = store.store().inventory().unwrap();
     assert_eq!(rows.len(), 2);
     assert_eq!(rows[0].name, "a");
     assert_eq!(rows[0].os, "linux");
@@ -120,7 +120,7 @@ fn file_and_layer_figures_match_an_independent_computation() {
     let store = new_store(tmp.path());
     let r1 = convert(&store, &format!("oci:{}", v1.display()), "v1", &[]).unwrap();
     let r2 = convert(&store, &format!("oci:{}", v2.display()), "v2", &["v1"]).unwrap();
-    let d = store.diff("v1", "v2", 5).unwrap();
+    let d = store.store().diff("v1", "v2", 5).unwrap();
 
     let old_layers = cairn_sample::demo_layers(1).unwrap();
     let new_layers = cairn_sample::demo_layers(2).unwrap();

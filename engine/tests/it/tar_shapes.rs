@@ -27,14 +27,14 @@ fn base_tar() -> Vec<u8> {
 fn convert_file(store: &cairn_engine::StoreWriter, dir: &Path, name: &str, tar: &[u8]) -> bool {
     let path = dir.join(format!("{name}.tar"));
     std::fs::write(&path, tar).unwrap();
-    let before = snapshot(store);
+    let before = snapshot(store.store());
     match convert(store, &path.display().to_string(), name, &[]) {
         Ok(_) => true,
         Err(e) => {
             let text = e.to_string();
             assert!(text.contains(&format!("{name}.tar")), "{name}: {text}");
             assert_eq!(
-                snapshot(store),
+                snapshot(store.store()),
                 before,
                 "{name}: a refused convert changed the store"
             );
@@ -115,7 +115,7 @@ fn every_tar_shape_converts_exactly_or_is_refused() {
     let mut accepted = Vec::new();
     for (name, tar) in shapes() {
         if convert_file(&store, &work, &name, &tar) {
-            assert_round_trip(&store, &name, &tar);
+            assert_round_trip(store.store(), &name, &tar);
             accepted.push(name);
         }
     }
@@ -135,7 +135,7 @@ fn every_tar_shape_converts_exactly_or_is_refused() {
         .iter()
         .any(|a| a == "in-content" || a == "in-header"));
     // Every accepted layer's bootstrap, object and chunks check out, whatever its length.
-    let report = store.verify(true, &NoProgress).unwrap();
+    let report = store.store().verify(true, &NoProgress).unwrap();
     assert!(report.problems.is_empty(), "{:?}", report.problems);
     // And the store opens read-only and gives them back again.
     drop(store);
@@ -158,9 +158,9 @@ fn extra_zero_blocks_and_a_partial_last_block_round_trip() {
     assert_eq!(partial.len() % 512, 408);
     for (name, t) in [("extra-zeros", &extra), ("partial", &partial)] {
         assert!(convert_file(&store, tmp.path(), name, t), "{name} refused");
-        assert_round_trip(&store, name, t);
+        assert_round_trip(store.store(), name, t);
     }
-    let report = store.verify(true, &NoProgress).unwrap();
+    let report = store.store().verify(true, &NoProgress).unwrap();
     assert!(report.problems.is_empty(), "{:?}", report.problems);
 }
 
@@ -204,13 +204,13 @@ fn header_floods_are_refused_and_leave_the_store_unchanged() {
         let gz = pax_flood_gz(count, len);
         let path = tmp.path().join(format!("{name}.tar.gz"));
         std::fs::write(&path, &gz).unwrap();
-        let before = snapshot(&store);
+        let before = snapshot(store.store());
         let err = convert(&store, &path.display().to_string(), name, &[])
             .unwrap_err()
             .to_string();
         assert!(err.contains(&format!("{name}.tar.gz")), "{err}");
         assert!(err.contains("extension entries"), "{err}");
-        assert_eq!(snapshot(&store), before);
+        assert_eq!(snapshot(store.store()), before);
     }
     // A few PAX headers of modest size before one entry are fine.
     let gz = pax_flood_gz(8, 100_000);
@@ -270,9 +270,10 @@ fn gnu_sparse_files_unpack_as_gnu_tar_extracts_them() {
     );
     let store = new_store(tmp.path());
     assert!(convert_file(&store, tmp.path(), "gnu", &layer));
-    assert_round_trip(&store, "gnu", &layer);
+    assert_round_trip(store.store(), "gnu", &layer);
     let out = tmp.path().join("out");
     let report = store
+        .store()
         .unpack("gnu", &out, &UnpackOptions::default(), &NoProgress)
         .unwrap();
     assert!(report.skipped.is_empty(), "{:?}", report.skipped);
@@ -314,8 +315,9 @@ fn gnu_sparse_files_unpack_as_gnu_tar_extracts_them() {
     );
     let layer = std::fs::read(&pax).unwrap();
     assert!(convert_file(&store, tmp.path(), "pax", &layer));
-    assert_round_trip(&store, "pax", &layer);
+    assert_round_trip(store.store(), "pax", &layer);
     let err = store
+        .store()
         .unpack(
             "pax",
             &tmp.path().join("out-pax"),

@@ -33,7 +33,7 @@ fn tricky_layers_round_trip() {
     let store = new_store(tmp.path());
     add_image(&store, tmp.path(), "t", &tricky_layers());
     let out = tmp.path().join("out");
-    let report = unpack(&store, "t", &out).unwrap();
+    let report = unpack(store.store(), "t", &out).unwrap();
 
     let files: Vec<(&[u8], Vec<u8>, u32)> = vec![
         (b"etc/issue", b"cairn test\n".to_vec(), 0o644),
@@ -132,6 +132,7 @@ fn tricky_layers_round_trip() {
         let mut strict = UnpackOptions::default();
         strict.strict_xattrs = true;
         let err = store
+            .store()
             .unpack("t", &tmp.path().join("strict"), &strict, &NoProgress)
             .unwrap_err()
             .to_string();
@@ -154,7 +155,7 @@ fn demo_images_match_gnu_tar() {
         let name = format!("v{version}");
         convert(&store, &format!("oci:{}", layout.display()), &name, &[]).unwrap();
         let out = tmp.path().join(format!("out{version}"));
-        let report = unpack(&store, &name, &out).unwrap();
+        let report = unpack(store.store(), &name, &out).unwrap();
         assert!(report.xattr_failures.is_empty() && report.skipped.is_empty());
 
         let work = tmp.path().join(format!("tar{version}"));
@@ -326,13 +327,13 @@ fn paths_outside_the_root_are_refused() {
         let name = format!("evil{i}");
         add_image(&store, tmp.path(), &name, layers);
         let skip = [
-            store.root().to_path_buf(),
+            store.store().root().to_path_buf(),
             tmp.path().join(format!("layout-{name}")),
         ];
         let skip: Vec<&Path> = skip.iter().map(PathBuf::as_path).collect();
         let before = tree_listing(tmp.path(), &skip);
         let dir = tmp.path().join("a").join(format!("dir{i}"));
-        let err = match unpack(&store, &name, &dir) {
+        let err = match unpack(store.store(), &name, &dir) {
             Ok(report) => panic!("case {i} was unpacked: {report:?}"),
             Err(e) => e.to_string(),
         };
@@ -374,7 +375,7 @@ fn paths_outside_the_root_are_refused() {
                 &[layer(&[symlink(target)]), upper.clone()],
             );
             let dir = tmp.path().join("a").join(&name);
-            unpack(&store, &name, &dir).unwrap();
+            unpack(store.store(), &name, &dir).unwrap();
             let evil = std::fs::symlink_metadata(dir.join("evil")).unwrap();
             assert!(evil.is_dir(), "{name}");
             assert_eq!(std::fs::read(dir.join("evil/pwned")).unwrap(), b"pwned");
@@ -392,7 +393,10 @@ fn layer_option_and_non_empty_directory() {
     let base = tmp.path().join("base");
     let mut options = UnpackOptions::default();
     options.top_layer = Some(0);
-    let report = store.unpack("t", &base, &options, &NoProgress).unwrap();
+    let report = store
+        .store()
+        .unpack("t", &base, &options, &NoProgress)
+        .unwrap();
     assert_eq!(std::fs::read(base.join("etc/motd")).unwrap(), b"welcome\n");
     assert_eq!(
         std::fs::read(base.join("lib/plugins/old.so")).unwrap(),
@@ -404,12 +408,13 @@ fn layer_option_and_non_empty_directory() {
     let mut top = UnpackOptions::default();
     top.top_layer = Some(1);
     let all = tmp.path().join("all");
-    store.unpack("t", &all, &top, &NoProgress).unwrap();
+    store.store().unpack("t", &all, &top, &NoProgress).unwrap();
     assert!(!all.join("etc/motd").exists() && all.join("app/main.py").is_file());
 
     let mut beyond = UnpackOptions::default();
     beyond.top_layer = Some(2);
     let err = store
+        .store()
         .unpack("t", &tmp.path().join("beyond"), &beyond, &NoProgress)
         .unwrap_err()
         .to_string();
@@ -419,7 +424,7 @@ fn layer_option_and_non_empty_directory() {
     let busy = tmp.path().join("busy");
     std::fs::create_dir_all(&busy).unwrap();
     std::fs::write(busy.join("mine.txt"), b"do not touch").unwrap();
-    let err = unpack(&store, "t", &busy).unwrap_err().to_string();
+    let err = unpack(store.store(), "t", &busy).unwrap_err().to_string();
     assert!(err.contains("not empty"), "{err}");
     assert_eq!(
         tree_listing(&busy, &[]),
@@ -427,10 +432,12 @@ fn layer_option_and_non_empty_directory() {
         "nothing written into a non-empty directory"
     );
     let not_dir = busy.join("mine.txt");
-    let err = unpack(&store, "t", &not_dir).unwrap_err().to_string();
+    let err = unpack(store.store(), "t", &not_dir)
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("not a directory"), "{err}");
 
-    let err = unpack(&store, "nope", &tmp.path().join("nope"))
+    let err = unpack(store.store(), "nope", &tmp.path().join("nope"))
         .unwrap_err()
         .to_string();
     assert!(err.contains("no image named \"nope\""), "{err}");
@@ -458,7 +465,7 @@ fn hardlink_to_a_replaced_file_gets_the_original_content() {
 
     for (name, a) in [("replaced", Some(&b"replaced"[..])), ("removed", None)] {
         let out = tmp.path().join(name);
-        let report = unpack(&store, name, &out).unwrap();
+        let report = unpack(store.store(), name, &out).unwrap();
         assert_eq!(report.hardlinks, 3, "{name}");
         let ino = |f: &str| std::fs::symlink_metadata(out.join(f)).unwrap().ino();
         match a {
@@ -491,7 +498,7 @@ fn hardlink_to_a_replaced_file_gets_the_original_content() {
         )
         .unwrap()],
     );
-    let err = unpack(&store, "dangling", &tmp.path().join("dangling"))
+    let err = unpack(store.store(), "dangling", &tmp.path().join("dangling"))
         .unwrap_err()
         .to_string();
     assert!(
@@ -534,7 +541,7 @@ fn special_files_and_modes() {
     .unwrap();
     add_image(&store, tmp.path(), "special", &[special, modes]);
     let out = tmp.path().join("out");
-    let report = unpack(&store, "special", &out).unwrap();
+    let report = unpack(store.store(), "special", &out).unwrap();
 
     let fifo = std::fs::symlink_metadata(out.join("run/fifo")).unwrap();
     assert!(fifo.file_type().is_fifo());

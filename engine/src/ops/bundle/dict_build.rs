@@ -59,7 +59,7 @@ pub fn build_dict(
     let mut counts: HashMap<ChunkId, (u32, u32)> = HashMap::new();
     let mut images = Vec::new();
     for name in names {
-        let (_, layers) = store.image_layers(name)?;
+        let (_, layers) = store.store().image_layers(name)?;
         let sizes = crate::view::chunk_sets::ChunkSizes::of(&layers)?;
         for chunk in sizes.iter() {
             counts.entry(chunk.id).or_insert((0, chunk.len)).0 += 1;
@@ -69,7 +69,7 @@ pub fn build_dict(
     let mut chosen: Vec<(ChunkLocation, ChunkId)> = Vec::new();
     for (id, (count, _)) in &counts {
         if *count as usize >= min_images {
-            let location = store.index().get_chunk(id)?.ok_or_else(|| {
+            let location = store.store().index().get_chunk(id)?.ok_or_else(|| {
                 Error::corrupt(
                     format!("chunk {id}"),
                     "named by an image but not in the index",
@@ -86,7 +86,7 @@ pub fn build_dict(
     // In stored order, so that each frame is decoded once.
     chosen.sort_by_key(|(l, id)| (l.blob, l.slice.offset, l.slice.skip, *id));
     let bytes: u64 = chosen.iter().map(|(l, _)| l.slice.len as u64).sum();
-    let tar = store.tmp_file("dict.tar");
+    let tar = store.writer().tmp_file("dict.tar");
     write_tar(store, &chosen, &tar, bytes, progress)?;
     let options = ConvertOptions {
         source: SourceSpec::LayerFile { file: tar.clone() },
@@ -150,14 +150,14 @@ fn write_tar(
         {
             if reader.as_ref().is_none_or(|r| r.id() != location.blob) {
                 reader = Some(BlobReader::open(
-                    &store.blob_path(&location.blob),
+                    &store.store().blob_path(&location.blob),
                     location.blob,
                 )?);
             }
             let decoded = reader
                 .as_ref()
                 .expect("set above")
-                .read_frame(location, &***store)?;
+                .read_frame(location, store.store())?;
             frame = Some((location.frame_key(), decoded));
         }
         let (_, data) = frame.as_ref().expect("set above");

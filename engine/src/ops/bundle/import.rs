@@ -50,9 +50,9 @@ pub fn import_bundle(
     replace: bool,
     progress: &dyn Progress,
 ) -> Result<BundleImportReport> {
-    let result = import_inner(store, input, what, replace, progress);
+    let result = import_inner(store.writer(), input, what, replace, progress);
     if result.is_err() {
-        let _ = store.clear_tmp();
+        let _ = store.writer().clear_tmp();
     }
     result
 }
@@ -116,7 +116,7 @@ fn import_inner(
     // Names first, so that nothing is checked when one is taken; checked again under the
     // commit lock, where all images are committed together or none.
     for image in &prepared {
-        match store.index().get_ref(&image.name)? {
+        match store.store().index().get_ref(&image.name)? {
             Some(id) if id != image.image && !replace => {
                 return Err(crate::write::import::name_taken(&image.name))
             }
@@ -159,7 +159,11 @@ fn held_layers(
         let bad = || Error::bad_input(what.to_string(), "a relied-on layer is not named by ids");
         let diff_id = crate::Sha256Digest::from_hex(diff_id).ok_or_else(bad)?;
         let sent = LayerMetaId::from_hex(sent).ok_or_else(bad)?;
-        match store.index().get_layer(&LayerKey::DiffId(diff_id))? {
+        match store
+            .store()
+            .index()
+            .get_layer(&LayerKey::DiffId(diff_id))?
+        {
             Some(own) => {
                 held.insert(sent, own);
             }
@@ -189,11 +193,11 @@ fn check_manifest(store: &Writer, manifest: &BundleManifest, what: &str) -> Resu
             crate::FORMAT_VERSION
         ));
     }
-    if manifest.chunker != store.config().chunker {
+    if manifest.chunker != store.store().config().chunker {
         return refuse(format!(
             "its store chunks with {:?}, this store with {:?}",
             manifest.chunker,
-            store.config().chunker
+            store.store().config().chunker
         ));
     }
     if manifest.images.is_empty() {
@@ -231,7 +235,7 @@ fn receive<R: Read>(
         match head.kind {
             Kind::Relied => {
                 for (id, len) in reader.relied(&head)? {
-                    if store.index().get_chunk(&id)?.is_none() {
+                    if store.store().index().get_chunk(&id)?.is_none() {
                         missing.0 += 1;
                         missing.1 += len as u64;
                     }
@@ -341,7 +345,7 @@ impl Placed<'_> {
         if let Some(location) = self.new.get(id) {
             return Ok(*location);
         }
-        self.store.index().get_chunk(id)?.ok_or_else(|| {
+        self.store.store().index().get_chunk(id)?.ok_or_else(|| {
             Error::bad_input(
                 object.to_string(),
                 format!("chunk {id} is neither in the bundle nor in this store"),
@@ -417,7 +421,7 @@ fn rehome(
     Ok(IncomingImage {
         name: name.to_string(),
         image,
-        bootstrap: (!store.bootstrap_path(&image).exists()).then_some(path),
+        bootstrap: (!store.store().bootstrap_path(&image).exists()).then_some(path),
         objects: rewritten.into_values().collect(),
     })
 }

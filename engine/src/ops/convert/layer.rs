@@ -206,7 +206,7 @@ fn reuse(
         if !shared.dictionary.has_layer(&id) {
             continue;
         }
-        let Ok(meta) = shared.store.layer_meta(&id) else {
+        let Ok(meta) = shared.store.store().layer_meta(&id) else {
             continue;
         };
         let info = meta.info();
@@ -281,7 +281,7 @@ fn read_layer(
     let mut plain = DigestReader::new(decoded);
     let mut report = LayerReport::default();
     let mut entries = SpillWriter::create(shared.store.tmp_file("entries"))?;
-    let mut chunker = Chunker::new(&shared.store.config().chunker)
+    let mut chunker = Chunker::new(&shared.store.store().config().chunker)
         .map_err(|e| Error::corrupt("store.json", e))?;
     let mut batch = Batch::default();
     let mut batch_bytes = 0usize;

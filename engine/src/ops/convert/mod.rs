@@ -288,7 +288,7 @@ pub fn convert(
     // Checked again under the commit lock: another writer may take a name meanwhile.
     for (name, _) in &named {
         crate::check_image_name(name)?;
-        crate::write::check_name(store.index(), name, options.replace)?;
+        crate::write::check_name(store.store().index(), name, options.replace)?;
     }
     let dictionary = if options.dict.is_empty() {
         Dictionary::Store
@@ -302,10 +302,10 @@ pub fn convert(
             let id = index.get_ref(name)?.ok_or_else(|| {
                 Error::NotFound(crate::NotFound::Image {
                     name: name.clone(),
-                    store: store.root().to_path_buf(),
+                    store: store.store().root().to_path_buf(),
                 })
             })?;
-            let (bootstrap, objects) = store.image_layers_by_id(&id)?;
+            let (bootstrap, objects) = store.store().image_layers_by_id(&id)?;
             layers.extend(bootstrap.layers.iter().map(|l| l.meta));
             for object in &objects {
                 for entry in object.entries() {
@@ -403,16 +403,23 @@ fn convert_image(
     progress: &dyn Progress,
 ) -> Result<ImageReport> {
     let started = Instant::now();
-    let delta_mode = options.delta.unwrap_or(store.config().compression.delta);
+    let delta_mode = options
+        .delta
+        .unwrap_or(store.store().config().compression.delta);
     let finder = match delta_mode {
         DeltaMode::Off => None,
         DeltaMode::Auto => {
-            let bases = delta::base_images(store, name, &options.dict)?;
+            let bases = delta::base_images(store.store(), name, &options.dict)?;
             let level = match options.optimize {
-                true => store.config().optimize.level,
-                false => store.config().compression.level,
+                true => store.store().config().optimize.level,
+                false => store.store().config().compression.level,
             };
-            Some(delta::DeltaFinder::new(store, index, &bases, level)?)
+            Some(delta::DeltaFinder::new(
+                store.store(),
+                index,
+                &bases,
+                level,
+            )?)
         }
     };
     let shared = Shared {
@@ -425,7 +432,7 @@ fn convert_image(
         delta: finder.as_ref(),
         layers_in_flight: options.layers_in_flight.unwrap_or(DEFAULT_LAYERS_IN_FLIGHT),
         compress: options.optimize.then(|| {
-            let target = store.config().optimize;
+            let target = store.store().config().optimize;
             crate::format::blob::CompressedWith {
                 level: target.level,
                 frame_size: target.frame_size,
@@ -487,7 +494,7 @@ impl crate::store::SharedWriter {
         options: &ConvertOptions,
         progress: &dyn Progress,
     ) -> Result<ConvertReport> {
-        convert(self, options, progress)
+        convert(self.writer(), options, progress)
     }
 }
 
@@ -499,6 +506,6 @@ impl crate::store::StoreWriter {
         options: &ConvertOptions,
         progress: &dyn Progress,
     ) -> Result<ConvertReport> {
-        convert(self, options, progress)
+        convert(self.writer(), options, progress)
     }
 }

@@ -70,13 +70,14 @@ pub(super) fn compact_blobs(
             old_ids.push(old_id);
         }
     }
-    publish_layer_objects(store, &new_objects, "gc.compact.layer_meta_rename")?;
+    publish_layer_objects(store.writer(), &new_objects, "gc.compact.layer_meta_rename")?;
     for (old_id, new) in old_ids.iter().zip(&new_objects) {
-        rewrites.replaced_bytes += file_size(&store.layer_meta_path(old_id))?;
+        rewrites.replaced_bytes += file_size(&store.store().layer_meta_path(old_id))?;
         rewrites.new_bytes += new.size;
         rewrites.objects.insert(*old_id, new.id);
         live.objects.remove(old_id);
-        live.objects.insert(new.id, store.layer_meta(&new.id)?);
+        live.objects
+            .insert(new.id, store.store().layer_meta(&new.id)?);
     }
     let mut images: Vec<ImageId> = live.bootstraps.keys().copied().collect();
     images.sort();
@@ -97,7 +98,7 @@ pub(super) fn compact_blobs(
         }
         // The rewritten image's record (its old one, moved) is committed before the bootstrap
         // is in place; names follow in gc's index batch.
-        let old_record = store.index().get_image(&old_id)?;
+        let old_record = store.store().index().get_image(&old_id)?;
         let record = |new_id, size| {
             let now = std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
@@ -109,13 +110,13 @@ pub(super) fn compact_blobs(
             record
         };
         let (new_id, new_size) = publish_bootstrap(
-            store,
-            store.index(),
+            store.writer(),
+            store.store().index(),
             &new,
             record,
             "gc.compact.bootstrap_rename",
         )?;
-        rewrites.replaced_bytes += file_size(&store.bootstrap_path(&old_id))?;
+        rewrites.replaced_bytes += file_size(&store.store().bootstrap_path(&old_id))?;
         rewrites.new_bytes += new_size;
         rewrites.images.insert(old_id, (new_id, new_size));
         live.bootstraps.remove(&old_id);
@@ -138,7 +139,7 @@ fn rewrite_object(
         .map(|b| (b.id, b.size))
         .chain(moved.blobs.iter().map(|b| (b.id, b.size)))
         .collect();
-    let mut writer = LayerMetaWriter::create(store.tmp_file("layer"))?;
+    let mut writer = LayerMetaWriter::create(store.writer().tmp_file("layer"))?;
     let mut table = BlobTable::default();
     for entry in object.entries() {
         let mut entry = entry?;
@@ -176,13 +177,13 @@ fn write_compacted(
     compact: &[(BlobId, Vec<TocEntry>)],
     with: Option<CompressedWith>,
 ) -> Result<Moved> {
-    let mut builder = BlobBuilder::new(store, "gc compaction", "gc.compact.blob_fsync");
+    let mut builder = BlobBuilder::new(store.writer(), "gc compaction", "gc.compact.blob_fsync");
     if let Some(with) = with {
         builder = builder.compressing_with(with);
     }
     let mut written: HashSet<ChunkId> = HashSet::new();
     for (blob, live) in compact {
-        let reader = BlobReader::open(&store.blob_path(blob), *blob)?;
+        let reader = BlobReader::open(&store.store().blob_path(blob), *blob)?;
         let mut frame: Option<(u64, Vec<u8>)> = None;
         for entry in live {
             if frame
@@ -191,7 +192,7 @@ fn write_compacted(
             {
                 frame = Some((
                     entry.slice.offset,
-                    reader.read_frame(&entry.location(*blob), &***store)?,
+                    reader.read_frame(&entry.location(*blob), store.store())?,
                 ));
             }
             let (_, data) = frame.as_ref().expect("frame just read");
@@ -235,7 +236,7 @@ fn write_compacted(
             locations.insert((*blob, entry.slice.offset, entry.id), *location);
         }
     }
-    crate::write::blob_builder::publish(store, &sealed, "gc.compact.blob_rename", None)?;
+    crate::write::blob_builder::publish(store.writer(), &sealed, "gc.compact.blob_rename", None)?;
     Ok(Moved {
         locations,
         blobs: sealed,

@@ -360,8 +360,8 @@ pub(crate) fn plan_rewrite(
 /// Runs gc: the plan, then (unless a dry run) its execution.
 pub fn gc(store: &StoreWriter, options: &GcOptions) -> Result<GcReport> {
     // Held to the end: no mount takes a lease between the marking and the deletions.
-    let _guard = crate::lease::LeaseGuard::exclusive(store.layout())?;
-    let plan = plan(store, options)?;
+    let _guard = crate::lease::LeaseGuard::exclusive(store.store().layout())?;
+    let plan = plan(store.store(), options)?;
     let mut report = match options.dry_run {
         true => plan.report,
         false => apply(store, plan)?,
@@ -385,13 +385,13 @@ pub(crate) fn apply(store: &StoreWriter, plan: GcPlan) -> Result<GcReport> {
         ..
     } = plan;
     let rewrites = compact_blobs(store, &compact, &mut live, &mut report, with)?;
-    let sweep = Sweep::find(store, &live, &compact, &rewrites, &mut report)?;
+    let sweep = Sweep::find(store.store(), &live, &compact, &rewrites, &mut report)?;
     report.freed_bytes = (report.dead_bytes + sweep.compacted_bytes + rewrites.replaced_bytes)
         .saturating_sub(report.new_blob_bytes + rewrites.new_bytes);
-    let batch = index_batch(store, &refs, &live, &rewrites, &sweep, &mut report)?;
+    let batch = index_batch(store.store(), &refs, &live, &rewrites, &sweep, &mut report)?;
     crate::failpoint::check("gc.index.batch")?;
-    store.index().commit(batch)?;
-    store.index().flush()?;
+    store.store().index().commit(batch)?;
+    store.store().index().flush()?;
     // Step 4: the files.
     let dead = sweep.dead_bootstraps.iter();
     for (_, path, _) in dead
@@ -402,9 +402,9 @@ pub(crate) fn apply(store: &StoreWriter, plan: GcPlan) -> Result<GcReport> {
         std::fs::remove_file(path).map_err(|e| Error::io("remove", path, e))?;
     }
     crate::failpoint::check("gc.dir_fsync")?;
-    crate::fsutil::fsync_dir(&store.layout().bootstraps_dir())?;
-    crate::fsutil::fsync_dir(&store.layout().layers_dir())?;
-    crate::fsutil::fsync_dir(&store.layout().blobs_dir())?;
+    crate::fsutil::fsync_dir(&store.store().layout().bootstraps_dir())?;
+    crate::fsutil::fsync_dir(&store.store().layout().layers_dir())?;
+    crate::fsutil::fsync_dir(&store.store().layout().blobs_dir())?;
     // Step 5: the records of the deleted bootstraps (kept until the files were gone, so that a
     // crash before leaves them deletable, not orphans).
     let delete_images: Vec<ImageId> = sweep
@@ -414,7 +414,7 @@ pub(crate) fn apply(store: &StoreWriter, plan: GcPlan) -> Result<GcReport> {
         .collect();
     if !delete_images.is_empty() {
         crate::failpoint::check("gc.records.batch")?;
-        store.index().commit(IndexBatch {
+        store.store().index().commit(IndexBatch {
             delete_images,
             ..IndexBatch::default()
         })?;

@@ -43,8 +43,8 @@ pub(super) fn dry_run(
     let measured: Vec<(u64, u64)> = sample
         .par_iter()
         .map(|location| {
-            let reader = BlobReader::open(&store.blob_path(&location.blob), location.blob)?;
-            let frame = reader.read_frame(location, &***store)?;
+            let reader = BlobReader::open(&store.store().blob_path(&location.blob), location.blob)?;
+            let frame = reader.read_frame(location, store.store())?;
             let new = crate::write::blob_builder::compress(&frame, target.level)
                 .map_err(|e| {
                     Error::corrupt(

@@ -105,7 +105,7 @@ pub struct OptimizeReport {
 
 /// The target of a run: the options over store.json's defaults.
 fn target(store: &StoreWriter, options: &OptimizeOptions) -> Result<CompressedWith> {
-    let defaults = store.config().optimize;
+    let defaults = store.store().config().optimize;
     let params = crate::format::store_config::OptimizeParams {
         level: options.level.unwrap_or(defaults.level),
         frame_size: options.frame_size.unwrap_or(defaults.frame_size),
@@ -136,8 +136,8 @@ pub fn optimize(
     let mut first = true;
     loop {
         // Held for the round: no mount takes a lease between its marking and its deletions.
-        let _guard = crate::lease::LeaseGuard::exclusive(store.layout())?;
-        report.free_bytes = crate::fsutil::free_bytes(store.root())?;
+        let _guard = crate::lease::LeaseGuard::exclusive(store.store().layout())?;
+        report.free_bytes = crate::fsutil::free_bytes(store.store().root())?;
         let rewrite = Rewrite::Recompress(gc::Recompress {
             target,
             round_bytes: match options.dry_run {
@@ -147,7 +147,12 @@ pub fn optimize(
             budget_bytes: budget - report.rewritten_bytes,
             free_bytes: report.free_bytes,
         });
-        let plan = gc::plan_rewrite(store, options.dry_run, options.force_orphans, rewrite)?;
+        let plan = gc::plan_rewrite(
+            store.store(),
+            options.dry_run,
+            options.force_orphans,
+            rewrite,
+        )?;
         report.skipped_for_space_blobs = plan.skipped_for_space.len() as u64;
         report.skipped_for_space_bytes = plan
             .below_target

@@ -8,14 +8,14 @@ use std::collections::BTreeSet;
 use std::path::Path;
 
 fn blobs(store: &StoreWriter) -> BTreeSet<BlobId> {
-    std::fs::read_dir(store.layout().blobs_dir())
+    std::fs::read_dir(store.store().layout().blobs_dir())
         .unwrap()
         .map(|e| BlobId::from_hex(&e.unwrap().file_name().to_string_lossy()).unwrap())
         .collect()
 }
 
 fn image_blobs(store: &StoreWriter, name: &str) -> BTreeSet<BlobId> {
-    let (_, layers) = store.image_layers(name).unwrap();
+    let (_, layers) = store.store().image_layers(name).unwrap();
     layers
         .iter()
         .flat_map(|l| l.blobs().iter().map(|b| b.id))
@@ -45,9 +45,9 @@ fn a_mounted_images_blobs_wait_for_a_later_run() {
     assert!(pinned.len() < all.len(), "v2 has blobs of its own");
 
     // A mount of v1 holds a lease: its blobs stay where they are, the others are rewritten.
-    let guard = LeaseGuard::shared(store.layout()).unwrap();
-    let v1_id = store.resolve("v1").unwrap();
-    let lease = Lease::take(store.layout(), &[v1_id], Path::new("/mnt/v1")).unwrap();
+    let guard = LeaseGuard::shared(store.store().layout()).unwrap();
+    let v1_id = store.store().resolve("v1").unwrap();
+    let lease = Lease::take(store.store().layout(), &[v1_id], Path::new("/mnt/v1")).unwrap();
     drop(guard);
     let options = OptimizeOptions::default();
     let report = optimize(&store, &options, &NoProgress).unwrap();

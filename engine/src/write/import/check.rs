@@ -133,7 +133,7 @@ fn recreate_layers(
         .iter()
         .map(|b| (b.id, b.path.clone()))
         .collect();
-    let mut reader = ChunkReader::with_arriving(store, arriving, bases);
+    let mut reader = ChunkReader::with_arriving(store.store(), arriving, bases);
     let mut done = HashSet::new();
     let mut todo = Vec::new();
     for (image, checked) in incoming.images.iter().zip(images) {
@@ -205,13 +205,15 @@ fn check_bootstrap(
 ) -> Result<(Bootstrap, u64)> {
     let bootstrap = match &image.bootstrap {
         Some(path) => crate::store::read_bootstrap(path, &image.image)?,
-        None => store.bootstrap_by_id(&image.image)?,
+        None => store.store().bootstrap_by_id(&image.image)?,
     };
     let mut files = 0;
     for layer in &bootstrap.layers {
         let meta = match image.objects.iter().find(|o| o.id == layer.meta) {
             Some(o) => LayerMeta::open(&o.path, o.id, &format!("layer object {}", o.id))?,
-            None if store.layer_meta_path(&layer.meta).exists() => store.layer_meta(&layer.meta)?,
+            None if store.store().layer_meta_path(&layer.meta).exists() => {
+                store.store().layer_meta(&layer.meta)?
+            }
             None => {
                 return Err(Error::corrupt(
                     format!("{} image {}", incoming.origin, image.image),
@@ -249,7 +251,7 @@ impl BlobTocs<'_> {
         if !self.open.contains_key(&blob) {
             let path = match self.incoming.blobs.iter().find(|b| b.id == blob) {
                 Some(b) => b.path.clone(),
-                None => self.store.blob_path(&blob),
+                None => self.store.store().blob_path(&blob),
             };
             if !path.exists() {
                 return Err(Error::corrupt(
@@ -304,14 +306,14 @@ impl BaseSource for ArrivingBases<'_> {
             match self.plain.get(id) {
                 Some((n, entry)) => out.extend_from_slice(&self.arriving(*n, id, entry)?),
                 None => {
-                    let location = self.store.index().get_chunk(id)?.ok_or_else(|| {
+                    let location = self.store.store().index().get_chunk(id)?.ok_or_else(|| {
                         Error::corrupt(
                             format!("{} base chunk {id}", self.incoming.origin),
                             "a delta frame needs it, and neither the arriving blobs nor this \
                              store hold it",
                         )
                     })?;
-                    out.extend_from_slice(&self.store.base_chunk(id, &location)?);
+                    out.extend_from_slice(&self.store.store().base_chunk(id, &location)?);
                 }
             }
         }

@@ -137,12 +137,12 @@ pub(crate) fn import(
         let files: Vec<_> = image
             .objects
             .iter()
-            .map(|o| (&*o.path, store.layer_meta_path(&o.id), o.size))
+            .map(|o| (&*o.path, store.store().layer_meta_path(&o.id), o.size))
             .collect();
         (report.layer_objects_added, report.layer_object_bytes_added) =
             crate::fsutil::publish_sealed(
                 &files,
-                &store.layout().layers_dir(),
+                &store.store().layout().layers_dir(),
                 "import.layer_meta.rename",
                 None,
             )?;
@@ -156,7 +156,7 @@ pub(crate) fn import(
     let mut recorded = HashSet::new();
     for ((image, checked), report) in todo.iter().zip(&reports) {
         if index.get_image(&image.image)?.is_none() && recorded.insert(image.image) {
-            let in_place = store.bootstrap_path(&image.image);
+            let in_place = store.store().bootstrap_path(&image.image);
             let path = image.bootstrap.as_deref().unwrap_or(&in_place);
             let size = std::fs::metadata(path).with_path("stat", path)?.len();
             let mut record = crate::index::derived_record(
@@ -177,8 +177,8 @@ pub(crate) fn import(
     for ((image, _), report) in todo.iter().zip(&mut reports) {
         if let Some(path) = &image.bootstrap {
             let size = std::fs::metadata(path).with_path("stat", path)?.len();
-            let files = [(&**path, store.bootstrap_path(&image.image), size)];
-            let dir = store.layout().bootstraps_dir();
+            let files = [(&**path, store.store().bootstrap_path(&image.image), size)];
+            let dir = store.store().layout().bootstraps_dir();
             report.bootstrap_added =
                 crate::fsutil::publish_sealed(&files, &dir, "import.bootstrap.rename", None)?.0 > 0;
         }
@@ -227,11 +227,11 @@ fn publish_blobs(
     let files: Vec<_> = incoming
         .blobs
         .iter()
-        .map(|b| (&*b.path, store.blob_path(&b.id), b.size))
+        .map(|b| (&*b.path, store.store().blob_path(&b.id), b.size))
         .collect();
     (first.blobs_added, first.blob_bytes_added) = crate::fsutil::publish_sealed(
         &files,
-        &store.layout().blobs_dir(),
+        &store.store().layout().blobs_dir(),
         "import.blob.rename",
         None,
     )?;
