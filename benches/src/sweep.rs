@@ -41,14 +41,14 @@ fn parse_params(text: &str) -> Result<Vec<ChunkerParams>> {
 }
 
 fn convert(
-    store: &StoreWriter,
+    writer: &StoreWriter,
     source: &str,
     name: &str,
     dict: &[&str],
 ) -> Result<cairn_engine::ImageReport> {
     let mut options = ConvertOptions::new(SourceSpec::parse(source)?, name);
     options.dict = dict.iter().map(|d| d.to_string()).collect();
-    let report = store.convert(&options, &NoProgress)?;
+    let report = writer.convert(&options, &NoProgress)?;
     report
         .images
         .into_iter()

@@ -2,9 +2,10 @@
 //! images alongside other writers (convert); `StoreWriter`: opened by the one exclusive writer
 //! (convert, rm, gc, the index repair). Store layer: each command adds its methods to these
 //! types in an `impl` block of its own module (`ops/`, `rewrite/`; docs/ARCHITECTURE.md);
-//! the operations that change the store exist only on the writers, which dereference to
-//! `Writer` (what both hold: the store, the writer's own directory under `tmp/`, its locks)
-//! and on to `Store` for everything else.
+//! the operations that change the store exist only on the writers. Both writers hold a
+//! `Writer` (the store, the writer's own directory under `tmp/`, its locks), which the writing
+//! machinery takes; `StoreWriter::store` and `SharedWriter::store` give the `Store` to read
+//! (a writer is never a `Store` by `Deref`: what a value may do is what its type names).
 //!
 //! A shared writer holds `WRITERS` shared for its whole run and looks chunks up in an index
 //! opened read-only (its table files opened at once, so that another writer's compaction

@@ -37,20 +37,20 @@ pub fn relabel_layer_object(
 /// relabelled with `diff_id` in `layers/`, and the index key `diff_id` -> that copy. Returns
 /// the copy's id.
 pub fn plant_relabelled_layer(
-    store: &StoreWriter,
+    writer: &StoreWriter,
     object: &LayerMetaId,
     diff_id: Sha256Digest,
 ) -> Result<LayerMetaId> {
-    let tmp = store.writer().tmp_file("layer");
+    let tmp = writer.writer().tmp_file("layer");
     let id = relabel_layer_object(
-        &store.store().layer_meta_path(object),
+        &writer.store().layer_meta_path(object),
         *object,
         &tmp,
         diff_id,
     )?;
-    std::fs::rename(&tmp, store.store().layer_meta_path(&id))
+    std::fs::rename(&tmp, writer.store().layer_meta_path(&id))
         .map_err(|e| crate::Error::io("rename", &tmp, e))?;
-    store.store().index().commit(IndexBatch {
+    writer.store().index().commit(IndexBatch {
         layers: vec![(LayerKey::DiffId(diff_id), id)],
         ..IndexBatch::default()
     })?;
@@ -58,8 +58,8 @@ pub fn plant_relabelled_layer(
 }
 
 /// What an older cairn could have named an image: `name`, unchecked, for image `id`.
-pub fn plant_name(store: &StoreWriter, name: &str, id: crate::ImageId) -> Result<()> {
-    store.store().index().commit(IndexBatch {
+pub fn plant_name(writer: &StoreWriter, name: &str, id: crate::ImageId) -> Result<()> {
+    writer.store().index().commit(IndexBatch {
         refs: vec![(name.to_string(), id)],
         ..IndexBatch::default()
     })
@@ -69,34 +69,34 @@ pub fn plant_name(store: &StoreWriter, name: &str, id: crate::ImageId) -> Result
 /// `name` copied as `new_name` with layer `layer` relabelled as `diff_id` and `digest` (its
 /// layer object relabelled too, and the bootstrap naming that copy). Returns the copy's id.
 pub fn plant_relabelled_image(
-    store: &StoreWriter,
+    writer: &StoreWriter,
     name: &str,
     new_name: &str,
     layer: usize,
     (diff_id, digest): (Sha256Digest, Sha256Digest),
 ) -> Result<crate::ImageId> {
-    let mut bootstrap = store.store().bootstrap(name)?;
+    let mut bootstrap = writer.store().bootstrap(name)?;
     let target = bootstrap
         .layers
         .get_mut(layer)
         .ok_or_else(|| crate::Error::Usage(format!("no layer {layer}")))?;
-    let tmp = store.writer().tmp_file("layer");
+    let tmp = writer.writer().tmp_file("layer");
     let object = relabel_layer_object(
-        &store.store().layer_meta_path(&target.meta),
+        &writer.store().layer_meta_path(&target.meta),
         target.meta,
         &tmp,
         diff_id,
     )?;
-    std::fs::rename(&tmp, store.store().layer_meta_path(&object))
+    std::fs::rename(&tmp, writer.store().layer_meta_path(&object))
         .map_err(|e| crate::Error::io("rename", &tmp, e))?;
     (target.meta, target.diff_id, target.digest) = (object, diff_id, digest);
     let encoded = bootstrap.encode()?;
     let id = crate::format::bootstrap::image_id(&encoded);
-    let path = store.store().bootstrap_path(&id);
+    let path = writer.store().bootstrap_path(&id);
     std::fs::write(&path, &encoded).map_err(|e| crate::Error::io("write", &path, e))?;
-    let files = store
+    let files = writer
         .store()
-        .image_record(&store.store().resolve(name)?)?
+        .image_record(&writer.store().resolve(name)?)?
         .files;
     let record = crate::index::derived_record(
         id,
@@ -105,7 +105,7 @@ pub fn plant_relabelled_image(
         encoded.len() as u64,
         std::time::Duration::ZERO,
     );
-    store.store().index().commit(IndexBatch {
+    writer.store().index().commit(IndexBatch {
         images: vec![record],
         refs: vec![(new_name.to_string(), id)],
         ..IndexBatch::default()

@@ -11,15 +11,15 @@ use crate::store::StoreWriter;
 
 /// Removes the names (all or nothing, in one synced index batch); returns the image ids they
 /// named.
-pub fn remove(store: &StoreWriter, names: &[String]) -> Result<Vec<crate::ImageId>> {
+pub fn remove(writer: &StoreWriter, names: &[String]) -> Result<Vec<crate::ImageId>> {
     let mut batch = IndexBatch::default();
     let mut ids = Vec::new();
     for name in names {
-        ids.push(store.store().resolve(name)?);
+        ids.push(writer.store().resolve(name)?);
         batch.delete_refs.push(name.clone());
     }
     crate::failpoint::check("rm.index.batch")?;
-    store.store().index().commit(batch)?;
+    writer.store().index().commit(batch)?;
     Ok(ids)
 }
 

@@ -48,7 +48,7 @@ struct Wanted {
 }
 
 pub fn pull_store_format(
-    store: &SharedWriter,
+    writer: &SharedWriter,
     spec: &RegistrySpec,
     name: &str,
     replace: bool,
@@ -58,7 +58,7 @@ pub fn pull_store_format(
     crate::check_image_name(name)?;
     // As a convert: a taken name is refused before anything is downloaded (and again under
     // the commit lock, where one another writer took meanwhile for another image fails).
-    crate::write::check_name(store.store().index(), name, replace)?;
+    crate::write::check_name(writer.store().index(), name, replace)?;
     let registry = Registry::connect(spec)?;
     let c = &registry.connection;
     let origin = format!("{} {}", c.url, c.reference);
@@ -73,7 +73,7 @@ pub fn pull_store_format(
     let config_digest = parse_digest(&manifest.config.digest, "artifact config")?;
     let config_bytes = registry.document(&manifest.config, &config_digest, "artifact config")?;
     let config = ArtifactConfig::decode(&config_bytes, &format!("{origin} config"))?;
-    config.check(&origin, &store.store().config().chunker)?;
+    config.check(&origin, &writer.store().config().chunker)?;
     let mut report = StorePullReport {
         reference: spec.reference.clone(),
         manifest_digest: manifest_digest.to_string(),
@@ -84,11 +84,11 @@ pub fn pull_store_format(
         import: ImportReport::default(),
         seconds: 0.0,
     };
-    let wanted = wanted_files(store, &manifest, &config, &origin, &mut report)?;
+    let wanted = wanted_files(writer, &manifest, &config, &origin, &mut report)?;
     let result = download_all(&registry, &wanted, progress).and_then(|()| {
         let incoming = incoming(&origin, &config, &wanted, name)?;
         let image_id = incoming.images[0].image.to_string();
-        let outcome = crate::write::import::import(store.writer(), &incoming, replace, progress)?;
+        let outcome = crate::write::import::import(writer.writer(), &incoming, replace, progress)?;
         // One image: committed, or its name named it already (nothing to do).
         Ok(outcome
             .images
@@ -103,7 +103,7 @@ pub fn pull_store_format(
     let import = match result {
         Ok(import) => import,
         Err(e) => {
-            let _ = store.writer().clear_tmp();
+            let _ = writer.writer().clear_tmp();
             return Err(e);
         }
     };
@@ -114,7 +114,7 @@ pub fn pull_store_format(
 
 /// The artifact's files this store lacks, each with its path under this writer's directory.
 fn wanted_files(
-    store: &SharedWriter,
+    writer: &SharedWriter,
     manifest: &ArtifactManifest,
     config: &ArtifactConfig,
     origin: &str,
@@ -135,18 +135,18 @@ fn wanted_files(
                         format!("its bootstrap is {id}, its config says {}", config.image),
                     ));
                 }
-                (store.store().bootstrap_path(id).exists(), "bootstrap")
+                (writer.store().bootstrap_path(id).exists(), "bootstrap")
             }
             ArtifactFile::LayerMeta(id) => {
-                (store.store().layer_meta_path(id).exists(), "layer-meta")
+                (writer.store().layer_meta_path(id).exists(), "layer-meta")
             }
-            ArtifactFile::Blob(id) => (store.store().blob_path(id).exists(), "blob"),
+            ArtifactFile::Blob(id) => (writer.store().blob_path(id).exists(), "blob"),
             ArtifactFile::BaseBlob(id) => {
                 let mut indexed = !config.bases_of(id)?.is_empty();
                 for base in config.bases_of(id)? {
-                    indexed &= store.store().index().get_chunk(&base)?.is_some();
+                    indexed &= writer.store().index().get_chunk(&base)?.is_some();
                 }
-                (store.store().blob_path(id).exists() || indexed, "blob")
+                (writer.store().blob_path(id).exists() || indexed, "blob")
             }
         };
         if present {
@@ -155,7 +155,7 @@ fn wanted_files(
         } else {
             report.files_downloaded += 1;
             report.bytes_downloaded += size;
-            let path = store.writer().tmp_file(kind);
+            let path = writer.writer().tmp_file(kind);
             wanted.push(Wanted {
                 file,
                 digest,

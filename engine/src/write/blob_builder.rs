@@ -89,10 +89,10 @@ pub(crate) fn compress(data: &[u8], level: i32) -> std::io::Result<Option<Vec<u8
 }
 
 impl<'a> BlobBuilder<'a> {
-    pub fn new(store: &'a Writer, label: &str, fail_at: &'static str) -> Self {
-        let compression = &store.store().config().compression;
+    pub fn new(writer: &'a Writer, label: &str, fail_at: &'static str) -> Self {
+        let compression = &writer.store().config().compression;
         BlobBuilder {
-            store,
+            store: writer,
             label: label.to_string(),
             fail_at,
             level: compression.level,
@@ -274,18 +274,18 @@ impl<'a> BlobBuilder<'a> {
 /// are already stored is dropped. `fail_at` is checked before each rename. Returns the blobs
 /// and bytes actually added.
 pub(crate) fn publish<'b>(
-    store: &Writer,
+    writer: &Writer,
     sealed: impl IntoIterator<Item = &'b SealedBlob>,
     fail_at: &'static str,
     dir_fail_at: Option<&'static str>,
 ) -> Result<(u64, u64)> {
     let files: Vec<_> = sealed
         .into_iter()
-        .map(|b| (&*b.tmp_path, store.store().blob_path(&b.id), b.size))
+        .map(|b| (&*b.tmp_path, writer.store().blob_path(&b.id), b.size))
         .collect();
     crate::fsutil::publish_sealed(
         &files,
-        &store.store().layout().blobs_dir(),
+        &writer.store().layout().blobs_dir(),
         fail_at,
         dir_fail_at,
     )

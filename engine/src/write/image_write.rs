@@ -51,8 +51,8 @@ impl BlobTable {
 }
 
 /// The size of a stored blob (for a blob table naming a blob this write did not create).
-pub(crate) fn stored_blob_size(store: &Writer, blob: &BlobId) -> Result<u64> {
-    let path = store.store().blob_path(blob);
+pub(crate) fn stored_blob_size(writer: &Writer, blob: &BlobId) -> Result<u64> {
+    let path = writer.store().blob_path(blob);
     Ok(std::fs::metadata(&path)
         .map_err(|e| Error::io("stat blob", &path, e))?
         .len())
@@ -61,15 +61,15 @@ pub(crate) fn stored_blob_size(store: &Writer, blob: &BlobId) -> Result<u64> {
 /// Renames sealed layer objects into `layers/` (one already there is dropped: same id, same
 /// bytes) and fsyncs the directory. Returns the objects and bytes actually added.
 pub(crate) fn publish_layer_objects(
-    store: &Writer,
+    writer: &Writer,
     sealed: &[SealedLayerMeta],
     fail_at: &'static str,
 ) -> Result<(u64, u64)> {
     let files: Vec<_> = sealed
         .iter()
-        .map(|o| (&*o.tmp_path, store.store().layer_meta_path(&o.id), o.size))
+        .map(|o| (&*o.tmp_path, writer.store().layer_meta_path(&o.id), o.size))
         .collect();
-    crate::fsutil::publish_sealed(&files, &store.store().layout().layers_dir(), fail_at, None)
+    crate::fsutil::publish_sealed(&files, &writer.store().layout().layers_dir(), fail_at, None)
 }
 
 /// Writes a bootstrap durably into `bootstraps/` (unless that very bootstrap is there), after
@@ -82,7 +82,7 @@ pub(crate) fn publish_layer_objects(
 /// (an orphan: an index that lost its records must not make committed images look unused). A
 /// crash between the two leaves a record naming no file, which the next gc drops.
 pub(crate) fn publish_bootstrap(
-    store: &Writer,
+    writer: &Writer,
     index: &Index,
     bootstrap: &Bootstrap,
     record: impl FnOnce(ImageId, u64) -> ImageRecord,
@@ -97,9 +97,9 @@ pub(crate) fn publish_bootstrap(
             ..IndexBatch::default()
         })?;
     }
-    let path = store.store().bootstrap_path(&image_id);
+    let path = writer.store().bootstrap_path(&image_id);
     if !path.exists() {
-        crate::fsutil::write_durably(&store.tmp_file("bootstrap"), &path, &encoded, fail_at)?;
+        crate::fsutil::write_durably(&writer.tmp_file("bootstrap"), &path, &encoded, fail_at)?;
     }
     Ok((image_id, size))
 }

@@ -91,10 +91,10 @@ fn store_with_delta_pair(
     (store, report, expected)
 }
 
-fn convert_with(store: &StoreWriter, source: &str, name: &str, delta: DeltaMode) {
+fn convert_with(writer: &StoreWriter, source: &str, name: &str, delta: DeltaMode) {
     let mut options = options(source, name, &[]);
     options.delta = Some(delta);
-    store.convert(&options, &NoProgress).unwrap();
+    writer.convert(&options, &NoProgress).unwrap();
 }
 
 pub(crate) fn assert_verify_clean(store: &Store) {

@@ -43,14 +43,14 @@ fn layers() -> Vec<Vec<u8>> {
 }
 
 fn convert_one_layer_at_a_time(
-    store: &StoreWriter,
+    writer: &StoreWriter,
     source: &str,
     delta: DeltaMode,
 ) -> ConvertReport {
     let mut options = options(source, "app:v1", &[]);
     options.delta = Some(delta);
     options.layers_in_flight = Some(1);
-    store.convert(&options, &NoProgress).unwrap()
+    writer.convert(&options, &NoProgress).unwrap()
 }
 
 #[test]

@@ -133,12 +133,12 @@ pub fn options(source: &str, name: &str, dict: &[&str]) -> ConvertOptions {
 }
 
 pub fn convert(
-    store: &StoreWriter,
+    writer: &StoreWriter,
     source: &str,
     name: &str,
     dict: &[&str],
 ) -> cairn_engine::Result<ConvertReport> {
-    store.convert(&options(source, name, dict), &NoProgress)
+    writer.convert(&options(source, name, dict), &NoProgress)
 }
 
 /// Every file under the store's root with its size, for "the store is exactly as before".

@@ -28,7 +28,7 @@ fn distinct_layers(store: &Store, names: &[String]) -> (usize, u64) {
 /// Plans `names`, emits every image rebuilt on its bases into `work/rebuilt`, converts them
 /// back as `<name>-rebuilt`, and checks the figures and (for `compare`) the filesystems.
 fn plan_and_rebuild(
-    store: &StoreWriter,
+    writer: &StoreWriter,
     work: &Path,
     names: &[String],
     compare: &[&str],
@@ -45,12 +45,12 @@ fn plan_and_rebuild(
     options.min_images = 2;
     options.min_saving = 1_000_000;
     options.emit = emit;
-    let report = store.store().plan(&options, &NoProgress).unwrap();
+    let report = writer.store().plan(&options, &NoProgress).unwrap();
     let mut rebuilt = Vec::new();
     for name in names {
         let new = format!("{name}-rebuilt");
         convert(
-            store,
+            writer,
             &format!("oci:{}:{name}", layout.display()),
             &new,
             &[],
@@ -58,8 +58,8 @@ fn plan_and_rebuild(
         .unwrap();
         rebuilt.push(new);
     }
-    let (layers_before, bytes_before) = distinct_layers(store.store(), names);
-    let (layers_after, bytes_after) = distinct_layers(store.store(), &rebuilt);
+    let (layers_before, bytes_before) = distinct_layers(writer.store(), names);
+    let (layers_after, bytes_after) = distinct_layers(writer.store(), &rebuilt);
     let t = &report.totals;
     assert_eq!(
         (t.layers_before, t.bytes_before),
@@ -68,7 +68,7 @@ fn plan_and_rebuild(
     assert_eq!((t.layers_after, t.bytes_after), (layers_after, bytes_after));
     assert_eq!(t.saved_bytes, bytes_before as i64 - bytes_after as i64);
     for (image, name) in report.images.iter().zip(&rebuilt) {
-        let layers = store.store().bootstrap(name).unwrap().layers;
+        let layers = writer.store().bootstrap(name).unwrap().layers;
         assert_eq!(layers.len(), image.bases.len() + 1, "{name}");
         assert_eq!(layers.last().unwrap().size, image.release_bytes_after);
         for (layer, base) in layers.iter().zip(&image.bases) {
@@ -79,12 +79,12 @@ fn plan_and_rebuild(
         let original = work.join(format!("{name}.original"));
         let again = work.join(format!("{name}.rebuilt"));
         let options = UnpackOptions::default();
-        store
+        writer
             .store()
             .unpack(name, &original, &options, &NoProgress)
             .unwrap();
         let rebuilt_name = format!("{name}-rebuilt");
-        store
+        writer
             .store()
             .unpack(&rebuilt_name, &again, &options, &NoProgress)
             .unwrap();

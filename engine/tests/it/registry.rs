@@ -408,7 +408,7 @@ fn serve(stream: TcpStream, blobs: &Path, manifest: &str, breakage: Breakage, cu
 }
 
 fn fake_pull(
-    store: &StoreWriter,
+    writer: &StoreWriter,
     registry: &FakeRegistry,
     password: &str,
 ) -> cairn_engine::Result<()> {
@@ -416,7 +416,9 @@ fn fake_pull(
     if let SourceSpec::Registry(spec) = &mut options.source {
         spec.credentials = Some(Credentials::parse(&format!("user:{password}")).unwrap());
     }
-    store.convert(&options, &cairn_engine::NoProgress).map(drop)
+    writer
+        .convert(&options, &cairn_engine::NoProgress)
+        .map(drop)
 }
 
 #[test]

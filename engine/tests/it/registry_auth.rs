@@ -10,7 +10,7 @@ use cairn_engine::{SourceSpec, StoreWriter};
 use cairn_testkit::registry::*;
 
 fn pull_as(
-    store: &StoreWriter,
+    writer: &StoreWriter,
     reference: &str,
     credentials: Option<Credentials>,
 ) -> cairn_engine::Result<()> {
@@ -18,7 +18,9 @@ fn pull_as(
     if let SourceSpec::Registry(spec) = &mut options.source {
         spec.credentials = credentials;
     }
-    store.convert(&options, &cairn_engine::NoProgress).map(drop)
+    writer
+        .convert(&options, &cairn_engine::NoProgress)
+        .map(drop)
 }
 
 fn credentials(password: &str) -> Option<Credentials> {

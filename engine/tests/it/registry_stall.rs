@@ -204,21 +204,21 @@ fn setup(tmp: &Path) -> (PathBuf, StoreWriter) {
     (v1, new_store(&tmp.join("store")))
 }
 
-fn pull(store: &StoreWriter, address: &str) -> String {
+fn pull(writer: &StoreWriter, address: &str) -> String {
     let mut options = options("oci:unused", "v1", &[]);
     options.source = SourceSpec::Registry(spec(address));
     options.platform = PlatformChoice::Default;
-    let before = (store_files(store.store()), snapshot(store.store()));
-    let err = store
+    let before = (store_files(writer.store()), snapshot(writer.store()));
+    let err = writer
         .convert(&options, &cairn_engine::NoProgress)
         .unwrap_err()
         .to_string();
     assert_eq!(
-        (store_files(store.store()), snapshot(store.store())),
+        (store_files(writer.store()), snapshot(writer.store())),
         before,
         "{err}"
     );
-    assert!(store.store().images().unwrap().is_empty());
+    assert!(writer.store().images().unwrap().is_empty());
     err
 }
 

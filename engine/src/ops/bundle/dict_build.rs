@@ -41,7 +41,7 @@ pub struct Coverage {
 }
 
 pub fn build_dict(
-    store: &SharedWriter,
+    writer: &SharedWriter,
     names: &[String],
     min_images: usize,
     dict_name: &str,
@@ -59,7 +59,7 @@ pub fn build_dict(
     let mut counts: HashMap<ChunkId, (u32, u32)> = HashMap::new();
     let mut images = Vec::new();
     for name in names {
-        let (_, layers) = store.store().image_layers(name)?;
+        let (_, layers) = writer.store().image_layers(name)?;
         let sizes = crate::view::chunk_sets::ChunkSizes::of(&layers)?;
         for chunk in sizes.iter() {
             counts.entry(chunk.id).or_insert((0, chunk.len)).0 += 1;
@@ -69,7 +69,7 @@ pub fn build_dict(
     let mut chosen: Vec<(ChunkLocation, ChunkId)> = Vec::new();
     for (id, (count, _)) in &counts {
         if *count as usize >= min_images {
-            let location = store.store().index().get_chunk(id)?.ok_or_else(|| {
+            let location = writer.store().index().get_chunk(id)?.ok_or_else(|| {
                 Error::corrupt(
                     format!("chunk {id}"),
                     "named by an image but not in the index",
@@ -86,8 +86,8 @@ pub fn build_dict(
     // In stored order, so that each frame is decoded once.
     chosen.sort_by_key(|(l, id)| (l.blob, l.slice.offset, l.slice.skip, *id));
     let bytes: u64 = chosen.iter().map(|(l, _)| l.slice.len as u64).sum();
-    let tar = store.writer().tmp_file("dict.tar");
-    write_tar(store, &chosen, &tar, bytes, progress)?;
+    let tar = writer.writer().tmp_file("dict.tar");
+    write_tar(writer, &chosen, &tar, bytes, progress)?;
     let options = ConvertOptions {
         source: SourceSpec::LayerFile { file: tar.clone() },
         name: dict_name.to_string(),
@@ -98,7 +98,7 @@ pub fn build_dict(
         layers_in_flight: None,
         optimize: false,
     };
-    let converted: Result<ConvertReport> = store.convert(&options, progress);
+    let converted: Result<ConvertReport> = writer.convert(&options, progress);
     let _ = std::fs::remove_file(&tar);
     let converted = converted?;
     let in_dict: std::collections::HashSet<ChunkId> = chosen.iter().map(|(_, id)| *id).collect();
@@ -131,7 +131,7 @@ pub fn build_dict(
 
 /// The layer tar: one file `chunks/<id>` per chunk, each chunk read and checked on the way.
 fn write_tar(
-    store: &SharedWriter,
+    writer: &SharedWriter,
     chosen: &[(ChunkLocation, ChunkId)],
     path: &std::path::Path,
     total: u64,
@@ -150,14 +150,14 @@ fn write_tar(
         {
             if reader.as_ref().is_none_or(|r| r.id() != location.blob) {
                 reader = Some(BlobReader::open(
-                    &store.store().blob_path(&location.blob),
+                    &writer.store().blob_path(&location.blob),
                     location.blob,
                 )?);
             }
             let decoded = reader
                 .as_ref()
                 .expect("set above")
-                .read_frame(location, store.store())?;
+                .read_frame(location, writer.store())?;
             frame = Some((location.frame_key(), decoded));
         }
         let (_, data) = frame.as_ref().expect("set above");

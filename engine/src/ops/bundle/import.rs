@@ -44,21 +44,21 @@ struct Received {
 }
 
 pub fn import_bundle(
-    store: &SharedWriter,
+    writer: &SharedWriter,
     input: &mut dyn Read,
     what: &str,
     replace: bool,
     progress: &dyn Progress,
 ) -> Result<BundleImportReport> {
-    let result = import_inner(store.writer(), input, what, replace, progress);
+    let result = import_inner(writer.writer(), input, what, replace, progress);
     if result.is_err() {
-        let _ = store.writer().clear_tmp();
+        let _ = writer.writer().clear_tmp();
     }
     result
 }
 
 fn import_inner(
-    store: &Writer,
+    writer: &Writer,
     input: &mut dyn Read,
     what: &str,
     replace: bool,
@@ -73,11 +73,11 @@ fn import_inner(
             Error::bad_input(what.to_string(), "its first record is not its manifest")
         })?;
     let manifest = reader.manifest(&head)?;
-    check_manifest(store, &manifest, what)?;
-    let held_layers = held_layers(store, &manifest, what)?;
+    check_manifest(writer, &manifest, what)?;
+    let held_layers = held_layers(writer, &manifest, what)?;
     progress.set_length(manifest.chunk_bytes, Unit::Bytes);
     progress.set_message("reading the bundle");
-    let received = receive(store, &mut reader, &manifest, progress)?;
+    let received = receive(writer, &mut reader, &manifest, progress)?;
     let bytes = reader.offset();
     progress.set_message("checking");
     let new_locations: HashMap<ChunkId, ChunkLocation> = received
@@ -99,12 +99,12 @@ fn import_inner(
         })?;
         let bootstrap = crate::store::read_bootstrap(path, &sent)?;
         let placed = Placed {
-            store,
+            store: writer,
             new: &new_locations,
             sizes: &sizes,
         };
         prepared.push(rehome(
-            store,
+            writer,
             &image.name,
             &bootstrap,
             &received,
@@ -116,7 +116,7 @@ fn import_inner(
     // Names first, so that nothing is checked when one is taken; checked again under the
     // commit lock, where all images are committed together or none.
     for image in &prepared {
-        match store.store().index().get_ref(&image.name)? {
+        match writer.store().index().get_ref(&image.name)? {
             Some(id) if id != image.image && !replace => {
                 return Err(crate::write::import::name_taken(&image.name))
             }
@@ -136,7 +136,7 @@ fn import_inner(
             .collect(),
         images: prepared,
     };
-    let outcome = crate::write::import::import(store, &incoming, replace, progress)?;
+    let outcome = crate::write::import::import(writer, &incoming, replace, progress)?;
     Ok(BundleImportReport {
         bytes,
         relied_chunks: manifest.relied_chunks,
@@ -149,7 +149,7 @@ fn import_inner(
 /// The layers the bundle relies on, by the sender's layer object id: this store's own layer
 /// object for the same diff_id. Refused, before anything is read further, when one is missing.
 fn held_layers(
-    store: &Writer,
+    writer: &Writer,
     manifest: &BundleManifest,
     what: &str,
 ) -> Result<HashMap<LayerMetaId, LayerMetaId>> {
@@ -159,7 +159,7 @@ fn held_layers(
         let bad = || Error::bad_input(what.to_string(), "a relied-on layer is not named by ids");
         let diff_id = crate::Sha256Digest::from_hex(diff_id).ok_or_else(bad)?;
         let sent = LayerMetaId::from_hex(sent).ok_or_else(bad)?;
-        match store
+        match writer
             .store()
             .index()
             .get_layer(&LayerKey::DiffId(diff_id))?
@@ -175,7 +175,7 @@ fn held_layers(
         return Err(Error::bad_input(
             what.to_string(),
             format!(
-                "it relies on {} whole layers of this store, and {missing} of them are missing:                  it expects the layers of {}. Import the bundles it follows first. The store                  is unchanged",
+                "it relies on {} whole layers of this writer, and {missing} of them are missing:                  it expects the layers of {}. Import the bundles it follows first. The writer                  is unchanged",
                 manifest.relied_layers.len(),
                 expected.join(", ")
             ),
@@ -184,20 +184,20 @@ fn held_layers(
     Ok(held)
 }
 
-fn check_manifest(store: &Writer, manifest: &BundleManifest, what: &str) -> Result<()> {
+fn check_manifest(writer: &Writer, manifest: &BundleManifest, what: &str) -> Result<()> {
     let refuse = |detail: String| Err(Error::bad_input(what.to_string(), detail));
     if manifest.format_version != crate::FORMAT_VERSION {
         return refuse(format!(
-            "its objects are of store format {}, this cairn reads and writes format {}",
+            "its objects are of writer format {}, this cairn reads and writes format {}",
             manifest.format_version,
             crate::FORMAT_VERSION
         ));
     }
-    if manifest.chunker != store.store().config().chunker {
+    if manifest.chunker != writer.store().config().chunker {
         return refuse(format!(
-            "its store chunks with {:?}, this store with {:?}",
+            "its writer chunks with {:?}, this writer with {:?}",
             manifest.chunker,
-            store.store().config().chunker
+            writer.store().config().chunker
         ));
     }
     if manifest.images.is_empty() {
@@ -216,7 +216,7 @@ fn check_manifest(store: &Writer, manifest: &BundleManifest, what: &str) -> Resu
 
 /// Reads the records after the manifest into `tmp/`, up to and including the end record.
 fn receive<R: Read>(
-    store: &Writer,
+    writer: &Writer,
     reader: &mut BundleReader<R>,
     manifest: &BundleManifest,
     progress: &dyn Progress,
@@ -235,7 +235,7 @@ fn receive<R: Read>(
         match head.kind {
             Kind::Relied => {
                 for (id, len) in reader.relied(&head)? {
-                    if store.store().index().get_chunk(&id)?.is_none() {
+                    if writer.store().index().get_chunk(&id)?.is_none() {
                         missing.0 += 1;
                         missing.1 += len as u64;
                     }
@@ -252,14 +252,14 @@ fn receive<R: Read>(
                     received.blobs.push(full.seal("import.blob.fsync")?);
                 }
                 if blob.is_none() {
-                    blob = Some(BlobWriter::create(store.tmp_file("blob"))?);
+                    blob = Some(BlobWriter::create(writer.tmp_file("blob"))?);
                 }
                 let writer = blob.as_mut().expect("set above");
                 writer.append_frame(frame.codec, &frame.stored, frame.frame_len, &frame.parts)?;
                 progress.inc(frame.parts.iter().map(|p| p.len as u64).sum());
             }
             Kind::LayerObject | Kind::Bootstrap => {
-                let path = store.tmp_file(if head.kind == Kind::Bootstrap {
+                let path = writer.tmp_file(if head.kind == Kind::Bootstrap {
                     "bootstrap"
                 } else {
                     "layer"
@@ -364,7 +364,7 @@ impl Placed<'_> {
 /// The image as this store will hold it: its layer objects written again with their chunks
 /// where this store has them, and a bootstrap naming those.
 fn rehome(
-    store: &Writer,
+    writer: &Writer,
     name: &str,
     bootstrap: &Bootstrap,
     received: &Received,
@@ -391,7 +391,7 @@ fn rehome(
             )
         })?;
         let meta = LayerMeta::open(path, layer.meta, &object)?;
-        let mut writer = LayerMetaWriter::create(store.tmp_file("layer"))?;
+        let mut writer = LayerMetaWriter::create(writer.tmp_file("layer"))?;
         let mut table = BlobTable::default();
         for entry in meta.entries() {
             let mut entry = entry?;
@@ -416,12 +416,12 @@ fn rehome(
     }
     let encoded = new.encode()?;
     let image = crate::format::bootstrap::image_id(&encoded);
-    let path = store.tmp_file("bootstrap");
+    let path = writer.tmp_file("bootstrap");
     std::fs::write(&path, &encoded).with_path("write", &path)?;
     Ok(IncomingImage {
         name: name.to_string(),
         image,
-        bootstrap: (!store.store().bootstrap_path(&image).exists()).then_some(path),
+        bootstrap: (!writer.store().bootstrap_path(&image).exists()).then_some(path),
         objects: rewritten.into_values().collect(),
     })
 }

@@ -104,21 +104,21 @@ impl Recheck {
 
 /// Commits one converted image: waits for the commit lock, re-checks, then writes in the
 /// module's write order (`resolved`: its layer objects as written before the lock).
-pub(super) fn commit(store: &Writer, image: &Prepared, resolved: Resolved) -> Result<Committed> {
-    let index = match store.commit_access() {
+pub(super) fn commit(writer: &Writer, image: &Prepared, resolved: Resolved) -> Result<Committed> {
+    let index = match writer.commit_access() {
         Ok(index) => index,
         Err(e) => {
             resolved.discard();
             return Err(e);
         }
     };
-    let mut committed = commit_locked(store, &index, image, resolved)?;
+    let mut committed = commit_locked(writer, &index, image, resolved)?;
     committed.waited = index.waited;
     Ok(committed)
 }
 
 fn commit_locked(
-    store: &Writer,
+    writer: &Writer,
     index: &Index,
     image: &Prepared,
     resolved: Resolved,
@@ -138,7 +138,7 @@ fn commit_locked(
         true => resolved,
         false => {
             resolved.discard();
-            resolve::layer_objects(store, image.outputs, &recheck.elsewhere)?
+            resolve::layer_objects(writer, image.outputs, &recheck.elsewhere)?
         }
     };
     let (kept, dropped): (Vec<&SealedBlob>, Vec<&SealedBlob>) =
@@ -149,7 +149,7 @@ fn commit_locked(
     // Step 1: blobs, already fsynced, renamed into place; then their chunks indexed (an entry
     // naming a blob in place that no image uses yet is harmless: gc drops it with the blob).
     let (blobs_written, blob_bytes) = crate::write::blob_builder::publish(
-        store,
+        writer,
         kept.iter().copied(),
         "convert.blob.rename",
         Some("convert.blobs.dir_fsync"),
@@ -171,7 +171,7 @@ fn commit_locked(
     let bootstrap = bootstrap(image.image, resolved.layers);
     crate::failpoint::check("convert.layer_meta.write")?;
     let (objects_written, object_bytes) = crate::write::image_write::publish_layer_objects(
-        store,
+        writer,
         &resolved.objects.sealed,
         "convert.layer_meta.rename",
     )?;
@@ -198,7 +198,7 @@ fn commit_locked(
     // The record is committed before the bootstrap is in place (see `publish_bootstrap`); the
     // same image converted again under another name keeps the record of its first convert.
     let (image_id, bootstrap_bytes) = crate::write::image_write::publish_bootstrap(
-        store,
+        writer,
         index,
         &bootstrap,
         record,

@@ -263,7 +263,7 @@ impl Dictionary {
 }
 
 pub fn convert(
-    store: &Writer,
+    writer: &Writer,
     options: &ConvertOptions,
     progress: &dyn Progress,
 ) -> Result<ConvertReport> {
@@ -288,7 +288,7 @@ pub fn convert(
     // Checked again under the commit lock: another writer may take a name meanwhile.
     for (name, _) in &named {
         crate::check_image_name(name)?;
-        crate::write::check_name(store.store().index(), name, options.replace)?;
+        crate::write::check_name(writer.store().index(), name, options.replace)?;
     }
     let dictionary = if options.dict.is_empty() {
         Dictionary::Store
@@ -297,15 +297,15 @@ pub fn convert(
         let mut layers = HashSet::new();
         // Names as they are now: this writer may have committed the dictionary images itself
         // since it opened the index.
-        let index = store.lookup_index(true)?;
+        let index = writer.lookup_index(true)?;
         for name in &options.dict {
             let id = index.get_ref(name)?.ok_or_else(|| {
                 Error::NotFound(crate::NotFound::Image {
                     name: name.clone(),
-                    store: store.store().root().to_path_buf(),
+                    store: writer.store().root().to_path_buf(),
                 })
             })?;
-            let (bootstrap, objects) = store.store().image_layers_by_id(&id)?;
+            let (bootstrap, objects) = writer.store().image_layers_by_id(&id)?;
             layers.extend(bootstrap.layers.iter().map(|l| l.meta));
             for object in &objects {
                 for entry in object.entries() {
@@ -325,19 +325,19 @@ pub fn convert(
     progress.set_length(total, Unit::Bytes);
     let mut report = ConvertReport {
         images: Vec::new(),
-        tmp_reclaimed: store.tmp_reclaimed(),
+        tmp_reclaimed: writer.tmp_reclaimed(),
     };
     for (i, (name, image)) in named.iter().enumerate() {
         progress.set_message(name);
         // Later images look up what the earlier ones committed.
-        let result = store.lookup_index(i > 0).and_then(|index| {
-            convert_image(store, &index, &dictionary, name, image, options, progress)
+        let result = writer.lookup_index(i > 0).and_then(|index| {
+            convert_image(writer, &index, &dictionary, name, image, options, progress)
         });
         match result {
             Ok(image_report) => report.images.push(image_report),
             Err(e) => {
                 // Nothing of this image was committed: drop its temporary files.
-                let _ = store.clear_tmp();
+                let _ = writer.clear_tmp();
                 return Err(e);
             }
         }
@@ -394,7 +394,7 @@ struct Shared<'a> {
 }
 
 fn convert_image(
-    store: &Writer,
+    writer: &Writer,
     index: &Index,
     dictionary: &Dictionary,
     name: &str,
@@ -405,17 +405,17 @@ fn convert_image(
     let started = Instant::now();
     let delta_mode = options
         .delta
-        .unwrap_or(store.store().config().compression.delta);
+        .unwrap_or(writer.store().config().compression.delta);
     let finder = match delta_mode {
         DeltaMode::Off => None,
         DeltaMode::Auto => {
-            let bases = delta::base_images(store.store(), name, &options.dict)?;
+            let bases = delta::base_images(writer.store(), name, &options.dict)?;
             let level = match options.optimize {
-                true => store.store().config().optimize.level,
-                false => store.store().config().compression.level,
+                true => writer.store().config().optimize.level,
+                false => writer.store().config().compression.level,
             };
             Some(delta::DeltaFinder::new(
-                store.store(),
+                writer.store(),
                 index,
                 &bases,
                 level,
@@ -423,7 +423,7 @@ fn convert_image(
         }
     };
     let shared = Shared {
-        store,
+        store: writer,
         index,
         dictionary,
         claimed: Mutex::new(HashSet::new()),
@@ -432,7 +432,7 @@ fn convert_image(
         delta: finder.as_ref(),
         layers_in_flight: options.layers_in_flight.unwrap_or(DEFAULT_LAYERS_IN_FLIGHT),
         compress: options.optimize.then(|| {
-            let target = store.store().config().optimize;
+            let target = writer.store().config().optimize;
             crate::format::blob::CompressedWith {
                 level: target.level,
                 frame_size: target.frame_size,
@@ -444,7 +444,7 @@ fn convert_image(
     // record of this image's files and written chunks served the layers only.
     drop(shared);
     drop(finder);
-    let resolved = resolve::layer_objects(store, &outputs, &HashMap::new())?;
+    let resolved = resolve::layer_objects(writer, &outputs, &HashMap::new())?;
     let mut totals = LayerReport::default();
     for output in &outputs {
         totals.merge_counts(&output.report);
@@ -457,7 +457,7 @@ fn convert_image(
         outputs: &outputs,
         totals: &totals,
     };
-    let committed = commit::commit(store, &prepared, resolved)?;
+    let committed = commit::commit(writer, &prepared, resolved)?;
     resolve::remove_spills(&outputs);
     let seconds = started.elapsed().as_secs_f64();
     Ok(ImageReport {
@@ -467,7 +467,7 @@ fn convert_image(
         platform: image.platform.as_ref().map(|p| p.to_string()),
         manifest_digest: image.manifest.as_ref().map(|m| m.digest.to_string()),
         dictionary: if options.dict.is_empty() {
-            vec!["store".to_string()]
+            vec!["writer".to_string()]
         } else {
             options.dict.clone()
         },

@@ -80,7 +80,7 @@ impl Resolved {
 /// Writes the layer objects of the converted layers (in parallel). A new chunk in `elsewhere`
 /// (another writer committed it meanwhile) is referenced where the index has it.
 pub(super) fn layer_objects(
-    store: &Writer,
+    writer: &Writer,
     outputs: &[LayerOutput],
     elsewhere: &HashMap<ChunkId, ChunkLocation>,
 ) -> Result<Resolved> {
@@ -97,7 +97,7 @@ pub(super) fn layer_objects(
     let written: Vec<Option<Result<NewObject>>> = outputs
         .par_iter()
         .map(|o| match &o.content {
-            LayerContent::Converted(c) => Some(write_object(store, c, &new_chunks, elsewhere)),
+            LayerContent::Converted(c) => Some(write_object(writer, c, &new_chunks, elsewhere)),
             LayerContent::Reused(_) => None,
         })
         .collect();
@@ -157,7 +157,7 @@ pub(super) fn remove_spills(outputs: &[LayerOutput]) {
 
 /// Reads one layer's spills back in step and writes its layer object (fsynced, under `tmp/`).
 fn write_object(
-    store: &Writer,
+    writer: &Writer,
     layer: &Converted,
     new_chunks: &NewChunks,
     elsewhere: &HashMap<ChunkId, ChunkLocation>,
@@ -165,7 +165,7 @@ fn write_object(
     let internal = |what: String| Error::corrupt(layer.label.clone(), format!("internal: {what}"));
     let mut entries = SpillReader::<SpilledEntry>::open(&layer.entries)?;
     let mut chunks = SpillReader::<SpilledChunk>::open(&layer.chunks)?;
-    let mut writer = LayerMetaWriter::create(store.tmp_file("layer"))?;
+    let mut meta = LayerMetaWriter::create(writer.tmp_file("layer"))?;
     let mut table = BlobTable::default();
     let mut sketches = Vec::new();
     let mut number = 0u64;
@@ -190,11 +190,11 @@ fn write_object(
             };
             let size = || match new_chunks.sizes.get(&location.blob) {
                 Some(&size) => Ok(size),
-                None => stored_blob_size(store, &location.blob),
+                None => stored_blob_size(writer, &location.blob),
             };
             records.push(table.record(chunk.id, &location, size)?);
         }
-        writer.push(LayerEntry {
+        meta.push(LayerEntry {
             raw_header: entry.raw_header,
             meta: entry.meta,
             chunks: records,
@@ -203,7 +203,7 @@ fn write_object(
     if chunks.next_record()?.is_some() {
         return Err(internal("chunk spill has chunks no entry names".into()));
     }
-    let object = writer.finish(
+    let object = meta.finish(
         layer.source.clone(),
         table.blobs,
         "convert.layer_meta.fsync",

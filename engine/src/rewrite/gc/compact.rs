@@ -36,7 +36,7 @@ fn file_size(path: &std::path::Path) -> Result<u64> {
 /// Compaction steps 1 and 2: new blobs, then rewritten layer objects and bootstraps (which
 /// replace the old ones in `live`).
 pub(super) fn compact_blobs(
-    store: &StoreWriter,
+    writer: &StoreWriter,
     compact: &[(BlobId, Vec<TocEntry>)],
     live: &mut LiveSet,
     report: &mut GcReport,
@@ -46,7 +46,7 @@ pub(super) fn compact_blobs(
     if compact.is_empty() {
         return Ok(rewrites);
     }
-    let moved = write_compacted(store, compact, with)?;
+    let moved = write_compacted(writer, compact, with)?;
     report.new_blobs = moved.blobs.len() as u64;
     report.new_blob_bytes = moved.blobs.iter().map(|b| b.size).sum();
     let compacted: HashSet<BlobId> = compact.iter().map(|(id, _)| *id).collect();
@@ -66,18 +66,22 @@ pub(super) fn compact_blobs(
     for old_id in ids {
         let object = &live.objects[&old_id];
         if object.blobs().iter().any(|b| compacted.contains(&b.id)) {
-            new_objects.push(rewrite_object(store, object, &moved)?);
+            new_objects.push(rewrite_object(writer, object, &moved)?);
             old_ids.push(old_id);
         }
     }
-    publish_layer_objects(store.writer(), &new_objects, "gc.compact.layer_meta_rename")?;
+    publish_layer_objects(
+        writer.writer(),
+        &new_objects,
+        "gc.compact.layer_meta_rename",
+    )?;
     for (old_id, new) in old_ids.iter().zip(&new_objects) {
-        rewrites.replaced_bytes += file_size(&store.store().layer_meta_path(old_id))?;
+        rewrites.replaced_bytes += file_size(&writer.store().layer_meta_path(old_id))?;
         rewrites.new_bytes += new.size;
         rewrites.objects.insert(*old_id, new.id);
         live.objects.remove(old_id);
         live.objects
-            .insert(new.id, store.store().layer_meta(&new.id)?);
+            .insert(new.id, writer.store().layer_meta(&new.id)?);
     }
     let mut images: Vec<ImageId> = live.bootstraps.keys().copied().collect();
     images.sort();
@@ -98,7 +102,7 @@ pub(super) fn compact_blobs(
         }
         // The rewritten image's record (its old one, moved) is committed before the bootstrap
         // is in place; names follow in gc's index batch.
-        let old_record = store.store().index().get_image(&old_id)?;
+        let old_record = writer.store().index().get_image(&old_id)?;
         let record = |new_id, size| {
             let now = std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
@@ -110,13 +114,13 @@ pub(super) fn compact_blobs(
             record
         };
         let (new_id, new_size) = publish_bootstrap(
-            store.writer(),
-            store.store().index(),
+            writer.writer(),
+            writer.store().index(),
             &new,
             record,
             "gc.compact.bootstrap_rename",
         )?;
-        rewrites.replaced_bytes += file_size(&store.store().bootstrap_path(&old_id))?;
+        rewrites.replaced_bytes += file_size(&writer.store().bootstrap_path(&old_id))?;
         rewrites.new_bytes += new_size;
         rewrites.images.insert(old_id, (new_id, new_size));
         live.bootstraps.remove(&old_id);
@@ -129,7 +133,7 @@ pub(super) fn compact_blobs(
 /// A new layer object with the entries of `object`, every chunk compaction moved pointing at
 /// its new place and a blob table of exactly the blobs its chunks use now (fsynced, in `tmp/`).
 fn rewrite_object(
-    store: &StoreWriter,
+    writer: &StoreWriter,
     object: &LayerMeta,
     moved: &Moved,
 ) -> Result<SealedLayerMeta> {
@@ -139,7 +143,7 @@ fn rewrite_object(
         .map(|b| (b.id, b.size))
         .chain(moved.blobs.iter().map(|b| (b.id, b.size)))
         .collect();
-    let mut writer = LayerMetaWriter::create(store.writer().tmp_file("layer"))?;
+    let mut writer = LayerMetaWriter::create(writer.writer().tmp_file("layer"))?;
     let mut table = BlobTable::default();
     for entry in object.entries() {
         let mut entry = entry?;
@@ -173,17 +177,17 @@ pub(super) struct Moved {
 /// and verified on the way; compressed `with` these parameters, else the store's), and renames them into `blobs/` (step 1). A delta frame is copied
 /// as stored (after it decoded and verified against its bases), so it stays a delta.
 fn write_compacted(
-    store: &StoreWriter,
+    writer: &StoreWriter,
     compact: &[(BlobId, Vec<TocEntry>)],
     with: Option<CompressedWith>,
 ) -> Result<Moved> {
-    let mut builder = BlobBuilder::new(store.writer(), "gc compaction", "gc.compact.blob_fsync");
+    let mut builder = BlobBuilder::new(writer.writer(), "gc compaction", "gc.compact.blob_fsync");
     if let Some(with) = with {
         builder = builder.compressing_with(with);
     }
     let mut written: HashSet<ChunkId> = HashSet::new();
     for (blob, live) in compact {
-        let reader = BlobReader::open(&store.store().blob_path(blob), *blob)?;
+        let reader = BlobReader::open(&writer.store().blob_path(blob), *blob)?;
         let mut frame: Option<(u64, Vec<u8>)> = None;
         for entry in live {
             if frame
@@ -192,7 +196,7 @@ fn write_compacted(
             {
                 frame = Some((
                     entry.slice.offset,
-                    reader.read_frame(&entry.location(*blob), store.store())?,
+                    reader.read_frame(&entry.location(*blob), writer.store())?,
                 ));
             }
             let (_, data) = frame.as_ref().expect("frame just read");
@@ -236,7 +240,7 @@ fn write_compacted(
             locations.insert((*blob, entry.slice.offset, entry.id), *location);
         }
     }
-    crate::write::blob_builder::publish(store.writer(), &sealed, "gc.compact.blob_rename", None)?;
+    crate::write::blob_builder::publish(writer.writer(), &sealed, "gc.compact.blob_rename", None)?;
     Ok(Moved {
         locations,
         blobs: sealed,

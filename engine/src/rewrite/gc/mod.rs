@@ -358,15 +358,15 @@ pub(crate) fn plan_rewrite(
 }
 
 /// Runs gc: the plan, then (unless a dry run) its execution.
-pub fn gc(store: &StoreWriter, options: &GcOptions) -> Result<GcReport> {
+pub fn gc(writer: &StoreWriter, options: &GcOptions) -> Result<GcReport> {
     // Held to the end: no mount takes a lease between the marking and the deletions.
-    let _guard = crate::lease::LeaseGuard::exclusive(store.store().layout())?;
-    let plan = plan(store.store(), options)?;
+    let _guard = crate::lease::LeaseGuard::exclusive(writer.store().layout())?;
+    let plan = plan(writer.store(), options)?;
     let mut report = match options.dry_run {
         true => plan.report,
-        false => apply(store, plan)?,
+        false => apply(writer, plan)?,
     };
-    let reclaimed = store.tmp_reclaimed();
+    let reclaimed = writer.tmp_reclaimed();
     report.tmp_reclaimed_writers = reclaimed.writers + reclaimed.files;
     report.tmp_reclaimed_bytes = reclaimed.bytes;
     report.freed_bytes += reclaimed.bytes;
@@ -375,7 +375,7 @@ pub fn gc(store: &StoreWriter, options: &GcOptions) -> Result<GcReport> {
 
 /// Carries out a plan in the write order of the module's doc: compaction's new blobs and
 /// bootstraps, one synced index batch, then the deletions.
-pub(crate) fn apply(store: &StoreWriter, plan: GcPlan) -> Result<GcReport> {
+pub(crate) fn apply(writer: &StoreWriter, plan: GcPlan) -> Result<GcReport> {
     let GcPlan {
         refs,
         mut live,
@@ -384,14 +384,14 @@ pub(crate) fn apply(store: &StoreWriter, plan: GcPlan) -> Result<GcReport> {
         mut report,
         ..
     } = plan;
-    let rewrites = compact_blobs(store, &compact, &mut live, &mut report, with)?;
-    let sweep = Sweep::find(store.store(), &live, &compact, &rewrites, &mut report)?;
+    let rewrites = compact_blobs(writer, &compact, &mut live, &mut report, with)?;
+    let sweep = Sweep::find(writer.store(), &live, &compact, &rewrites, &mut report)?;
     report.freed_bytes = (report.dead_bytes + sweep.compacted_bytes + rewrites.replaced_bytes)
         .saturating_sub(report.new_blob_bytes + rewrites.new_bytes);
-    let batch = index_batch(store.store(), &refs, &live, &rewrites, &sweep, &mut report)?;
+    let batch = index_batch(writer.store(), &refs, &live, &rewrites, &sweep, &mut report)?;
     crate::failpoint::check("gc.index.batch")?;
-    store.store().index().commit(batch)?;
-    store.store().index().flush()?;
+    writer.store().index().commit(batch)?;
+    writer.store().index().flush()?;
     // Step 4: the files.
     let dead = sweep.dead_bootstraps.iter();
     for (_, path, _) in dead
@@ -402,9 +402,9 @@ pub(crate) fn apply(store: &StoreWriter, plan: GcPlan) -> Result<GcReport> {
         std::fs::remove_file(path).map_err(|e| Error::io("remove", path, e))?;
     }
     crate::failpoint::check("gc.dir_fsync")?;
-    crate::fsutil::fsync_dir(&store.store().layout().bootstraps_dir())?;
-    crate::fsutil::fsync_dir(&store.store().layout().layers_dir())?;
-    crate::fsutil::fsync_dir(&store.store().layout().blobs_dir())?;
+    crate::fsutil::fsync_dir(&writer.store().layout().bootstraps_dir())?;
+    crate::fsutil::fsync_dir(&writer.store().layout().layers_dir())?;
+    crate::fsutil::fsync_dir(&writer.store().layout().blobs_dir())?;
     // Step 5: the records of the deleted bootstraps (kept until the files were gone, so that a
     // crash before leaves them deletable, not orphans).
     let delete_images: Vec<ImageId> = sweep
@@ -414,7 +414,7 @@ pub(crate) fn apply(store: &StoreWriter, plan: GcPlan) -> Result<GcReport> {
         .collect();
     if !delete_images.is_empty() {
         crate::failpoint::check("gc.records.batch")?;
-        store.store().index().commit(IndexBatch {
+        writer.store().index().commit(IndexBatch {
             delete_images,
             ..IndexBatch::default()
         })?;

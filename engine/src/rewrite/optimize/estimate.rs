@@ -15,7 +15,7 @@ use std::collections::BTreeMap;
 const SAMPLE_FRAMES: usize = 24;
 
 pub(super) fn dry_run(
-    store: &StoreWriter,
+    writer: &StoreWriter,
     plan: &GcPlan,
     target: CompressedWith,
     report: &mut OptimizeReport,
@@ -43,8 +43,9 @@ pub(super) fn dry_run(
     let measured: Vec<(u64, u64)> = sample
         .par_iter()
         .map(|location| {
-            let reader = BlobReader::open(&store.store().blob_path(&location.blob), location.blob)?;
-            let frame = reader.read_frame(location, store.store())?;
+            let reader =
+                BlobReader::open(&writer.store().blob_path(&location.blob), location.blob)?;
+            let frame = reader.read_frame(location, writer.store())?;
             let new = crate::write::blob_builder::compress(&frame, target.level)
                 .map_err(|e| {
                     Error::corrupt(

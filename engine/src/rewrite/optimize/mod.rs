@@ -104,8 +104,8 @@ pub struct OptimizeReport {
 }
 
 /// The target of a run: the options over store.json's defaults.
-fn target(store: &StoreWriter, options: &OptimizeOptions) -> Result<CompressedWith> {
-    let defaults = store.store().config().optimize;
+fn target(writer: &StoreWriter, options: &OptimizeOptions) -> Result<CompressedWith> {
+    let defaults = writer.store().config().optimize;
     let params = crate::format::store_config::OptimizeParams {
         level: options.level.unwrap_or(defaults.level),
         frame_size: options.frame_size.unwrap_or(defaults.frame_size),
@@ -120,11 +120,11 @@ fn target(store: &StoreWriter, options: &OptimizeOptions) -> Result<CompressedWi
 }
 
 pub fn optimize(
-    store: &StoreWriter,
+    writer: &StoreWriter,
     options: &OptimizeOptions,
     progress: &dyn Progress,
 ) -> Result<OptimizeReport> {
-    let target = target(store, options)?;
+    let target = target(writer, options)?;
     let start = Instant::now();
     let mut report = OptimizeReport {
         dry_run: options.dry_run,
@@ -136,8 +136,8 @@ pub fn optimize(
     let mut first = true;
     loop {
         // Held for the round: no mount takes a lease between its marking and its deletions.
-        let _guard = crate::lease::LeaseGuard::exclusive(store.store().layout())?;
-        report.free_bytes = crate::fsutil::free_bytes(store.store().root())?;
+        let _guard = crate::lease::LeaseGuard::exclusive(writer.store().layout())?;
+        report.free_bytes = crate::fsutil::free_bytes(writer.store().root())?;
         let rewrite = Rewrite::Recompress(gc::Recompress {
             target,
             round_bytes: match options.dry_run {
@@ -148,7 +148,7 @@ pub fn optimize(
             free_bytes: report.free_bytes,
         });
         let plan = gc::plan_rewrite(
-            store.store(),
+            writer.store(),
             options.dry_run,
             options.force_orphans,
             rewrite,
@@ -174,7 +174,7 @@ pub fn optimize(
             progress.set_length(report.bytes_below_target, Unit::Bytes);
         }
         if options.dry_run {
-            estimate::dry_run(store, &plan, target, &mut report)?;
+            estimate::dry_run(writer, &plan, target, &mut report)?;
             break;
         }
         let last_round = plan.compact.is_empty();
@@ -196,7 +196,7 @@ pub fn optimize(
             .flat_map(|(_, entries)| entries)
             .map(|e| e.slice.len as u64)
             .sum::<u64>();
-        let done = gc::apply(store, plan)?;
+        let done = gc::apply(writer, plan)?;
         report.rounds += 1;
         report.rewritten_blobs += done.compacted_blobs;
         report.rewritten_bytes += done.compacted_bytes;

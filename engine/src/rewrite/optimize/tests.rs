@@ -7,15 +7,15 @@ use crate::{BlobId, ConvertOptions, PlatformChoice};
 use std::collections::BTreeSet;
 use std::path::Path;
 
-fn blobs(store: &StoreWriter) -> BTreeSet<BlobId> {
-    std::fs::read_dir(store.store().layout().blobs_dir())
+fn blobs(writer: &StoreWriter) -> BTreeSet<BlobId> {
+    std::fs::read_dir(writer.store().layout().blobs_dir())
         .unwrap()
         .map(|e| BlobId::from_hex(&e.unwrap().file_name().to_string_lossy()).unwrap())
         .collect()
 }
 
-fn image_blobs(store: &StoreWriter, name: &str) -> BTreeSet<BlobId> {
-    let (_, layers) = store.store().image_layers(name).unwrap();
+fn image_blobs(writer: &StoreWriter, name: &str) -> BTreeSet<BlobId> {
+    let (_, layers) = writer.store().image_layers(name).unwrap();
     layers
         .iter()
         .flat_map(|l| l.blobs().iter().map(|b| b.id))

@@ -38,7 +38,7 @@ pub(super) struct CheckedImage {
 }
 
 pub(super) fn check(
-    store: &Writer,
+    writer: &Writer,
     incoming: &Incoming,
     progress: &dyn Progress,
 ) -> Result<Checked> {
@@ -64,7 +64,7 @@ pub(super) fn check(
         tocs.push(toc);
     }
     let bases = ArrivingBases {
-        store,
+        store: writer,
         incoming,
         plain: &plain,
         readers: Mutex::new(HashMap::new()),
@@ -93,7 +93,7 @@ pub(super) fn check(
     }
     progress.set_message("checking metadata");
     let mut blob_tocs = BlobTocs {
-        store,
+        store: writer,
         incoming,
         open: HashMap::new(),
     };
@@ -107,11 +107,11 @@ pub(super) fn check(
                 record?;
             }
         }
-        let (bootstrap, files) = check_bootstrap(store, incoming, image)?;
+        let (bootstrap, files) = check_bootstrap(writer, incoming, image)?;
         images.push(CheckedImage { bootstrap, files });
     }
     drop(blob_tocs);
-    recreate_layers(store, incoming, &images, &bases, progress)?;
+    recreate_layers(writer, incoming, &images, &bases, progress)?;
     Ok(Checked { tocs, images })
 }
 
@@ -122,7 +122,7 @@ pub(super) fn check(
 /// was checked when that object was made (a convert hashed the tar it read; an import
 /// re-created it here).
 fn recreate_layers(
-    store: &Writer,
+    writer: &Writer,
     incoming: &Incoming,
     images: &[CheckedImage],
     bases: &ArrivingBases,
@@ -133,7 +133,7 @@ fn recreate_layers(
         .iter()
         .map(|b| (b.id, b.path.clone()))
         .collect();
-    let mut reader = ChunkReader::with_arriving(store.store(), arriving, bases);
+    let mut reader = ChunkReader::with_arriving(writer.store(), arriving, bases);
     let mut done = HashSet::new();
     let mut todo = Vec::new();
     for (image, checked) in incoming.images.iter().zip(images) {
@@ -199,26 +199,26 @@ fn blake3_of_file(path: &std::path::Path) -> Result<blake3::Hash> {
 /// The bootstrap (arriving or stored) and the layer objects it names (arriving or stored),
 /// each holding the diff_id the bootstrap says; and the image's file count.
 fn check_bootstrap(
-    store: &Writer,
+    writer: &Writer,
     incoming: &Incoming,
     image: &IncomingImage,
 ) -> Result<(Bootstrap, u64)> {
     let bootstrap = match &image.bootstrap {
         Some(path) => crate::store::read_bootstrap(path, &image.image)?,
-        None => store.store().bootstrap_by_id(&image.image)?,
+        None => writer.store().bootstrap_by_id(&image.image)?,
     };
     let mut files = 0;
     for layer in &bootstrap.layers {
         let meta = match image.objects.iter().find(|o| o.id == layer.meta) {
             Some(o) => LayerMeta::open(&o.path, o.id, &format!("layer object {}", o.id))?,
-            None if store.store().layer_meta_path(&layer.meta).exists() => {
-                store.store().layer_meta(&layer.meta)?
+            None if writer.store().layer_meta_path(&layer.meta).exists() => {
+                writer.store().layer_meta(&layer.meta)?
             }
             None => {
                 return Err(Error::corrupt(
                     format!("{} image {}", incoming.origin, image.image),
                     format!(
-                        "names layer object {}, which neither it nor this store holds",
+                        "names layer object {}, which neither it nor this writer holds",
                         layer.meta
                     ),
                 ))

@@ -86,7 +86,7 @@ const CHUNK_BATCH: usize = 65_536;
 /// A name that names another image is refused unless `replace`, checked again under the commit
 /// lock (another writer may take it meanwhile); one that names the same image is unchanged.
 pub(crate) fn import(
-    store: &Writer,
+    writer: &Writer,
     incoming: &Incoming,
     replace: bool,
     progress: &dyn Progress,
@@ -108,8 +108,8 @@ pub(crate) fn import(
             .and_then(|f| f.sync_all())
             .with_path("sync", file)?;
     }
-    let checked = check::check(store, incoming, progress)?;
-    let index = store.commit_access()?;
+    let checked = check::check(writer, incoming, progress)?;
+    let index = writer.commit_access()?;
     let mut outcome = ImportOutcome::default();
     let mut todo = Vec::new();
     for (image, checked) in incoming.images.iter().zip(checked.images) {
@@ -131,18 +131,18 @@ pub(crate) fn import(
             ..ImportReport::default()
         })
         .collect();
-    publish_blobs(store, &index, incoming, &checked.tocs, &mut reports[0])?;
+    publish_blobs(writer, &index, incoming, &checked.tocs, &mut reports[0])?;
     // Steps 2 and 3: every image's layer objects, then every bootstrap naming them.
     for ((image, _), report) in todo.iter().zip(&mut reports) {
         let files: Vec<_> = image
             .objects
             .iter()
-            .map(|o| (&*o.path, store.store().layer_meta_path(&o.id), o.size))
+            .map(|o| (&*o.path, writer.store().layer_meta_path(&o.id), o.size))
             .collect();
         (report.layer_objects_added, report.layer_object_bytes_added) =
             crate::fsutil::publish_sealed(
                 &files,
-                &store.store().layout().layers_dir(),
+                &writer.store().layout().layers_dir(),
                 "import.layer_meta.rename",
                 None,
             )?;
@@ -156,7 +156,7 @@ pub(crate) fn import(
     let mut recorded = HashSet::new();
     for ((image, checked), report) in todo.iter().zip(&reports) {
         if index.get_image(&image.image)?.is_none() && recorded.insert(image.image) {
-            let in_place = store.store().bootstrap_path(&image.image);
+            let in_place = writer.store().bootstrap_path(&image.image);
             let path = image.bootstrap.as_deref().unwrap_or(&in_place);
             let size = std::fs::metadata(path).with_path("stat", path)?.len();
             let mut record = crate::index::derived_record(
@@ -177,8 +177,8 @@ pub(crate) fn import(
     for ((image, _), report) in todo.iter().zip(&mut reports) {
         if let Some(path) = &image.bootstrap {
             let size = std::fs::metadata(path).with_path("stat", path)?.len();
-            let files = [(&**path, store.store().bootstrap_path(&image.image), size)];
-            let dir = store.store().layout().bootstraps_dir();
+            let files = [(&**path, writer.store().bootstrap_path(&image.image), size)];
+            let dir = writer.store().layout().bootstraps_dir();
             report.bootstrap_added =
                 crate::fsutil::publish_sealed(&files, &dir, "import.bootstrap.rename", None)?.0 > 0;
         }
@@ -186,7 +186,7 @@ pub(crate) fn import(
     // Step 4: one synced index batch for every image's layer keys and name.
     let mut batch = IndexBatch::default();
     for (image, checked) in &todo {
-        // Every layer's tar was re-created and hashed (an arriving object) or is the store's
+        // Every layer's tar was re-created and hashed (an arriving object) or is the writer's
         // own object holding that diff_id; no layer blob was read, so no digest is checked.
         for layer in &checked.bootstrap.layers {
             batch.add_layer_keys(layer, false);
@@ -205,7 +205,7 @@ pub(crate) fn import(
 /// delta frame while this copy is plain: a delta frame's bases must be plain in the index)
 /// indexed; counted in `first`.
 fn publish_blobs(
-    store: &Writer,
+    writer: &Writer,
     index: &crate::index::Index,
     incoming: &Incoming,
     tocs: &[Vec<crate::format::blob::TocEntry>],
@@ -227,11 +227,11 @@ fn publish_blobs(
     let files: Vec<_> = incoming
         .blobs
         .iter()
-        .map(|b| (&*b.path, store.store().blob_path(&b.id), b.size))
+        .map(|b| (&*b.path, writer.store().blob_path(&b.id), b.size))
         .collect();
     (first.blobs_added, first.blob_bytes_added) = crate::fsutil::publish_sealed(
         &files,
-        &store.store().layout().blobs_dir(),
+        &writer.store().layout().blobs_dir(),
         "import.blob.rename",
         None,
     )?;
