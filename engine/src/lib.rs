@@ -92,7 +92,7 @@ pub use ops::repair::{NamedImage, OldIndex, RepairReport, RECOVERED_PREFIX};
 pub use ops::report::diff::{DiffReport, FileDiff, LayerDiff};
 pub use ops::report::inventory::{top_layers, InventoryRow, LayerCount};
 pub use ops::report::stats::{ImageShare, SharingMatrix, StatsReport};
-pub use ops::report::tables::{for_each_chunk, for_each_file, ChunkRow, FileRow};
+pub use ops::report::tables::{ChunkRow, FileRow};
 pub use ops::unpack::{Skipped, UnpackOptions, UnpackReport, XattrFailure};
 pub use ops::verify::VerifyReport;
 pub use problem::Problem;

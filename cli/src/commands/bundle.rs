@@ -7,7 +7,7 @@ use crate::bundle_args::{
 };
 use crate::output::{bytes, count, escape};
 use crate::progress::Bar;
-use cairn_engine::bundle::{create, dict, import};
+use cairn_engine::bundle::create;
 use cairn_engine::{SharedWriter, Store};
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -18,7 +18,7 @@ pub fn dict(cli: &Cli, args: &DictArgs) -> anyhow::Result<()> {
         DictCommand::Build(args) => return build_dict(cli, args),
     };
     let store = Store::open(&cli.store)?;
-    let dict = dict::export_dict(&store, &args.names, args.all)?;
+    let dict = store.export_dict(&args.names, args.all)?;
     write_output(&args.output, |out| Ok(dict.write(out)?))?;
     eprintln!(
         "{} chunks ({}) of {} image(s) in {}",
@@ -33,13 +33,7 @@ pub fn dict(cli: &Cli, args: &DictArgs) -> anyhow::Result<()> {
 fn build_dict(cli: &Cli, args: &DictBuildArgs) -> anyhow::Result<()> {
     let store = SharedWriter::open(&cli.store)?;
     let bar = Bar::new(cli.quiet, "dict build");
-    let report = cairn_engine::bundle::dict_build::build_dict(
-        &store,
-        &args.names,
-        args.min_images,
-        &args.name,
-        &bar,
-    )?;
+    let report = store.build_dict(&args.names, args.min_images, &args.name, &bar)?;
     if args.json {
         return super::print_json(&report);
     }
@@ -120,7 +114,7 @@ fn create_bundle(cli: &Cli, args: &BundleCreateArgs) -> anyhow::Result<()> {
     let bar = Bar::new(cli.quiet, "bundle create");
     let mut report = None;
     write_output(&args.output, |out| {
-        report = Some(create::create(&store, &options, out, &bar)?);
+        report = Some(store.create_bundle(&options, out, &bar)?);
         Ok(())
     })?;
     let report = report.expect("written");
@@ -176,7 +170,7 @@ fn import_bundle(cli: &Cli, args: &BundleImportArgs) -> anyhow::Result<()> {
     let (mut input, what) = open_input(&args.file)?;
     let store = SharedWriter::open(&cli.store)?;
     let bar = Bar::new(cli.quiet, "bundle import");
-    let report = import::import_bundle(&store, &mut input, &what, args.replace, &bar)?;
+    let report = store.import_bundle(&mut input, &what, args.replace, &bar)?;
     if args.json {
         return super::print_json(&report);
     }

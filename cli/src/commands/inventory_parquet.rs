@@ -345,7 +345,7 @@ fn write_rows(
         }
         InventoryLevel::File => {
             for name in images {
-                cairn_engine::for_each_file(store, name, |f| {
+                store.for_each_file(name, |f| {
                     table
                         .row(&[
                             text(name),
@@ -369,7 +369,7 @@ fn write_rows(
         }
         InventoryLevel::Chunk => {
             for name in images {
-                cairn_engine::for_each_chunk(store, name, |c| {
+                store.for_each_chunk(name, |c| {
                     table
                         .row(&[
                             text(name),

@@ -4,9 +4,8 @@
 
 use crate::delta::assert_verify_clean;
 use crate::helpers::*;
-use cairn_engine::bundle::create::{create, BundleOptions, BundleReport};
-use cairn_engine::bundle::dict::export_dict;
-use cairn_engine::bundle::import::{import_bundle, BundleImportReport};
+use cairn_engine::bundle::create::{BundleOptions, BundleReport};
+use cairn_engine::bundle::import::BundleImportReport;
 use cairn_engine::{NoProgress, SharedWriter, Store};
 use std::path::{Path, PathBuf};
 
@@ -32,20 +31,17 @@ fn bundle_with(
     options.have_dicts = dicts.to_vec();
     options.since = since.iter().map(|p| p.to_path_buf()).collect();
     let mut out = Vec::new();
-    let report = create(
-        &Store::open(store).unwrap(),
-        &options,
-        &mut out,
-        &NoProgress,
-    )
-    .unwrap();
+    let report = Store::open(store)
+        .unwrap()
+        .create_bundle(&options, &mut out, &NoProgress)
+        .unwrap();
     assert_eq!(report.bytes, out.len() as u64);
     (out, report)
 }
 
 fn import(store: &Path, bytes: &[u8]) -> cairn_engine::Result<BundleImportReport> {
     let writer = SharedWriter::open(store).unwrap();
-    import_bundle(&writer, &mut &bytes[..], "test bundle", false, &NoProgress)
+    writer.import_bundle(&mut &bytes[..], "test bundle", false, &NoProgress)
 }
 
 fn empty_store(dir: &Path) -> PathBuf {
@@ -175,7 +171,7 @@ fn a_chain_of_three_bundles_and_a_dictionary_from_the_receiver() {
         convert(&store, &v1, "mine", &[]).unwrap();
     }
     let site = site.join("store");
-    let dict = export_dict(&Store::open(&site).unwrap(), &[], true).unwrap();
+    let dict = Store::open(&site).unwrap().export_dict(&[], true).unwrap();
     let dict_path = files.join("site.dict");
     let mut out = Vec::new();
     dict.write(&mut out).unwrap();

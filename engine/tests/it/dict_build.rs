@@ -2,7 +2,6 @@
 //! it reuses exactly what its coverage figure said.
 
 use crate::helpers::*;
-use cairn_engine::bundle::dict_build::build_dict;
 use cairn_engine::{NoProgress, SharedWriter, Store};
 
 #[test]
@@ -18,7 +17,7 @@ fn a_dictionary_of_shared_chunks_is_reused_as_its_coverage_says() {
     let root = tmp.path().join("store");
     let writer = SharedWriter::open(&root).unwrap();
     let names = ["v1".to_string(), "v2".to_string()];
-    let report = build_dict(&writer, &names, 2, "dict", &NoProgress).unwrap();
+    let report = writer.build_dict(&names, 2, "dict", &NoProgress).unwrap();
     // A writer reads the index as it was when it opened: read the new image through a reader.
     let store = Store::open(&root).unwrap();
     let shared = store.diff("v1", "v2", 0).unwrap().shared_bytes;
@@ -50,5 +49,5 @@ fn a_dictionary_of_shared_chunks_is_reused_as_its_coverage_says() {
         totals.new.bytes,
         v2_coverage.unique_bytes - v2_coverage.covered_bytes
     );
-    assert!(build_dict(&writer, &names, 3, "x", &NoProgress).is_err());
+    assert!(writer.build_dict(&names, 3, "x", &NoProgress).is_err());
 }

@@ -7,10 +7,9 @@
 //! refused by convert, bundle import, `dict build` and `plan` emit.
 
 use crate::helpers::*;
-use cairn_engine::bundle::create::{create, BundleOptions};
-use cairn_engine::bundle::dict_build::build_dict;
+use cairn_engine::bundle::create::BundleOptions;
 use cairn_engine::bundle::file::{BundleManifest, BundleReader, BundleWriter, FrameRecord, Kind};
-use cairn_engine::bundle::import::{import_bundle, BundleImportReport};
+use cairn_engine::bundle::import::BundleImportReport;
 use cairn_engine::{
     Bootstrap, ChunkId, EmitRequest, EmitWhat, Follow, LayerMetaId, NoProgress, PlanOptions,
     Progress, Sha256Digest, SharedWriter, Store,
@@ -113,13 +112,10 @@ fn bundle_of(store: &Path, images: &[&str]) -> Vec<u8> {
     let mut options = BundleOptions::default();
     options.images = images.iter().map(|s| s.to_string()).collect();
     let mut out = Vec::new();
-    create(
-        &Store::open(store).unwrap(),
-        &options,
-        &mut out,
-        &NoProgress,
-    )
-    .unwrap();
+    Store::open(store)
+        .unwrap()
+        .create_bundle(&options, &mut out, &NoProgress)
+        .unwrap();
     out
 }
 
@@ -129,7 +125,7 @@ fn import_with(
     progress: &dyn Progress,
 ) -> cairn_engine::Result<BundleImportReport> {
     let writer = SharedWriter::open(store).unwrap();
-    import_bundle(&writer, &mut &bytes[..], "crafted bundle", false, progress)
+    writer.import_bundle(&mut &bytes[..], "crafted bundle", false, progress)
 }
 
 fn import(store: &Path, bytes: &[u8]) -> cairn_engine::Result<BundleImportReport> {
@@ -401,7 +397,7 @@ fn hostile_names_are_refused_by_every_command_that_names_an_image() {
         let shown = format!("{name:?}");
         let converted = writer.convert(&options(&v1, &name, &[]), &NoProgress);
         assert!(converted.is_err(), "convert {shown}");
-        let built = build_dict(&writer, &names, 1, &name, &NoProgress);
+        let built = writer.build_dict(&names, 1, &name, &NoProgress);
         assert!(built.is_err(), "dict build {shown}");
         drop(writer);
 
@@ -424,7 +420,7 @@ fn hostile_names_are_refused_by_every_command_that_names_an_image() {
     // The same requests with a good name succeed.
     emit_base(&sender, &names, &tmp.path().join("emitted"), "base").unwrap();
     let writer = SharedWriter::open(&sender).unwrap();
-    build_dict(&writer, &names, 1, "dict", &NoProgress).unwrap();
+    writer.build_dict(&names, 1, "dict", &NoProgress).unwrap();
     drop(writer);
     assert_eq!(snapshot(&Store::open(&receiver).unwrap()), before);
     let mut renamed = manifest.clone();

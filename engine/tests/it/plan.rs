@@ -6,7 +6,6 @@
 
 use crate::helpers::*;
 use crate::tree::walk_without_mtimes;
-use cairn_engine::bundle::dict_build::build_dict;
 use cairn_engine::{
     EmitRequest, EmitWhat, NoProgress, PlanOptions, PlanReport, SharedWriter, Store, StoreWriter,
     UnpackOptions,
@@ -210,7 +209,9 @@ fn family_plan_finds_the_os_and_runtime_bases_and_its_savings_are_real() {
     // A dictionary of the chunks two images share covers what it says when converting again.
     drop(store);
     let writer = SharedWriter::open(&tmp.path().join("store")).unwrap();
-    let dict = build_dict(&writer, &names, 2, "family-dict", &NoProgress).unwrap();
+    let dict = writer
+        .build_dict(&names, 2, "family-dict", &NoProgress)
+        .unwrap();
     let last = names.last().unwrap();
     let coverage = dict.coverage.iter().find(|c| &c.image == last).unwrap();
     let source = format!("oci:{}:{last}", data.join("oci").display());

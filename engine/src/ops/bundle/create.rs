@@ -121,7 +121,7 @@ struct Plan {
     objects: Vec<(Kind, [u8; 32], PathBuf, u64)>,
 }
 
-pub fn create(
+pub(crate) fn create(
     store: &Store,
     options: &BundleOptions,
     out: &mut dyn Write,
@@ -390,4 +390,16 @@ fn frame_record(
             stored: data,
         },
     })
+}
+
+impl Store {
+    /// Writes a bundle of `options.images` to `out`, holding only what the receiver lacks.
+    pub fn create_bundle(
+        &self,
+        options: &BundleOptions,
+        out: &mut dyn Write,
+        progress: &dyn Progress,
+    ) -> Result<BundleReport> {
+        create(self, options, out, progress)
+    }
 }

@@ -6,7 +6,7 @@ use crate::store::Store;
 use crate::ChunkId;
 
 /// The dictionary of the named images' chunks, or with `all` of every chunk in the store.
-pub fn export_dict(store: &Store, names: &[String], all: bool) -> Result<ChunkDictionary> {
+pub(crate) fn export_dict(store: &Store, names: &[String], all: bool) -> Result<ChunkDictionary> {
     let mut images = Vec::new();
     let mut chunks: Vec<(ChunkId, u32)> = Vec::new();
     for name in names {
@@ -41,4 +41,12 @@ pub fn export_dict(store: &Store, names: &[String], all: bool) -> Result<ChunkDi
         }
     }
     Ok(ChunkDictionary::new(images, all, chunks))
+}
+
+impl Store {
+    /// The chunk dictionary of `names` (or, with `all`, of every image): what a sender may
+    /// leave out of a bundle for this store.
+    pub fn export_dict(&self, names: &[String], all: bool) -> Result<ChunkDictionary> {
+        export_dict(self, names, all)
+    }
 }

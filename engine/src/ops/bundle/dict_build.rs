@@ -40,7 +40,7 @@ pub struct Coverage {
     pub covered_ratio: f64,
 }
 
-pub fn build_dict(
+pub(crate) fn build_dict(
     writer: &SharedWriter,
     names: &[String],
     min_images: usize,
@@ -181,4 +181,18 @@ fn write_tar(
         .map_err(|e| Error::io("write", path, e.into_error()))?;
     file.sync_all().with_path("sync", path)?;
     Ok(())
+}
+
+impl SharedWriter {
+    /// Builds a dictionary image `dict_name` of the chunks at least `min_images` of `names`
+    /// share (`cairn dict build`).
+    pub fn build_dict(
+        &self,
+        names: &[String],
+        min_images: usize,
+        dict_name: &str,
+        progress: &dyn Progress,
+    ) -> Result<DictBuildReport> {
+        build_dict(self, names, min_images, dict_name, progress)
+    }
 }

@@ -43,7 +43,7 @@ struct Received {
     bootstraps: HashMap<ImageId, PathBuf>,
 }
 
-pub fn import_bundle(
+pub(crate) fn import_bundle(
     writer: &SharedWriter,
     input: &mut dyn Read,
     what: &str,
@@ -424,4 +424,18 @@ fn rehome(
         bootstrap: (!writer.store().bootstrap_path(&image).exists()).then_some(path),
         objects: rewritten.into_values().collect(),
     })
+}
+
+impl SharedWriter {
+    /// Imports a bundle read from `input` (`what` names it in messages); nothing is committed
+    /// unless every object in it checks.
+    pub fn import_bundle(
+        &self,
+        input: &mut dyn Read,
+        what: &str,
+        replace: bool,
+        progress: &dyn Progress,
+    ) -> Result<BundleImportReport> {
+        import_bundle(self, input, what, replace, progress)
+    }
 }

@@ -85,7 +85,7 @@ fn for_each_entry(
 }
 
 /// Calls `visit` for every entry of every layer of image `name`.
-pub fn for_each_file(
+pub(crate) fn for_each_file(
     store: &Store,
     name: &str,
     mut visit: impl FnMut(&FileRow) -> Result<()>,
@@ -114,7 +114,7 @@ pub fn for_each_file(
 }
 
 /// Calls `visit` for every chunk reference of every regular file of image `name`.
-pub fn for_each_chunk(
+pub(crate) fn for_each_chunk(
     store: &Store,
     name: &str,
     mut visit: impl FnMut(&ChunkRow) -> Result<()>,
@@ -136,4 +136,24 @@ pub fn for_each_chunk(
         }
         Ok(())
     })
+}
+
+impl Store {
+    /// Calls `visit` with every entry of image `name`, layer by layer (the file-level table).
+    pub fn for_each_file(
+        &self,
+        name: &str,
+        visit: impl FnMut(&FileRow) -> Result<()>,
+    ) -> Result<()> {
+        for_each_file(self, name, visit)
+    }
+
+    /// Calls `visit` with every chunk of every file of image `name` (the chunk-level table).
+    pub fn for_each_chunk(
+        &self,
+        name: &str,
+        visit: impl FnMut(&ChunkRow) -> Result<()>,
+    ) -> Result<()> {
+        for_each_chunk(self, name, visit)
+    }
 }
