@@ -10,13 +10,13 @@ use std::sync::atomic::{AtomicU64, Ordering};
 static TMP_COUNTER: AtomicU64 = AtomicU64::new(0);
 
 /// A fresh, unique path inside `tmp_dir`.
-pub fn tmp_path(tmp_dir: &Path, suffix: &str) -> PathBuf {
+pub(crate) fn tmp_path(tmp_dir: &Path, suffix: &str) -> PathBuf {
     let n = TMP_COUNTER.fetch_add(1, Ordering::Relaxed);
     tmp_dir.join(format!("{}-{n}.{suffix}", std::process::id()))
 }
 
 /// Makes a directory's entries (a rename into it) durable.
-pub fn fsync_dir(dir: &Path) -> Result<()> {
+pub(crate) fn fsync_dir(dir: &Path) -> Result<()> {
     File::open(dir)
         .and_then(|d| d.sync_all())
         .with_path("fsync directory", dir)
@@ -24,7 +24,12 @@ pub fn fsync_dir(dir: &Path) -> Result<()> {
 
 /// Writes `bytes` to `tmp`, fsyncs, renames to `dest` and fsyncs `dest`'s directory. `fail_at`
 /// names the fail point checked before the rename. On an error `tmp` is removed.
-pub fn write_durably(tmp: &Path, dest: &Path, bytes: &[u8], fail_at: &'static str) -> Result<()> {
+pub(crate) fn write_durably(
+    tmp: &Path,
+    dest: &Path,
+    bytes: &[u8],
+    fail_at: &'static str,
+) -> Result<()> {
     let partial = PartialFile::new(tmp.to_path_buf());
     let mut file = File::create(tmp).with_path("create", tmp)?;
     file.write_all(bytes).with_path("write", tmp)?;
@@ -67,7 +72,7 @@ pub(crate) fn publish_sealed(
     Ok(added)
 }
 
-pub fn rename_durably(from: &Path, to: &Path, fail_at: &'static str) -> Result<()> {
+pub(crate) fn rename_durably(from: &Path, to: &Path, fail_at: &'static str) -> Result<()> {
     crate::failpoint::check(fail_at)?;
     std::fs::rename(from, to).with_path("rename into place", to)?;
     // A bare file name's parent is "", which is the current directory.
@@ -79,22 +84,22 @@ pub fn rename_durably(from: &Path, to: &Path, fail_at: &'static str) -> Result<(
 
 /// A file written under a temporary name. Dropped before `keep` (an error on the way), it is
 /// removed, so a failed write leaves nothing behind.
-pub struct PartialFile {
+pub(crate) struct PartialFile {
     path: PathBuf,
     keep: bool,
 }
 
 impl PartialFile {
-    pub fn new(path: PathBuf) -> Self {
+    pub(crate) fn new(path: PathBuf) -> Self {
         PartialFile { path, keep: false }
     }
 
-    pub fn path(&self) -> &Path {
+    pub(crate) fn path(&self) -> &Path {
         &self.path
     }
 
     /// The file has been renamed into place (or is wanted as is): do not remove it.
-    pub fn keep(mut self) {
+    pub(crate) fn keep(mut self) {
         self.keep = true;
     }
 }
@@ -112,7 +117,7 @@ impl Drop for PartialFile {
 /// (`statvfs(3)`: available blocks times the fragment size), or what
 /// `failpoint::FREE_BYTES_ENV` says.
 #[allow(unsafe_code)]
-pub fn free_bytes(path: &Path) -> Result<u64> {
+pub(crate) fn free_bytes(path: &Path) -> Result<u64> {
     if let Some(bytes) = std::env::var(crate::failpoint::FREE_BYTES_ENV)
         .ok()
         .and_then(|v| v.trim().parse().ok())

@@ -153,12 +153,12 @@ fn tree_bytes(path: &Path) -> u64 {
 
 impl WriterDir {
     /// A fresh, unique path in this writer's directory.
-    pub fn file(&self, suffix: &str) -> PathBuf {
+    pub(crate) fn file(&self, suffix: &str) -> PathBuf {
         crate::fsutil::tmp_path(&self.path, suffix)
     }
 
     /// Removes this writer's files in progress (after an error), keeping `LIVE`.
-    pub fn clear(&self) -> Result<()> {
+    pub(crate) fn clear(&self) -> Result<()> {
         for entry in std::fs::read_dir(&self.path).with_path("read", &self.path)? {
             let path = entry.with_path("read", &self.path)?.path();
             if path.file_name() == Some(LIVE.as_ref()) {
@@ -183,26 +183,26 @@ impl Drop for WriterDir {
 }
 
 impl StoreLayout {
-    pub fn new(root: &Path) -> StoreLayout {
+    pub(crate) fn new(root: &Path) -> StoreLayout {
         StoreLayout {
             root: root.to_path_buf(),
         }
     }
 
-    pub fn root(&self) -> &Path {
+    pub(crate) fn root(&self) -> &Path {
         &self.root
     }
 
-    pub fn store_json(&self) -> PathBuf {
+    pub(crate) fn store_json(&self) -> PathBuf {
         self.root.join(STORE_JSON)
     }
 
-    pub fn index_dir(&self) -> PathBuf {
+    pub(crate) fn index_dir(&self) -> PathBuf {
         self.root.join(INDEX)
     }
 
     /// Where a rebuilt index is written before it is swapped in.
-    pub fn index_new_dir(&self) -> PathBuf {
+    pub(crate) fn index_new_dir(&self) -> PathBuf {
         self.root.join(INDEX_NEW)
     }
 
@@ -211,44 +211,44 @@ impl StoreLayout {
         self.root.join(INDEX_OLD)
     }
 
-    pub fn blobs_dir(&self) -> PathBuf {
+    pub(crate) fn blobs_dir(&self) -> PathBuf {
         self.root.join(BLOBS)
     }
 
-    pub fn layers_dir(&self) -> PathBuf {
+    pub(crate) fn layers_dir(&self) -> PathBuf {
         self.root.join(LAYERS)
     }
 
-    pub fn bootstraps_dir(&self) -> PathBuf {
+    pub(crate) fn bootstraps_dir(&self) -> PathBuf {
         self.root.join(BOOTSTRAPS)
     }
 
-    pub fn tmp_dir(&self) -> PathBuf {
+    pub(crate) fn tmp_dir(&self) -> PathBuf {
         self.root.join(TMP)
     }
 
-    pub fn leases_dir(&self) -> PathBuf {
+    pub(crate) fn leases_dir(&self) -> PathBuf {
         self.root.join(LEASES)
     }
 
-    pub fn lease_guard(&self) -> PathBuf {
+    pub(crate) fn lease_guard(&self) -> PathBuf {
         self.leases_dir().join(LEASE_GUARD)
     }
 
-    pub fn blob(&self, id: &BlobId) -> PathBuf {
+    pub(crate) fn blob(&self, id: &BlobId) -> PathBuf {
         self.blobs_dir().join(id.to_hex())
     }
 
-    pub fn layer_meta(&self, id: &LayerMetaId) -> PathBuf {
+    pub(crate) fn layer_meta(&self, id: &LayerMetaId) -> PathBuf {
         self.layers_dir().join(id.to_hex())
     }
 
-    pub fn bootstrap(&self, id: &ImageId) -> PathBuf {
+    pub(crate) fn bootstrap(&self, id: &ImageId) -> PathBuf {
         self.bootstraps_dir().join(id.to_hex())
     }
 
     /// Creates the directories of a new store.
-    pub fn create_dirs(&self) -> Result<()> {
+    pub(crate) fn create_dirs(&self) -> Result<()> {
         for dir in [
             self.blobs_dir(),
             self.layers_dir(),
@@ -262,7 +262,7 @@ impl StoreLayout {
 
     /// Creates this writer's directory under `tmp/` and takes its `LIVE` lock. Under `lock`,
     /// so that no reclaim runs in between.
-    pub fn create_writer_dir(&self, _lock: &WriterLock) -> Result<WriterDir> {
+    pub(crate) fn create_writer_dir(&self, _lock: &WriterLock) -> Result<WriterDir> {
         let tmp = self.tmp_dir();
         std::fs::create_dir_all(&tmp).with_path("create", &tmp)?;
         let nanos = std::time::SystemTime::now()
@@ -291,7 +291,7 @@ impl StoreLayout {
 
     /// Removes what dead writers left under `tmp/`: the directories whose `LIVE` nobody holds,
     /// and loose files (from cairn releases before writer directories). Under `lock`.
-    pub fn reclaim_dead_writers(&self, _lock: &WriterLock) -> Result<TmpReclaimed> {
+    pub(crate) fn reclaim_dead_writers(&self, _lock: &WriterLock) -> Result<TmpReclaimed> {
         let tmp = self.tmp_dir();
         let mut reclaimed = TmpReclaimed::default();
         let Ok(entries) = std::fs::read_dir(&tmp) else {
@@ -340,7 +340,7 @@ impl StoreLayout {
     /// after a crash there, until the next writer opens the store) the complete old one. A
     /// directory without a database (its files deleted) counts as none: only `init` creates an
     /// index, so a missing one is an error naming `verify --repair-index`.
-    pub fn readable_index_dir(&self) -> Result<PathBuf> {
+    pub(crate) fn readable_index_dir(&self) -> Result<PathBuf> {
         let index = self.index_dir();
         if Index::exists(&index) {
             return Ok(index);
@@ -353,7 +353,7 @@ impl StoreLayout {
     }
 
     /// The error for a store whose index is gone (or whose index directory is empty).
-    pub fn missing_index(&self) -> Error {
+    pub(crate) fn missing_index(&self) -> Error {
         match Index::require(&self.index_dir()) {
             Err(e) => e,
             Ok(()) => Error::corrupt(
@@ -368,7 +368,7 @@ impl StoreLayout {
     /// whose `bootstraps/` is not empty: an index created afresh over a store that had one
     /// (every committed image has a record from before its bootstrap is in place, and `rm`
     /// keeps it until gc has deleted the bootstrap), which would make every image look unused.
-    pub fn require_not_blank(&self, index: &Index) -> Result<()> {
+    pub(crate) fn require_not_blank(&self, index: &Index) -> Result<()> {
         if !index.is_blank()? {
             return Ok(());
         }
@@ -398,7 +398,7 @@ impl StoreLayout {
 
     /// Takes `WRITERS` shared, for a convert's whole run; fails at once, naming the holder,
     /// while gc, rm or the index repair holds it.
-    pub fn writers_shared(&self) -> Result<WritersGuard> {
+    pub(crate) fn writers_shared(&self) -> Result<WritersGuard> {
         let path = self.root.join(WRITERS);
         let file = open_lock_file(&path)?;
         match try_flock(&file, true) {
@@ -410,7 +410,7 @@ impl StoreLayout {
 
     /// Takes `WRITERS` exclusively (gc, rm, the index repair) and writes who holds it; fails at
     /// once, naming the running writers, while any other writer runs.
-    pub fn writers_exclusive(&self) -> Result<WritersGuard> {
+    pub(crate) fn writers_exclusive(&self) -> Result<WritersGuard> {
         let path = self.root.join(WRITERS);
         let mut file = open_lock_file(&path)?;
         match try_flock(&file, false) {
@@ -432,7 +432,7 @@ impl StoreLayout {
     /// Takes the commit lock and writes who holds it into `LOCK`; fails at once, naming the
     /// holder, when another process has it (for the exclusive writers, which hold `WRITERS`
     /// exclusively already).
-    pub fn lock(&self) -> Result<WriterLock> {
+    pub(crate) fn lock(&self) -> Result<WriterLock> {
         let path = self.root.join(LOCK);
         let mut file = open_lock_file(&path)?;
         match try_flock(&file, false) {
@@ -445,7 +445,7 @@ impl StoreLayout {
     }
 
     /// Takes the commit lock, waiting while another convert starts or commits.
-    pub fn lock_wait(&self) -> Result<WriterLock> {
+    pub(crate) fn lock_wait(&self) -> Result<WriterLock> {
         let path = self.root.join(LOCK);
         let mut file = open_lock_file(&path)?;
         file.lock().with_path("lock", &path)?;
@@ -456,7 +456,7 @@ impl StoreLayout {
     /// Replaces `index` by the complete, synced `index.new`: rename `index` -> `index.old`,
     /// rename `index.new` -> `index`, fsync the store, remove `index.old`. A crash at any point
     /// leaves a state that `recover_interrupted_swap` turns back into one whole index.
-    pub fn swap_in_new_index(&self, _lock: &WriterLock) -> Result<()> {
+    pub(crate) fn swap_in_new_index(&self, _lock: &WriterLock) -> Result<()> {
         let index = self.index_dir();
         let old = self.index_old_dir();
         let new = self.index_new_dir();
@@ -476,7 +476,7 @@ impl StoreLayout {
     /// between its two renames (`index` missing, `index.old` present), the old index is renamed
     /// back; then a leftover `index.old` (the swap had finished) and `index.new` (it had not
     /// started) are removed.
-    pub fn recover_interrupted_swap(&self, _lock: &WriterLock) -> Result<()> {
+    pub(crate) fn recover_interrupted_swap(&self, _lock: &WriterLock) -> Result<()> {
         let index = self.index_dir();
         let old = self.index_old_dir();
         let new = self.index_new_dir();

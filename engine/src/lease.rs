@@ -28,14 +28,14 @@ pub(crate) struct LeaseGuard {
 
 impl LeaseGuard {
     /// gc's hold: waits for mounts taking their leases.
-    pub fn exclusive(layout: &StoreLayout) -> Result<LeaseGuard> {
+    pub(crate) fn exclusive(layout: &StoreLayout) -> Result<LeaseGuard> {
         let file = open_guard(layout)?;
         file.lock().with_path("lock", &layout.lease_guard())?;
         Ok(LeaseGuard { _file: file })
     }
 
     /// A mount's hold while it takes its lease: waits for a running gc.
-    pub fn shared(layout: &StoreLayout) -> Result<LeaseGuard> {
+    pub(crate) fn shared(layout: &StoreLayout) -> Result<LeaseGuard> {
         let file = open_guard(layout)?;
         file.lock_shared()
             .with_path("lock", &layout.lease_guard())?;
@@ -67,7 +67,7 @@ struct LeaseRecord {
 
 /// A running mount's lease: the file is locked until dropped, then removed.
 #[derive(Debug)]
-pub struct Lease {
+pub(crate) struct Lease {
     file: Option<File>,
     path: PathBuf,
 }
@@ -103,7 +103,7 @@ impl Lease {
         })
     }
 
-    pub fn path(&self) -> &Path {
+    pub(crate) fn path(&self) -> &Path {
         &self.path
     }
 }

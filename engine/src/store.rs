@@ -201,7 +201,7 @@ impl Writer {
     }
 
     /// What dead writers left under `tmp/`, removed when this writer started.
-    pub fn tmp_reclaimed(&self) -> TmpReclaimed {
+    pub(crate) fn tmp_reclaimed(&self) -> TmpReclaimed {
         self.reclaimed
     }
 

@@ -14,28 +14,28 @@ pub(super) struct BlobNumbers {
 }
 
 impl BlobNumbers {
-    pub fn insert(&mut self, number: u32, id: BlobId) {
+    pub(super) fn insert(&mut self, number: u32, id: BlobId) {
         self.by_id.insert(id, number);
         self.by_number.insert(number, id);
         self.next = self.next.max(number.saturating_add(1));
     }
 
-    pub fn remove(&mut self, id: &BlobId) {
+    pub(super) fn remove(&mut self, id: &BlobId) {
         if let Some(number) = self.by_id.remove(id) {
             self.by_number.remove(&number);
         }
     }
 
-    pub fn number(&self, id: &BlobId) -> Option<u32> {
+    pub(super) fn number(&self, id: &BlobId) -> Option<u32> {
         self.by_id.get(id).copied()
     }
 
-    pub fn id(&self, number: u32) -> Option<BlobId> {
+    pub(super) fn id(&self, number: u32) -> Option<BlobId> {
         self.by_number.get(&number).copied()
     }
 
     /// The number the next new blob gets (one past the highest in use).
-    pub fn next(&self) -> u32 {
+    pub(super) fn next(&self) -> u32 {
         self.next
     }
 }

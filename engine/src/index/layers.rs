@@ -14,7 +14,7 @@ use crate::{LayerMetaId, Sha256Digest};
 
 /// What a layer is known by.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum LayerKey {
+pub(crate) enum LayerKey {
     /// sha256 of the layer blob as it was read (compressed or not).
     Digest(Sha256Digest),
     /// sha256 of the uncompressed tar.

@@ -15,7 +15,7 @@ mod layers;
 
 pub(crate) use derived::derived_record;
 pub use derived::RECOVERED_PREFIX;
-pub use layers::LayerKey;
+pub(crate) use layers::LayerKey;
 
 use crate::error::{Error, Result};
 use crate::format::blob::CheckedToc;
@@ -82,7 +82,7 @@ pub struct ImageRecord {
 
 /// The changes of one commit. A chunk's location must be in a blob already in `blobs/`.
 #[derive(Default)]
-pub struct IndexBatch {
+pub(crate) struct IndexBatch {
     pub chunks: Vec<(ChunkId, ChunkLocation)>,
     /// Chunks given by the blob and the number of their ToC record (a writer that just wrote
     /// the blob knows it, and need not have the index read the ToC back).
@@ -102,7 +102,7 @@ pub struct IndexBatch {
 impl IndexBatch {
     /// The layer keys of one layer whose tar this writer read or re-created and checked against
     /// its diff_id (see `layer_keys`).
-    pub fn add_layer_keys(
+    pub(crate) fn add_layer_keys(
         &mut self,
         layer: &crate::format::bootstrap::ImageLayer,
         digest_checked: bool,
@@ -131,18 +131,18 @@ pub(crate) fn layer_keys(
 
 /// One entry of the chunk index, resolved against its blob's ToC: the chunk's id and location,
 /// or why the entry does not lead to one.
-pub struct ChunkEntry {
+pub(crate) struct ChunkEntry {
     pub key: ChunkKey,
     pub resolved: std::result::Result<(ChunkId, ChunkLocation), String>,
 }
 
 /// An entry of the `layers` column family: its key bytes, and the key and object id when both
 /// are well formed.
-pub type RawLayerEntry = (Vec<u8>, Option<(LayerKey, LayerMetaId)>);
+pub(crate) type RawLayerEntry = (Vec<u8>, Option<(LayerKey, LayerMetaId)>);
 
 /// What can still be read of an index that may be damaged (see `Index::salvage`).
 #[derive(Default)]
-pub struct Salvage {
+pub(crate) struct Salvage {
     pub refs: Vec<(String, ImageId)>,
     pub images: HashMap<ImageId, ImageRecord>,
     pub chunks: HashMap<ChunkId, ChunkLocation>,
@@ -151,7 +151,7 @@ pub struct Salvage {
 }
 
 /// The chunk index of a store whose blobs are in `blobs_dir`.
-pub struct Index {
+pub(crate) struct Index {
     db: DB,
     path: PathBuf,
     blobs_dir: PathBuf,
@@ -195,7 +195,7 @@ impl Index {
 
     /// Creates a new, empty index at `path` (which must not hold one) and opens it for
     /// writing: only `init` and the index repair (building `index.new`) do this.
-    pub fn create(path: &Path, blobs_dir: &Path) -> Result<Index> {
+    pub(crate) fn create(path: &Path, blobs_dir: &Path) -> Result<Index> {
         if Self::exists(path) {
             return Err(Error::corrupt(
                 path.display().to_string(),
@@ -208,7 +208,7 @@ impl Index {
     /// Opens an existing index for writing; a missing or empty one (or one lacking a column
     /// family) is an error naming the repair, never created. Only the holder of the store
     /// lock may do this.
-    pub fn open(path: &Path, blobs_dir: &Path) -> Result<Index> {
+    pub(crate) fn open(path: &Path, blobs_dir: &Path) -> Result<Index> {
         Self::require(path)?;
         Self::open_with(path, blobs_dir, false)
     }
@@ -221,12 +221,12 @@ impl Index {
 
     /// Whether `path` holds a database (its `CURRENT` file names the live manifest; RocksDB
     /// writes it last when it creates one).
-    pub fn exists(path: &Path) -> bool {
+    pub(crate) fn exists(path: &Path) -> bool {
         path.join("CURRENT").is_file()
     }
 
     /// An error naming the repair unless `path` holds a database.
-    pub fn require(path: &Path) -> Result<()> {
+    pub(crate) fn require(path: &Path) -> Result<()> {
         match Self::exists(path) {
             true => Ok(()),
             false => Err(Error::corrupt(
@@ -244,7 +244,7 @@ impl Index {
     }
 
     /// Whether the index holds no entry at all: no name, no image record, no chunk.
-    pub fn is_blank(&self) -> Result<bool> {
+    pub(crate) fn is_blank(&self) -> Result<bool> {
         for name in [CF_REFS, CF_IMAGES, CF_CHUNKS] {
             let mut iter = self.db.iterator_cf(self.cf(name)?, IteratorMode::Start);
             if iter.next().transpose().map_err(|e| self.err(e))?.is_some() {
@@ -259,7 +259,7 @@ impl Index {
     /// A reader lists the writer's files, then opens them; when the writer flushed in between
     /// (every commit does), a write-ahead log or table file it listed is gone. Such an open
     /// is tried again, a few times, from a fresh listing.
-    pub fn open_read_only(path: &Path, blobs_dir: &Path) -> Result<Index> {
+    pub(crate) fn open_read_only(path: &Path, blobs_dir: &Path) -> Result<Index> {
         // Table files are opened when first read, not all at open: a reader that looks up a
         // name and a few chunks does not load the index blocks and filters of every table.
         Self::open_read_only_with(path, blobs_dir, READ_ONLY_OPEN_FILES)
@@ -268,7 +268,7 @@ impl Index {
     /// Opens read-only with every table file opened at once and kept open: a writer's
     /// compaction may delete the files meanwhile (a shared writer's long lookups while other
     /// writers commit), and an open file stays readable.
-    pub fn open_pinned(path: &Path, blobs_dir: &Path) -> Result<Index> {
+    pub(crate) fn open_pinned(path: &Path, blobs_dir: &Path) -> Result<Index> {
         Self::open_read_only_with(path, blobs_dir, -1)
     }
 
@@ -383,7 +383,7 @@ impl Index {
     /// Where the store holds chunk `id`, if the index knows it. An entry that names another
     /// chunk with the same key is no match; one that leads nowhere is an error (the index must
     /// never name a missing blob).
-    pub fn get_chunk(&self, id: &ChunkId) -> Result<Option<ChunkLocation>> {
+    pub(crate) fn get_chunk(&self, id: &ChunkId) -> Result<Option<ChunkLocation>> {
         let key = id.key();
         let Some(value) = self
             .db
@@ -405,7 +405,7 @@ impl Index {
         }
     }
 
-    pub fn get_ref(&self, name: &str) -> Result<Option<ImageId>> {
+    pub(crate) fn get_ref(&self, name: &str) -> Result<Option<ImageId>> {
         let value = self
             .db
             .get_cf(self.cf(CF_REFS)?, name.as_bytes())
@@ -419,7 +419,7 @@ impl Index {
             .transpose()
     }
 
-    pub fn get_image(&self, id: &ImageId) -> Result<Option<ImageRecord>> {
+    pub(crate) fn get_image(&self, id: &ImageId) -> Result<Option<ImageRecord>> {
         let value = self
             .db
             .get_cf(self.cf(CF_IMAGES)?, id.0)
@@ -434,7 +434,7 @@ impl Index {
     }
 
     /// The layer object made from the layer `key` names, if the store has one.
-    pub fn get_layer(&self, key: &LayerKey) -> Result<Option<LayerMetaId>> {
+    pub(crate) fn get_layer(&self, key: &LayerKey) -> Result<Option<LayerMetaId>> {
         let value = self
             .db
             .get_cf(self.cf(CF_LAYERS)?, key.bytes())
@@ -450,7 +450,11 @@ impl Index {
 
     /// The files whose first chunk has super-feature `feature`: (layer object, entry number).
     /// At most `limit` of them.
-    pub fn sketch_matches(&self, feature: u64, limit: usize) -> Result<Vec<(LayerMetaId, u64)>> {
+    pub(crate) fn sketch_matches(
+        &self,
+        feature: u64,
+        limit: usize,
+    ) -> Result<Vec<(LayerMetaId, u64)>> {
         let prefix = layers::sketch_prefix(feature);
         let mut out = Vec::new();
         let from = IteratorMode::From(&prefix, rocksdb::Direction::Forward);
@@ -470,7 +474,7 @@ impl Index {
 
     /// Every entry of the `layers` column family; malformed ones are skipped (gc drops what
     /// no live image uses, the index repair rebuilds the rest).
-    pub fn layer_entries(&self) -> Result<Vec<RawLayerEntry>> {
+    pub(crate) fn layer_entries(&self) -> Result<Vec<RawLayerEntry>> {
         let mut out = Vec::new();
         for item in self
             .db
@@ -484,7 +488,7 @@ impl Index {
     }
 
     /// All names, sorted.
-    pub fn refs(&self) -> Result<Vec<(String, ImageId)>> {
+    pub(crate) fn refs(&self) -> Result<Vec<(String, ImageId)>> {
         let mut out = Vec::new();
         for item in self.db.iterator_cf(self.cf(CF_REFS)?, IteratorMode::Start) {
             let (key, value) = item.map_err(|e| self.err(e))?;
@@ -500,7 +504,7 @@ impl Index {
 
     /// Calls `visit` with every chunk entry, in key order, resolved against the blob ToCs,
     /// holding none of them (a store of millions of chunks would otherwise hold them all).
-    pub fn for_each_chunk_entry(
+    pub(crate) fn for_each_chunk_entry(
         &self,
         mut visit: impl FnMut(ChunkEntry) -> Result<()>,
     ) -> Result<()> {
@@ -522,7 +526,7 @@ impl Index {
     }
 
     /// Every image record.
-    pub fn image_records(&self) -> Result<Vec<ImageRecord>> {
+    pub(crate) fn image_records(&self) -> Result<Vec<ImageRecord>> {
         let mut out = Vec::new();
         for item in self
             .db
@@ -538,7 +542,7 @@ impl Index {
 
     /// Reads every entry it can: malformed entries are skipped and a column family that fails
     /// to read stops there, each noted in `problems` (for `verify --repair-index`).
-    pub fn salvage(&self) -> Salvage {
+    pub(crate) fn salvage(&self) -> Salvage {
         let mut out = Salvage::default();
         for name in [CF_REFS, CF_IMAGES, CF_CHUNKS] {
             if name == CF_CHUNKS && self.cf(CF_BLOBS).is_err() {
@@ -595,7 +599,7 @@ impl Index {
     }
 
     /// Writes one commit's changes atomically and durably.
-    pub fn commit(&self, batch: IndexBatch) -> Result<()> {
+    pub(crate) fn commit(&self, batch: IndexBatch) -> Result<()> {
         let mut wb = WriteBatch::default();
         let chunks = self.cf(CF_CHUNKS)?;
         let blobs = self.cf(CF_BLOBS)?;
@@ -689,7 +693,7 @@ impl Index {
 
     /// Moves what the memtables hold into table files (compressed), so that the write-ahead
     /// log does not keep a second copy on disk.
-    pub fn flush(&self) -> Result<()> {
+    pub(crate) fn flush(&self) -> Result<()> {
         for name in FAMILIES {
             self.db.flush_cf(self.cf(name)?).map_err(|e| self.err(e))?;
         }

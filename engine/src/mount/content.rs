@@ -36,7 +36,7 @@ pub(super) struct OpenFile {
 }
 
 impl OpenFile {
-    pub fn new(chunks: Vec<ChunkRecord>, blobs: Arc<[BlobRecord]>) -> OpenFile {
+    pub(super) fn new(chunks: Vec<ChunkRecord>, blobs: Arc<[BlobRecord]>) -> OpenFile {
         let mut starts = Vec::with_capacity(chunks.len() + 1);
         let mut at = 0u64;
         for chunk in &chunks {
@@ -153,7 +153,7 @@ pub(super) struct Content {
 const AHEAD_THREADS: usize = 2;
 
 impl Content {
-    pub fn new(store: Arc<Store>, cache_bytes: usize, readahead: u64) -> Arc<Content> {
+    pub(super) fn new(store: Arc<Store>, cache_bytes: usize, readahead: u64) -> Arc<Content> {
         let (sender, receiver) = mpsc::channel::<ChunkLocation>();
         let content = Arc::new(Content {
             store,
@@ -177,7 +177,12 @@ impl Content {
     }
 
     /// Up to `size` bytes of `file` from `offset` (fewer at its end).
-    pub fn read(self: &Arc<Self>, file: &Arc<OpenFile>, offset: u64, size: u32) -> Result<Vec<u8>> {
+    pub(super) fn read(
+        self: &Arc<Self>,
+        file: &Arc<OpenFile>,
+        offset: u64,
+        size: u32,
+    ) -> Result<Vec<u8>> {
         let end = offset.saturating_add(size as u64).min(file.size());
         if offset >= end {
             return Ok(Vec::new());

@@ -71,7 +71,7 @@ fn failed(error: Error) -> Errno {
 }
 
 impl CairnFs {
-    pub fn new(tree: Tree) -> CairnFs {
+    pub(super) fn new(tree: Tree) -> CairnFs {
         CairnFs {
             tree,
             no_open: false,

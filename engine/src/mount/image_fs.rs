@@ -47,7 +47,7 @@ pub(super) struct Node {
 }
 
 impl Node {
-    pub fn kind(&self) -> FileType {
+    pub(super) fn kind(&self) -> FileType {
         self.entry
             .as_ref()
             .map_or(FileType::Directory, |e| file_type(e.meta.kind))
@@ -100,7 +100,11 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 impl ImageFs {
     /// The view of `layers` (already cut at the layer mounted), reading content through
     /// `content`. Counts the visible hardlinks (one pass over the path indexes).
-    pub fn new(layers: Vec<LayerMeta>, content: Arc<Content>, object: &str) -> Result<ImageFs> {
+    pub(super) fn new(
+        layers: Vec<LayerMeta>,
+        content: Arc<Content>,
+        object: &str,
+    ) -> Result<ImageFs> {
         let mut firsts = Vec::with_capacity(layers.len());
         let mut next = FIRST_ENTRY;
         for layer in &layers {
@@ -165,7 +169,7 @@ impl ImageFs {
     }
 
     /// The node of inode `ino`, if the image has one.
-    pub fn node(&self, ino: u64) -> Result<Option<Node>> {
+    pub(super) fn node(&self, ino: u64) -> Result<Option<Node>> {
         if ino == ROOT {
             return Ok(Some(self.root()));
         }
@@ -257,7 +261,7 @@ impl ImageFs {
     }
 
     /// The node at `name` in directory `parent`, hardlinks followed to their content.
-    pub fn child(&self, parent: &Node, name: &[u8]) -> Result<Option<Node>> {
+    pub(super) fn child(&self, parent: &Node, name: &[u8]) -> Result<Option<Node>> {
         let path = join(&parent.path, name);
         let view = self.view();
         let floor = self.dir(parent)?.floor;
@@ -304,7 +308,7 @@ impl ImageFs {
     }
 
     /// The names in directory `dir`, without `.` and `..`.
-    pub fn list(&self, dir: &Node) -> Result<Vec<DirItem>> {
+    pub(super) fn list(&self, dir: &Node) -> Result<Vec<DirItem>> {
         let view = self.view();
         let floor = self.dir(dir)?.floor;
         let mut items = Vec::new();
@@ -330,11 +334,11 @@ impl ImageFs {
     }
 
     /// The inode of the directory holding `node` (the root's is itself).
-    pub fn parent_ino(&self, node: &Node) -> Result<u64> {
+    pub(super) fn parent_ino(&self, node: &Node) -> Result<u64> {
         Ok(self.dir(node)?.parent)
     }
 
-    pub fn attr(&self, node: &Node) -> Result<FileAttr> {
+    pub(super) fn attr(&self, node: &Node) -> Result<FileAttr> {
         let Some(entry) = &node.entry else {
             return Ok(dir_attr(node.ino, 2 + self.subdirectories(node)?));
         };
@@ -353,7 +357,7 @@ impl ImageFs {
     }
 
     /// An open regular file's content.
-    pub fn open_file(&self, node: &Node) -> Option<Arc<OpenFile>> {
+    pub(super) fn open_file(&self, node: &Node) -> Option<Arc<OpenFile>> {
         let entry = node.entry.as_ref()?;
         matches!(entry.meta.kind, EntryKind::File | EntryKind::Other(_)).then(|| {
             Arc::new(OpenFile::new(
@@ -363,12 +367,12 @@ impl ImageFs {
         })
     }
 
-    pub fn content(&self) -> &Arc<Content> {
+    pub(super) fn content(&self) -> &Arc<Content> {
         &self.content
     }
 
     /// Entries and content bytes, for `statfs`.
-    pub fn totals(&self) -> (u64, u64) {
+    pub(super) fn totals(&self) -> (u64, u64) {
         let entries = self.layers.iter().map(|l| l.entry_count()).sum();
         let bytes = self.layers.iter().map(|l| l.info().content_bytes).sum();
         (entries, bytes)

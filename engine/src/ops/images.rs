@@ -12,7 +12,7 @@ pub struct ImageSummary {
     pub record: ImageRecord,
 }
 
-pub fn list(store: &Store) -> Result<Vec<ImageSummary>> {
+pub(crate) fn list(store: &Store) -> Result<Vec<ImageSummary>> {
     store
         .index()
         .refs()?

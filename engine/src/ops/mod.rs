@@ -7,13 +7,13 @@
 //! above.
 
 pub mod bundle;
-pub mod convert;
-pub mod export;
-pub mod images;
-pub mod plan;
-pub mod read;
-pub mod remove;
-pub mod repair;
-pub mod report;
-pub mod unpack;
-pub mod verify;
+pub(crate) mod convert;
+pub(crate) mod export;
+pub(crate) mod images;
+pub(crate) mod plan;
+pub(crate) mod read;
+pub(crate) mod remove;
+pub(crate) mod repair;
+pub(crate) mod report;
+pub(crate) mod unpack;
+pub(crate) mod verify;

@@ -20,7 +20,7 @@ use crate::Sha256Digest;
 use std::io::Write;
 use std::path::Path;
 
-pub fn export_layer(
+pub(crate) fn export_layer(
     store: &Store,
     name: &str,
     layer: usize,
@@ -67,7 +67,7 @@ fn image_path(
     view.resolve(path.as_bytes(), true, link_target)
 }
 
-pub fn cat(
+pub(crate) fn cat(
     store: &Store,
     name: &str,
     path: &str,
@@ -157,7 +157,12 @@ fn listed_rows(
 
 /// The names and kinds in directory `path` of the merged view (or the entry itself if not a
 /// directory), from the layers' path indexes alone: no entry is decoded.
-pub fn ls_names(store: &Store, name: &str, path: &str, follow: Follow) -> Result<Vec<ListName>> {
+pub(crate) fn ls_names(
+    store: &Store,
+    name: &str,
+    path: &str,
+    follow: Follow,
+) -> Result<Vec<ListName>> {
     let (_, layers) = store.image_layers(name)?;
     let view = MergedView::new(&layers, None);
     Ok(listed_rows(&view, &layers, name, path, follow)?
@@ -172,7 +177,7 @@ pub fn ls_names(store: &Store, name: &str, path: &str, follow: Follow) -> Result
 
 /// The entries of directory `path` in the merged view (or the entry itself if not a
 /// directory), with their metadata (each entry block holding some decoded once).
-pub fn ls(store: &Store, name: &str, path: &str, follow: Follow) -> Result<Vec<ListEntry>> {
+pub(crate) fn ls(store: &Store, name: &str, path: &str, follow: Follow) -> Result<Vec<ListEntry>> {
     let (_, layers) = store.image_layers(name)?;
     let view = MergedView::new(&layers, None);
     let rows = listed_rows(&view, &layers, name, path, follow)?;

@@ -11,7 +11,7 @@ use crate::store::StoreWriter;
 
 /// Removes the names (all or nothing, in one synced index batch); returns the image ids they
 /// named.
-pub fn remove(writer: &StoreWriter, names: &[String]) -> Result<Vec<crate::ImageId>> {
+pub(crate) fn remove(writer: &StoreWriter, names: &[String]) -> Result<Vec<crate::ImageId>> {
     let mut batch = IndexBatch::default();
     let mut ids = Vec::new();
     for name in names {

@@ -103,7 +103,7 @@ pub struct XattrFailure {
     pub error: String,
 }
 
-pub fn unpack(
+pub(crate) fn unpack(
     store: &Store,
     name: &str,
     dir: &Path,

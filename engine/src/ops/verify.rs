@@ -56,7 +56,11 @@ impl VerifyReport {
 /// A blob's ToC by (chunk id, offset).
 type Toc = HashMap<(ChunkId, u64), TocEntry>;
 
-pub fn verify(store: &Store, full: bool, progress: &dyn crate::Progress) -> Result<VerifyReport> {
+pub(crate) fn verify(
+    store: &Store,
+    full: bool,
+    progress: &dyn crate::Progress,
+) -> Result<VerifyReport> {
     let mut report = VerifyReport {
         full,
         ..VerifyReport::default()

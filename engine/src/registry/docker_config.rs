@@ -15,7 +15,7 @@ fn config_path() -> Option<PathBuf> {
 }
 
 /// The credentials stored for `registry`, if any.
-pub fn credentials(registry: &str) -> Result<Option<Credentials>> {
+pub(crate) fn credentials(registry: &str) -> Result<Option<Credentials>> {
     let Some(path) = config_path().filter(|p| p.is_file()) else {
         return Ok(None);
     };

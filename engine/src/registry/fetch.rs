@@ -73,14 +73,14 @@ pub(crate) struct Failure {
 }
 
 impl Failure {
-    pub fn transient(reason: impl Into<String>) -> Failure {
+    pub(crate) fn transient(reason: impl Into<String>) -> Failure {
         Failure {
             reason: reason.into(),
             transient: true,
         }
     }
 
-    pub fn permanent(reason: impl Into<String>) -> Failure {
+    pub(crate) fn permanent(reason: impl Into<String>) -> Failure {
         Failure {
             reason: reason.into(),
             transient: false,

@@ -6,5 +6,5 @@
 //! (which blobs to recompress at a higher zstd level) over the same `Rewrite`. Both exclude
 //! writers and honour leases (`crate::lease`).
 
-pub mod gc;
-pub mod optimize;
+pub(crate) mod gc;
+pub(crate) mod optimize;

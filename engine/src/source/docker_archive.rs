@@ -47,7 +47,7 @@ fn digest_in_name(name: &str) -> Option<Sha256Digest> {
     Sha256Digest::from_hex(base.strip_suffix(".json").unwrap_or(base))
 }
 
-pub fn resolve(file: &Path, choice: &PlatformChoice) -> Result<Vec<ImageSource>> {
+pub(super) fn resolve(file: &Path, choice: &PlatformChoice) -> Result<Vec<ImageSource>> {
     let object = format!("docker-archive:{}", file.display());
     let members = list_members(file)?;
     let member = |name: &str| {

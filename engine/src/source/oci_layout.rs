@@ -48,7 +48,7 @@ impl Layout {
     }
 }
 
-pub fn resolve(
+pub(super) fn resolve(
     dir: &Path,
     reference: Option<&str>,
     choice: &PlatformChoice,

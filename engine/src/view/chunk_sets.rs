@@ -72,7 +72,7 @@ pub(crate) struct ChunkSizes(Vec<ChunkSize>);
 
 impl ChunkSizes {
     /// Streams the entries of `layers` (an image's, bottom first).
-    pub fn of(layers: &[LayerMeta]) -> Result<ChunkSizes> {
+    pub(crate) fn of(layers: &[LayerMeta]) -> Result<ChunkSizes> {
         let mut distinct = Distinct::new(|c: &ChunkSize| &c.id.0);
         for layer in layers {
             for entry in layer.entries() {
@@ -89,32 +89,32 @@ impl ChunkSizes {
         Ok(ChunkSizes(distinct.finish()))
     }
 
-    pub fn get(&self, id: &ChunkId) -> Option<&ChunkSize> {
+    pub(crate) fn get(&self, id: &ChunkId) -> Option<&ChunkSize> {
         self.0
             .binary_search_by(|c| c.id.cmp(id))
             .ok()
             .map(|i| &self.0[i])
     }
 
-    pub fn contains(&self, id: &ChunkId) -> bool {
+    pub(crate) fn contains(&self, id: &ChunkId) -> bool {
         self.get(id).is_some()
     }
 
     /// Uncompressed length of `id`, 0 if the image lacks it.
-    pub fn len_of(&self, id: &ChunkId) -> u64 {
+    pub(crate) fn len_of(&self, id: &ChunkId) -> u64 {
         self.get(id).map_or(0, |c| c.len as u64)
     }
 
-    pub fn iter(&self) -> std::slice::Iter<'_, ChunkSize> {
+    pub(crate) fn iter(&self) -> std::slice::Iter<'_, ChunkSize> {
         self.0.iter()
     }
 
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.0.len()
     }
 
     /// Uncompressed bytes of all its chunks.
-    pub fn bytes(&self) -> u64 {
+    pub(crate) fn bytes(&self) -> u64 {
         self.0.iter().map(|c| c.len as u64).sum()
     }
 }
@@ -124,7 +124,7 @@ pub(crate) struct ChunkSet(Vec<ChunkId>);
 
 impl ChunkSet {
     /// Streams the entries of `layer`.
-    pub fn of(layer: &LayerMeta) -> Result<ChunkSet> {
+    pub(crate) fn of(layer: &LayerMeta) -> Result<ChunkSet> {
         let mut distinct = Distinct::new(|id: &ChunkId| &id.0);
         for entry in layer.entries() {
             for c in entry?.chunks {
@@ -134,11 +134,11 @@ impl ChunkSet {
         Ok(ChunkSet(distinct.finish()))
     }
 
-    pub fn contains(&self, id: &ChunkId) -> bool {
+    pub(crate) fn contains(&self, id: &ChunkId) -> bool {
         self.0.binary_search(id).is_ok()
     }
 
-    pub fn iter(&self) -> std::slice::Iter<'_, ChunkId> {
+    pub(crate) fn iter(&self) -> std::slice::Iter<'_, ChunkId> {
         self.0.iter()
     }
 }

@@ -22,8 +22,8 @@ mod memory;
 mod resolve;
 #[cfg(test)]
 mod tests;
-pub mod tree;
-pub mod whole_image;
+pub(crate) mod tree;
+pub(crate) mod whole_image;
 
 use crate::error::{Error, Result};
 use crate::layer::{EntryKind, EntryMeta};
@@ -101,14 +101,14 @@ pub(crate) enum Found {
 
 impl Found {
     /// The layer the entry (or the implicit directory) comes from.
-    pub fn layer(&self) -> usize {
+    pub(crate) fn layer(&self) -> usize {
         match self {
             Found::Entry(l, _) | Found::Implicit(l) => *l,
         }
     }
 
     /// The entry's record; `None` for an implicit directory.
-    pub fn record(&self) -> Option<&PathRecord> {
+    pub(crate) fn record(&self) -> Option<&PathRecord> {
         match self {
             Found::Entry(_, record) => Some(record),
             Found::Implicit(_) => None,
@@ -116,14 +116,14 @@ impl Found {
     }
 
     /// The entry's kind (`Directory` for an implicit directory).
-    pub fn kind(&self) -> Option<EntryKind> {
+    pub(crate) fn kind(&self) -> Option<EntryKind> {
         match self {
             Found::Entry(_, record) => record.kind,
             Found::Implicit(_) => Some(EntryKind::Directory),
         }
     }
 
-    pub fn is_dir(&self) -> bool {
+    pub(crate) fn is_dir(&self) -> bool {
         self.kind() == Some(EntryKind::Directory)
     }
 }
@@ -213,7 +213,7 @@ impl Child {
 
 impl<'a, L: LayerPaths> MergedView<'a, L> {
     /// The view of layers `0..=top` (all layers when `top` is `None` or past the last).
-    pub fn new(layers: &'a [L], top: Option<usize>) -> Self {
+    pub(crate) fn new(layers: &'a [L], top: Option<usize>) -> Self {
         let end = top.map_or(layers.len(), |t| (t + 1).min(layers.len()));
         MergedView {
             layers: &layers[..end],
@@ -223,7 +223,7 @@ impl<'a, L: LayerPaths> MergedView<'a, L> {
     /// What is visible at `path` (any spelling; see `normalize`) and the layer it comes from.
     /// At most (layers x (depth + 1)) lookups, about one per layer that has nothing on the way
     /// to `path`.
-    pub fn get(&self, path: &[u8]) -> Result<Option<Found>> {
+    pub(crate) fn get(&self, path: &[u8]) -> Result<Option<Found>> {
         let path = normalize(path);
         if path.is_empty() {
             return Ok(None);
@@ -246,7 +246,7 @@ impl<'a, L: LayerPaths> MergedView<'a, L> {
     /// The visible direct children of directory `dir` ("" for the root), in name order,
     /// implicit directories included: a listing of each layer not cut off at `dir`, merged by
     /// name.
-    pub fn children(&self, dir: &[u8]) -> Result<Vec<(Vec<u8>, Found)>> {
+    pub(crate) fn children(&self, dir: &[u8]) -> Result<Vec<(Vec<u8>, Found)>> {
         let dir = normalize(dir);
         let floor = self.floor(&dir)?;
         self.children_in(&dir, floor)
@@ -255,13 +255,13 @@ impl<'a, L: LayerPaths> MergedView<'a, L> {
     /// The lowest layer whose records below directory `dir` (normalized) count: what
     /// `child_in` and `children_in` take, so that a reader going down a tree one directory at
     /// a time (a mount) looks up each name in the layers once, not once per ancestor.
-    pub fn floor_of(&self, dir: &[u8]) -> Result<usize> {
+    pub(crate) fn floor_of(&self, dir: &[u8]) -> Result<usize> {
         self.floor(dir)
     }
 
     /// `get(dir/name)` for a directory `dir` (normalized) whose floor is `floor`, and the
     /// floor of `dir/name`: one lookup per layer from `floor` up.
-    pub fn child_in(
+    pub(crate) fn child_in(
         &self,
         dir: &[u8],
         floor: usize,
@@ -280,7 +280,7 @@ impl<'a, L: LayerPaths> MergedView<'a, L> {
     }
 
     /// `children(dir)` for a directory `dir` (normalized) whose floor is `floor`.
-    pub fn children_in(&self, dir: &[u8], floor: usize) -> Result<Vec<(Vec<u8>, Found)>> {
+    pub(crate) fn children_in(&self, dir: &[u8], floor: usize) -> Result<Vec<(Vec<u8>, Found)>> {
         let listing = self.listing(dir, (floor..self.layers.len()).rev())?;
         let mut out = Vec::with_capacity(listing.len());
         for child in listing {
@@ -305,7 +305,7 @@ impl<'a, L: LayerPaths> MergedView<'a, L> {
 
     /// True if `path` is a directory of the view: the root, a visible directory entry, or an
     /// implicit directory.
-    pub fn is_dir(&self, path: &[u8]) -> Result<bool> {
+    pub(crate) fn is_dir(&self, path: &[u8]) -> Result<bool> {
         let path = normalize(path);
         if path.is_empty() {
             return Ok(true);
@@ -315,7 +315,7 @@ impl<'a, L: LayerPaths> MergedView<'a, L> {
 
     /// Follows hardlinks (within the view, by the target `link_target(layer, entry)` gives) to
     /// what holds the content; `None` if a link leads nowhere or past `MAX_LINK_DEPTH`.
-    pub fn content_entry(
+    pub(crate) fn content_entry(
         &self,
         path: &[u8],
         link_target: impl Fn(usize, u64) -> Result<Option<Vec<u8>>>,
@@ -339,7 +339,7 @@ impl<'a, L: LayerPaths> MergedView<'a, L> {
     /// Calls `visit(path, found)` for everything visible, implicit directories included, depth
     /// first in name order, parents before children. Holds the listings of the directories on
     /// the current path only, and lists a directory only in the layers that have records at it.
-    pub fn walk(&self, mut visit: impl FnMut(&[u8], &Found) -> Result<()>) -> Result<()> {
+    pub(crate) fn walk(&self, mut visit: impl FnMut(&[u8], &Found) -> Result<()>) -> Result<()> {
         let floor = self.floor(b"")?;
         let root = self.listing(b"", (floor..self.layers.len()).rev())?;
         // (directory, its floor, the rest of its listing)
@@ -482,7 +482,7 @@ pub(crate) fn layer_index(name: &str, count: usize, layer: usize) -> Result<usiz
 }
 
 /// The word for an entry's kind in messages and listings.
-pub fn kind_name(kind: EntryKind) -> &'static str {
+pub(crate) fn kind_name(kind: EntryKind) -> &'static str {
     match kind {
         EntryKind::File => "file",
         EntryKind::Hardlink => "hardlink",

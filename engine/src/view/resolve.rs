@@ -16,7 +16,7 @@ impl<L: LayerPaths> MergedView<'_, L> {
     /// if `follow_last`); it may name nothing visible. `link_target(layer, entry)` gives a
     /// symlink's target. A path through a missing directory or a non-directory resolves to
     /// `None`; more than `MAX_SYMLINKS` symlinks is an error naming the path.
-    pub fn resolve(
+    pub(crate) fn resolve(
         &self,
         path: &[u8],
         follow_last: bool,

@@ -22,7 +22,7 @@ pub const OPAQUE_MARKER: &[u8] = b".wh..wh..opq";
 
 /// Where an entry of the merged view comes from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub struct EntryRef {
+pub(crate) struct EntryRef {
     pub layer: usize,
     pub index: usize,
 }
@@ -45,17 +45,17 @@ pub struct MergedTree<'a> {
 
 /// `a/b/c` for any of `./a/b/c`, `/a/b/c/`, `a//b/c` (the layer metadata's path index is
 /// keyed by it).
-pub use crate::format::layer_meta::normalize;
+pub(crate) use crate::format::layer_meta::normalize;
 
 /// Splits `a/b/c` into (`a/b`, `c`).
-pub fn parent_and_name(path: &[u8]) -> (&[u8], &[u8]) {
+pub(crate) fn parent_and_name(path: &[u8]) -> (&[u8], &[u8]) {
     match path.iter().rposition(|&b| b == b'/') {
         Some(i) => (&path[..i], &path[i + 1..]),
         None => (&[], path),
     }
 }
 
-pub fn join(dir: &[u8], name: &[u8]) -> Vec<u8> {
+pub(crate) fn join(dir: &[u8], name: &[u8]) -> Vec<u8> {
     if dir.is_empty() {
         name.to_vec()
     } else {

@@ -62,7 +62,12 @@ pub(crate) struct ChunkTable {
 
 impl ChunkTable {
     /// The table index of a chunk at `location` (in a blob of `blob_size` bytes).
-    pub fn index_of(&mut self, id: ChunkId, location: &ChunkLocation, blob_size: u64) -> u32 {
+    pub(crate) fn index_of(
+        &mut self,
+        id: ChunkId,
+        location: &ChunkLocation,
+        blob_size: u64,
+    ) -> u32 {
         let key = (id, location.blob, location.slice.offset);
         if let Some(&i) = self.chunk_index.get(&key) {
             return i;

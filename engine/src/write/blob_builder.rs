@@ -89,7 +89,7 @@ pub(crate) fn compress(data: &[u8], level: i32) -> std::io::Result<Option<Vec<u8
 }
 
 impl<'a> BlobBuilder<'a> {
-    pub fn new(writer: &'a Writer, label: &str, fail_at: &'static str) -> Self {
+    pub(crate) fn new(writer: &'a Writer, label: &str, fail_at: &'static str) -> Self {
         let compression = &writer.store().config().compression;
         BlobBuilder {
             store: writer,
@@ -108,26 +108,26 @@ impl<'a> BlobBuilder<'a> {
     }
 
     /// A builder that compresses with this level and frame size instead of the store's.
-    pub fn compressing_with(mut self, with: CompressedWith) -> Self {
+    pub(crate) fn compressing_with(mut self, with: CompressedWith) -> Self {
         self.level = with.level;
         self.frame_size = with.frame_size as usize;
         self
     }
 
     /// A builder that records the places of chunks pushed with `push_shared` in `written`.
-    pub fn sharing(mut self, written: &'a WrittenChunks) -> Self {
+    pub(crate) fn sharing(mut self, written: &'a WrittenChunks) -> Self {
         self.shared = Some(written);
         self
     }
 
     /// Adds a chunk to the open frame (nothing is written until `flush` or `finish`).
-    pub fn push(&mut self, id: ChunkId, data: &[u8]) {
+    pub(crate) fn push(&mut self, id: ChunkId, data: &[u8]) {
         self.push_chunk(id, data, false);
     }
 
     /// Like `push`; once the chunk's frame is written (by `flush` or `finish`), its place
     /// is recorded in the `WrittenChunks` given to `sharing`.
-    pub fn push_shared(&mut self, id: ChunkId, data: &[u8]) {
+    pub(crate) fn push_shared(&mut self, id: ChunkId, data: &[u8]) {
         self.push_chunk(id, data, self.shared.is_some());
     }
 
@@ -147,7 +147,7 @@ impl<'a> BlobBuilder<'a> {
 
     /// Adds a chunk already compressed as a delta frame (`stored`: header and zstd frame),
     /// as a frame of its own after the chunks pushed before it.
-    pub fn push_delta(&mut self, id: ChunkId, len: u32, stored: Vec<u8>) {
+    pub(crate) fn push_delta(&mut self, id: ChunkId, len: u32, stored: Vec<u8>) {
         if !self.open.parts.is_empty() {
             self.ready.push(std::mem::take(&mut self.open));
         }
@@ -160,7 +160,7 @@ impl<'a> BlobBuilder<'a> {
     }
 
     /// Bytes of full frames waiting for `flush`.
-    pub fn pending_bytes(&self) -> usize {
+    pub(crate) fn pending_bytes(&self) -> usize {
         self.ready
             .iter()
             .map(|f| f.data.len() + f.delta.as_ref().map_or(0, Vec::len))
@@ -169,7 +169,7 @@ impl<'a> BlobBuilder<'a> {
 
     /// Compresses the full frames (in parallel) and appends them in order; then records the
     /// places of their shared chunks.
-    pub fn flush(&mut self) -> Result<()> {
+    pub(crate) fn flush(&mut self) -> Result<()> {
         let frames = std::mem::take(&mut self.ready);
         let level = self.level;
         let stored: Vec<std::io::Result<Option<Vec<u8>>>> = frames
@@ -257,7 +257,7 @@ impl<'a> BlobBuilder<'a> {
 
     /// Writes the last frame and seals the blobs (fsynced, still under `tmp/`). Returns them
     /// and the bytes of stored frames.
-    pub fn finish(mut self) -> Result<(Vec<SealedBlob>, u64)> {
+    pub(crate) fn finish(mut self) -> Result<(Vec<SealedBlob>, u64)> {
         let last = std::mem::take(&mut self.open);
         if !last.parts.is_empty() {
             self.ready.push(last);

@@ -22,7 +22,11 @@ pub(crate) struct BlobTable {
 
 impl BlobTable {
     /// The table index of `blob`; `size` is asked for only the first time the blob is named.
-    pub fn index_of(&mut self, blob: BlobId, size: impl FnOnce() -> Result<u64>) -> Result<u32> {
+    pub(crate) fn index_of(
+        &mut self,
+        blob: BlobId,
+        size: impl FnOnce() -> Result<u64>,
+    ) -> Result<u32> {
         if let Some(&i) = self.index.get(&blob) {
             return Ok(i);
         }
@@ -36,7 +40,7 @@ impl BlobTable {
     }
 
     /// A chunk record naming `location`'s blob in this table.
-    pub fn record(
+    pub(crate) fn record(
         &mut self,
         id: crate::ChunkId,
         location: &crate::format::ChunkLocation,

@@ -36,7 +36,7 @@ pub(crate) struct WrittenChunks {
 
 impl WrittenChunks {
     /// Records chunks whose frames are in their files. Delta frames are not recorded.
-    pub fn add(&self, written: impl IntoIterator<Item = (ChunkId, WrittenPlace)>) {
+    pub(crate) fn add(&self, written: impl IntoIterator<Item = (ChunkId, WrittenPlace)>) {
         let mut places = self.places.write().unwrap_or_else(|e| e.into_inner());
         places.extend(
             written
@@ -46,13 +46,13 @@ impl WrittenChunks {
     }
 
     /// Where chunk `id` was written, if it was recorded.
-    pub fn get(&self, id: &ChunkId) -> Option<WrittenPlace> {
+    pub(crate) fn get(&self, id: &ChunkId) -> Option<WrittenPlace> {
         let places = self.places.read().unwrap_or_else(|e| e.into_inner());
         places.get(id).cloned()
     }
 
     /// The bytes of chunk `id` at `place`, checked against its id.
-    pub fn read(&self, id: &ChunkId, place: &WrittenPlace) -> Result<Vec<u8>> {
+    pub(crate) fn read(&self, id: &ChunkId, place: &WrittenPlace) -> Result<Vec<u8>> {
         let object = || {
             format!(
                 "new chunk {id} in {} offset {}",

@@ -67,7 +67,7 @@ pub(super) struct FileRef {
 impl FileRef {
     /// May its chunks serve as bases for later layers of the same image: a regular file of at
     /// least `SKETCH_MIN_FILE` bytes (`earlier_layers.rs`).
-    pub fn may_be_base(&self) -> bool {
+    pub(super) fn may_be_base(&self) -> bool {
         self.regular && self.size >= SKETCH_MIN_FILE
     }
 }
@@ -150,7 +150,12 @@ pub(super) struct DeltaFinder<'a> {
 
 impl<'a> DeltaFinder<'a> {
     /// A finder over the images named `bases` (maybe none) and the image's own layers.
-    pub fn new(store: &'a Store, index: &'a Index, bases: &[String], level: i32) -> Result<Self> {
+    pub(super) fn new(
+        store: &'a Store,
+        index: &'a Index,
+        bases: &[String],
+        level: i32,
+    ) -> Result<Self> {
         let mut images = Vec::new();
         let mut objects = HashMap::new();
         for name in bases {
@@ -172,7 +177,7 @@ impl<'a> DeltaFinder<'a> {
     }
 
     /// Where the layers' processors register their files and record their written chunks.
-    pub fn earlier(&self) -> &EarlierLayers {
+    pub(super) fn earlier(&self) -> &EarlierLayers {
         &self.earlier
     }
 
@@ -180,7 +185,7 @@ impl<'a> DeltaFinder<'a> {
     /// base is found and the delta beats plain compression by the margin. The old version is
     /// the nearest earlier layer's file at the same path, or, if it has none or none of its
     /// chunks can be read yet (a layer still in flight), the base images'.
-    pub fn delta_frame(
+    pub(super) fn delta_frame(
         &self,
         layer: usize,
         data: &[u8],

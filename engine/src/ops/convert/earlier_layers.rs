@@ -40,7 +40,7 @@ pub(super) struct EarlierLayers {
 
 impl EarlierLayers {
     /// The file at `path` in the nearest layer below `layer`, if one was registered.
-    pub fn find(&self, layer: usize, path: &[u8]) -> Option<Arc<OldFile>> {
+    pub(super) fn find(&self, layer: usize, path: &[u8]) -> Option<Arc<OldFile>> {
         let files = self.files.read().unwrap_or_else(|e| e.into_inner());
         files
             .get(path)?
@@ -72,7 +72,7 @@ pub(super) struct LayerFiles {
 impl LayerFiles {
     /// Notes a decided chunk of `origin`'s file (`delta`: it is stored in a delta frame and
     /// is no base).
-    pub fn chunk(&mut self, origin: &Origin, id: ChunkId, len: u32, delta: bool) {
+    pub(super) fn chunk(&mut self, origin: &Origin, id: ChunkId, len: u32, delta: bool) {
         let file = &origin.file;
         if !file.may_be_base() {
             return;
@@ -97,7 +97,7 @@ impl LayerFiles {
     }
 
     /// Registers the complete files as layer `layer`'s (once the batch is written).
-    pub fn register(&mut self, earlier: &EarlierLayers, layer: usize) {
+    pub(super) fn register(&mut self, earlier: &EarlierLayers, layer: usize) {
         for (path, file) in self.complete.drain(..) {
             earlier.register(layer, path, file);
         }

@@ -262,7 +262,7 @@ impl Dictionary {
     }
 }
 
-pub fn convert(
+pub(crate) fn convert(
     writer: &Writer,
     options: &ConvertOptions,
     progress: &dyn Progress,

@@ -70,7 +70,7 @@ pub(super) struct Resolved {
 
 impl Resolved {
     /// Removes the layer objects written (when they are written again).
-    pub fn discard(self) {
+    pub(super) fn discard(self) {
         for object in &self.objects.sealed {
             let _ = std::fs::remove_file(&*object.tmp_path);
         }

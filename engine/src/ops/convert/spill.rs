@@ -41,7 +41,7 @@ pub(super) struct SpillWriter<T> {
 }
 
 impl<T: Serialize> SpillWriter<T> {
-    pub fn create(path: PathBuf) -> Result<Self> {
+    pub(super) fn create(path: PathBuf) -> Result<Self> {
         let file = File::create(&path).with_path("create spill file", &path)?;
         Ok(SpillWriter {
             out: BufWriter::with_capacity(256 << 10, file),
@@ -51,7 +51,7 @@ impl<T: Serialize> SpillWriter<T> {
         })
     }
 
-    pub fn push(&mut self, record: &T) -> Result<()> {
+    pub(super) fn push(&mut self, record: &T) -> Result<()> {
         self.buf.clear();
         bincode::serde::encode_into_std_write(record, &mut self.buf, bincode::config::standard())
             .map_err(|e| Error::io("encode spill record", &self.path, std::io::Error::other(e)))?;
@@ -62,7 +62,7 @@ impl<T: Serialize> SpillWriter<T> {
     }
 
     /// Flushes and returns the path, for a `SpillReader`.
-    pub fn finish(mut self) -> Result<PathBuf> {
+    pub(super) fn finish(mut self) -> Result<PathBuf> {
         self.out.flush().with_path("write spill file", &self.path)?;
         Ok(self.path)
     }
@@ -77,7 +77,7 @@ pub(super) struct SpillReader<T> {
 }
 
 impl<T: DeserializeOwned> SpillReader<T> {
-    pub fn open(path: &Path) -> Result<Self> {
+    pub(super) fn open(path: &Path) -> Result<Self> {
         let file = File::open(path).with_path("open spill file", path)?;
         Ok(SpillReader {
             path: path.to_path_buf(),
@@ -88,7 +88,7 @@ impl<T: DeserializeOwned> SpillReader<T> {
     }
 
     /// The next record, or `None` at the end of the file.
-    pub fn next_record(&mut self) -> Result<Option<T>> {
+    pub(super) fn next_record(&mut self) -> Result<Option<T>> {
         let mut len = [0u8; 4];
         match self.input.read_exact(&mut len) {
             Ok(()) => {}

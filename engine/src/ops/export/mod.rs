@@ -152,7 +152,7 @@ pub struct ExportReport {
     pub tar_mb_per_s: f64,
 }
 
-pub fn export(
+pub(crate) fn export(
     store: &Store,
     name: &str,
     options: &ExportOptions,

@@ -107,7 +107,11 @@ impl Names {
 }
 
 impl Catalog {
-    pub fn read(store: &Store, names: &[String], progress: &dyn Progress) -> Result<Catalog> {
+    pub(super) fn read(
+        store: &Store,
+        names: &[String],
+        progress: &dyn Progress,
+    ) -> Result<Catalog> {
         if names.len() > u16::MAX as usize {
             return Err(Error::Usage(format!(
                 "{} images: plan takes at most {}",

@@ -18,7 +18,7 @@ use super::tar_entry::END_OF_ARCHIVE;
 pub(super) struct Bits(Vec<u64>);
 
 impl Bits {
-    pub fn of(members: &[u16], images: usize) -> Bits {
+    pub(super) fn of(members: &[u16], images: usize) -> Bits {
         let mut words = vec![0u64; images.div_ceil(64).max(1)];
         for &m in members {
             words[m as usize / 64] |= 1 << (m % 64);
@@ -26,11 +26,11 @@ impl Bits {
         Bits(words)
     }
 
-    pub fn contains(&self, image: u16) -> bool {
+    pub(super) fn contains(&self, image: u16) -> bool {
         self.0[image as usize / 64] & (1 << (image % 64)) != 0
     }
 
-    pub fn subset_of(&self, other: &Bits) -> bool {
+    pub(super) fn subset_of(&self, other: &Bits) -> bool {
         self.0.iter().zip(&other.0).all(|(a, b)| a & !b == 0)
     }
 
@@ -59,7 +59,7 @@ pub(super) struct Tree {
 const MAX_CANDIDATES: usize = 512;
 
 impl Tree {
-    pub fn choose(catalog: &Catalog, min_images: usize, min_saving: u64) -> Tree {
+    pub(super) fn choose(catalog: &Catalog, min_images: usize, min_saving: u64) -> Tree {
         let images = catalog.images.len();
         let groups: Vec<(Bits, u64)> = catalog
             .sets
@@ -140,7 +140,7 @@ impl Tree {
     }
 
     /// The bases an image is built on, root first.
-    pub fn chain(&self, image: u16) -> Vec<usize> {
+    pub(super) fn chain(&self, image: u16) -> Vec<usize> {
         // Parents come before children in `bases`, and an image's bases are nested.
         (0..self.bases.len())
             .filter(|&b| self.bases[b].bits.contains(image))
@@ -149,14 +149,14 @@ impl Tree {
 
     /// The base of `image`'s chain that holds an entry shared by exactly `set`: the largest
     /// base of the chain within `set`, if any; `None` puts it in the image's top layer.
-    pub fn base_of(&self, set: &Bits, image: u16) -> Option<usize> {
+    pub(super) fn base_of(&self, set: &Bits, image: u16) -> Option<usize> {
         self.chain(image)
             .into_iter()
             .find(|&b| self.bases[b].bits.subset_of(set))
     }
 
     /// The base holding an entry shared by exactly `set`, for the images of base `b`.
-    pub fn holds(&self, b: usize, set: &Bits) -> bool {
+    pub(super) fn holds(&self, b: usize, set: &Bits) -> bool {
         let base = &self.bases[b];
         base.bits.subset_of(set)
             && base

@@ -130,7 +130,11 @@ pub struct PlanTotals {
     pub saved_ratio: f64,
 }
 
-pub fn plan(store: &Store, options: &PlanOptions, progress: &dyn Progress) -> Result<PlanReport> {
+pub(crate) fn plan(
+    store: &Store,
+    options: &PlanOptions,
+    progress: &dyn Progress,
+) -> Result<PlanReport> {
     let started = std::time::Instant::now();
     if options.names.len() < 2 {
         return Err(Error::Usage(

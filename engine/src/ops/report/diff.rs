@@ -106,7 +106,12 @@ impl Side {
     }
 }
 
-pub fn diff(store: &Store, old_name: &str, new_name: &str, top: usize) -> Result<DiffReport> {
+pub(crate) fn diff(
+    store: &Store,
+    old_name: &str,
+    new_name: &str,
+    top: usize,
+) -> Result<DiffReport> {
     let old = Side::open(store, old_name)?;
     let new = Side::open(store, new_name)?;
     let (old_sizes, new_sizes) = (&old.sizes, &new.sizes);

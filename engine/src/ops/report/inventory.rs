@@ -35,7 +35,7 @@ pub struct LayerCount {
     pub layers: usize,
 }
 
-pub fn inventory(store: &Store) -> Result<Vec<InventoryRow>> {
+pub(crate) fn inventory(store: &Store) -> Result<Vec<InventoryRow>> {
     let mut images = Vec::new();
     // Chunks of each distinct layer (by digest), streamed from its layer object once.
     let mut layer_chunks: HashMap<Sha256Digest, ChunkSet> = HashMap::new();

@@ -9,10 +9,10 @@
 //! objects' info or the bootstraps hold (entry, file and chunk counts, content and tar bytes)
 //! are taken from there without decoding entries.
 
-pub mod delta_stats;
-pub mod diff;
-pub mod inventory;
-pub mod stats;
-pub mod tables;
+pub(crate) mod delta_stats;
+pub(crate) mod diff;
+pub(crate) mod inventory;
+pub(crate) mod stats;
+pub(crate) mod tables;
 
 use crate::view::chunk_sets::{content_key, is_file, ChunkSet, ChunkSize, ChunkSizes, Distinct};

@@ -123,7 +123,7 @@ fn share(a: &ChunkSizes, b: &ChunkSizes) -> f64 {
 }
 
 /// `names`: the images to detail (all when empty); `matrix`: also the pairwise sharing of them.
-pub fn stats(store: &Store, names: &[String], matrix: bool) -> Result<StatsReport> {
+pub(crate) fn stats(store: &Store, names: &[String], matrix: bool) -> Result<StatsReport> {
     let refs = store.index().refs()?;
     // Each image once, in the order of its first name.
     let mut images: Vec<Image> = Vec::new();

@@ -17,7 +17,7 @@ pub(super) struct Merged<'l> {
 
 impl<'l> Merged<'l> {
     /// The view of layers `0..=top` (all when `None`).
-    pub fn new(layers: &'l [LayerMeta], top: Option<usize>) -> Self {
+    pub(super) fn new(layers: &'l [LayerMeta], top: Option<usize>) -> Self {
         Merged { layers, top }
     }
 
@@ -26,7 +26,7 @@ impl<'l> Merged<'l> {
     /// `view::implicit_dir_meta` entries, with the `EntryRef` of the layer that has them
     /// and index 0: never looked up); the entries are decoded a batch at a time
     /// (`view::walk_batches`).
-    pub fn walk_but_hardlinks(
+    pub(super) fn walk_but_hardlinks(
         &self,
         mut visit: impl FnMut(&[u8], EntryRef, LayerEntry) -> Result<()>,
     ) -> Result<()> {
@@ -45,22 +45,22 @@ impl<'l> Merged<'l> {
     }
 
     /// The entry `r` names (one entry block decoded, or taken from the layer's block cache).
-    pub fn entry(&self, r: EntryRef) -> Result<LayerEntry> {
+    pub(super) fn entry(&self, r: EntryRef) -> Result<LayerEntry> {
         self.layers[r.layer].entry(r.index as u64)
     }
 
     /// The blob table the chunks of layer `layer`'s entries index.
-    pub fn blobs(&self, layer: usize) -> &'l [crate::format::bootstrap::BlobRecord] {
+    pub(super) fn blobs(&self, layer: usize) -> &'l [crate::format::bootstrap::BlobRecord] {
         self.layers[layer].blobs()
     }
 
     /// The entry visible at `path` in this view.
-    pub fn get(&self, path: &[u8]) -> Result<Option<EntryRef>> {
+    pub(super) fn get(&self, path: &[u8]) -> Result<Option<EntryRef>> {
         self.get_as_of(self.top, path)
     }
 
     /// The entry visible at `path` in the view of layers `0..=top`.
-    pub fn get_as_of(&self, top: Option<usize>, path: &[u8]) -> Result<Option<EntryRef>> {
+    pub(super) fn get_as_of(&self, top: Option<usize>, path: &[u8]) -> Result<Option<EntryRef>> {
         Ok(match MergedView::new(self.layers, top).get(path)? {
             Some(Found::Entry(layer, record)) => record.entry.map(|n| EntryRef {
                 layer,

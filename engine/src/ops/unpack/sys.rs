@@ -31,13 +31,13 @@ fn cvt_fd(ret: libc::c_int) -> io::Result<OwnedFd> {
     }
 }
 
-pub fn is_root() -> bool {
+pub(super) fn is_root() -> bool {
     // SAFETY: geteuid has no preconditions.
     unsafe { libc::geteuid() == 0 }
 }
 
 /// Opens the directory the caller named (following symlinks: it is the user's choice).
-pub fn open_root(path: &Path) -> io::Result<OwnedFd> {
+pub(super) fn open_root(path: &Path) -> io::Result<OwnedFd> {
     let c = CString::new(path.as_os_str().as_bytes())
         .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
     // SAFETY: `c` is a valid NUL-terminated string.
@@ -50,7 +50,7 @@ pub fn open_root(path: &Path) -> io::Result<OwnedFd> {
 }
 
 /// Opens directory `name` of `dir`; fails (ELOOP or ENOTDIR) if it is a symlink or not a directory.
-pub fn open_dir_at(dir: BorrowedFd, name: &CStr) -> io::Result<OwnedFd> {
+pub(super) fn open_dir_at(dir: BorrowedFd, name: &CStr) -> io::Result<OwnedFd> {
     // SAFETY: valid fd and NUL-terminated name.
     cvt_fd(unsafe {
         libc::openat(
@@ -61,14 +61,14 @@ pub fn open_dir_at(dir: BorrowedFd, name: &CStr) -> io::Result<OwnedFd> {
     })
 }
 
-pub fn mkdir_at(dir: BorrowedFd, name: &CStr, mode: u32) -> io::Result<()> {
+pub(super) fn mkdir_at(dir: BorrowedFd, name: &CStr, mode: u32) -> io::Result<()> {
     // SAFETY: valid fd and NUL-terminated name.
     cvt(unsafe { libc::mkdirat(dir.as_raw_fd(), name.as_ptr(), mode as libc::mode_t) })
 }
 
 /// Creates a new regular file, owner-writable only until the caller sets its mode. Fails if
 /// anything (a symlink included) is already there.
-pub fn create_file_at(dir: BorrowedFd, name: &CStr) -> io::Result<File> {
+pub(super) fn create_file_at(dir: BorrowedFd, name: &CStr) -> io::Result<File> {
     // SAFETY: valid fd and NUL-terminated name.
     let fd = cvt_fd(unsafe {
         libc::openat(
@@ -81,14 +81,14 @@ pub fn create_file_at(dir: BorrowedFd, name: &CStr) -> io::Result<File> {
     Ok(File::from(fd))
 }
 
-pub fn symlink_at(target: &CStr, dir: BorrowedFd, name: &CStr) -> io::Result<()> {
+pub(super) fn symlink_at(target: &CStr, dir: BorrowedFd, name: &CStr) -> io::Result<()> {
     // SAFETY: valid fd and NUL-terminated strings.
     cvt(unsafe { libc::symlinkat(target.as_ptr(), dir.as_raw_fd(), name.as_ptr()) })
 }
 
 /// A hard link `to_dir/to_name` of `from_dir/from_name`; a symlink there is linked itself, not
 /// followed (no `AT_SYMLINK_FOLLOW`).
-pub fn link_at(
+pub(super) fn link_at(
     from_dir: BorrowedFd,
     from_name: &CStr,
     to_dir: BorrowedFd,
@@ -108,13 +108,13 @@ pub fn link_at(
 
 /// The special file kinds `mknod_at` makes.
 #[derive(Clone, Copy)]
-pub enum Special {
+pub(super) enum Special {
     Char,
     Block,
     Fifo,
 }
 
-pub fn mknod_at(
+pub(super) fn mknod_at(
     dir: BorrowedFd,
     name: &CStr,
     kind: Special,
@@ -131,7 +131,7 @@ pub fn mknod_at(
 }
 
 /// What is at `dir/name`, not following a symlink: `None` if nothing is.
-pub fn file_type_at(dir: BorrowedFd, name: &CStr) -> io::Result<Option<libc::mode_t>> {
+pub(super) fn file_type_at(dir: BorrowedFd, name: &CStr) -> io::Result<Option<libc::mode_t>> {
     let mut st = std::mem::MaybeUninit::<libc::stat>::uninit();
     // SAFETY: valid fd, NUL-terminated name, and `st` is large enough for a stat.
     let ret = unsafe {
@@ -153,13 +153,13 @@ pub fn file_type_at(dir: BorrowedFd, name: &CStr) -> io::Result<Option<libc::mod
 /// An object of the unpacked tree whose metadata is being set: an open file or directory, or
 /// (for symlinks, devices and fifos, which are not opened) a name in an open directory.
 #[derive(Clone, Copy)]
-pub enum Node<'a> {
+pub(super) enum Node<'a> {
     Open(BorrowedFd<'a>),
     At(BorrowedFd<'a>, &'a CStr),
 }
 
 impl Node<'_> {
-    pub fn chown(self, uid: u32, gid: u32) -> io::Result<()> {
+    pub(super) fn chown(self, uid: u32, gid: u32) -> io::Result<()> {
         // SAFETY: valid fds and NUL-terminated names.
         cvt(unsafe {
             match self {
@@ -177,7 +177,7 @@ impl Node<'_> {
 
     /// Not for symlinks: Linux has no symlink modes, and `fchmodat` would follow one. A `Node::At`
     /// here is a device or fifo this run just created in a directory nobody else writes to.
-    pub fn chmod(self, mode: u32) -> io::Result<()> {
+    pub(super) fn chmod(self, mode: u32) -> io::Result<()> {
         let mode = (mode & 0o7777) as libc::mode_t;
         // SAFETY: valid fds and NUL-terminated names.
         cvt(unsafe {
@@ -189,7 +189,7 @@ impl Node<'_> {
     }
 
     /// Sets the modification time (seconds); the access time is left as it is.
-    pub fn set_mtime(self, mtime: i64) -> io::Result<()> {
+    pub(super) fn set_mtime(self, mtime: i64) -> io::Result<()> {
         let times = [
             libc::timespec {
                 tv_sec: 0,
@@ -217,7 +217,7 @@ impl Node<'_> {
     /// Sets one extended attribute. A named node is reached as `/proc/self/fd/DIR/NAME` with
     /// `lsetxattr`: the directory is the fd already checked, and the last component is not
     /// followed (Linux before 6.13 has no `setxattrat`).
-    pub fn set_xattr(self, name: &CStr, value: &[u8]) -> io::Result<()> {
+    pub(super) fn set_xattr(self, name: &CStr, value: &[u8]) -> io::Result<()> {
         match self {
             // SAFETY: valid fd, NUL-terminated name, and `value` for its length.
             Node::Open(fd) => cvt(unsafe {

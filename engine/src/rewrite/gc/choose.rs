@@ -11,7 +11,7 @@ use std::collections::{HashMap, HashSet};
 
 /// Free bytes a round keeps beyond what its new files take: the index batch and its write-ahead
 /// log, the rewritten bootstraps, the directories.
-pub const SPACE_RESERVE: u64 = 8 << 20;
+pub(super) const SPACE_RESERVE: u64 = 8 << 20;
 
 /// What `recompress` chose.
 pub(super) struct Recompressed {

@@ -358,7 +358,7 @@ pub(crate) fn plan_rewrite(
 }
 
 /// Runs gc: the plan, then (unless a dry run) its execution.
-pub fn gc(writer: &StoreWriter, options: &GcOptions) -> Result<GcReport> {
+pub(crate) fn gc(writer: &StoreWriter, options: &GcOptions) -> Result<GcReport> {
     // Held to the end: no mount takes a lease between the marking and the deletions.
     let _guard = crate::lease::LeaseGuard::exclusive(writer.store().layout())?;
     let plan = plan(writer.store(), options)?;

@@ -35,7 +35,7 @@ use serde::Serialize;
 use std::time::{Duration, Instant};
 
 /// A round rewrites old blobs up to this many bytes (or one larger blob).
-pub const ROUND_BYTES: u64 = 32 << 20;
+pub(crate) const ROUND_BYTES: u64 = 32 << 20;
 
 #[derive(Clone, Debug, Default)]
 #[non_exhaustive]
@@ -119,7 +119,7 @@ fn target(writer: &StoreWriter, options: &OptimizeOptions) -> Result<CompressedW
     })
 }
 
-pub fn optimize(
+pub(crate) fn optimize(
     writer: &StoreWriter,
     options: &OptimizeOptions,
     progress: &dyn Progress,
