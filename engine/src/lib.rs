@@ -97,8 +97,9 @@ pub use ops::report::tables::{ChunkRow, FileRow};
 pub use ops::unpack::{Skipped, UnpackOptions, UnpackReport, XattrFailure};
 pub use ops::verify::VerifyReport;
 pub use problem::Problem;
-pub use rewrite::gc::{GcOptions, GcReport, DEFAULT_COMPACT_BELOW};
+pub use rewrite::gc::{GcOptions, DEFAULT_COMPACT_BELOW};
 pub use rewrite::optimize::{OptimizeOptions, OptimizeReport};
+pub use rewrite::GcReport;
 pub use source::{LayerBytes, Platform, PlatformChoice, SourceSpec};
 pub use store::{InitOptions, SharedWriter, Store, StoreWriter};
 #[cfg(feature = "testing")]

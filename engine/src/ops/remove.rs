@@ -3,7 +3,7 @@
 //! The image record stays too: a record no name reaches marks a bootstrap that was committed
 //! and then removed, which gc may delete (it drops the record once the file is gone). A
 //! bootstrap without any record is one the index never knew or has lost, and gc refuses to
-//! delete it unless told `--force-orphans` (see `rewrite::gc`).
+//! delete it unless told `--force-orphans` (see `rewrite`).
 
 use crate::error::Result;
 use crate::index::IndexBatch;

@@ -22,7 +22,7 @@ impl MemoryLayerPaths {
     /// `D/.wh..wh..opq` opaque on `D` (`root_opaque` for the root, as a lone `.wh.` there),
     /// the last entry at a path its entry, a directory that replaced a non-directory of the
     /// same layer opaque, and a record for every directory on the way to a record.
-    pub fn new<'p>(entries: impl IntoIterator<Item = (u64, &'p [u8], EntryKind)>) -> Self {
+    pub(crate) fn new<'p>(entries: impl IntoIterator<Item = (u64, &'p [u8], EntryKind)>) -> Self {
         let (records, root_opaque) = fold_paths(entries);
         let mut dirs: BTreeMap<Vec<u8>, BTreeMap<Vec<u8>, PathRecord>> = BTreeMap::new();
         for record in records {
@@ -34,7 +34,7 @@ impl MemoryLayerPaths {
     }
 
     /// The records of a bootstrap layer (entry numbers are indexes into `layer.entries`).
-    pub fn from_layer(layer: &LayerRecord) -> Self {
+    pub(crate) fn from_layer(layer: &LayerRecord) -> Self {
         Self::new(
             layer
                 .entries

@@ -16,9 +16,9 @@ use std::collections::BTreeMap;
 use std::ops::Bound;
 
 #[cfg(test)]
-pub const WHITEOUT_PREFIX: &[u8] = b".wh.";
+pub(crate) const WHITEOUT_PREFIX: &[u8] = b".wh.";
 #[cfg(test)]
-pub const OPAQUE_MARKER: &[u8] = b".wh..wh..opq";
+pub(crate) const OPAQUE_MARKER: &[u8] = b".wh..wh..opq";
 
 /// Where an entry of the merged view comes from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -30,7 +30,7 @@ pub(crate) struct EntryRef {
 #[cfg(test)]
 /// What the reference tree has at a path.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum TreeNode {
+pub(crate) enum TreeNode {
     Entry(EntryRef),
     /// A directory no layer has an entry for, made by the topmost layer that needed it.
     Implicit(usize),
@@ -38,7 +38,7 @@ pub enum TreeNode {
 
 #[cfg(test)]
 /// Normalised path (no leading `/` or `./`, no empty or `.` components) -> what is there.
-pub struct MergedTree<'a> {
+pub(crate) struct MergedTree<'a> {
     bootstrap: &'a WholeImage,
     entries: BTreeMap<Vec<u8>, TreeNode>,
 }
@@ -65,7 +65,7 @@ pub(crate) fn join(dir: &[u8], name: &[u8]) -> Vec<u8> {
 
 #[cfg(test)]
 /// What a layer entry means for the merged view (as `format::layer_meta::path_update`).
-pub enum Whiteout<'p> {
+pub(crate) enum Whiteout<'p> {
     /// Deletes what lower layers have at `dir/name`; needs `dir`.
     Remove(&'p [u8], &'p [u8]),
     /// Hides everything lower layers put under this directory; needs it.
@@ -79,7 +79,7 @@ pub enum Whiteout<'p> {
 }
 
 #[cfg(test)]
-pub fn whiteout_of(path: &[u8]) -> Whiteout<'_> {
+pub(crate) fn whiteout_of(path: &[u8]) -> Whiteout<'_> {
     if path.is_empty() {
         return Whiteout::Nothing;
     }
@@ -110,7 +110,7 @@ impl<'a> MergedTree<'a> {
     /// order, every directory a marker or an entry needs is made where missing (an implicit
     /// directory, replacing a non-directory in the way; an existing directory stays), and each
     /// entry replaces whatever was at its path (a non-directory removes what was below it).
-    pub fn new(bootstrap: &'a WholeImage, top: Option<usize>) -> Self {
+    pub(crate) fn new(bootstrap: &'a WholeImage, top: Option<usize>) -> Self {
         let mut entries: BTreeMap<Vec<u8>, TreeNode> = BTreeMap::new();
         let end = top.map_or(bootstrap.layers.len(), |t| {
             (t + 1).min(bootstrap.layers.len())
@@ -153,17 +153,17 @@ impl<'a> MergedTree<'a> {
         MergedTree { bootstrap, entries }
     }
 
-    pub fn entry(&self, r: EntryRef) -> &'a EntryRecord {
+    pub(crate) fn entry(&self, r: EntryRef) -> &'a EntryRecord {
         &self.bootstrap.layers[r.layer].entries[r.index]
     }
 
     /// What is at `path` (any spelling; see `normalize`).
-    pub fn get(&self, path: &[u8]) -> Option<TreeNode> {
+    pub(crate) fn get(&self, path: &[u8]) -> Option<TreeNode> {
         self.entries.get(&normalize(path)).copied()
     }
 
     /// The kind of a node.
-    pub fn kind(&self, node: TreeNode) -> EntryKind {
+    pub(crate) fn kind(&self, node: TreeNode) -> EntryKind {
         match node {
             TreeNode::Entry(r) => self.entry(r).meta.kind,
             TreeNode::Implicit(_) => EntryKind::Directory,
@@ -171,12 +171,12 @@ impl<'a> MergedTree<'a> {
     }
 
     /// Everything, parents before children.
-    pub fn iter(&self) -> impl Iterator<Item = (&[u8], TreeNode)> + '_ {
+    pub(crate) fn iter(&self) -> impl Iterator<Item = (&[u8], TreeNode)> + '_ {
         self.entries.iter().map(|(p, &n)| (p.as_slice(), n))
     }
 
     /// Direct children of directory `dir` ("" for the root), in name order.
-    pub fn children(&self, dir: &[u8]) -> Vec<(&[u8], TreeNode)> {
+    pub(crate) fn children(&self, dir: &[u8]) -> Vec<(&[u8], TreeNode)> {
         let dir = normalize(dir);
         let prefix = if dir.is_empty() {
             Vec::new()
@@ -192,7 +192,7 @@ impl<'a> MergedTree<'a> {
     }
 
     /// True if `dir` is a directory of the view (the root always is).
-    pub fn is_dir(&self, dir: &[u8]) -> bool {
+    pub(crate) fn is_dir(&self, dir: &[u8]) -> bool {
         let dir = normalize(dir);
         dir.is_empty()
             || self
@@ -201,7 +201,7 @@ impl<'a> MergedTree<'a> {
     }
 
     /// Follows hardlinks (within the view) to what holds the content.
-    pub fn content_entry(&self, path: &[u8]) -> Option<TreeNode> {
+    pub(crate) fn content_entry(&self, path: &[u8]) -> Option<TreeNode> {
         let mut path = normalize(path);
         for _ in 0..16 {
             let node = self.get(&path)?;

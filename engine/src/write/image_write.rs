@@ -82,7 +82,7 @@ pub(crate) fn publish_layer_objects(
 /// `fail_at` is checked before its rename.
 ///
 /// The record goes first so that every bootstrap in place has one: gc deletes a bootstrap that
-/// no name reaches only when the index has its record (see `rewrite::gc`), and refuses one without
+/// no name reaches only when the index has its record (see `rewrite`), and refuses one without
 /// (an orphan: an index that lost its records must not make committed images look unused). A
 /// crash between the two leaves a record naming no file, which the next gc drops.
 pub(crate) fn publish_bootstrap(

@@ -6,7 +6,7 @@ use super::OptimizeReport;
 use crate::error::{Error, Result};
 use crate::format::blob::{BlobReader, CompressedWith};
 use crate::format::Codec;
-use crate::rewrite::gc::GcPlan;
+use crate::rewrite::plan::RewritePlan;
 use crate::store::StoreWriter;
 use rayon::prelude::*;
 use std::collections::BTreeMap;
@@ -16,7 +16,7 @@ const SAMPLE_FRAMES: usize = 24;
 
 pub(super) fn dry_run(
     writer: &StoreWriter,
-    plan: &GcPlan,
+    plan: &RewritePlan,
     target: CompressedWith,
     report: &mut OptimizeReport,
 ) -> Result<()> {

@@ -3,7 +3,7 @@
 //! header records; or not recorded) are rewritten, oldest file first, with their live chunks
 //! compressed at the target, and the images pointed at the new blobs.
 //!
-//! It is gc's compaction with another choice of blobs (`gc::Rewrite::Recompress`), so it
+//! It is gc's compaction with another policy (`choose::Recompress`) over `rewrite`'s engine, so it
 //! shares gc's write path and crash safety (new blobs, rewritten layer objects and bootstraps,
 //! one synced index batch, then deletions; the `gc.*` fail points) and gc's sweep: what gc would
 //! delete (unnamed images, dead blobs) goes too. A blob is rewritten once, whatever number of
@@ -11,7 +11,7 @@
 //!
 //! Space: a round writes its new blobs and objects before it deletes the old ones, so it needs
 //! about the bytes of the blobs it rewrites free (plus the layer objects naming them, plus a
-//! reserve, `SPACE_RESERVE` in gc's choice of blobs). Each round asks the file system how much is free
+//! reserve, `SPACE_RESERVE` in `choose.rs`). Each round asks the file system how much is free
 //! (`fsutil::free_bytes`) and skips the blobs whose rewrite would not fit, taking smaller ones
 //! after them; the report names what was skipped and the free space it needs, so that a nearly
 //! full disk makes what progress fits instead of failing the same way every run.
@@ -24,13 +24,15 @@
 //! (`Store::image_layers_by_id`), and a mapped file stays readable once deleted, so a read
 //! that has started goes on through a round's deletions.
 
+mod choose;
 mod estimate;
 
 use crate::error::{Error, Result};
 use crate::format::blob::CompressedWith;
 use crate::progress::{Progress, Unit};
-use crate::rewrite::gc::{self, Rewrite};
+use crate::rewrite::plan::plan_rewrite;
 use crate::store::StoreWriter;
+use choose::Recompress;
 use serde::Serialize;
 use std::time::{Duration, Instant};
 
@@ -50,7 +52,7 @@ pub struct OptimizeOptions {
     pub budget_bytes: Option<u64>,
     /// Estimate, change nothing.
     pub dry_run: bool,
-    /// Delete orphan bootstraps too, instead of refusing to run (see `rewrite::gc`).
+    /// Delete orphan bootstraps too, instead of refusing to run (see `rewrite`).
     pub force_orphans: bool,
 }
 
@@ -138,7 +140,7 @@ pub(crate) fn optimize(
         // Held for the round: no mount takes a lease between its marking and its deletions.
         let _guard = crate::lease::LeaseGuard::exclusive(writer.store().layout())?;
         report.free_bytes = crate::fsutil::free_bytes(writer.store().root())?;
-        let rewrite = Rewrite::Recompress(gc::Recompress {
+        let mut policy = Recompress {
             target,
             round_bytes: match options.dry_run {
                 true => u64::MAX,
@@ -146,31 +148,37 @@ pub(crate) fn optimize(
             },
             budget_bytes: budget - report.rewritten_bytes,
             free_bytes: report.free_bytes,
-        });
-        let plan = gc::plan_rewrite(
+            below_target: Vec::new(),
+            skipped_for_space: Vec::new(),
+        };
+        let plan = plan_rewrite(
             writer.store(),
             options.dry_run,
             options.force_orphans,
-            rewrite,
+            &mut policy,
         )?;
-        report.skipped_for_space_blobs = plan.skipped_for_space.len() as u64;
-        report.skipped_for_space_bytes = plan
-            .below_target
+        let Recompress {
+            below_target,
+            skipped_for_space,
+            ..
+        } = policy;
+        report.skipped_for_space_blobs = skipped_for_space.len() as u64;
+        report.skipped_for_space_bytes = below_target
             .iter()
-            .filter(|b| plan.skipped_for_space.iter().any(|s| s.0 == b.0))
+            .filter(|b| skipped_for_space.iter().any(|s| s.0 == b.0))
             .map(|b| b.1)
             .sum();
-        report.space_needed_bytes = plan.skipped_for_space.iter().map(|s| s.1).max();
+        report.space_needed_bytes = skipped_for_space.iter().map(|s| s.1).max();
         let chosen: Vec<_> = plan.compact.iter().map(|(id, _)| *id).collect();
-        let rest = plan.below_target.iter().filter(|b| !chosen.contains(&b.0));
+        let rest = below_target.iter().filter(|b| !chosen.contains(&b.0));
         report.remaining_blobs = rest.clone().count() as u64;
         report.remaining_bytes = rest.clone().map(|b| b.1).sum();
         report.remaining_pinned_blobs = rest.filter(|b| b.2).count() as u64;
         report.mounted_images = plan.report.mounted_images;
         if first {
             first = false;
-            report.blobs_below_target = plan.below_target.len() as u64;
-            report.bytes_below_target = plan.below_target.iter().map(|b| b.1).sum();
+            report.blobs_below_target = below_target.len() as u64;
+            report.bytes_below_target = below_target.iter().map(|b| b.1).sum();
             progress.set_length(report.bytes_below_target, Unit::Bytes);
         }
         if options.dry_run {
@@ -179,7 +187,7 @@ pub(crate) fn optimize(
         }
         let last_round = plan.compact.is_empty();
         let unpinned = report.remaining_blobs - report.remaining_pinned_blobs;
-        let short_of_space = !plan.skipped_for_space.is_empty();
+        let short_of_space = !skipped_for_space.is_empty();
         if last_round && short_of_space {
             report.stopped_by = Some("disk-space".into());
         } else if last_round && unpinned > 0 && options.budget_bytes.is_some() {
@@ -196,7 +204,7 @@ pub(crate) fn optimize(
             .flat_map(|(_, entries)| entries)
             .map(|e| e.slice.len as u64)
             .sum::<u64>();
-        let done = gc::apply(writer, plan)?;
+        let done = crate::rewrite::apply::apply(writer, plan)?;
         report.rounds += 1;
         report.rewritten_blobs += done.compacted_blobs;
         report.rewritten_bytes += done.compacted_bytes;

@@ -3,7 +3,8 @@
 //! their new places, then every live bootstrap naming a rewritten object (step 2). Objects are
 //! rewritten by streaming their entries, one at a time.
 
-use super::{ChunkUse, GcReport, LiveSet};
+use super::live::LiveSet;
+use super::{ChunkUse, GcReport};
 use crate::error::{Error, Result};
 use crate::format::blob::{BlobReader, CompressedWith, TocEntry};
 use crate::format::bootstrap::Bootstrap;

@@ -1,9 +1,10 @@
 //! gc's sweep: the files of `blobs/`, `layers/` and `bootstraps/` nothing live uses, and the
 //! refusal to delete orphan bootstraps (no name and no image record: see the module doc of
-//! `rewrite::gc`).
+//! `rewrite`).
 
 use super::compact::Rewrites;
-use super::{GcReport, LiveSet};
+use super::live::LiveSet;
+use super::GcReport;
 use crate::error::{Error, Result};
 use crate::format::blob::TocEntry;
 use crate::store::Store;
