@@ -112,7 +112,7 @@ pub struct ListEntry {
     pub uid: u64,
     /// Numeric owner group id.
     pub gid: u64,
-    /// Content bytes (0 for anything but a regular file).
+    /// Content bytes that follow the entry's tar header (a regular file's size).
     pub size: u64,
     /// Modification time, seconds since the Unix epoch.
     pub mtime: i64,

@@ -154,7 +154,7 @@ pub struct ConvertReport {
 /// Chunk and byte counts.
 #[derive(Clone, Copy, Debug, Default, Serialize, PartialEq, Eq)]
 pub struct Count {
-    /// Chunks (references, each counted every time it occurs).
+    /// Number of chunks in this category.
     pub chunks: u64,
     /// Their uncompressed bytes.
     pub bytes: u64,
@@ -260,7 +260,7 @@ pub struct ImageReport {
     pub duplicate_stored_bytes: u64,
     /// Seconds spent waiting for other writers' commits before this one's.
     pub commit_wait_seconds: f64,
-    /// Wall-clock seconds this image took, from its first layer to its commit.
+    /// Wall-clock seconds this image's convert took, its commit included.
     pub seconds: f64,
     /// Throughput: uncompressed tar megabytes (10^6 bytes) per second of `seconds`.
     pub tar_mb_per_s: f64,

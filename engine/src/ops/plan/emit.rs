@@ -46,7 +46,7 @@ pub enum EmitWhat {
 pub struct EmitRequest {
     /// The base or image to write.
     pub what: EmitWhat,
-    /// `oci:DIR[:REF]`; without REF, `base-N` or `NAME-rebased`.
+    /// `oci:DIR[:REF]`; without REF, the image is named `base-N` or `NAME-rebased`.
     pub target: String,
 }
 

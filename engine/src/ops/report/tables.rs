@@ -17,7 +17,7 @@ pub struct FileRow<'a> {
     pub path: &'a str,
     /// file, hardlink, symlink, char, block, dir, fifo, other
     pub kind: &'static str,
-    /// Content bytes of the entry (0 for anything but a regular file).
+    /// Content bytes that follow the entry's tar header (a regular file's size).
     pub size: u64,
     /// The mode field of the tar header (permission, setuid, setgid and sticky bits).
     pub mode: u32,
