@@ -75,9 +75,11 @@ pub(crate) struct WriterDir {
 /// What dead writers left under `tmp/` and a starting writer removed.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
 pub struct TmpReclaimed {
-    /// Directories of writers that had died (a crash, a kill), and loose files.
+    /// Directories of writers that had died (a crash, a kill), removed.
     pub writers: u64,
+    /// Loose files directly under `tmp/`, removed.
     pub files: u64,
+    /// Bytes of everything removed (writers' directories and loose files).
     pub bytes: u64,
 }
 

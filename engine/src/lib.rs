@@ -23,7 +23,7 @@
 //! # }
 //! ```
 
-#![warn(unreachable_pub)]
+#![warn(unreachable_pub, missing_docs)]
 // The formats, the layer reader and the chunker are the `cairn-format` crate; its modules are
 // used here under their old names (`crate::format::...`), and its public types are re-exported
 // below as they always were.

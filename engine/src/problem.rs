@@ -6,6 +6,8 @@ use serde::Serialize;
 /// One thing found wrong: the object (blob and offset, image and path, index entry) and what.
 #[derive(Clone, Debug, Serialize)]
 pub struct Problem {
+    /// The object at fault, e.g. `blob <id>`, `layer object <id>`, `image "py:v1"`.
     pub object: String,
+    /// What is wrong with it.
     pub detail: String,
 }

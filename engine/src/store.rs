@@ -66,11 +66,14 @@ fn repair_hint(e: Error) -> Error {
 #[derive(Clone, Debug, Default)]
 #[non_exhaustive]
 pub struct InitOptions {
+    /// What decides chunk boundaries (FastCDC sizes); fixed for the store's life.
     pub chunker: ChunkerParams,
+    /// How new chunks are compressed: algorithm, level, frame size, default delta mode.
     pub compression: CompressionParams,
 }
 
 impl InitOptions {
+    /// These chunker and compression parameters (checked by `StoreWriter::init`).
     pub fn new(chunker: ChunkerParams, compression: CompressionParams) -> InitOptions {
         InitOptions {
             chunker,
@@ -396,6 +399,7 @@ impl Store {
         }
     }
 
+    /// The store's directory.
     pub fn root(&self) -> &Path {
         self.layout.root()
     }
@@ -404,6 +408,7 @@ impl Store {
         &self.layout
     }
 
+    /// The parameters recorded in `store.json` at init (chunker, compression, optimize target).
     pub fn config(&self) -> &StoreConfig {
         &self.config
     }
@@ -417,18 +422,21 @@ impl Store {
     }
 
     testing_pub! {
+        /// Where blob `id`'s file is (or would be), under `blobs/`; nothing is checked.
         fn blob_path(&self, id: &BlobId) -> PathBuf {
             self.layout.blob(id)
         }
     }
 
     testing_pub! {
+        /// Where image `id`'s bootstrap file is (or would be); nothing is checked.
         fn bootstrap_path(&self, id: &ImageId) -> PathBuf {
             self.layout.bootstrap(id)
         }
     }
 
     testing_pub! {
+        /// Where layer object `id`'s file is (or would be); nothing is checked.
         fn layer_meta_path(&self, id: &LayerMetaId) -> PathBuf {
             self.layout.layer_meta(id)
         }
@@ -510,10 +518,14 @@ impl Store {
         self.bootstrap_by_id(&id)
     }
 
+    /// Reads and checks the bootstrap of image `id`: errors with `Error::DigestMismatch` when
+    /// the file's BLAKE3 is not `id`, and with an I/O error when it is missing.
     pub fn bootstrap_by_id(&self, id: &ImageId) -> Result<Bootstrap> {
         read_bootstrap(&self.bootstrap_path(id), id)
     }
 
+    /// The index's record of image `id`; errors as corrupt when a name leads to an image
+    /// without one.
     pub fn image_record(&self, id: &ImageId) -> Result<ImageRecord> {
         self.index.get_image(id)?.ok_or_else(|| {
             Error::corrupt(

@@ -64,17 +64,27 @@ fn index_error(path: &Path, source: rocksdb::Error) -> Error {
 /// What the store knows about one image without opening its bootstrap.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ImageRecord {
+    /// The image's id (BLAKE3 of its bootstrap file).
     pub image_id: ImageId,
+    /// Bytes of the bootstrap file.
     pub bootstrap_size: u64,
+    /// Where the image came from, as the source named itself (e.g. `oci:/images/py:v1`).
     pub reference: String,
+    /// The image's platform, when its source stated one.
     pub platform: Option<Platform>,
+    /// The digest of the source manifest, when the source had one.
     pub manifest_digest: Option<String>,
+    /// Number of layers.
     pub layers: u64,
+    /// Regular files over all layers (a file in two layers counts twice).
     pub files: u64,
     /// Bytes of the uncompressed layer tars.
     pub logical_bytes: u64,
-    /// Chunks this image was the first to store, and their bytes in blobs.
+    /// Chunks this image was the first to store (indexed by its commit or import); 0 when the
+    /// record had to be rebuilt from the bootstrap alone (`verify --repair-index`).
     pub new_chunks: u64,
+    /// Bytes of the blob files its commit added (compressed, as stored, including copies of
+    /// chunks another writer committed first); 0 when rebuilt from the bootstrap alone.
     pub added_stored_bytes: u64,
     /// Seconds since the Unix epoch.
     pub created: u64,

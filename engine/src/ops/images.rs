@@ -5,9 +5,12 @@ use crate::index::ImageRecord;
 use crate::store::Store;
 use serde::Serialize;
 
+/// One named image, as `cairn images` lists it.
 #[derive(Clone, Debug, Serialize)]
 pub struct ImageSummary {
+    /// The image's name in the store.
     pub name: String,
+    /// What the index records of the image (its id, source, sizes, what it added).
     #[serde(flatten)]
     pub record: ImageRecord,
 }

@@ -104,12 +104,19 @@ pub(crate) fn cat(
 pub struct ListEntry {
     /// Path in the image, without a leading `/` (lossy UTF-8 for display).
     pub path: String,
+    /// file, hardlink, symlink, character device, block device, directory, fifo, special entry
     pub kind: &'static str,
+    /// The mode field of its tar header (permission, setuid, setgid and sticky bits).
     pub mode: u32,
+    /// Numeric owner user id.
     pub uid: u64,
+    /// Numeric owner group id.
     pub gid: u64,
+    /// Content bytes that follow the entry's tar header (a regular file's size).
     pub size: u64,
+    /// Modification time, seconds since the Unix epoch.
     pub mtime: i64,
+    /// Target of a symlink or hard link (lossy UTF-8); `None` for other kinds.
     pub link_target: Option<String>,
     /// The layer the entry comes from.
     pub layer: usize,
@@ -120,6 +127,7 @@ pub struct ListEntry {
 pub struct ListName {
     /// Path in the image, without a leading `/` (lossy UTF-8 for display).
     pub path: String,
+    /// The entry's kind as `ListEntry::kind` names it (`special entry` for other kinds).
     pub kind: &'static str,
     /// The layer the entry comes from.
     pub layer: usize,

@@ -59,14 +59,17 @@ pub enum OldIndex {
     Missing,
 }
 
+/// What `verify --repair-index` rebuilt, kept, dropped and recovered.
 #[derive(Clone, Debug, Default, Serialize)]
 #[non_exhaustive]
 pub struct RepairReport {
+    /// The state the old index was found in.
     pub old_index: OldIndex,
     /// What could not be read of the old index (or why it could not be opened).
     pub old_index_problems: Vec<String>,
-    /// Good blobs (ToC decoded) and their bytes.
+    /// Good blobs (ToC decoded).
     pub blobs: u64,
+    /// Bytes of the good blobs (compressed, as stored).
     pub blob_bytes: u64,
     /// Good bootstraps; each is one image record.
     pub images: u64,
@@ -92,9 +95,12 @@ pub struct RepairReport {
     pub damaged: Vec<Problem>,
 }
 
+/// A name and the image it leads to.
 #[derive(Clone, Debug, Serialize)]
 pub struct NamedImage {
+    /// The image's name in the store (old, or `recovered-<id>`).
     pub name: String,
+    /// The image's id (hex BLAKE3 of its bootstrap).
     pub image_id: String,
     /// Where the image was converted from (empty when its bootstrap is unreadable).
     pub reference: String,

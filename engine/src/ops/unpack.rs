@@ -58,6 +58,7 @@ use sys::{Node, Special};
 /// How many hardlinks to hardlinks are followed before giving up (a loop, or absurd input).
 const MAX_LINK_DEPTH: usize = 16;
 
+/// How `unpack` writes an image's filesystem into a directory.
 #[derive(Clone, Debug, Default)]
 #[non_exhaustive]
 pub struct UnpackOptions {
@@ -73,11 +74,18 @@ pub struct UnpackOptions {
 #[derive(Clone, Debug, Default, Serialize)]
 #[non_exhaustive]
 pub struct UnpackReport {
+    /// Regular files written (hard links not counted).
     pub files: u64,
+    /// Directories written (created, or already there and given the image's metadata).
     pub dirs: u64,
+    /// Symbolic links created.
     pub symlinks: u64,
+    /// Hard links created, and links written as a copy because the file they name was
+    /// replaced or removed by an upper layer.
     pub hardlinks: u64,
+    /// Character and block devices created (only when running as root).
     pub devices: u64,
+    /// FIFOs created.
     pub fifos: u64,
     /// Entries not written (devices when not root, unsupported entry types, links to those).
     pub skipped: Vec<Skipped>,
@@ -85,21 +93,27 @@ pub struct UnpackReport {
     pub xattr_failures: Vec<XattrFailure>,
     /// File content bytes written.
     pub bytes: u64,
+    /// Wall-clock seconds of the unpack.
     pub seconds: f64,
 }
 
+/// An entry the unpack did not write.
 #[derive(Clone, Debug, Serialize)]
 pub struct Skipped {
     /// Path in the image, normalized (lossy UTF-8).
     pub path: String,
+    /// Why it was left out (e.g. "devices are only created when running as root").
     pub reason: String,
 }
 
+/// An extended attribute the unpack could not set.
 #[derive(Clone, Debug, Serialize)]
 pub struct XattrFailure {
     /// Path in the image, normalized (lossy UTF-8).
     pub path: String,
+    /// The attribute's name (lossy UTF-8), e.g. `security.capability`.
     pub name: String,
+    /// The system's error, or why the name could not be used.
     pub error: String,
 }
 

@@ -26,21 +26,33 @@ use crate::{BlobId, ChunkId, ImageId, LayerMetaId, Sha256Digest};
 use serde::Serialize;
 use std::collections::{HashMap, HashSet};
 
+/// What `verify` checked and every problem it found.
 #[derive(Clone, Debug, Default, Serialize)]
 #[non_exhaustive]
 pub struct VerifyReport {
+    /// Whether this was a full verify (blob hashes, every chunk decoded, every layer tar
+    /// re-created).
     pub full: bool,
+    /// Files under `blobs/` with a blob name (64 hex digits) that were checked.
     pub blobs: u64,
+    /// Bytes of the blobs that opened (compressed, as stored).
     pub blob_bytes: u64,
+    /// Chunks decompressed and checked against their ids (0 unless `full`).
     pub chunks_decoded: u64,
+    /// Files under `layers/` with a layer object name that were checked.
     pub layer_objects: u64,
+    /// Files under `bootstraps/` with a bootstrap name that were checked.
     pub bootstraps: u64,
+    /// Names in the index that were checked (an image with two names counts twice).
     pub images: u64,
+    /// Chunk location entries in the index that were checked.
     pub index_chunks: u64,
+    /// Everything found wrong, each naming its object; empty for a clean store.
     pub problems: Vec<Problem>,
 }
 
 impl VerifyReport {
+    /// Whether verify found no problem.
     pub fn is_clean(&self) -> bool {
         self.problems.is_empty()
     }

@@ -29,14 +29,23 @@ pub(crate) use crate::oci::limits::MAX_JSON_LEN;
 /// What the user named as the image to convert.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum SourceSpec {
+    /// `oci:DIR[:REF]`: an OCI image layout directory.
     OciLayout {
+        /// The layout directory (the one holding `index.json`).
         dir: PathBuf,
+        /// The ref name (`org.opencontainers.image.ref.name`) of the `index.json` entry to
+        /// read; `None`: every entry, as long as at most one carries a ref name.
         reference: Option<String>,
     },
+    /// `docker-archive:FILE`: a `docker save` tar archive.
     DockerArchive {
+        /// The archive file.
         file: PathBuf,
     },
+    /// A bare layer tar (plain, gzip or zstd), converted as a one-layer image without a
+    /// manifest or config.
     LayerFile {
+        /// The layer tar file.
         file: PathBuf,
     },
     /// `docker://REGISTRY/REPO[:TAG|@DIGEST]`.
@@ -132,20 +141,27 @@ pub(crate) fn split_oci_reference(text: &str, rest: &str) -> Result<(PathBuf, Op
 /// A JSON object of the source, kept byte for byte with its digest.
 #[derive(Clone, Debug)]
 pub struct RawObject {
+    /// The sha256 of `bytes`, checked when the object was read.
     pub digest: Sha256Digest,
+    /// The object's media type (e.g. `application/vnd.oci.image.manifest.v1+json`).
     pub media_type: String,
+    /// The object's JSON, exactly as the source holds it.
     pub bytes: Vec<u8>,
 }
 
 /// A byte range of a file.
 #[derive(Clone, Debug)]
 pub struct ByteRange {
+    /// The file holding the bytes.
     pub path: PathBuf,
+    /// Where the range starts in the file, in bytes.
     pub offset: u64,
+    /// Length of the range in bytes.
     pub len: u64,
 }
 
 impl ByteRange {
+    /// The whole of the file at `path`; errors if it cannot be read or is not a regular file.
     pub fn whole_file(path: &Path) -> Result<ByteRange> {
         let meta = std::fs::metadata(path).with_path("read", path)?;
         if !meta.is_file() {
@@ -161,6 +177,7 @@ impl ByteRange {
         })
     }
 
+    /// Opens the file and returns a reader over exactly this range.
     pub fn open(&self) -> Result<impl Read> {
         let mut file = File::open(&self.path).with_path("open", &self.path)?;
         file.seek(SeekFrom::Start(self.offset))
@@ -172,6 +189,7 @@ impl ByteRange {
 /// Where a layer's stored (compressed) bytes are read from.
 #[derive(Clone, Debug)]
 pub enum LayerBytes {
+    /// A range of a local file (a blob of an OCI layout, a member of an archive, a layer tar).
     File(ByteRange),
     /// Streamed from a registry as the convert reads it.
     #[cfg(feature = "registry")]
@@ -179,6 +197,7 @@ pub enum LayerBytes {
 }
 
 impl LayerBytes {
+    /// Length of the stored (compressed) bytes, as the source states it.
     pub fn len(&self) -> u64 {
         match self {
             LayerBytes::File(range) => range.len,
@@ -187,6 +206,7 @@ impl LayerBytes {
         }
     }
 
+    /// Whether `len` is 0.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
@@ -215,11 +235,13 @@ impl LayerBytes {
 pub struct LayerSource {
     /// sha256 of the stored (compressed) blob, when the source states it.
     pub digest: Option<Sha256Digest>,
+    /// The layer's media type as the manifest states it (kept in the bootstrap).
     pub media_type: String,
     /// `None`: recognise from the first bytes.
     pub compression: Option<Compression>,
     /// sha256 of the uncompressed tar, from the image config.
     pub diff_id: Option<Sha256Digest>,
+    /// Where the layer's stored bytes are read from.
     pub bytes: LayerBytes,
 }
 
@@ -228,9 +250,14 @@ pub struct LayerSource {
 pub struct ImageSource {
     /// How the user can name this source again (e.g. `oci:/images/py:v1`).
     pub reference: String,
+    /// The platform the index or the config names; `None` for a bare layer tar.
     pub platform: Option<Platform>,
+    /// The manifest, byte for byte (for a `docker save` archive, its own manifest format);
+    /// `None` for a bare layer tar.
     pub manifest: Option<RawObject>,
+    /// The image config, byte for byte; `None` for a bare layer tar.
     pub config: Option<RawObject>,
+    /// The layers, bottom first.
     pub layers: Vec<LayerSource>,
 }
 

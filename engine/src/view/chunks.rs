@@ -51,6 +51,7 @@ fn blob_of<'b>(chunk: &ChunkRecord, blobs: &'b [BlobRecord]) -> Result<&'b BlobR
 }
 
 impl<'a> ChunkReader<'a> {
+    /// A reader of `store`'s blobs (held mapped by the store), with an empty frame cache.
     pub fn new(store: &'a Store) -> Self {
         ChunkReader {
             store,

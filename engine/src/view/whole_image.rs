@@ -13,9 +13,12 @@ use crate::store::Store;
 use crate::{BlobId, ChunkId, ImageId, LayerMetaId, Sha256Digest};
 use std::collections::HashMap;
 
+/// An image with every entry of its layers in memory (tests only; see the module doc).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct WholeImage {
+    /// What the bootstrap records of the source: reference, platform, manifest and config.
     pub source: SourceRecord,
+    /// The layers with their entries, bottom first.
     pub layers: Vec<LayerRecord>,
     /// The blobs this image's chunks live in.
     pub blobs: Vec<BlobRecord>,
@@ -93,6 +96,8 @@ impl WholeImage {
         Self::from_bootstrap(store, bootstrap)
     }
 
+    /// Loads the entries of `bootstrap`'s layers from `store`'s layer objects; errors when an
+    /// object is missing or damaged, or holds another diff_id than the bootstrap says.
     pub fn from_bootstrap(store: &Store, bootstrap: Bootstrap) -> Result<WholeImage> {
         Self::from_objects(bootstrap, |id| store.layer_meta(id))
     }
@@ -153,10 +158,12 @@ impl WholeImage {
         })
     }
 
+    /// Where `chunk` is stored: its blob id (from `blobs`) and its place in the blob.
     pub fn location(&self, chunk: &ChunkRecord) -> ChunkLocation {
         chunk.location(&self.blobs)
     }
 
+    /// Regular files over all layers (a file in two layers counts twice).
     pub fn file_count(&self) -> u64 {
         self.layers
             .iter()
@@ -178,6 +185,7 @@ impl Store {
         WholeImage::from_bootstrap(self, self.bootstrap(name)?)
     }
 
+    /// Every entry of image `id` in memory; the same as `WholeImage::load`.
     pub fn whole_image_by_id(&self, id: &ImageId) -> Result<WholeImage> {
         WholeImage::load(self, id)
     }

@@ -22,6 +22,7 @@ use std::path::PathBuf;
 #[derive(Clone, Debug, Default)]
 #[non_exhaustive]
 pub struct BundleOptions {
+    /// The images of this store to bundle, by name.
     pub images: Vec<String>,
     /// Images of this store the receiver holds.
     pub have: Vec<String>,
@@ -31,17 +32,22 @@ pub struct BundleOptions {
     pub since: Vec<PathBuf>,
 }
 
+/// What `bundle create` wrote.
 #[derive(Clone, Debug, Serialize)]
 #[non_exhaustive]
 pub struct BundleReport {
+    /// The manifest written into the bundle: its images and what it relies on.
     #[serde(flatten)]
     pub manifest: BundleManifest,
-    /// Frames copied as stored, and frames split.
+    /// Frames copied as stored (every chunk of the frame was needed).
     pub frames_copied: u64,
+    /// Frames split: only some chunks were needed, and those were compressed again.
     pub frames_split: u64,
-    /// The bundle's BLAKE3 (its end record) and size.
+    /// The bundle's BLAKE3 (hex), as its end record holds it.
     pub checksum: String,
+    /// Bytes of the bundle written.
     pub bytes: u64,
+    /// Wall-clock seconds of the whole create.
     pub seconds: f64,
 }
 

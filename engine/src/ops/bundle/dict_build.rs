@@ -16,27 +16,36 @@ use crate::{ChunkId, DeltaMode};
 use serde::Serialize;
 use std::collections::HashMap;
 
+/// What `dict build` made: the dictionary image and how much of each source it covers.
 #[derive(Clone, Debug, Serialize)]
 #[non_exhaustive]
 pub struct DictBuildReport {
+    /// The dictionary image's name in the store.
     pub name: String,
+    /// A chunk is in the dictionary when at least this many of the named images hold it.
     pub min_images: usize,
-    /// Chunks in the dictionary and their bytes.
+    /// Distinct chunks in the dictionary.
     pub chunks: u64,
+    /// Their uncompressed bytes.
     pub bytes: u64,
     /// What the dictionary image added to the store (its metadata).
     pub added_bytes: u64,
     /// How much of each source image the dictionary holds.
     pub coverage: Vec<Coverage>,
+    /// Wall-clock seconds of the whole build, the dictionary image's convert included.
     pub seconds: f64,
 }
 
+/// How much of one source image a dictionary holds.
 #[derive(Clone, Debug, Serialize)]
 pub struct Coverage {
+    /// The source image's name in the store.
     pub image: String,
-    /// Bytes of the image's distinct chunks, and of those in the dictionary.
+    /// Uncompressed bytes of the image's distinct chunks.
     pub unique_bytes: u64,
+    /// Uncompressed bytes of those distinct chunks that the dictionary holds.
     pub covered_bytes: u64,
+    /// `covered_bytes / unique_bytes` (0 for an image without chunks).
     pub covered_ratio: f64,
 }
 

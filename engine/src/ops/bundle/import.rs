@@ -23,15 +23,19 @@ use std::collections::HashMap;
 use std::io::Read;
 use std::path::PathBuf;
 
+/// What `bundle import` committed.
 #[derive(Clone, Debug, Serialize)]
 #[non_exhaustive]
 pub struct BundleImportReport {
-    /// The bundle's size.
+    /// The bundle's size in bytes.
     pub bytes: u64,
+    /// Chunks the bundle relied on this store holding (from its manifest), found here.
     pub relied_chunks: u64,
+    /// One report per image committed.
     pub images: Vec<ImportReport>,
     /// Images whose name already named the same image (an import done before): unchanged.
     pub unchanged: Vec<String>,
+    /// Wall-clock seconds of the whole import.
     pub seconds: f64,
 }
 

@@ -17,8 +17,10 @@ use serde::Serialize;
 /// What `bundle inspect` tells: the manifest, and the bundle's size once its checksum passed.
 #[derive(Clone, Debug, Serialize)]
 pub struct BundleInfo {
+    /// The bundle's manifest: its images and what it relies on the receiver having.
     #[serde(flatten)]
     pub manifest: BundleManifest,
+    /// Bytes of the whole bundle, read through to its end record.
     pub bytes: u64,
 }
 

@@ -58,14 +58,18 @@ use std::sync::atomic::AtomicBool;
 use std::sync::Mutex;
 use std::time::Instant;
 
+/// What `convert` reads, the name it records, and how it stores new chunks.
 #[derive(Clone, Debug)]
 #[non_exhaustive]
 pub struct ConvertOptions {
+    /// The image to read: an OCI layout, a `docker save` archive, a layer tar or a registry.
     pub source: SourceSpec,
     /// The name to record; with several platforms each gets `NAME@os/arch[/variant]`.
     pub name: String,
     /// Reuse only chunks of these images; empty: every chunk in the store.
     pub dict: Vec<String>,
+    /// Which platforms of a multi-platform index to convert (default: the only one, else the
+    /// host's).
     pub platform: PlatformChoice,
     /// Point an existing name at the new image instead of refusing.
     pub replace: bool,
@@ -106,18 +110,22 @@ pub use crate::format::store_config::DeltaMode;
 #[derive(Clone, Copy, Debug, Default, Serialize, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct DeltaReport {
-    /// Chunks and their plain bytes.
+    /// New chunks stored as delta frames.
     pub chunks: u64,
+    /// Their plain (uncompressed) bytes.
     pub bytes: u64,
-    /// Of the chunks, those whose base is the old version at the same path in a base image,
-    /// those whose base is a base image's file found by similarity (renamed or moved), and
-    /// those whose base is the version at the same path in an earlier layer of the same image.
+    /// Of `chunks`, those whose base is the old version at the same path in a base image.
     pub by_path: u64,
+    /// Of `chunks`, those whose base is a base image's file found by similarity (a file
+    /// renamed or moved).
     pub by_sketch: u64,
+    /// Of `chunks`, those whose base is the version at the same path in an earlier layer of
+    /// the same image.
     pub by_earlier_layer: u64,
-    /// Stored bytes plain compression took for them (measured when they were written), and
-    /// what their delta frames take.
+    /// Stored bytes plain zstd compression took for these chunks (measured when they were
+    /// written), to compare with `stored_bytes`.
     pub plain_stored_bytes: u64,
+    /// Stored bytes their delta frames take.
     pub stored_bytes: u64,
 }
 
@@ -133,9 +141,11 @@ impl DeltaReport {
     }
 }
 
+/// What a convert did: one report per image it recorded.
 #[derive(Clone, Debug, Default, Serialize)]
 #[non_exhaustive]
 pub struct ConvertReport {
+    /// One per converted image: one, or one per platform when several were chosen.
     pub images: Vec<ImageReport>,
     /// What dead writers had left under `tmp/`, removed when this convert started.
     pub tmp_reclaimed: crate::TmpReclaimed,
@@ -144,7 +154,9 @@ pub struct ConvertReport {
 /// Chunk and byte counts.
 #[derive(Clone, Copy, Debug, Default, Serialize, PartialEq, Eq)]
 pub struct Count {
+    /// Number of chunks in this category.
     pub chunks: u64,
+    /// Their uncompressed bytes.
     pub bytes: u64,
 }
 
@@ -160,15 +172,24 @@ impl Count {
     }
 }
 
+/// What a convert did with one layer (or, as `ImageReport::totals`, the sums over them).
 #[derive(Clone, Debug, Default, Serialize)]
 #[non_exhaustive]
 pub struct LayerReport {
+    /// The layer's digest as the source stores it (`sha256:...`, of the compressed blob).
     pub digest: String,
+    /// The digest of the uncompressed tar (`sha256:...`), computed by this convert or, for a
+    /// reused layer, recorded in the stored layer object.
     pub diff_id: String,
+    /// The layer's compression in the source (e.g. `gzip`, `zstd`, `none`).
     pub compression: String,
+    /// Bytes of the layer blob as the source stores it (compressed).
     pub compressed_bytes: u64,
+    /// Bytes of the uncompressed tar.
     pub tar_bytes: u64,
+    /// Tar entries of every kind (files, directories, links, ...).
     pub entries: u64,
+    /// Regular files among the entries.
     pub files: u64,
     /// Chunk references of the layer's files, and their bytes.
     pub chunks: Count,
@@ -178,7 +199,7 @@ pub struct LayerReport {
     pub from_dictionary: Count,
     /// Chunks that repeat a chunk seen earlier in this same convert.
     pub repeated: Count,
-    /// Bytes this layer wrote into blobs (compressed chunks).
+    /// Bytes this layer wrote into blobs (compressed chunks, as stored); 0 for a reused layer.
     pub stored_bytes: u64,
     /// The store had this layer's metadata (same digest or diff_id): the layer was not read.
     pub reused_metadata: bool,
@@ -201,23 +222,33 @@ impl LayerReport {
     }
 }
 
+/// What a convert did for one image (one platform).
 #[derive(Clone, Debug, Default, Serialize)]
 #[non_exhaustive]
 pub struct ImageReport {
+    /// The name recorded for the image (`NAME@os/arch[/variant]` when several platforms).
     pub name: String,
+    /// The new image's id (hex BLAKE3 of its bootstrap).
     pub image_id: String,
+    /// How the user can name the source again (e.g. `oci:/images/py:v1`).
     pub reference: String,
+    /// The image's platform (`os/arch[/variant]`), when the source states one.
     pub platform: Option<String>,
+    /// The digest of the source manifest, when the source has one (a bare layer tar has not).
     pub manifest_digest: Option<String>,
     /// `store` (every stored chunk) or the names given with `--dict`.
     pub dictionary: Vec<String>,
+    /// One report per layer, bottom layer first.
     pub layers: Vec<LayerReport>,
     /// Sums over the layers.
     pub totals: LayerReport,
+    /// New blobs this convert published into the store.
     pub blobs_written: u64,
-    /// Layer metadata objects this image added, and their bytes.
+    /// Layer metadata objects this image added to the store.
     pub layer_objects_written: u64,
+    /// Bytes of those layer objects (as stored).
     pub layer_object_bytes: u64,
+    /// Bytes of the image's bootstrap file.
     pub bootstrap_bytes: u64,
     /// Bytes added to the store: new blobs, layer objects and the bootstrap.
     pub added_bytes: u64,
@@ -225,11 +256,13 @@ pub struct ImageReport {
     /// image uses the indexed copy; this convert's copies are dead space in the blobs it added
     /// (`duplicate_stored_bytes`, reclaimed by gc's compaction) or were not added at all.
     pub duplicate: Count,
+    /// Stored (compressed) bytes of the duplicate chunks' copies left in this convert's blobs.
     pub duplicate_stored_bytes: u64,
     /// Seconds spent waiting for other writers' commits before this one's.
     pub commit_wait_seconds: f64,
+    /// Wall-clock seconds this image's convert took, its commit included.
     pub seconds: f64,
-    /// Uncompressed tar bytes per second.
+    /// Throughput: uncompressed tar megabytes (10^6 bytes) per second of `seconds`.
     pub tar_mb_per_s: f64,
 }
 

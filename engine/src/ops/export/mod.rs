@@ -36,11 +36,16 @@ const WRITE_BUFFER: usize = 1 << 20;
 pub enum ExportTarget {
     /// An OCI image layout directory, created if missing, added to if it exists.
     OciLayout {
+        /// The layout directory.
         dir: PathBuf,
+        /// The `:REF` of `oci:DIR:REF`: the ref name the image gets in `index.json`.
         reference: Option<String>,
     },
     /// A `docker save`-style tar for `docker load`.
-    DockerArchive { file: PathBuf },
+    DockerArchive {
+        /// The archive file to write.
+        file: PathBuf,
+    },
 }
 
 impl ExportTarget {
@@ -81,9 +86,11 @@ impl std::fmt::Display for ExportTarget {
     }
 }
 
+/// Where `export` writes an image, and how it compresses the layers.
 #[derive(Clone, Debug)]
 #[non_exhaustive]
 pub struct ExportOptions {
+    /// The OCI layout or docker archive to write.
     pub target: ExportTarget,
     /// How layers are compressed. A docker archive holds uncompressed layers only.
     pub compression: Compression,
@@ -116,7 +123,9 @@ impl ExportOptions {
 pub struct ExportedLayer {
     /// sha256 of the layer as written (compressed); the diff_id for an uncompressed layer.
     pub digest: String,
+    /// sha256 of the uncompressed tar, checked against the image's recorded diff_id.
     pub diff_id: String,
+    /// The layer's media type as written in the manifest (it names the compression).
     pub media_type: String,
     /// Bytes of the uncompressed tar.
     pub size: u64,
@@ -126,29 +135,38 @@ pub struct ExportedLayer {
     pub already_present: bool,
 }
 
+/// What an export wrote.
 #[derive(Clone, Debug, Serialize)]
 #[non_exhaustive]
 pub struct ExportReport {
     /// The image's name in the store.
     pub name: String,
+    /// The target as given (`oci:DIR[:REF]` or `docker-archive:FILE`).
     pub target: String,
     /// The OCI ref name, or the docker `repo:tag`; `None` for a docker archive whose reference
     /// is not a valid `repo:tag` (the image is then loaded untagged).
     pub reference: Option<String>,
+    /// The image's platform (`os/arch[/variant]`); `linux/amd64` for a made-up config of an
+    /// image whose source stated none.
     pub platform: Option<String>,
     /// The new image manifest (OCI layout only).
     pub manifest_digest: Option<String>,
+    /// The digest of the config written (the source's own config, byte for byte, when it had
+    /// one).
     pub config_digest: String,
     /// The image had no config (it was converted from a bare layer) and one was made up.
     pub config_synthesized: bool,
+    /// The layers' compression (`gzip`, `zstd` or `none`).
     pub compression: String,
+    /// One per layer, bottom first.
     pub layers: Vec<ExportedLayer>,
     /// Bytes of the uncompressed layer tars.
     pub tar_bytes: u64,
     /// Bytes of new files in the target (blobs not already present, index.json; or the archive).
     pub bytes_written: u64,
+    /// Wall-clock seconds of the export.
     pub seconds: f64,
-    /// Uncompressed tar bytes per second.
+    /// Throughput: uncompressed tar megabytes (10^6 bytes) per second of `seconds`.
     pub tar_mb_per_s: f64,
 }
 

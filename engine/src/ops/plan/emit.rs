@@ -32,6 +32,7 @@ use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::Path;
 
+/// What an emit request writes.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum EmitWhat {
     /// A base by its number in the plan.
@@ -40,29 +41,40 @@ pub enum EmitWhat {
     Image(String),
 }
 
+/// A base or a rebuilt image to write into an OCI image layout.
 #[derive(Clone, Debug)]
 pub struct EmitRequest {
+    /// The base or image to write.
     pub what: EmitWhat,
-    /// `oci:DIR[:REF]`.
+    /// `oci:DIR[:REF]`; without REF, the image is named `base-N` or `NAME-rebased`.
     pub target: String,
 }
 
+/// One image an emit request wrote.
 #[derive(Clone, Debug, Serialize)]
 pub struct Emitted {
     /// `base 2` or `image NAME`.
     pub what: String,
+    /// The OCI layout directory written to.
     pub layout: String,
+    /// The ref name of the image in the layout's `index.json`.
     pub reference: String,
+    /// The digest of the written manifest.
     pub manifest_digest: String,
+    /// The written layers, bottom first.
     pub layers: Vec<EmittedLayer>,
 }
 
+/// One layer of an emitted image.
 #[derive(Clone, Debug, Serialize)]
 pub struct EmittedLayer {
+    /// The digest of the gzip-compressed layer blob.
     pub digest: String,
+    /// The digest of the uncompressed tar.
     pub diff_id: String,
-    /// Tar bytes, and gzip bytes.
+    /// Bytes of the uncompressed tar.
     pub size: u64,
+    /// Bytes of the gzip-compressed blob.
     pub compressed_size: u64,
 }
 

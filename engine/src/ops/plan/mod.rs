@@ -30,14 +30,17 @@ use serde::Serialize;
 use std::collections::{HashMap, HashSet};
 use tar_entry::END_OF_ARCHIVE;
 
+/// Which images `plan` considers, its thresholds, and what it writes out.
 #[derive(Clone, Debug)]
 #[non_exhaustive]
 pub struct PlanOptions {
+    /// The stored images to plan for (at least 2), by name.
     pub names: Vec<String>,
     /// A base serves at least this many images (at least 2).
     pub min_images: usize,
     /// A base is proposed only if it lowers the bytes shipped by at least this much.
     pub min_saving: u64,
+    /// Bases and rebuilt images to write as OCI layouts once the plan is made.
     pub emit: Vec<EmitRequest>,
 }
 
@@ -63,25 +66,36 @@ impl Default for PlanOptions {
     }
 }
 
+/// The proposed bases, what each image ships before and after, and what was emitted.
 #[derive(Clone, Debug, Serialize)]
 #[non_exhaustive]
 pub struct PlanReport {
+    /// The `min_images` threshold the plan used.
     pub min_images: usize,
+    /// The `min_saving` threshold the plan used, in uncompressed tar bytes.
     pub min_saving: u64,
+    /// The proposed bases, parents before children.
     pub bases: Vec<PlanBase>,
+    /// One row per planned image, in the order named.
     pub images: Vec<PlanImage>,
+    /// The whole set's bytes shipped before and after.
     pub totals: PlanTotals,
+    /// One per emit request, in the order given.
     pub emitted: Vec<Emitted>,
+    /// Wall-clock seconds of the whole plan, emits included.
     pub seconds: f64,
 }
 
+/// One proposed base image: a single layer of the entries its images share.
 #[derive(Clone, Debug, Serialize)]
 pub struct PlanBase {
     /// From 1, parents before children.
     pub number: usize,
+    /// The number of the base this one is built on; `None` for a root base.
     pub parent: Option<usize>,
     /// The images built on it (directly or through a child base).
     pub images: Vec<String>,
+    /// Visible entries (files, directories, links) its layer holds.
     pub entries: u64,
     /// Its one layer's tar bytes.
     pub layer_bytes: u64,
@@ -94,22 +108,30 @@ pub struct PlanBase {
     pub packages: Vec<String>,
 }
 
+/// A base's entries under one directory prefix.
 #[derive(Clone, Debug, Serialize)]
 pub struct PrefixBytes {
+    /// The directory's first three components (deeper under a package root such as
+    /// `usr/lib/jvm`); `/` for entries at the top.
     pub prefix: String,
+    /// Entries under the prefix.
     pub entries: u64,
+    /// Their tar bytes (headers and content).
     pub bytes: u64,
 }
 
+/// One planned image: its bases and what a release of it ships before and after.
 #[derive(Clone, Debug, Serialize)]
 pub struct PlanImage {
+    /// The image's name in the store.
     pub name: String,
     /// Visible entries (files, directories, links) of its filesystem.
     pub entries: u64,
+    /// Its layers today.
     pub layers: usize,
     /// Tar bytes of all its layers.
     pub image_bytes: u64,
-    /// Its bases, root first.
+    /// The numbers of its bases, root first (empty when no base serves it).
     pub bases: Vec<usize>,
     /// What a release of it ships at layer granularity today: its layers no other image of the
     /// set has.
@@ -118,15 +140,20 @@ pub struct PlanImage {
     pub release_bytes_after: u64,
 }
 
+/// What the whole set of images ships, before and after rebuilding on the bases.
 #[derive(Clone, Debug, Serialize)]
 pub struct PlanTotals {
-    /// Every distinct layer of the set, once.
+    /// Every distinct layer of the set (by diff_id), once.
     pub layers_before: usize,
+    /// Their tar bytes.
     pub bytes_before: u64,
-    /// Every base layer once, plus every image's top layer.
+    /// Every base layer once, plus every image's top layer (empty top layers counted once).
     pub layers_after: usize,
+    /// Their tar bytes.
     pub bytes_after: u64,
+    /// `bytes_before - bytes_after`; negative when the plan would ship more.
     pub saved_bytes: i64,
+    /// `saved_bytes / bytes_before`.
     pub saved_ratio: f64,
 }
 

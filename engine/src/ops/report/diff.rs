@@ -23,57 +23,96 @@ use std::collections::BinaryHeap;
 
 #[derive(Clone, Debug, Serialize)]
 #[non_exhaustive]
+/// How much of image NEW is already in image OLD (see the module's definitions).
 pub struct DiffReport {
+    /// OLD's name, as given.
     pub old: String,
+    /// NEW's name, as given.
     pub new: String,
+    /// Bytes of NEW's file contents over all its layers, every chunk reference counted.
     pub new_logical_bytes: u64,
+    /// Chunk references of NEW's files over all its layers, repeats counted.
     pub new_logical_chunks: u64,
+    /// Uncompressed bytes of NEW's distinct chunks (each chunk id counted once).
     pub new_unique_bytes: u64,
+    /// NEW's distinct chunks, counted once per id.
     pub new_unique_chunks: u64,
+    /// Uncompressed bytes of the distinct chunks both images hold.
     pub shared_bytes: u64,
+    /// Chunks both images hold, counted once per distinct id.
     pub shared_chunks: u64,
+    /// Uncompressed bytes of NEW's distinct chunks that OLD lacks.
     pub new_bytes: u64,
+    /// NEW's distinct chunks that OLD lacks.
     pub new_chunks: u64,
+    /// `shared_bytes / new_unique_bytes` (0 when NEW holds no chunk).
     pub shared_ratio_bytes: f64,
+    /// `shared_chunks / new_unique_chunks` (0 when NEW holds no chunk).
     pub shared_ratio_chunks: f64,
+    /// Stored (compressed) bytes of NEW's distinct chunks that OLD lacks.
     pub added_stored_bytes: u64,
+    /// Layer-level dedup: uncompressed tar bytes of NEW's layers whose digest OLD lacks.
     pub layer_dedup_added_bytes: u64,
+    /// The same layers' compressed blob bytes (what a registry would add).
     pub layer_dedup_added_compressed_bytes: u64,
+    /// File-level dedup: bytes of NEW's distinct file contents (over all its layers) that
+    /// OLD's layers lack.
     pub file_dedup_added_bytes: u64,
+    /// Chunk-level dedup: uncompressed bytes of NEW's distinct chunks OLD lacks (= `new_bytes`).
     pub chunk_dedup_added_bytes: u64,
+    /// Regular files of NEW's merged view at paths where OLD's view has no regular file.
     pub files_added: u64,
+    /// Regular files of OLD's merged view at paths where NEW's view has no regular file.
     pub files_removed: u64,
+    /// Regular files at the same path in both views whose content differs.
     pub files_changed: u64,
+    /// Regular files at the same path in both views with the same content.
     pub files_unchanged: u64,
+    /// One row per layer of NEW, bottom first.
     pub layers: Vec<LayerDiff>,
+    /// NEW's added or changed files with the most new bytes, most first (at most `top`).
     pub top_files: Vec<FileDiff>,
 }
 
 #[derive(Clone, Debug, Serialize)]
+/// How one layer of NEW compares with OLD.
 pub struct LayerDiff {
+    /// The layer's position in NEW, 0 = bottom.
     pub index: usize,
+    /// The layer's digest (`sha256:...`, of the compressed blob).
     pub digest: String,
+    /// Bytes of the layer's uncompressed tar.
     pub tar_bytes: u64,
+    /// Bytes of the layer's compressed blob, as the source stored it.
     pub compressed_bytes: u64,
+    /// Regular files in the layer.
     pub files: u64,
-    /// Distinct chunk bytes of this layer, and those OLD has.
+    /// Uncompressed bytes of this layer's distinct chunks.
     pub unique_bytes: u64,
+    /// Uncompressed bytes of those distinct chunks that OLD holds (in any layer).
     pub shared_bytes: u64,
+    /// `shared_bytes / unique_bytes` (0 for a layer without chunks).
     pub shared_ratio_bytes: f64,
-    /// OLD's layer with the same digest, if any.
+    /// Index of OLD's layer with the same digest, if any.
     pub same_digest_as: Option<usize>,
-    /// Share of this layer's bytes found in OLD's layer at the same position.
+    /// Share of this layer's distinct chunk bytes found in OLD's layer at the same index;
+    /// `None` when OLD has fewer layers.
     pub position_match_ratio: Option<f64>,
-    /// OLD's layer sharing the most bytes with this one, and that share.
+    /// Index of OLD's layer sharing the most of this layer's distinct chunk bytes; `None`
+    /// when no layer of OLD shares any.
     pub best_match: Option<usize>,
+    /// The share of this layer's distinct chunk bytes found in `best_match` (0 without one).
     pub best_match_ratio: f64,
 }
 
 #[derive(Clone, Debug, Serialize)]
+/// A file of NEW that is added or changed, with how many bytes OLD lacks.
 pub struct FileDiff {
+    /// The file's path in NEW's merged view (lossily converted to UTF-8).
     pub path: String,
-    /// added, changed
+    /// `"added"` (no regular file at this path in OLD) or `"changed"` (different content).
     pub status: &'static str,
+    /// The file's size in bytes.
     pub size: u64,
     /// Bytes of the file's distinct chunks that OLD lacks.
     pub new_bytes: u64,

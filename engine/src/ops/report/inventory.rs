@@ -8,20 +8,32 @@ use crate::{ChunkId, Sha256Digest};
 use serde::Serialize;
 use std::collections::HashMap;
 
+/// One layer of one stored image: a row of `cairn inventory`.
 #[derive(Clone, Debug, Serialize)]
 pub struct InventoryRow {
+    /// The image's name in the store, as `cairn images` lists it.
     pub name: String,
+    /// The digest of the image's source manifest; empty when it had none (a bare layer tar).
     pub manifest_digest: String,
+    /// The image's CPU architecture (e.g. `amd64`); empty when the source stated no platform.
     pub architecture: String,
+    /// The image's operating system (e.g. `linux`); empty when the source stated no platform.
     pub os: String,
+    /// The architecture variant (e.g. `v8`); empty when there is none.
     pub variant: String,
+    /// The OS version (Windows images); empty when there is none.
     pub os_version: String,
+    /// The layer's position in the image, 0 = bottom.
     pub layer_index: usize,
+    /// The layer's digest (`sha256:...`, of the compressed blob).
     pub layer_digest: String,
-    /// Compressed size of the layer blob.
+    /// Compressed size of the layer blob in bytes, as the source stored it.
     pub layer_size: u64,
+    /// The digest of the layer's uncompressed tar (`sha256:...`).
     pub diff_id: String,
+    /// Bytes of the layer's uncompressed tar.
     pub uncompressed_size: u64,
+    /// Regular files in the layer.
     pub files: u64,
     /// Stored bytes of the chunks no other layer (by digest) of any image references.
     pub unique_stored_bytes: u64,
@@ -30,8 +42,11 @@ pub struct InventoryRow {
 /// Images with the most layers, per platform.
 #[derive(Clone, Debug, Serialize)]
 pub struct LayerCount {
+    /// The platform, `os/arch[/variant]` (`/` alone for images without one).
     pub platform: String,
+    /// The image's name in the store.
     pub name: String,
+    /// The image's number of layers.
     pub layers: usize,
 }
 

@@ -9,18 +9,21 @@ use serde::Serialize;
 use std::collections::HashMap;
 use std::path::Path;
 
+/// The store's footprint and how its images share chunks (`cairn stats`).
 #[derive(Clone, Debug, Serialize)]
 #[non_exhaustive]
 pub struct StatsReport {
+    /// Image names in the store (an image with two names counts twice).
     pub images: u64,
-    /// Uncompressed layer tars of every image.
+    /// Bytes of the uncompressed layer tars of every image, each image counted once.
     pub logical_bytes: u64,
-    /// Distinct chunks of all images, and their uncompressed bytes.
+    /// Distinct chunks of all images, counted once per id.
     pub unique_chunks: u64,
+    /// Uncompressed bytes of those distinct chunks.
     pub unique_chunk_bytes: u64,
-    /// Bytes of the blob files.
+    /// Bytes of the files under `blobs/` (compressed, as stored, dead space included).
     pub stored_bytes: u64,
-    /// Bytes of the bootstraps and of the index directory.
+    /// Bytes of the bootstraps, the layer objects and the index directory.
     pub metadata_bytes: u64,
     /// logical / (stored + metadata).
     pub dedup_ratio: f64,
@@ -30,27 +33,35 @@ pub struct StatsReport {
     pub random_read_amplification: f64,
     /// Chunks stored as differences to older versions (`format::delta`).
     pub delta: super::delta_stats::DeltaStats,
+    /// One row per detailed image: the names asked for, or every name when none was given.
     pub per_image: Vec<ImageShare>,
+    /// The pairwise sharing of the detailed images, when asked for.
     pub matrix: Option<SharingMatrix>,
 }
 
+/// What one image owns alone and what it shares with other images.
 #[derive(Clone, Debug, Serialize)]
 pub struct ImageShare {
+    /// The image's name in the store, as `cairn images` lists it.
     pub name: String,
+    /// Bytes of the image's uncompressed layer tars.
     pub logical_bytes: u64,
-    /// Distinct chunk bytes of the image.
+    /// Uncompressed bytes of the image's distinct chunks.
     pub unique_bytes: u64,
-    /// Of those, bytes no other image references, uncompressed and as stored.
+    /// Of those, the uncompressed bytes of the chunks no other image references.
     pub owned_bytes: u64,
+    /// The stored (compressed) bytes of those same chunks.
     pub owned_stored_bytes: u64,
-    /// Bytes it shares with at least one other image.
+    /// Uncompressed bytes of its distinct chunks at least one other image also references.
     pub shared_bytes: u64,
 }
 
 /// `share[i][j]`: the part of image i's distinct chunk bytes that image j also has.
 #[derive(Clone, Debug, Serialize)]
 pub struct SharingMatrix {
+    /// The images' names: row and column `i` are `names[i]`.
     pub names: Vec<String>,
+    /// Fractions from 0 to 1; the diagonal is 1 for an image with chunks.
     pub share: Vec<Vec<f64>>,
 }
 

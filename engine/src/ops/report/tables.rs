@@ -11,35 +11,49 @@ use crate::store::Store;
 /// One entry of one layer of an image (every entry kind; whiteouts are entries too).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct FileRow<'a> {
+    /// The entry's layer in the image, 0 = bottom.
     pub layer_index: u32,
+    /// The entry's path as the layer's tar records it (lossily converted to UTF-8).
     pub path: &'a str,
     /// file, hardlink, symlink, char, block, dir, fifo, other
     pub kind: &'static str,
+    /// Content bytes that follow the entry's tar header (a regular file's size).
     pub size: u64,
+    /// The mode field of the tar header (permission, setuid, setgid and sticky bits).
     pub mode: u32,
+    /// Numeric owner user id.
     pub uid: u64,
+    /// Numeric owner group id.
     pub gid: u64,
+    /// Modification time, seconds since the Unix epoch.
     pub mtime: i64,
+    /// Target of a symlink or hard link (lossily converted to UTF-8); `None` for other kinds.
     pub link_target: Option<&'a str>,
     /// BLAKE3 of the file's chunk ids, hex: equal contents, equal ids (regular files only).
     pub content_id: Option<String>,
+    /// Chunk references of the file's content (0 for anything but a regular file).
     pub chunks: u32,
 }
 
 /// One chunk reference of one regular file.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ChunkRow<'a> {
+    /// The file's layer in the image, 0 = bottom.
     pub layer_index: u32,
+    /// The file's path as the layer's tar records it (lossily converted to UTF-8).
     pub path: &'a str,
     /// Position of the chunk in the file, from 0.
     pub chunk_index: u32,
+    /// Where the chunk starts in the file's content, in bytes.
     pub file_offset: u64,
     /// Hex BLAKE3 chunk id.
     pub chunk_id: String,
+    /// The chunk's uncompressed length in bytes.
     pub length: u32,
-    /// This reference's share of its stored frame's bytes.
+    /// This reference's share of its stored frame's bytes (a frame of several chunks is shared
+    /// in proportion to their lengths).
     pub stored_bytes: u64,
-    /// raw, zstd, delta
+    /// How the chunk's frame is stored: raw, zstd, delta
     pub codec: &'static str,
 }
 
