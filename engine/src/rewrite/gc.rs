@@ -16,6 +16,7 @@ use std::collections::HashSet;
 /// The compaction threshold `gc` uses unless told otherwise.
 pub const DEFAULT_COMPACT_BELOW: f64 = 0.5;
 
+/// How `gc` runs (`GcOptions::default()`, then the `with_*` builders).
 #[derive(Clone, Copy, Debug)]
 #[non_exhaustive]
 pub struct GcOptions {
@@ -39,10 +40,12 @@ impl Default for GcOptions {
 }
 
 impl GcOptions {
+    /// Report what would be done and change nothing.
     pub fn with_dry_run(self, dry_run: bool) -> Self {
         GcOptions { dry_run, ..self }
     }
 
+    /// Compact the live blobs whose live share is below this (0 to 1; 0: never).
     pub fn with_compact_below(self, compact_below: f64) -> Self {
         GcOptions {
             compact_below,
@@ -50,6 +53,7 @@ impl GcOptions {
         }
     }
 
+    /// Delete orphan bootstraps instead of refusing to run (see `rewrite`).
     pub fn with_force_orphans(self, force_orphans: bool) -> Self {
         GcOptions {
             force_orphans,

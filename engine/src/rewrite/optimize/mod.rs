@@ -39,6 +39,7 @@ use std::time::{Duration, Instant};
 /// A round rewrites old blobs up to this many bytes (or one larger blob).
 pub(crate) const ROUND_BYTES: u64 = 32 << 20;
 
+/// How `optimize` runs; every field defaults to store.json's `optimize` settings or "no limit".
 #[derive(Clone, Debug, Default)]
 #[non_exhaustive]
 pub struct OptimizeOptions {
@@ -58,22 +59,31 @@ pub struct OptimizeOptions {
 
 #[derive(Clone, Debug, Default, Serialize)]
 #[non_exhaustive]
+/// What `optimize` did (or, in a dry run, estimates).
 pub struct OptimizeReport {
+    /// Nothing was changed: the figures are estimates.
     pub dry_run: bool,
+    /// The target zstd level.
     pub level: i32,
+    /// The target frame size, bytes.
     pub frame_size: u32,
-    /// Live blobs below the target when the run started, and their bytes.
+    /// Live blobs below the target when the run started.
     pub blobs_below_target: u64,
+    /// Bytes of those blob files.
     pub bytes_below_target: u64,
     /// Rounds committed.
     pub rounds: u64,
-    /// Old blobs rewritten and their bytes; the chunks they held (decoded bytes).
+    /// Old blobs rewritten.
     pub rewritten_blobs: u64,
+    /// Bytes of the old blob files rewritten.
     pub rewritten_bytes: u64,
+    /// Uncompressed bytes of the live chunks those blobs held (what was recompressed).
     pub chunk_bytes: u64,
-    /// New blobs written, their bytes; images given new bootstraps.
+    /// New blobs written.
     pub new_blobs: u64,
+    /// Bytes of the new blob files.
     pub new_blob_bytes: u64,
+    /// Images given a rewritten bootstrap (new image id, same names).
     pub bootstraps_written: u64,
     /// Dead files gc would have deleted (unnamed images, dead blobs), deleted too.
     pub garbage_bytes: u64,
@@ -82,6 +92,7 @@ pub struct OptimizeReport {
     /// Still below the target after the run: left by a budget or time limit, or pinned by a
     /// running mount.
     pub remaining_blobs: u64,
+    /// Bytes of those blob files.
     pub remaining_bytes: u64,
     /// Of those, the blobs a running mount reads (left for a run after it ends).
     pub remaining_pinned_blobs: u64,
@@ -95,13 +106,17 @@ pub struct OptimizeReport {
     /// free space (the last round's view), their bytes, and the free bytes the largest of
     /// them needs.
     pub skipped_for_space_blobs: u64,
+    /// Bytes of those blob files.
     pub skipped_for_space_bytes: u64,
+    /// Free bytes the largest skipped blob's rewrite needs.
     pub space_needed_bytes: Option<u64>,
+    /// Wall time of the run, seconds.
     pub seconds: f64,
-    /// Chunk bytes recompressed per second.
+    /// Uncompressed chunk megabytes (10^6 bytes) recompressed per second.
     pub chunk_mb_per_s: f64,
-    /// Dry run: the estimated bytes of the new blobs, from how many sampled frames.
+    /// Dry run: the estimated bytes of the new blobs.
     pub estimated_new_bytes: Option<u64>,
+    /// Dry run: the zstd frames recompressed to make that estimate.
     pub estimate_sample_frames: u64,
 }
 
