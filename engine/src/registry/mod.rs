@@ -53,7 +53,9 @@ pub struct RegistrySpec {
 /// A user name and password (or token) for basic auth; never printed.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Credentials {
+    /// The user name.
     pub user: String,
+    /// The password or token.
     pub password: String,
 }
 
@@ -307,14 +309,17 @@ impl std::fmt::Debug for RemoteBlob {
 }
 
 impl RemoteBlob {
+    /// Its size in bytes as the manifest gave it (0 when unknown).
     pub fn len(&self) -> u64 {
         self.size.unwrap_or(0)
     }
 
+    /// Whether its size is 0 or unknown.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
 
+    /// Registry URL and digest, for messages.
     pub fn describe(&self) -> String {
         format!("{} blob {}", self.registry.connection.url, self.digest)
     }

@@ -46,14 +46,17 @@ pub(crate) struct LocalBlob {
 /// What an upload sent and what it found there already.
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct Transferred {
-    /// Blobs sent, and their bytes.
+    /// Blobs sent.
     pub blobs_uploaded: u64,
+    /// Bytes of the blobs sent.
     pub bytes_uploaded: u64,
-    /// Blobs the repository had already.
+    /// Blobs the repository had already (not sent).
     pub blobs_present: u64,
+    /// Bytes of those blobs.
     pub bytes_present: u64,
     /// Blobs mounted from another repository of the registry (not sent).
     pub blobs_mounted: u64,
+    /// Bytes of those blobs.
     pub bytes_mounted: u64,
 }
 
