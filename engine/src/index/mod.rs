@@ -83,8 +83,11 @@ pub struct ImageRecord {
     /// Chunks this image was the first to store (indexed by its commit or import); 0 when the
     /// record had to be rebuilt from the bootstrap alone (`verify --repair-index`).
     pub new_chunks: u64,
-    /// Bytes of the blob files its commit added (compressed, as stored, including copies of
-    /// chunks another writer committed first); 0 when rebuilt from the bootstrap alone.
+    /// Bytes of the blob files and layer objects its commit added (compressed, as stored,
+    /// including copies of chunks another writer committed first), the bootstrap apart: with
+    /// `bootstrap_size`, what its convert or import reported as added. Rebuilt from the
+    /// bootstrap alone (`verify --repair-index`): the blobs it was the first to use. Records
+    /// written before layer objects were counted here (December 2026) count blobs only.
     pub added_stored_bytes: u64,
     /// Seconds since the Unix epoch.
     pub created: u64,

@@ -151,6 +151,17 @@ fn v2_against_v1_stores_only_what_v1_lacks() {
         r2.totals.chunks.bytes
     );
     assert!(r2.added_bytes * 3 < r1.added_bytes);
+    // `images` says what each convert said it added: one definition of "added".
+    let images = store.store().images().unwrap();
+    for (name, report) in [("v1", &r1), ("v2", &r2)] {
+        let listed = images.iter().find(|i| i.name == name).unwrap();
+        let record = &listed.record;
+        assert_eq!(
+            record.added_stored_bytes + record.bootstrap_size,
+            report.added_bytes,
+            "{name}"
+        );
+    }
     for (name, report) in [("v1", &r1), ("v2", &r2)] {
         for i in 0..report.layers.len() {
             store

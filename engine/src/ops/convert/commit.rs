@@ -190,7 +190,7 @@ fn commit_locked(
             .new
             .chunks
             .saturating_sub(recheck.duplicate.chunks),
-        added_stored_bytes: blob_bytes,
+        added_stored_bytes: blob_bytes + object_bytes,
         created: std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_secs()),

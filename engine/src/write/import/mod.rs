@@ -167,7 +167,7 @@ pub(crate) fn import(
                 now,
             );
             record.new_chunks = report.chunks_indexed;
-            record.added_stored_bytes = report.blob_bytes_added;
+            record.added_stored_bytes = report.blob_bytes_added + report.layer_object_bytes_added;
             records.images.push(record);
         }
     }
