@@ -124,9 +124,9 @@ fn create_bundle(cli: &Cli, args: &BundleCreateArgs) -> anyhow::Result<()> {
     }
     let m = &report.manifest;
     let text = format!(
-        "bundled {} image(s) into {}: {} in {:.2} s\n  carries {} chunks ({}) in {} frames \
-         ({} copied as stored, {} split), {} metadata objects ({})\n  relies on {} chunks ({}) \
-         the receiver holds{}",
+        "bundled {} image(s) into {}\n  written    {} in {:.2} s\n  carries    {} chunks ({}) in \
+         {} frames ({} copied as stored, {} split)\n  metadata   {} objects ({})\n  relies on  \
+         {} chunks ({}) the receiver holds{}",
         m.images.len(),
         describe(&args.output),
         bytes(report.bytes),
@@ -176,7 +176,8 @@ fn import_bundle(cli: &Cli, args: &BundleImportArgs) -> anyhow::Result<()> {
     }
     for image in &report.images {
         println!(
-            "imported {} (image {}): {} blobs ({}), {} layer objects, {} new chunks indexed",
+            "imported {} (image {})\n  added      {} blobs ({}), {} layer objects, {} new \
+             chunks indexed",
             escape(&image.name),
             &image.image_id[..12],
             count(image.blobs_added),
@@ -205,8 +206,8 @@ fn inspect(args: &BundleInspectArgs) -> anyhow::Result<()> {
     }
     let m = &info.manifest;
     println!(
-        "{what}: {} (checksum ok), store format {}\n  carries {} chunks ({}) in {} frames, {} \
-         metadata objects ({})\n  relies on {} chunks ({}){}",
+        "{what}: {} (checksum ok), store format {}\n  carries    {} chunks ({}) in {} frames\n  \
+         metadata   {} objects ({})\n  relies on  {} chunks ({}){}",
         bytes(info.bytes),
         m.format_version,
         count(m.chunks),

@@ -85,17 +85,18 @@ fn render(r: &ExportReport) -> String {
         "  name       {}\n",
         r.reference.as_deref().unwrap_or("(untagged)")
     );
+    // A digest takes 71 columns: each goes on a line of its own, under its label.
     if let Some(m) = &r.manifest_digest {
-        out += &format!("  manifest   {m}\n");
+        out += &format!("  manifest\n    {m}\n");
     }
     out += &format!(
-        "  config     {}{}\n",
-        r.config_digest,
+        "  config     {}\n    {}\n",
         if r.config_synthesized {
-            " (made up: the image was converted from a bare layer)"
+            "made up: the image was converted from a bare layer"
         } else {
-            " (as converted)"
-        }
+            "as converted"
+        },
+        r.config_digest,
     );
     let compressed: u64 = r.layers.iter().map(|l| l.compressed_size).sum();
     let present = r.layers.iter().filter(|l| l.already_present).count();

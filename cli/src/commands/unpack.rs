@@ -23,10 +23,11 @@ pub fn run(cli: &Cli, args: &UnpackArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// `unpacked into DIR: 60 files, 12 dirs, 3 links, 8.1 MB in 0.52 s (15.6 MB/s)`.
+/// `unpacked into DIR`, then `  60 files, 12 dirs, 3 symlinks, 1 hardlinks` and
+/// `  8.1 MB in 0.52 s (15.6 MB/s)` (each line within 80 columns, the path aside).
 fn summary(r: &UnpackReport, dir: &std::path::Path) -> String {
     let mut out = format!(
-        "unpacked into {}: {} files, {} dirs, {} symlinks, {} hardlinks",
+        "unpacked into {}\n  {} files, {} dirs, {} symlinks, {} hardlinks",
         dir.display(),
         count(r.files),
         count(r.dirs),
@@ -42,13 +43,13 @@ fn summary(r: &UnpackReport, dir: &std::path::Path) -> String {
         0.0
     };
     out += &format!(
-        ", {} in {:.2} s ({rate:.1} MB/s)",
+        "\n  {} in {:.2} s ({rate:.1} MB/s)",
         bytes(r.bytes),
         r.seconds
     );
     if !r.skipped.is_empty() || !r.xattr_failures.is_empty() {
         out += &format!(
-            "; {} skipped, {} xattrs not set",
+            "\n  {} skipped, {} xattrs not set",
             r.skipped.len(),
             r.xattr_failures.len()
         );

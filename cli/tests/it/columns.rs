@@ -105,4 +105,41 @@ fn human_output_of_the_main_commands_fits_80_columns() {
         let text = ok(cairn(&store, &args));
         assert_fits(&format!("cairn {}", args.join(" ")), &text);
     }
+    // Commands that write files say what they did on stderr: that fits too.
+    let out = |name: &str| kept.join(name).to_str().unwrap().to_string();
+    let (layout, rootfs) = (format!("oci:{}:v2", out("layout")), out("rootfs"));
+    let (dict, bundle, other) = (out("v1.dict"), out("v2.bundle"), out("other"));
+    let full = out("full.bundle");
+    for args in [
+        vec!["export", "demo:v2", layout.as_str()],
+        vec!["unpack", "demo:v2", rootfs.as_str()],
+        vec!["dict", "export", "demo:v1", "-o", dict.as_str()],
+        vec![
+            "bundle",
+            "create",
+            "demo:v2",
+            "--have-dict",
+            &dict,
+            "-o",
+            &bundle,
+        ],
+        vec!["bundle", "create", "demo:v2", "-o", &full],
+        vec!["bundle", "inspect", bundle.as_str()],
+        vec!["plan", "demo:v1", "demo:v2"],
+        vec!["rm", "demo:v1"],
+    ] {
+        let output = cairn(
+            &store,
+            &["--quiet"].iter().chain(&args).copied().collect::<Vec<_>>(),
+        );
+        let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+        let text = ok(output);
+        assert_fits(&format!("cairn {}", args.join(" ")), &text);
+        assert_fits(&format!("cairn {} (stderr)", args.join(" ")), &stderr);
+    }
+    let other_store = std::path::Path::new(&other);
+    ok(cairn(other_store, &["init"]));
+    let output = cairn(other_store, &["--quiet", "bundle", "import", &full]);
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    assert_fits("cairn bundle import", &(ok(output) + &stderr));
 }
