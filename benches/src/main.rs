@@ -63,7 +63,8 @@ enum Command {
         /// The newer image.
         #[arg(long)]
         new: String,
-        /// Where to write report.md, report.json and footprint.svg.
+        /// Where to write report.md, report.json and footprint.svg (and rows.jsonl, a row a
+        /// line as each completes).
         #[arg(long, default_value = "bench-out")]
         out: PathBuf,
         /// Scratch directory for the rows' stores (default OUT/work; emptied first, removed after).

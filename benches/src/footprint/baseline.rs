@@ -3,13 +3,14 @@
 //! binary's `internal` subcommand, `rows.rs`).
 
 use super::report::Row;
+use super::row_log::Rows;
 use super::{Bench, IMAGES};
 use crate::harness::sizes::{du_sb, files_bytes};
 use anyhow::Result;
 use std::path::Path;
 
 /// Appends the registry, containerd, whole-file and fixed 1 MiB rows, in that order.
-pub(super) fn rows(bench: &Bench, rows: &mut Vec<Row>) -> Result<()> {
+pub(super) fn rows(bench: &Bench, rows: &mut Rows) -> Result<()> {
     let dir = bench.work.join("registry");
     let steps = bench.two_steps(
         "registry",
@@ -22,7 +23,7 @@ pub(super) fn rows(bench: &Bench, rows: &mut Vec<Row>) -> Result<()> {
         "content",
         steps,
         Some("the layer blobs, each once by digest, copied and sha256-checked".into()),
-    ));
+    ))?;
 
     let dir = bench.work.join("containerd");
     let steps = bench.two_steps(
@@ -40,7 +41,7 @@ pub(super) fn rows(bench: &Bench, rows: &mut Vec<Row>) -> Result<()> {
              `du -sb` (directories and symlinks included)"
                 .into(),
         ),
-    ));
+    ))?;
 
     let fixed = bench.work.join("fixed-1m");
     let steps = bench.two_steps(
@@ -101,8 +102,8 @@ pub(super) fn rows(bench: &Bench, rows: &mut Vec<Row>) -> Result<()> {
              from the fixed-chunk store, so the time is that pass (no gzip, no tar parsing)"
                 .into(),
         ),
-    ));
-    rows.push(fixed_row);
+    ))?;
+    rows.push(fixed_row)?;
     Ok(())
 }
 

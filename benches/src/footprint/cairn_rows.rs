@@ -2,6 +2,7 @@
 //! and the same with `--delta off` and with new alone in an empty store.
 
 use super::report::{self, Row};
+use super::row_log::Rows;
 use super::{Bench, IMAGES};
 use crate::harness::measure::Step;
 use crate::harness::sizes::{du_sb, files_bytes};
@@ -154,7 +155,7 @@ pub(super) fn main_rows(bench: &Bench, cairn: &Cairn, store: &Path) -> Result<(R
 }
 
 /// The `--delta off` row and the new-alone row, after the cairn row in `rows`.
-pub(super) fn variant_rows(bench: &Bench, cairn: &Cairn, rows: &mut Vec<Row>) -> Result<()> {
+pub(super) fn variant_rows(bench: &Bench, cairn: &Cairn, rows: &mut Rows) -> Result<()> {
     let label = cairn.label();
     let plain = bench.work.join("cairn-delta-off");
     let steps = bench.two_steps(
@@ -168,7 +169,7 @@ pub(super) fn variant_rows(bench: &Bench, cairn: &Cairn, rows: &mut Vec<Row>) ->
         "everything",
         steps,
         Some("new chunks always compressed alone (no delta frames)".into()),
-    ));
+    ))?;
     let alone = bench.work.join("cairn-new-alone");
     let step = bench.one_step(
         &format!("{label}, new alone"),
@@ -184,11 +185,12 @@ pub(super) fn variant_rows(bench: &Bench, cairn: &Cairn, rows: &mut Vec<Row>) ->
         Some("\"new adds\" is the whole store; % of old is of the cairn row's after old".into()),
     );
     let cairn_old = rows
+        .as_slice()
         .iter()
         .find(|r| r.id == "cairn")
         .and_then(|r| r.after_old_bytes);
     alone_row.new_adds_percent_of_old =
         cairn_old.map(|o| report::percent(alone_row.new_adds_bytes, o));
-    rows.push(alone_row);
+    rows.push(alone_row)?;
     Ok(())
 }

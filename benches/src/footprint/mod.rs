@@ -12,6 +12,7 @@ mod cold;
 mod nydus;
 mod peers;
 pub mod report;
+mod row_log;
 pub mod rows;
 
 use crate::harness::image;
@@ -23,6 +24,7 @@ use crate::harness::work::{prepare_work, write_reports};
 use anyhow::{bail, Context, Result};
 use cairn_rows::Cairn;
 use report::{Peers, Report, Row, Skipped, StepReport};
+use row_log::Rows;
 use std::path::{Path, PathBuf};
 
 /// What the `footprint` command was asked.
@@ -126,23 +128,23 @@ pub fn run(options: &Options) -> Result<Report> {
     let bench = Bench::open(options)?;
     let cairn = Cairn::choose(options.cairn.as_deref(), &bench.this)?;
     let mut notes = Vec::new();
-    let mut rows = Vec::new();
+    let mut rows = Rows::create(&options.out)?;
     baseline::rows(&bench, &mut rows)?;
     let store = bench.work.join("cairn");
     let (cairn_row, blobs_row) = cairn_rows::main_rows(&bench, &cairn, &store)?;
-    rows.push(blobs_row);
+    rows.push(blobs_row)?;
     let peers = if options.peers {
         Some(run_peers(&bench, &mut rows, &mut notes)?)
     } else {
         None
     };
-    if let Some(note) = speed_against_peers(&cairn_row, &rows) {
+    if let Some(note) = speed_against_peers(&cairn_row, rows.as_slice()) {
         notes.push(note);
     }
-    rows.push(cairn_row);
+    rows.push(cairn_row)?;
     cairn_rows::variant_rows(&bench, &cairn, &mut rows)?;
     let cold = cold_rows(&bench, &cairn, &store, &mut rows, &mut notes)?;
-    let limits = old_against_limit(&bench, &rows)?;
+    let limits = old_against_limit(&bench, rows.as_slice())?;
 
     let report = Report {
         old: options.old.clone(),
@@ -156,7 +158,7 @@ pub fn run(options: &Options) -> Result<Report> {
         peers,
         limits,
         cold,
-        rows,
+        rows: rows.into_vec(),
         notes,
     };
     write_outputs(&options.out, &report)?;
@@ -174,7 +176,7 @@ fn cold_rows(
     bench: &Bench,
     cairn: &Cairn,
     store: &Path,
-    rows: &mut Vec<Row>,
+    rows: &mut Rows,
     notes: &mut Vec<String>,
 ) -> Result<Option<cold::Cold>> {
     let Cairn::Binary(program) = cairn else {
@@ -183,7 +185,7 @@ fn cold_rows(
     };
     let (row, cold) = cold::optimized_row(bench, program, store)?;
     let optimized = row.after_old_and_new_bytes;
-    rows.push(row);
+    rows.push(row)?;
     match cold::squashfs_row(bench)? {
         Ok(squashfs) => {
             if let (Some(o), Some(s)) = (optimized, squashfs.after_old_and_new_bytes) {
@@ -194,7 +196,7 @@ fn cold_rows(
                     o as f64 / s as f64
                 ));
             }
-            rows.push(squashfs);
+            rows.push(squashfs)?;
         }
         Err(skipped) => notes.push(skipped),
     }
@@ -231,7 +233,7 @@ fn speed_against_peers(cairn: &Row, rows: &[Row]) -> Option<String> {
 }
 
 /// Unpacks both images' layers (not measured) and runs every peer found on PATH on them.
-fn run_peers(bench: &Bench, rows: &mut Vec<Row>, notes: &mut Vec<String>) -> Result<Peers> {
+fn run_peers(bench: &Bench, rows: &mut Rows, notes: &mut Vec<String>) -> Result<Peers> {
     let mut result = Peers::default();
     let found: Vec<_> = peers::ALL
         .iter()
@@ -291,7 +293,7 @@ fn run_peers(bench: &Bench, rows: &mut Vec<Row>, notes: &mut Vec<String>) -> Res
         match outcome {
             Ok(row) => {
                 result.ran.push(version);
-                rows.push(row);
+                rows.push(row)?;
             }
             Err(e) => {
                 eprintln!("footprint: {} failed: {e:#}", peer.command());

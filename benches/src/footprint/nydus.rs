@@ -8,6 +8,7 @@
 //! and the two images' merged bootstraps (the layers' own bootstraps are intermediate).
 
 use super::report::{Peers, Row, Skipped};
+use super::row_log::Rows;
 use super::{Bench, IMAGES};
 use crate::harness::image::{self, Layer};
 use crate::harness::measure::Step;
@@ -21,7 +22,7 @@ const PROGRAM: &str = "nydus-image";
 pub(super) const ROW_ID: &str = "nydus";
 
 /// Adds the Nydus row, or says why there is none.
-pub fn run(bench: &Bench, rows: &mut Vec<Row>, peers: &mut Peers) -> Result<()> {
+pub fn run(bench: &Bench, rows: &mut Rows, peers: &mut Peers) -> Result<()> {
     let Some(program) = find() else {
         peers.skipped.push(Skipped {
             tool: PROGRAM.into(),
@@ -33,7 +34,7 @@ pub fn run(bench: &Bench, rows: &mut Vec<Row>, peers: &mut Peers) -> Result<()> 
     match row(bench, &program, &version) {
         Ok(row) => {
             peers.ran.push(version);
-            rows.push(row);
+            rows.push(row)?;
         }
         Err(e) => {
             eprintln!("footprint: {PROGRAM} failed: {e:#}");
