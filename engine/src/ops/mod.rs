@@ -1,7 +1,7 @@
 //! The commands: one module per command. Each adds its methods to `Store` (or to the writers,
-//! `SharedWriter` and `StoreWriter`) in an `impl` block of its own file; `bundle` (create,
-//! import, inspect, dictionaries) and parts of `report` (the analytics tables, `top_layers`)
-//! are functions the CLI calls with a store. A command uses the store and the shared machinery
+//! `SharedWriter` and `StoreWriter`) in an `impl` block of its own file; what needs no store
+//! is a function (`bundle::inspect` reads a bundle file, `top_layers` sums inventory rows).
+//! A command uses the store and the shared machinery
 //! below it (`view`, `write`, `rewrite`), never another command, except `plan`, which exports,
 //! and `bundle`'s dictionary build, which converts. The transports (`remote`, `mount`) sit
 //! above.
