@@ -2,6 +2,7 @@
 //! paths escaped for a terminal (`escape`: every name or path from a store or an image goes
 //! through it before it is printed as text; JSON and CSV output carry them as data).
 
+use cairn_engine::is_invisible;
 use std::borrow::Cow;
 
 /// `text` safe to print to a terminal: control characters (C0, DEL, C1) and invisible
@@ -22,21 +23,6 @@ pub fn escape(text: &str) -> Cow<'_, str> {
         }
     }
     Cow::Owned(out)
-}
-
-/// Characters that print as nothing or reorder what follows (the engine's name rule refuses
-/// them in image names; file names in images may still hold them).
-fn is_invisible(c: char) -> bool {
-    matches!(c,
-        '\u{00AD}'
-        | '\u{061C}'
-        | '\u{180E}'
-        | '\u{200B}'..='\u{200F}'
-        | '\u{2028}'..='\u{202E}'
-        | '\u{2060}'..='\u{206F}'
-        | '\u{FEFF}'
-        | '\u{FFF9}'..='\u{FFFB}'
-    )
 }
 
 /// `74.3 MB` (SI units, as `du --si` and the dataset tables use).

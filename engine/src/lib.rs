@@ -71,9 +71,10 @@ mod view;
 mod write;
 
 pub use cairn_format::{
-    check_image_name, BlobId, Bootstrap, ChunkId, Chunker, ChunkerParams, Compression,
-    CompressionParams, Conflict, EntryKind, Error, ImageId, ItemProgress, LayerMetaId, NoProgress,
-    NotFound, Progress, Result, Sha256Digest, StoreConfig, Unit, FORMAT_VERSION, MAX_IMAGE_NAME,
+    check_image_name, is_invisible, BlobId, Bootstrap, ChunkId, Chunker, ChunkerParams,
+    Compression, CompressionParams, Conflict, EntryKind, Error, ImageId, ItemProgress, LayerMetaId,
+    NoProgress, NotFound, Progress, Result, Sha256Digest, StoreConfig, Unit, FORMAT_VERSION,
+    MAX_IMAGE_NAME,
 };
 pub use index::ImageRecord;
 pub use layout::TmpReclaimed;

@@ -43,8 +43,9 @@ pub fn check_image_name(name: &str) -> Result<()> {
 }
 
 /// Characters that print as nothing or reorder what follows: zero-width ones, bidi controls,
-/// the byte-order mark, and other Unicode format characters a terminal does not show.
-fn is_invisible(c: char) -> bool {
+/// the byte-order mark, and other Unicode format characters a terminal does not show. Image
+/// names may not hold them; printers of other text (file names in images) escape them.
+pub fn is_invisible(c: char) -> bool {
     matches!(c,
         '\u{00AD}'
         | '\u{061C}'

@@ -29,7 +29,7 @@ pub use error::{Conflict, Error, NotFound, Result};
 pub use format::bootstrap::Bootstrap;
 pub use format::store_config::{CompressionParams, StoreConfig, FORMAT_VERSION};
 pub use id::{BlobId, ChunkId, ImageId, LayerMetaId, Sha256Digest};
-pub use image_name::{check_image_name, MAX_IMAGE_NAME};
+pub use image_name::{check_image_name, is_invisible, MAX_IMAGE_NAME};
 pub use layer::{Compression, EntryKind};
 pub use platform::{Platform, PlatformChoice};
 pub use progress::{ItemProgress, NoProgress, Progress, Unit};
