@@ -86,8 +86,9 @@ pub struct ImageRecord {
     /// Bytes of the blob files and layer objects its commit added (compressed, as stored,
     /// including copies of chunks another writer committed first), the bootstrap apart: with
     /// `bootstrap_size`, what its convert or import reported as added. Rebuilt from the
-    /// bootstrap alone (`verify --repair-index`): the blobs it was the first to use. Records
-    /// written before layer objects were counted here (December 2026) count blobs only.
+    /// bootstrap alone (`verify --repair-index`): the blobs and layer objects it was the first
+    /// to use. Records written before layer objects were counted here (December 2026) count
+    /// blobs only.
     pub added_stored_bytes: u64,
     /// Seconds since the Unix epoch.
     pub created: u64,

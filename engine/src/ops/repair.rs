@@ -114,6 +114,8 @@ struct GoodImage {
     /// When the bootstrap file was written (orders images within one second).
     mtime: std::time::Duration,
     blobs: Vec<BlobId>,
+    /// Its distinct layer objects, each with the bytes of its file.
+    objects: Vec<(LayerMetaId, u64)>,
     /// The `layers` column family's entries for its layers.
     layers: Vec<(LayerKey, LayerMetaId)>,
 }
@@ -326,11 +328,20 @@ fn read_bootstraps(
             .iter()
             .flat_map(|o| o.blobs().iter().map(|b| b.id))
             .collect();
+        let mut object_sizes = Vec::new();
+        for layer in &bootstrap.layers {
+            if !object_sizes.iter().any(|(id, _)| *id == layer.meta) {
+                let path = layout.layer_meta(&layer.meta);
+                let size = std::fs::metadata(&path).with_path("stat", &path)?.len();
+                object_sizes.push((layer.meta, size));
+            }
+        }
         images.push(GoodImage {
             id,
             record: crate::index::derived_record(id, &bootstrap, files, meta.len(), mtime),
             mtime,
             blobs: blobs.into_iter().collect(),
+            objects: object_sizes,
             layers: bootstrap
                 .layers
                 .iter()
@@ -383,8 +394,8 @@ fn choose_locations(
     chunks
 }
 
-/// Records keep what only the convert knew; else it is derived (each blob is counted as added
-/// by the earliest image that uses it).
+/// Records keep what only the convert knew; else it is derived (each blob and each layer object
+/// is counted as added by the earliest image that uses it).
 fn fill_records(
     images: &mut [GoodImage],
     blobs: &GoodBlobs,
@@ -402,8 +413,15 @@ fn fill_records(
     let mut order: Vec<usize> = (0..images.len()).collect();
     order.sort_by_key(|&i| (images[i].record.created, images[i].mtime, images[i].id));
     let mut claimed: HashSet<BlobId> = HashSet::new();
+    let mut claimed_objects: HashSet<LayerMetaId> = HashSet::new();
     for i in order {
         let derive = !old.images.contains_key(&images[i].id);
+        for o in 0..images[i].objects.len() {
+            let (object, size) = images[i].objects[o];
+            if claimed_objects.insert(object) && derive {
+                images[i].record.added_stored_bytes += size;
+            }
+        }
         for b in 0..images[i].blobs.len() {
             let blob = images[i].blobs[b];
             if !claimed.insert(blob) || !derive {
