@@ -44,6 +44,7 @@ const LOCK: &str = "LOCK";
 const WRITERS: &str = "WRITERS";
 const LIVE: &str = "LIVE";
 const LEASES: &str = "leases";
+const LOGS: &str = "logs";
 const LEASE_GUARD: &str = "GUARD";
 
 /// The paths of one store directory.
@@ -229,6 +230,11 @@ impl StoreLayout {
 
     pub fn leases_dir(&self) -> PathBuf {
         self.root.join(LEASES)
+    }
+
+    /// Logs of background mounts (`crate::mount::log_file`).
+    pub fn logs_dir(&self) -> PathBuf {
+        self.root.join(LOGS)
     }
 
     pub fn lease_guard(&self) -> PathBuf {

@@ -10,6 +10,7 @@
 mod content;
 mod fuse;
 mod image_fs;
+mod log;
 mod stats;
 
 use crate::error::{Error, Result};
@@ -20,6 +21,7 @@ use crate::ImageId;
 use content::Content;
 use fuse::{CairnFs, Tree};
 use image_fs::ImageFs;
+pub use log::{log_file, KEPT_LOGS};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
