@@ -11,9 +11,12 @@ pub const KEPT_LOGS: usize = 20;
 
 /// Creates the log file of a mount of `what` (an image name, or `all`) by process `pid` in
 /// the store at `store_root`, removing the oldest mount logs beyond `KEPT_LOGS - 1`; returns
-/// its path and the file, open for writing.
+/// its path and the file, open for writing. Refuses a directory that is not a store.
 pub fn log_file(store_root: &Path, what: &str, pid: u32) -> Result<(PathBuf, std::fs::File)> {
-    let dir = StoreLayout::new(store_root).logs_dir();
+    let layout = StoreLayout::new(store_root);
+    // Not a store (a mistyped --store): say so, and make no directory there.
+    crate::store::Store::read_config(&layout)?;
+    let dir = layout.logs_dir();
     std::fs::create_dir_all(&dir).map_err(|e| Error::io("create", &dir, e))?;
     remove_old_logs(&dir, KEPT_LOGS - 1)?;
     let name: String = what
@@ -65,6 +68,12 @@ mod tests {
     #[test]
     fn mount_logs_go_under_the_store_and_the_last_ones_are_kept() {
         let store = tempfile::tempdir().unwrap();
+        assert!(
+            super::log_file(store.path(), "x", 1).is_err(),
+            "not a store yet"
+        );
+        assert!(!store.path().join("logs").exists());
+        crate::store::StoreWriter::init(store.path(), &Default::default()).unwrap();
         let dir = store.path().join("logs");
         std::fs::create_dir_all(&dir).unwrap();
         std::fs::write(dir.join("notes.txt"), b"not a mount log").unwrap();
