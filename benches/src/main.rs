@@ -23,8 +23,9 @@
 //!   CPU seconds per GB, the pipeline limit they allow on this machine, and `cairn convert`'s
 //!   speed against it, for new data and for known content (`limits/`).
 //! - `cairn-bench mount --image oci:DIR:REF...`: reading images through `cairn mount` against
-//!   their unpacked trees, and a node's disk with the store against blobs plus snapshots
-//!   (`mount.rs`; needs root and /dev/fuse).
+//!   their unpacked trees, and a node's disk with the store against blobs plus snapshots;
+//!   with `--start CMD`, a program's cold and warm start from each (`mount.rs`,
+//!   `mount/start.rs`; needs root and /dev/fuse).
 //!
 //! Throughput micro-benchmarks are criterion targets: `cargo bench -p cairn-bench`.
 
@@ -199,6 +200,8 @@ enum Command {
         /// The cairn binary (default: next to this one).
         #[arg(long)]
         cairn: Option<PathBuf>,
+        #[command(flatten)]
+        start: mount::StartOptions,
         /// Also write the figures as JSON to this file.
         #[arg(long)]
         json: Option<PathBuf>,
@@ -355,8 +358,9 @@ fn main() -> Result<()> {
             work,
             cairn,
             json,
+            start,
         } => {
-            let result = mount::run(&images, &work, cairn.as_deref(), json.as_deref());
+            let result = mount::run(&images, &work, cairn.as_deref(), json.as_deref(), &start);
             let _ = std::fs::remove_dir_all(&work);
             result
         }

@@ -6,7 +6,10 @@
 //! foreground child) to the first `stat` of its root answered by the mount, and `find DIR | wc
 //! -l`; takes the mount process's peak RSS (VmHWM) after the reads. Then the disk a node needs
 //! for all the images: the store, against a containerd-style directory (gzip blobs plus one
-//! unpacked snapshot per layer chain), both `du -sb`.
+//! unpacked snapshot per layer chain), both `du -sb`. With `--start CMD`, the start of a
+//! program from each image, cold and warm, from ext4 and from the mount (`start.rs`).
+
+mod start;
 
 use crate::harness::measure::{cairn_binary, Step};
 use crate::harness::sizes::du_sb;
@@ -42,6 +45,21 @@ pub struct Report {
     pub containerd_bytes: u64,
     /// False if the page cache could not be dropped (not root): "cold" rows are then warm.
     pub cold_is_cold: bool,
+    /// With `--start`: the program's start from each image.
+    pub starts: Vec<start::StartRow>,
+}
+
+/// `--start`: a program started in each image, and how many rounds.
+#[derive(clap::Args, Debug)]
+pub struct StartOptions {
+    /// A command to start in each image, cold and warm, from the unpacked tree and from the
+    /// mount (chrooted into an overlayfs), e.g. `python3 -c "import pandas"` (split at blanks
+    /// outside quotes; no shell runs it).
+    #[arg(long = "start", value_name = "CMD")]
+    pub command: Option<String>,
+    /// Rounds of `--start` (the median is shown).
+    #[arg(long = "start-rounds", value_name = "N", default_value_t = 3)]
+    pub rounds: usize,
 }
 
 pub fn run(
@@ -49,6 +67,7 @@ pub fn run(
     work: &Path,
     cairn: Option<&Path>,
     json: Option<&Path>,
+    start: &StartOptions,
 ) -> Result<()> {
     let cairn = cairn_binary(cairn)?;
     crate::harness::work::fresh_dir(work)?;
@@ -60,6 +79,7 @@ pub fn run(
         store_bytes: 0,
         containerd_bytes: 0,
         cold_is_cold: drop_caches(),
+        starts: Vec::new(),
     };
     let names: Vec<String> = (0..images.len()).map(|i| format!("image:{i}")).collect();
     for (i, source) in images.iter().enumerate() {
@@ -78,9 +98,9 @@ pub fn run(
     report.containerd_bytes = du_sb(&work.join("containerd"))?;
     for (source, name) in images.iter().zip(&names) {
         eprintln!("mount bench: reading {source}");
-        report
-            .images
-            .push(measure_image(&cairn, &store, source, name, work)?);
+        let (row, started) = measure_image(&cairn, &store, source, name, work, start)?;
+        report.images.push(row);
+        report.starts.extend(started);
     }
     print_report(&report);
     if let Some(path) = json {
@@ -96,7 +116,8 @@ fn measure_image(
     source: &str,
     name: &str,
     work: &Path,
-) -> Result<ImageRow> {
+    start: &StartOptions,
+) -> Result<(ImageRow, Option<start::StartRow>)> {
     let tree = work.join("unpacked");
     let mount_dir = work.join("mnt");
     std::fs::create_dir_all(&mount_dir)?;
@@ -109,6 +130,22 @@ fn measure_image(
     drop_caches();
     let (ext4_cold_s, tar_bytes) = read_all(&tree)?;
     let (ext4_warm_s, _) = read_all(&tree)?;
+    let start_row = match &start.command {
+        Some(command) => Some(
+            start::StartBench {
+                cairn,
+                store,
+                name,
+                tree: &tree,
+                mount_dir: &mount_dir,
+                work,
+                command,
+                rounds: start.rounds.max(1),
+            }
+            .run(source)?,
+        ),
+        None => None,
+    };
     std::fs::remove_dir_all(&tree)?;
 
     drop_caches();
@@ -128,7 +165,7 @@ fn measure_image(
     let mount = Mount::start(cairn, store, name, &mount_dir)?;
     let (mount_warm_s, _) = read_all(&mount_dir)?;
     mount.stop()?;
-    Ok(ImageRow {
+    let row = ImageRow {
         image: source.to_string(),
         files_listed: listed.trim().parse().unwrap_or(0),
         tar_bytes,
@@ -139,7 +176,8 @@ fn measure_image(
         mount_cold_s,
         mount_warm_s,
         mount_peak_rss_kib,
-    })
+    };
+    Ok((row, start_row))
 }
 
 /// `tar -cf - -C dir . | wc -c`: seconds and bytes.
@@ -258,5 +296,37 @@ fn print_report(report: &Report) {
         mb(report.store_bytes),
         mb(report.containerd_bytes),
         report.containerd_bytes as f64 / report.store_bytes.max(1) as f64
+    );
+    print_starts(&report.starts);
+}
+
+fn print_starts(rows: &[start::StartRow]) {
+    if rows.is_empty() {
+        return;
+    }
+    println!();
+    println!("| image | rounds | ext4 cold s | mount cold s | mount/ext4 cold | ext4 warm s | mount warm s | mount/ext4 warm | mount peak RSS MiB | pages left cached |");
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    for r in rows {
+        println!(
+            "| {} | {} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {} | {} |",
+            r.image,
+            r.rounds,
+            r.ext4_cold_s,
+            r.mount_cold_s,
+            r.mount_cold_s / r.ext4_cold_s.max(1e-9),
+            r.ext4_warm_s,
+            r.mount_warm_s,
+            r.mount_warm_s / r.ext4_warm_s.max(1e-9),
+            r.mount_peak_rss_kib / 1024,
+            r.pages_left_cached
+        );
+    }
+    println!(
+        "program start (--start), chrooted into an overlayfs over the unpacked tree or the \
+         mount, median of the rounds, ext4 and mount alternating; cold: `sync`, every file of \
+         the tree or of the store evicted from the page cache (posix_fadvise DONTNEED; pages \
+         left cached counted with mincore), and a new mount process; warm: the same command \
+         again at once"
     );
 }

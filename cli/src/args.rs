@@ -133,8 +133,11 @@ pub enum Command {
     ///   cairn mount app:v1 /mnt/lower
     ///   mount -t overlay overlay -o lowerdir=/mnt/lower,upperdir=U,workdir=W /mnt/root
     ///
-    /// Runs in the background once mounted, unless --foreground. Unmount with `cairn umount
-    /// DIR` (or `fusermount3 -u DIR`, or SIGINT/SIGTERM to the mount process). The store stays
+    /// Runs in the background once mounted, unless --foreground, logging to
+    /// STORE/logs/mount-NAME-PID.log (the store keeps the last 20 mount logs). Unmount with
+    /// `cairn umount DIR` (or `fusermount3 -u DIR`, or SIGINT/SIGTERM to the mount process).
+    /// Setting CAIRN_MOUNT_STATS in its environment logs counts of requests and frames decoded
+    /// when it ends. The store stays
     /// readable and writable meanwhile; gc keeps what a mounted image uses (even if removed
     /// with `rm`) until it is unmounted. Needs /dev/fuse and root, or fusermount3.
     ///

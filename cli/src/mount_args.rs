@@ -37,7 +37,8 @@ pub struct MountArgs {
     #[arg(long, value_name = "N", default_value_t = 4)]
     pub threads: usize,
     /// Where the background mount writes its log (errors such as damaged chunks); default
-    /// /tmp/cairn-mount-PID.log.
+    /// STORE/logs/mount-NAME-PID.log, of which the store keeps the last 20 (older ones are
+    /// removed when a mount makes a new one).
     #[arg(long, value_name = "FILE")]
     pub log: Option<PathBuf>,
 }

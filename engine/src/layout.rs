@@ -44,6 +44,7 @@ const LOCK: &str = "LOCK";
 const WRITERS: &str = "WRITERS";
 const LIVE: &str = "LIVE";
 const LEASES: &str = "leases";
+const LOGS: &str = "logs";
 const LEASE_GUARD: &str = "GUARD";
 
 /// The paths of one store directory.
@@ -231,6 +232,11 @@ impl StoreLayout {
 
     pub(crate) fn leases_dir(&self) -> PathBuf {
         self.root.join(LEASES)
+    }
+
+    /// Logs of background mounts (`crate::mount::log_file`).
+    pub(crate) fn logs_dir(&self) -> PathBuf {
+        self.root.join(LOGS)
     }
 
     pub(crate) fn lease_guard(&self) -> PathBuf {

@@ -6,7 +6,7 @@
 use crate::args::Cli;
 use crate::mount_args::{MountArgs, UmountArgs};
 use anyhow::{bail, Context};
-use cairn_engine::mount::{MountImages, MountOptions, MountSession};
+use cairn_engine::mount::{log_file, MountImages, MountOptions, MountSession};
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
@@ -81,11 +81,20 @@ pub fn run(cli: &Cli, args: &MountArgs) -> anyhow::Result<()> {
 
 /// Runs this command again in the foreground, detached, and waits for it to be mounted.
 fn start_in_background(cli: &Cli, args: &MountArgs, dir: &Path) -> anyhow::Result<()> {
-    let log = args.log.clone().unwrap_or_else(|| {
-        std::env::temp_dir().join(format!("cairn-mount-{}.log", std::process::id()))
-    });
-    let log_file =
-        std::fs::File::create(&log).with_context(|| format!("create log {}", log.display()))?;
+    let (log, log_file) = match &args.log {
+        Some(log) => {
+            let file = std::fs::File::create(log)
+                .with_context(|| format!("create log {}", log.display()))?;
+            (log.clone(), file)
+        }
+        None => {
+            let what = match args.operands.as_slice() {
+                [name, _] if !args.all => name.as_str(),
+                _ => "all",
+            };
+            log_file(&cli.store, what, std::process::id())?
+        }
+    };
     let exe = std::env::current_exe().context("find the cairn executable")?;
     let mut command = Command::new(exe);
     command

@@ -78,6 +78,21 @@ fn mount_in_the_background_then_umount_and_sigterm_in_the_foreground() {
     assert!(!is_mounted(&dir));
     wait_for("the lease to go", || leases(&store) == 0);
 
+    // Without --log, the log is under the store, named after the image.
+    let said = ok(cairn(&store, &["mount", "app:v1", dir_arg]));
+    let logged = said.lines().find_map(|l| l.strip_prefix("log: "));
+    let logged = Path::new(logged.unwrap_or_else(|| panic!("no log line: {said}")));
+    assert_eq!(
+        logged.parent(),
+        Some(store.join("logs").as_path()),
+        "{said}"
+    );
+    let file_name = logged.file_name().unwrap().to_string_lossy();
+    assert!(file_name.starts_with("mount-app_v1-"), "{said}");
+    assert!(logged.is_file());
+    ok(cairn(&store, &["umount", dir_arg]));
+    wait_for("the lease to go", || leases(&store) == 0);
+
     let out = cairn(&store, &["umount", dir_arg]);
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("not a cairn mount"));

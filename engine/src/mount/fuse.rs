@@ -7,6 +7,7 @@
 
 use super::content::OpenFile;
 use super::image_fs::{dir_attr, DirItem, ImageFs, Node, INODE_LIMIT, ROOT};
+use super::stats::{Count, Stats};
 use crate::error::Error;
 use fuser::{
     Errno, FileAttr, FileHandle, FileType, Filesystem, FopenFlags, Generation, INodeNo, InitFlags,
@@ -44,6 +45,7 @@ pub(super) struct CairnFs {
     by_inode: Mutex<Vec<(u64, Arc<OpenFile>)>>,
     dirs: Mutex<HashMap<u64, Arc<Vec<DirItem>>>>,
     next_handle: AtomicU64,
+    stats: Arc<Stats>,
 }
 
 type Xattr = (Vec<u8>, Vec<u8>);
@@ -71,7 +73,7 @@ fn failed(error: Error) -> Errno {
 }
 
 impl CairnFs {
-    pub(super) fn new(tree: Tree) -> CairnFs {
+    pub(super) fn new(tree: Tree, stats: Arc<Stats>) -> CairnFs {
         CairnFs {
             tree,
             no_open: false,
@@ -79,6 +81,7 @@ impl CairnFs {
             by_inode: Mutex::new(Vec::new()),
             dirs: Mutex::new(HashMap::new()),
             next_handle: AtomicU64::new(1),
+            stats,
         }
     }
 
@@ -257,6 +260,7 @@ impl Filesystem for CairnFs {
     }
 
     fn lookup(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
+        let _timed = self.stats.request(Count::Lookup);
         match self.lookup_in(parent, name.as_bytes()) {
             Ok(attr) => reply.entry(&TTL, &attr, Generation(0)),
             Err(e) => reply.error(e),
@@ -264,6 +268,7 @@ impl Filesystem for CairnFs {
     }
 
     fn getattr(&self, _req: &Request, ino: INodeNo, _fh: Option<FileHandle>, reply: ReplyAttr) {
+        let _timed = self.stats.request(Count::Getattr);
         match self.attr_of(ino) {
             Ok(attr) => reply.attr(&TTL, &attr),
             Err(e) => reply.error(e),
@@ -271,6 +276,7 @@ impl Filesystem for CairnFs {
     }
 
     fn readlink(&self, _req: &Request, ino: INodeNo, reply: ReplyData) {
+        let _timed = self.stats.request(Count::Getattr);
         match self.node(ino) {
             Ok((_, node, _)) => match node
                 .entry
@@ -285,6 +291,7 @@ impl Filesystem for CairnFs {
     }
 
     fn open(&self, _req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
+        let _timed = self.stats.request(Count::Open);
         let (fs, node, _) = match self.node(ino) {
             Ok(found) => found,
             Err(e) => return reply.error(e),
@@ -314,6 +321,7 @@ impl Filesystem for CairnFs {
         _lock_owner: Option<LockOwner>,
         reply: ReplyData,
     ) {
+        let _timed = self.stats.request(Count::Read);
         let Some(Target::Image { fs, .. }) = self.target(ino.0) else {
             return reply.error(Errno::EBADF);
         };
@@ -342,6 +350,7 @@ impl Filesystem for CairnFs {
     }
 
     fn opendir(&self, _req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
+        let _timed = self.stats.request(Count::Readdir);
         match self.listing(ino) {
             Ok(items) => {
                 let fh = self.handle();
@@ -361,6 +370,7 @@ impl Filesystem for CairnFs {
         offset: u64,
         mut reply: ReplyDirectory,
     ) {
+        let _timed = self.stats.request(Count::Readdir);
         let Some(items) = lock(&self.dirs).get(&fh.0).cloned() else {
             return reply.error(Errno::EBADF);
         };
@@ -386,6 +396,7 @@ impl Filesystem for CairnFs {
     }
 
     fn statfs(&self, _req: &Request, _ino: INodeNo, reply: ReplyStatfs) {
+        let _timed = self.stats.request(Count::Getattr);
         let (mut entries, mut bytes) = (0, 0);
         let mut add = |fs: &ImageFs| {
             let (e, b) = fs.totals();
@@ -400,6 +411,7 @@ impl Filesystem for CairnFs {
     }
 
     fn getxattr(&self, _req: &Request, ino: INodeNo, name: &OsStr, size: u32, reply: ReplyXattr) {
+        let _timed = self.stats.request(Count::Getxattr);
         match self.xattrs(ino) {
             Ok(xattrs) => match xattrs.iter().find(|(n, _)| n.as_slice() == name.as_bytes()) {
                 Some((_, value)) => reply_xattr(reply, size, value),
@@ -410,6 +422,7 @@ impl Filesystem for CairnFs {
     }
 
     fn listxattr(&self, _req: &Request, ino: INodeNo, size: u32, reply: ReplyXattr) {
+        let _timed = self.stats.request(Count::Getxattr);
         match self.xattrs(ino) {
             Ok(xattrs) => {
                 let mut names = Vec::new();

@@ -10,6 +10,8 @@
 mod content;
 mod fuse;
 mod image_fs;
+mod log;
+mod stats;
 
 use crate::error::{Error, Result};
 use crate::layout::StoreLayout;
@@ -19,6 +21,7 @@ use crate::ImageId;
 use content::Content;
 use fuse::{CairnFs, Tree};
 use image_fs::ImageFs;
+pub use log::{log_file, KEPT_LOGS};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -94,7 +97,8 @@ impl MountSession {
         drop(guard);
         // Frames decoded ahead must not push out of the cache the ones being read.
         let readahead = options.readahead_bytes.min(options.cache_bytes as u64 / 2);
-        let content = Content::new(store.clone(), options.cache_bytes, readahead);
+        let stats = Arc::new(stats::Stats::from_env());
+        let content = Content::new(store.clone(), options.cache_bytes, readahead, stats.clone());
         let mut images = Vec::new();
         for (name, id, top) in chosen {
             let (_, mut layers) = store.image_layers_by_id(&id)?;
@@ -114,8 +118,12 @@ impl MountSession {
                 ("all".to_string(), Tree::All(images))
             }
         };
-        let session = fuser::Session::new(CairnFs::new(tree), target, &config(&fs_name, options))
-            .map_err(|e| mount_error(target, e))?;
+        let session = fuser::Session::new(
+            CairnFs::new(tree, stats),
+            target,
+            &config(&fs_name, options),
+        )
+        .map_err(|e| mount_error(target, e))?;
         Ok(MountSession {
             session,
             lease,
