@@ -6,7 +6,7 @@
 use crate::args::Cli;
 use crate::mount_args::{MountArgs, UmountArgs};
 use anyhow::{bail, Context};
-use cairn_engine::mount::{log_file, MountImages, MountOptions, MountSession};
+use cairn_engine::mount::{log_file, MountImages, MountOptions};
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
@@ -42,7 +42,8 @@ pub fn run(cli: &Cli, args: &MountArgs) -> anyhow::Result<()> {
     options.cache_bytes = args.cache_mb << 20;
     options.readahead_bytes = args.readahead_mb << 20;
     options.threads = args.threads;
-    let mut session = MountSession::start(&cli.store, &dir, &options)?;
+    let store = std::sync::Arc::new(cairn_engine::Store::open(&cli.store)?);
+    let mut session = store.mount(&dir, &options)?;
     let mut unmounter = session.unmounter();
     let mut signals = signal_hook::iterator::Signals::new([
         signal_hook::consts::SIGINT,

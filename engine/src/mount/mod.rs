@@ -2,8 +2,9 @@
 //! the store: the merged root filesystem (whiteouts and opaque directories applied) or the
 //! tree as of one layer. Nothing is unpacked; reads decode only the frames they need
 //! (`content.rs`), names and attributes come from the layer objects' indexes (`image_fs.rs`),
-//! `fuse.rs` speaks to the kernel. While mounted, a lease (`crate::lease`, in the store layer) keeps gc from deleting
-//! or moving what the mount reads; the store stays readable and writable meanwhile.
+//! `fuse.rs` speaks to the kernel. While mounted, a lease (`crate::lease`, in the store layer)
+//! keeps gc from deleting or moving what the mount reads; the store stays readable and
+//! writable meanwhile. `Store::mount` starts one.
 //! Mounts are always `ro,nosuid,nodev`, unless `MountOptions::suid_dev` asks for setuid bits
 //! and devices to work (one image, seen by its mounter only).
 
@@ -29,15 +30,22 @@ use std::sync::Arc;
 #[derive(Clone, Debug)]
 pub enum MountImages {
     /// One image, all its layers or up to layer `layer` (counted from 0, the bottom).
-    One { name: String, layer: Option<usize> },
+    One {
+        /// The image's name in the store.
+        name: String,
+        /// The top layer shown (0 = the bottom layer alone); `None`: every layer.
+        layer: Option<usize>,
+    },
     /// Every named image, each as directory `NAME` (a `/` in a name spelled `%2F`, a `%` as
     /// `%25`).
     All,
 }
 
+/// How to mount (`MountOptions::default()`: every named image, private to the mounter).
 #[derive(Clone, Debug)]
 #[non_exhaustive]
 pub struct MountOptions {
+    /// The image, or every named image.
     pub images: MountImages,
     /// Let users other than the one mounting see the files (FUSE `allow_other`).
     pub allow_other: bool,
@@ -77,6 +85,7 @@ pub struct MountSession {
 pub struct Unmounter(fuser::SessionUnmounter);
 
 impl Unmounter {
+    /// Asks the kernel to unmount; `MountSession::run` then returns.
     pub fn unmount(&mut self) -> Result<()> {
         self.0
             .unmount()
@@ -84,13 +93,21 @@ impl Unmounter {
     }
 }
 
-impl MountSession {
+impl Store {
     /// Mounts at `target` (an existing directory): takes the lease, opens the images, mounts.
-    pub fn start(store_root: &Path, target: &Path, options: &MountOptions) -> Result<Self> {
+    /// The session serves requests once `MountSession::run` is called.
+    pub fn mount(self: Arc<Self>, target: &Path, options: &MountOptions) -> Result<MountSession> {
+        MountSession::start(self, target, options)
+    }
+}
+
+impl MountSession {
+    /// See `Store::mount`. The images are resolved under the lease guard, so that no gc or
+    /// optimize can delete them between the resolution and the lease.
+    fn start(store: Arc<Store>, target: &Path, options: &MountOptions) -> Result<Self> {
         check_options(options)?;
-        let layout = StoreLayout::new(store_root);
+        let layout = StoreLayout::new(store.root());
         let guard = LeaseGuard::shared(&layout)?;
-        let store = Arc::new(Store::open(store_root)?);
         let chosen = choose_images(&store, &options.images)?;
         let ids: Vec<ImageId> = chosen.iter().map(|(_, id, _)| *id).collect();
         let lease = Lease::take(&layout, &ids, target)?;
@@ -131,6 +148,7 @@ impl MountSession {
         })
     }
 
+    /// A handle that unmounts this session from another thread (a signal handler's).
     pub fn unmounter(&mut self) -> Unmounter {
         Unmounter(self.session.unmount_callable())
     }

@@ -5,7 +5,7 @@
 
 use crate::helpers::*;
 use crate::tree::{gnu_tar_reference, walk};
-use cairn_engine::mount::{MountImages, MountOptions, MountSession, Unmounter};
+use cairn_engine::mount::{MountImages, MountOptions, Unmounter};
 use cairn_engine::{GcOptions, NoProgress, Store};
 use cairn_testkit::{probe, require};
 use std::os::unix::fs::MetadataExt;
@@ -38,7 +38,8 @@ impl Mounted {
 
     fn with_options(store: &Path, dir: PathBuf, options: &MountOptions) -> Mounted {
         std::fs::create_dir_all(&dir).unwrap();
-        let mut session = MountSession::start(store, &dir, options).unwrap();
+        let store = std::sync::Arc::new(cairn_engine::Store::open(store).unwrap());
+        let mut session = store.mount(&dir, options).unwrap();
         let unmounter = session.unmounter();
         let thread = Some(std::thread::spawn(move || session.run()));
         Mounted {
@@ -415,7 +416,8 @@ fn an_image_setuid_program_does_not_elevate_and_the_mount_is_nosuid_nodev() {
     let mut shared = trusted;
     shared.allow_other = true;
     std::fs::create_dir_all(tmp.path().join("s")).unwrap();
-    let refused = MountSession::start(&root, &tmp.path().join("s"), &shared);
+    let store = std::sync::Arc::new(cairn_engine::Store::open(&root).unwrap());
+    let refused = store.mount(&tmp.path().join("s"), &shared);
     assert!(refused.is_err_and(|e| e.to_string().contains("--allow-other")));
 }
 
