@@ -499,7 +499,10 @@ pub struct StatsArgs {
 #[derive(Args, Debug)]
 pub struct InventoryArgs {
     /// docker://REGISTRY/REPO[:TAG]: a registry's repository instead of the store, read from
-    /// its manifests and configs only (no layer is downloaded).
+    /// its manifests and configs only (no layer is downloaded). A cairn store-format artifact
+    /// (push --store-format) is one row of kind cairn-store; a tag or platform that cannot be
+    /// read is a row of kind error with the reason, and the inventory goes on: every row is
+    /// printed, the errors are repeated on stderr, and the exit status is then 3.
     #[arg(value_name = "docker://REGISTRY/REPO")]
     pub repository: Option<String>,
     /// With a repository: the tags matching this pattern (`*`, `?`).
@@ -647,14 +650,20 @@ pub fn follow(no_follow: bool) -> cairn_engine::Follow {
 /// `cairn push --help`.
 const PUSH_ABOUT: &str = "Push an image from the store to an OCI registry, as an ordinary OCI \
                   image.\n\n\
-                  Every layer is re-created from the store and checked against its diff_id, \
-                  compressed with gzip (deterministically: the same image pushes the same \
-                  digests), the config is sent byte for byte; blobs the registry already has are \
-                  skipped (one HEAD each), a missing one is mounted from another repository of \
-                  the same registry where it can be (--mount-from, and the repository the image \
-                  was pulled from), the others are sent, several at once; the manifest goes \
-                  last, so the tag never names a missing blob. The layers are staged in a \
-                  temporary directory ($TMPDIR).\n\n\
+                  The image goes back as it came when it can: if the repository already has \
+                  every layer blob of the image's original manifest, or can mount it from \
+                  another repository of the same registry (--mount-from, and the repository \
+                  the image was pulled from), the original config and manifest are sent byte \
+                  for byte (each checked against its digest first): the tag names the \
+                  original manifest digest and no layer is uploaded.\n\n\
+                  Otherwise every layer is re-created from the store and checked against its \
+                  diff_id, then compressed with gzip (deterministically: the same image pushes \
+                  the same digests), which gives a new manifest digest: push says so on stderr \
+                  before uploading, and prints the new digest and the original one. The config \
+                  is sent byte for byte; blobs the registry already has are skipped (one HEAD \
+                  each), missing ones are mounted where they can be, the others are sent, \
+                  several at once; the manifest goes last, so the tag never names a missing \
+                  blob. The layers are staged in a temporary directory ($TMPDIR).\n\n\
                   With --store-format, the image's store files go instead, as a cairn \
                   artifact (docs/FORMAT.md), for `cairn pull --store-format` on other hosts: \
                   several hosts share one converted store through the registry.";

@@ -26,6 +26,10 @@ fn main() -> ExitCode {
             }) {
                 return ExitCode::SUCCESS;
             }
+            if let Some(incomplete) = err.downcast_ref::<commands::Incomplete>() {
+                eprintln!("cairn: {incomplete}");
+                return ExitCode::from(commands::Incomplete::EXIT);
+            }
             eprintln!("cairn: error: {err:#}");
             ExitCode::FAILURE
         }
