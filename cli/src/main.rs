@@ -1,5 +1,6 @@
 //! The `cairn` command. Parses arguments, runs one engine operation, renders its result.
 
+mod about;
 mod args;
 mod bundle_args;
 mod commands;
