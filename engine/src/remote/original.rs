@@ -12,13 +12,13 @@ use crate::Sha256Digest;
 /// An image's original manifest and config, checked.
 #[derive(Clone, Debug)]
 pub(super) struct Original {
-    pub manifest_digest: Sha256Digest,
-    pub manifest: Vec<u8>,
-    pub media_type: String,
-    pub config_digest: Sha256Digest,
-    pub config: Vec<u8>,
+    pub(super) manifest_digest: Sha256Digest,
+    pub(super) manifest: Vec<u8>,
+    pub(super) media_type: String,
+    pub(super) config_digest: Sha256Digest,
+    pub(super) config: Vec<u8>,
     /// The layer blobs the manifest names, bottom first: digest and size.
-    pub layers: Vec<(String, u64)>,
+    pub(super) layers: Vec<(String, u64)>,
 }
 
 /// The original of the image `name` (its bootstrap `bootstrap`), or why there is none that can
