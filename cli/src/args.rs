@@ -40,16 +40,16 @@ pub enum Command {
     #[command(after_help = crate::examples::CONVERT)]
     Convert(ConvertArgs),
     /// Pull an image from an OCI registry into the store (layers streamed, never saved).
-    #[command(long_about = PULL_ABOUT, after_help = crate::examples::PULL)]
+    #[command(long_about = crate::about::PULL, after_help = crate::examples::PULL)]
     Pull(PullArgs),
     /// Push an image from the store to an OCI registry, as an ordinary OCI image.
-    #[command(long_about = PUSH_ABOUT, after_help = crate::examples::PUSH)]
+    #[command(long_about = crate::about::PUSH, after_help = crate::examples::PUSH)]
     Push(PushArgs),
     /// List the images in the store.
     #[command(after_help = crate::examples::IMAGES)]
     Images(JsonArg),
     /// Write an image out as an OCI image layout or an archive for `docker load`.
-    #[command(long_about = EXPORT_ABOUT, after_help = crate::examples::EXPORT)]
+    #[command(long_about = crate::about::EXPORT, after_help = crate::examples::EXPORT)]
     Export(ExportArgs),
     /// Write one layer's uncompressed tar, byte-identical to the original.
     #[command(after_help = crate::examples::EXPORT_LAYER)]
@@ -94,7 +94,7 @@ pub enum Command {
     #[command(after_help = crate::examples::UNPACK)]
     Unpack(UnpackArgs),
     /// Check every blob, layer object, bootstrap and index entry; non-zero exit status if damaged.
-    #[command(long_about = VERIFY_ABOUT, after_help = crate::examples::VERIFY)]
+    #[command(long_about = crate::about::VERIFY, after_help = crate::examples::VERIFY)]
     Verify(VerifyArgs),
     /// Remove images by name (their data stays until `cairn gc`).
     #[command(after_help = crate::examples::RM)]
@@ -502,7 +502,10 @@ pub struct StatsArgs {
 #[derive(Args, Debug)]
 pub struct InventoryArgs {
     /// docker://REGISTRY/REPO[:TAG]: a registry's repository instead of the store, read from
-    /// its manifests and configs only (no layer is downloaded).
+    /// its manifests and configs only (no layer is downloaded). A cairn store-format artifact
+    /// (push --store-format) is one row of kind cairn-store; a tag or platform that cannot be
+    /// read is a row of kind error with the reason, and the inventory goes on: every row is
+    /// printed, the errors are repeated on stderr, and the exit status is then 3.
     #[arg(value_name = "docker://REGISTRY/REPO")]
     pub repository: Option<String>,
     /// With a repository: the tags matching this pattern (`*`, `?`).
@@ -646,50 +649,3 @@ pub fn follow(no_follow: bool) -> cairn_engine::Follow {
         cairn_engine::Follow::Symlinks
     }
 }
-
-/// `cairn push --help`.
-const PUSH_ABOUT: &str = "Push an image from the store to an OCI registry, as an ordinary OCI \
-                  image.\n\n\
-                  Every layer is re-created from the store and checked against its diff_id, \
-                  compressed with gzip (deterministically: the same image pushes the same \
-                  digests), the config is sent byte for byte; blobs the registry already has are \
-                  skipped (one HEAD each), a missing one is mounted from another repository of \
-                  the same registry where it can be (--mount-from, and the repository the image \
-                  was pulled from), the others are sent, several at once; the manifest goes \
-                  last, so the tag never names a missing blob. The layers are staged in a \
-                  temporary directory ($TMPDIR).\n\n\
-                  With --store-format, the image's store files go instead, as a cairn \
-                  artifact (docs/FORMAT.md), for `cairn pull --store-format` on other hosts: \
-                  several hosts share one converted store through the registry.";
-
-/// `cairn pull --help`.
-const PULL_ABOUT: &str = "Pull an image from an OCI registry into the store.\n\n\
-                  Reads the index or manifest and the config (digests verified) and streams each \
-                  layer straight into the converter as it downloads: no layer is written to a \
-                  file, and a layer whose digest the store already holds is not downloaded. A \
-                  broken download is resumed where it stopped (up to 5 tries); on any error \
-                  nothing is committed.\n\n\
-                  Credentials: --user, else ~/.docker/config.json (`docker login`, `skopeo \
-                  login`), else anonymous; bearer tokens are fetched as the registry asks.";
-
-/// `cairn export --help`.
-const EXPORT_ABOUT: &str =
-    "Write an image out as an OCI image layout or an archive for `docker load`.\n\n\
-                  Every layer is re-created from the store and checked against its diff_id; the \
-                  image config is written byte for byte as it was converted, so the image keeps \
-                  its config digest (and image id). Layers are compressed anew, so their digests, \
-                  and the manifest's, are new. An existing FILE, or an image of the layout with \
-                  the same ref, is replaced only with --force.";
-
-/// `cairn verify --help`.
-const VERIFY_ABOUT: &str =
-    "Check every blob, layer object, bootstrap and index entry; non-zero exit status \
-                  if anything is damaged.\n\n\
-                  With --repair-index, first rebuild the index from the blobs, bootstraps and \
-                  layer objects (it need not open, or exist): every chunk of every good blob, a \
-                  record and layer keys per good bootstrap, and the old names whose image is \
-                  still whole. An image no name \
-                  reaches any more gets the name recovered-<first 12 hex digits of its id>; \
-                  this brings back images removed with `cairn rm` but not yet garbage-collected \
-                  (remove them again). Damaged blobs and bootstraps are reported and left as \
-                  they are. The check then runs on the rebuilt index.";

@@ -1,5 +1,6 @@
 //! The `cairn` command. Parses arguments, runs one engine operation, renders its result.
 
+mod about;
 mod args;
 mod bundle_args;
 mod commands;
@@ -25,6 +26,10 @@ fn main() -> ExitCode {
                     .is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
             }) {
                 return ExitCode::SUCCESS;
+            }
+            if let Some(incomplete) = err.downcast_ref::<commands::Incomplete>() {
+                eprintln!("cairn: {incomplete}");
+                return ExitCode::from(commands::Incomplete::EXIT);
             }
             eprintln!("cairn: error: {err:#}");
             ExitCode::FAILURE

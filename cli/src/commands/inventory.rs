@@ -1,9 +1,9 @@
 //! `cairn inventory`: images, platforms and layers as CSV (RFC 4180), JSON or a table.
 
 use crate::args::{Cli, InventoryArgs, InventoryFormat, InventoryLevel};
-use crate::output::{bytes, count, table};
+use crate::output::{bytes, count, table, wrap};
 use crate::progress::Bar;
-use cairn_engine::remote::{remote_inventory, Tags};
+use cairn_engine::remote::{remote_inventory, RemoteRow, RowKind, Tags};
 use cairn_engine::{top_layers, InventoryRow, Store};
 
 pub fn run(cli: &Cli, args: &InventoryArgs) -> anyhow::Result<()> {
@@ -75,33 +75,73 @@ fn remote(cli: &Cli, repository: &str, args: &InventoryArgs) -> anyhow::Result<(
     let bar = Bar::new(cli.quiet, "reading manifests");
     let rows = remote_inventory(&spec, &tags, &bar)?;
     match args.format {
-        InventoryFormat::Json => super::print_json(&rows),
-        InventoryFormat::Csv | InventoryFormat::Parquet => write_csv(&rows),
-        InventoryFormat::Table => {
-            let cells: Vec<Vec<String>> = rows
-                .iter()
-                .map(|r| {
-                    let platform = match r.variant.as_str() {
-                        "" => format!("{}/{}", r.os, r.architecture),
-                        v => format!("{}/{}/{v}", r.os, r.architecture),
-                    };
-                    let short =
-                        |d: &str| d.trim_start_matches("sha256:").chars().take(12).collect();
-                    vec![
-                        r.name.clone(),
-                        platform,
-                        short(&r.manifest_digest),
-                        r.layer_index.to_string(),
-                        short(&r.layer_digest),
-                        bytes(r.layer_size),
-                    ]
-                })
-                .collect();
-            let head = ["IMAGE", "PLATFORM", "MANIFEST", "#", "LAYER", "SIZE"];
-            println!("{}", table(&head, &cells));
-            Ok(())
-        }
+        InventoryFormat::Json => super::print_json(&rows)?,
+        InventoryFormat::Csv | InventoryFormat::Parquet => write_csv(&rows)?,
+        InventoryFormat::Table => println!("{}", remote_table(&rows)),
     }
+    let failed: Vec<&RemoteRow> = rows.iter().filter(|r| r.kind == RowKind::Error).collect();
+    if failed.is_empty() {
+        return Ok(());
+    }
+    for row in &failed {
+        // The reason names digests (71 columns each): it goes under the tag, indented.
+        match row.manifest_digest.as_str() {
+            "" => eprintln!("{}:", row.name),
+            digest => eprintln!("{} (manifest {}):", row.name, short(digest)),
+        }
+        eprintln!("{}", wrap("  ", &row.error));
+    }
+    Err(super::Incomplete(format!(
+        "{} of the {} rows could not be read (kind error)",
+        count(failed.len() as u64),
+        count(rows.len() as u64)
+    ))
+    .into())
+}
+
+/// The first 12 hex digits of a digest.
+fn short(digest: &str) -> String {
+    digest
+        .trim_start_matches("sha256:")
+        .chars()
+        .take(12)
+        .collect()
+}
+
+/// The remote rows as a table: a store-format artifact's row has no platform or layer, an
+/// error row only its tag (the errors follow on stderr).
+fn remote_table(rows: &[RemoteRow]) -> String {
+    let cells: Vec<Vec<String>> = rows
+        .iter()
+        .map(|r| {
+            let platform = match (r.kind, r.variant.as_str()) {
+                (RowKind::Image, "") => format!("{}/{}", r.os, r.architecture),
+                (RowKind::Image, v) => format!("{}/{}/{v}", r.os, r.architecture),
+                _ => "-".to_string(),
+            };
+            let kind = match r.kind {
+                RowKind::CairnStore => "store",
+                kind => kind.as_str(),
+            };
+            let or_dash = |text: String| if text.is_empty() { "-".into() } else { text };
+            vec![
+                r.name.clone(),
+                kind.to_string(),
+                platform,
+                or_dash(short(&r.manifest_digest)),
+                r.layer_index.map_or("-".into(), |i| i.to_string()),
+                or_dash(short(&r.layer_digest)),
+                match r.kind {
+                    RowKind::Error => "-".into(),
+                    _ => bytes(r.layer_size),
+                },
+            ]
+        })
+        .collect();
+    let head = [
+        "IMAGE", "KIND", "PLATFORM", "MANIFEST", "#", "LAYER", "SIZE",
+    ];
+    table(&head, &cells)
 }
 
 fn write_csv<T: serde::Serialize>(rows: &[T]) -> anyhow::Result<()> {

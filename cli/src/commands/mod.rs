@@ -54,6 +54,23 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
     }
 }
 
+/// A command that did its work but for some of it (a remote inventory with rows of kind
+/// error): its output is complete otherwise, and the exit status is `Incomplete::EXIT`.
+#[derive(Debug)]
+pub struct Incomplete(pub String);
+
+impl Incomplete {
+    pub const EXIT: u8 = 3;
+}
+
+impl std::fmt::Display for Incomplete {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Incomplete {}
+
 /// Prints a value as pretty JSON on stdout.
 pub fn print_json<T: serde::Serialize>(value: &T) -> anyhow::Result<()> {
     use std::io::Write;

@@ -16,6 +16,8 @@ mod names;
 mod optimize;
 mod overwrite;
 mod plan;
+mod push_original;
 mod registry;
+mod remote_inventory;
 mod source_errors;
 mod writers;

@@ -69,6 +69,17 @@ enum Outcome {
 }
 
 impl Transferred {
+    /// Both counts together.
+    pub(crate) fn plus(mut self, other: &Transferred) -> Transferred {
+        self.blobs_uploaded += other.blobs_uploaded;
+        self.bytes_uploaded += other.bytes_uploaded;
+        self.blobs_present += other.blobs_present;
+        self.bytes_present += other.bytes_present;
+        self.blobs_mounted += other.blobs_mounted;
+        self.bytes_mounted += other.bytes_mounted;
+        self
+    }
+
     fn add(mut self, outcome: Outcome, size: u64) -> Transferred {
         let (blobs, bytes) = match outcome {
             Outcome::Present => (&mut self.blobs_present, &mut self.bytes_present),
@@ -153,6 +164,55 @@ fn mount_sources(c: &Connection, mount_from: &[String]) -> Result<Vec<Reference>
     Ok(sources)
 }
 
+/// Blobs the repository has already, or mounts from a repository of `mount_from`, without
+/// sending any: what was found and mounted, and the digests of those neither has, in the
+/// order given. `blobs`: digest and size of each. The push of an image's original blobs
+/// starts here.
+pub(crate) fn place_existing(
+    registry: &Registry,
+    blobs: &[(String, u64)],
+    mount_from: &[String],
+) -> Result<(Transferred, Vec<String>)> {
+    let c = &registry.connection;
+    let sources = &mount_sources(c, mount_from)?;
+    registry.runtime.block_on(async {
+        authenticate(c).await?;
+        let found: Vec<Result<Option<Outcome>>> = futures_util::stream::iter(blobs)
+            .map(|(digest, _)| find_or_mount(c, digest, sources))
+            .buffered(IN_FLIGHT)
+            .collect()
+            .await;
+        let mut done = Transferred::default();
+        let mut missing = Vec::new();
+        for ((digest, size), found) in blobs.iter().zip(found) {
+            match found? {
+                Some(outcome) => done = done.add(outcome, *size),
+                None => missing.push(digest.clone()),
+            }
+        }
+        Ok((done, missing))
+    })
+}
+
+/// Whether the repository has the blob `digest` (`Present`), or one of `sources` lent it
+/// (`Mounted`); `None` when neither.
+async fn find_or_mount(
+    c: &Connection,
+    digest: &str,
+    sources: &[Reference],
+) -> Result<Option<Outcome>> {
+    let what = format!("blob {digest}");
+    let exists = with_tries(c, &what, || {
+        let head = async { Ok::<_, Failure>(c.client.blob_exists(&c.reference, digest).await?) };
+        within(c, "no answer", head)
+    })
+    .await?;
+    if exists {
+        return Ok(Some(Outcome::Present));
+    }
+    Ok(mount(c, digest, sources).await.then_some(Outcome::Mounted))
+}
+
 /// Gets one blob into the repository: found there, mounted, or uploaded.
 async fn send(
     c: &Connection,
@@ -160,20 +220,9 @@ async fn send(
     sources: &[Reference],
     progress: &dyn Progress,
 ) -> Result<Outcome> {
-    let what = format!("blob {}", blob.digest);
-    let exists = with_tries(c, &what, || {
-        let head =
-            async { Ok::<_, Failure>(c.client.blob_exists(&c.reference, &blob.digest).await?) };
-        within(c, "no answer", head)
-    })
-    .await?;
-    if exists {
+    if let Some(outcome) = find_or_mount(c, &blob.digest, sources).await? {
         progress.inc(blob.size);
-        return Ok(Outcome::Present);
-    }
-    if mount(c, blob, sources).await {
-        progress.inc(blob.size);
-        return Ok(Outcome::Mounted);
+        return Ok(outcome);
     }
     let label = format!("blob {}", short(&blob.digest));
     let item = progress.item(&label, blob.size, Unit::Bytes);
@@ -199,15 +248,10 @@ fn short(digest: &str) -> &str {
 }
 
 /// Whether a repository in `sources` lent the blob (a 201 answer to a mount request).
-async fn mount(c: &Connection, blob: &LocalBlob, sources: &[Reference]) -> bool {
+async fn mount(c: &Connection, digest: &str, sources: &[Reference]) -> bool {
     for source in sources {
-        let lend = async {
-            Ok::<_, Failure>(
-                c.client
-                    .mount_blob(&c.reference, source, &blob.digest)
-                    .await?,
-            )
-        };
+        let lend =
+            async { Ok::<_, Failure>(c.client.mount_blob(&c.reference, source, digest).await?) };
         if within(c, "no answer", lend).await.is_ok() {
             return true;
         }

@@ -1,6 +1,11 @@
 //! `cairn inventory docker://REGISTRY/REPO`: one row per tag, platform and layer, read from
 //! the registry's tag list, indexes, manifests and configs only (no layer is downloaded),
 //! several tags at a time.
+//!
+//! One tag never stops the inventory: a tag (or one platform of it) that cannot be read is a
+//! row of kind `error` carrying the reason, and a cairn store-format artifact (`push
+//! --store-format`) is one row of kind `cairn-store`, since its layers are store files with no
+//! diff_ids. Only the tag list itself, when it cannot be read, fails the whole.
 
 use crate::error::{Error, Result};
 use crate::oci::limits::{decode_config, decode_index, decode_manifest};
@@ -29,25 +34,80 @@ pub enum Tags {
     All,
 }
 
+/// What a row of the remote inventory describes.
+#[derive(Clone, Copy, Debug, Serialize, PartialEq, Eq, PartialOrd, Ord)]
+#[serde(rename_all = "kebab-case")]
+pub enum RowKind {
+    /// A layer of an ordinary image.
+    Image,
+    /// A cairn store-format artifact (`push --store-format`): one row for the whole artifact,
+    /// its size the sum of its files.
+    CairnStore,
+    /// A tag, or one platform of it, that could not be read: `error` says why.
+    Error,
+}
+
+impl RowKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RowKind::Image => "image",
+            RowKind::CairnStore => "cairn-store",
+            RowKind::Error => "error",
+        }
+    }
+}
+
 /// One layer of one platform of one tag: the local inventory's columns that a registry can
-/// answer without the layers.
+/// answer without the layers; or one store-format artifact, or one tag that could not be read
+/// (`kind`).
 #[derive(Clone, Debug, Serialize, PartialEq, Eq)]
 pub struct RemoteRow {
     /// `REPO:TAG`.
     pub name: String,
+    pub kind: RowKind,
+    /// Empty when the tag itself could not be read.
     pub manifest_digest: String,
     pub architecture: String,
     pub os: String,
     pub variant: String,
     pub os_version: String,
-    pub layer_index: usize,
+    /// `None` on a store-format or error row.
+    pub layer_index: Option<usize>,
     pub layer_digest: String,
     pub layer_size: u64,
     pub diff_id: String,
+    /// Why the tag or platform could not be read (an `error` row), else empty.
+    pub error: String,
+}
+
+impl RemoteRow {
+    fn new(name: &str, kind: RowKind, manifest_digest: String) -> RemoteRow {
+        RemoteRow {
+            name: name.to_string(),
+            kind,
+            manifest_digest,
+            architecture: String::new(),
+            os: String::new(),
+            variant: String::new(),
+            os_version: String::new(),
+            layer_index: None,
+            layer_digest: String::new(),
+            layer_size: 0,
+            diff_id: String::new(),
+            error: String::new(),
+        }
+    }
+
+    fn error(name: &str, manifest_digest: String, error: &Error) -> RemoteRow {
+        RemoteRow {
+            error: error.to_string(),
+            ..RemoteRow::new(name, RowKind::Error, manifest_digest)
+        }
+    }
 }
 
 /// The rows of the tags `tags` picks in the repository `spec` names, sorted by tag, platform
-/// and layer. `progress` counts tags.
+/// and layer; a tag that cannot be read is an `error` row. `progress` counts tags.
 pub fn remote_inventory(
     spec: &RegistrySpec,
     tags: &Tags,
@@ -66,7 +126,7 @@ pub fn remote_inventory(
         Tags::All => registry.runtime.block_on(all_tags(c))?,
     };
     progress.set_length(wanted.len() as u64, Unit::Items);
-    let results: Vec<Result<Vec<RemoteRow>>> = registry.runtime.block_on(async {
+    let results: Vec<Vec<RemoteRow>> = registry.runtime.block_on(async {
         futures_util::stream::iter(wanted.iter())
             .map(|tag| async move {
                 let rows = tag_rows(c, tag).await;
@@ -78,18 +138,19 @@ pub fn remote_inventory(
             .await
     });
     progress.finish();
-    let mut rows = Vec::new();
-    for result in results {
-        rows.extend(result?);
-    }
+    let mut rows: Vec<RemoteRow> = results.into_iter().flatten().collect();
     rows.sort_by(|a, b| {
-        (&a.name, &a.os, &a.architecture, &a.variant, a.layer_index).cmp(&(
-            &b.name,
-            &b.os,
-            &b.architecture,
-            &b.variant,
-            b.layer_index,
-        ))
+        let key = |r: &RemoteRow| {
+            let platform = (r.os.clone(), r.architecture.clone(), r.variant.clone());
+            (
+                r.name.clone(),
+                platform,
+                r.kind,
+                r.manifest_digest.clone(),
+                r.layer_index,
+            )
+        };
+        key(a).cmp(&key(b))
     });
     Ok(rows)
 }
@@ -154,54 +215,89 @@ async fn document(c: &Connection, at: &str) -> Result<(Sha256Digest, Vec<u8>)> {
     manifest_at(c, &reference, &MANIFEST_TYPES, limit).await
 }
 
-/// The rows of one tag: each platform of its index (or its one manifest).
-async fn tag_rows(c: &Connection, tag: &str) -> Result<Vec<RemoteRow>> {
-    let (digest, bytes) = document(c, tag).await?;
+/// The rows of one tag: each platform of its index (or its one manifest); what cannot be read
+/// is an `error` row (for the tag, or for the one platform).
+async fn tag_rows(c: &Connection, tag: &str) -> Vec<RemoteRow> {
     let name = format!("{}:{tag}", c.reference.repository());
+    let (digest, bytes) = match document(c, tag).await {
+        Ok(document) => document,
+        Err(e) => return vec![RemoteRow::error(&name, String::new(), &e)],
+    };
     let object = format!("{} {name}", c.url);
     let mut manifests = Vec::new();
     match document_media_type(&bytes).as_str() {
         media_type::OCI_INDEX | media_type::DOCKER_LIST => {
-            let index = decode_index(&bytes, &object)?;
+            let index = match decode_index(&bytes, &object) {
+                Ok(index) => index,
+                Err(e) => return vec![RemoteRow::error(&name, digest.to_string(), &e)],
+            };
             for desc in &index.manifests {
-                let (digest, bytes) = document(c, &desc.digest).await?;
-                manifests.push((digest, bytes));
+                manifests.push((desc.digest.clone(), document(c, &desc.digest).await));
             }
         }
-        _ => manifests.push((digest, bytes)),
+        _ => manifests.push((digest.to_string(), Ok((digest, bytes)))),
     }
     let mut rows = Vec::new();
-    for (digest, bytes) in manifests {
-        let manifest = decode_manifest(&bytes, &format!("manifest {digest}"))?;
-        let config_digest = crate::source::parse_digest(&manifest.config.digest, "config")?;
-        let object = format!("config {config_digest}");
-        let limit = crate::oci::limits::len_limit(media_type::OCI_CONFIG);
-        let config_bytes =
-            crate::registry::fetch::small_blob(c, &config_digest, &object, limit).await?;
-        check_digest(&config_bytes, &config_digest, &c.url)?;
-        let config = decode_config(&config_bytes, &format!("config {config_digest}"))?;
-        let platform = config.platform();
-        let diff_ids = config.diff_ids();
-        if diff_ids.len() != manifest.layers.len() {
-            return Err(Error::bad_input(
-                format!("manifest {digest} of {name}"),
-                "the layers and the config's diff_ids differ in number",
-            ));
+    for (at, document) in manifests {
+        let read = match document {
+            Ok((digest, bytes)) => manifest_rows(c, &name, &digest, &bytes).await,
+            Err(e) => Err(e),
+        };
+        match read {
+            Ok(read) => rows.extend(read),
+            Err(e) => rows.push(RemoteRow::error(&name, at, &e)),
         }
-        for (i, (layer, diff_id)) in manifest.layers.iter().zip(diff_ids).enumerate() {
-            rows.push(RemoteRow {
-                name: name.clone(),
-                manifest_digest: digest.to_string(),
-                architecture: platform.architecture.clone(),
-                os: platform.os.clone(),
-                variant: platform.variant.clone().unwrap_or_default(),
-                os_version: platform.os_version.clone().unwrap_or_default(),
-                layer_index: i,
-                layer_digest: layer.digest.clone(),
-                layer_size: layer.size.unwrap_or(0),
-                diff_id: diff_id.clone(),
-            });
-        }
+    }
+    rows
+}
+
+/// The rows of one platform manifest of the tag `name`: a layer each, or one for a
+/// store-format artifact.
+async fn manifest_rows(
+    c: &Connection,
+    name: &str,
+    digest: &Sha256Digest,
+    bytes: &[u8],
+) -> Result<Vec<RemoteRow>> {
+    let object = format!("manifest {digest} of {name} at {}", c.url);
+    let manifest = decode_manifest(bytes, &object)?;
+    if manifest.config.media_type == crate::oci::artifact::CONFIG_TYPE {
+        let mut row = RemoteRow::new(name, RowKind::CairnStore, digest.to_string());
+        row.layer_size = manifest.layers.iter().map(|l| l.size.unwrap_or(0)).sum();
+        return Ok(vec![row]);
+    }
+    let config_digest = crate::source::parse_digest(&manifest.config.digest, &object)?;
+    let config_object = format!("config {config_digest} of {name}");
+    let limit = crate::oci::limits::len_limit(media_type::OCI_CONFIG);
+    let config_bytes =
+        crate::registry::fetch::small_blob(c, &config_digest, &config_object, limit).await?;
+    check_digest(&config_bytes, &config_digest, &c.url)?;
+    let config = decode_config(&config_bytes, &config_object)?;
+    let platform = config.platform();
+    let diff_ids = config.diff_ids();
+    if diff_ids.len() != manifest.layers.len() {
+        return Err(Error::bad_input(
+            object,
+            format!(
+                "{} layers, but its config {config_digest} lists {} diff_ids",
+                manifest.layers.len(),
+                diff_ids.len()
+            ),
+        ));
+    }
+    let mut rows = Vec::new();
+    for (i, (layer, diff_id)) in manifest.layers.iter().zip(diff_ids).enumerate() {
+        rows.push(RemoteRow {
+            architecture: platform.architecture.clone(),
+            os: platform.os.clone(),
+            variant: platform.variant.clone().unwrap_or_default(),
+            os_version: platform.os_version.clone().unwrap_or_default(),
+            layer_index: Some(i),
+            layer_digest: layer.digest.clone(),
+            layer_size: layer.size.unwrap_or(0),
+            diff_id: diff_id.clone(),
+            ..RemoteRow::new(name, RowKind::Image, digest.to_string())
+        });
     }
     Ok(rows)
 }

@@ -5,11 +5,12 @@
 //! re-exported here, so that a caller needs this module only.
 
 mod inventory;
+mod original;
 mod push;
 mod store_pull;
 mod store_push;
 
 pub use crate::registry::{artifact, Credentials, RegistrySpec, Timeouts, Transferred};
-pub use inventory::{remote_inventory, RemoteRow, Tags};
-pub use push::{push, PushOptions, PushReport};
+pub use inventory::{remote_inventory, RemoteRow, RowKind, Tags};
+pub use push::{prepare_push, push, PushOptions, PushPlan, PushReport, PushedAs};
 pub use store_pull::{pull_store_format, StorePullReport};

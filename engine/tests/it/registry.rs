@@ -3,7 +3,9 @@
 //! this file that breaks transfers on purpose.
 
 use crate::helpers::*;
-use cairn_engine::remote::{push, remote_inventory, Credentials, PushOptions, RegistrySpec, Tags};
+use cairn_engine::remote::{
+    push, remote_inventory, Credentials, PushOptions, PushedAs, RegistrySpec, Tags,
+};
 use cairn_engine::{ConvertOptions, Progress, SourceSpec, StoreWriter};
 use cairn_testkit::registry::*;
 use std::collections::HashMap;
@@ -73,7 +75,9 @@ fn pulled_images_equal_their_layouts_and_known_layers_are_not_downloaded() {
         .unwrap();
     assert!(again.images[0].layers.iter().all(|l| l.reused_metadata));
     // Pushed back as an ordinary image (skopeo reads it), pulled into a fresh store: the same
-    // layers; pushed again: every blob is already there.
+    // layers. The registry holds the original blobs (in `demo`, which the image was pulled
+    // from): they are mounted and the original manifest goes, nothing uploaded. Pushed again:
+    // every blob is already there.
     let target = RegistrySpec {
         reference: format!("{}/pushed:v2", registry.address),
         insecure: true,
@@ -89,10 +93,24 @@ fn pulled_images_equal_their_layouts_and_known_layers_are_not_downloaded() {
         &cairn_engine::NoProgress,
     )
     .unwrap();
+    let t = &first.transferred;
     assert!(
-        first.transferred.blobs_uploaded > 0 && first.transferred.blobs_present == 0,
+        first.pushed_as == PushedAs::Original
+            && (t.blobs_uploaded, t.blobs_present, t.blobs_mounted) == (0, 0, 4),
         "{first:?}"
     );
+    assert_eq!(
+        Some(&first.manifest_digest),
+        first.original_manifest_digest.as_ref()
+    );
+    let original = pulled
+        .store()
+        .bootstrap("v2")
+        .unwrap()
+        .source
+        .manifest
+        .unwrap();
+    assert_eq!(first.manifest_digest, original.digest.to_string());
     let again = push(
         pulled.store(),
         "v2",
