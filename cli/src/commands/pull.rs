@@ -4,7 +4,6 @@
 use crate::args::{Cli, IntoStoreArgs, PullArgs};
 use crate::output::{bytes, count};
 use crate::progress::Bar;
-use cairn_engine::remote::pull_store_format;
 use cairn_engine::{SharedWriter, SourceSpec};
 
 pub fn run(cli: &Cli, args: &PullArgs) -> anyhow::Result<()> {
@@ -19,7 +18,7 @@ pub fn run(cli: &Cli, args: &PullArgs) -> anyhow::Result<()> {
     refuse_convert_options(&args.into)?;
     let store = SharedWriter::open(&cli.store)?;
     let bar = Bar::new(cli.quiet, "pull");
-    let report = pull_store_format(&store, &spec, &args.into.name, args.into.replace, &bar)?;
+    let report = store.pull_store_format(&spec, &args.into.name, args.into.replace, &bar)?;
     if args.into.json {
         return super::print_json(&report);
     }

@@ -5,7 +5,7 @@
 use crate::args::{Cli, PushArgs};
 use crate::output::{bytes, count, wrap};
 use crate::progress::Bar;
-use cairn_engine::remote::{prepare_push, PushOptions, PushReport, PushedAs};
+use cairn_engine::remote::{PushOptions, PushReport, PushedAs};
 use cairn_engine::Store;
 
 pub fn run(cli: &Cli, args: &PushArgs) -> anyhow::Result<()> {
@@ -18,7 +18,7 @@ pub fn run(cli: &Cli, args: &PushArgs) -> anyhow::Result<()> {
     let mut options = PushOptions::default();
     options.store_format = args.store_format;
     options.mount_from = args.mount_from.clone();
-    let plan = prepare_push(&store, &args.name, &spec, &options)?;
+    let plan = store.prepare_push(&args.name, &spec, &options)?;
     if let Some(why) = plan.recompressed_because() {
         let note = format!(
             "re-compressing the layers of {}, which gets a new manifest digest: {why}",

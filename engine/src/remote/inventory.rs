@@ -31,6 +31,7 @@ pub enum Tags {
     Given,
     /// Tags matching a pattern (`*` any run of characters, `?` one character).
     Matching(String),
+    /// Every tag the repository lists.
     All,
 }
 
@@ -48,6 +49,7 @@ pub enum RowKind {
 }
 
 impl RowKind {
+    /// The word the CSV and table columns use (`image`, `cairn-store`, `error`).
     pub fn as_str(self) -> &'static str {
         match self {
             RowKind::Image => "image",
@@ -64,17 +66,26 @@ impl RowKind {
 pub struct RemoteRow {
     /// `REPO:TAG`.
     pub name: String,
+    /// What the row describes.
     pub kind: RowKind,
     /// Empty when the tag itself could not be read.
     pub manifest_digest: String,
+    /// The platform's CPU architecture (e.g. `amd64`); empty when the registry states none.
     pub architecture: String,
+    /// The platform's operating system (e.g. `linux`); empty when none is stated.
     pub os: String,
+    /// The architecture variant (e.g. `v8`); empty when there is none.
     pub variant: String,
+    /// The OS version (Windows images); empty when there is none.
     pub os_version: String,
     /// `None` on a store-format or error row.
     pub layer_index: Option<usize>,
+    /// The layer blob's digest (`sha256:...`); empty on other rows.
     pub layer_digest: String,
+    /// Bytes of the layer blob as the manifest states them (a store-format row: of all its
+    /// files).
     pub layer_size: u64,
+    /// The digest of the layer's uncompressed tar, from the image config; empty on other rows.
     pub diff_id: String,
     /// Why the tag or platform could not be read (an `error` row), else empty.
     pub error: String,

@@ -1,8 +1,10 @@
 //! Commands over a registry (transport layer, above the registry client `crate::registry`):
 //! `push` (an image as an OCI image, or in store format with `store_push`), the store-format
 //! pull (`store_pull`, which commits through `write::import`), and the remote inventory
-//! (`inventory`: tags, platforms and layers read from documents only). The client's settings are
-//! re-exported here, so that a caller needs this module only.
+//! (`inventory`: tags, platforms and layers read from documents only). Push and pull are
+//! methods (`Store::push`, `SharedWriter::pull_store_format`); the remote inventory, which
+//! needs no store, is a function. The client's settings are re-exported here, so that a caller
+//! needs this module only.
 
 mod inventory;
 mod original;
@@ -12,5 +14,5 @@ mod store_push;
 
 pub use crate::registry::{artifact, Credentials, RegistrySpec, Timeouts, Transferred};
 pub use inventory::{remote_inventory, RemoteRow, RowKind, Tags};
-pub use push::{prepare_push, push, PushOptions, PushPlan, PushReport, PushedAs};
-pub use store_pull::{pull_store_format, StorePullReport};
+pub use push::{PushOptions, PushPlan, PushReport, PushedAs};
+pub use store_pull::StorePullReport;

@@ -42,13 +42,17 @@ pub enum PushedAs {
 
 #[derive(Clone, Debug, Serialize)]
 #[non_exhaustive]
+/// What a push did.
 pub struct PushReport {
+    /// The image's name in the store.
     pub name: String,
     /// `REGISTRY/REPO:TAG`.
     pub target: String,
     /// Pushed as a cairn store-format artifact.
     pub store_format: bool,
+    /// How the image was sent.
     pub pushed_as: PushedAs,
+    /// The digest of the manifest the repository now holds under the tag.
     pub manifest_digest: String,
     /// The manifest the image was converted from, where the store holds it (then equal to
     /// `manifest_digest` when `pushed_as` is `Original`).
@@ -58,6 +62,7 @@ pub struct PushReport {
     /// Blobs (layers and config, or the store's objects) sent, found, mounted.
     #[serde(flatten)]
     pub transferred: Transferred,
+    /// Wall time of the push, seconds.
     pub seconds: f64,
 }
 
@@ -96,6 +101,7 @@ enum Route {
 }
 
 impl PushPlan<'_> {
+    /// How the image will be sent.
     pub fn pushed_as(&self) -> PushedAs {
         match self.route {
             Route::StoreFormat => PushedAs::StoreFormat,
@@ -145,9 +151,8 @@ impl PushPlan<'_> {
     }
 }
 
-/// Decides how the image `name` goes to `spec` (nothing is uploaded yet; original layer blobs
-/// the repository lacks are mounted where another repository lends them).
-pub fn prepare_push<'s>(
+/// See `Store::prepare_push`.
+fn prepare_push<'s>(
     store: &'s Store,
     name: &str,
     spec: &RegistrySpec,
@@ -197,15 +202,31 @@ pub fn prepare_push<'s>(
     })
 }
 
-/// Pushes the image `name` to `spec`: `prepare_push`, then `PushPlan::push`.
-pub fn push(
-    store: &Store,
-    name: &str,
-    spec: &RegistrySpec,
-    options: &PushOptions,
-    progress: &dyn Progress,
-) -> Result<PushReport> {
-    prepare_push(store, name, spec, options)?.push(progress)
+/// `cairn push`.
+impl Store {
+    /// Decides how the image `name` goes to `spec` (nothing is uploaded yet; original layer
+    /// blobs the repository lacks are mounted where another repository lends them): as the
+    /// original manifest when the repository has (or can mount) every original layer, else
+    /// re-compressed. `PushPlan::push` then uploads.
+    pub fn prepare_push(
+        &self,
+        name: &str,
+        spec: &RegistrySpec,
+        options: &PushOptions,
+    ) -> Result<PushPlan<'_>> {
+        prepare_push(self, name, spec, options)
+    }
+
+    /// Pushes the image `name` to `spec`: `prepare_push`, then `PushPlan::push`.
+    pub fn push(
+        &self,
+        name: &str,
+        spec: &RegistrySpec,
+        options: &PushOptions,
+        progress: &dyn Progress,
+    ) -> Result<PushReport> {
+        prepare_push(self, name, spec, options)?.push(progress)
+    }
 }
 
 /// The original config (checked again against its digest as it is written) and manifest,

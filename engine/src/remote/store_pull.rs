@@ -22,20 +22,26 @@ use std::path::PathBuf;
 /// Downloads at the same time.
 const DOWNLOADS_IN_FLIGHT: usize = 4;
 
+/// What a store-format pull did.
 #[derive(Clone, Debug, Serialize)]
 #[non_exhaustive]
 pub struct StorePullReport {
     /// `REGISTRY/REPO[:TAG|@DIGEST]`.
     pub reference: String,
+    /// The artifact's manifest digest.
     pub manifest_digest: String,
     /// Files of the artifact downloaded, and their bytes.
     pub files_downloaded: u64,
+    /// Bytes of the files downloaded.
     pub bytes_downloaded: u64,
     /// Files of the artifact this store had (not downloaded).
     pub files_present: u64,
+    /// Bytes of the files this store had.
     pub bytes_present: u64,
+    /// What the commit of the downloaded objects added (as a bundle import reports it).
     #[serde(flatten)]
     pub import: ImportReport,
+    /// Wall time of the pull, seconds.
     pub seconds: f64,
 }
 
@@ -47,7 +53,8 @@ struct Wanted {
     path: PathBuf,
 }
 
-pub fn pull_store_format(
+/// See `SharedWriter::pull_store_format`.
+fn pull_store_format(
     writer: &SharedWriter,
     spec: &RegistrySpec,
     name: &str,
@@ -272,4 +279,20 @@ async fn download_to_file(c: &Connection, w: &Wanted, progress: &dyn Progress) -
         });
     }
     Ok(())
+}
+
+/// `cairn pull --store-format`.
+impl SharedWriter {
+    /// Downloads the store-format artifact `spec` names (only the files this store lacks,
+    /// each checked against its digest) and commits its image as `name`; a taken name is
+    /// refused unless `replace`.
+    pub fn pull_store_format(
+        &self,
+        spec: &RegistrySpec,
+        name: &str,
+        replace: bool,
+        progress: &dyn Progress,
+    ) -> Result<StorePullReport> {
+        pull_store_format(self, spec, name, replace, progress)
+    }
 }

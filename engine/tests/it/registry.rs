@@ -4,7 +4,7 @@
 
 use crate::helpers::*;
 use cairn_engine::remote::{
-    push, remote_inventory, Credentials, PushOptions, PushedAs, RegistrySpec, Tags,
+    remote_inventory, Credentials, PushOptions, PushedAs, RegistrySpec, Tags,
 };
 use cairn_engine::{ConvertOptions, Progress, SourceSpec, StoreWriter};
 use cairn_testkit::registry::*;
@@ -85,14 +85,10 @@ fn pulled_images_equal_their_layouts_and_known_layers_are_not_downloaded() {
         timeouts: Default::default(),
     };
     let plain = PushOptions::default();
-    let first = push(
-        pulled.store(),
-        "v2",
-        &target,
-        &plain,
-        &cairn_engine::NoProgress,
-    )
-    .unwrap();
+    let first = pulled
+        .store()
+        .push("v2", &target, &plain, &cairn_engine::NoProgress)
+        .unwrap();
     let t = &first.transferred;
     assert!(
         first.pushed_as == PushedAs::Original
@@ -111,14 +107,10 @@ fn pulled_images_equal_their_layouts_and_known_layers_are_not_downloaded() {
         .manifest
         .unwrap();
     assert_eq!(first.manifest_digest, original.digest.to_string());
-    let again = push(
-        pulled.store(),
-        "v2",
-        &target,
-        &plain,
-        &cairn_engine::NoProgress,
-    )
-    .unwrap();
+    let again = pulled
+        .store()
+        .push("v2", &target, &plain, &cairn_engine::NoProgress)
+        .unwrap();
     assert_eq!(
         (
             again.transferred.blobs_uploaded,

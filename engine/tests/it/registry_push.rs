@@ -4,7 +4,7 @@
 
 use crate::helpers::*;
 use crate::registry::pull_options;
-use cairn_engine::remote::{push, PushOptions, PushReport, RegistrySpec};
+use cairn_engine::remote::{PushOptions, PushReport, RegistrySpec};
 use cairn_engine::{ItemProgress, NoProgress, Progress, Store, StoreWriter, Unit};
 use cairn_sample::{LayerCompression, OciLayoutWriter};
 use cairn_testkit::registry::*;
@@ -27,7 +27,9 @@ fn spec(address: &str, repo: &str) -> RegistrySpec {
 fn push_to(store: &Store, address: &str, repo: &str, mount_from: &[&str]) -> PushReport {
     let mut options = PushOptions::default();
     options.mount_from = mount_from.iter().map(|r| r.to_string()).collect();
-    push(store, "v1", &spec(address, repo), &options, &NoProgress).unwrap()
+    store
+        .push("v1", &spec(address, repo), &options, &NoProgress)
+        .unwrap()
 }
 
 #[test]
@@ -74,14 +76,15 @@ fn a_push_mounts_the_blobs_another_repository_has_and_uploads_the_rest() {
     // Not a repository path.
     let mut options = PushOptions::default();
     options.mount_from = vec!["a:v1".into()];
-    let err = push(
-        store.store(),
-        "v1",
-        &spec(&registry.address, "d:v1"),
-        &options,
-        &NoProgress,
-    )
-    .unwrap_err();
+    let err = store
+        .store()
+        .push(
+            "v1",
+            &spec(&registry.address, "d:v1"),
+            &options,
+            &NoProgress,
+        )
+        .unwrap_err();
     assert!(err.to_string().contains("a:v1"), "{err}");
 }
 
@@ -306,14 +309,10 @@ fn parallel_uploads_send_every_blob_once_and_retry_what_breaks() {
     });
     let progress = Recorder::default();
     let target = spec(&fake.address, "many:v1");
-    let report = push(
-        store.store(),
-        "v1",
-        &target,
-        &PushOptions::default(),
-        &progress,
-    )
-    .unwrap();
+    let report = store
+        .store()
+        .push("v1", &target, &PushOptions::default(), &progress)
+        .unwrap();
     let sink = fake.sink.lock().unwrap();
     assert_eq!(report.transferred.blobs_uploaded, 14, "{report:?}");
     assert_eq!(sink.patches_to_fail, 0);
@@ -358,14 +357,10 @@ fn parallel_uploads_send_every_blob_once_and_retry_what_breaks() {
     drop(sink);
 
     // Pushed again: every blob is there already.
-    let again = push(
-        store.store(),
-        "v1",
-        &target,
-        &PushOptions::default(),
-        &NoProgress,
-    )
-    .unwrap();
+    let again = store
+        .store()
+        .push("v1", &target, &PushOptions::default(), &NoProgress)
+        .unwrap();
     let t = &again.transferred;
     assert_eq!((t.blobs_uploaded, t.blobs_present), (0, 14), "{again:?}");
 }
@@ -381,15 +376,11 @@ fn a_refused_upload_names_the_registry_and_the_blob() {
         ..Sink::default()
     });
     let target = spec(&fake.address, "demo:v1");
-    let err = push(
-        store.store(),
-        "v1",
-        &target,
-        &PushOptions::default(),
-        &NoProgress,
-    )
-    .unwrap_err()
-    .to_string();
+    let err = store
+        .store()
+        .push("v1", &target, &PushOptions::default(), &NoProgress)
+        .unwrap_err()
+        .to_string();
     assert!(
         err.contains(&format!("http://{}/v2/demo", fake.address))
             && err.contains("upload of blob sha256:")

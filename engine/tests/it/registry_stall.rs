@@ -5,7 +5,7 @@
 //! the store as it was. The timeouts are short (1 s, 2 tries) so that the tests run fast.
 
 use crate::helpers::*;
-use cairn_engine::remote::{push, PushOptions, RegistrySpec, Timeouts};
+use cairn_engine::remote::{PushOptions, RegistrySpec, Timeouts};
 use cairn_engine::{PlatformChoice, SourceSpec, StoreWriter};
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -257,15 +257,16 @@ fn a_registry_that_stalls_mid_upload_fails_the_push_clearly() {
     .unwrap();
     // A registry holding no blob, so that every one is uploaded.
     let address = start(&empty, Hostile::Upload);
-    let err = push(
-        store.store(),
-        "v1",
-        &spec(&address),
-        &PushOptions::default(),
-        &cairn_engine::NoProgress,
-    )
-    .unwrap_err()
-    .to_string();
+    let err = store
+        .store()
+        .push(
+            "v1",
+            &spec(&address),
+            &PushOptions::default(),
+            &cairn_engine::NoProgress,
+        )
+        .unwrap_err()
+        .to_string();
     assert!(
         err.contains(&address)
             && err.contains("upload of blob sha256:")

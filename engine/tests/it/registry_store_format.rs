@@ -4,7 +4,7 @@
 
 use crate::delta::{assert_verify_clean, write_pair};
 use crate::helpers::*;
-use cairn_engine::remote::{pull_store_format, push, PushOptions, RegistrySpec, StorePullReport};
+use cairn_engine::remote::{PushOptions, RegistrySpec, StorePullReport};
 use cairn_engine::{NoProgress, SharedWriter, Store};
 use cairn_testkit::registry::*;
 use std::path::Path;
@@ -21,19 +21,15 @@ fn spec(registry: &LocalRegistry, repo_tag: &str) -> RegistrySpec {
 fn push_store(store: &Path, name: &str, target: &RegistrySpec) -> cairn_engine::remote::PushReport {
     let mut options = PushOptions::default();
     options.store_format = true;
-    push(
-        &Store::open(store).unwrap(),
-        name,
-        target,
-        &options,
-        &NoProgress,
-    )
-    .unwrap()
+    Store::open(store)
+        .unwrap()
+        .push(name, target, &options, &NoProgress)
+        .unwrap()
 }
 
 fn pull(store: &Path, from: &RegistrySpec, name: &str) -> cairn_engine::Result<StorePullReport> {
     let writer = SharedWriter::open(store).unwrap();
-    pull_store_format(&writer, from, name, false, &NoProgress)
+    writer.pull_store_format(from, name, false, &NoProgress)
 }
 
 #[test]
