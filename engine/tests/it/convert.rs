@@ -142,6 +142,7 @@ fn v2_against_v1_stores_only_what_v1_lacks() {
         .unwrap()
         .images
         .remove(0);
+    assert_eq!(r1.dictionary, vec!["store".to_string()]);
     assert_eq!(r2.dictionary, vec!["v1".to_string()]);
     // The re-tarred base layer and the model with 100 inserted bytes dedup almost entirely.
     assert!(

@@ -179,7 +179,9 @@ fn held_layers(
         return Err(Error::bad_input(
             what.to_string(),
             format!(
-                "it relies on {} whole layers of this writer, and {missing} of them are missing:                  it expects the layers of {}. Import the bundles it follows first. The writer                  is unchanged",
+                "it relies on {} whole layers of this store, and {missing} of them are missing: \
+                 it expects the layers of {}. Import the bundles it follows first. The store \
+                 is unchanged",
                 manifest.relied_layers.len(),
                 expected.join(", ")
             ),
@@ -192,14 +194,14 @@ fn check_manifest(writer: &Writer, manifest: &BundleManifest, what: &str) -> Res
     let refuse = |detail: String| Err(Error::bad_input(what.to_string(), detail));
     if manifest.format_version != crate::FORMAT_VERSION {
         return refuse(format!(
-            "its objects are of writer format {}, this cairn reads and writes format {}",
+            "its objects are of store format {}, this cairn reads and writes format {}",
             manifest.format_version,
             crate::FORMAT_VERSION
         ));
     }
     if manifest.chunker != writer.store().config().chunker {
         return refuse(format!(
-            "its writer chunks with {:?}, this writer with {:?}",
+            "its store chunks with {:?}, this store with {:?}",
             manifest.chunker,
             writer.store().config().chunker
         ));

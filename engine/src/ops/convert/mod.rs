@@ -500,7 +500,7 @@ fn convert_image(
         platform: image.platform.as_ref().map(|p| p.to_string()),
         manifest_digest: image.manifest.as_ref().map(|m| m.digest.to_string()),
         dictionary: if options.dict.is_empty() {
-            vec!["writer".to_string()]
+            vec!["store".to_string()]
         } else {
             options.dict.clone()
         },

@@ -218,7 +218,7 @@ fn check_bootstrap(
                 return Err(Error::corrupt(
                     format!("{} image {}", incoming.origin, image.image),
                     format!(
-                        "names layer object {}, which neither it nor this writer holds",
+                        "names layer object {}, which neither it nor this store holds",
                         layer.meta
                     ),
                 ))

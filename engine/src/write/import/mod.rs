@@ -186,7 +186,7 @@ pub(crate) fn import(
     // Step 4: one synced index batch for every image's layer keys and name.
     let mut batch = IndexBatch::default();
     for (image, checked) in &todo {
-        // Every layer's tar was re-created and hashed (an arriving object) or is the writer's
+        // Every layer's tar was re-created and hashed (an arriving object) or is the store's
         // own object holding that diff_id; no layer blob was read, so no digest is checked.
         for layer in &checked.bootstrap.layers {
             batch.add_layer_keys(layer, false);
