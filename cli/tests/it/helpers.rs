@@ -55,6 +55,19 @@ pub fn files(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
     out
 }
 
+/// A new store in `dir/store` holding the demo images v1 and v2 as `app:v1` and `app:v2`
+/// (each converted against every stored chunk).
+pub fn store_with_demo_pair(dir: &Path) -> std::path::PathBuf {
+    let store = dir.join("store");
+    let (v1, v2) = cairn_sample::write_demo_layouts(&dir.join("images")).unwrap();
+    ok(cairn(&store, &["init"]));
+    for (layout, name) in [(&v1, "app:v1"), (&v2, "app:v2")] {
+        let source = format!("oci:{}", layout.display());
+        ok(cairn(&store, &["convert", &source, "--name", name]));
+    }
+    store
+}
+
 /// A new store in `dir/store` holding the demo image v1 as `app:v1`.
 pub fn store_with_demo_v1(dir: &Path) -> std::path::PathBuf {
     let store = dir.join("store");

@@ -2,18 +2,12 @@
 //! itself, a `dict build` dictionary is marked as one, and gc names the images that keep what a
 //! removed image shared.
 
-use crate::helpers::{cairn, ok};
+use crate::helpers::{cairn, ok, store_with_demo_pair};
 
 #[test]
 fn images_mark_dictionaries_and_gc_names_who_keeps_shared_data() {
     let tmp = tempfile::tempdir().unwrap();
-    let store = tmp.path().join("store");
-    let (v1, v2) = cairn_sample::write_demo_layouts(&tmp.path().join("images")).unwrap();
-    ok(cairn(&store, &["init"]));
-    for (layout, name) in [(&v1, "app:v1"), (&v2, "app:v2")] {
-        let source = format!("oci:{}", layout.display());
-        ok(cairn(&store, &["convert", &source, "--name", name]));
-    }
+    let store = store_with_demo_pair(tmp.path());
     let stats = ok(cairn(&store, &["stats"]));
     assert!(
         stats.contains("bytes decoded per byte read: reading one chunk")

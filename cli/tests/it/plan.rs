@@ -1,18 +1,12 @@
 //! `cairn plan`: human output within 80 columns, the JSON plan, `--emit-base` writing an OCI
 //! image that converts back into the store, and clear errors.
 
-use crate::helpers::{cairn, ok};
+use crate::helpers::{cairn, ok, store_with_demo_pair};
 
 #[test]
 fn plan_prints_the_bases_and_emits_one_that_converts_back() {
     let tmp = tempfile::tempdir().unwrap();
-    let store = tmp.path().join("store");
-    let (v1, v2) = cairn_sample::write_demo_layouts(&tmp.path().join("images")).unwrap();
-    ok(cairn(&store, &["init"]));
-    for (layout, name) in [(&v1, "app:v1"), (&v2, "app:v2")] {
-        let source = format!("oci:{}", layout.display());
-        ok(cairn(&store, &["convert", &source, "--name", name]));
-    }
+    let store = store_with_demo_pair(tmp.path());
 
     let text = ok(cairn(&store, &["plan", "app:v1", "app:v2"]));
     assert!(text.contains("1 base proposed"), "{text}");

@@ -5,25 +5,9 @@
 
 use crate::columns::assert_fits;
 use crate::helpers::{cairn, export_all, ok, store_with_demo_v1};
-use cairn_testkit::registry::LocalRegistry;
+use cairn_testkit::registry::{served_manifest, LocalRegistry};
 use serde_json::Value;
 use std::path::Path;
-use std::process::Command;
-
-/// The manifest the registry serves for `reference` (`REGISTRY/REPO:TAG`), byte for byte.
-fn served_manifest(reference: &str) -> Vec<u8> {
-    let out = Command::new("skopeo")
-        .args(["inspect", "--raw", "--tls-verify=false"])
-        .arg(format!("docker://{reference}"))
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out.stdout
-}
 
 /// The digest and bytes of the one manifest of the OCI layout `dir`.
 fn layout_manifest(dir: &Path) -> (String, Vec<u8>) {

@@ -139,14 +139,28 @@ impl Drop for LocalRegistry {
 
 /// `skopeo inspect` reads `REGISTRY/REPO:TAG` (plain HTTP).
 pub fn assert_skopeo_reads(reference: &str) {
-    let inspect = Command::new("skopeo")
-        .args(["inspect", "--tls-verify=false"])
+    skopeo_inspect(&[], reference);
+}
+
+/// The manifest the registry serves for `REGISTRY/REPO:TAG`, byte for byte (`skopeo inspect
+/// --raw`, plain HTTP).
+pub fn served_manifest(reference: &str) -> Vec<u8> {
+    skopeo_inspect(&["--raw"], reference)
+}
+
+/// `skopeo inspect ARGS docker://REFERENCE` over plain HTTP, which must succeed; its stdout.
+fn skopeo_inspect(args: &[&str], reference: &str) -> Vec<u8> {
+    let out = Command::new("skopeo")
+        .arg("inspect")
+        .args(args)
+        .arg("--tls-verify=false")
         .arg(format!("docker://{reference}"))
         .output()
         .unwrap();
     assert!(
-        inspect.status.success(),
+        out.status.success(),
         "{}",
-        String::from_utf8_lossy(&inspect.stderr)
+        String::from_utf8_lossy(&out.stderr)
     );
+    out.stdout
 }
