@@ -52,3 +52,20 @@ pub const VERIFY: &str =
                   this brings back images removed with `cairn rm` but not yet garbage-collected \
                   (remove them again). Damaged blobs and bootstraps are reported and left as \
                   they are. The check then runs on the rebuilt index.";
+
+/// `cairn snapshotter --help`.
+pub const SNAPSHOTTER: &str = "Serve containerd's snapshots API from the store, as a \
+                  containerd proxy plugin, so that a node's images live in the store and its \
+                  containers run from it.\n\n\
+                  containerd applies each layer it pulls into a snapshot prepared here; at \
+                  commit cairn takes the applied tree into the store (chunked, deduplicated \
+                  against every stored image) and keeps no unpacked copy. A container's root \
+                  is an overlay: the lower directory is its chain's merged view, one read-only \
+                  FUSE mount per chain (a `cairn mount` process, shared by every container of \
+                  that chain, kept while a snapshot stands on it), the upper and work \
+                  directories are its own, under --root. Snapshot records live in the store \
+                  (STORE/snapshotter/records) and survive a restart; views stay mounted across \
+                  one. Committed snapshots are store images named snapshot/ID; removing the \
+                  snapshot removes the name, and `cairn gc` frees the data no image uses.\n\n\
+                  Runs as root (it mounts), in the foreground; stop it with SIGTERM. Needs \
+                  /dev/fuse and overlayfs.";

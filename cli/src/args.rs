@@ -159,6 +159,12 @@ pub enum Command {
     /// Offline bundles: images in one file holding only what the receiver lacks.
     #[command(after_help = crate::examples::BUNDLE)]
     Bundle(crate::bundle_args::BundleArgs),
+    /// Serve containerd's snapshots API from the store (a containerd proxy plugin).
+    #[command(long_about = crate::about::SNAPSHOTTER, after_help = crate::examples::SNAPSHOTTER)]
+    Snapshotter(crate::snapshotter_args::SnapshotterArgs),
+    /// List the snapshots containerd keeps in this store (key, kind, parent, image, bytes).
+    #[command(after_help = crate::examples::SNAPSHOTS)]
+    Snapshots(JsonArg),
 }
 
 #[derive(Args, Debug)]

@@ -132,3 +132,15 @@ pub const BUNDLE_IMPORT: &str = "Examples:
 pub const BUNDLE_INSPECT: &str = "Examples:
   cairn bundle inspect app-v2.cairn
   cairn bundle inspect --json app-v2.cairn";
+
+pub const SNAPSHOTTER: &str = "Examples:
+  cairn --store /var/lib/cairn snapshotter --socket /run/cairn/snapshotter.sock
+  (then in /etc/containerd/config.toml:
+     [proxy_plugins.cairn]
+       type = \"snapshot\"
+       address = \"/run/cairn/snapshotter.sock\"
+   and: ctr image pull --snapshotter cairn REF; ctr run --snapshotter cairn REF ID)";
+
+pub const SNAPSHOTS: &str = "Examples:
+  cairn --store /var/lib/cairn snapshots
+  cairn snapshots --json | jq -r '.[] | select(.kind == \"active\") | .key'";

@@ -11,6 +11,7 @@ mod output;
 mod plan_args;
 mod priority;
 mod progress;
+mod snapshotter_args;
 
 use clap::Parser;
 use std::process::ExitCode;

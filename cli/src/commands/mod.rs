@@ -20,6 +20,7 @@ mod plan;
 mod pull;
 mod push;
 mod rm;
+mod snapshotter;
 mod stats;
 mod unpack;
 mod verify;
@@ -51,6 +52,8 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Demo(args) => demo::run(&cli, args),
         Command::Dict(args) => bundle::dict(&cli, args),
         Command::Bundle(args) => bundle::bundle(&cli, args),
+        Command::Snapshotter(args) => snapshotter::run(&cli, args),
+        Command::Snapshots(args) => snapshotter::list(&cli, args),
     }
 }
 

@@ -111,6 +111,9 @@ pub enum NotFound {
         count: usize,
         layer: usize,
     },
+    /// A layer to reuse by its digests (`what`) has no layer object in the store at `store`.
+    #[error("{what}: the store at {} holds no such layer (was it removed?)", store.display())]
+    StoredLayer { what: String, store: PathBuf },
 }
 
 /// What holds what the request needs (`Error::Conflict`).

@@ -12,6 +12,7 @@ mod content;
 mod fuse;
 mod image_fs;
 mod log;
+mod mountinfo;
 mod stats;
 
 use crate::error::{Error, Result};
@@ -23,6 +24,7 @@ use content::Content;
 use fuse::{CairnFs, Tree};
 use image_fs::ImageFs;
 pub use log::{log_file, KEPT_LOGS};
+pub use mountinfo::is_cairn_mount;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 

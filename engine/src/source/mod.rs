@@ -22,12 +22,15 @@ use crate::Sha256Digest;
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+pub use cairn_format::format::bootstrap::ImageLayer;
 
 /// Bound on manifests, indexes and configs read whole into memory.
 pub(crate) use crate::oci::limits::MAX_JSON_LEN;
 
 /// What the user named as the image to convert.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug)]
 pub enum SourceSpec {
     /// `oci:DIR[:REF]`: an OCI image layout directory.
     OciLayout {
@@ -51,6 +54,9 @@ pub enum SourceSpec {
     /// `docker://REGISTRY/REPO[:TAG|@DIGEST]`.
     #[cfg(feature = "registry")]
     Registry(registry::RegistrySpec),
+    /// An image a program put together: layers the store holds (`LayerSource::stored`) and
+    /// layers made as they are read (`LayerBytes::Stream`), e.g. a snapshot's applied tree.
+    Resolved(Box<ImageSource>),
 }
 
 impl SourceSpec {
@@ -103,6 +109,7 @@ impl SourceSpec {
             SourceSpec::LayerFile { file } => layer_file(file),
             #[cfg(feature = "registry")]
             SourceSpec::Registry(spec) => registry::resolve(spec, choice),
+            SourceSpec::Resolved(image) => Ok(vec![(**image).clone()]),
         }
     }
 }
@@ -121,6 +128,7 @@ impl std::fmt::Display for SourceSpec {
             SourceSpec::LayerFile { file } => write!(f, "{}", file.display()),
             #[cfg(feature = "registry")]
             SourceSpec::Registry(spec) => write!(f, "docker://{}", spec.reference),
+            SourceSpec::Resolved(image) => write!(f, "{}", image.reference),
         }
     }
 }
@@ -194,6 +202,22 @@ pub enum LayerBytes {
     /// Streamed from a registry as the convert reads it.
     #[cfg(feature = "registry")]
     Remote(registry::RemoteBlob),
+    /// A layer the store holds already (`LayerSource::stored`): its object is reused and
+    /// nothing is read; a convert that does not find it fails. `len`: its compressed size.
+    Stored {
+        /// The compressed size the store recorded.
+        len: u64,
+    },
+    /// A plain tar made as it is read (e.g. a directory walked into a tar).
+    Stream(Arc<dyn LayerStream>),
+}
+
+/// A layer tar made on demand, read once by a convert.
+pub trait LayerStream: Send + Sync + std::fmt::Debug {
+    /// Starts making the tar; errors while making it come back from the reader.
+    fn open(&self) -> Result<Box<dyn Read + Send>>;
+    /// What the tar is made from, for messages.
+    fn describe(&self) -> String;
 }
 
 impl LayerBytes {
@@ -203,6 +227,8 @@ impl LayerBytes {
             LayerBytes::File(range) => range.len,
             #[cfg(feature = "registry")]
             LayerBytes::Remote(blob) => blob.len(),
+            LayerBytes::Stored { len } => *len,
+            LayerBytes::Stream(_) => 0,
         }
     }
 
@@ -217,6 +243,8 @@ impl LayerBytes {
             LayerBytes::File(range) => Ok(Box::new(range.open()?)),
             #[cfg(feature = "registry")]
             LayerBytes::Remote(blob) => Ok(Box::new(blob.open()?)),
+            LayerBytes::Stored { .. } => Ok(Box::new(std::io::empty())),
+            LayerBytes::Stream(stream) => stream.open(),
         }
     }
 
@@ -226,6 +254,8 @@ impl LayerBytes {
             LayerBytes::File(range) => range.path.display().to_string(),
             #[cfg(feature = "registry")]
             LayerBytes::Remote(blob) => blob.describe(),
+            LayerBytes::Stored { .. } => "a layer in the store".to_string(),
+            LayerBytes::Stream(stream) => stream.describe(),
         }
     }
 }
@@ -243,6 +273,32 @@ pub struct LayerSource {
     pub diff_id: Option<Sha256Digest>,
     /// Where the layer's stored bytes are read from.
     pub bytes: LayerBytes,
+}
+
+impl LayerSource {
+    /// A layer of a stored image, to be reused as it is by a convert (nothing is read).
+    pub fn stored(layer: &ImageLayer) -> LayerSource {
+        LayerSource {
+            digest: Some(layer.digest),
+            media_type: layer.media_type.clone(),
+            compression: Some(layer.compression),
+            diff_id: Some(layer.diff_id),
+            bytes: LayerBytes::Stored {
+                len: layer.compressed_size,
+            },
+        }
+    }
+
+    /// A plain tar layer made as it is read; its digests are computed by the convert.
+    pub fn stream(stream: Arc<dyn LayerStream>) -> LayerSource {
+        LayerSource {
+            digest: None,
+            media_type: String::new(),
+            compression: Some(Compression::None),
+            diff_id: None,
+            bytes: LayerBytes::Stream(stream),
+        }
+    }
 }
 
 /// One single-platform image, ready to convert.
@@ -326,32 +382,34 @@ mod tests {
 
     #[test]
     fn parses_source_specs() {
+        let parsed = |text: &str| format!("{:?}", SourceSpec::parse(text).unwrap());
+        let spec = |spec: SourceSpec| format!("{spec:?}");
         assert_eq!(
-            SourceSpec::parse("oci:/a/b:v1").unwrap(),
-            SourceSpec::OciLayout {
+            parsed("oci:/a/b:v1"),
+            spec(SourceSpec::OciLayout {
                 dir: "/a/b".into(),
                 reference: Some("v1".into())
-            }
+            })
         );
         assert_eq!(
-            SourceSpec::parse("oci:dir").unwrap(),
-            SourceSpec::OciLayout {
+            parsed("oci:dir"),
+            spec(SourceSpec::OciLayout {
                 dir: "dir".into(),
                 reference: None
-            }
+            })
         );
         assert_eq!(
-            SourceSpec::parse("docker-archive:x.tar").unwrap(),
-            SourceSpec::DockerArchive {
+            parsed("docker-archive:x.tar"),
+            spec(SourceSpec::DockerArchive {
                 file: "x.tar".into()
-            }
+            })
         );
         assert!(SourceSpec::parse("registry:foo").is_err());
         assert_eq!(
-            SourceSpec::parse("layer.tar.gz").unwrap(),
-            SourceSpec::LayerFile {
+            parsed("layer.tar.gz"),
+            spec(SourceSpec::LayerFile {
                 file: "layer.tar.gz".into()
-            }
+            })
         );
     }
 }

@@ -19,7 +19,7 @@ use crate::format::blob::SealedBlob;
 use crate::format::bootstrap::ImageLayer;
 use crate::index::LayerKey;
 use crate::layer::{Compression, DigestReader, TarStream};
-use crate::source::LayerSource;
+use crate::source::{LayerBytes, LayerSource};
 use crate::write::blob_builder::BlobBuilder;
 use crate::ChunkId;
 use rayon::prelude::*;
@@ -112,6 +112,12 @@ fn convert_layer(shared: &Shared, index: usize, layer: &LayerSource) -> Result<L
     if let Some(output) = reuse(shared, layer, compression)? {
         shared.progress.inc(layer.bytes.len());
         return Ok(output);
+    }
+    if let LayerBytes::Stored { .. } = layer.bytes {
+        return Err(Error::NotFound(crate::NotFound::StoredLayer {
+            what: label,
+            store: shared.store.store().root().to_path_buf(),
+        }));
     }
     let (sender, receiver) = mpsc::sync_channel::<Batch>(2);
     let mut processor = Processor::new(shared, &label, index)?;
