@@ -4,6 +4,7 @@ mod bundle;
 mod columns;
 mod commands;
 mod concurrency;
+mod containerd;
 mod crash;
 mod diff_paths;
 mod failpoint;

@@ -38,6 +38,7 @@
 pub mod datasets;
 pub mod probe;
 pub mod registry;
+pub mod tree;
 
 /// The environment variable that turns missing requirements into failures.
 pub const STRICT_VAR: &str = "CAIRN_TEST_STRICT";
