@@ -9,6 +9,7 @@
 //! and devices to work (one image, seen by its mounter only).
 
 mod content;
+mod frames;
 mod fuse;
 mod image_fs;
 mod log;
