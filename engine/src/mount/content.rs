@@ -56,6 +56,21 @@ impl OpenFile {
         }
     }
 
+    /// The codecs of its chunks' frames (tests).
+    #[cfg(test)]
+    pub(super) fn codecs(&self) -> Vec<Codec> {
+        self.chunks.iter().map(|c| c.slice.codec).collect()
+    }
+
+    /// Where each chunk is (tests).
+    #[cfg(test)]
+    pub(super) fn locations(&self) -> Vec<ChunkLocation> {
+        self.chunks
+            .iter()
+            .map(|c| c.location(&self.blobs))
+            .collect()
+    }
+
     fn size(&self) -> u64 {
         *self.starts.last().unwrap_or(&0)
     }

@@ -195,12 +195,11 @@ mod tests {
 
     #[test]
     fn the_cache_keeps_its_budget_dropping_the_least_recently_used() {
-        let cache = FrameCache::new(25);
+        // Frames of 10 bytes not yet decoded, each charged 10 + DECODER_BYTES: room for two.
+        let one = 10 + DECODER_BYTES;
+        let cache = FrameCache::new(one * 5 / 2);
         let key = |n: u64| (BlobId([0; 32]), n);
-        let add = |n: u64| {
-            cache.get_or_add(&location(n, 10), false);
-            cache.recharge(&key(n), 10);
-        };
+        let add = |n: u64| cache.get_or_add(&location(n, 10), false);
         add(1);
         add(2);
         assert!(cache.get(&key(1)).is_some());
@@ -210,8 +209,14 @@ mod tests {
             "least recently used goes first"
         );
         assert!(cache.get(&key(1)).is_some() && cache.get(&key(3)).is_some());
+        // Decoded whole, a frame is charged its bytes: room for more.
+        cache.recharge(&key(1), 10);
+        cache.recharge(&key(3), 10);
+        add(5);
+        add(6);
+        assert_eq!(cache.len(), 4);
         // A frame larger than the budget is still kept, alone.
-        cache.get_or_add(&location(4, 40), false);
+        cache.get_or_add(&location(4, 3 * one as u32), false);
         assert!(cache.get(&key(4)).is_some());
         assert_eq!(cache.len(), 1);
     }

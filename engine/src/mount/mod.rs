@@ -9,6 +9,8 @@
 //! and devices to work (one image, seen by its mounter only).
 
 mod content;
+#[cfg(test)]
+mod content_tests;
 mod frames;
 mod fuse;
 mod image_fs;
