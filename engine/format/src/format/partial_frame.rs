@@ -213,7 +213,7 @@ mod tests {
         assert!(frame.decoded().is_empty());
         frame.extend_to(10, object).unwrap();
         let first = frame.decoded().len();
-        assert!(first >= 10 && first <= 128 << 10, "one block: {first}");
+        assert!((10..=128 << 10).contains(&first), "one block: {first}");
         assert_eq!(frame.decoded(), &data[..first]);
         for need in [first, 300_000, 300_001, 899_999, 900_000] {
             frame.extend_to(need, object).unwrap();
