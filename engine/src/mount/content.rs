@@ -169,10 +169,14 @@ impl Content {
             let start = file.starts[i];
             let from = offset.max(start) - start;
             let to = end.min(start + chunk.slice.len as u64) - start;
-            let whole = self.chunk_into(&chunk.id, &location, from as u32..to as u32, &mut out)?;
+            let (whole, started) =
+                self.chunk_into(&chunk.id, &location, from as u32..to as u32, &mut out)?;
             if !whole {
                 // The rest of the frame, on another thread: the next reads mostly want it.
                 self.decode_ahead(location);
+            }
+            if started {
+                self.next_frame_ahead(&location);
             }
         }
         self.stats.add(Count::BytesServed, out.len() as u64);
@@ -190,18 +194,20 @@ impl Content {
 
     /// Appends bytes `range` of chunk `id` at `location` to `out`: decodes its frame as far
     /// as the chunk ends (if not already) and checks the chunk against its id (if not
-    /// already). Returns whether the frame is now decoded whole.
+    /// already). Returns whether the frame is now decoded whole, and whether this read
+    /// started it (read its stored bytes).
     fn chunk_into(
         &self,
         id: &ChunkId,
         location: &ChunkLocation,
         range: std::ops::Range<u32>,
         out: &mut Vec<u8>,
-    ) -> Result<bool> {
+    ) -> Result<(bool, bool)> {
         let frame = self.frame(location, false)?;
         frame.unread.store(false, Ordering::Relaxed);
         let mut guard = lock(&frame.state);
         let state: &mut FrameState = &mut guard;
+        let started = state.decoded.is_none();
         let need = location.slice.skip as usize + location.slice.len as usize;
         let decoded = self.decode_to(&mut state.decoded, location, need, false)?;
         let span = (location.slice.skip, location.slice.len);
@@ -227,7 +233,7 @@ impl Content {
             ));
         };
         out.extend_from_slice(bytes);
-        Ok(decoded.is_whole())
+        Ok((decoded.is_whole(), started))
     }
 
     /// The frame at `location` (added to the cache, not decoded, if it was not there).
@@ -338,6 +344,24 @@ impl Content {
             }
             decoded += frame.slice.frame_len as u64;
             self.decode_ahead(*frame);
+        }
+    }
+
+    /// Decodes the frame after `location`'s in its blob in the background, unless cached. A
+    /// program's reads cluster in the blob: of the 110 frames `import pandas` reads in py
+    /// v1, 95 have their next frame read too (56 of them after), mostly within milliseconds.
+    fn next_frame_ahead(self: &Arc<Self>, location: &ChunkLocation) {
+        if self.readahead == 0 {
+            return;
+        }
+        let Ok(table) = self.frame_table(&location.blob) else {
+            return;
+        };
+        let next = table.partition_point(|f| f.slice.offset <= location.slice.offset);
+        if let Some(frame) = table.get(next) {
+            if !self.cache.contains(&frame.frame_key()) {
+                self.decode_ahead(*frame);
+            }
         }
     }
 

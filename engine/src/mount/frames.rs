@@ -148,6 +148,11 @@ impl FrameCache {
         (frame, unread)
     }
 
+    /// Whether a frame is cached at `key` (not counted as a use).
+    pub(super) fn contains(&self, key: &FrameKey) -> bool {
+        lock(&self.state).frames.contains_key(key)
+    }
+
     /// Whether `frame` is (still) the cached frame at `key`.
     pub(super) fn holds(&self, key: &FrameKey, frame: &Arc<Frame>) -> bool {
         lock(&self.state)
