@@ -283,12 +283,23 @@ impl Content {
             decoded += frame.decoded().len();
             *slot = Some(frame);
         }
+        let extended = match slot.as_mut() {
+            Some(frame) if frame.decoded().len() < need => Some(frame.extend_to(need, object)),
+            _ => None,
+        };
+        match extended {
+            Some(Ok(more)) => decoded += more,
+            Some(Err(e)) => {
+                // The decoder is spent: the next reader starts the frame again (and meets the
+                // same error for the same chunks, the ones before still readable).
+                *slot = None;
+                return Err(e);
+            }
+            None => {}
+        }
         let Some(frame) = slot.as_mut() else {
             return Err(Error::corrupt(object(), "frame not decoded"));
         };
-        if frame.decoded().len() < need {
-            decoded += frame.extend_to(need, object)?;
-        }
         if decoded > 0 || frame.is_whole() != was_whole {
             self.stats.decoded(decoded, started, ahead);
             let wasted = self
