@@ -26,8 +26,9 @@ pub struct MountArgs {
     /// only for one image, only where it is trusted, and never with --allow-other.
     #[arg(long, conflicts_with_all = ["allow_other", "all"])]
     pub suid_dev: bool,
-    /// Decoded data kept in memory for reads, in MiB.
-    #[arg(long, value_name = "MIB", default_value_t = 32)]
+    /// Decoded data kept in memory for reads, in MiB (frames decoded in part count whole,
+    /// with their stored bytes).
+    #[arg(long, value_name = "MIB", default_value_t = 64)]
     pub cache_mb: usize,
     /// Data decoded ahead of reads that go through a file, or through the files of a layer,
     /// in the order they were stored, in MiB (0: none; at most half the cache).

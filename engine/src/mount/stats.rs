@@ -17,11 +17,13 @@ pub(super) enum Count {
     Getxattr,
     /// Bytes answered to reads.
     BytesServed,
-    /// Frames decoded while a read waited, their bytes, and microseconds spent.
+    /// Frames read and decoding started while a read waited, bytes decoded for waiting reads,
+    /// and microseconds spent (reading stored bytes and decoding).
     FramesNow,
     BytesNow,
     MicrosNow,
-    /// Frames decoded ahead, their bytes, and microseconds spent.
+    /// Frames read and decoding started ahead of readers, bytes decoded ahead (the rest of
+    /// frames read in part, and read-ahead), and microseconds spent.
     FramesAhead,
     BytesAhead,
     MicrosAhead,
@@ -37,11 +39,11 @@ const NAMES: [&str; 14] = [
     "opendir, readdir",
     "getxattr, listxattr",
     "bytes served",
-    "frames decoded for a waiting read",
-    "their bytes",
+    "frames started for a waiting read",
+    "bytes decoded for waiting reads",
     "their decoding us",
-    "frames decoded ahead",
-    "their bytes",
+    "frames started ahead",
+    "bytes decoded ahead",
     "their decoding us",
     "frames decoded ahead never read",
 ];
@@ -94,16 +96,15 @@ impl Stats {
         }
     }
 
-    /// Counts a frame decoded in `took` since `started`, for a waiting read or ahead.
+    /// Counts `bytes` decoded since `started`, for a waiting read or ahead.
     pub(super) fn decoded(&self, bytes: usize, started: Option<Instant>, ahead: bool) {
         let Some(started) = started else { return };
         let micros = started.elapsed().as_micros() as u64;
-        let (frames, size, time) = if ahead {
-            (Count::FramesAhead, Count::BytesAhead, Count::MicrosAhead)
+        let (size, time) = if ahead {
+            (Count::BytesAhead, Count::MicrosAhead)
         } else {
-            (Count::FramesNow, Count::BytesNow, Count::MicrosNow)
+            (Count::BytesNow, Count::MicrosNow)
         };
-        self.add(frames, 1);
         self.add(size, bytes as u64);
         self.add(time, micros);
     }

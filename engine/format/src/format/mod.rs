@@ -11,6 +11,7 @@ pub mod dict;
 #[cfg(test)]
 mod golden;
 pub mod layer_meta;
+pub mod partial_frame;
 pub mod store_config;
 pub mod varint;
 
