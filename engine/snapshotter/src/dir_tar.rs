@@ -316,3 +316,98 @@ fn read_sized(get: impl Fn(&mut [u8]) -> rustix::io::Result<usize>) -> rustix::i
 fn named(e: io::Error, path: &Path) -> io::Error {
     io::Error::new(e.kind(), format!("{}: {e}", path.display()))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeMap;
+
+    /// (path, entry type, link target or content) of every entry of a tar.
+    fn entries(tar: &[u8]) -> BTreeMap<String, (EntryType, String)> {
+        let mut archive = tar::Archive::new(tar);
+        let mut out = BTreeMap::new();
+        for entry in archive.entries().unwrap() {
+            let mut entry = entry.unwrap();
+            let path = entry.path().unwrap().to_string_lossy().into_owned();
+            let kind = entry.header().entry_type();
+            let detail = match entry.link_name().unwrap() {
+                Some(target) => target.to_string_lossy().into_owned(),
+                None => {
+                    let mut text = String::new();
+                    entry.read_to_string(&mut text).unwrap();
+                    text
+                }
+            };
+            out.insert(path, (kind, detail));
+        }
+        out
+    }
+
+    #[test]
+    fn files_links_and_long_names_come_out_as_a_layer_tar_in_name_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        fs::create_dir_all(root.join("b/sub")).unwrap();
+        fs::write(root.join("b/file"), "content").unwrap();
+        fs::hard_link(root.join("b/file"), root.join("a-link")).unwrap();
+        std::os::unix::fs::symlink("../b/file", root.join("b/sub/sym")).unwrap();
+        let long = "n".repeat(150);
+        fs::write(root.join("b").join(&long), "long").unwrap();
+        let mut tar = Vec::new();
+        write_tar(root, &mut tar).unwrap();
+        let got = entries(&tar);
+        // The first path of the two links (in name order) holds the bytes.
+        assert_eq!(got["a-link"], (EntryType::Regular, "content".into()));
+        assert_eq!(got["b/file"], (EntryType::Link, "a-link".into()));
+        assert_eq!(got["b/sub/sym"], (EntryType::Symlink, "../b/file".into()));
+        assert_eq!(
+            got[&format!("b/{long}")],
+            (EntryType::Regular, "long".into())
+        );
+        assert_eq!(got["b"].0, EntryType::Directory);
+        let mut again = Vec::new();
+        write_tar(root, &mut again).unwrap();
+        assert_eq!(tar, again, "the same tree gives the same tar");
+    }
+
+    #[test]
+    fn overlay_whiteouts_and_opaque_directories_become_oci_markers() {
+        if !rustix::process::geteuid().is_root() {
+            eprintln!("note: whiteout test skipped: mknod and trusted.* xattrs need root");
+            return;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        fs::create_dir(root.join("opaque")).unwrap();
+        fs::write(root.join("opaque/kept"), "x").unwrap();
+        rustix::fs::mknodat(
+            rustix::fs::CWD,
+            root.join("gone"),
+            rustix::fs::FileType::CharacterDevice,
+            rustix::fs::Mode::from_raw_mode(0),
+            0,
+        )
+        .unwrap();
+        let opaque = root.join("opaque");
+        if rustix::fs::lsetxattr(
+            &opaque,
+            "trusted.overlay.opaque",
+            b"y",
+            rustix::fs::XattrFlags::empty(),
+        )
+        .is_err()
+        {
+            eprintln!("note: opaque part skipped: this file system refuses trusted.* xattrs");
+            return;
+        }
+        let mut tar = Vec::new();
+        write_tar(root, &mut tar).unwrap();
+        let got = entries(&tar);
+        assert_eq!(got[".wh.gone"], (EntryType::Regular, String::new()));
+        assert!(!got.contains_key("gone"));
+        assert_eq!(got["opaque/.wh..wh..opq"].0, EntryType::Regular);
+        assert!(got.contains_key("opaque/kept"));
+        // Overlay's own attribute is not part of the layer.
+        assert!(!String::from_utf8_lossy(&tar).contains("trusted.overlay"));
+    }
+}
