@@ -9,9 +9,10 @@
 //! survive a restart.
 //!
 //! Modules: `snapshots` (the records and every operation), `commit` (an applied tree into the
-//! store), `dir_tar` (the tree read as a layer tar), `views` (the chains' FUSE mounts),
+//! store), `chains` (chains the store holds already: nothing to apply), `dir_tar` (the tree read as a layer tar), `views` (the chains' FUSE mounts),
 //! `service` (the gRPC service), `filters` (list filters), `records` (the record files).
 
+mod chains;
 mod commit;
 pub mod dir_tar;
 mod error;

@@ -103,6 +103,7 @@ impl containerd_snapshots::Snapshotter for Service {
         given: HashMap<String, String>,
     ) -> Result<Vec<Mount>, Status> {
         let what = format!("prepare {key} (parent {parent:?})");
+        crate::log::line(&format!("{what}, labels {given:?}"));
         self.run(what, move |s| {
             s.prepare(&key, &parent, labels(given), Kind::Active)
         })

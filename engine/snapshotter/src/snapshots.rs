@@ -8,6 +8,7 @@
 //! the chains' merged views (`views.rs`). A committed snapshot is an image in the store
 //! (`snapshot/<id>`, all the chain's layers), so nothing of it stays unpacked.
 
+use crate::chains::{find_chain, SNAPSHOT_REF};
 use crate::commit::commit_tree;
 use crate::error::{SnapError, SnapResult};
 use crate::records::{ChainImage, Kind, Record, RecordFiles};
@@ -153,6 +154,11 @@ impl Snapshots {
         if key.is_empty() {
             return Err(SnapError::InvalidArgument("a snapshot needs a key".into()));
         }
+        if kind == Kind::Active {
+            if let Some(target) = labels.get(SNAPSHOT_REF) {
+                self.stored_chain(target, parent, &labels)?;
+            }
+        }
         let record = {
             let mut state = self.lock();
             if state.records.contains_key(key) || state.busy.contains(key) {
@@ -195,6 +201,48 @@ impl Snapshots {
                 Err(e)
             }
         }
+    }
+
+    /// When the store holds chain `target` (an image's layers), records it as a committed
+    /// snapshot on `parent` and answers AlreadyExists, so that containerd applies nothing;
+    /// otherwise returns and the layer is prepared for applying as usual.
+    fn stored_chain(
+        &self,
+        target: &str,
+        parent: &str,
+        labels: &BTreeMap<String, String>,
+    ) -> SnapResult<()> {
+        let Some(chain) = find_chain(&self.layout.store, target)? else {
+            return Ok(());
+        };
+        let mut state = self.lock();
+        if !parent.is_empty() && !state.records.contains_key(parent) {
+            return Err(not_found(parent));
+        }
+        let now = SystemTime::now();
+        let id = state.next_id;
+        let record = Record {
+            id,
+            key: format!("cairn/{id}/{target}"),
+            parent: parent.to_string(),
+            kind: Kind::Committed,
+            labels: labels.clone(),
+            created: now,
+            updated: now,
+            image: Some(chain.clone()),
+            owns_image: false,
+        };
+        state.next_id += 1;
+        self.files.save(&record)?;
+        state.records.insert(record.key.clone(), record);
+        crate::log::line(&format!(
+            "chain {target}: in the store as image {:?} up to layer {}, nothing to apply",
+            chain.name, chain.top
+        ));
+        Err(SnapError::AlreadyExists(format!(
+            "target snapshot {target:?} exists: image {:?} layer {} in the store",
+            chain.name, chain.top
+        )))
     }
 
     /// The mounts of an active or view snapshot.
