@@ -39,6 +39,22 @@ impl Service {
     }
 }
 
+impl Service {
+    /// Prepare (active) and View: a new snapshot on `parent`, logged with its labels.
+    async fn make(
+        &self,
+        key: String,
+        parent: String,
+        given: HashMap<String, String>,
+        kind: Kind,
+    ) -> Result<Vec<Mount>, Status> {
+        let what = format!("{} {key} (parent {parent:?})", kind.name());
+        crate::log::line(&format!("{what}, labels {given:?}"));
+        self.run(what, move |s| s.prepare(&key, &parent, labels(given), kind))
+            .await
+    }
+}
+
 fn info(record: Record) -> Info {
     Info {
         kind: match record.kind {
@@ -102,12 +118,7 @@ impl containerd_snapshots::Snapshotter for Service {
         parent: String,
         given: HashMap<String, String>,
     ) -> Result<Vec<Mount>, Status> {
-        let what = format!("prepare {key} (parent {parent:?})");
-        crate::log::line(&format!("{what}, labels {given:?}"));
-        self.run(what, move |s| {
-            s.prepare(&key, &parent, labels(given), Kind::Active)
-        })
-        .await
+        self.make(key, parent, given, Kind::Active).await
     }
 
     async fn view(
@@ -116,11 +127,7 @@ impl containerd_snapshots::Snapshotter for Service {
         parent: String,
         given: HashMap<String, String>,
     ) -> Result<Vec<Mount>, Status> {
-        let what = format!("view {key} (parent {parent:?})");
-        self.run(what, move |s| {
-            s.prepare(&key, &parent, labels(given), Kind::View)
-        })
-        .await
+        self.make(key, parent, given, Kind::View).await
     }
 
     async fn commit(

@@ -87,11 +87,7 @@ impl Snapshots {
 
     /// The record of `key`.
     pub fn stat(&self, key: &str) -> SnapResult<Record> {
-        self.lock()
-            .records
-            .get(key)
-            .cloned()
-            .ok_or_else(|| not_found(key))
+        record_of(&self.lock(), key)
     }
 
     /// Every record, in key order.
@@ -312,11 +308,7 @@ impl Snapshots {
     ) -> SnapResult<()> {
         let active = {
             let mut state = self.lock();
-            let record = state
-                .records
-                .get(key)
-                .ok_or_else(|| not_found(key))?
-                .clone();
+            let record = record_of(&state, key)?;
             if record.kind != Kind::Active {
                 return Err(SnapError::FailedPrecondition(format!(
                     "snapshot {key:?} is {}, only an active snapshot can be committed",
@@ -349,25 +341,37 @@ impl Snapshots {
     }
 
     /// Unmounts the view of committed snapshot `key` unless a view or active snapshot still
-    /// stands on it. Under the lock, so that a snapshot being made on it keeps it.
+    /// stands on it (or on another snapshot of the same chain).
     fn release_unused_view(&self, key: &str) -> SnapResult<()> {
+        let chain = self.lock().records.get(key).and_then(|r| r.image.clone());
+        match chain {
+            Some(chain) => self.release_unless_needed(&chain),
+            None => Ok(()),
+        }
+    }
+
+    /// Unmounts the view of `chain` unless a snapshot stands on it. Under the lock, so that a
+    /// snapshot being made on it meanwhile keeps it.
+    fn release_unless_needed(&self, chain: &ChainImage) -> SnapResult<()> {
         let state = self.lock();
-        let Some(chain) = state.records.get(key).and_then(|r| r.image.as_ref()) else {
-            return Ok(());
-        };
-        let dir = self.views.dir_of(chain);
-        let needed = state.records.values().any(|r| {
-            r.kind != Kind::Committed
-                && state
-                    .records
-                    .get(&r.parent)
-                    .and_then(|p| p.image.as_ref())
-                    .is_some_and(|c| self.views.dir_of(c) == dir)
-        });
-        if needed {
+        if self
+            .needed_views(&state)
+            .contains(&self.views.dir_of(chain))
+        {
             return Ok(());
         }
         self.views.release(chain)
+    }
+
+    /// The views some view or active snapshot stands on.
+    fn needed_views(&self, state: &State) -> HashSet<PathBuf> {
+        state
+            .records
+            .values()
+            .filter(|r| r.kind != Kind::Committed)
+            .filter_map(|r| state.records.get(&r.parent)?.image.as_ref())
+            .map(|chain| self.views.dir_of(chain))
+            .collect()
     }
 
     fn commit_unlocked(
@@ -402,11 +406,7 @@ impl Snapshots {
     pub fn remove(&self, key: &str) -> SnapResult<()> {
         let record = {
             let mut state = self.lock();
-            let record = state
-                .records
-                .get(key)
-                .ok_or_else(|| not_found(key))?
-                .clone();
+            let record = record_of(&state, key)?;
             if state.busy.contains(key) {
                 return Err(SnapError::FailedPrecondition(format!(
                     "snapshot {key:?} is being committed"
@@ -428,17 +428,8 @@ impl Snapshots {
         }
         self.release_unused_view(&record.parent)?;
         if let Some(chain) = &record.image {
-            // Nothing stands on it (no child), but an imported chain may share its view.
-            let state = self.lock();
-            let shared = state.records.values().any(|r| {
-                r.image
-                    .as_ref()
-                    .is_some_and(|c| self.views.dir_of(c) == self.views.dir_of(chain))
-            });
-            if !shared {
-                self.views.release(chain)?;
-            }
-            drop(state);
+            // Nothing stands on it (no child), but another snapshot of its chain may.
+            self.release_unless_needed(chain)?;
             if record.owns_image {
                 crate::store_images::remove_image(&self.layout.store, &chain.name);
             }
@@ -469,12 +460,7 @@ impl Snapshots {
         {
             // Under the lock: a snapshot made meanwhile is seen before its view is released.
             let state = self.lock();
-            let mut needed = HashSet::new();
-            for r in state.records.values().filter(|r| r.kind != Kind::Committed) {
-                if let Some(chain) = state.records.get(&r.parent).and_then(|p| p.image.as_ref()) {
-                    needed.insert(self.views.dir_of(chain));
-                }
-            }
+            let needed = self.needed_views(&state);
             for dir in self.views.mounted()? {
                 if !needed.contains(&dir) {
                     self.views.release_dir(&dir)?;
@@ -483,6 +469,15 @@ impl Snapshots {
         }
         crate::store_images::remove_gone(&self.layout.store, gone)
     }
+}
+
+/// The record of `key`, or NotFound.
+fn record_of(state: &State, key: &str) -> SnapResult<Record> {
+    state
+        .records
+        .get(key)
+        .cloned()
+        .ok_or_else(|| not_found(key))
 }
 
 fn not_found(key: &str) -> SnapError {
